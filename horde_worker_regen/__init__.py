@@ -1,0 +1,3 @@
+"""horde-worker-reGen: an AI Horde image worker."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The subcommands of the worker CLI, one module each."""

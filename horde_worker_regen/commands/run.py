@@ -1,0 +1,91 @@
+"""`run`: start the worker.
+
+Start-up runs in order, each step able to stop with a clear message: configuration,
+logging, the model reference and model selection, then the horde identity check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import aiohttp
+from loguru import logger
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.config.loader import ResolvedConfig
+from horde_worker_regen.config.meta_instructions import MetaInstructionError, ModelSelection
+from horde_worker_regen.horde.identity import IdentityError, find_user
+from horde_worker_regen.logging import configure_logging
+from horde_worker_regen.models.reference_cache import ReferenceUnavailable
+from horde_worker_regen.models.selection import select_models
+
+EXIT_STARTUP_FAILED = 1
+
+
+class StartupError(RuntimeError):
+    """A start-up step failed; the message tells the operator what to change."""
+
+
+def _report_config(resolved: ResolvedConfig) -> None:
+    data = resolved.data
+    source = resolved.path if resolved.file_found else "AIWORKER_* environment variables"
+    logger.info(f"Configuration read from {source}.")
+    for note in resolved.notes:
+        logger.info(f"{note.key} {note.message}")
+    logger.info(
+        f"Worker '{data.dreamer_name}' at {data.horde_url}: max_threads={data.max_threads}, "
+        f"queue_size={data.queue_size}, max_batch={data.max_batch}, max_power={data.max_power} "
+        f"({data.max_pixels:,} pixels)."
+    )
+
+
+def _report_selection(selection: ModelSelection) -> None:
+    for name, closest in selection.unknown.items():
+        hint = f"closest known: {', '.join(closest)}" if closest else "no similar name is known"
+        logger.warning(f"Model '{name}' is not in the model reference and will not be served ({hint}).")
+    for note in selection.notes:
+        logger.info(note)
+    if not selection.models:
+        raise StartupError("No model to serve: check models_to_load and models_to_skip (try check-config).")
+    shown = ", ".join(selection.models[:10]) + (" ..." if len(selection.models) > 10 else "")
+    logger.info(f"{len(selection.models)} models selected: {shown}")
+
+
+async def preflight(data: BridgeData) -> ModelSelection:
+    """The start-up checks that need the network: models and the owner's identity."""
+    if data.is_anonymous:
+        raise StartupError(
+            "api_key is the anonymous key (0000000000), which cannot run a worker. "
+            "Register at https://aihorde.net/register and put your key in bridgeData.yaml."
+        )
+    try:
+        selection = await select_models(data)
+    except (ReferenceUnavailable, MetaInstructionError) as error:
+        raise StartupError(str(error)) from None
+    _report_selection(selection)
+    async with aiohttp.ClientSession() as session:
+        try:
+            user = await find_user(data, session)
+        except IdentityError as error:
+            raise StartupError(str(error)) from None
+    trust = "trusted" if user.trusted else "not yet trusted (half of job kudos held in escrow)"
+    logger.info(f"API key belongs to {user.username}: {user.kudos:,.0f} kudos, {trust}.")
+    return selection
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Start the worker; returns the exit status."""
+    from horde_worker_regen.cli import resolve_config
+
+    resolved = resolve_config(args)
+    configure_logging(Path(args.logs_dir), args.verbosity, secrets=resolved.data.secrets())
+    _report_config(resolved)
+    try:
+        asyncio.run(preflight(resolved.data))
+    except StartupError as error:
+        logger.error(f"Cannot start: {error}")
+        return EXIT_STARTUP_FAILED
+    logger.info("Start-up checks passed. This version stops here: job processing is not part of it yet.")
+    return 0

@@ -1,0 +1,255 @@
+"""The bridgeData model: every key an operator's `bridgeData.yaml` may hold.
+
+Keys, meanings and defaults follow the official worker so that an existing file
+keeps working unchanged. Aliases are the other spellings that file format has
+used over time; they are accepted on input and never written back.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+ANONYMOUS_API_KEY = "0000000000"
+DEFAULT_HORDE_URL = "https://aihorde.net/api/"
+DEFAULT_WORKER_NAME = "An Awesome Dreamer"
+
+_PRIORITY_USERNAME = re.compile(r"^.+#\d+$")
+
+Seconds = Annotated[int, Field(ge=1, le=86_400)]
+
+
+class CustomModel(BaseModel):
+    """A local checkpoint the operator serves under their own name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=3, max_length=255, description="Name offered to the horde.")
+    baseline: str = Field(
+        default="stable_diffusion_1",
+        description="Model family, e.g. stable_diffusion_1, stable_diffusion_xl.",
+    )
+    filepath: Path = Field(description="Path to the checkpoint file on this machine.")
+
+
+class BridgeData(BaseModel):
+    """The worker's settings as read from bridgeData.yaml, env vars and CLI flags."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+
+    # --- Identity and horde connection -------------------------------------------------
+    horde_url: str = Field(default=DEFAULT_HORDE_URL, description="Base URL of the AI Horde API.")
+    api_key: SecretStr = Field(
+        default=SecretStr(ANONYMOUS_API_KEY),
+        description="Your AI Horde API key (22 characters). The anonymous key cannot run a worker.",
+    )
+    dreamer_name: str = Field(
+        default=DEFAULT_WORKER_NAME,
+        min_length=1,
+        max_length=100,
+        validation_alias=AliasChoices("dreamer_name", "dreamer_worker_name", "worker_name"),
+        description="The worker's name; unique across the whole horde.",
+    )
+    priority_usernames: list[str] = Field(
+        default_factory=list, description="Requesters (alias#id) whose jobs are served first."
+    )
+
+    # --- Capacity ---------------------------------------------------------------------
+    max_threads: int = Field(default=1, ge=1, le=16, description="Jobs inferring at once.")
+    queue_size: int = Field(default=1, ge=0, le=4, description="Extra jobs held ready.")
+    max_batch: int = Field(default=1, ge=1, le=20, description="Most images per job (batching).")
+    max_power: int = Field(
+        default=8, ge=1, le=512, description="Largest image: max_power x 8 x 64 x 64 pixels."
+    )
+    safety_on_gpu: bool = Field(default=False, description="Run the safety model on the GPU.")
+
+    # --- Content policy ---------------------------------------------------------------
+    require_upfront_kudos: bool = Field(
+        default=False, description="Only serve requesters who already hold the kudos."
+    )
+    nsfw: bool = Field(default=True, description="Accept jobs that request NSFW content.")
+    censor_nsfw: bool = Field(
+        default=False, description="Censor NSFW images found in SFW requests."
+    )
+    censorlist: list[str] = Field(
+        default_factory=list, description="Words whose presence censors the result."
+    )
+    blacklist: list[str] = Field(
+        default_factory=list, description="Words whose presence makes the horde skip a job."
+    )
+
+    # --- Job kinds accepted -------------------------------------------------------------
+    allow_img2img: bool = Field(default=True, description="Accept img2img jobs.")
+    allow_painting: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("allow_painting", "allow_inpainting"),
+        description="Accept inpainting and outpainting jobs (needs allow_img2img).",
+    )
+    allow_post_processing: bool = Field(
+        default=True, description="Accept jobs with upscalers, face fixers, background removal."
+    )
+    allow_controlnet: bool = Field(default=False, description="Accept ControlNet jobs.")
+    allow_sdxl_controlnet: bool = Field(
+        default=False,
+        description="Accept SDXL ControlNet, layer-diffuse and QR-code jobs (needs allow_controlnet).",
+    )
+    allow_lora: bool = Field(default=False, description="Accept jobs that use LoRAs.")
+    allow_unsafe_ip: bool = Field(
+        default=True, description="Accept jobs from requesters on VPN or unsafe IPs."
+    )
+    extra_slow_worker: bool = Field(
+        default=False, description="Very slow hardware: longer deadlines, fewer jobs."
+    )
+    limit_max_steps: bool = Field(
+        default=False, description="Skip jobs with more steps than the model usually needs."
+    )
+
+    # --- Models -----------------------------------------------------------------------
+    models_to_load: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("models_to_load", "image_models_to_load"),
+        description="Model names and meta-instructions (ALL SDXL, TOP 3, ...).",
+    )
+    models_to_skip: list[str] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("models_to_skip", "image_models_to_skip"),
+        description="Model names and meta-instructions to leave out.",
+    )
+    load_large_models: bool = Field(
+        default=False, description="Let meta-instructions include Flux and Stable Cascade."
+    )
+    custom_models: list[CustomModel] = Field(
+        default_factory=list, description="Local checkpoints (needs the horde's customizer role)."
+    )
+    cache_home: Path = Field(
+        default=Path("./models/"),
+        validation_alias=AliasChoices("cache_home", "models_folder_parent"),
+        description="Folder where models and the model reference live.",
+    )
+    max_lora_cache_size: int = Field(
+        default=10, ge=10, le=2048, description="LoRA cache limit in GB."
+    )
+    civitai_api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("civitai_api_token", "CIVIT_API_TOKEN"),
+        description="CivitAI token for LoRA/TI downloads.",
+    )
+    purge_loras_on_download: bool = Field(
+        default=False, description="Delete LoRAs no longer referenced when downloading new ones."
+    )
+
+    # --- Memory and performance knobs -----------------------------------------------------
+    high_memory_mode: bool = False
+    very_high_memory_mode: bool = False
+    high_performance_mode: bool = False
+    moderate_performance_mode: bool = False
+    very_fast_disk_mode: bool = False
+    post_process_job_overlap: bool = False
+    unload_models_from_vram_often: bool = True
+    cycle_process_on_model_change: bool = False
+
+    # --- Watchdog limits (seconds) --------------------------------------------------------
+    process_timeout: Seconds = Field(default=300, description="A child silent this long is replaced.")
+    preload_timeout: Seconds = Field(default=80, description="Longest model load.")
+    download_timeout: Seconds = Field(default=121, description="Longest LoRA/TI download.")
+    post_process_timeout: Seconds = Field(default=60, description="Longest post-processing.")
+    inference_step_timeout: Seconds = Field(default=15, description="Longest single step.")
+
+    # --- Console behaviour ----------------------------------------------------------------
+    minutes_allowed_without_jobs: int = Field(
+        default=30, ge=0, le=10_080, description="Warn after this long without a job."
+    )
+    stats_output_frequency: int = Field(
+        default=30, ge=1, le=3600, description="Seconds between status lines."
+    )
+    suppress_speed_warnings: bool = False
+    limited_console_messages: bool = False
+
+    # --- Fault policy ---------------------------------------------------------------------
+    remove_maintenance_on_init: bool = Field(
+        default=False, description="Take the worker out of maintenance at start."
+    )
+    exit_on_unhandled_faults: bool = Field(
+        default=False, description="Stop the worker when a fault it cannot handle occurs."
+    )
+    horde_model_stickiness: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        validation_alias=AliasChoices("horde_model_stickiness", "model_stickiness"),
+        description="Preference for models already loaded (0..1).",
+    )
+    capture_kudos_training_data: bool = False
+    kudos_training_data_file: Path | None = None
+
+    # --- Accepted for compatibility (see compat.py for what each does here) ------------
+    dynamic_models: bool = False
+    number_of_dynamic_models: int = Field(default=0, ge=0)
+    max_models_to_download: int = Field(default=10, ge=0)
+    ram_to_leave_free: str | int = "80%"
+    vram_to_leave_free: str | int = "80%"
+    disable_terminal_ui: bool = True
+    temp_dir: Path | None = None
+    always_download: bool = True
+    disable_disk_cache: bool = False
+
+    @field_validator("priority_usernames")
+    @classmethod
+    def _priority_usernames_have_ids(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not _PRIORITY_USERNAME.match(name)]
+        if bad:
+            raise ValueError(f"each entry must look like alias#id (e.g. db0#1); got {bad}")
+        return value
+
+    @field_validator("horde_url")
+    @classmethod
+    def _horde_url_is_http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_has_no_spaces(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        if raw != raw.strip() or not raw:
+            raise ValueError("must be the key alone, with no spaces around it")
+        return value
+
+    @property
+    def max_pixels(self) -> int:
+        """The `max_pixels` the worker declares to the horde."""
+        return self.max_power * 8 * 64 * 64
+
+    @property
+    def is_anonymous(self) -> bool:
+        """Whether the API key is the anonymous one, which cannot run a worker."""
+        return self.api_key.get_secret_value() == ANONYMOUS_API_KEY
+
+    def secrets(self) -> list[str]:
+        """Every secret value held here, for log redaction."""
+        found = [] if self.is_anonymous else [self.api_key.get_secret_value()]
+        if self.civitai_api_token is not None:
+            found.append(self.civitai_api_token.get_secret_value())
+        return [value for value in found if value]
+
+
+def accepted_keys() -> dict[str, str]:
+    """Every spelling accepted in bridgeData.yaml, mapped to its field name."""
+    names: dict[str, str] = {}
+    for field_name, info in BridgeData.model_fields.items():
+        names[field_name] = field_name
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            for choice in alias.choices:
+                if isinstance(choice, str):
+                    names[choice] = field_name
+    return names
+
+
+def field_default(field_name: str) -> Any:
+    """The default of a field, as the model would fill it in."""
+    return BridgeData.model_fields[field_name].get_default(call_default_factory=True)

