@@ -104,11 +104,11 @@ if defined PYTHON (
     "%PYTHON%" -c "import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)" >nul 2>&1 && set "PYTHON_BIN="%PYTHON%""
     if defined PYTHON_BIN exit /b 0
 )
-for %%v in (3.12 3.11 3.10) do (
+python -c "import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)" >nul 2>&1 && set "PYTHON_BIN=python"
+if defined PYTHON_BIN exit /b 0
+for %%v in (3.11 3.12 3.10) do (
     if not defined PYTHON_BIN (
         py -%%v -c "import sys" >nul 2>&1 && set "PYTHON_BIN=py -%%v"
     )
 )
-if defined PYTHON_BIN exit /b 0
-python -c "import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)" >nul 2>&1 && set "PYTHON_BIN=python"
 exit /b 0

@@ -37,7 +37,7 @@ done
 
 find_python() {
     local candidate
-    for candidate in "${PYTHON:-}" python3.12 python3.11 python3.10 python3; do
+    for candidate in "${PYTHON:-}" python3 python3.11 python3.12 python3.10; do
         [ -n "$candidate" ] || continue
         command -v "$candidate" >/dev/null 2>&1 || continue
         if "$candidate" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)' 2>/dev/null; then

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen subcommand; returns the exit status."""
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    args = parser.parse_args(with_default_command(list(sys.argv[1:] if argv is None else argv), set(subparsers.choices)))
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(with_default_command(raw_argv, set(subparsers.choices)))
     args.verbosity = args.verbose - args.quiet
     handler: Callable[[argparse.Namespace], int] = args.handler
     if not hasattr(args, "config"):

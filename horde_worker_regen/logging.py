@@ -67,8 +67,14 @@ def _redacting_patcher(record: Record) -> None:
         extra["traceback"] = ""
 
 
+_FILE_FORMAT = (
+    "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {process} | {name}:{function}:{line}"
+    " - {message}{extra[traceback]}\n"
+)
+
+
 def _file_format(record: Record) -> str:
-    return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {process} | {name}:{function}:{line} - {message}{extra[traceback]}\n"
+    return _FILE_FORMAT
 
 
 def _console_format_with_traceback(record: Record) -> str:

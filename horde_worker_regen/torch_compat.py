@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 # Held for the life of the process: dropping the Library object would withdraw the schemas.
-_declared: Any = None
+_declared: list[Any] = []
 
 _SCHEMAS = (
     "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
@@ -36,7 +36,7 @@ def _torchvision_extension_loads() -> bool:
     if not libraries:
         return False
     try:
-        torch.ops.load_library(str(libraries[0]))
+        torch.ops.load_library(str(libraries[0]))  # type: ignore[no-untyped-call]
     except (OSError, RuntimeError):
         return False
     return True
@@ -44,13 +44,12 @@ def _torchvision_extension_loads() -> bool:
 
 def ensure_torchvision_importable() -> bool:
     """Declare torchvision's op schemas when its extension cannot load; True if it did so."""
-    global _declared
-    if _declared is not None or _torchvision_extension_loads():
+    if _declared or _torchvision_extension_loads():
         return False
     import torch
 
-    library = torch.library.Library("torchvision", "DEF")
+    library = torch.library.Library("torchvision", "DEF")  # type: ignore[no-untyped-call]
     for schema in _SCHEMAS:
-        library.define(schema)
-    _declared = library
+        library.define(schema)  # type: ignore[no-untyped-call]
+    _declared.append(library)
     return True

@@ -14,7 +14,6 @@ from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.support import FIXTURES
 
 
-
 @pytest.fixture
 def reference_json() -> dict[str, object]:
     """The model reference fixture as the horde publishes it."""

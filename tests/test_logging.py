@@ -67,7 +67,13 @@ def test_trace_log_keeps_only_warnings_and_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("verbosity", "shown", "hidden"),
-    [(0, "info", "debug"), (1, "debug", "trace"), (2, "trace", None), (-1, "warning", "info"), (-2, "error", "warning")],
+    [
+        (0, "info", "debug"),
+        (1, "debug", "trace"),
+        (2, "trace", None),
+        (-1, "warning", "info"),
+        (-2, "error", "warning"),
+    ],
 )
 def test_verbosity_sets_console_and_bridge_level(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], verbosity: int, shown: str, hidden: str | None

@@ -65,6 +65,7 @@ async def preflight(data: BridgeData) -> ModelSelection:
     except (ReferenceUnavailable, MetaInstructionError) as error:
         raise StartupError(str(error)) from None
     _report_selection(selection)
+    logger.debug(f"Checking the API key with {data.horde_url}v2/find_user")
     async with aiohttp.ClientSession() as session:
         try:
             user = await find_user(data, session)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
@@ -40,6 +41,16 @@ def unknown_key_message(key: str, known: list[str], where: str) -> str:
     return f"unknown key '{key}' {where}.{hint}"
 
 
+_PLAIN_TYPE_NAMES: dict[Any, str] = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    SecretStr: "text",
+    Path: "a path",
+}
+
+
 def _type_phrase(annotation: Any) -> str:
     """A plain-words name for a field's type."""
     origin = typing.get_origin(annotation)
@@ -48,15 +59,7 @@ def _type_phrase(annotation: Any) -> str:
         return " or ".join(parts)
     if origin is list:
         return "a list"
-    if annotation is bool:
-        return "true or false"
-    if annotation is int:
-        return "a whole number"
-    if annotation is float:
-        return "a number"
-    if annotation in (str, SecretStr):
-        return "text"
-    return "a path" if getattr(annotation, "__name__", "") == "Path" else "a value of the documented form"
+    return _PLAIN_TYPE_NAMES.get(annotation, "a value of the documented form")
 
 
 def allowed_values(field_name: str) -> str:

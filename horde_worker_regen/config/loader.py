@@ -107,7 +107,7 @@ def _env_settings(environ: Mapping[str, str], known: dict[str, str]) -> tuple[di
     raw: dict[str, Any] = {}
     problems: list[str] = []
     for name, text in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in LIBRARY_ENV_VARS and name not in by_env_name:
+        if not name.startswith(ENV_PREFIX) or (name in LIBRARY_ENV_VARS and name not in by_env_name):
             continue
         spelling = by_env_name.get(name)
         if spelling is None:

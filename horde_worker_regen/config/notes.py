@@ -18,7 +18,9 @@ COMPATIBILITY_NOTES: dict[str, str] = {
     "moderate_performance_mode": "accepted; slots are always kept busy here, so this changes nothing.",
     "very_fast_disk_mode": "accepted; model loads are already allowed to overlap inference.",
     "post_process_job_overlap": "accepted; post-processing always overlaps the next job's sampling here.",
-    "unload_models_from_vram_often": "accepted; models stay resident while memory allows and are evicted by the scheduler.",
+    "unload_models_from_vram_often": (
+        "accepted; models stay resident while memory allows and are evicted by the scheduler."
+    ),
     "cycle_process_on_model_change": "accepted; children are recycled by job count and RSS instead.",
     "dynamic_models": "ignored: the horde no longer assigns dynamic models; use TOP n in models_to_load.",
     "number_of_dynamic_models": "ignored: the horde no longer assigns dynamic models; use TOP n in models_to_load.",

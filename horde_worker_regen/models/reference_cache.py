@@ -74,6 +74,7 @@ def _describe(error: BaseException) -> str:
 
 async def _fresh_or_cached(session: aiohttp.ClientSession, url: str, path: Path, what: str) -> dict[str, Any]:
     """Download and cache a JSON document; fall back to the cached copy when offline."""
+    logger.debug(f"Fetching the {what} from {url}")
     try:
         payload = await _fetch_json(session, url)
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
@@ -86,6 +87,7 @@ async def _fresh_or_cached(session: aiohttp.ClientSession, url: str, path: Path,
         logger.warning(f"Could not refresh the {what} ({_describe(error)}); using the copy cached {age_h:.1f} h ago.")
         return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
     _write_atomically(path, payload)
+    logger.debug(f"Cached the {what} at {path}")
     return payload
 
 

@@ -44,7 +44,11 @@ def test_unrelated_key_points_at_the_template(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("max_threads: 20", "max_threads: 20 is not valid (Input should be less than or equal to 16); allowed: a whole number from 1 to 16."),
+        (
+            "max_threads: 20",
+            "max_threads: 20 is not valid (Input should be less than or equal to 16);"
+            " allowed: a whole number from 1 to 16.",
+        ),
         ("queue_size: -1", "queue_size: -1 is not valid"),
         ("max_power: 1000", "allowed: a whole number from 1 to 512"),
         ("max_batch: lots", "max_batch: 'lots' is not valid"),

@@ -70,7 +70,7 @@ def test_top_n_without_usage_figures_says_why(reference: ModelReference) -> None
 
 def test_skip_accepts_names_and_meta_instructions(reference: ModelReference) -> None:
     loaded = _load(reference, "ALL", skip=("ALL SD15", "juggernaut xl"))
-    assert sorted(loaded) == sorted(SD21 + ["AlbedoBase XL (SDXL)"])
+    assert sorted(loaded) == sorted([*SD21, "AlbedoBase XL (SDXL)"])
 
 
 def test_names_match_without_regard_to_case_and_keep_their_reference_spelling(reference: ModelReference) -> None:

@@ -1,0 +1,134 @@
+"""The command line as an operator runs it: subcommands, flags, exit codes, no prompts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from horde_worker_regen.cli import with_default_command
+from tests.support import REPO_ROOT, SECRET_API_KEY, SECRET_CIVITAI_TOKEN, TEMPLATE
+
+COMMANDS = {"run", "check-config", "local-horde"}
+OFFLINE_ENV = {"HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/stable_diffusion.json"}
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The worker CLI in a fresh process, with no stdin (as under systemd or in a container)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
+    environ.update({"PYTHONPATH": str(REPO_ROOT), **OFFLINE_ENV, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "horde_worker_regen", *args],
+        cwd=cwd, env=environ, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+    )
+
+
+@pytest.fixture
+def worker_dir(tmp_path: Path, cached_models_dir: Path) -> Path:
+    """A worker folder with a filled-in bridgeData.yaml and a cached model reference."""
+    settings = yaml.safe_load(TEMPLATE.read_text())
+    settings.update({
+        "api_key": SECRET_API_KEY, "civitai_api_token": SECRET_CIVITAI_TOKEN, "dreamer_name": "CLI Test Dreamer",
+        "cache_home": str(cached_models_dir), "horde_url": "http://127.0.0.1:9/api/",
+        "models_to_load": ["TOP 2", "Delibrate"],
+    })
+    (tmp_path / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], ["run"]),
+        (["-n", "check-config"], ["run", "-n", "check-config"]),
+        (["-c", "x.yaml", "check-config"], ["check-config", "-c", "x.yaml"]),
+        (["check-config", "-v"], ["check-config", "-v"]),
+        (["-v", "-n", "Dreamer"], ["run", "-v", "-n", "Dreamer"]),
+        (["--help"], ["--help"]),
+        (["local-horde", "--port", "0"], ["local-horde", "--port", "0"]),
+    ],
+)
+def test_run_is_the_default_subcommand(argv: list[str], expected: list[str]) -> None:
+    assert with_default_command(argv, COMMANDS) == expected
+
+
+def test_check_config_prints_resolved_settings_without_secrets(worker_dir: Path) -> None:
+    result = run_cli("check-config", cwd=worker_dir)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert SECRET_API_KEY not in output and SECRET_CIVITAI_TOKEN not in output
+    assert "api_key: <redacted>  # file bridgeData.yaml" in result.stdout
+    assert "civitai_api_token: <redacted>" in result.stdout
+    assert "dreamer_name: CLI Test Dreamer  # file bridgeData.yaml" in result.stdout
+    assert "#   - AlbedoBase XL (SDXL)" in result.stdout and "#   - Deliberate" in result.stdout
+    assert "unknown model 'Delibrate' is not served (closest known: Deliberate" in result.stdout
+    for log in (worker_dir / "logs").glob("*.log"):
+        assert SECRET_API_KEY not in log.read_text()
+
+
+def test_check_config_shows_env_and_cli_overrides(worker_dir: Path) -> None:
+    result = run_cli("check-config", "-n", "Flag Name", "--set", "max_threads=2", "--no-models", cwd=worker_dir,
+                     env={"AIWORKER_MAX_THREADS": "3", "AIWORKER_QUEUE_SIZE": "2"})
+    assert result.returncode == 0, result.stderr
+    assert "dreamer_name: Flag Name  # cli -n" in result.stdout
+    assert "max_threads: 2  # cli --set max_threads" in result.stdout
+    assert "queue_size: 2  # env AIWORKER_QUEUE_SIZE" in result.stdout
+
+
+def test_missing_config_gives_next_step_without_waiting_for_input(tmp_path: Path) -> None:
+    result = run_cli("check-config", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no config file at" in result.stderr
+    assert "cp " in result.stderr and "bridgeData_template.yaml" in result.stderr
+    assert run_cli(cwd=tmp_path).returncode == 2
+
+
+def test_config_error_exits_2_and_names_the_key(worker_dir: Path) -> None:
+    (worker_dir / "bridgeData.yaml").write_text(f"api_key: {SECRET_API_KEY}\nmax_thread: 2\n")
+    result = run_cli("run", cwd=worker_dir)
+    assert result.returncode == 2
+    assert "Did you mean 'max_threads'?" in result.stderr
+    assert SECRET_API_KEY not in result.stderr
+
+
+def test_models_unresolvable_offline_without_cache(worker_dir: Path, tmp_path: Path) -> None:
+    result = run_cli("check-config", "--set", f"cache_home={tmp_path / 'empty'}", cwd=worker_dir)
+    assert result.returncode == 3
+    assert "is not cached at" in result.stdout and "could not be downloaded" in result.stdout
+
+
+def test_run_refuses_the_anonymous_key(worker_dir: Path) -> None:
+    result = run_cli("--set", "api_key=0000000000", cwd=worker_dir)
+    assert result.returncode == 1
+    assert "anonymous key" in result.stderr
+    assert "anonymous key" in (worker_dir / "logs" / "trace.log").read_text()
+
+
+def test_run_reports_an_unreachable_horde(worker_dir: Path) -> None:
+    result = run_cli("run", cwd=worker_dir)
+    assert result.returncode == 1
+    assert "Could not reach the horde at http://127.0.0.1:9/api/" in result.stderr
+    assert SECRET_API_KEY not in result.stderr
+
+
+def test_quiet_hides_info_and_verbose_shows_debug(worker_dir: Path) -> None:
+    quiet = run_cli("run", "-q", cwd=worker_dir)
+    assert "Configuration read from" not in quiet.stderr
+    assert "Cannot start" in quiet.stderr
+    normal = run_cli("run", cwd=worker_dir)
+    assert "Configuration read from" in normal.stderr
+    assert "DEBUG" not in normal.stderr
+    verbose = run_cli("run", "-v", cwd=worker_dir)
+    assert "DEBUG" in verbose.stderr
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    assert run_cli("--version", cwd=tmp_path).stdout.startswith("horde-worker-regen ")
+    helptext = run_cli("--help", cwd=tmp_path).stdout
+    assert all(command in helptext for command in COMMANDS)
+    run_help = run_cli("run", "--help", cwd=tmp_path).stdout
+    assert "--config" in run_help and "--name" in run_help and "--verbose" in run_help and "--quiet" in run_help

