@@ -1,0 +1,118 @@
+"""`create_app`: the aiohttp application of the local horde.
+
+The horde API is served under `/api/v2/...` (so `horde_url` is `http://host:port/api`) and, for
+convenience, under `/v2/...` as well. The R2 stand-in lives under `/r2/...`, the admin API under
+`/_admin/...`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from loguru import logger
+
+from horde_worker_regen.localhorde import requester, uploads, workers
+from horde_worker_regen.localhorde.admin import add_admin_routes, admin_guard
+from horde_worker_regen.localhorde.clock import Clock
+from horde_worker_regen.localhorde.config import LocalHordeConfig
+from horde_worker_regen.localhorde.context import HORDE_KEY, LocalHorde
+from horde_worker_regen.localhorde.errors import error_middleware
+from horde_worker_regen.localhorde.faults import make_fault_middleware
+from horde_worker_regen.localhorde.pop import pop_handler
+from horde_worker_regen.localhorde.reference import ModelReference
+from horde_worker_regen.localhorde.submit import submit_handler
+from horde_worker_regen.localhorde.urls import BUCKET_PREFIX, GENERATIONS_BUCKET, SOURCES_BUCKET
+
+API_PREFIXES = ("/api", "")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# (method, path under /v2, handler, endpoint name used by fault rules)
+API_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
+    ("POST", "/v2/generate/pop", pop_handler, "pop"),
+    ("POST", "/v2/generate/submit", submit_handler, "submit"),
+    ("POST", "/v2/generate/async", requester.async_handler, "async"),
+    ("GET", "/v2/generate/check/{request_id}", requester.check_handler, "check"),
+    ("GET", "/v2/generate/status/{request_id}", requester.status_handler, "status"),
+    ("DELETE", "/v2/generate/status/{request_id}", requester.cancel_handler, "status"),
+    ("GET", "/v2/find_user", workers.find_user_handler, "find_user"),
+    ("GET", "/v2/workers/name/{name}", workers.worker_by_name_handler, "worker_by_name"),
+    ("GET", "/v2/workers/{worker_id}", workers.worker_handler, "worker"),
+    ("PUT", "/v2/workers/{worker_id}", workers.modify_worker_handler, "worker_modify"),
+    ("GET", "/v2/status/heartbeat", workers.heartbeat_handler, "heartbeat"),
+    ("GET", "/v2/status/models", workers.status_models_handler, "status_models"),
+    ("GET", "/v2/status/modes", workers.modes_handler, "modes"),
+    ("GET", "/v2/stats/img/models", workers.stats_models_handler, "stats_models"),
+)
+OBJECT_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
+    ("PUT", f"{BUCKET_PREFIX}/{GENERATIONS_BUCKET}/{{key}}", uploads.upload_handler, "upload"),
+    ("GET", f"{BUCKET_PREFIX}/{GENERATIONS_BUCKET}/{{key}}", uploads.download_handler, "download"),
+    ("GET", f"{BUCKET_PREFIX}/{SOURCES_BUCKET}/{{key}}", uploads.source_handler, "source"),
+)
+ENDPOINT_NAMES: dict[Handler, str] = {handler: name for _, _, handler, name in API_ROUTES + OBJECT_ROUTES}
+# DELETE /status shares the "status" name with GET, which is what a fault rule on "status" means.
+
+
+def endpoint_of(request: web.Request) -> str | None:
+    """The fault-rule name of the endpoint a request was routed to (None: not a horde endpoint)."""
+    return ENDPOINT_NAMES.get(request.match_info.handler)
+
+
+def seed_requests(horde: LocalHorde) -> None:
+    """Queue the requests listed in the configuration."""
+    for seed in horde.config.requests:
+        user = next((u for u in horde.state.users.values() if u.username == seed.username), None)
+        if user is None:
+            raise ValueError(f"seeded request for unknown user {seed.username!r}")
+        for _ in range(seed.copies):
+            requester.queue_request(horde, user, dict(seed.body))
+
+
+async def _sweep_forever(horde: LocalHorde, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            horde.sweep()
+        except Exception:
+            logger.exception("local horde sweep failed")
+
+
+def _sweep_context(horde: LocalHorde) -> Callable[[web.Application], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def sweep_task(app: web.Application) -> AsyncIterator[None]:
+        interval = horde.config.sweep_interval
+        task = asyncio.create_task(_sweep_forever(horde, interval)) if interval > 0 else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return sweep_task
+
+
+def create_app(
+    config: LocalHordeConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    reference: ModelReference | None = None,
+    horde: LocalHorde | None = None,
+) -> web.Application:
+    """Build the application; its `LocalHorde` is `app[HORDE_KEY]`."""
+    horde = horde or LocalHorde(config, clock=clock, reference=reference)
+    seed_requests(horde)
+    app = web.Application(
+        middlewares=[make_fault_middleware(horde.faults, endpoint_of, horde.clock.now), error_middleware, admin_guard],
+        client_max_size=64 * 1024 * 1024,
+    )
+    app[HORDE_KEY] = horde
+    for prefix in API_PREFIXES:
+        for method, path, handler, _ in API_ROUTES:
+            app.router.add_route(method, prefix + path, handler)
+    for method, path, handler, _ in OBJECT_ROUTES:
+        app.router.add_route(method, path, handler)
+    add_admin_routes(app)
+    app.cleanup_ctx.append(_sweep_context(horde))
+    return app

@@ -1,0 +1,102 @@
+"""The `local-horde` command: serve the local horde until Ctrl+C.
+
+python -m horde_worker_regen local-horde [--host 127.0.0.1] [--port 7001] [--config FILE]
+python -m horde_worker_regen.localhorde  (same options)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+from pathlib import Path
+
+from aiohttp import web
+from loguru import logger
+
+from horde_worker_regen.localhorde.app import create_app
+from horde_worker_regen.localhorde.config import DEFAULT_HOST, DEFAULT_PORT, LocalHordeConfig, UserConfig, load_config
+from horde_worker_regen.localhorde.context import LocalHorde
+
+DEFAULT_USER = UserConfig(username="localuser", kudos=10_000, trusted=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the command's options to a (sub)parser."""
+    parser.add_argument("--host", default=None, help=f"address to listen on (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=None, help=f"port to listen on (default {DEFAULT_PORT}; 0: any)")
+    parser.add_argument("--config", type=Path, default=None, help="YAML or JSON file with users, models, requests")
+    parser.add_argument("--public-url", default=None, help="base used in upload/source URLs (default: as requested)")
+    parser.add_argument(
+        "--fake-clock", action="store_true", default=None, help="time moves only via POST /_admin/clock"
+    )
+
+
+def build_config(args: argparse.Namespace) -> LocalHordeConfig:
+    """The file's configuration with the command-line overrides applied."""
+    config = load_config(args.config) if getattr(args, "config", None) else LocalHordeConfig()
+    overrides = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "public_url": getattr(args, "public_url", None),
+        "fake_clock": getattr(args, "fake_clock", None),
+    }
+    config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    if not config.users:
+        config = config.model_copy(update={"users": [DEFAULT_USER]})
+    return config
+
+
+def _announce(horde: LocalHorde, base_url: str) -> None:
+    # Printing the keys is the point of this command: the operator needs them to start a worker.
+    print(f"Local horde listening on {base_url}")
+    print(f"  horde_url for workers: {base_url}/api")
+    print(f"  admin API (loopback only): {base_url}/_admin/")
+    for user in horde.state.users.values():
+        if not user.is_anon:
+            trust = "trusted" if user.trusted else "untrusted"
+            print(f"  user {user.alias} ({trust}, {user.kudos:g} kudos): api_key {user.api_key}")
+
+
+async def serve(config: LocalHordeConfig) -> None:
+    """Serve until cancelled."""
+    horde = LocalHorde(config)
+    runner = web.AppRunner(create_app(horde=horde))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        shown_host = f"[{host}]" if ":" in host else host
+        _announce(horde, f"http://{shown_host}:{port}")
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of the `local-horde` subcommand; returns the exit status."""
+    try:
+        config = build_config(args)
+    except (OSError, ValueError) as error:
+        logger.error(f"cannot load the local horde configuration: {error}")
+        return 2
+    with contextlib.suppress(ValueError):
+        if not ipaddress.ip_address(config.host).is_loopback:
+            logger.warning(f"the local horde listens on {config.host}: anyone who can reach it can use it")
+    try:
+        asyncio.run(serve(config))
+    except KeyboardInterrupt:
+        print("Local horde stopped.")
+    except OSError as error:
+        logger.error(f"cannot serve the local horde: {error}")
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m horde_worker_regen.localhorde`."""
+    parser = argparse.ArgumentParser(prog="local-horde", description="Serve an embedded AI Horde for tests and demos.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

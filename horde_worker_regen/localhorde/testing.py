@@ -1,0 +1,112 @@
+"""Helpers for running the local horde inside tests on a real TCP port.
+
+    async with serve_local_horde() as horde:
+        user = horde.add_user("alice", trusted=True, kudos=1000)
+        ...  # point a worker at horde.api_url with user.api_key
+
+or, in a conftest:
+
+    from horde_worker_regen.localhorde.testing import local_horde_fixture
+    local_horde = local_horde_fixture()            # an async fixture yielding RunningLocalHorde
+
+The fixture defaults to no background sweep (call `horde.sweep()`), so tests stay deterministic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from horde_worker_regen.localhorde.app import create_app
+from horde_worker_regen.localhorde.clock import Clock, FakeClock
+from horde_worker_regen.localhorde.config import LocalHordeConfig
+from horde_worker_regen.localhorde.context import LocalHorde
+from horde_worker_regen.localhorde.entities import User
+from horde_worker_regen.localhorde.faults import FaultInjector
+from horde_worker_regen.localhorde.jobs import SweepReport
+from horde_worker_regen.localhorde.reference import ModelReference
+from horde_worker_regen.localhorde.state import HordeState
+
+
+@dataclass
+class RunningLocalHorde:
+    """A local horde listening on a real port, with handles on its internals."""
+
+    horde: LocalHorde
+    base_url: str
+
+    @property
+    def api_url(self) -> str:
+        """What a worker's `horde_url` should be (`http://127.0.0.1:PORT/api`)."""
+        return f"{self.base_url}/api"
+
+    @property
+    def state(self) -> HordeState:
+        """Users, workers, requests, jobs and stored objects."""
+        return self.horde.state
+
+    @property
+    def faults(self) -> FaultInjector:
+        """Switch faults at run time: `faults.add(endpoint="submit", kind="drop", times=1)`."""
+        return self.horde.faults
+
+    @property
+    def clock(self) -> Clock:
+        """The server's clock (a `FakeClock` when one was given)."""
+        return self.horde.clock
+
+    def add_user(self, username: str, **fields: Any) -> User:
+        """Create an account (see `LocalHorde.add_user`)."""
+        return self.horde.add_user(username, **fields)
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move a fake clock forward."""
+        return self.horde.advance_clock(seconds)
+
+    def sweep(self) -> SweepReport:
+        """Run the ttl/expiry sweep now."""
+        return self.horde.sweep()
+
+
+@contextlib.asynccontextmanager
+async def serve_local_horde(
+    config: LocalHordeConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    reference: ModelReference | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> AsyncIterator[RunningLocalHorde]:
+    """Start the server on `host:port` (0: a free port) and stop it on exit."""
+    config = config or LocalHordeConfig(sweep_interval=0)
+    horde = LocalHorde(config, clock=clock, reference=reference)
+    runner = web.AppRunner(create_app(horde=horde), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        yield RunningLocalHorde(horde=horde, base_url=f"http://{bound_host}:{bound_port}")
+    finally:
+        await runner.cleanup()
+
+
+def local_horde_fixture(
+    config_factory: Callable[[], LocalHordeConfig] | None = None,
+    *,
+    fake_clock: bool = False,
+) -> Any:
+    """Return an async pytest fixture yielding a `RunningLocalHorde` (needs pytest-asyncio)."""
+    import pytest_asyncio
+
+    @pytest_asyncio.fixture
+    async def local_horde() -> AsyncIterator[RunningLocalHorde]:
+        config = config_factory() if config_factory else LocalHordeConfig(sweep_interval=0)
+        async with serve_local_horde(config, clock=FakeClock() if fake_clock else None) as running:
+            yield running
+
+    return local_horde
