@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -59,8 +60,8 @@ def _announce(horde: LocalHorde, base_url: str) -> None:
             print(f"  user {user.alias} ({trust}, {user.kudos:g} kudos): api_key {user.api_key}")
 
 
-async def serve(config: LocalHordeConfig) -> None:
-    """Serve until cancelled."""
+async def serve(config: LocalHordeConfig, on_started: Callable[[str, LocalHorde], None] | None = None) -> None:
+    """Serve until cancelled; `on_started(base_url, horde)` runs once the socket is listening."""
     horde = LocalHorde(config)
     runner = web.AppRunner(create_app(horde=horde))
     await runner.setup()
@@ -69,7 +70,10 @@ async def serve(config: LocalHordeConfig) -> None:
         await site.start()
         host, port = runner.addresses[0][:2]
         shown_host = f"[{host}]" if ":" in host else host
-        _announce(horde, f"http://{shown_host}:{port}")
+        base_url = f"http://{shown_host}:{port}"
+        _announce(horde, base_url)
+        if on_started is not None:
+            on_started(base_url, horde)
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

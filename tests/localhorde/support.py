@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp.test_utils import TestClient
 
 from horde_worker_regen.localhorde.context import LocalHorde
-from horde_worker_regen.localhorde.entities import User, WaitingPrompt
+from horde_worker_regen.localhorde.entities import User, WaitingPrompt, Worker
 from horde_worker_regen.localhorde.requester import queue_request
 
 REGEN_AGENT = "AI Horde Worker reGen:13.0.0:https://example.invalid/horde-worker-regen"
@@ -46,7 +47,9 @@ def pop_body(name: str = "worker-1", **overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def pop(client: Client, user: User | str, body: dict[str, Any] | None = None, **overrides: Any) -> tuple[int, Any]:
+async def pop(
+    client: Client, user: User | str, body: dict[str, Any] | None = None, **overrides: Any
+) -> tuple[int, Any]:
     """POST a pop; returns (status, JSON body)."""
     key = user if isinstance(user, str) else user.api_key
     resp = await client.post("/api/v2/generate/pop", json=body or pop_body(**overrides), headers={"apikey": key})
@@ -65,3 +68,16 @@ def queue(horde: LocalHorde, user: User, prompt: str = "a red fox in snow", **bo
     """Queue a request through the requester's validation (nsfw off unless given)."""
     body.setdefault("nsfw", False)
     return queue_request(horde, user, {"prompt": prompt, **body})
+
+
+def path_of(url: str) -> str:
+    """The path and query of an issued URL (the test client talks to the app directly)."""
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def worker_named(horde: LocalHorde, name: str = "worker-1") -> Worker:
+    """A worker that must exist."""
+    worker = horde.worker(name)
+    assert worker is not None, name
+    return worker

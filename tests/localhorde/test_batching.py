@@ -9,7 +9,7 @@ from horde_worker_regen.localhorde.batching import accurate_steps, job_ttl, safe
 SIZES = {
     "512²": (512, 512, []),
     "768²": (768, 768, []),
-    "1024×768": (1024, 768, []),
+    "1024x768": (1024, 768, []),
     "1024²": (1024, 1024, []),
     "1536²": (1536, 1536, []),
     "512²+GFPGAN": (512, 512, ["GFPGAN"]),
@@ -19,10 +19,10 @@ SIZES = {
 # (max_pixels, amount) → expected batch per column of the §3.4 table; None = over max_pixels.
 BATCH_TABLE = {
     (262144, 4): {"512²": 1, "512²+GFPGAN": 1, "512²+RealESRGAN_x4plus": 1},
-    (1048576, 4): {"512²": 4, "768²": 2, "1024×768": 2, "1024²": 1, "512²+GFPGAN": 3, "512²+RealESRGAN_x4plus": 2},
-    (1048576, 8): {"512²": 8, "768²": 4, "1024×768": 3, "1024²": 2, "512²+GFPGAN": 7, "512²+RealESRGAN_x4plus": 4},
+    (1048576, 4): {"512²": 4, "768²": 2, "1024x768": 2, "1024²": 1, "512²+GFPGAN": 3, "512²+RealESRGAN_x4plus": 2},
+    (1048576, 8): {"512²": 8, "768²": 4, "1024x768": 3, "1024²": 2, "512²+GFPGAN": 7, "512²+RealESRGAN_x4plus": 4},
     (4194304, 8): {
-        "512²": 8, "768²": 8, "1024×768": 8, "1024²": 8, "1536²": 4, "512²+GFPGAN": 8, "512²+RealESRGAN_x4plus": 8,
+        "512²": 8, "768²": 8, "1024x768": 8, "1024²": 8, "1536²": 4, "512²+GFPGAN": 8, "512²+RealESRGAN_x4plus": 8,
     },
 }  # fmt: skip
 
@@ -71,7 +71,7 @@ def test_batch_is_never_below_one() -> None:
 
 
 def test_rounding_is_bankers() -> None:
-    # max_pixels 458752 = 3.5 × 131072, so a 512² image gives exactly amount/2 before rounding.
+    # max_pixels 458752 = 3.5 x 131072, so a 512² image gives exactly amount/2 before rounding.
     assert _safe(max_pixels=458752, amount=5) == 2  # round(2.5) == 2, not 3
     assert _safe(max_pixels=458752, amount=7) == 4  # round(3.5) == 4
 
@@ -94,9 +94,11 @@ TTL_EXAMPLES = [
 ]
 
 
-@pytest.mark.parametrize(("width", "height", "steps", "sampler", "control", "slow", "extra_slow", "expected"), TTL_EXAMPLES)
+@pytest.mark.parametrize(
+    ("width", "height", "steps", "sampler", "control", "slow", "extra_slow", "expected"), TTL_EXAMPLES
+)
 def test_ttl_examples(
-    width: int, height: int, steps: int, sampler: str, control: bool, slow: bool, extra_slow: bool, expected: int
+    *, width: int, height: int, steps: int, sampler: str, control: bool, slow: bool, extra_slow: bool, expected: int
 ) -> None:
     ttl = job_ttl(
         width=width,

@@ -8,7 +8,7 @@ from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.errors import UNRECOGNISED_MODELS_MESSAGE
-from tests.localhorde.support import Client, pop, pop_body, queue
+from tests.localhorde.support import Client, pop, queue
 
 NO_JOB_PAYLOAD = {
     "ddim_steps": 30, "n_iter": 1, "image_is_control": False, "return_control_map": False, "sampler_name": "k_euler_a",
@@ -86,7 +86,9 @@ async def test_omitted_amount_is_one(client: Client, horde: LocalHorde, owner: U
     assert status == 200 and len(answer["ids"]) == 1
 
 
-async def test_seed_is_a_digit_string_and_fixed_seeds_are_kept(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_seed_is_a_digit_string_and_fixed_seeds_are_kept(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     queue(horde, requester, params={"seed": "42"})
     queue(horde, requester, params={"seed": "the little seed"})
     _, first = await pop(client, owner)
@@ -98,7 +100,9 @@ async def test_seed_is_a_digit_string_and_fixed_seeds_are_kept(client: Client, h
     assert second["payload"]["seed"] == str(text_seed)
 
 
-async def test_seed_variation_moves_the_seed_per_image_started(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_seed_variation_moves_the_seed_per_image_started(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     queue(horde, requester, params={"seed": "100", "seed_variation": 5, "n": 3}, disable_batching=True)
     seeds = [(await pop(client, owner, amount=4))[1]["payload"]["seed"] for _ in range(3)]
     assert seeds == ["100", "105", "110"]
@@ -113,7 +117,10 @@ async def test_unknown_key_is_401(client: Client) -> None:
 async def test_anonymous_key_is_403_anon_forbidden_worker(client: Client) -> None:
     status, body = await pop(client, "0000000000")
     assert status == 403
-    assert body == {"message": "Anonymous user is forbidden from performing this operation", "rc": "AnonForbiddenWorker"}
+    assert body == {
+        "message": "Anonymous user is forbidden from performing this operation",
+        "rc": "AnonForbiddenWorker",
+    }
 
 
 async def test_name_owned_by_another_user_is_wrong_credentials(client: Client, horde: LocalHorde, owner: User) -> None:
@@ -132,7 +139,9 @@ async def test_maintenance_is_403_with_its_message(client: Client, horde: LocalH
     assert body == {"message": "fix your GPU", "rc": "WorkerMaintenance"}
 
 
-async def test_maintenance_still_hands_out_the_owners_own_requests(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_maintenance_still_hands_out_the_owners_own_requests(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     await pop(client, owner)
     horde.set_maintenance("worker-1", True)
     queue(horde, requester, "someone else's")
@@ -172,7 +181,9 @@ async def test_unknown_models_are_only_refused_when_the_check_in_is_not_debounce
     assert (status, body["rc"]) == (400, "BadRequest")
 
 
-async def test_unknown_names_are_dropped_but_customizers_keep_them(client: Client, horde: LocalHorde, owner: User) -> None:
+async def test_unknown_names_are_dropped_but_customizers_keep_them(
+    client: Client, horde: LocalHorde, owner: User
+) -> None:
     await pop(client, owner, models=["Deliberate", "My Own Merge"])
     assert horde.worker("worker-1").models == ["Deliberate"]  # type: ignore[union-attr]
     custom = horde.add_user("custom", trusted=True, roles=["customizer"])
@@ -226,17 +237,21 @@ async def test_flagged_owner_gets_flagged_maintenance(client: Client, horde: Loc
     assert (status, body["rc"]) == (403, "WorkerFlaggedMaintenance")
 
 
-async def test_uptime_kudos_accrue_over_check_ins(client: Client, clock: FakeClock, horde: LocalHorde, owner: User) -> None:
+async def test_uptime_kudos_accrue_over_check_ins(
+    client: Client, clock: FakeClock, horde: LocalHorde, owner: User
+) -> None:
     before = owner.kudos
     for _ in range(21):
         await pop(client, owner, models=["Deliberate", "SDXL 1.0"], allow_lora=True)
         clock.advance(30)
-    # 600 s online: 50 + 2×2 models + 30 for LoRA, all spendable for a trusted owner.
+    # 600 s online: 50 + 2x2 models + 30 for LoRA, all spendable for a trusted owner.
     assert owner.kudos - before == 84
     assert horde.worker("worker-1").kudos_uptime == 84  # type: ignore[union-attr]
 
 
-async def test_payload_field_defaults_when_absent(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_payload_field_defaults_when_absent(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     queue(horde, requester)
     _, body = await pop(client, owner)
     assert body["payload"]["tiling"] is False and body["payload"]["hires_fix"] is False

@@ -11,34 +11,58 @@ from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.entities import User
 from tests.localhorde.support import WEBP_B64, Client, pop, queue
 
-CONTROLNET = {"source_image": WEBP_B64, "params": {"control_type": "canny"}}
+CONTROLNET: dict[str, Any] = {"source_image": WEBP_B64, "params": {"control_type": "canny"}}
+
 
 # (request fields, pop overrides that refuse it, the skipped key) — the opposite pop takes it.
+def regen(version: str) -> dict[str, str]:
+    """Pop overrides claiming a reGen version."""
+    return {"bridge_agent": f"AI Horde Worker reGen:{version}:https://example.invalid"}
+
+
+QR = {"workflow": "qr_code", "extra_texts": [{"text": "https://x", "reference": "qr_code"}]}
+FLUX = ["Flux.1-Schnell fp8 (Compact)"]
+
+# (id, request fields, pop overrides that refuse it, the skipped key) — a plain pop takes it.
 FILTERS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ("max_pixels", {"params": {"width": 1024, "height": 1024}}, {"max_pixels": 262144}, "max_pixels"),
     ("models", {"models": ["SDXL 1.0"]}, {"models": ["Deliberate"]}, "models"),
     ("nsfw", {"nsfw": True}, {"nsfw": False}, "nsfw"),
     ("img2img", {"source_image": WEBP_B64}, {"allow_img2img": False}, "img2img"),
     ("painting", {"source_image": WEBP_B64, "source_processing": "inpainting"}, {"allow_painting": False}, "painting"),
-    ("post-processing", {"params": {"post_processing": ["GFPGAN"]}}, {"allow_post_processing": False}, "post-processing"),
+    ("pp", {"params": {"post_processing": ["GFPGAN"]}}, {"allow_post_processing": False}, "post-processing"),
     ("lora", {"params": {"loras": [{"name": "247778"}]}}, {"allow_lora": False}, "lora"),
     ("controlnet", CONTROLNET, {"allow_controlnet": False}, "controlnet"),
     ("blacklist", {}, {"blacklist": ["FOX"]}, "blacklist"),
     ("performance", {}, {"extra_slow_worker": True}, "performance"),
     ("step_count", {"params": {"steps": 50}}, {"limit_max_steps": True}, "step_count"),
-    ("bridge_version", {}, {"bridge_agent": "SomeOtherWorker:99.0.0:https://x"}, "bridge_version"),
-    ("bridge_version-lora-v1", {"params": {"loras": [{"name": "1"}]}}, {"bridge_agent": "AI Horde Worker reGen:1.0.0:x"}, "bridge_version"),
-    ("bridge_version-sampler", {"params": {"sampler_name": "lcm"}}, {"bridge_agent": "AI Horde Worker reGen:2.0.0:x"}, "bridge_version"),
-    ("bridge_version-pp", {"params": {"post_processing": ["4xNomos8kSC"]}}, {"bridge_agent": "AI Horde Worker reGen:12.0.0:x"}, "bridge_version"),
-    ("bridge_version-lora-version", {"params": {"loras": [{"name": "1", "is_version": True}]}}, {"bridge_agent": "AI Horde Worker reGen:2.0.0:x"}, "bridge_version"),
-    ("bridge_version-qr", {"params": {"workflow": "qr_code", "extra_texts": [{"text": "https://x", "reference": "qr_code"}]}}, {"bridge_agent": "AI Horde Worker reGen:6.0.0:x"}, "bridge_version"),
-    ("bridge_version-flux", {"models": ["Flux.1-Schnell fp8 (Compact)"]}, {"models": ["Flux.1-Schnell fp8 (Compact)"], "bridge_agent": "AI Horde Worker reGen:8.0.0:x"}, "bridge_version"),
-]  # fmt: skip
+    ("unknown-bridge", {}, {"bridge_agent": "SomeOtherWorker:99.0.0:https://x"}, "bridge_version"),
+    ("lora-on-v1", {"params": {"loras": [{"name": "1"}]}}, regen("1.0.0"), "bridge_version"),
+    ("lcm-on-v2", {"params": {"sampler_name": "lcm"}}, regen("2.0.0"), "bridge_version"),
+    ("new-upscaler-on-v12", {"params": {"post_processing": ["4xNomos8kSC"]}}, regen("12.0.0"), "bridge_version"),
+    (
+        "lora-version-on-v2",
+        {"params": {"loras": [{"name": "1", "is_version": True}]}},
+        regen("2.0.0"),
+        "bridge_version",
+    ),
+    ("qr-code-on-v6", {"params": QR}, regen("6.0.0"), "bridge_version"),
+    ("flux-on-v8", {"models": FLUX}, {"models": FLUX, **regen("8.0.0")}, "bridge_version"),
+]
 
 
-@pytest.mark.parametrize(("request_fields", "refusing", "reason"), [f[1:] for f in FILTERS], ids=[f[0] for f in FILTERS])
+@pytest.mark.parametrize(
+    ("request_fields", "refusing", "reason"), [f[1:] for f in FILTERS], ids=[f[0] for f in FILTERS]
+)
 async def test_filter_skips_and_counts(
-    client: Client, horde: LocalHorde, owner: User, requester: User, request_fields: dict[str, Any], refusing: dict[str, Any], reason: str
+    *,
+    client: Client,
+    horde: LocalHorde,
+    owner: User,
+    requester: User,
+    request_fields: dict[str, Any],
+    refusing: dict[str, Any],
+    reason: str,
 ) -> None:
     queue(horde, requester, "a red fox in snow", **request_fields)
     status, body = await pop(client, owner, name="refusing", **refusing)
@@ -79,7 +103,9 @@ async def test_worker_targeting(client: Client, horde: LocalHorde, owner: User, 
     assert len(body["ids"]) == 1
 
 
-async def test_inpainting_only_models_are_not_used_for_txt2img(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_inpainting_only_models_are_not_used_for_txt2img(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     queue(horde, requester)
     _, body = await pop(client, owner, models=["Deliberate Inpainting"])
     assert body["ids"] == [] and body["skipped"]["models"] == 1
@@ -88,19 +114,25 @@ async def test_inpainting_only_models_are_not_used_for_txt2img(client: Client, h
     assert body["model"] == "Deliberate Inpainting" and body["source_processing"] == "inpainting"
 
 
-async def test_model_is_one_both_sides_name_in_the_requests_order(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_model_is_one_both_sides_name_in_the_requests_order(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     queue(horde, requester, models=["Dreamshaper", "SDXL 1.0", "Deliberate"])
     _, body = await pop(client, owner, models=["Deliberate", "SDXL 1.0"])
     assert body["model"] == "SDXL 1.0"
 
 
-async def test_unnamed_requests_run_on_a_declared_model(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_unnamed_requests_run_on_a_declared_model(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     queue(horde, requester)
     _, body = await pop(client, owner, models=["Dreamshaper", "Deliberate"])
     assert body["model"] == "Dreamshaper"
 
 
-async def test_unknown_bridge_gets_only_requests_without_r2(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_unknown_bridge_gets_only_requests_without_r2(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     queue(horde, requester, "with r2")
     queue(horde, requester, "without r2", r2=False)
     _, body = await pop(client, owner, bridge_agent="MyOwnWorker:1.0.0:https://x")
@@ -142,7 +174,9 @@ async def test_waiting_time_raises_priority(client: Client, clock: FakeClock, ho
     assert body["payload"]["prompt"] == "waited"
 
 
-async def test_batches_follow_the_formula_and_drain_the_request(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_batches_follow_the_formula_and_drain_the_request(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     wp = queue(horde, requester, params={"n": 10})
     sizes = []
     for _ in range(4):
@@ -152,14 +186,20 @@ async def test_batches_follow_the_formula_and_drain_the_request(client: Client, 
     assert wp.n == 0
 
 
-async def test_batch_uses_the_stored_max_pixels(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_batch_uses_the_stored_max_pixels(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     queue(horde, requester, params={"n": 8, "width": 768, "height": 768})
     _, body = await pop(client, owner, amount=8, max_pixels=1048576)
     assert len(body["ids"]) == 4
 
 
 async def test_qr_code_disables_batching(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
-    queue(horde, requester, params={"n": 4, "workflow": "qr_code", "extra_texts": [{"text": "https://x", "reference": "qr_code"}]})
+    queue(
+        horde,
+        requester,
+        params={"n": 4, "workflow": "qr_code", "extra_texts": [{"text": "https://x", "reference": "qr_code"}]},
+    )
     _, body = await pop(client, owner, amount=4, models=["SDXL 1.0"])
     assert len(body["ids"]) == 1 and body["payload"]["workflow"] == "qr_code"
 
@@ -169,19 +209,32 @@ async def test_qr_code_disables_batching(client: Client, horde: LocalHorde, owne
     [
         ({"params": {"width": 1024, "height": 1024}}, ["Deliberate"], 270),
         ({"params": {"width": 1024, "height": 1024, "steps": 25, "sampler_name": "k_dpmpp_sde"}}, ["Deliberate"], 430),
-        ({"params": {"width": 1024, "height": 1024, "steps": 8}, "models": ["Flux.1-Schnell fp8 (Compact)"]}, ["Flux.1-Schnell fp8 (Compact)"], 282),
+        (
+            {"params": {"width": 1024, "height": 1024, "steps": 8}, "models": ["Flux.1-Schnell fp8 (Compact)"]},
+            ["Flux.1-Schnell fp8 (Compact)"],
+            282,
+        ),
         ({"params": {"width": 1024, "height": 1024}, "source_image": WEBP_B64}, ["Deliberate"], 222),
     ],
 )
 async def test_ttl_in_the_pop(
-    client: Client, horde: LocalHorde, owner: User, requester: User, request_fields: dict[str, Any], models: list[str], expected: int
+    *,
+    client: Client,
+    horde: LocalHorde,
+    owner: User,
+    requester: User,
+    request_fields: dict[str, Any],
+    models: list[str],
+    expected: int,
 ) -> None:
     queue(horde, requester, **request_fields)
     _, body = await pop(client, owner, models=models, max_pixels=4194304)
     assert body["ttl"] == expected
 
 
-async def test_extra_slow_worker_ttl_and_request_expiry(client: Client, clock: FakeClock, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_extra_slow_worker_ttl_and_request_expiry(
+    client: Client, clock: FakeClock, horde: LocalHorde, owner: User, requester: User
+) -> None:
     wp = queue(horde, requester, extra_slow_workers=True)
     _, body = await pop(client, owner, extra_slow_worker=True)
     assert body["ttl"] == 450
@@ -189,7 +242,14 @@ async def test_extra_slow_worker_ttl_and_request_expiry(client: Client, clock: F
 
 
 async def test_img2img_payload_has_source_urls(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
-    queue(horde, requester, source_image=WEBP_B64, source_processing="inpainting", source_mask=WEBP_B64, params={"denoising_strength": 0.6})
+    queue(
+        horde,
+        requester,
+        source_image=WEBP_B64,
+        source_processing="inpainting",
+        source_mask=WEBP_B64,
+        params={"denoising_strength": 0.6},
+    )
     _, body = await pop(client, owner)
     assert "/r2/stable-horde-source-images/" in body["source_image"] and "_src.webp?" in body["source_image"]
     assert "_msk.webp?" in body["source_mask"]
@@ -221,7 +281,9 @@ async def test_controlnet_payload(client: Client, horde: LocalHorde, owner: User
     assert body["ttl"] == 150
 
 
-async def test_faulted_requests_stop_being_offered(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_faulted_requests_stop_being_offered(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     wp = queue(horde, requester, params={"n": 1})
     for attempt in range(3):
         _, body = await pop(client, owner)

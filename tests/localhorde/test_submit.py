@@ -47,7 +47,9 @@ async def test_rewards_use_the_legacy_formula_bonuses_and_baseline_multiplier(
     assert (status, body) == (200, {"reward": reward})
 
 
-async def test_reward_is_credited_with_the_bridge_multiplier(client: Client, horde: LocalHorde, requester: User) -> None:
+async def test_reward_is_credited_with_the_bridge_multiplier(
+    client: Client, horde: LocalHorde, requester: User
+) -> None:
     trusted = horde.add_user("trusted", trusted=True, kudos=0)
     untrusted = horde.add_user("untrusted", kudos=0)
     queue(horde, requester, params={"n": 2})
@@ -81,7 +83,9 @@ async def test_duplicate_submit(client: Client, horde: LocalHorde, owner: User, 
     assert owner.kudos == pytest.approx(106.5)  # paid once
 
 
-async def test_duplicate_submit_in_maintenance_is_200_reward_zero(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_duplicate_submit_in_maintenance_is_200_reward_zero(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     job = await pop_one(client, horde, owner, requester)
     await submit(client, owner, job["ids"][0])
     horde.set_maintenance("worker-1", True)
@@ -117,7 +121,9 @@ async def test_faulted_submit_returns_zero_requeues_and_counts_an_abort(
     assert owner.kudos == 100
 
 
-async def test_known_bug_repeated_faulted_submit_requeues_twice(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_known_bug_repeated_faulted_submit_requeues_twice(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     """Known server bug, reproduced: a second `faulted` submit for one id re-queues the image again.
 
     The worker must submit `faulted` at most once per id; this test pins the server's behaviour.
@@ -144,7 +150,9 @@ async def test_unknown_id_is_invalid_job_id(client: Client, owner: User, job_id:
     assert body == {"message": f"Processing Job with ID {job_id} does not exist.", "rc": "InvalidJobID"}
 
 
-async def test_known_bug_unknown_key_on_submit_is_500(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_known_bug_unknown_key_on_submit_is_500(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     """Known server bug, reproduced: submit with an unknown API key answers 500 Internal Server Error.
 
     `JobSubmitTemplate.validate` reads a `name` argument the submit parser does not define, so the
@@ -155,14 +163,18 @@ async def test_known_bug_unknown_key_on_submit_is_500(client: Client, horde: Loc
     assert horde.state.generations[job["ids"][0]].is_completed is False
 
 
-async def test_another_users_key_is_wrong_credentials(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_another_users_key_is_wrong_credentials(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     job = await pop_one(client, horde, owner, requester)
     status, body = await submit(client, requester, job["ids"][0])
     assert status == 403
     assert body == {"message": "Wrong credentials to submit as this worker.", "rc": "WrongCredentials"}
 
 
-async def test_base64_generation_is_stored_by_the_server(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_base64_generation_is_stored_by_the_server(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     job = await pop_one(client, horde, owner, requester)
     assert (await submit(client, owner, job["ids"][0], generation=WEBP_B64))[0] == 200
     stored = horde.state.objects.get(GENERATIONS_BUCKET, f"{job['ids'][0]}.webp")
@@ -170,7 +182,9 @@ async def test_base64_generation_is_stored_by_the_server(client: Client, horde: 
     assert horde.state.generations[job["ids"][0]].generation == "R2"
 
 
-async def test_r2_is_trusted_without_checking_the_upload(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_r2_is_trusted_without_checking_the_upload(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     job = await pop_one(client, horde, owner, requester)
     assert await submit(client, owner, job["ids"][0], generation="R2") == (200, {"reward": 6.5})
     assert horde.state.objects.get(GENERATIONS_BUCKET, f"{job['ids'][0]}.webp") is None
@@ -188,7 +202,9 @@ async def test_more_than_50_gen_metadata_is_400_after_storing_and_rewarding(
     assert (await submit(client, owner, job["ids"][0]))[1]["rc"] == "DuplicateGen"
 
 
-async def test_fifty_gen_metadata_entries_are_fine(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_fifty_gen_metadata_entries_are_fine(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     job = await pop_one(client, horde, owner, requester)
     metadata = [{"type": "batch_index", "value": "see_ref", "ref": "0"}] * 50
     assert (await submit(client, owner, job["ids"][0], gen_metadata=metadata))[0] == 200
@@ -205,7 +221,9 @@ async def test_submit_after_request_expiry_is_invalid_job_id(
     assert (status, body["rc"]) == (404, "InvalidJobID")
 
 
-async def test_each_id_of_a_batch_is_submitted_separately(client: Client, horde: LocalHorde, owner: User, requester: User) -> None:
+async def test_each_id_of_a_batch_is_submitted_separately(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
     queue(horde, requester, params={"n": 3})
     _, job = await pop(client, owner, amount=3)
     rewards = [(await submit(client, owner, job_id, seed=7))[1]["reward"] for job_id in job["ids"]]

@@ -34,10 +34,15 @@ async def post(client: Client, path: str, body: Any, key: str | None) -> tuple[i
         ({"max_pixels": True}, {"max_pixels": "True is not of type 'integer'"}),
         ({"models": "Deliberate"}, {"models": "'Deliberate' is not of type 'array'"}),
         ({"bridge_agent": "x" * 1001}, {"bridge_agent": f"'{'x' * 1001}' is too long"}),
-        ({"amount": 30, "threads": 0}, {"amount": "30 is greater than the maximum of 20", "threads": "0 is less than the minimum of 1"}),
+        (
+            {"amount": 30, "threads": 0},
+            {"amount": "30 is greater than the maximum of 20", "threads": "0 is less than the minimum of 1"},
+        ),
     ],
 )
-async def test_pop_schema_errors(client: Client, owner: User, overrides: dict[str, Any], errors: dict[str, str]) -> None:
+async def test_pop_schema_errors(
+    client: Client, owner: User, overrides: dict[str, Any], errors: dict[str, str]
+) -> None:
     status, body = await post(client, "/api/v2/generate/pop", pop_body(**overrides), owner.api_key)
     assert status == 400
     assert body == {"errors": errors, "message": MESSAGE}
@@ -49,7 +54,9 @@ async def test_pop_without_name_fails_in_reqparse(client: Client, owner: User) -
     status, answer = await post(client, "/api/v2/generate/pop", body, owner.api_key)
     assert status == 400
     assert answer == {
-        "errors": {"name": "The worker's unique name, to track contributions. Missing required parameter in the JSON body"},
+        "errors": {
+            "name": "The worker's unique name, to track contributions. Missing required parameter in the JSON body"
+        },
         "message": MESSAGE,
     }
 
@@ -60,7 +67,9 @@ async def test_pop_without_apikey_fails_before_the_name(client: Client) -> None:
     status, answer = await post(client, "/api/v2/generate/pop", body, None)
     assert status == 400
     assert answer == {
-        "errors": {"apikey": "The API Key corresponding to a registered user. Missing required parameter in the HTTP headers"},
+        "errors": {
+            "apikey": "The API Key corresponding to a registered user. Missing required parameter in the HTTP headers"
+        },
         "message": MESSAGE,
     }
 
@@ -102,10 +111,15 @@ SUBMIT_OK = {"id": "00000000-0000-0000-0000-000000000000", "generation": "R2", "
             },
         ),
         ({"gen_metadata": [{"type": "lora"}]}, {"gen_metadata.0.value": "'value' is a required property"}),
-        ({"gen_metadata": [{"type": "lora", "value": "see_ref", "ref": "r" * 256}]}, {"gen_metadata.0.ref": f"'{'r' * 256}' is too long"}),
+        (
+            {"gen_metadata": [{"type": "lora", "value": "see_ref", "ref": "r" * 256}]},
+            {"gen_metadata.0.ref": f"'{'r' * 256}' is too long"},
+        ),
     ],
 )
-async def test_submit_schema_errors(client: Client, owner: User, change: dict[str, Any], errors: dict[str, str]) -> None:
+async def test_submit_schema_errors(
+    client: Client, owner: User, change: dict[str, Any], errors: dict[str, str]
+) -> None:
     status, body = await post(client, "/api/v2/generate/submit", {**SUBMIT_OK, **change}, owner.api_key)
     assert status == 400
     assert body == {"errors": errors, "message": MESSAGE}
@@ -121,7 +135,10 @@ async def test_submit_missing_generation_is_a_reqparse_error(client: Client, own
     body = {k: v for k, v in SUBMIT_OK.items() if k != "generation"}
     status, answer = await post(client, "/api/v2/generate/submit", body, owner.api_key)
     assert status == 400
-    assert answer == {"errors": {"generation": "The generated output. Missing required parameter in the JSON body"}, "message": MESSAGE}
+    assert answer == {
+        "errors": {"generation": "The generated output. Missing required parameter in the JSON body"},
+        "message": MESSAGE,
+    }
 
 
 async def test_async_size_must_be_a_multiple_of_64(client: Client, owner: User) -> None:
