@@ -41,6 +41,7 @@ class QueueRequest(BaseModel):
 
     username: str
     body: dict[str, Any]
+    unsafe_ip: bool = False
 
 
 class ClockMove(BaseModel):
@@ -135,7 +136,7 @@ async def add_request(request: web.Request) -> web.Response:
     user = next((u for u in horde.state.users.values() if u.username == spec.username), None)
     if user is None:
         return web.json_response({"message": f"no user named {spec.username!r}"}, status=404)
-    wp = queue_request(horde, user, spec.body)
+    wp = queue_request(horde, user, spec.body, safe_ip=not spec.unsafe_ip)
     return web.json_response({"id": wp.id, "kudos": round(wp.kudos * wp.n, 2)}, status=201)
 
 

@@ -70,9 +70,13 @@ def seed_requests(horde: LocalHorde) -> None:
             requester.queue_request(horde, user, dict(seed.body))
 
 
-async def _sweep_forever(horde: LocalHorde, interval: float) -> None:
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def sweep_forever(horde: LocalHorde, interval: float, sleep: Sleep = asyncio.sleep) -> None:
+    """Run the sweep every `interval` seconds of real time (`check_waiting_prompts`)."""
     while True:
-        await asyncio.sleep(interval)
+        await sleep(interval)
         try:
             horde.sweep()
         except Exception:
@@ -83,7 +87,7 @@ def _sweep_context(horde: LocalHorde) -> Callable[[web.Application], contextlib.
     @contextlib.asynccontextmanager
     async def sweep_task(app: web.Application) -> AsyncIterator[None]:
         interval = horde.config.sweep_interval
-        task = asyncio.create_task(_sweep_forever(horde, interval)) if interval > 0 else None
+        task = asyncio.create_task(sweep_forever(horde, interval)) if interval > 0 else None
         yield
         if task is not None:
             task.cancel()

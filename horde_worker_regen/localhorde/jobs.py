@@ -112,7 +112,7 @@ def start_generations(
         for _ in range(count)
     ]
     for job in jobs:
-        state.generations[job.id] = job
+        state.add_generation(job)
     if not fake:
         wp.n -= count
     wp.expiry = now + (EXTRA_SLOW_REQUEST_EXPIRY_S if worker.extra_slow_worker else REQUEST_EXPIRY_S)

@@ -22,11 +22,14 @@ APIKEY_HELP = "The API Key corresponding to a registered user."
 ASSUMED_PIXELSTEPS_PER_S = 1_000_000
 
 
-def queue_request(horde: LocalHorde, user: User, body: dict[str, Any]) -> WaitingPrompt:
-    """Validate an async body as the endpoint does and queue it for `user` (Python API)."""
+def queue_request(horde: LocalHorde, user: User, body: dict[str, Any], *, safe_ip: bool = True) -> WaitingPrompt:
+    """Validate an async body as the endpoint does and queue it for `user` (Python API).
+
+    `safe_ip=False` makes the request look as if it came from a VPN / unsafe address.
+    """
     validate_schema(body, ASYNC_SCHEMA)
     args = AsyncArgs.from_body(body)
-    wp = build_waiting_prompt(horde.state, user, args)
+    wp = build_waiting_prompt(horde.state, user, args, safe_ip=safe_ip)
     horde.state.add_request(wp)
     user.images_requested += wp.n
     return wp

@@ -70,6 +70,7 @@ class HordeState:
         self.model_stats = ModelStats()
         self._users_by_key: dict[str, User] = {}
         self._worker_ids_by_name: dict[str, str] = {}
+        self._generation_ids_by_request: dict[str, list[str]] = {}
         self._next_user_id = 1
         self.add_user("Anonymous", api_key=ANON_API_KEY, user_id=0)
 
@@ -156,14 +157,19 @@ class HordeState:
         now = self.clock.now()
         return [wp for wp in self.requests.values() if wp.n > 0 and not wp.faulted and wp.expiry > now]
 
+    def add_generation(self, pg: ProcessingGeneration) -> None:
+        """Record a started job."""
+        self.generations[pg.id] = pg
+        self._generation_ids_by_request.setdefault(pg.wp_id, []).append(pg.id)
+
     def generations_of(self, wp: WaitingPrompt) -> list[ProcessingGeneration]:
         """The jobs started for a request, oldest first."""
-        return [pg for pg in self.generations.values() if pg.wp_id == wp.id]
+        return [self.generations[pg_id] for pg_id in self._generation_ids_by_request.get(wp.id, [])]
 
     def delete_request(self, wp: WaitingPrompt) -> None:
         """Delete a request and, as the database cascade does, all its jobs."""
-        for pg in self.generations_of(wp):
-            del self.generations[pg.id]
+        for pg_id in self._generation_ids_by_request.pop(wp.id, []):
+            self.generations.pop(pg_id, None)
         self.requests.pop(wp.id, None)
 
     def queue_position(self, wp: WaitingPrompt) -> int:

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from horde_worker_regen.localhorde import command
+from horde_worker_regen.localhorde.app import create_app
 from horde_worker_regen.localhorde.config import LocalHordeConfig, load_config
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.testing import RunningLocalHorde
@@ -85,8 +86,6 @@ model_stats:
     )
     config = load_config(path)
     horde = LocalHorde(config)
-    from horde_worker_regen.localhorde.app import create_app
-
     create_app(horde=horde)
     alice = horde.state.user_by_key("alice-key-000000000000")
     assert alice is not None and alice.trusted and alice.kudos == 500

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,6 @@ def test_register_and_load_another_file(tmp_path: Path) -> None:
     reference.register(ModelRecord(name="Test Checkpoint", baseline="stable_diffusion_xl", inpainting=True))
     assert reference.is_known("Test Checkpoint") and reference.is_inpainting("Test Checkpoint")
     path = tmp_path / "ref.json"
-    import json
-
     path.write_text(json.dumps(reference.to_json()), encoding="utf-8")
     loaded = ModelReference.load(path)
     assert loaded.names() == reference.names()
