@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,17 +52,25 @@ def build_config(args: argparse.Namespace) -> LocalHordeConfig:
 
 def _announce(horde: LocalHorde, base_url: str) -> None:
     # Printing the keys is the point of this command: the operator needs them to start a worker.
-    print(f"Local horde listening on {base_url}")
+    print(f"Local horde listening on {base_url}", flush=True)
     print(f"  horde_url for workers: {base_url}/api")
     print(f"  admin API (loopback only): {base_url}/_admin/")
     for user in horde.state.users.values():
         if not user.is_anon:
             trust = "trusted" if user.trusted else "untrusted"
-            print(f"  user {user.alias} ({trust}, {user.kudos:g} kudos): api_key {user.api_key}")
+            print(f"  user {user.alias} ({trust}, {user.kudos:g} kudos): api_key {user.api_key}", flush=True)
 
 
 async def serve(config: LocalHordeConfig, on_started: Callable[[str, LocalHorde], None] | None = None) -> None:
-    """Serve until cancelled; `on_started(base_url, horde)` runs once the socket is listening."""
+    """Serve until cancelled or SIGTERM; `on_started(base_url, horde)` runs once the socket listens.
+
+    Ctrl+C arrives as KeyboardInterrupt through `asyncio.run`; SIGTERM (containers, service
+    managers) stops the server the same orderly way.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
     horde = LocalHorde(config)
     runner = web.AppRunner(create_app(horde=horde))
     await runner.setup()
@@ -74,9 +83,11 @@ async def serve(config: LocalHordeConfig, on_started: Callable[[str, LocalHorde]
         _announce(horde, base_url)
         if on_started is not None:
             on_started(base_url, horde)
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,10 +103,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(config))
     except KeyboardInterrupt:
-        print("Local horde stopped.")
+        pass
     except OSError as error:
         logger.error(f"cannot serve the local horde: {error}")
         return 1
+    print("Local horde stopped.")
     return 0
 
 

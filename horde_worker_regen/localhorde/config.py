@@ -78,6 +78,11 @@ class LocalHordeConfig(BaseModel):
     model_stats: ModelStatsConfig = Field(default_factory=ModelStatsConfig)
     sweep_interval: float = Field(default=60.0, ge=0, description="0 disables the background sweep.")
     admin_enabled: bool = True
+    detect_suspicion: bool = Field(
+        default=True,
+        description="Untrusted workers faster than 20 MPS/s per image or dropping jobs accrue suspicion; at 5 they "
+        "are paused (fake jobs, nothing credited), as on the real horde. Turn off for fast fake backends.",
+    )
     fake_clock: bool = Field(default=False, description="Start with a clock moved only by /_admin/clock.")
     url_secret: str | None = None
 

@@ -36,7 +36,7 @@ class LocalHorde:
             clock = FakeClock() if self.config.fake_clock else SystemClock()
         self.clock: Clock = clock
         self.reference = reference or self._load_reference()
-        self.state = HordeState(clock)
+        self.state = HordeState(clock, detect_suspicion=self.config.detect_suspicion)
         self.faults = FaultInjector()
         secret = self.config.url_secret.encode() if self.config.url_secret else secrets.token_bytes(32)
         self.signer = UrlSigner(secret)

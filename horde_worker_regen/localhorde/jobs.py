@@ -66,7 +66,7 @@ def report_suspicion(worker: Worker, owner: User | None, reason: str) -> None:
         worker.paused = True
 
 
-def log_aborted_job(worker: Worker, owner: User | None, now: float) -> None:
+def log_aborted_job(worker: Worker, owner: User | None, now: float, *, suspicion: bool = True) -> None:
     """Count an abort in the hourly window; more than 20 puts the worker into maintenance."""
     if now - worker.abort_window_start > ABORT_WINDOW_S:
         worker.aborted_jobs = 0
@@ -74,7 +74,8 @@ def log_aborted_job(worker: Worker, owner: User | None, now: float) -> None:
     worker.aborted_jobs += 1
     if worker.aborted_jobs > DROPPED_JOB_THRESHOLD:
         set_maintenance(worker, True, TOO_MANY_ABORTS_MESSAGE)
-        report_suspicion(worker, owner, "TOO_MANY_JOBS_ABORTED")
+        if suspicion:
+            report_suspicion(worker, owner, "TOO_MANY_JOBS_ABORTED")
         worker.aborted_jobs = 0
     worker.uncompleted_jobs += 1
 
@@ -133,7 +134,8 @@ def abort_generation(state: HordeState, pg: ProcessingGeneration) -> bool:
     pg.faulted = True
     worker = state.workers.get(pg.worker_id)
     if worker is not None:
-        log_aborted_job(worker, state.users.get(worker.owner_id), state.clock.now())
+        owner = state.users.get(worker.owner_id)
+        log_aborted_job(worker, owner, state.clock.now(), suspicion=state.detect_suspicion)
     wp = state.requests.get(pg.wp_id)
     if wp is not None:
         wp.faulted_jobs += 1
@@ -196,7 +198,7 @@ def _record(state: HordeState, pg: ProcessingGeneration, wp: WaitingPrompt, now:
     worker.performances.append(wp.things / elapsed)
     worker.fulfilments += 1
     worker.megapixelsteps_generated += wp.things / 1e6
-    if wp.things / elapsed / 1e6 > UNREASONABLY_FAST_MPS:
+    if state.detect_suspicion and wp.things / elapsed / 1e6 > UNREASONABLY_FAST_MPS:
         report_suspicion(worker, owner, "UNREASONABLY_FAST")
     if pg.fake or owner is None:
         logger.info(f"local horde: fake generation {pg.id} by '{worker.name}' credits nothing")

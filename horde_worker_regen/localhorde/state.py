@@ -60,8 +60,10 @@ class ObjectStore:
 class HordeState:
     """Every record of the local horde, with the lookups the endpoints need."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, detect_suspicion: bool = True) -> None:
         self.clock = clock
+        # Suspicion (UNREASONABLY_FAST, TOO_MANY_JOBS_ABORTED) pauses untrusted workers at 5.
+        self.detect_suspicion = detect_suspicion
         self.users: dict[int, User] = {}
         self.workers: dict[str, Worker] = {}
         self.requests: dict[str, WaitingPrompt] = {}

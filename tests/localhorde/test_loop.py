@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,23 @@ def test_module_is_runnable() -> None:
         [sys.executable, "-m", "horde_worker_regen.localhorde", "--help"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and "--port" in result.stdout and "--config" in result.stdout
+
+
+def test_standalone_server_stops_cleanly_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "horde_worker_regen.localhorde", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # blocks until the server is listening
+        assert first.startswith("Local horde listening on http://127.0.0.1:")
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        out = first + process.stdout.read()  # not communicate(): it would skip readline's buffer
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert "api_key " in out and "Local horde stopped." in out

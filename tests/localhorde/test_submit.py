@@ -229,3 +229,31 @@ async def test_each_id_of_a_batch_is_submitted_separately(
     rewards = [(await submit(client, owner, job_id, seed=7))[1]["reward"] for job_id in job["ids"]]
     assert rewards == [6.5, 6.5, 6.5]
     assert all(horde.state.generations[job_id].seed == 7 for job_id in job["ids"])
+
+
+async def test_unreasonably_fast_untrusted_workers_end_up_paused(
+    client: Client, horde: LocalHorde, requester: User
+) -> None:
+    """Five images faster than 20 MPS/s each pause an untrusted worker: later jobs are fakes."""
+    untrusted = horde.add_user("speedy")
+    queue(horde, requester, params={"n": 6}, disable_batching=True)
+    for _ in range(5):
+        _, job = await pop(client, untrusted)
+        await submit(client, untrusted, job["ids"][0])  # the fake clock has not moved: infinitely fast
+    worker = horde.worker("worker-1")
+    assert worker is not None and worker.paused and worker.suspicion == 5
+    credited = untrusted.kudos + untrusted.evaluating_kudos
+    _, job = await pop(client, untrusted)
+    assert await submit(client, untrusted, job["ids"][0]) == (200, {"reward": 6.5})
+    assert untrusted.kudos + untrusted.evaluating_kudos == credited
+
+
+async def test_suspicion_can_be_switched_off(client: Client, horde: LocalHorde, requester: User) -> None:
+    horde.state.detect_suspicion = False
+    untrusted = horde.add_user("speedy")
+    queue(horde, requester, params={"n": 6}, disable_batching=True)
+    for _ in range(6):
+        _, job = await pop(client, untrusted)
+        await submit(client, untrusted, job["ids"][0])
+    assert horde.worker("worker-1").suspicion == 0  # type: ignore[union-attr]
+    assert untrusted.kudos == pytest.approx(6 * 6.5 / 2)
