@@ -65,7 +65,8 @@ def _expand(entry: str, reference: ModelReference, load_large: bool) -> list[str
     assert match is not None
     if not reference.usage:
         raise MetaInstructionError(
-            f"'{entry}' needs the horde's model usage figures, which are neither cached nor reachable."
+            f"'{entry}' needs the horde's model usage figures, and none could be had (no cached copy, no answer"
+            " from the horde, or an answer with no figures). Name the models instead, or try again online."
         )
     count = int(match.group(2))
     ordered = sorted(candidates, key=lambda r: (-reference.usage.get(r.name, 0), r.name))
