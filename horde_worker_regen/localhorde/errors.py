@@ -15,6 +15,10 @@ from loguru import logger
 VALIDATION_MESSAGE = "Input payload validation failed"
 INTERNAL_ERROR_MESSAGE = "Internal Server Error"
 BAD_JSON_MESSAGE = "The browser (or proxy) sent a request that this server could not understand."
+NOT_FOUND_MESSAGE = (
+    "The requested URL was not found on the server. If you entered the URL manually please check your spelling "
+    "and try again."
+)
 INVALID_API_KEY_MESSAGE = (
     "No user matching sent API Key. Have you remembered to register at https://stablehorde.net/register ?"
 )
@@ -81,7 +85,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error.response()
     except web.HTTPException as error:
         if error.status == 404 and error.content_type != "application/json":
-            return web.json_response({"message": "Not Found"}, status=404)
+            return web.json_response({"message": NOT_FOUND_MESSAGE}, status=404)
         if error.status == 405:
             return web.json_response({"message": "The method is not allowed for the requested URL."}, status=405)
         raise

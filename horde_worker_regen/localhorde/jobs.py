@@ -120,8 +120,10 @@ def start_generations(
     return jobs
 
 
-def requeue(state: HordeState, wp: WaitingPrompt) -> None:
-    """Give one image back to the queue if the request still needs it."""
+def requeue(state: HordeState, wp: WaitingPrompt, pg: ProcessingGeneration) -> None:
+    """Give one image back to the queue if the request still needs it (fake jobs never took one)."""
+    if pg.fake:
+        return
     finished = sum(1 for pg in state.generations_of(wp) if pg.is_completed and not pg.faulted)
     if finished < wp.jobs:
         wp.n += 1
@@ -165,7 +167,7 @@ def set_generation(
     """
     wp = state.requests[pg.wp_id]
     if submission.state == "faulted":
-        requeue(state, wp)
+        requeue(state, wp, pg)
         abort_generation(state, pg)
     elif submission.state in ("censored", "csam"):
         pg.censored = True
@@ -234,7 +236,7 @@ def sweep(state: HordeState) -> SweepReport:
         if pg.is_stale(now) and abort_generation(state, pg):
             wp = state.requests.get(pg.wp_id)
             if wp is not None:
-                requeue(state, wp)
+                requeue(state, wp, pg)
             report.aborted.append(pg.id)
     for wp in [wp for wp in state.requests.values() if wp.expiry <= now]:
         state.delete_request(wp)

@@ -203,3 +203,24 @@ async def test_routes_also_answer_without_the_api_prefix(client: Client, owner: 
         "/v2/generate/pop", json={"name": "x-worker", "models": ["Deliberate"]}, headers={"apikey": owner.api_key}
     )
     assert resp.status == 200
+
+
+async def test_unknown_routes_answer_like_werkzeug(client: Client) -> None:
+    resp = await client.get("/api/v2/nothing-here")
+    assert resp.status == 404
+    assert (await resp.json())["message"].startswith("The requested URL was not found on the server.")
+    resp = await client.get("/api/v2/generate/pop")
+    assert resp.status == 405
+
+
+async def test_timed_out_fake_jobs_do_not_grow_the_request(
+    client: Client, clock: FakeClock, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    await pop(client, owner)
+    horde.worker("worker-1").paused = True  # type: ignore[union-attr]
+    wp = queue(horde, requester)
+    _, job = await pop(client, owner)
+    assert job["ids"] and wp.n == 1
+    clock.advance(151)
+    assert horde.sweep().aborted == job["ids"]
+    assert wp.n == 1
