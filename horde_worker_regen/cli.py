@@ -56,13 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
     run_parser = commands.add_parser("run", help="start the worker (default)")
     _add_worker_options(run_parser)
-    run_parser.set_defaults(handler=run.run_command)
+    run_parser.set_defaults(handler=run.run_command, reads_bridge_data=True)
     check_parser = commands.add_parser("check-config", help="validate bridgeData and print the resolved settings")
     _add_worker_options(check_parser)
     check_parser.add_argument(
         "--no-models", action="store_true", help="skip resolving models_to_load against the model reference"
     )
-    check_parser.set_defaults(handler=check_config.check_config_command)
+    check_parser.set_defaults(handler=check_config.check_config_command, reads_bridge_data=True)
     local_parser = commands.add_parser("local-horde", help="serve a local AI Horde for tests and trial runs")
     local_horde.add_arguments(local_parser)
     _add_verbosity(local_parser)
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(with_default_command(raw_argv, set(subparsers.choices)))
     args.verbosity = args.verbose - args.quiet
     handler: Callable[[argparse.Namespace], int] = args.handler
-    if not hasattr(args, "config"):
+    if not getattr(args, "reads_bridge_data", False):
         configure_logging(Path("logs"), args.verbosity)
         return handler(args)
     try:
