@@ -60,7 +60,7 @@ if exist "%VENV%\.runtime-dev" set "DEV_INSTALLED=1"
 set "STAMP="
 set "INSTALLED_STAMP="
 if exist "%VENV_PY%" (
-    for /f "usebackq delims=" %%s in (`"%VENV_PY%" -c "import hashlib,pathlib;print(hashlib.sha256(pathlib.Path(r'%CONSTRAINTS%').read_bytes().replace(b'\r\n', b'\n')+pathlib.Path('pyproject.toml').read_bytes().replace(b'\r\n', b'\n')).hexdigest()[:16])"`) do set "STAMP=%%s-%FLAVOUR%"
+    for /f "delims=" %%s in ('.venv\Scripts\python.exe requirements\stamp.py %FLAVOUR%') do set "STAMP=%%s"
     if exist "%VENV%\.runtime-stamp" set /p INSTALLED_STAMP=<"%VENV%\.runtime-stamp"
 )
 if defined STAMP if "!STAMP!"=="!INSTALLED_STAMP!" if !DEV! LEQ !DEV_INSTALLED! (
@@ -91,7 +91,7 @@ if "%DEV_INSTALLED%"=="1" set "EXTRAS=[dev]"
 echo Installing the worker and its pinned dependencies...
 "%VENV_PY%" -m pip --disable-pip-version-check install -q -c "%CONSTRAINTS%" -e ".%EXTRAS%" || exit /b 1
 
-for /f "usebackq delims=" %%s in (`"%VENV_PY%" -c "import hashlib,pathlib;print(hashlib.sha256(pathlib.Path(r'%CONSTRAINTS%').read_bytes().replace(b'\r\n', b'\n')+pathlib.Path('pyproject.toml').read_bytes().replace(b'\r\n', b'\n')).hexdigest()[:16])"`) do set "STAMP=%%s-%FLAVOUR%"
+for /f "delims=" %%s in ('.venv\Scripts\python.exe requirements\stamp.py %FLAVOUR%') do set "STAMP=%%s"
 >"%VENV%\.runtime-flavour" echo %FLAVOUR%
 if defined EXTRAS type nul >"%VENV%\.runtime-dev"
 >"%VENV%\.runtime-stamp" echo !STAMP!

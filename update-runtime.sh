@@ -66,12 +66,15 @@ case "$flavour" in
     *) torch_index="${HORDE_TORCH_INDEX_URL:-$CPU_INDEX}" ;;
 esac
 
-stamp="$(cat "$CONSTRAINTS" pyproject.toml | sha256sum | cut -c1-16)-$flavour"
+stamp=""
+if [ -x "$VENV/bin/python" ]; then
+    stamp="$("$VENV/bin/python" requirements/stamp.py "$flavour" 2>/dev/null || true)"
+fi
 installed_stamp="$(cat "$VENV/.runtime-stamp" 2>/dev/null || true)"
 dev_installed=0
 if [ -f "$VENV/.runtime-dev" ]; then dev_installed=1; fi
 
-if [ -x "$VENV/bin/python" ] && [ "$stamp" = "$installed_stamp" ] && [ "$dev" -le "$dev_installed" ]; then
+if [ -n "$stamp" ] && [ "$stamp" = "$installed_stamp" ] && [ "$dev" -le "$dev_installed" ]; then
     [ "$check_only" = 1 ] || echo "Runtime is up to date ($flavour build of torch) in $VENV."
     exit 0
 fi
@@ -103,5 +106,5 @@ echo "Installing the worker and its pinned dependencies..."
 
 echo "$flavour" > "$VENV/.runtime-flavour"
 if [ -n "$extras" ]; then touch "$VENV/.runtime-dev"; fi
-echo "$stamp" > "$VENV/.runtime-stamp"
+"$VENV/bin/python" requirements/stamp.py "$flavour" > "$VENV/.runtime-stamp"
 echo "Runtime ready ($flavour build of torch) in $VENV."

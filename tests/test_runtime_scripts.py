@@ -52,6 +52,7 @@ def test_both_update_scripts_install_the_same_way() -> None:
         assert "--no-deps" in script and "torch torchvision" in script
         assert '-e ".' in script
         assert ".runtime-stamp" in script and ".runtime-flavour" in script and ".runtime-dev" in script
+        assert "stamp.py" in script
         assert "HORDE_TORCH_INDEX_URL" in script
         assert "3, 10" in script and "3, 12" in script
 
@@ -112,3 +113,19 @@ def test_main_process_modules_do_not_import_torch() -> None:
                             cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_runtime_stamp_ignores_line_endings(tmp_path: Path) -> None:
+    def stamp(root: Path) -> str:
+        result = subprocess.run([sys.executable, str(root / "requirements" / "stamp.py"), "cpu"],
+                                capture_output=True, text=True, timeout=60)
+        return result.stdout.strip()
+
+    (tmp_path / "requirements").mkdir()
+    for name in ("requirements/stamp.py", "requirements/constraints.txt", "pyproject.toml"):
+        text = (REPO_ROOT / name).read_bytes().replace(b"\r\n", b"\n")
+        (tmp_path / name).write_bytes(text.replace(b"\n", b"\r\n") if name != "requirements/stamp.py" else text)
+    assert stamp(tmp_path) == stamp(REPO_ROOT)
+    assert stamp(REPO_ROOT).endswith("-cpu")
+    (tmp_path / "requirements" / "constraints.txt").write_text("torch==9.9.9\n")
+    assert stamp(tmp_path) != stamp(REPO_ROOT)
