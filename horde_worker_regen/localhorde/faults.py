@@ -9,6 +9,8 @@ A rule names an endpoint (`pop`, `submit`, `upload`, `source`, ... or `*`) and a
 - `expired_url`: the upload/download/source URL answers 403 as if its signature had expired.
 - `empty_model`: the next job popped carries `"model": ""` (the server's race).
 - `maintenance`: the popping worker is put into maintenance, as a moderator would.
+- `wrong_credentials`: answer 403 `{"message": ..., "rc": "WrongCredentials"}` *before* the request
+  is applied, as the horde does for a worker name (pop) or job (submit) of another user.
 
 `times` limits how often a rule fires (None: until removed); `skip` lets that many matching
 requests through first. Rules are managed from Python (`FaultInjector`) or `POST /_admin/faults`.
@@ -25,7 +27,11 @@ from aiohttp import web
 from loguru import logger
 from pydantic import BaseModel, Field
 
-FaultKind = Literal["error", "latency", "drop", "rate_limit", "expired_url", "empty_model", "maintenance"]
+from horde_worker_regen.localhorde.errors import WRONG_CREDENTIALS_MESSAGE
+
+FaultKind = Literal[
+    "error", "latency", "drop", "rate_limit", "expired_url", "empty_model", "maintenance", "wrong_credentials"
+]
 
 ENDPOINTS = (
     "pop", "submit", "async", "check", "status", "find_user", "worker", "worker_modify", "worker_by_name",
@@ -153,6 +159,9 @@ def make_fault_middleware(faults: FaultInjector, endpoint_of: EndpointOf, now: C
             return rate_limit_response(rule, now())
         if rule := faults.take(endpoint, "error"):
             return _error_response(rule)
+        if rule := faults.take(endpoint, "wrong_credentials"):
+            body = {"message": rule.message or WRONG_CREDENTIALS_MESSAGE, "rc": "WrongCredentials"}
+            return web.json_response(body, status=403)
         if rule := faults.take(endpoint, "latency"):
             await asyncio.sleep(rule.latency_s)
         if endpoint in ("upload", "download", "source") and faults.take(endpoint, "expired_url"):

@@ -14,6 +14,9 @@ from horde_worker_regen.localhorde.entities import SLOW_WORKER_SPEED, User, Wait
 from horde_worker_regen.localhorde.reference import ModelReference
 
 NOT_REPORTED = "maintenance"
+# A worker declaring one of these is not given requests that name no model (§3.2).
+SPECIAL_MODEL_PREFIX = "horde_special"
+SDXL_BETA_MODEL = "SDXL_beta::stability.ai#6901"
 PRIORITY_STEP_S = 10
 PRIORITY_STEP_BONUS = 50
 
@@ -33,7 +36,12 @@ class PopContext:
 def matching_models(ctx: PopContext, wp: WaitingPrompt) -> list[str]:
     """Models both sides name (any declared model for an unnamed request); no inpainting-only
     model for a job that is not inpainting."""
-    names = [m for m in wp.models if m in ctx.models] if wp.models else list(ctx.models)
+    if wp.models:
+        names = [m for m in wp.models if m in ctx.models]
+    elif any(m.startswith(SPECIAL_MODEL_PREFIX) or m == SDXL_BETA_MODEL for m in ctx.models):
+        names = []
+    else:
+        names = list(ctx.models)
     if not wp.is_painting:
         names = [m for m in names if not ctx.reference.is_inpainting(m)]
     return names
@@ -129,6 +137,13 @@ def _blacklisted(worker: Worker, prompt: str) -> bool:
     return any(word and word.lower() in lowered for word in worker.blacklist)
 
 
+def _needs_sdxl_controlnet(ctx: PopContext, wp: WaitingPrompt) -> bool:
+    """A qr_code job for a worker serving an SDXL model is gated by `allow_sdxl_controlnet` (§1.1)."""
+    return wp.params.get("workflow") == "qr_code" and any(
+        ctx.reference.baseline(m) == "stable_diffusion_xl" for m in ctx.models
+    )
+
+
 def _python_checks(ctx: PopContext, wp: WaitingPrompt) -> list[str]:
     w, owner = ctx.worker, ctx.owner
     reasons = []
@@ -139,6 +154,8 @@ def _python_checks(ctx: PopContext, wp: WaitingPrompt) -> list[str]:
     reasons.extend(capability_gaps(ctx, wp))
     if wp.params.get("post_processing") and not w.allow_post_processing:
         reasons.append("post-processing")
+    if _needs_sdxl_controlnet(ctx, wp) and not w.allow_sdxl_controlnet:
+        reasons.append("controlnet")
     if w.limit_max_steps:
         models = matching_models(ctx, wp)
         if models and wp.accurate_steps > ctx.reference.step_limit(models[0]):

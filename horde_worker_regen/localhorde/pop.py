@@ -11,7 +11,7 @@ from loguru import logger
 from horde_worker_regen.localhorde.batching import SLOW_TTL_BASELINES, job_ttl, safe_amount
 from horde_worker_regen.localhorde.capabilities import bridge_capabilities
 from horde_worker_regen.localhorde.context import LocalHorde, horde_of
-from horde_worker_regen.localhorde.entities import User, WaitingPrompt, Worker, key_fingerprint
+from horde_worker_regen.localhorde.entities import STALE_AFTER_S, User, WaitingPrompt, Worker, key_fingerprint
 from horde_worker_regen.localhorde.errors import (
     ANON_FORBIDDEN_MESSAGE,
     UNRECOGNISED_MODELS_MESSAGE,
@@ -19,7 +19,7 @@ from horde_worker_regen.localhorde.errors import (
     HordeError,
     invalid_api_key,
 )
-from horde_worker_regen.localhorde.jobs import set_maintenance, start_generations
+from horde_worker_regen.localhorde.jobs import report_suspicion, set_maintenance, start_generations
 from horde_worker_regen.localhorde.kudos import uptime_reward
 from horde_worker_regen.localhorde.matching import (
     PopContext,
@@ -96,8 +96,10 @@ def sanitize_name(name: str) -> str:
 def get_or_create_worker(horde: LocalHorde, user: User, name: str) -> Worker:
     """The worker of that name, created on its first pop after the creation gates (§3.8).
 
-    Names over 100 characters are truncated, so later pops with the same long name find it.
+    Names over 100 characters are truncated (and earn an untrusted owner a suspicion, §1.1), so
+    later pops with the same long name find it.
     """
+    too_long = len(name) > MAX_NAME_LENGTH
     name = name[:MAX_NAME_LENGTH]
     worker = horde.state.worker_by_name(name)
     if worker is not None:
@@ -113,7 +115,10 @@ def get_or_create_worker(horde: LocalHorde, user: User, name: str) -> Worker:
         raise HordeError(
             403, "TooManyWorkersTrusted", "You have reached the maximum number of workers for a trusted account."
         )
-    return horde.state.add_worker(name, user)
+    worker = horde.state.add_worker(name, user)
+    if too_long and horde.state.detect_suspicion:
+        report_suspicion(worker, user, "EXCESSIVE_NAME_LENGTH")
+    return worker
 
 
 def known_models(horde: LocalHorde, user: User, models: list[str]) -> list[str]:
@@ -132,7 +137,7 @@ def check_in(horde: LocalHorde, worker: Worker, args: PopArgs, models: list[str]
         return
     if not models:
         raise HordeError(400, "BadRequest", UNRECOGNISED_MODELS_MESSAGE)
-    if last is not None and now - last <= 300 and not worker.maintenance and not worker.paused:
+    if last is not None and now - last < STALE_AFTER_S and not worker.maintenance and not worker.paused:
         _accrue_uptime(horde, worker, now - last, len(models), args.allow_lora)
     worker.last_check_in = now
     worker.models = models
@@ -184,7 +189,8 @@ def start_job(
         height=wp.height,
         steps=wp.accurate_steps,
         control_type=bool(params.get("control_type")),
-        slow_baseline=any(horde.reference.baseline(m) in SLOW_TTL_BASELINES for m in (wp.models or [model])),
+        # "any requested model": a request that names no model never gets the triple ttl (§3.5).
+        slow_baseline=any(horde.reference.baseline(m) in SLOW_TTL_BASELINES for m in wp.models),
         extra_slow_worker=worker.extra_slow_worker,
     )
     fake = worker.paused and wp.user_id != worker.owner_id

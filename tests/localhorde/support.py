@@ -81,3 +81,14 @@ def worker_named(horde: LocalHorde, name: str = "worker-1") -> Worker:
     worker = horde.worker(name)
     assert worker is not None, name
     return worker
+
+
+def assert_error(got: tuple[int, Any], status: int, rc: str, message: str | None = None) -> None:
+    """An error answer in the horde's `{"message", "rc"}` shape, with that status and rc (and message)."""
+    got_status, body = got
+    assert got_status == status, body
+    assert isinstance(body, dict) and set(body) == {"message", "rc"}, body
+    assert body["rc"] == rc, body
+    assert isinstance(body["message"], str) and body["message"]
+    if message is not None:
+        assert body["message"] == message

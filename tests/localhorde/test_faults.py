@@ -16,8 +16,9 @@ from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.faults import FaultInjector
+from horde_worker_regen.localhorde.pop import FORCED_MAINTENANCE_MESSAGE
 from horde_worker_regen.localhorde.testing import RunningLocalHorde
-from tests.localhorde.support import WEBP_B64, WEBP_BYTES, Client, path_of, pop, pop_body, queue, submit
+from tests.localhorde.support import WEBP_B64, WEBP_BYTES, Client, assert_error, path_of, pop, pop_body, queue, submit
 
 
 async def test_error_fault_answers_before_applying(client: Client, horde: LocalHorde, owner: User) -> None:
@@ -70,7 +71,9 @@ async def test_drop_fault_applies_the_submit_and_loses_the_response(
     assert horde.state.generations[job["ids"][0]].is_completed
     assert owner.kudos == pytest.approx(106.5)
     status, body = await submit(client, owner, job["ids"][0])
-    assert (status, body["rc"]) == (400, "DuplicateGen")
+    assert_error(
+        (status, body), 400, "DuplicateGen", f"Processing Generation with ID {job['ids'][0]} already submitted."
+    )
 
 
 async def test_drop_fault_on_pop_loses_a_started_job(
@@ -131,7 +134,7 @@ async def test_maintenance_fault_forces_maintenance_until_cleared(
     await pop(client, owner)
     horde.faults.add(endpoint="pop", kind="maintenance", times=1)
     status, body = await pop(client, owner)
-    assert (status, body["rc"]) == (403, "WorkerMaintenance")
+    assert_error((status, body), 403, "WorkerMaintenance", FORCED_MAINTENANCE_MESSAGE)
     assert (await pop(client, owner))[0] == 403  # it sticks: the worker is in maintenance
     worker = horde.worker("worker-1")
     assert worker is not None
@@ -242,3 +245,17 @@ async def test_drop_over_a_real_socket(live_horde: RunningLocalHorde) -> None:
         resp = await session.get(f"{live_horde.api_url}/v2/find_user", headers={"apikey": owner.api_key})
         assert resp.status == 200  # dropped once, retried by the client
     assert live_horde.faults.rules() == []
+
+
+async def test_wrong_credentials_fault_on_pop_and_submit(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    queue(horde, requester)
+    horde.faults.add(endpoint="pop", kind="wrong_credentials", times=1)
+    assert_error(await pop(client, owner), 403, "WrongCredentials", "Wrong credentials to submit as this worker.")
+    assert horde.worker("worker-1") is None  # refused before it was applied
+    _, job = await pop(client, owner)
+    horde.faults.add(endpoint="submit", kind="wrong_credentials", times=1)
+    assert_error(await submit(client, owner, job["ids"][0]), 403, "WrongCredentials")
+    assert not horde.state.generations[job["ids"][0]].is_completed
+    assert await submit(client, owner, job["ids"][0]) == (200, {"reward": 6.5})

@@ -8,7 +8,7 @@ from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.errors import UNRECOGNISED_MODELS_MESSAGE
-from tests.localhorde.support import Client, pop, queue
+from tests.localhorde.support import Client, assert_error, pop, queue
 
 NO_JOB_PAYLOAD = {
     "ddim_steps": 30, "n_iter": 1, "image_is_control": False, "return_control_map": False, "sampler_name": "k_euler_a",
@@ -150,7 +150,7 @@ async def test_maintenance_still_hands_out_the_owners_own_requests(
     assert status == 200 and body["payload"]["prompt"] == "my own"
     assert horde.state.requests[mine.id].n == 0
     status, body = await pop(client, owner)
-    assert (status, body["rc"]) == (403, "WorkerMaintenance")
+    assert_error((status, body), 403, "WorkerMaintenance")
     assert body["message"] == "This worker has been put into maintenance mode by its owner"
 
 
@@ -178,7 +178,7 @@ async def test_unknown_models_are_only_refused_when_the_check_in_is_not_debounce
     assert status == 200 and body["ids"] == []  # debounced: no error, just no job
     clock.advance(21)
     status, body = await pop(client, owner, models=["Not A Real Model"])
-    assert (status, body["rc"]) == (400, "BadRequest")
+    assert_error((status, body), 400, "BadRequest")
 
 
 async def test_unknown_names_are_dropped_but_customizers_keep_them(
@@ -220,7 +220,7 @@ async def test_names_are_html_escaped_and_trimmed(client: Client, horde: LocalHo
 
 async def test_new_names_with_colab_are_refused(client: Client, owner: User) -> None:
     status, body = await pop(client, owner, name="my-Colab-box")
-    assert (status, body["rc"]) == (400, "BadRequest")
+    assert_error((status, body), 400, "BadRequest")
 
 
 async def test_untrusted_owner_worker_cap(client: Client, horde: LocalHorde) -> None:
@@ -228,13 +228,13 @@ async def test_untrusted_owner_worker_cap(client: Client, horde: LocalHorde) -> 
     for index in range(4):
         assert (await pop(client, user, name=f"w{index}"))[0] == 200
     status, body = await pop(client, user, name="w4")
-    assert (status, body["rc"]) == (403, "TooManyWorkers")
+    assert_error((status, body), 403, "TooManyWorkers")
 
 
 async def test_flagged_owner_gets_flagged_maintenance(client: Client, horde: LocalHorde) -> None:
     flagged = horde.add_user("flagged", roles=["flagged"])
     status, body = await pop(client, flagged)
-    assert (status, body["rc"]) == (403, "WorkerFlaggedMaintenance")
+    assert_error((status, body), 403, "WorkerFlaggedMaintenance")
 
 
 async def test_uptime_kudos_accrue_over_check_ins(
@@ -257,3 +257,30 @@ async def test_payload_field_defaults_when_absent(
     assert body["payload"]["tiling"] is False and body["payload"]["hires_fix"] is False
     assert "denoising_strength" not in body["payload"] and "loras" not in body["payload"]
     assert re.fullmatch(r"\d+", body["payload"]["seed"])
+
+
+async def test_long_names_are_truncated_and_suspicious_for_untrusted_owners(
+    client: Client, horde: LocalHorde, owner: User
+) -> None:
+    untrusted = horde.add_user("untrusted")
+    long_name = "w" * 120
+    assert (await pop(client, untrusted, name=long_name))[0] == 200
+    assert (await pop(client, untrusted, name=long_name))[0] == 200  # the same worker again
+    worker = horde.worker("w" * 100)
+    assert worker is not None and worker.suspicion == 1
+    assert len(horde.state.workers_of(untrusted)) == 1
+    await pop(client, owner, name="t" * 120)
+    assert horde.worker("t" * 100).suspicion == 0  # type: ignore[union-attr]
+
+
+async def test_uptime_accrues_only_across_check_ins_under_300s_apart(
+    client: Client, clock: FakeClock, horde: LocalHorde, owner: User
+) -> None:
+    await pop(client, owner)
+    clock.advance(300)
+    await pop(client, owner)
+    worker = horde.worker("worker-1")
+    assert worker is not None and worker.uptime == 0
+    clock.advance(299)
+    await pop(client, owner)
+    assert worker.uptime == 299

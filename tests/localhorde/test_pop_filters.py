@@ -22,6 +22,7 @@ def regen(version: str) -> dict[str, str]:
 
 QR = {"workflow": "qr_code", "extra_texts": [{"text": "https://x", "reference": "qr_code"}]}
 FLUX = ["Flux.1-Schnell fp8 (Compact)"]
+UNKNOWN = {"bridge_agent": "SomeOtherWorker:99.0.0:https://x"}
 
 # (id, request fields, pop overrides that refuse it, the skipped key) — a plain pop takes it.
 FILTERS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
@@ -48,6 +49,26 @@ FILTERS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ),
     ("qr-code-on-v6", {"params": QR}, regen("6.0.0"), "bridge_version"),
     ("flux-on-v8", {"models": FLUX}, {"models": FLUX, **regen("8.0.0")}, "bridge_version"),
+    (
+        "qr-code-on-sdxl-needs-allow-sdxl-controlnet",
+        {"models": ["SDXL 1.0"], "params": QR},
+        {"models": ["SDXL 1.0"], "allow_sdxl_controlnet": False},
+        "controlnet",
+    ),
+    (
+        "transparent-needs-allow-sdxl-controlnet",
+        {"models": ["SDXL 1.0"], "params": {"transparent": True}},
+        {"models": ["SDXL 1.0"], "allow_sdxl_controlnet": False},
+        "bridge_version",
+    ),
+    ("ddim-karras-on-unknown-bridge", {"r2": False, "params": {"sampler_name": "DDIM"}}, UNKNOWN, "bridge_version"),
+    (
+        "lcm-on-unknown-bridge",
+        {"r2": False, "params": {"sampler_name": "lcm", "karras": False}},
+        UNKNOWN,
+        "bridge_version",
+    ),
+    ("lora-on-unknown-bridge", {"r2": False, "params": {"loras": [{"name": "1"}]}}, UNKNOWN, "bridge_version"),
 ]
 
 
@@ -141,6 +162,45 @@ async def test_unknown_bridge_gets_only_requests_without_r2(
     assert body["ids"] == [] and body["skipped"]["bridge_version"] == 1
 
 
+@pytest.mark.parametrize(
+    ("agent", "request_fields"),
+    [
+        (regen("3.0.0")["bridge_agent"], {"params": {"sampler_name": "lcm"}}),
+        (regen("2.0.0")["bridge_agent"], {"params": {"sampler_name": "DDIM", "karras": True}}),
+        ("SomeOtherWorker:1.0.0:https://x", {"r2": False, "params": {"sampler_name": "DDIM", "karras": False}}),
+        ("SomeOtherWorker:1.0.0:https://x", {"r2": False, "params": {"sampler_name": "k_dpmpp_sde"}}),
+        ("SomeOtherWorker:1.0.0:https://x", {"r2": False, "params": {"sampler_name": "dpmsolver"}}),
+    ],
+)
+async def test_samplers_the_bridge_supports_are_served(
+    *, client: Client, horde: LocalHorde, owner: User, requester: User, agent: str, request_fields: dict[str, Any]
+) -> None:
+    queue(horde, requester, **request_fields)
+    status, body = await pop(client, owner, bridge_agent=agent)
+    assert status == 200 and len(body["ids"]) == 1
+    assert body["payload"]["sampler_name"] == request_fields["params"]["sampler_name"]
+
+
+async def test_unknown_bridge_cannot_take_img2img(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    queue(horde, requester, r2=False, source_image=WEBP_B64)
+    _, body = await pop(client, owner, bridge_agent="SomeOtherWorker:1.0.0:https://x")
+    assert body["ids"] == [] and body["skipped"]["img2img"] == 1
+
+
+async def test_special_models_are_not_given_unnamed_requests(
+    client: Client, horde: LocalHorde, requester: User
+) -> None:
+    custom = horde.add_user("custom", trusted=True, roles=["customizer"])
+    queue(horde, requester, "unnamed")
+    _, body = await pop(client, custom, models=["Deliberate", "horde_special_test"])
+    assert body["ids"] == [] and body["skipped"]["models"] == 1
+    queue(horde, requester, "named", models=["Deliberate"])
+    _, body = await pop(client, custom, models=["Deliberate", "horde_special_test"])
+    assert body["payload"]["prompt"] == "named" and body["model"] == "Deliberate"
+
+
 async def test_owner_and_priority_users_come_first_then_kudos_then_age(
     client: Client, clock: FakeClock, horde: LocalHorde, owner: User
 ) -> None:
@@ -207,13 +267,17 @@ async def test_qr_code_disables_batching(client: Client, horde: LocalHorde, owne
 @pytest.mark.parametrize(
     ("request_fields", "models", "expected"),
     [
+        ({}, ["Deliberate"], 150),
         ({"params": {"width": 1024, "height": 1024}}, ["Deliberate"], 270),
+        ({"params": {"width": 1536, "height": 768, "steps": 40, "sampler_name": "k_euler"}}, ["Deliberate"], 390),
         ({"params": {"width": 1024, "height": 1024, "steps": 25, "sampler_name": "k_dpmpp_sde"}}, ["Deliberate"], 430),
         (
             {"params": {"width": 1024, "height": 1024, "steps": 8}, "models": ["Flux.1-Schnell fp8 (Compact)"]},
             ["Flux.1-Schnell fp8 (Compact)"],
             282,
         ),
+        # Only the *requested* models' baselines count: an unnamed request on a flux worker is not tripled.
+        ({"params": {"width": 1024, "height": 1024, "steps": 8}}, ["Flux.1-Schnell fp8 (Compact)"], 150),
         ({"params": {"width": 1024, "height": 1024}, "source_image": WEBP_B64}, ["Deliberate"], 222),
     ],
 )

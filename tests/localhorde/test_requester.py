@@ -8,7 +8,7 @@ import pytest
 
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.entities import User
-from tests.localhorde.support import WEBP_B64, WEBP_BYTES, Client, path_of, pop, submit
+from tests.localhorde.support import WEBP_B64, WEBP_BYTES, Client, assert_error, path_of, pop, submit
 
 
 async def post_async(client: Client, user: User | str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -28,7 +28,7 @@ async def test_async_is_202_with_id_and_kudos(client: Client, horde: LocalHorde,
 
 async def test_async_needs_a_known_key_but_allows_anonymous(client: Client) -> None:
     status, body = await post_async(client, "nope", {"prompt": "x"})
-    assert (status, body["rc"]) == (401, "InvalidAPIKey")
+    assert_error((status, body), 401, "InvalidAPIKey")
     status, _ = await post_async(client, "0000000000", {"prompt": "x"})
     assert status == 202
 
@@ -55,7 +55,7 @@ async def test_dry_run_prices_without_queueing(client: Client, horde: LocalHorde
 )
 async def test_request_checks(client: Client, requester: User, body: dict[str, Any], rc: str) -> None:
     status, answer = await post_async(client, requester, {"prompt": "x", **body})
-    assert (status, answer["rc"]) == (400, rc)
+    assert_error((status, answer), 400, rc)
 
 
 async def test_face_fixers_do_not_count_as_upscalers(client: Client, requester: User) -> None:

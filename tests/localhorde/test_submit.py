@@ -10,7 +10,7 @@ from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
-from tests.localhorde.support import WEBP_B64, WEBP_BYTES, Client, pop, queue, submit
+from tests.localhorde.support import WEBP_B64, WEBP_BYTES, Client, assert_error, pop, queue, submit
 
 
 async def pop_one(client: Client, horde: LocalHorde, owner: User, requester: User, **request: Any) -> dict[str, Any]:
@@ -140,7 +140,7 @@ async def test_ok_after_faulted_is_aborted_gen(client: Client, horde: LocalHorde
     job = await pop_one(client, horde, owner, requester)
     await submit(client, owner, job["ids"][0], state="faulted")
     status, body = await submit(client, owner, job["ids"][0])
-    assert (status, body["rc"]) == (400, "AbortedGen")
+    assert_error((status, body), 400, "AbortedGen")
 
 
 @pytest.mark.parametrize("job_id", ["3064d17b-7b2b-406b-8883-61e77ef95b25", "not-a-uuid"])
@@ -196,7 +196,7 @@ async def test_more_than_50_gen_metadata_is_400_after_storing_and_rewarding(
     job = await pop_one(client, horde, owner, requester)
     metadata = [{"type": "information", "value": "see_ref", "ref": str(i)} for i in range(51)]
     status, body = await submit(client, owner, job["ids"][0], gen_metadata=metadata)
-    assert (status, body["rc"]) == (400, "BadRequest")
+    assert_error((status, body), 400, "BadRequest")
     assert horde.state.generations[job["ids"][0]].is_completed
     assert owner.kudos == pytest.approx(106.5)
     assert (await submit(client, owner, job["ids"][0]))[1]["rc"] == "DuplicateGen"
@@ -218,7 +218,7 @@ async def test_submit_after_request_expiry_is_invalid_job_id(
     report = horde.sweep()
     assert report.expired and report.aborted == job["ids"]
     status, body = await submit(client, owner, job["ids"][0])
-    assert (status, body["rc"]) == (404, "InvalidJobID")
+    assert_error((status, body), 404, "InvalidJobID", f"Processing Job with ID {job['ids'][0]} does not exist.")
 
 
 async def test_each_id_of_a_batch_is_submitted_separately(

@@ -6,7 +6,7 @@ from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.jobs import TOO_MANY_ABORTS_MESSAGE
-from tests.localhorde.support import Client, pop, queue, submit, worker_named
+from tests.localhorde.support import Client, assert_error, pop, queue, submit, worker_named
 
 
 async def test_jobs_past_their_ttl_are_aborted_and_requeued(
@@ -129,3 +129,30 @@ async def test_expired_requests_are_not_offered_even_before_the_sweep(
     clock.advance(1201)
     _, body = await pop(client, owner)
     assert body["ids"] == []
+
+
+async def test_an_extra_slow_pop_keeps_the_request_for_60_minutes(
+    client: Client, clock: FakeClock, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    wp = queue(horde, requester, extra_slow_workers=True)
+    _, job = await pop(client, owner, extra_slow_worker=True)
+    assert job["ttl"] == 450
+    clock.advance(20 * 60 + 1)
+    report = horde.sweep()
+    assert report.expired == [] and report.aborted == job["ids"]
+    clock.advance(40 * 60)
+    assert horde.sweep().expired == [wp.id]
+    job_id = job["ids"][0]
+    assert_error(
+        await submit(client, owner, job_id), 404, "InvalidJobID", f"Processing Job with ID {job_id} does not exist."
+    )
+
+
+async def test_submit_within_the_ttl_after_an_extra_slow_pop_is_rewarded(
+    client: Client, clock: FakeClock, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    queue(horde, requester, extra_slow_workers=True)
+    _, job = await pop(client, owner, extra_slow_worker=True)
+    clock.advance(449)
+    assert horde.sweep().aborted == []
+    assert await submit(client, owner, job["ids"][0]) == (200, {"reward": 6.5})

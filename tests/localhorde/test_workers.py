@@ -11,7 +11,7 @@ from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.config import LocalHordeConfig, ModelStatsConfig
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.entities import User
-from tests.localhorde.support import Client, pop, queue, submit
+from tests.localhorde.support import Client, assert_error, pop, queue, submit
 
 
 async def get(client: Client, path: str, key: str | None = None) -> tuple[int, Any]:
@@ -39,9 +39,9 @@ async def test_find_user(client: Client, horde: LocalHorde, owner: User, request
 
 async def test_find_user_errors(client: Client) -> None:
     status, body = await get(client, "/api/v2/find_user")
-    assert (status, body["rc"]) == (401, "InvalidAPIKey")
+    assert_error((status, body), 401, "InvalidAPIKey")
     status, body = await get(client, "/api/v2/find_user", "unknown-key")
-    assert (status, body["rc"]) == (404, "UserNotFound")
+    assert_error((status, body), 404, "UserNotFound")
 
 
 async def test_worker_details_by_id_and_name(client: Client, horde: LocalHorde, owner: User) -> None:
@@ -64,7 +64,7 @@ async def test_worker_not_found(client: Client) -> None:
     status, body = await get(client, "/api/v2/workers/nope")
     assert (status, body) == (404, {"message": "Worker with ID 'nope' not found.", "rc": "WorkerNotFound"})
     status, body = await get(client, "/api/v2/workers/name/nobody")
-    assert (status, body["rc"]) == (404, "WorkerNotFound")
+    assert_error((status, body), 404, "WorkerNotFound")
 
 
 async def test_worker_goes_offline_after_300s(client: Client, clock: FakeClock, horde: LocalHorde, owner: User) -> None:
@@ -106,7 +106,7 @@ async def test_put_errors(
     keys = {"owner": owner.api_key, "anon": "0000000000", "unknown": "nope"}
     key = keys.get(who) or horde.add_user("stranger", trusted=True).api_key
     got_status, got = await put(client, worker.id, body, key)
-    assert (got_status, got["rc"]) == (status, rc)
+    assert_error((got_status, got), status, rc)
 
 
 async def test_moderators_may_pause_and_unpause(client: Client, horde: LocalHorde, owner: User) -> None:
@@ -127,7 +127,7 @@ async def test_rename_and_name_conflict(client: Client, horde: LocalHorde, owner
     worker = horde.worker("worker-1")
     assert worker is not None
     status, body = await put(client, worker.id, {"name": "worker-2"}, owner.api_key)
-    assert (status, body["rc"]) == (400, "WorkerNameAlreadyExists")
+    assert_error((status, body), 400, "WorkerNameAlreadyExists")
     assert await put(client, worker.id, {"name": "renamed"}, owner.api_key) == (200, {"name": "renamed"})
     assert horde.worker("renamed") is worker and horde.worker("worker-1") is None
 
