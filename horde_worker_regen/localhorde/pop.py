@@ -166,33 +166,43 @@ def _accrue_uptime(horde: LocalHorde, worker: Worker, seconds: float, model_coun
             owner.evaluating_kudos += reward
 
 
-def start_job(
-    horde: LocalHorde, request: web.Request, ctx: PopContext, wp: WaitingPrompt, amount: int
-) -> dict[str, Any]:
-    """Create the batch's jobs and build the response (model, size, ttl, URLs)."""
-    worker, params = ctx.worker, wp.params
-    model = choose_model(ctx, wp)
-    if horde.faults.take("pop", "empty_model"):
-        model = ""
-    count = safe_amount(
+def batch_size(ctx: PopContext, wp: WaitingPrompt, amount: int) -> int:
+    """How many images of the request this pop gets (§3.4), from the *stored* max_pixels."""
+    params = wp.params
+    return safe_amount(
         width=wp.width,
         height=wp.height,
         post_processing=params.get("post_processing") or [],
         transparent=bool(params.get("transparent")),
-        max_pixels=worker.max_pixels,
+        max_pixels=ctx.worker.max_pixels,
         amount=amount,
         remaining=wp.n,
         disable_batching=wp.disable_batching or params.get("workflow") == "qr_code",
     )
-    ttl = job_ttl(
+
+
+def ttl_of(horde: LocalHorde, worker: Worker, wp: WaitingPrompt) -> int:
+    """The per-image ttl (§3.5); tripled when a model the request *names* has a slow baseline, so a
+    request that names no model never is."""
+    return job_ttl(
         width=wp.width,
         height=wp.height,
         steps=wp.accurate_steps,
-        control_type=bool(params.get("control_type")),
-        # "any requested model": a request that names no model never gets the triple ttl (§3.5).
+        control_type=bool(wp.params.get("control_type")),
         slow_baseline=any(horde.reference.baseline(m) in SLOW_TTL_BASELINES for m in wp.models),
         extra_slow_worker=worker.extra_slow_worker,
     )
+
+
+def start_job(
+    horde: LocalHorde, request: web.Request, ctx: PopContext, wp: WaitingPrompt, amount: int
+) -> dict[str, Any]:
+    """Create the batch's jobs and build the response (model, size, ttl, URLs)."""
+    worker = ctx.worker
+    model = choose_model(ctx, wp)
+    if horde.faults.take("pop", "empty_model"):
+        model = ""
+    count, ttl = batch_size(ctx, wp, amount), ttl_of(horde, worker, wp)
     fake = worker.paused and wp.user_id != worker.owner_id
     jobs = start_generations(horde.state, wp, worker, model=model, count=count, ttl=ttl, fake=fake)
     base, now = horde.public_base(request), horde.clock.now()

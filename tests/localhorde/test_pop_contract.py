@@ -111,7 +111,7 @@ async def test_seed_variation_moves_the_seed_per_image_started(
 async def test_unknown_key_is_401(client: Client) -> None:
     status, body = await pop(client, "not-a-key")
     assert status == 401
-    assert body["rc"] == "InvalidAPIKey" and set(body) == {"message", "rc"}
+    assert_error((status, body), 401, "InvalidAPIKey")
 
 
 async def test_anonymous_key_is_403_anon_forbidden_worker(client: Client) -> None:
@@ -156,7 +156,7 @@ async def test_maintenance_still_hands_out_the_owners_own_requests(
 
 async def test_invalid_priority_username(client: Client, owner: User) -> None:
     status, body = await pop(client, owner, priority_usernames=["db0"])
-    assert status == 400 and body["rc"] == "InvalidPriorityUsername"
+    assert_error((status, body), 400, "InvalidPriorityUsername")
     status, _ = await pop(client, owner, priority_usernames=["db0#1"])
     assert status == 200
 
@@ -210,7 +210,7 @@ async def test_settings_change_lags_behind_the_30s_debounce(
 
 async def test_nul_byte_in_payload(client: Client, owner: User) -> None:
     status, body = await pop(client, owner, name="bad\u0000name")
-    assert status == 400 and body["rc"] == "NulByteInPayload"
+    assert_error((status, body), 400, "NulByteInPayload")
 
 
 async def test_names_are_html_escaped_and_trimmed(client: Client, horde: LocalHorde, owner: User) -> None:

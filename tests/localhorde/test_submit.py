@@ -199,7 +199,7 @@ async def test_more_than_50_gen_metadata_is_400_after_storing_and_rewarding(
     assert_error((status, body), 400, "BadRequest")
     assert horde.state.generations[job["ids"][0]].is_completed
     assert owner.kudos == pytest.approx(106.5)
-    assert (await submit(client, owner, job["ids"][0]))[1]["rc"] == "DuplicateGen"
+    assert_error(await submit(client, owner, job["ids"][0]), 400, "DuplicateGen")
 
 
 async def test_fifty_gen_metadata_entries_are_fine(
