@@ -20,7 +20,7 @@ DEFAULT_COMMAND = "run"
 EXIT_CONFIG_ERROR = 2
 # Options of the worker commands that take a value, so that the value is never mistaken
 # for a subcommand name when the subcommand is looked for.
-_VALUE_OPTIONS = frozenset({"-c", "--config", "-n", "--name", "--set", "--logs-dir"})
+_VALUE_OPTIONS = frozenset({"-c", "--config", "-n", "--name", "--set", "--logs-dir", "--metrics-file"})
 
 
 def _add_worker_options(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
     run_parser = commands.add_parser("run", help="start the worker (default)")
     _add_worker_options(run_parser)
+    run_parser.add_argument(
+        "--burst", action="store_true",
+        help="stop (exit 0) once the horde has no job and nothing is in flight; for tests and trial runs",
+    )
+    run_parser.add_argument(
+        "--metrics-file", type=Path, default=None, metavar="PATH",
+        help="write every job's timings and the main process's CPU/RSS as JSON here at exit (benchmarks)",
+    )
     run_parser.set_defaults(handler=run.run_command, reads_bridge_data=True)
     check_parser = commands.add_parser("check-config", help="validate bridgeData and print the resolved settings")
     _add_worker_options(check_parser)

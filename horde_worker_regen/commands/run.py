@@ -1,7 +1,8 @@
 """`run`: start the worker.
 
 Start-up runs in order, each step able to stop with a clear message: configuration,
-logging, the model reference and model selection, then the horde identity check.
+logging, the model reference and model selection, the horde identity check, the backends,
+then the worker itself (`orchestrator.Worker`: child processes, popper, submitter, status).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import ResolvedConfig
 from horde_worker_regen.config.meta_instructions import MetaInstructionError, ModelSelection
 from horde_worker_regen.horde.identity import IdentityError, find_user
+from horde_worker_regen.inference.capabilities import BackendUnavailable, capabilities_of
 from horde_worker_regen.logging import configure_logging
 from horde_worker_regen.models.reference_cache import ReferenceUnavailable
 from horde_worker_regen.models.selection import select_models
+from horde_worker_regen.orchestrator import RunOptions, Worker
+from horde_worker_regen.safety.backend import SafetyBackendUnavailable, require_safety_backend
 
 EXIT_STARTUP_FAILED = 1
 
@@ -76,17 +80,40 @@ async def preflight(data: BridgeData) -> ModelSelection:
     return selection
 
 
+def require_backends(data: BridgeData) -> None:
+    """Stop at start-up if a configured backend is not part of this version."""
+    try:
+        capabilities = capabilities_of(data.inference_backend)
+        require_safety_backend(data.safety_backend)
+    except (BackendUnavailable, SafetyBackendUnavailable) as error:
+        raise StartupError(str(error)) from None
+    logger.info(
+        f"Inference backend '{capabilities.name}' (claims reGen capability version {capabilities.version}), "
+        f"safety backend '{data.safety_backend}'."
+    )
+
+
+async def start_and_run(data: BridgeData, options: RunOptions) -> int:
+    """The start-up checks, then the worker until it stops; returns the exit status."""
+    selection = await preflight(data)
+    require_backends(data)
+    return await Worker(data, selection.models, options).run()
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Start the worker; returns the exit status."""
     from horde_worker_regen.cli import resolve_config
 
     resolved = resolve_config(args)
-    configure_logging(Path(args.logs_dir), args.verbosity, secrets=resolved.data.secrets())
+    logs_dir = Path(args.logs_dir)
+    configure_logging(logs_dir, args.verbosity, secrets=resolved.data.secrets())
     _report_config(resolved)
+    options = RunOptions(logs_dir=logs_dir, verbosity=args.verbosity, burst=args.burst,
+                         metrics_file=args.metrics_file)
     try:
-        asyncio.run(preflight(resolved.data))
+        status = asyncio.run(start_and_run(resolved.data, options))
     except StartupError as error:
         logger.error(f"Cannot start: {error}")
         return EXIT_STARTUP_FAILED
-    logger.info("Start-up checks passed. This version stops here: job processing is not part of it yet.")
-    return 0
+    logger.info(f"Worker stopped (exit status {status}).")
+    return status

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -33,6 +33,33 @@ class CustomModel(BaseModel):
         description="Model family, e.g. stable_diffusion_1, stable_diffusion_xl.",
     )
     filepath: Path = Field(description="Path to the checkpoint file on this machine.")
+
+
+class FakeBackendSettings(BaseModel):
+    """How the fake inference backend behaves (`inference_backend: fake`): timing and faults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds_per_step: float = Field(default=0.0, ge=0, le=60, description="Time per sampling step per image.")
+    seconds_per_image: float = Field(default=0.0, ge=0, le=600, description="Extra time per image.")
+    seconds_per_job: float | None = Field(
+        default=None, ge=0, le=3600, description="A fixed time per job; overrides the two above when set."
+    )
+    fail_marker: str = Field(
+        default="<fake:fail>", min_length=1, description="A prompt containing this fails its job."
+    )
+    crash_marker: str = Field(
+        default="<fake:crash>", min_length=1, description="A prompt containing this kills the inference process."
+    )
+
+
+class FakeSafetySettings(BaseModel):
+    """Which images the fake safety backend flags (`safety_backend: fake`), by a marker in the prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nsfw_marker: str = Field(default="<fake:nsfw>", min_length=1, description="Flags the images as NSFW.")
+    csam_marker: str = Field(default="<fake:csam>", min_length=1, description="Flags the images as CSAM.")
 
 
 class BridgeData(BaseModel):
@@ -150,6 +177,20 @@ class BridgeData(BaseModel):
     post_process_job_overlap: bool = False
     unload_models_from_vram_often: bool = True
     cycle_process_on_model_change: bool = False
+
+    # --- Backends -------------------------------------------------------------------------
+    inference_backend: Literal["hordelib", "fake"] = Field(
+        default="hordelib", description="What generates images: hordelib on the GPU, or a fast fake for trials."
+    )
+    safety_backend: Literal["horde_safety", "fake"] = Field(
+        default="horde_safety", description="What checks images for NSFW/CSAM: horde_safety, or a rule-based fake."
+    )
+    fake_backend: FakeBackendSettings = Field(
+        default_factory=FakeBackendSettings, description="Timing and faults of the fake inference backend."
+    )
+    fake_safety: FakeSafetySettings = Field(
+        default_factory=FakeSafetySettings, description="Prompt markers the fake safety backend flags."
+    )
 
     # --- Watchdog limits (seconds) --------------------------------------------------------
     process_timeout: Seconds = Field(default=300, description="A child silent this long is replaced.")

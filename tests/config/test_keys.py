@@ -136,6 +136,11 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "temp_dir": "/tmp/worker",
     "always_download": False,
     "disable_disk_cache": True,
+    "inference_backend": "fake",
+    "safety_backend": "fake",
+    "fake_backend": {"seconds_per_step": 0.01, "seconds_per_image": 0.5, "seconds_per_job": 0.2,
+                     "fail_marker": "FAILME", "crash_marker": "CRASHME"},
+    "fake_safety": {"nsfw_marker": "NSFWME", "csam_marker": "CSAMME"},
 }
 
 

@@ -1,0 +1,121 @@
+"""The worker's side of the AI Horde API over aiohttp, with horde_sdk's request and response models.
+
+One method per call the pipeline makes: `pop`, `submit`, `upload` (PUT to a presigned R2 URL) and
+`download` (source images). Each returns parsed data or raises `HordeRequestError`, which
+`horde.errors.classify` turns into a reaction; none of them retries by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest, ImageGenerationJobSubmitRequest
+
+from horde_worker_regen.horde.errors import HordeRequestError
+from horde_worker_regen.horde.identity import CLIENT_AGENT
+
+POP_TIMEOUT_S = 30.0
+SUBMIT_TIMEOUT_S = 20.0
+UPLOAD_TIMEOUT_S = 30.0
+DOWNLOAD_TIMEOUT_S = 30.0
+# Fields of the SDK's request models that are headers or SDK-only, never part of the JSON body.
+_NOT_IN_BODY = {"apikey", "accept", "client_agent", "bridge_version"}
+_CHUNK = 64 * 1024
+
+
+class HordeClient:
+    """Calls the horde at `horde_url` with the worker owner's API key."""
+
+    def __init__(self, session: aiohttp.ClientSession, horde_url: str, api_key: str) -> None:
+        self._session = session
+        self._base = horde_url.rstrip("/")
+        self._headers = {"apikey": api_key, "Client-Agent": CLIENT_AGENT}
+
+    @staticmethod
+    def body_of(request: ImageGenerateJobPopRequest | ImageGenerationJobSubmitRequest) -> dict[str, Any]:
+        """The JSON body of an SDK request model: every set field, headers and nulls left out."""
+        return request.model_dump(mode="json", by_alias=True, exclude=_NOT_IN_BODY, exclude_none=True)
+
+    async def pop(self, request: ImageGenerateJobPopRequest) -> dict[str, Any]:
+        """`POST /v2/generate/pop`; the raw JSON answer (parsed by `horde.pop`)."""
+        url = self._base + request.get_api_endpoint_subpath()
+        return await self._post_json(url, self.body_of(request), POP_TIMEOUT_S)
+
+    async def submit(self, request: ImageGenerationJobSubmitRequest) -> float:
+        """`POST /v2/generate/submit` for one id; the reward."""
+        url = self._base + request.get_api_endpoint_subpath()
+        answer = await self._post_json(url, self.body_of(request), SUBMIT_TIMEOUT_S)
+        reward = answer.get("reward", 0.0)
+        return float(reward) if isinstance(reward, int | float) else 0.0
+
+    async def upload(self, url: str, data: bytes) -> None:
+        """PUT one WebP image to its presigned upload URL."""
+        timeout = aiohttp.ClientTimeout(total=UPLOAD_TIMEOUT_S)
+        try:
+            async with self._session.put(url, data=data, headers={"Content-Type": "image/webp"},
+                                         timeout=timeout) as response:
+                if response.status >= 300:
+                    text = (await response.text())[:200]
+                    raise HordeRequestError(response.status, None, f"upload refused: {text}")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise HordeRequestError(None, None, f"upload failed: {error!r}") from None
+
+    async def download(self, url: str, max_bytes: int) -> bytes:
+        """GET a source image, refusing anything larger than `max_bytes`."""
+        timeout = aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT_S)
+        try:
+            async with self._session.get(url, timeout=timeout) as response:
+                if response.status != 200:
+                    raise HordeRequestError(response.status, None, f"download refused with HTTP {response.status}")
+                if (response.content_length or 0) > max_bytes:
+                    raise HordeRequestError(413, None, f"image of {response.content_length} bytes is too large")
+                return await _read_capped(response, max_bytes)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise HordeRequestError(None, None, f"download failed: {error!r}") from None
+
+    async def _post_json(self, url: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        try:
+            async with self._session.post(url, json=body, headers=self._headers, timeout=timeout) as response:
+                answer = await _json_or_empty(response)
+                if response.status >= 400:
+                    raise _error_from(response, answer)
+                return answer
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            raise HordeRequestError(None, None, f"no answer from {url}: {error!r}") from None
+
+
+async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise HordeRequestError(413, None, f"image larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json_or_empty(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    try:
+        answer = await response.json(content_type=None)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _error_from(response: aiohttp.ClientResponse, answer: dict[str, Any]) -> HordeRequestError:
+    message = str(answer.get("message") or response.reason or "")
+    if isinstance(answer.get("errors"), dict):
+        message = f"{message} {answer['errors']}"
+    rc = answer.get("rc")
+    retry_after: float | None = None
+    header = response.headers.get("Retry-After")
+    if header is not None:
+        try:
+            retry_after = max(0.0, float(header))
+        except ValueError:
+            retry_after = None
+    return HordeRequestError(response.status, rc if isinstance(rc, str) else None, message, retry_after)

@@ -1,0 +1,1 @@
+"""Inference backends: the interface the inference child drives, and the fake one."""

@@ -1,0 +1,319 @@
+"""The job pipeline: every event that moves a job, from pop to its last submit.
+
+Work moves only on events: a job popped, its inputs fetched, a child's message arriving (the pipe is
+registered with the event loop), a submit finishing. Each handler updates the job's record through
+the registry and starts what comes next. A freed slot gets its next job before anything else is done
+with the job that just left it, so the hand-off gap is one message round-trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.horde.pop import PoppedJob
+from horde_worker_regen.jobs.inputs import InputFetcher, spec_for_inputs
+from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord, JobState
+from horde_worker_regen.jobs.registry import JobRegistry
+from horde_worker_regen.jobs.reporting import report_job
+from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.jobs.submitter import Submitter
+from horde_worker_regen.processes.messages import (
+    CheckImages,
+    ChildFailed,
+    ChildMessage,
+    JobDone,
+    JobFailed,
+    JobInputs,
+    RunJob,
+    SafetyChecked,
+)
+from horde_worker_regen.processes.safety_link import SafetyLink
+from horde_worker_regen.processes.slots import Slot, SlotPool
+from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
+from horde_worker_regen.safety.policy import censor_policy
+from horde_worker_regen.scheduling.policy import QueuedJob, StartDecision, choose_slot, next_job, start_decision
+
+
+@dataclass(frozen=True)
+class ChildSpecs:
+    """The children the pipeline runs: one safety child and one inference child per slot."""
+
+    safety: ChildSpec
+    inference: list[ChildSpec]
+
+
+_BEFORE_REPORTING = (JobState.POPPED, JobState.INPUTS_FETCHED, JobState.QUEUED, JobState.RUNNING, JobState.SAFETY)
+
+
+class Pipeline:
+    """Moves every job of the registry through inference, safety and reporting."""
+
+    def __init__(
+        self,
+        *,
+        data: BridgeData,
+        supervisor: Supervisor,
+        children: ChildSpecs,
+        registry: JobRegistry,
+        stats: WorkerStats,
+        submitter: Submitter,
+        fetcher: InputFetcher,
+        on_fatal: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._data = data
+        self._supervisor = supervisor
+        supervisor.bind(self.on_child_message, self.on_child_lost)
+        self.slots = SlotPool(supervisor, children.inference)
+        self._safety = SafetyLink(supervisor, children.safety, self.safety_abandoned, on_fatal)
+        self.registry = registry
+        self._stats = stats
+        self._submitter = submitter
+        self._fetcher = fetcher
+        self._clock = clock
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._restart_children = True
+
+    async def start_children(self) -> None:
+        """The safety child first (nothing may go out unchecked), then every inference slot."""
+        await self._safety.start()
+        await self.slots.start_all()
+
+    # --- supervisor callbacks -------------------------------------------------------------------
+
+    def on_child_message(self, handle: ChildHandle, message: ChildMessage) -> None:
+        """Route a message from any child (called by the supervisor on the event loop)."""
+        if isinstance(message, JobDone | JobFailed):
+            self._on_inference_result(handle, message)
+        elif isinstance(message, SafetyChecked):
+            self._on_safety_checked(message)
+        elif isinstance(message, ChildFailed):
+            logger.error(f"{handle.name} reported a failure: {message.reason}")
+
+    def on_child_lost(self, handle: ChildHandle, reason: str) -> None:
+        """A child died or went silent: fault what it held and replace it."""
+        if self._safety.owns(handle):
+            self._safety.lost(reason, restart=self._restart_children)
+            return
+        slot = self.slots.slot_of(handle)
+        if slot is None:
+            return
+        key = slot.release()
+        record = self.registry.get(key) if key else None
+        if record is not None and record.state is JobState.RUNNING:
+            self.fault(record, f"the inference process was lost ({reason})")
+        if self._restart_children:
+            self.slots.replace(slot, self.dispatch, self._slot_gave_up)
+
+    def _slot_gave_up(self, reason: str) -> None:
+        logger.error(f"{reason}; jobs that cannot run are faulted")
+        if all(slot.handle is None for slot in self.slots.slots):
+            for record in self.registry.in_state(JobState.QUEUED):
+                self.fault(record, "no inference process is available")
+
+    def safety_abandoned(self, job_key: str, reason: str) -> None:
+        """The safety child could not check a job: fault it (images must not go out unchecked)."""
+        record = self.registry.get(job_key)
+        if record is not None and record.state is JobState.SAFETY:
+            self.fault(record, reason)
+
+    # --- intake ---------------------------------------------------------------------------------
+
+    def job_popped(self, job: PoppedJob, popped_at: float) -> JobRecord:
+        """Register a job just popped and start preparing it."""
+        record = JobRecord.from_pop(job, popped_at)
+        self.registry.add(record)
+        logger.debug(f"Job {record.key}: {len(record.ids)}x {job.spec.width}x{job.spec.height} on '{job.spec.model}'")
+        if not job.spec.model:
+            self.fault(record, "the horde sent the job without a model")
+        elif job.sources.source_image or job.sources.extra_source_images:
+            self._track(record, self._fetch_inputs(record))
+        else:
+            self._enqueue(record)
+        return record
+
+    async def _fetch_inputs(self, record: JobRecord) -> None:
+        inputs, metadata = await self._fetcher.fetch(record.sources, record.deadline)
+        record.inputs, record.gen_metadata = inputs, metadata
+        record.spec = spec_for_inputs(record.spec, inputs)
+        self._enqueue(record)
+
+    def _enqueue(self, record: JobRecord) -> None:
+        self.registry.move(record, JobState.INPUTS_FETCHED)
+        self.registry.move(record, JobState.QUEUED)
+        self.dispatch()
+
+    # --- inference ------------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Give queued jobs to idle slots, earliest deadline first."""
+        while idle := self.slots.idle_indexes():
+            queued = self.registry.in_state(JobState.QUEUED)
+            chosen = next_job([QueuedJob(r.key, r.deadline, r.popped_at) for r in queued])
+            if chosen is None:
+                return
+            record = self.registry.get(chosen.key)
+            assert record is not None
+            decision = start_decision(self._clock(), record.deadline, self._stats.expected_job_seconds)
+            if decision is StartDecision.DROP:
+                self.drop(record, "its deadline passed before a slot was free")
+            elif decision is StartDecision.FAULT:
+                self.fault(record, "it could no longer finish before its deadline")
+            else:
+                index = choose_slot(idle)
+                assert index is not None
+                self._run_on(self.slots.slots[index], record)
+
+    def _run_on(self, slot: Slot, record: JobRecord) -> None:
+        handle = slot.handle
+        assert handle is not None
+        if not self._supervisor.send(handle, RunJob(handle.incarnation, record.spec, record.inputs)):
+            return  # the child is gone; its loss is being handled and the job stays queued
+        slot.job_key = record.key
+        record.slot, record.slot_incarnation = slot.index, handle.incarnation
+        self.registry.move(record, JobState.RUNNING)
+        delay = max(0.0, record.deadline - self._clock())
+        slot.watchdog = asyncio.get_running_loop().call_later(delay, self._overdue, slot, record.key)
+
+    def _overdue(self, slot: Slot, key: str) -> None:
+        """Watchdog: a job still running at its deadline; the child is stuck or far too slow."""
+        if slot.job_key != key or slot.handle is None:
+            return
+        handle = slot.handle
+        slot.release()
+        record = self.registry.get(key)
+        if record is not None:
+            self.drop(record, "it was still running at its deadline; its process is replaced")
+        self._supervisor.kill(handle)
+        if self._restart_children:
+            self.slots.replace(slot, self.dispatch, self._slot_gave_up)
+
+    def _on_inference_result(self, handle: ChildHandle, message: JobDone | JobFailed) -> None:
+        slot = self.slots.slot_of(handle)
+        if slot is None or slot.job_key != message.job_key:
+            logger.debug(f"Ignored a result for job {message.job_key} that {handle.name} no longer holds")
+            return
+        slot.release()
+        self.dispatch()  # hand the slot its next job first: the GPU must not wait on bookkeeping
+        record = self.registry.get(message.job_key)
+        if record is None or record.state is not JobState.RUNNING:
+            return
+        record.started_at, record.finished_at = message.started_at, message.finished_at
+        if isinstance(message, JobFailed):
+            self.fault(record, message.reason)
+            return
+        record.images = message.images
+        self.registry.move(record, JobState.SAFETY)
+        self._safety.check(self._check_request(record))
+
+    # --- safety ---------------------------------------------------------------------------------
+
+    def _check_request(self, record: JobRecord) -> CheckImages:
+        spec = record.spec
+        policy = censor_policy(worker_nsfw=self._data.nsfw, use_nsfw_censor=record.use_nsfw_censor,
+                               prompt=spec.prompt, censorlist=self._data.censorlist)
+        return CheckImages(0, record.key, spec.prompt, spec.width, spec.height, record.images, policy)
+
+    def _on_safety_checked(self, message: SafetyChecked) -> None:
+        if not self._safety.answered(message.job_key):
+            return
+        record = self.registry.get(message.job_key)
+        if record is None or record.state is not JobState.SAFETY:
+            return
+        if len(message.verdicts) != len(record.images):
+            self.fault(record, f"{len(message.verdicts)} safety verdicts for {len(record.images)} images")
+            return
+        record.verdicts = message.verdicts
+        self._start_reporting(record)
+
+    # --- reporting ------------------------------------------------------------------------------
+
+    def fault(self, record: JobRecord, reason: str) -> None:
+        """Report every id of the job as faulted (once), so the horde re-queues them now."""
+        logger.warning(f"Job {record.key} ({len(record.ids)} image(s)) faulted: {reason}")
+        record.fault_reason = reason
+        self._safety.forget(record.key)
+        self._cancel_task(record.key)
+        self._start_reporting(record)
+
+    def drop(self, record: JobRecord, reason: str) -> None:
+        """End a job without reporting it (the horde aborts it by itself)."""
+        logger.warning(f"Job {record.key} ({len(record.ids)} image(s)) dropped: {reason}")
+        self._safety.forget(record.key)
+        self._cancel_task(record.key)
+        record.results = {index: IdResult(IdOutcome.DROPPED, 0.0, reason) for index in range(len(record.ids))}
+        self._finish(record, JobState.DROPPED)
+
+    def _start_reporting(self, record: JobRecord) -> None:
+        self.registry.move(record, JobState.UPLOADING)
+        self._track(record, self._report(record))
+
+    async def _report(self, record: JobRecord) -> None:
+        record.results = await report_job(self._submitter, record)
+        for index, result in record.results.items():
+            if result.reason.startswith("reporting failed"):
+                logger.error(f"Job {record.ids[index]}: {result.reason}")
+        self._finish(record, record.final_state())
+
+    def _finish(self, record: JobRecord, state: JobState) -> None:
+        record.images, record.verdicts, record.inputs = (), (), JobInputs()
+        self.registry.move(record, state)
+        self._stats.job_ended(record)
+        if state is JobState.SUBMITTED:
+            logger.info(f"Job {record.key} submitted: {len(record.ids)} image(s), {record.reward:.2f} kudos")
+
+    # --- tasks and shutdown ---------------------------------------------------------------------
+
+    def _track(self, record: JobRecord, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks[record.key] = task
+        key = record.key
+        task.add_done_callback(lambda done: self._task_done(key, done))
+
+    def _task_done(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            logger.opt(exception=error).error(f"Job {key}: unexpected error in the pipeline")
+            record = self.registry.get(key)
+            if record is not None and not record.state.is_terminal:
+                self.drop(record, f"unexpected error: {error!r}")
+
+    def _cancel_task(self, key: str) -> None:
+        task = self._tasks.pop(key, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def abort(self, grace: float) -> None:
+        """Second signal: stop the children, fault every job not yet reporting, give reports `grace` s."""
+        self._restart_children = False
+        self.slots.cancel_replacements()
+        self._safety.cancel_restart()
+        for slot in self.slots.slots:
+            slot.release()
+        await self._supervisor.kill_all()
+        for record in self.registry:
+            if record.state in _BEFORE_REPORTING:
+                self.fault(record, "the worker was stopped before it finished")
+        pending = list(self._tasks.values())
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        for record in self.registry:
+            self.drop(record, "the worker stopped before it could be reported")
+
+    def stop_restarting(self) -> None:
+        """No more child replacements (graceful shutdown has drained the jobs)."""
+        self._restart_children = False
+        self.slots.cancel_replacements()
+        self._safety.cancel_restart()

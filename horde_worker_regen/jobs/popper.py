@@ -1,0 +1,151 @@
+"""Asking the horde for jobs, only when a slot or a queue place can hold one.
+
+The popper sleeps on an event that the registry sets whenever a job changes state; on each wake it
+asks the pure `pop_allowance` policy how many jobs it may hold more, and pops until that is zero.
+So the next job is popped (and its inputs fetched) while the current ones run, and never without a
+place for it. "No job" and errors back off (honouring `Retry-After`); a fatal error stops the worker.
+In burst mode a "no job" answer with nothing in flight ends the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest
+from loguru import logger
+
+from horde_worker_regen.horde.client import HordeClient
+from horde_worker_regen.horde.errors import ErrorAction, HordeRequestError, classify
+from horde_worker_regen.horde.pop import MalformedPop, NoJob, PoppedJob, parse_pop_answer
+from horde_worker_regen.jobs.pipeline import Pipeline
+from horde_worker_regen.jobs.record import JobRecord, JobState
+from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.scheduling.policy import CapacitySnapshot, pop_allowance, retry_delay
+
+NO_JOB_DELAY_S = 5.0
+MAX_ERROR_DELAY_S = 60.0
+
+
+@dataclass
+class PopperSettings:
+    """How the popper sizes its window and when it stops."""
+
+    slots: int
+    queue_size: int
+    burst: bool = False
+    no_job_delay: float = NO_JOB_DELAY_S
+
+
+class Popper:
+    """The pop loop: one task, woken by registry changes."""
+
+    def __init__(
+        self,
+        client: HordeClient,
+        request: ImageGenerateJobPopRequest,
+        pipeline: Pipeline,
+        stats: WorkerStats,
+        settings: PopperSettings,
+        *,
+        on_stop: Callable[[str, int], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._request = request
+        self._pipeline = pipeline
+        self._stats = stats
+        self._settings = settings
+        self._on_stop = on_stop
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._errors = 0
+        pipeline.registry.subscribe(self._registry_changed)
+
+    def _registry_changed(self, record: JobRecord, previous: JobState) -> None:
+        self._wake.set()
+        self._stats.set_in_flight(len(self._pipeline.registry) > 0)
+
+    def stop(self) -> None:
+        """Pop no more (the pop in progress, if any, still delivers its job)."""
+        self._stopping = True
+        self._wake.set()
+
+    def snapshot(self) -> CapacitySnapshot:
+        """The figures the pop policy looks at."""
+        registry = self._pipeline.registry
+        return CapacitySnapshot(
+            slots=self._settings.slots,
+            queue_size=self._settings.queue_size,
+            running=registry.running,
+            waiting=registry.waiting,
+            expected_job_seconds=self._stats.expected_job_seconds,
+            accepting=not self._stopping,
+        )
+
+    async def run(self) -> None:
+        """Pop until stopped."""
+        while not self._stopping:
+            if pop_allowance(self.snapshot()) <= 0:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            delay = await self._pop_once()
+            if delay > 0:
+                await self._pause(delay)
+
+    async def _pop_once(self) -> float:
+        """One pop; returns how long to wait before the next one."""
+        popped_at = self._clock()
+        try:
+            answer = parse_pop_answer(await self._client.pop(self._request))
+        except HordeRequestError as error:
+            return self._pop_failed(error)
+        except MalformedPop as error:
+            logger.error(f"{error}")
+            return self._error_delay()
+        self._errors = 0
+        if isinstance(answer, PoppedJob):
+            self._pipeline.job_popped(answer, popped_at)
+            return 0.0
+        return self._no_job(answer)
+
+    def _no_job(self, answer: NoJob) -> float:
+        if answer.skipped:
+            logger.debug(f"No job; skipped: {answer.skipped}")
+        if self._settings.burst and len(self._pipeline.registry) == 0:
+            self._stopping = True
+            self._on_stop("burst mode: the horde has no job and nothing is in flight", 0)
+            return 0.0
+        return self._settings.no_job_delay
+
+    def _pop_failed(self, error: HordeRequestError) -> float:
+        verdict = classify(error)
+        if verdict.action is ErrorAction.FATAL:
+            self._stopping = True
+            self._on_stop(verdict.operator_message, 1)
+            return 0.0
+        if verdict.action is ErrorAction.BACK_OFF:
+            logger.warning(f"The horde asks to wait {verdict.delay:.0f}s: {verdict.operator_message or error}")
+            return verdict.delay
+        logger.warning(f"Pop failed ({error}); retrying")
+        return self._error_delay()
+
+    def _error_delay(self) -> float:
+        self._errors += 1
+        return retry_delay(self._errors, base=1.0, cap=MAX_ERROR_DELAY_S)
+
+    async def _pause(self, delay: float) -> None:
+        """Wait `delay` s, or less if stopped; in burst mode also stop waiting once nothing is in flight."""
+        deadline = self._clock() + delay
+        while not self._stopping and (remaining := deadline - self._clock()) > 0:
+            if self._settings.burst and len(self._pipeline.registry) == 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except asyncio.TimeoutError:
+                return

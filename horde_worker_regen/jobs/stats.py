@@ -1,0 +1,130 @@
+"""Kudos and speed statistics: per-job rewards and timings, kudos/hr, MPS/s, jobs/hr, idle time.
+
+Fed by the pipeline when a job ends; read by the status line and the metrics file. Timings are on
+the monotonic clock; `started_at`/`finished_at` are the inference child's own timestamps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from horde_worker_regen.jobs.record import JobRecord, JobState
+
+KUDOS_WINDOW_S = 3600.0
+MAX_TIMINGS_KEPT = 100_000
+# Weight of the newest job in the running average of job duration.
+DURATION_SMOOTHING = 0.2
+INITIAL_JOB_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class JobTiming:
+    """One finished job, as the metrics file records it."""
+
+    key: str
+    state: str
+    images: int
+    slot: int | None
+    popped_at: float
+    started_at: float | None
+    finished_at: float | None
+    ended_at: float
+    reward: float
+    megapixelsteps: float
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """The figures of one status line."""
+
+    uptime: float
+    jobs: int
+    images: int
+    faulted: int
+    dropped: int
+    kudos_session: float
+    kudos_per_hour: float
+    megapixelsteps_per_second: float
+    jobs_per_hour: float
+    idle_seconds: float
+
+
+class WorkerStats:
+    """Accumulates what the worker did since it started."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.started = clock()
+        self.jobs = self.images = self.faulted = self.dropped = 0
+        self.kudos = 0.0
+        self.megapixelsteps = 0.0
+        self.expected_job_seconds = INITIAL_JOB_SECONDS
+        self.timings: list[JobTiming] = []
+        self._rewards: deque[tuple[float, float]] = deque()
+        self._idle_total = 0.0
+        self._idle_since: float | None = self.started
+
+    def job_ended(self, record: JobRecord) -> None:
+        """Count a job that reached its terminal state."""
+        now = self._clock()
+        reward = record.reward
+        if record.state is JobState.SUBMITTED:
+            self.jobs += 1
+            self.images += len(record.ids)
+            self.megapixelsteps += record.megapixelsteps
+        elif record.state is JobState.FAULTED:
+            self.faulted += 1
+        else:
+            self.dropped += 1
+        self.kudos += reward
+        self._rewards.append((now, reward))
+        if record.started_at is not None and record.finished_at is not None:
+            duration = record.finished_at - record.started_at
+            self.expected_job_seconds += DURATION_SMOOTHING * (duration - self.expected_job_seconds)
+        if len(self.timings) < MAX_TIMINGS_KEPT:
+            self.timings.append(self._timing(record, now, reward))
+
+    @staticmethod
+    def _timing(record: JobRecord, now: float, reward: float) -> JobTiming:
+        return JobTiming(
+            key=record.key, state=record.state.value, images=len(record.ids), slot=record.slot,
+            popped_at=record.popped_at, started_at=record.started_at, finished_at=record.finished_at,
+            ended_at=now, reward=reward, megapixelsteps=record.megapixelsteps,
+        )  # fmt: skip
+
+    def set_in_flight(self, in_flight: bool) -> None:
+        """Track time with no job at all in the worker (idle: nothing popped is being worked on)."""
+        now = self._clock()
+        if in_flight and self._idle_since is not None:
+            self._idle_total += now - self._idle_since
+            self._idle_since = None
+        elif not in_flight and self._idle_since is None:
+            self._idle_since = now
+
+    def kudos_last_hour(self) -> float:
+        """Rewards of the submits of the last hour."""
+        horizon = self._clock() - KUDOS_WINDOW_S
+        while self._rewards and self._rewards[0][0] < horizon:
+            self._rewards.popleft()
+        return sum(reward for _, reward in self._rewards)
+
+    def snapshot(self) -> StatsSnapshot:
+        """The current figures."""
+        now = self._clock()
+        uptime = max(now - self.started, 1e-6)
+        idle = self._idle_total + (now - self._idle_since if self._idle_since is not None else 0.0)
+        per_hour = KUDOS_WINDOW_S / min(uptime, KUDOS_WINDOW_S)
+        return StatsSnapshot(
+            uptime=uptime, jobs=self.jobs, images=self.images, faulted=self.faulted, dropped=self.dropped,
+            kudos_session=self.kudos, kudos_per_hour=self.kudos_last_hour() * per_hour,
+            megapixelsteps_per_second=self.megapixelsteps / uptime, jobs_per_hour=self.jobs * 3600.0 / uptime,
+            idle_seconds=idle,
+        )  # fmt: skip
+
+    def timings_as_dicts(self) -> list[dict[str, Any]]:
+        """Every recorded job timing, for the metrics file."""
+        return [asdict(timing) for timing in self.timings]

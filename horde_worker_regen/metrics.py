@@ -1,0 +1,48 @@
+"""The metrics file `run --metrics-file` writes at exit: every job's timings and the main process's cost.
+
+Used by the pipeline benchmark (`bench/pipeline_bench.py`). Job times are on the monotonic clock;
+`started_at`/`finished_at` are stamped by the inference child, the others by the main process.
+CPU and RSS are the main process's own (children excluded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from horde_worker_regen.jobs.stats import WorkerStats
+
+
+def process_figures() -> dict[str, Any]:
+    """CPU seconds, current and peak RSS of this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = 0
+    try:
+        import psutil
+
+        rss = psutil.Process(os.getpid()).memory_info().rss
+    except ImportError:  # psutil is a dependency; stay usable without it
+        pass
+    return {
+        "cpu_user_s": usage.ru_utime,
+        "cpu_system_s": usage.ru_stime,
+        "max_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
+        "rss_bytes": rss,
+    }
+
+
+def write_metrics(path: Path, stats: WorkerStats, slots: int) -> None:
+    """Write the metrics JSON file."""
+    payload = {
+        "slots": slots,
+        "started_at": stats.started,
+        "ended_at": time.monotonic(),
+        "process": process_figures(),
+        "jobs": stats.timings_as_dicts(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload), encoding="utf-8")

@@ -1,0 +1,186 @@
+"""The running worker: start-up in order, the event loop's life, shutdown in reverse, signals.
+
+Start-up: horde session → safety child → inference children → heartbeat → popper → status line.
+SIGINT or SIGTERM: stop popping, finish and submit everything in flight, stop the children, exit 0.
+A second signal: kill the children, submit `faulted` once for every id not yet being reported (so
+the horde re-queues it at once), give reports in progress a few seconds, exit 128+signal.
+Signal handlers only set events; the main coroutine does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from loguru import logger
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.horde.client import HordeClient
+from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
+from horde_worker_regen.inference.capabilities import capabilities_of
+from horde_worker_regen.jobs.inputs import InputFetcher
+from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
+from horde_worker_regen.jobs.popper import Popper, PopperSettings
+from horde_worker_regen.jobs.registry import JobRegistry
+from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.jobs.submitter import Submitter
+from horde_worker_regen.metrics import write_metrics
+from horde_worker_regen.processes.child_runtime import ChildLogging
+from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
+from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
+from horde_worker_regen.processes.supervisor import ChildSpec, ChildStartError, Supervisor
+from horde_worker_regen.status.console import format_status, report_status_forever
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+ABORT_GRACE_S = 5.0
+HTTP_CONNECTIONS = 64
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How `run` was invoked."""
+
+    logs_dir: Path
+    verbosity: int = 0
+    burst: bool = False
+    metrics_file: Path | None = None
+
+
+class Worker:
+    """Owns every part of the running worker."""
+
+    def __init__(self, data: BridgeData, models: list[str], options: RunOptions) -> None:
+        self._data = data
+        self._models = models
+        self._options = options
+        self._stop = asyncio.Event()
+        self._abort = asyncio.Event()
+        self._exit_code = EXIT_OK
+        self._signals_seen = 0
+        self._started = time.monotonic()
+
+    def request_stop(self, reason: str, exit_code: int) -> None:
+        """Stop popping and shut down gracefully (called by signals, burst mode and fatal errors)."""
+        if self._stop.is_set():
+            return
+        if exit_code != EXIT_OK:
+            logger.error(f"Stopping: {reason}")
+        else:
+            logger.info(f"Stopping: {reason}")
+        self._exit_code = exit_code
+        self._stop.set()
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals_seen += 1
+        name = signal.Signals(signum).name
+        if self._signals_seen == 1:
+            self.request_stop(f"{name} received; finishing the jobs in flight (send it again to abort them)", EXIT_OK)
+        elif not self._abort.is_set():
+            logger.warning(f"Second {name}: faulting what is left so the horde re-queues it, then exiting")
+            self._exit_code = 128 + signum
+            self._abort.set()
+
+    def _child_specs(self) -> ChildSpecs:
+        logs_dir = self._options.logs_dir.resolve()
+        secrets = tuple(self._data.secrets())
+
+        def child_logging(index: int) -> ChildLogging:
+            return ChildLogging(logs_dir, self._options.verbosity, index, secrets)
+
+        safety = ChildSpec("safety", safety_main,
+                           SafetyChildConfig(child_logging(0), self._data.safety_backend, self._data.fake_safety))
+        inference = [
+            ChildSpec(f"inference-{n}", inference_main,
+                      InferenceChildConfig(child_logging(n), self._data.inference_backend, self._data.fake_backend))
+            for n in range(1, self._data.max_threads + 1)
+        ]
+        return ChildSpecs(safety, inference)
+
+    async def run(self) -> int:
+        """Run until stopped; returns the exit status."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        try:
+            connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                client = HordeClient(session, self._data.horde_url, self._data.api_key.get_secret_value())
+                await self._run_with(client)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+        return self._exit_code
+
+    async def _run_with(self, client: HordeClient) -> None:
+        stats, registry = WorkerStats(), JobRegistry()
+        supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
+        pipeline = Pipeline(data=self._data, supervisor=supervisor, children=self._child_specs(), registry=registry,
+                            stats=stats, submitter=Submitter(client), fetcher=InputFetcher(client),
+                            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED))
+        logger.info(f"Starting the safety process ({self._data.safety_backend}) and "
+                    f"{self._data.max_threads} inference process(es) ({self._data.inference_backend})")
+        try:
+            await pipeline.start_children()
+        except ChildStartError as error:
+            logger.error(f"Cannot start: a child process failed to start: {error}")
+            self._exit_code = EXIT_FAILED
+            await supervisor.kill_all()
+            return
+        supervisor.start_heartbeat()
+        await self._serve(client, pipeline, stats)
+        await self._stop_children(supervisor, pipeline)
+        if self._options.metrics_file is not None:
+            write_metrics(self._options.metrics_file, stats, self._data.max_threads)
+
+    async def _serve(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats) -> None:
+        capabilities = capabilities_of(self._data.inference_backend)
+        agent = bridge_agent(capabilities.version)
+        request = build_pop_request(self._data, self._models, agent)
+        settings = PopperSettings(self._data.max_threads, self._data.queue_size, burst=self._options.burst)
+        popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop)
+        logger.info(f"Serving {len(self._models)} model(s) as '{self._data.dreamer_name}' ({agent})")
+        popper_task = asyncio.create_task(popper.run(), name="popper")
+        status_task = asyncio.create_task(report_status_forever(
+            self._data.stats_output_frequency,
+            lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), self._data.max_threads,
+                                  pipeline.registry.waiting)), name="status")  # fmt: skip
+        try:
+            await self._stop.wait()
+            popper.stop()
+            await self._unless_aborted(popper_task)
+            if not self._abort.is_set():
+                in_flight = len(pipeline.registry)
+                if in_flight:
+                    logger.info(f"Finishing {in_flight} job(s) in flight")
+                await self._unless_aborted(pipeline.registry.wait_empty())
+            if self._abort.is_set():
+                await pipeline.abort(ABORT_GRACE_S)
+        finally:
+            for task in (popper_task, status_task):
+                task.cancel()
+            await asyncio.gather(popper_task, status_task, return_exceptions=True)
+        logger.info(format_status(stats.snapshot(), 0, self._data.max_threads, 0))
+
+    async def _unless_aborted(self, awaitable: Awaitable[Any]) -> None:
+        """Wait for `awaitable`, or until an abort is requested (then a coroutine of ours is cancelled)."""
+        main = asyncio.ensure_future(awaitable)
+        abort = asyncio.ensure_future(self._abort.wait())
+        await asyncio.wait({main, abort}, return_when=asyncio.FIRST_COMPLETED)
+        abort.cancel()
+        if not main.done() and main is not awaitable:
+            main.cancel()
+
+    async def _stop_children(self, supervisor: Supervisor, pipeline: Pipeline) -> None:
+        pipeline.stop_restarting()
+        if self._abort.is_set():
+            await supervisor.kill_all()
+        else:
+            await supervisor.stop_all()
+        logger.info("All child processes stopped")

@@ -1,0 +1,91 @@
+"""The inference child: `InferenceCore` (a plain class, testable in-process) and the process entry point.
+
+The core turns one `RunJob` into one `JobDone` or `JobFailed`, timing it with the child's monotonic
+clock. The entry point sets up the process, builds the configured backend and serves jobs.
+Nothing here imports torch; a real backend imports it inside the child, when it is built.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from loguru import logger
+
+from horde_worker_regen.config.bridge_data import FakeBackendSettings
+from horde_worker_regen.inference.backend import InferenceBackend, InferenceError
+from horde_worker_regen.processes.child_runtime import (
+    ChildLink,
+    ChildLogging,
+    Work,
+    prepare_child_process,
+    report_startup_failure,
+    serve,
+)
+from horde_worker_regen.processes.messages import ChildFailed, ChildMessage, JobDone, JobFailed, RunJob
+
+
+@dataclass(frozen=True)
+class InferenceChildConfig:
+    """Everything an inference child needs, picklable for the `spawn` start method."""
+
+    logging: ChildLogging
+    backend: str
+    fake: FakeBackendSettings
+
+
+class InferenceCore:
+    """Runs jobs on a backend; no process, no pipe."""
+
+    def __init__(self, backend: InferenceBackend, incarnation: int) -> None:
+        self.backend = backend
+        self.incarnation = incarnation
+
+    def run(self, job: RunJob) -> JobDone | JobFailed:
+        """Generate one job; an error of the backend becomes `JobFailed`, never an exception."""
+        spec = job.spec
+        started = time.monotonic()
+        try:
+            images = self.backend.generate(spec, job.inputs)
+        except InferenceError as error:
+            logger.warning(f"Job {spec.job_key} failed: {error}")
+            return JobFailed(self.incarnation, spec.job_key, str(error), started, time.monotonic())
+        except Exception as error:  # a backend bug must fault the job, not kill the slot
+            logger.exception(f"Job {spec.job_key}: unexpected error in the backend")
+            return JobFailed(self.incarnation, spec.job_key, f"{type(error).__name__}: {error}", started,
+                             time.monotonic())
+        finished = time.monotonic()
+        if len(images) != spec.n_iter:
+            reason = f"the backend returned {len(images)} images for a batch of {spec.n_iter}"
+            logger.error(f"Job {spec.job_key}: {reason}")
+            return JobFailed(self.incarnation, spec.job_key, reason, started, finished)
+        logger.debug(f"Job {spec.job_key}: {spec.n_iter} image(s) in {finished - started:.3f}s")
+        return JobDone(self.incarnation, spec.job_key, tuple(images), started, finished)
+
+    def handle(self, work: Work) -> ChildMessage:
+        """Answer one work message."""
+        if isinstance(work, RunJob):
+            return self.run(work)
+        return ChildFailed(self.incarnation, f"an inference child cannot handle {type(work).__name__}")
+
+
+def build_backend(config: InferenceChildConfig) -> InferenceBackend:
+    """The configured backend (only the fake one exists in this version)."""
+    if config.backend == "fake":
+        from horde_worker_regen.inference.fake import FakeInferenceBackend
+
+        return FakeInferenceBackend(config.fake)
+    raise ValueError(f"inference backend {config.backend!r} is not available in this version")
+
+
+def inference_main(connection: Connection, incarnation: int, config: InferenceChildConfig) -> None:
+    """Process entry point (spawn target)."""
+    prepare_child_process(config.logging)
+    link = ChildLink(connection, incarnation)
+    try:
+        core = InferenceCore(build_backend(config), incarnation)
+    except Exception as error:
+        report_startup_failure(link, error)
+        return
+    serve(link, config.backend, core.handle)

@@ -1,0 +1,186 @@
+"""Every message that crosses a process boundary, in one place.
+
+Messages are small frozen dataclasses, pickled through a `multiprocessing` Pipe. Images travel as
+WebP bytes encoded in the child, never as base64 text. Every message carries the `incarnation` of
+the child it is for or from: the supervisor numbers each child process it starts, and a message
+whose incarnation is not the slot's current one (a reply from a child already replaced) is dropped.
+
+Parent → child: `Ping`, `Shutdown`, `RunJob` (inference), `CheckImages` (safety).
+Child → parent: `ChildReady`, `Pong`, `ChildFailed`, `JobDone`, `JobFailed` (inference),
+`SafetyChecked` (safety).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Censorship = Literal["nsfw", "csam"]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSpec:
+    """What one job asks of the inference backend: the pop payload, parsed, plus the raw payload.
+
+    Image `i` of the batch uses seed `seed + i` (the seed submitted for `ids[i]`).
+    """
+
+    job_key: str
+    model: str
+    prompt: str
+    width: int
+    height: int
+    steps: int
+    n_iter: int
+    seed: int
+    sampler_name: str
+    cfg_scale: float
+    karras: bool
+    denoising_strength: float | None
+    post_processing: tuple[str, ...]
+    source_processing: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def seed_of(self, index: int) -> int:
+        """The seed of image `index` of the batch."""
+        return self.seed + index
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraSourceImage:
+    """One fetched `extra_source_images` entry."""
+
+    image: bytes
+    strength: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobInputs:
+    """Input images fetched before the job was queued (raw bytes as downloaded; None: none or failed)."""
+
+    source_image: bytes | None = None
+    source_mask: bytes | None = None
+    extra_source_images: tuple[ExtraSourceImage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CensorPolicy:
+    """The per-job inputs of the censoring decision (see `safety.policy`)."""
+
+    censor_nsfw: bool
+    censorlist_hit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImageVerdict:
+    """The safety verdict on one image, and the censor image that replaces it when censored."""
+
+    is_nsfw: bool
+    is_csam: bool
+    censorship: Censorship | None = None
+    replacement: bytes | None = None
+
+
+# --- Parent → child ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Liveness probe; the child's IO thread answers with `Pong` at once, even while it works."""
+
+    incarnation: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """Finish the message in hand, then exit cleanly."""
+
+    incarnation: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunJob:
+    """Generate every image of one job and answer `JobDone` or `JobFailed`."""
+
+    incarnation: int
+    spec: GenerationSpec
+    inputs: JobInputs
+
+
+@dataclass(frozen=True, slots=True)
+class CheckImages:
+    """Check every image of one job and answer `SafetyChecked`, with censor images where needed."""
+
+    incarnation: int
+    job_key: str
+    prompt: str
+    width: int
+    height: int
+    images: tuple[bytes, ...]
+    policy: CensorPolicy
+
+
+ParentMessage = Ping | Shutdown | RunJob | CheckImages
+
+
+# --- Child → parent ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChildReady:
+    """The child has loaded its backend and waits for work."""
+
+    incarnation: int
+    pid: int
+    backend: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChildFailed:
+    """The child cannot go on (its backend failed to start, or an unexpected error); it exits next."""
+
+    incarnation: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Answer to `Ping` with the same sequence number."""
+
+    incarnation: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobDone:
+    """Every image of the job, WebP-encoded, in batch order; times are `time.monotonic()` in the child."""
+
+    incarnation: int
+    job_key: str
+    images: tuple[bytes, ...]
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailed:
+    """The job could not be generated (the whole batch is faulted); the child stays usable."""
+
+    incarnation: int
+    job_key: str
+    reason: str
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyChecked:
+    """One verdict per image of `CheckImages`, in the same order."""
+
+    incarnation: int
+    job_key: str
+    verdicts: tuple[ImageVerdict, ...]
+
+
+ChildMessage = ChildReady | ChildFailed | Pong | JobDone | JobFailed | SafetyChecked

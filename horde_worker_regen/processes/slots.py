@@ -1,0 +1,98 @@
+"""The inference slots: one child each, what job it holds, and replacing it when it is lost.
+
+A slot knows its child handle and the key of the job it runs, nothing about the job itself. A lost
+child's slot is out of service until its replacement is ready; repeated start failures give up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loguru import logger
+
+from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
+from horde_worker_regen.scheduling.policy import retry_delay
+
+REPLACE_ATTEMPTS = 3
+
+
+@dataclass(eq=False)
+class Slot:
+    """One inference slot."""
+
+    index: int
+    spec: ChildSpec
+    handle: ChildHandle | None = None
+    job_key: str | None = None
+    watchdog: asyncio.TimerHandle | None = None
+
+    @property
+    def idle(self) -> bool:
+        """True when its child is up and holds no job."""
+        return self.handle is not None and self.job_key is None
+
+    def release(self) -> str | None:
+        """Forget the job held (returning its key) and cancel its watchdog."""
+        key, self.job_key = self.job_key, None
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        return key
+
+
+class SlotPool:
+    """Every inference slot, started and replaced through the supervisor."""
+
+    def __init__(self, supervisor: Supervisor, specs: list[ChildSpec]) -> None:
+        self._supervisor = supervisor
+        self.slots = [Slot(index, spec) for index, spec in enumerate(specs)]
+        self._replacing: set[asyncio.Task[None]] = set()
+
+    async def start_all(self) -> None:
+        """Start every slot's child in parallel; ChildStartError if any fails (the others are stopped)."""
+        results = await asyncio.gather(*(self._supervisor.start(slot.spec) for slot in self.slots),
+                                       return_exceptions=True)
+        for slot, result in zip(self.slots, results, strict=True):
+            if isinstance(result, ChildHandle):
+                slot.handle = result
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise ChildStartError("; ".join(str(failure) for failure in failures))
+
+    def idle_indexes(self) -> list[int]:
+        """The slots ready for a job."""
+        return [slot.index for slot in self.slots if slot.idle]
+
+    def busy_count(self) -> int:
+        """Slots holding a job."""
+        return sum(1 for slot in self.slots if slot.job_key is not None)
+
+    def slot_of(self, handle: ChildHandle) -> Slot | None:
+        """The slot whose current child is `handle`."""
+        return next((slot for slot in self.slots if slot.handle is handle), None)
+
+    def replace(self, slot: Slot, on_ready: Callable[[], None], on_give_up: Callable[[str], None]) -> None:
+        """Start a new child for a slot whose child was lost, in the background."""
+        slot.handle = None
+        task = asyncio.get_running_loop().create_task(self._replace(slot, on_ready, on_give_up))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _replace(self, slot: Slot, on_ready: Callable[[], None], on_give_up: Callable[[str], None]) -> None:
+        for attempt in range(REPLACE_ATTEMPTS):
+            try:
+                slot.handle = await self._supervisor.start(slot.spec)
+            except ChildStartError as error:
+                logger.warning(f"Slot {slot.index}: replacement attempt {attempt + 1} failed: {error}")
+                await asyncio.sleep(retry_delay(attempt, base=1.0))
+                continue
+            on_ready()
+            return
+        on_give_up(f"inference slot {slot.index} could not be restarted after {REPLACE_ATTEMPTS} attempts")
+
+    def cancel_replacements(self) -> None:
+        """Stop starting replacements (shutdown)."""
+        for task in list(self._replacing):
+            task.cancel()

@@ -1,0 +1,1 @@
+"""Safety backends (NSFW/CSAM checks), the censoring policy and the censor images."""

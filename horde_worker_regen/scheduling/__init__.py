@@ -1,0 +1,1 @@
+"""Pure scheduling policies: how much to pop, which queued job goes to which slot."""

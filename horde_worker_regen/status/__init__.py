@@ -1,0 +1,1 @@
+"""What the operator sees while the worker runs."""

@@ -1,0 +1,37 @@
+"""The compact status line logged every `stats_output_frequency` seconds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from loguru import logger
+
+from horde_worker_regen.jobs.stats import StatsSnapshot
+
+
+def format_duration(seconds: float) -> str:
+    """`h:mm:ss`."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting: int) -> str:
+    """One line: jobs, images, kudos, speed, idle time and slot use."""
+    problems = ""
+    if snapshot.faulted or snapshot.dropped:
+        problems = f" ({snapshot.faulted} faulted, {snapshot.dropped} dropped)"
+    return (
+        f"Status: {snapshot.jobs} jobs{problems}, {snapshot.images} images | "
+        f"kudos {snapshot.kudos_session:,.1f} session, {snapshot.kudos_per_hour:,.0f}/hr | "
+        f"{snapshot.megapixelsteps_per_second:.2f} MPS/s | {snapshot.jobs_per_hour:,.0f} jobs/hr | "
+        f"idle {format_duration(snapshot.idle_seconds)} | slots {slots_busy}/{slots} busy, {waiting} waiting | "
+        f"up {format_duration(snapshot.uptime)}"
+    )
+
+
+async def report_status_forever(interval: float, line: Callable[[], str]) -> None:
+    """Log `line()` every `interval` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        logger.info(line())
