@@ -35,12 +35,13 @@ def process_figures() -> dict[str, Any]:
     }
 
 
-def write_metrics(path: Path, stats: WorkerStats, slots: int) -> None:
-    """Write the metrics JSON file."""
+def write_metrics(path: Path, stats: WorkerStats, slots: int, at_start: dict[str, Any]) -> None:
+    """Write the metrics JSON file (`at_start`: `process_figures()` when the worker began serving)."""
     payload = {
         "slots": slots,
         "started_at": stats.started,
         "ended_at": time.monotonic(),
+        "process_at_start": at_start,
         "process": process_figures(),
         "jobs": stats.timings_as_dicts(),
     }

@@ -30,7 +30,7 @@ from horde_worker_regen.jobs.popper import Popper, PopperSettings
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.stats import WorkerStats
 from horde_worker_regen.jobs.submitter import Submitter
-from horde_worker_regen.metrics import write_metrics
+from horde_worker_regen.metrics import process_figures, write_metrics
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
@@ -134,10 +134,11 @@ class Worker:
             await supervisor.kill_all()
             return
         supervisor.start_heartbeat()
+        at_start = process_figures()
         await self._serve(client, pipeline, stats)
         await self._stop_children(supervisor, pipeline)
         if self._options.metrics_file is not None:
-            write_metrics(self._options.metrics_file, stats, self._data.max_threads)
+            write_metrics(self._options.metrics_file, stats, self._data.max_threads, at_start)
 
     async def _serve(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats) -> None:
         capabilities = capabilities_of(self._data.inference_backend)

@@ -179,6 +179,7 @@ class Pipeline:
         slot.job_key = record.key
         record.slot, record.slot_incarnation = slot.index, handle.incarnation
         self.registry.move(record, JobState.RUNNING)
+        logger.debug(f"Job {record.key} started on slot {slot.index}")
         delay = max(0.0, record.deadline - self._clock())
         slot.watchdog = asyncio.get_running_loop().call_later(delay, self._overdue, slot, record.key)
 

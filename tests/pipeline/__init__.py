@@ -1,0 +1,1 @@
+"""Pipeline tests: the worker against the local horde."""

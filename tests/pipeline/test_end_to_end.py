@@ -1,0 +1,92 @@
+"""The whole worker (the real CLI, its child processes, the fake backends) against the local horde."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from horde_worker_regen.localhorde import submit as horde_submit
+from horde_worker_regen.localhorde.config import LocalHordeConfig
+from horde_worker_regen.localhorde.testing import serve_local_horde
+from tests.worker_support import WorkerProcess, error_lines, generations_of, queue, stored_image, worker_folder
+
+SIZES = [(512, 512), (768, 512), (512, 768), (1024, 1024), (640, 384)]
+BATCHES = [1, 2, 3, 4]
+REQUESTS = 200
+SEED = 1000
+
+
+@pytest.fixture
+def submit_counter(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
+    """How many submits the local horde received per job id."""
+    counts: collections.Counter[str] = collections.Counter()
+    original: Callable[..., float] = horde_submit.set_generation
+
+    def counting(state: Any, reference: Any, pg: Any, submission: Any) -> float:
+        counts[pg.id] += 1
+        return original(state, reference, pg, submission)
+
+    monkeypatch.setattr(horde_submit, "set_generation", counting)
+    return counts
+
+
+def _child_pids(output: str) -> list[int]:
+    return [int(line.split("(pid ")[1].split(",")[0]) for line in output.splitlines() if " ready (pid " in line]
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_two_hundred_mixed_requests_are_all_submitted_once(
+    tmp_path: Path, submit_counter: collections.Counter[str]
+) -> None:
+    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        requester = horde.add_user("requester", trusted=True, kudos=10_000_000)
+        requests = []
+        for index in range(REQUESTS):
+            width, height = SIZES[index % len(SIZES)]
+            n = BATCHES[index % len(BATCHES)]
+            wp = queue(horde, requester, f"e2e {index}", width=width, height=height, n=n, seed=str(SEED))
+            requests.append((wp, width, height, n))
+        folder = worker_folder(tmp_path, horde, owner, max_threads=2, queue_size=1, max_batch=4, max_power=64)
+        worker = await WorkerProcess(folder).start("--burst", "--metrics-file", str(folder / "metrics.json"))
+        try:
+            status = await worker.wait()
+        finally:
+            await worker.kill()
+        assert status == 0, worker.output
+        popped_ids: set[str] = set()
+        for wp, width, height, n in requests:
+            jobs = generations_of(horde, wp)
+            assert len(jobs) == n, f"request {wp.id}: {len(jobs)} of {n} images handed out"
+            for pg in jobs:
+                popped_ids.add(pg.id)
+                assert pg.is_completed and not pg.faulted
+                assert pg.reward > 0
+                index = int(next(e["ref"] for e in pg.gen_metadata if e["type"] == "batch_index"))
+                assert pg.seed == SEED + index  # each id of a batch carries its own seed
+                image = stored_image(horde, pg)
+                assert image.format == "WEBP" and image.size == (width, height)
+        assert set(submit_counter) == popped_ids
+        assert set(submit_counter.values()) == {1}
+        metrics = json.loads((folder / "metrics.json").read_text())
+        rewards = sum(job["reward"] for job in metrics["jobs"])
+        assert rewards == pytest.approx(sum(pg.reward for pg in horde.state.generations.values()))
+        assert all(job["state"] == "submitted" for job in metrics["jobs"])
+    assert error_lines(folder / "logs") == []
+    assert owner.api_key not in worker.output
+    pids = _child_pids(worker.output)
+    assert len(pids) == 3  # one safety and two inference processes, none replaced
+    assert not any(_process_exists(pid) for pid in pids)

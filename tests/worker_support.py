@@ -1,0 +1,150 @@
+"""Running the real worker CLI as a subprocess against a local horde, for pipeline tests.
+
+`WorkerProcess` collects the worker's console output line by line and lets a test wait for a line
+(an event the worker logs) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from PIL import Image
+
+from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, WaitingPrompt
+from horde_worker_regen.localhorde.requester import queue_request
+from horde_worker_regen.localhorde.testing import RunningLocalHorde
+from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
+from horde_worker_regen.models.reference_cache import ReferencePaths
+from tests.support import FIXTURES, REPO_ROOT, TEMPLATE
+
+MODEL = "Deliberate"
+PROCESS_TIMEOUT_S = 120.0
+
+
+def worker_folder(tmp_path: Path, horde: RunningLocalHorde, owner: User, **settings: Any) -> Path:
+    """A folder with bridgeData.yaml (fake backends) and a cached model reference."""
+    paths = ReferencePaths(tmp_path / "models")
+    paths.reference.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURES / "stable_diffusion.json", paths.reference)
+    shutil.copy(FIXTURES / "image_model_usage.json", paths.usage)
+    data = yaml.safe_load(TEMPLATE.read_text())
+    data.update({
+        "api_key": owner.api_key, "dreamer_name": "Pipeline Test Dreamer", "horde_url": horde.api_url,
+        "cache_home": str(paths.cache_home), "models_to_load": [MODEL], "inference_backend": "fake",
+        "safety_backend": "fake", "fake_backend": {"seconds_per_job": 0.0}, "stats_output_frequency": 1,
+    })  # fmt: skip
+    data.update(settings)
+    (tmp_path / "bridgeData.yaml").write_text(yaml.safe_dump(data))
+    return tmp_path
+
+
+def queue(horde: RunningLocalHorde, requester: User, prompt: str, **params: Any) -> WaitingPrompt:
+    """Queue a request for MODEL; keyword arguments go to `params` unless they are top-level fields."""
+    top_level = {"nsfw", "censor_nsfw", "source_image", "source_processing", "source_mask", "r2",
+                 "disable_batching", "extra_source_images"}
+    body: dict[str, Any] = {"prompt": prompt, "models": [MODEL], "params": {}}
+    for key, value in params.items():
+        (body if key in top_level else body["params"])[key] = value
+    return queue_request(horde.horde, requester, body)
+
+
+def generations_of(horde: RunningLocalHorde, wp: WaitingPrompt) -> list[ProcessingGeneration]:
+    """Every job the horde handed out for a request."""
+    return list(horde.state.generations_of(wp))
+
+
+def stored_image(horde: RunningLocalHorde, pg: ProcessingGeneration) -> Image.Image:
+    """The image the worker delivered for a job (uploaded, or inline and stored by the horde)."""
+    stored = horde.state.objects.get(GENERATIONS_BUCKET, f"{pg.id}.webp")
+    assert stored is not None, f"no image stored for {pg.id}"
+    image = Image.open(io.BytesIO(stored.data))
+    image.load()
+    return image
+
+
+class WorkerProcess:
+    """The worker CLI in a subprocess, its output gathered as it comes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.lines: list[str] = []
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._new_line = asyncio.Event()
+
+    async def start(self, *args: str) -> WorkerProcess:
+        """Start `run` with `--logs-dir <folder>/logs` and the given extra arguments."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
+        environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "horde_worker_regen", "run", "--logs-dir", str(self.folder / "logs"), *args,
+            cwd=self.folder, env=environ, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        async for raw in self._process.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+            self._new_line.set()
+        self._new_line.set()
+
+    @property
+    def output(self) -> str:
+        """Everything printed so far."""
+        return "\n".join(self.lines)
+
+    async def wait_for_line(self, text: str, timeout: float = PROCESS_TIMEOUT_S) -> str:
+        """The first output line containing `text` (waiting for it to be printed)."""
+
+        async def scan() -> str:
+            seen = 0
+            while True:
+                for line in self.lines[seen:]:
+                    if text in line:
+                        return line
+                seen = len(self.lines)
+                assert self._reader is not None
+                if self._reader.done():
+                    raise AssertionError(f"the worker exited without printing {text!r}:\n{self.output}")
+                self._new_line.clear()
+                await self._new_line.wait()
+
+        return await asyncio.wait_for(scan(), timeout)
+
+    def send_signal(self, signum: signal.Signals) -> None:
+        """Send a signal to the worker's main process."""
+        assert self._process is not None
+        self._process.send_signal(signum)
+
+    async def wait(self, timeout: float = PROCESS_TIMEOUT_S) -> int:
+        """The exit status, once the worker has exited and its output is read."""
+        assert self._process is not None and self._reader is not None
+        status = await asyncio.wait_for(self._process.wait(), timeout)
+        await asyncio.wait_for(self._reader, timeout)
+        return status
+
+    async def kill(self) -> None:
+        """Clean-up for a failed test: kill the worker if it still runs."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
+
+
+def error_lines(logs_dir: Path) -> list[str]:
+    """ERROR (or worse) lines from every trace log of the run (main process and children)."""
+    found = []
+    for path in sorted(logs_dir.glob("trace*.log")):
+        found += [f"{path.name}: {line}" for line in path.read_text().splitlines() if "| ERROR" in line
+                  or "| CRITICAL" in line]
+    return found
