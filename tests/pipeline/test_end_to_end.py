@@ -5,13 +5,10 @@ from __future__ import annotations
 import collections
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from horde_worker_regen.localhorde import submit as horde_submit
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
 from tests.worker_support import WorkerProcess, error_lines, generations_of, queue, stored_image, worker_folder
@@ -20,20 +17,6 @@ SIZES = [(512, 512), (768, 512), (512, 768), (1024, 1024), (640, 384)]
 BATCHES = [1, 2, 3, 4]
 REQUESTS = 200
 SEED = 1000
-
-
-@pytest.fixture
-def submit_counter(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
-    """How many submits the local horde received per job id."""
-    counts: collections.Counter[str] = collections.Counter()
-    original: Callable[..., float] = horde_submit.set_generation
-
-    def counting(state: Any, reference: Any, pg: Any, submission: Any) -> float:
-        counts[pg.id] += 1
-        return original(state, reference, pg, submission)
-
-    monkeypatch.setattr(horde_submit, "set_generation", counting)
-    return counts
 
 
 def _child_pids(output: str) -> list[int]:
