@@ -88,8 +88,9 @@ class Submitter:
             except HordeRequestError as error:
                 delay = retry_delay(attempt)
                 logger.warning(f"Job {record.key}: upload attempt {attempt + 1} failed: {error}")
-                if error.status == 403 or self.clock() + delay >= record.deadline:
-                    return False  # expired URL, or no time left: fall back to inline
+                last = attempt + 1 == UPLOAD_ATTEMPTS
+                if last or error.status == 403 or self.clock() + delay >= record.deadline:
+                    return False  # attempts spent, expired URL, or no time left: fall back to inline
                 await self.sleep(delay)
         return False
 
@@ -109,6 +110,8 @@ class Submitter:
                     logger.error(f"Job {job_id}: the horde refused the submit: {error}")
                     return IdResult(IdOutcome.DROPPED, 0.0, f"refused: {error}")
                 delay = max(verdict.delay if verdict.action is ErrorAction.BACK_OFF else 0.0, retry_delay(attempt))
+                if attempt + 1 == SUBMIT_ATTEMPTS:
+                    break
                 if self.clock() + delay >= record.deadline:
                     return self._dropped(record, index, f"no successful submit before its deadline ({error})")
                 logger.warning(f"Job {job_id}: submit attempt {attempt + 1} failed ({error}); retrying")

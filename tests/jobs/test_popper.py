@@ -1,0 +1,92 @@
+"""The popper against the local horde: pops only with room, backs off as told, stops when it must."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.horde.client import HordeClient
+from horde_worker_regen.horde.pop import PoppedJob, bridge_agent, build_pop_request
+from horde_worker_regen.jobs.popper import Popper, PopperSettings
+from horde_worker_regen.jobs.record import JobRecord, JobState
+from horde_worker_regen.jobs.registry import JobRegistry
+from horde_worker_regen.jobs.stats import WorkerStats
+from tests.jobs.conftest import HordeSession
+from tests.worker_support import MODEL, queue
+
+
+class StubPipeline:
+    """Just enough of the pipeline for the popper: a registry, and popped jobs recorded."""
+
+    def __init__(self) -> None:
+        self.registry = JobRegistry()
+
+    def job_popped(self, job: PoppedJob, popped_at: float) -> JobRecord:
+        record = JobRecord.from_pop(job, popped_at)
+        self.registry.add(record)
+        return record
+
+
+def _popper(session: HordeSession, stops: list[tuple[str, int]], *, burst: bool = False,
+            client: HordeClient | None = None) -> tuple[Popper, StubPipeline]:
+    data = BridgeData(api_key=session.owner.api_key, dreamer_name="Popper Dreamer", horde_url=session.horde.api_url)
+    pipeline = StubPipeline()
+    popper = Popper(client or session.client, build_pop_request(data, [MODEL], bridge_agent(1)), pipeline,  # type: ignore[arg-type]
+                    WorkerStats(), PopperSettings(slots=2, queue_size=1, burst=burst, no_job_delay=7.0),
+                    on_stop=lambda reason, code: stops.append((reason, code)))
+    return popper, pipeline
+
+
+async def test_pops_until_slots_and_queue_are_full_then_waits_for_a_change(horde_session: HordeSession) -> None:
+    for index in range(5):
+        queue(horde_session.horde, horde_session.requester, f"a tree {index}")
+    popper, pipeline = _popper(horde_session, [])
+    changed = asyncio.Event()
+    pipeline.registry.subscribe(lambda record, previous: changed.set())
+
+    async def until(condition: Callable[[], bool]) -> None:
+        while not condition():
+            changed.clear()
+            await changed.wait()
+
+    task = asyncio.create_task(popper.run())
+    try:
+        await asyncio.wait_for(until(lambda: len(pipeline.registry) == 3), 10)
+        assert len(horde_session.horde.state.generations) == 3  # 2 slots + 1 queue place, and no more
+        first = pipeline.registry.in_state(JobState.POPPED)[0]
+        pipeline.registry.move(first, JobState.DROPPED)  # a place frees: the popper wakes and pops again
+        await asyncio.wait_for(until(lambda: len(horde_session.horde.state.generations) == 4), 10)
+        assert len(pipeline.registry) == 3
+    finally:
+        popper.stop()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_no_job_waits_and_burst_mode_stops_when_idle(horde_session: HordeSession) -> None:
+    stops: list[tuple[str, int]] = []
+    popper, _ = _popper(horde_session, stops)
+    assert await popper._pop_once() == 7.0
+    burst, _ = _popper(horde_session, stops, burst=True)
+    assert await burst._pop_once() == 0.0
+    assert stops == [("burst mode: the horde has no job and nothing is in flight", 0)]
+
+
+async def test_rate_limits_honour_retry_after_and_errors_back_off(horde_session: HordeSession) -> None:
+    popper, _ = _popper(horde_session, [])
+    horde_session.horde.faults.add(endpoint="pop", kind="rate_limit", times=1, retry_after=9)
+    assert await popper._pop_once() == 9.0
+    horde_session.horde.faults.add(endpoint="pop", kind="error", status=500, times=2)
+    assert await popper._pop_once() == 2.0
+    assert await popper._pop_once() == 4.0
+
+
+async def test_a_fatal_error_stops_the_worker_with_a_message(horde_session: HordeSession) -> None:
+    stops: list[tuple[str, int]] = []
+    popper, _ = _popper(horde_session, stops)
+    other = horde_session.horde.add_user("other", trusted=True)
+    stranger, _ = _popper(horde_session, stops,
+                          client=HordeClient(horde_session.session, horde_session.horde.api_url, other.api_key))
+    await popper._pop_once()  # creates the worker for the owner
+    assert await stranger._pop_once() == 0.0  # the same name with another user's key
+    assert stops and stops[-1][1] == 1 and "unique dreamer_name" in stops[-1][0]

@@ -1,0 +1,1 @@
+"""Tests of horde_worker_regen.processes."""
