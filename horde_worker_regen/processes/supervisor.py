@@ -37,6 +37,7 @@ from horde_worker_regen.processes.messages import (
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 10.0
 KILL_GRACE_S = 3.0
+EXIT_STATUS_WAIT_S = 1.0
 
 
 class ChildStartError(RuntimeError):
@@ -65,6 +66,7 @@ class ChildHandle:
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: bool = False
     lost: bool = False
+    confirming: bool = False
 
     @property
     def name(self) -> str:
@@ -161,12 +163,30 @@ class Supervisor:
         self._on_message(handle, message)
 
     def _closed(self, handle: ChildHandle) -> None:
-        self._lose(handle, "its pipe closed")
+        self._confirm_exit(handle)
 
     def _process_exited(self, handle: ChildHandle) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(handle.process.sentinel)
-        handle.process.join(0)  # reap: the sentinel says it has exited
+        asyncio.get_running_loop().remove_reader(handle.process.sentinel)
+        self._confirm_exit(handle)
+
+    def _confirm_exit(self, handle: ChildHandle) -> None:
+        """The pipe closed or the sentinel fired: reap the process (off the loop), then report it once."""
+        if handle.confirming:
+            return
+        handle.confirming = True
+        task = asyncio.get_running_loop().create_task(self._reap_and_report(handle))
+        self._reaping.add(task)
+        task.add_done_callback(self._reaping.discard)
+
+    async def _reap_and_report(self, handle: ChildHandle) -> None:
+        # The sentinel or EOF can come a moment before the exit status can be collected.
+        await asyncio.to_thread(handle.process.join, EXIT_STATUS_WAIT_S)
+        if handle.process.exitcode is None:
+            self._lose(handle, "its pipe closed")  # alive but unreachable: `_lose` terminates it
+            await asyncio.to_thread(handle.process.join, KILL_GRACE_S)
+            if handle.process.exitcode is None:
+                handle.process.kill()
+                await asyncio.to_thread(handle.process.join)
         handle.exited.set()
         self._lose(handle, f"it exited with code {handle.process.exitcode}")
 
