@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from loguru import logger
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -173,6 +174,8 @@ def report(metrics: dict[str, Any], wall: float, args: argparse.Namespace) -> st
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    logger.remove()  # the local horde in this process logs every request; keep only its warnings
+    logger.add(sys.stderr, level="WARNING")
     folder = args.keep or Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     metrics, wall = asyncio.run(run_worker(folder, args))
