@@ -79,3 +79,11 @@ async def test_run_stops_at_start_up_when_the_configured_backend_is_not_shipped(
     assert safety_status == 1
     assert "safety_backend 'horde_safety' is not available in this version" in safety_output
     assert not horde.state.workers  # it never popped
+
+
+async def test_the_fake_backends_never_serve_a_public_horde(tmp_path: Path, cached_models_dir: Path) -> None:
+    worker_dir = _worker_dir(tmp_path, cached_models_dir, "https://aihorde.net/api/", SECRET_API_KEY)
+    status, output = await _run_worker(worker_dir, "--set", "inference_backend=fake", "--set", "safety_backend=fake")
+    assert status == 1
+    assert "only run against a local horde" in output and "https://aihorde.net/api/" in output
+    assert SECRET_API_KEY not in output

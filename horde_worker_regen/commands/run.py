@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 from loguru import logger
@@ -80,6 +81,21 @@ async def preflight(data: BridgeData) -> ModelSelection:
     return selection
 
 
+PUBLIC_HORDE_HOSTS = ("aihorde.net", "stablehorde.net")
+
+
+def refuse_fake_backends_on_a_public_horde(data: BridgeData) -> None:
+    """The fake backends submit test patterns and unchecked verdicts: never to a real horde."""
+    uses_fake = data.inference_backend == "fake" or data.safety_backend == "fake"
+    host = (urlsplit(data.horde_url).hostname or "").lower()
+    if uses_fake and any(host == public or host.endswith("." + public) for public in PUBLIC_HORDE_HOSTS):
+        raise StartupError(
+            f"the fake backends make test patterns, not images; they only run against a local horde "
+            f"(python -m horde_worker_regen local-horde), not {data.horde_url}. "
+            "Set inference_backend and safety_backend back to their defaults."
+        )
+
+
 def require_backends(data: BridgeData) -> None:
     """Stop at start-up if a configured backend is not part of this version."""
     try:
@@ -95,6 +111,7 @@ def require_backends(data: BridgeData) -> None:
 
 async def start_and_run(data: BridgeData, options: RunOptions) -> int:
     """The start-up checks, then the worker until it stops; returns the exit status."""
+    refuse_fake_backends_on_a_public_horde(data)
     selection = await preflight(data)
     require_backends(data)
     return await Worker(data, selection.models, options).run()

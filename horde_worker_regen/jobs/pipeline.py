@@ -113,10 +113,8 @@ class Pipeline:
             self.slots.replace(slot, self.dispatch, self._slot_gave_up)
 
     def _slot_gave_up(self, reason: str) -> None:
-        logger.error(f"{reason}; jobs that cannot run are faulted")
-        if all(slot.handle is None for slot in self.slots.slots):
-            for record in self.registry.in_state(JobState.QUEUED):
-                self.fault(record, "no inference process is available")
+        logger.error(f"{reason}; it stays out of service")
+        self.dispatch()  # with no slot left at all, this faults what is queued
 
     def safety_abandoned(self, job_key: str, reason: str) -> None:
         """The safety child could not check a job: fault it (images must not go out unchecked)."""
@@ -154,6 +152,10 @@ class Pipeline:
 
     def dispatch(self) -> None:
         """Give queued jobs to idle slots, earliest deadline first."""
+        if self.slots.all_down():
+            for stranded in self.registry.in_state(JobState.QUEUED):
+                self.fault(stranded, "no inference process is available")
+            return
         while idle := self.slots.idle_indexes():
             queued = self.registry.in_state(JobState.QUEUED)
             chosen = next_job([QueuedJob(r.key, r.deadline, r.popped_at) for r in queued])

@@ -65,6 +65,10 @@ class SlotPool:
         """The slots ready for a job."""
         return [slot.index for slot in self.slots if slot.idle]
 
+    def all_down(self) -> bool:
+        """True when no slot has a child and none is being restarted: nothing can run."""
+        return not self._replacing and all(slot.handle is None for slot in self.slots)
+
     def busy_count(self) -> int:
         """Slots holding a job."""
         return sum(1 for slot in self.slots if slot.job_key is not None)
@@ -90,6 +94,10 @@ class SlotPool:
                 continue
             on_ready()
             return
+        # This slot is not coming back: stop counting it as being restarted.
+        current = asyncio.current_task()
+        if current is not None:
+            self._replacing.discard(current)
         on_give_up(f"inference slot {slot.index} could not be restarted after {REPLACE_ATTEMPTS} attempts")
 
     def cancel_replacements(self) -> None:
