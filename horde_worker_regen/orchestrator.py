@@ -135,8 +135,10 @@ class Worker:
             return
         supervisor.start_heartbeat()
         at_start = process_figures()
-        await self._serve(client, pipeline, stats)
-        await self._stop_children(supervisor, pipeline)
+        try:
+            await self._serve(client, pipeline, stats)
+        finally:
+            await self._stop_children(supervisor, pipeline)
         if self._options.metrics_file is not None:
             write_metrics(self._options.metrics_file, stats, self._data.max_threads, at_start)
 
@@ -148,6 +150,7 @@ class Worker:
         popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop)
         logger.info(f"Serving {len(self._models)} model(s) as '{self._data.dreamer_name}' ({agent})")
         popper_task = asyncio.create_task(popper.run(), name="popper")
+        popper_task.add_done_callback(self._popper_ended)
         status_task = asyncio.create_task(report_status_forever(
             self._data.stats_output_frequency,
             lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), self._data.max_threads,
@@ -156,7 +159,10 @@ class Worker:
             await self._stop.wait()
             popper.stop()
             await self._unless_aborted(popper_task)
-            if not self._abort.is_set():
+            if self._abort.is_set():
+                popper_task.cancel()  # a pop still under way would only add a job to fault
+                await asyncio.gather(popper_task, return_exceptions=True)
+            else:
                 in_flight = len(pipeline.registry)
                 if in_flight:
                     logger.info(f"Finishing {in_flight} job(s) in flight")
@@ -168,6 +174,11 @@ class Worker:
                 task.cancel()
             await asyncio.gather(popper_task, status_task, return_exceptions=True)
         logger.info(format_status(stats.snapshot(), 0, self._data.max_threads, 0))
+
+    def _popper_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.opt(exception=task.exception()).error("The popper failed unexpectedly")
+            self.request_stop("the popper failed", EXIT_FAILED)
 
     async def _unless_aborted(self, awaitable: Awaitable[Any]) -> None:
         """Wait for `awaitable`, or until an abort is requested (then a coroutine of ours is cancelled)."""
