@@ -59,7 +59,7 @@ class MissingConfigFile(ConfigError):
                 f"Next step: copy {template.name} to {path.name} (cp {template} {path}),"
                 " then set api_key and dreamer_name in it.",
                 "Or point at another file with --config PATH, or configure through AIWORKER_* env vars"
-                " (AIWORKER_API_KEY at least).",
+                " or --set flags (api_key at least).",
             ]
         )
 
@@ -160,11 +160,11 @@ def load_config(
     """Read, merge (file < env < CLI) and validate the configuration, or raise ConfigError."""
     known = accepted_keys()
     env_settings, env_problems = _env_settings(environ or {}, known)
+    cli_merged, cli_problems = _cli_settings(cli or {}, known)
     file_found = path.is_file()
-    if not file_found and "api_key" not in env_settings:
+    if not file_found and "api_key" not in env_settings and "api_key" not in cli_merged:
         raise MissingConfigFile(path)
     file_settings, file_problems = _file_settings(path, known) if file_found else ({}, [])
-    cli_merged, cli_problems = _cli_settings(cli or {}, known)
     problems = file_problems + env_problems + cli_problems
     merged = {**file_settings, **env_settings, **cli_merged}
     try:

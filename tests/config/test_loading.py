@@ -131,13 +131,19 @@ def test_missing_file_gives_the_next_step(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "no config file at" in message
     assert "bridgeData_template.yaml" in message
-    assert "AIWORKER_API_KEY" in message
+    assert "AIWORKER_* env vars" in message and "--set" in message
 
 
 def test_environment_alone_is_enough_without_a_file(tmp_path: Path) -> None:
     resolved = load_config(tmp_path / "absent.yaml", {"AIWORKER_API_KEY": "k" * 22, "AIWORKER_MAX_POWER": "32"})
     assert not resolved.file_found
     assert resolved.data.max_power == 32
+
+
+def test_cli_flags_alone_are_enough_without_a_file(tmp_path: Path) -> None:
+    resolved = load_config(tmp_path / "absent.yaml", {}, cli_settings([f"api_key={'k' * 22}"], name="Flags Only"))
+    assert not resolved.file_found
+    assert resolved.data.dreamer_name == "Flags Only"
 
 
 def test_env_overrides_file_and_cli_overrides_env(tmp_path: Path) -> None:
