@@ -38,7 +38,8 @@ from horde_worker_regen.processes.safety_link import SafetyLink
 from horde_worker_regen.processes.slots import Slot, SlotPool
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
 from horde_worker_regen.safety.policy import censor_policy
-from horde_worker_regen.scheduling.policy import QueuedJob, StartDecision, choose_slot, next_job, start_decision
+from horde_worker_regen.scheduling.policy import QueuedJob, StartDecision, next_job, start_decision
+from horde_worker_regen.scheduling.residency import choose_slot_for
 
 
 @dataclass(frozen=True)
@@ -151,12 +152,12 @@ class Pipeline:
     # --- inference ------------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Give queued jobs to idle slots, earliest deadline first."""
+        """Give queued jobs to idle slots, earliest deadline first, each to a slot holding its model if any."""
         if self.slots.all_down():
             for stranded in self.registry.in_state(JobState.QUEUED):
                 self.fault(stranded, "no inference process is available")
             return
-        while idle := self.slots.idle_indexes():
+        while self.slots.idle_indexes():
             queued = self.registry.in_state(JobState.QUEUED)
             chosen = next_job([QueuedJob(r.key, r.deadline, r.popped_at) for r in queued])
             if chosen is None:
@@ -169,7 +170,8 @@ class Pipeline:
             elif decision is StartDecision.FAULT:
                 self.fault(record, "it could no longer finish before its deadline")
             else:
-                index = choose_slot(idle)
+                others = [r.spec.model for r in queued if r is not record]
+                index = choose_slot_for(record.spec.model, self.slots.views(), others)
                 assert index is not None
                 self._run_on(self.slots.slots[index], record)
 
@@ -178,7 +180,7 @@ class Pipeline:
         assert handle is not None
         if not self._supervisor.send(handle, RunJob(handle.incarnation, record.spec, record.inputs)):
             return  # the child is gone; its loss is being handled and the job stays queued
-        slot.job_key = record.key
+        slot.job_key, slot.model = record.key, record.spec.model
         record.slot, record.slot_incarnation = slot.index, handle.incarnation
         self.registry.move(record, JobState.RUNNING)
         logger.debug(f"Job {record.key} started on slot {slot.index}")
@@ -204,6 +206,8 @@ class Pipeline:
             logger.debug(f"Ignored a result for job {message.job_key} that {handle.name} no longer holds")
             return
         slot.release()
+        if isinstance(message, JobFailed):
+            slot.model = None  # the model may not have loaded; do not count on it being resident
         self.dispatch()  # hand the slot its next job first: the GPU must not wait on bookkeeping
         record = self.registry.get(message.job_key)
         if record is None or record.state is not JobState.RUNNING:

@@ -4,7 +4,8 @@ The popper sleeps on an event that the registry sets whenever a job changes stat
 asks the pure `pop_allowance` policy how many jobs it may hold more, and pops until that is zero.
 So the next job is popped (and its inputs fetched) while the current ones run, and never without a
 place for it. "No job" and errors back off (honouring `Retry-After`); a fatal error stops the worker.
-In burst mode a "no job" answer with nothing in flight ends the run.
+In burst mode a "no job" answer with nothing in flight ends the run. The models offered change while
+the worker runs (a download finishing adds one); with none ready yet, the popper waits.
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ class Popper:
         self._wake.set()
         self._stats.set_in_flight(len(self._pipeline.registry) > 0)
 
+    @property
+    def models(self) -> list[str]:
+        """The models the next pop offers."""
+        return list(self._request.models)
+
+    def set_models(self, models: list[str]) -> None:
+        """Offer `models` from the next pop on (in this order: the horde prefers the first ones)."""
+        if models != self._request.models:
+            self._request = self._request.model_copy(update={"models": list(models)})
+            self._wake.set()
+
     def stop(self) -> None:
         """Pop no more (the pop in progress, if any, still delivers its job)."""
         self._stopping = True
@@ -89,7 +101,7 @@ class Popper:
     async def run(self) -> None:
         """Pop until stopped."""
         while not self._stopping:
-            if pop_allowance(self.snapshot()) <= 0:
+            if not self._request.models or pop_allowance(self.snapshot()) <= 0:
                 self._wake.clear()
                 await self._wake.wait()
                 continue

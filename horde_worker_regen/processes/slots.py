@@ -1,7 +1,8 @@
 """The inference slots: one child each, what job it holds, and replacing it when it is lost.
 
-A slot knows its child handle and the key of the job it runs, nothing about the job itself. A lost
-child's slot is out of service until its replacement is ready; repeated start failures give up.
+A slot knows its child handle, the key of the job it runs and the model its child last ran (children
+keep their model loaded between jobs), nothing else about the job. A lost child's slot is out of
+service until its replacement is ready (which holds no model); repeated start failures give up.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from loguru import logger
 
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
 from horde_worker_regen.scheduling.policy import retry_delay
+from horde_worker_regen.scheduling.residency import SlotView
 
 REPLACE_ATTEMPTS = 3
 
@@ -26,6 +28,7 @@ class Slot:
     spec: ChildSpec
     handle: ChildHandle | None = None
     job_key: str | None = None
+    model: str | None = None
     watchdog: asyncio.TimerHandle | None = None
 
     @property
@@ -69,6 +72,10 @@ class SlotPool:
         """True when no slot has a child and none is being restarted: nothing can run."""
         return not self._replacing and all(slot.handle is None for slot in self.slots)
 
+    def views(self) -> list[SlotView]:
+        """Every slot as the residency policies see it (slots without a child are never idle)."""
+        return [SlotView(slot.index, slot.model, slot.idle) for slot in self.slots]
+
     def busy_count(self) -> int:
         """Slots holding a job."""
         return sum(1 for slot in self.slots if slot.job_key is not None)
@@ -79,7 +86,7 @@ class SlotPool:
 
     def replace(self, slot: Slot, on_ready: Callable[[], None], on_give_up: Callable[[str], None]) -> None:
         """Start a new child for a slot whose child was lost, in the background."""
-        slot.handle = None
+        slot.handle, slot.model = None, None
         task = asyncio.get_running_loop().create_task(self._replace(slot, on_ready, on_give_up))
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)

@@ -84,11 +84,6 @@ def next_job(queued: Sequence[QueuedJob]) -> QueuedJob | None:
     return min(queued, key=lambda job: (job.deadline, job.popped_at))
 
 
-def choose_slot(idle_slots: Sequence[int]) -> int | None:
-    """The lowest-numbered idle slot (slots are interchangeable with one GPU and one model set)."""
-    return min(idle_slots) if idle_slots else None
-
-
 def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
     """Exponential backoff: base · 2^attempt seconds, at most `cap`."""
     return float(min(cap, base * 2.0**attempt))

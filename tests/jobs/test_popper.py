@@ -90,3 +90,29 @@ async def test_a_fatal_error_stops_the_worker_with_a_message(horde_session: Hord
     await popper._pop_once()  # creates the worker for the owner
     assert await stranger._pop_once() == 0.0  # the same name with another user's key
     assert stops and stops[-1][1] == 1 and "unique dreamer_name" in stops[-1][0]
+
+
+async def test_pops_nothing_until_a_model_is_ready_then_offers_it(horde_session: HordeSession) -> None:
+    queue(horde_session.horde, horde_session.requester, "a lake")
+    pops: list[object] = []
+
+    class CountingClient:
+        async def pop(self, request: object) -> dict[str, object]:
+            pops.append(request)
+            return await horde_session.client.pop(request)  # type: ignore[arg-type]
+
+    popper, pipeline = _popper(horde_session, [], client=CountingClient())  # type: ignore[arg-type]
+    popper.set_models([])
+    popped = asyncio.Event()
+    pipeline.registry.subscribe(lambda record, previous: popped.set())
+    task = asyncio.create_task(popper.run())
+    try:
+        await asyncio.sleep(0)  # one turn of the loop: the popper runs up to its first wait
+        assert pops == []
+        popper.set_models([MODEL])  # a download finished
+        await asyncio.wait_for(popped.wait(), 10)
+        assert popper.models == [MODEL]
+        assert len(horde_session.horde.state.generations) == 1
+    finally:
+        popper.stop()
+        await asyncio.wait_for(task, 10)

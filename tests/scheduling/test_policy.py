@@ -8,7 +8,6 @@ from horde_worker_regen.scheduling.policy import (
     CapacitySnapshot,
     QueuedJob,
     StartDecision,
-    choose_slot,
     expected_start_delay,
     next_job,
     pop_allowance,
@@ -54,11 +53,6 @@ def test_earliest_deadline_first_then_earliest_pop() -> None:
     jobs = [QueuedJob("a", 300.0, 1.0), QueuedJob("b", 200.0, 3.0), QueuedJob("c", 200.0, 2.0)]
     assert next_job(jobs) == jobs[2]
     assert next_job([]) is None
-
-
-def test_lowest_idle_slot() -> None:
-    assert choose_slot([3, 1, 2]) == 1
-    assert choose_slot([]) is None
 
 
 def test_backoff_doubles_up_to_a_cap() -> None:

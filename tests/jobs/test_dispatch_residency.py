@@ -1,0 +1,72 @@
+"""Dispatch sends a job to the slot whose child already holds its model, and records what each slot holds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.horde.pop import PoppedJob, SourceRefs
+from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
+from horde_worker_regen.jobs.registry import JobRegistry
+from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.processes.messages import GenerationSpec, JobFailed, RunJob
+from horde_worker_regen.processes.supervisor import ChildSpec
+
+
+@dataclass(eq=False)
+class StubHandle:
+    name: str
+    incarnation: int = 1
+
+
+@dataclass
+class StubSupervisor:
+    """Records what the pipeline sends; every child is up."""
+
+    sent: list[tuple[StubHandle, Any]] = field(default_factory=list)
+
+    def bind(self, on_message: Any, on_lost: Any) -> None:
+        self.on_message = on_message
+
+    def send(self, handle: StubHandle, message: Any) -> bool:
+        self.sent.append((handle, message))
+        return True
+
+
+def _pipeline(slots: int) -> tuple[Pipeline, StubSupervisor]:
+    supervisor = StubSupervisor()
+    spec = ChildSpec("stub", print, None)
+    pipeline = Pipeline(data=BridgeData(api_key="k" * 22), supervisor=supervisor,  # type: ignore[arg-type]
+                        children=ChildSpecs(spec, [spec] * slots), registry=JobRegistry(), stats=WorkerStats(),
+                        submitter=None, fetcher=None, on_fatal=print)  # type: ignore[arg-type]
+    for slot in pipeline.slots.slots:
+        slot.handle = StubHandle(f"inference-{slot.index}")  # type: ignore[assignment]
+    return pipeline, supervisor
+
+
+def _job(key: str, model: str) -> PoppedJob:
+    spec = GenerationSpec(key, model, "a fox", 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img")
+    return PoppedJob((key,), (None,), 150, spec, SourceRefs(), False)
+
+
+async def test_a_job_goes_to_the_slot_holding_its_model() -> None:
+    pipeline, supervisor = _pipeline(3)
+    pipeline.slots.slots[0].model, pipeline.slots.slots[1].model = "B", "A"
+    pipeline.job_popped(_job("j1", "A"), time.monotonic())
+    pipeline.job_popped(_job("j2", "C"), time.monotonic())
+    placed = {message.spec.job_key: handle.name for handle, message in supervisor.sent if isinstance(message, RunJob)}
+    assert placed == {"j1": "inference-1", "j2": "inference-2"}  # C loads into the empty slot, not over B
+    assert [slot.model for slot in pipeline.slots.slots] == ["B", "A", "C"]
+    assert pipeline.slots.views()[1].idle is False
+
+
+async def test_a_failed_job_leaves_its_slot_holding_no_model() -> None:
+    pipeline, _ = _pipeline(1)
+    pipeline.job_popped(_job("j1", "A"), time.monotonic())
+    handle = pipeline.slots.slots[0].handle
+    assert handle is not None
+    pipeline.on_child_message(handle, JobFailed(1, "j1", "the model did not load", 0.0, 0.0))
+    assert pipeline.slots.slots[0].model is None
+    assert pipeline.slots.slots[0].idle
