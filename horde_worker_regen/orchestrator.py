@@ -1,6 +1,7 @@
 """The running worker: start-up in order, the event loop's life, shutdown in reverse, signals.
 
-Start-up: horde session → safety child → inference children → heartbeat → popper → status line.
+Start-up: horde session → custom model list → safety child → inference children → heartbeat → popper
+(offering the models already on disk) → model downloads in the background → status line.
 SIGINT or SIGTERM: stop popping, finish and submit everything in flight, stop the children, exit 0.
 A second signal: kill the children, submit `faulted` once for every id not yet being reported (so
 the horde re-queues it at once), give reports in progress a few seconds, exit 128+signal.
@@ -31,10 +32,13 @@ from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.stats import WorkerStats
 from horde_worker_regen.jobs.submitter import Submitter
 from horde_worker_regen.metrics import process_figures, write_metrics
+from horde_worker_regen.models.background import ModelDownloads, downloader_for
+from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
 from horde_worker_regen.processes.supervisor import ChildSpec, ChildStartError, Supervisor
+from horde_worker_regen.scheduling.residency import offer_order
 from horde_worker_regen.status.console import format_status, report_status_forever
 
 EXIT_OK = 0
@@ -112,13 +116,15 @@ class Worker:
             connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
             async with aiohttp.ClientSession(connector=connector) as session:
                 client = HordeClient(session, self._data.horde_url, self._data.api_key.get_secret_value())
-                await self._run_with(client)
+                downloads = ModelDownloads(self._data, self._models, downloader_for(self._data, session))
+                await self._run_with(client, downloads)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
         return self._exit_code
 
-    async def _run_with(self, client: HordeClient) -> None:
+    async def _run_with(self, client: HordeClient, downloads: ModelDownloads) -> None:
+        write_custom_models(self._data)  # read by the inference children when they start
         stats, registry = WorkerStats(), JobRegistry()
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
         pipeline = Pipeline(data=self._data, supervisor=supervisor, children=self._child_specs(), registry=registry,
@@ -136,21 +142,26 @@ class Worker:
         supervisor.start_heartbeat()
         at_start = process_figures()
         try:
-            await self._serve(client, pipeline, stats)
+            await self._serve(client, pipeline, stats, downloads)
         finally:
             await self._stop_children(supervisor, pipeline)
         if self._options.metrics_file is not None:
             write_metrics(self._options.metrics_file, stats, self._data.max_threads, at_start)
 
-    async def _serve(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats) -> None:
+    async def _serve(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats,
+                     downloads: ModelDownloads) -> None:
         capabilities = capabilities_of(self._data.inference_backend)
         agent = bridge_agent(capabilities.version)
-        request = build_pop_request(self._data, self._models, agent)
+        request = build_pop_request(self._data, downloads.ready, agent)
         settings = PopperSettings(self._data.max_threads, self._data.queue_size, burst=self._options.burst)
-        popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop)
-        logger.info(f"Serving {len(self._models)} model(s) as '{self._data.dreamer_name}' ({agent})")
+        popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,
+                        offer=lambda models: offer_order(models, pipeline.slots.views()))
+        logger.info(f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({agent})"
+                    + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else ""))
         popper_task = asyncio.create_task(popper.run(), name="popper")
         popper_task.add_done_callback(self._popper_ended)
+        downloads_task = asyncio.create_task(downloads.run(popper.set_models), name="model downloads")
+        downloads_task.add_done_callback(lambda task: self._downloads_ended(task, downloads))
         status_task = asyncio.create_task(report_status_forever(
             self._data.stats_output_frequency,
             lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), self._data.max_threads,
@@ -170,15 +181,23 @@ class Worker:
             if self._abort.is_set():
                 await pipeline.abort(ABORT_GRACE_S)
         finally:
-            for task in (popper_task, status_task):
+            for task in (popper_task, status_task, downloads_task):
                 task.cancel()
-            await asyncio.gather(popper_task, status_task, return_exceptions=True)
+            await asyncio.gather(popper_task, status_task, downloads_task, return_exceptions=True)
         logger.info(format_status(stats.snapshot(), 0, self._data.max_threads, 0))
 
     def _popper_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             logger.opt(exception=task.exception()).error("The popper failed unexpectedly")
             self.request_stop("the popper failed", EXIT_FAILED)
+
+    def _downloads_ended(self, task: asyncio.Task[dict[str, str]], downloads: ModelDownloads) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            logger.opt(exception=task.exception()).error("The model downloads failed unexpectedly")
+        if not downloads.ready:
+            self.request_stop("no configured model could be put on disk and verified", EXIT_FAILED)
 
     async def _unless_aborted(self, awaitable: Awaitable[Any]) -> None:
         """Wait for `awaitable`, or until an abort is requested (then a coroutine of ours is cancelled)."""

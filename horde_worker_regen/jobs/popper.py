@@ -52,6 +52,7 @@ class Popper:
         settings: PopperSettings,
         *,
         on_stop: Callable[[str, int], None],
+        offer: Callable[[list[str]], list[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -60,6 +61,7 @@ class Popper:
         self._stats = stats
         self._settings = settings
         self._on_stop = on_stop
+        self._offer = offer
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
@@ -80,6 +82,12 @@ class Popper:
         if models != self._request.models:
             self._request = self._request.model_copy(update={"models": list(models)})
             self._wake.set()
+
+    def _request_now(self) -> ImageGenerateJobPopRequest:
+        """The pop request, its models ordered by `offer` (the ones this worker can start soonest first)."""
+        if self._offer is None:
+            return self._request
+        return self._request.model_copy(update={"models": self._offer(list(self._request.models))})
 
     def stop(self) -> None:
         """Pop no more (the pop in progress, if any, still delivers its job)."""
@@ -113,7 +121,7 @@ class Popper:
         """One pop; returns how long to wait before the next one."""
         popped_at = self._clock()
         try:
-            answer = parse_pop_answer(await self._client.pop(self._request))
+            answer = parse_pop_answer(await self._client.pop(self._request_now()))
         except HordeRequestError as error:
             return self._pop_failed(error)
         except MalformedPop as error:

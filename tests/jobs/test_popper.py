@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest
+
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import PoppedJob, bridge_agent, build_pop_request
@@ -116,3 +118,19 @@ async def test_pops_nothing_until_a_model_is_ready_then_offers_it(horde_session:
     finally:
         popper.stop()
         await asyncio.wait_for(task, 10)
+
+
+async def test_each_pop_offers_the_models_in_the_order_residency_gives(horde_session: HordeSession) -> None:
+    sent: list[list[str]] = []
+
+    class RecordingClient:
+        async def pop(self, request: ImageGenerateJobPopRequest) -> dict[str, object]:
+            sent.append(list(request.models))
+            return {"ids": [], "skipped": {}}
+
+    popper, _ = _popper(horde_session, [], client=RecordingClient())  # type: ignore[arg-type]
+    popper.set_models(["A", "B", MODEL])
+    popper._offer = lambda models: list(reversed(models))
+    await popper._pop_once()
+    assert sent == [[MODEL, "B", "A"]]
+    assert popper.models == ["A", "B", MODEL]  # the configured list itself is unchanged
