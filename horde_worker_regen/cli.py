@@ -45,7 +45,7 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from horde_worker_regen.commands import check_config, run
+    from horde_worker_regen.commands import check_config, download_models, run
     from horde_worker_regen.localhorde import command as local_horde
 
     parser = argparse.ArgumentParser(
@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-models", action="store_true", help="skip resolving models_to_load against the model reference"
     )
     check_parser.set_defaults(handler=check_config.check_config_command, reads_bridge_data=True)
+    download_parser = commands.add_parser(
+        "download-models", help="download and verify the configured models, then exit (no serving)")
+    _add_worker_options(download_parser)
+    download_parser.set_defaults(handler=download_models.download_models_command, reads_bridge_data=True)
     local_parser = commands.add_parser("local-horde", help="serve a local AI Horde for tests and trial runs")
     local_horde.add_arguments(local_parser)
     _add_verbosity(local_parser)

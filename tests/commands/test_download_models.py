@@ -1,0 +1,73 @@
+"""`download-models` as a subprocess: downloads and verifies from a local file server, exits 0 or 1."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from horde_worker_regen.models.reference_cache import ReferencePaths
+from tests.models.file_server import ServedFile, file_server
+from tests.support import REPO_ROOT
+
+BODY = b"model weights " * 50_000
+SHA = hashlib.sha256(BODY).hexdigest()
+
+
+def _entry(url: str, sha: str) -> dict[str, Any]:
+    return {"name": "Local One", "baseline": "stable diffusion 1", "type": "ckpt", "nsfw": False,
+            "size_on_disk_bytes": len(BODY), "config": {
+                "files": [{"path": "local_one.safetensors", "sha256sum": sha}],
+                "download": [{"file_name": "local_one.safetensors", "file_path": "", "file_url": url}]}}
+
+
+def _folder(tmp_path: Path, reference: dict[str, Any]) -> Path:
+    paths = ReferencePaths(tmp_path / "models")
+    paths.reference.parent.mkdir(parents=True, exist_ok=True)
+    paths.reference.write_text(json.dumps(reference))
+    settings = {"api_key": "k" * 22, "horde_url": "http://127.0.0.1:9/", "cache_home": str(paths.cache_home),
+                "models_to_load": list(reference)}
+    (tmp_path / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
+    return tmp_path
+
+
+async def _download_models(folder: Path) -> tuple[int, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
+    environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "horde_worker_regen", "download-models", "--logs-dir", str(folder / "logs"),
+        cwd=folder, env=environ, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, output.decode(errors="replace")
+
+
+async def test_downloads_verifies_and_exits_zero_then_finds_it_on_the_next_run(tmp_path: Path) -> None:
+    served = ServedFile(BODY)
+    async with file_server({"/one": served}) as base:
+        folder = _folder(tmp_path, {"Local One": _entry(f"{base}/one", SHA)})
+        status, output = await _download_models(folder)
+        assert status == 0, output
+        assert "Downloaded local_one.safetensors" in output
+        assert "All 1 model(s) are on disk and verified." in output
+        again, output = await _download_models(folder)
+    assert again == 0, output
+    assert "1 of 1 model(s) already on disk and verified." in output
+    assert len(served.requests) == 1  # the second run did not download it again
+    assert "Verifying" not in output  # nor hash it: the manifest vouches for it
+    assert (tmp_path / "models" / "compvis" / "local_one.safetensors").read_bytes() == BODY
+    assert json.loads((tmp_path / "models" / "horde_model_reference" / "stable_diffusion.json").read_text()) == {}
+
+
+async def test_a_model_that_fails_its_checksum_is_listed_and_the_exit_is_one(tmp_path: Path) -> None:
+    async with file_server({"/one": ServedFile(BODY)}) as base:
+        status, output = await _download_models(_folder(tmp_path, {"Local One": _entry(f"{base}/one", "0" * 64)}))
+    assert status == 1
+    assert "1 model(s) are not ready: Local One: local_one.safetensors: sha256 is" in output
+    assert not (tmp_path / "models" / "compvis" / "local_one.safetensors").exists()
