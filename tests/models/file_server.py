@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,11 +19,14 @@ class ServedFile:
     cut_after: int | None = None  # first response: close the connection after this many body bytes
     honour_range: bool = True
     status: int = 200
+    gate: asyncio.Event | None = None  # when set, the body is sent only once the test opens the gate
     requests: list[dict[str, str]] = field(default_factory=list)
 
 
 async def _serve(request: web.Request, served: ServedFile) -> web.StreamResponse:
     served.requests.append(dict(request.headers))
+    if served.gate is not None:
+        await served.gate.wait()
     if served.status != 200:
         return web.Response(status=served.status, text="no")
     start = 0
