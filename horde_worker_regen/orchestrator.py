@@ -25,6 +25,7 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
 from horde_worker_regen.inference.capabilities import capabilities_of
+from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 from horde_worker_regen.jobs.inputs import InputFetcher
 from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.jobs.popper import Popper, PopperSettings
@@ -102,7 +103,8 @@ class Worker:
                            SafetyChildConfig(child_logging(0), self._data.safety_backend, self._data.fake_safety))
         inference = [
             ChildSpec(f"inference-{n}", inference_main,
-                      InferenceChildConfig(child_logging(n), self._data.inference_backend, self._data.fake_backend))
+                      InferenceChildConfig(child_logging(n), self._data.inference_backend, self._data.fake_backend,
+                                           HordelibSettings.from_bridge_data(self._data, n)))
             for n in range(1, self._data.max_threads + 1)
         ]
         return ChildSpecs(safety, inference)

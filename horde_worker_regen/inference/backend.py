@@ -7,7 +7,8 @@ the AI Horde's table whose every capability the backend really implements and is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
@@ -22,6 +23,18 @@ class BackendCapabilities:
     promises: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Generation:
+    """Every image of a job, WebP-encoded, and the `gen_metadata` entries the generation produced."""
+
+    images: list[bytes]
+    gen_metadata: tuple[dict[str, str], ...] = field(default=())
+
+
+# (job_key, step, total_steps): called by a backend as sampling steps finish.
+ProgressSink = Callable[[str, int, int], None]
+
+
 class InferenceError(RuntimeError):
     """The job cannot be generated; the whole batch is reported as faulted."""
 
@@ -31,6 +44,6 @@ class InferenceBackend(Protocol):
 
     capabilities: BackendCapabilities
 
-    def generate(self, spec: GenerationSpec, inputs: JobInputs) -> list[bytes]:
-        """Images `0..n_iter-1` (image i with seed `spec.seed_of(i)`); raises InferenceError."""
+    def generate(self, spec: GenerationSpec, inputs: JobInputs) -> list[bytes] | Generation:
+        """Images `0..n_iter-1` in batch order (with any gen_metadata); raises InferenceError."""
         ...

@@ -31,6 +31,7 @@ from horde_worker_regen.processes.messages import (
     JobDone,
     JobFailed,
     JobInputs,
+    JobProgress,
     RunJob,
     SafetyChecked,
 )
@@ -93,6 +94,8 @@ class Pipeline:
         """Route a message from any child (called by the supervisor on the event loop)."""
         if isinstance(message, JobDone | JobFailed):
             self._on_inference_result(handle, message)
+        elif isinstance(message, JobProgress):
+            logger.trace(f"Job {message.job_key}: step {message.step}/{message.total_steps}")
         elif isinstance(message, SafetyChecked):
             self._on_safety_checked(message)
         elif isinstance(message, ChildFailed):
@@ -217,6 +220,7 @@ class Pipeline:
             self.fault(record, message.reason)
             return
         record.images = message.images
+        record.gen_metadata = record.gen_metadata + list(message.gen_metadata)
         self.registry.move(record, JobState.SAFETY)
         self._safety.check(self._check_request(record))
 

