@@ -40,6 +40,11 @@ class GenerationSpec:
     post_processing: tuple[str, ...]
     source_processing: str
     payload: dict[str, Any] = field(default_factory=dict)
+    # Absolute paths of the LoRA / TI files the main process fetched for this job, keyed by the `name`
+    # of their `payload["loras"]` / `payload["tis"]` entry. Entries whose download failed are already
+    # removed from the payload (and reported in gen_metadata), so every LoRA/TI left has a file here.
+    lora_files: dict[str, str] = field(default_factory=dict)
+    ti_files: dict[str, str] = field(default_factory=dict)
 
     def seed_of(self, index: int) -> int:
         """The seed of image `index` of the batch."""
