@@ -89,11 +89,15 @@ class Downloader:
     read_timeout: float = READ_TIMEOUT_S
     progress: dict[str, DownloadProgress] = field(default_factory=dict)
 
+    def auth_headers(self, url: str) -> dict[str, str]:
+        """The CivitAI token header when `url` is CivitAI's and a token is set; else nothing."""
+        if self.civitai_token and is_civitai(url, self.token_hosts):
+            return {"Authorization": f"Bearer {self.civitai_token}"}
+        return {}
+
     def _headers(self, url: str, offset: int) -> dict[str, str]:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
-        if self.civitai_token and is_civitai(url, self.token_hosts):
-            headers["Authorization"] = f"Bearer {self.civitai_token}"
-        return headers
+        return headers | self.auth_headers(url)
 
     def check_space(self, dest: Path, needed: int) -> None:
         """Refuse (NotEnoughSpace) when `needed` more bytes plus a margin do not fit beside `dest`."""
