@@ -35,6 +35,7 @@ from horde_worker_regen.jobs.submitter import Submitter
 from horde_worker_regen.metrics import process_figures, write_metrics
 from horde_worker_regen.models.background import ModelDownloads, downloader_for
 from horde_worker_regen.models.custom import write_custom_models
+from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
@@ -119,19 +120,27 @@ class Worker:
             async with aiohttp.ClientSession(connector=connector) as session:
                 client = HordeClient(session, self._data.horde_url, self._data.api_key.get_secret_value())
                 downloads = ModelDownloads(self._data, self._models, downloader_for(self._data, session))
-                await self._run_with(client, downloads)
+                loras = self._lora_fetcher(session)
+                await self._run_with(client, downloads, loras)
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
         return self._exit_code
 
-    async def _run_with(self, client: HordeClient, downloads: ModelDownloads) -> None:
+    def _lora_fetcher(self, session: aiohttp.ClientSession) -> LoraFetcher | None:
+        """LoRAs/TIs are fetched in this process only when the worker accepts LoRA jobs."""
+        if not self._data.allow_lora:
+            return None
+        return LoraFetcher(self._data.cache_home, downloader_for(self._data, session),
+                           max_cache_gb=self._data.max_lora_cache_size, timeout_s=float(self._data.download_timeout))
+
+    async def _run_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher | None) -> None:
         write_custom_models(self._data)  # read by the inference children when they start
         stats, registry = WorkerStats(), JobRegistry()
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
         pipeline = Pipeline(data=self._data, supervisor=supervisor, children=self._child_specs(), registry=registry,
                             stats=stats, submitter=Submitter(client), fetcher=InputFetcher(client),
-                            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED))
+                            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras)
         logger.info(f"Starting the safety process ({self._data.safety_backend}) and "
                     f"{self._data.max_threads} inference process(es) ({self._data.inference_backend})")
         try:

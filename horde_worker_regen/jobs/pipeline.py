@@ -24,10 +24,12 @@ from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.reporting import report_job
 from horde_worker_regen.jobs.stats import WorkerStats
 from horde_worker_regen.jobs.submitter import Submitter
+from horde_worker_regen.models.loras import LoraFetcher, refs_of
 from horde_worker_regen.processes.messages import (
     CheckImages,
     ChildFailed,
     ChildMessage,
+    GenerationSpec,
     JobDone,
     JobFailed,
     JobInputs,
@@ -51,6 +53,10 @@ class ChildSpecs:
     inference: list[ChildSpec]
 
 
+async def _no_extras(spec: GenerationSpec) -> tuple[GenerationSpec, list[dict[str, Any]]]:
+    return spec, []
+
+
 _BEFORE_REPORTING = (JobState.POPPED, JobState.INPUTS_FETCHED, JobState.QUEUED, JobState.RUNNING, JobState.SAFETY)
 
 
@@ -68,6 +74,7 @@ class Pipeline:
         submitter: Submitter,
         fetcher: InputFetcher,
         on_fatal: Callable[[str], None],
+        loras: LoraFetcher | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._data = data
@@ -79,6 +86,7 @@ class Pipeline:
         self._stats = stats
         self._submitter = submitter
         self._fetcher = fetcher
+        self._loras = loras
         self._clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._restart_children = True
@@ -135,16 +143,24 @@ class Pipeline:
         logger.debug(f"Job {record.key}: {len(record.ids)}x {job.spec.width}x{job.spec.height} on '{job.spec.model}'")
         if not job.spec.model:
             self.fault(record, "the horde sent the job without a model")
-        elif job.sources.source_image or job.sources.extra_source_images:
+        elif self._needs_fetching(job):
             self._track(record, self._fetch_inputs(record))
         else:
             self._enqueue(record)
         return record
 
+    def _needs_fetching(self, job: PoppedJob) -> bool:
+        """Input images or LoRAs/TIs to fetch before the job can be queued."""
+        has_images = job.sources.source_image or job.sources.extra_source_images
+        return bool(has_images or (self._loras is not None and refs_of(job.spec.payload)))
+
     async def _fetch_inputs(self, record: JobRecord) -> None:
-        inputs, metadata = await self._fetcher.fetch(record.sources, record.deadline)
-        record.inputs, record.gen_metadata = inputs, metadata
-        record.spec = spec_for_inputs(record.spec, inputs)
+        """Images and LoRAs/TIs at once; this runs while earlier jobs hold the slots."""
+        extras = self._loras.fetch(record.spec) if self._loras is not None else _no_extras(record.spec)
+        (inputs, metadata), (spec, extra_metadata) = await asyncio.gather(
+            self._fetcher.fetch(record.sources, record.deadline), extras)
+        record.inputs, record.gen_metadata = inputs, metadata + extra_metadata
+        record.spec = spec_for_inputs(spec, inputs)
         self._enqueue(record)
 
     def _enqueue(self, record: JobRecord) -> None:

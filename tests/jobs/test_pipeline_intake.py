@@ -1,18 +1,27 @@
-"""Dispatch sends a job to the slot whose child already holds its model, and records what each slot holds."""
+"""Pipeline intake and dispatch: LoRAs fetched before queueing; a job goes to the slot holding its model."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import aiohttp
+import pytest
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.pop import PoppedJob, SourceRefs
+from horde_worker_regen.jobs.inputs import InputFetcher
 from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.models.downloads import Downloader
+from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.processes.messages import GenerationSpec, JobFailed, RunJob
 from horde_worker_regen.processes.supervisor import ChildSpec
+from tests.models.civitai_server import FakeCivitai, civitai_server
 
 
 @dataclass(eq=False)
@@ -35,19 +44,20 @@ class StubSupervisor:
         return True
 
 
-def _pipeline(slots: int) -> tuple[Pipeline, StubSupervisor]:
+def _pipeline(slots: int, fetcher: Any = None, loras: LoraFetcher | None = None) -> tuple[Pipeline, StubSupervisor]:
     supervisor = StubSupervisor()
     spec = ChildSpec("stub", print, None)
     pipeline = Pipeline(data=BridgeData(api_key="k" * 22), supervisor=supervisor,  # type: ignore[arg-type]
                         children=ChildSpecs(spec, [spec] * slots), registry=JobRegistry(), stats=WorkerStats(),
-                        submitter=None, fetcher=None, on_fatal=print)  # type: ignore[arg-type]
+                        submitter=None, fetcher=fetcher, on_fatal=print, loras=loras)  # type: ignore[arg-type]
     for slot in pipeline.slots.slots:
         slot.handle = StubHandle(f"inference-{slot.index}")  # type: ignore[assignment]
     return pipeline, supervisor
 
 
-def _job(key: str, model: str) -> PoppedJob:
-    spec = GenerationSpec(key, model, "a fox", 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img")
+def _job(key: str, model: str, payload: dict[str, Any] | None = None) -> PoppedJob:
+    spec = GenerationSpec(key, model, "a fox", 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img",
+                          payload or {})
     return PoppedJob((key,), (None,), 150, spec, SourceRefs(), False)
 
 
@@ -70,3 +80,23 @@ async def test_a_failed_job_leaves_its_slot_holding_no_model() -> None:
     pipeline.on_child_message(handle, JobFailed(1, "j1", "the model did not load", 0.0, 0.0))
     assert pipeline.slots.slots[0].model is None
     assert pipeline.slots.slots[0].idle
+
+
+async def test_loras_are_fetched_before_the_job_is_queued_and_failures_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeCivitai()
+    fake.add(11, b"lora bytes")
+    async with civitai_server(fake) as api_url, aiohttp.ClientSession() as session:
+        monkeypatch.setenv("HORDE_CIVITAI_API_URL", api_url)
+        loras = LoraFetcher(tmp_path, Downloader(session), max_cache_gb=10, timeout_s=30)
+        pipeline, supervisor = _pipeline(1, fetcher=InputFetcher(None), loras=loras)  # type: ignore[arg-type]
+        payload = {"loras": [{"name": "11", "is_version": True}, {"name": "12", "is_version": True}]}
+        record = pipeline.job_popped(_job("j1", "A", payload), time.monotonic())
+        started = asyncio.Event()
+        pipeline.registry.subscribe(lambda changed, previous: started.set() if changed.slot is not None else None)
+        await asyncio.wait_for(started.wait(), 10)
+    sent = [message for _, message in supervisor.sent if isinstance(message, RunJob)]
+    assert [entry["name"] for entry in sent[0].spec.payload["loras"]] == ["11"]
+    assert Path(sent[0].spec.lora_files["11"]).read_bytes() == b"lora bytes"
+    assert record.gen_metadata == [{"type": "lora", "value": "download_failed", "ref": "12"}]
