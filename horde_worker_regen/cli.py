@@ -45,7 +45,7 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from horde_worker_regen.commands import check_config, download_models, run
+    from horde_worker_regen.commands import check_config, demo, download_models, run
     from horde_worker_regen.localhorde import command as local_horde
 
     parser = argparse.ArgumentParser(
@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         "download-models", help="download and verify the configured models, then exit (no serving)")
     _add_worker_options(download_parser)
     download_parser.set_defaults(handler=download_models.download_models_command, reads_bridge_data=True)
+    demo_parser = commands.add_parser(
+        "demo", help="try everything locally: a local horde, demo requests, the worker, images saved (no network)")
+    demo.add_arguments(demo_parser)
+    _add_verbosity(demo_parser)
+    demo_parser.set_defaults(handler=demo.demo_command)
     local_parser = commands.add_parser("local-horde", help="serve a local AI Horde for tests and trial runs")
     local_horde.add_arguments(local_parser)
     _add_verbosity(local_parser)

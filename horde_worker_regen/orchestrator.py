@@ -100,8 +100,7 @@ class Worker:
         def child_logging(index: int) -> ChildLogging:
             return ChildLogging(logs_dir, self._options.verbosity, index, secrets)
 
-        safety = ChildSpec("safety", safety_main,
-                           SafetyChildConfig(child_logging(0), self._data.safety_backend, self._data.fake_safety))
+        safety = ChildSpec("safety", safety_main, SafetyChildConfig.from_bridge_data(child_logging(0), self._data))
         inference = [
             ChildSpec(f"inference-{n}", inference_main,
                       InferenceChildConfig(child_logging(n), self._data.inference_backend, self._data.fake_backend,

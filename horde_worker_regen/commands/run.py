@@ -24,7 +24,7 @@ from horde_worker_regen.logging import configure_logging
 from horde_worker_regen.models.reference_cache import ReferenceUnavailable
 from horde_worker_regen.models.selection import select_models
 from horde_worker_regen.orchestrator import RunOptions, Worker
-from horde_worker_regen.safety.backend import SafetyBackendUnavailable, require_safety_backend
+from horde_worker_regen.safety.weights import SafetyWeightsUnavailable, prepare_safety_backend
 
 EXIT_STARTUP_FAILED = 1
 
@@ -100,8 +100,7 @@ def require_backends(data: BridgeData) -> None:
     """Stop at start-up if a configured backend is not part of this version."""
     try:
         capabilities = capabilities_of(data.inference_backend)
-        require_safety_backend(data.safety_backend)
-    except (BackendUnavailable, SafetyBackendUnavailable) as error:
+    except BackendUnavailable as error:
         raise StartupError(str(error)) from None
     logger.info(
         f"Inference backend '{capabilities.name}' (claims reGen capability version {capabilities.version}), "
@@ -109,11 +108,22 @@ def require_backends(data: BridgeData) -> None:
     )
 
 
+async def prepare_safety(data: BridgeData) -> None:
+    """The safety model's files (fetched once), or a stop: a worker that cannot check images must not serve."""
+    host = (urlsplit(data.horde_url).hostname or "").lower()
+    public = any(host == name or host.endswith("." + name) for name in PUBLIC_HORDE_HOSTS)
+    try:
+        await prepare_safety_backend(data.safety_backend, data.cache_home, public_horde=public)
+    except SafetyWeightsUnavailable as error:
+        raise StartupError(str(error)) from None
+
+
 async def start_and_run(data: BridgeData, options: RunOptions) -> int:
     """The start-up checks, then the worker until it stops; returns the exit status."""
     refuse_fake_backends_on_a_public_horde(data)
     selection = await preflight(data)
     require_backends(data)
+    await prepare_safety(data)
     return await Worker(data, selection.models, options).run()
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 from loguru import logger
 
-from horde_worker_regen.config.bridge_data import FakeSafetySettings
+from horde_worker_regen.config.bridge_data import BridgeData, FakeSafetySettings
 from horde_worker_regen.processes.child_runtime import (
     ChildLink,
     ChildLogging,
@@ -25,6 +26,7 @@ from horde_worker_regen.processes.messages import CheckImages, ChildFailed, Chil
 from horde_worker_regen.safety.backend import SafetyBackend, SafetyScores
 from horde_worker_regen.safety.censor import censor_image
 from horde_worker_regen.safety.policy import censorship_for
+from horde_worker_regen.safety.weights import WeightsMode, weights_mode
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,15 @@ class SafetyChildConfig:
     logging: ChildLogging
     backend: str
     fake: FakeSafetySettings
+    cache_home: Path = Path("./models/")
+    on_gpu: bool = False
+    weights: WeightsMode = "download"
+
+    @classmethod
+    def from_bridge_data(cls, logging: ChildLogging, data: BridgeData) -> SafetyChildConfig:
+        """The safety child's settings from the worker's (the weights mode from its env var)."""
+        weights = weights_mode() if data.safety_backend == "horde_safety" else "download"
+        return cls(logging, data.safety_backend, data.fake_safety, data.cache_home, data.safety_on_gpu, weights)
 
 
 class SafetyCore:
@@ -71,12 +82,16 @@ class SafetyCore:
 
 
 def build_safety_backend(config: SafetyChildConfig) -> SafetyBackend:
-    """The configured backend (only the fake one exists in this version)."""
+    """The configured backend; the heavy imports happen here, in the child, never in the parent."""
     if config.backend == "fake":
         from horde_worker_regen.safety.fake import FakeSafetyBackend
 
         return FakeSafetyBackend(config.fake)
-    raise ValueError(f"safety backend {config.backend!r} is not available in this version")
+    if config.backend == "horde_safety":
+        from horde_worker_regen.safety.horde_safety_backend import HordeSafetyBackend
+
+        return HordeSafetyBackend(config.cache_home, on_gpu=config.on_gpu, mode=config.weights)
+    raise ValueError(f"unknown safety backend {config.backend!r}")
 
 
 def safety_main(connection: Connection, incarnation: int, config: SafetyChildConfig) -> None:

