@@ -56,8 +56,8 @@ async def test_every_missing_file_is_downloaded_once(tmp_path: Path, hub: tuple[
     assert folder == safety_folder(tmp_path, "download") == tmp_path.resolve() / "clip_blip"
     names = sorted(path.name for path in folder.iterdir())
     assert names == sorted([CLIP_WEIGHTS_NAME, *(label_cache_name(table) for table in LABEL_TABLES)])
-    clip = folder / CLIP_WEIGHTS_NAME
-    assert clip.read_bytes() == b"/timm/vit_large_patch14_clip_224.openai/resolve/main/open_clip_pytorch_model.bin\n" * 50_000
+    served_path = b"/timm/vit_large_patch14_clip_224.openai/resolve/main/open_clip_pytorch_model.bin\n"
+    assert (folder / CLIP_WEIGHTS_NAME).read_bytes() == served_path * 50_000
     assert sum(fake.requests.values()) == 7
 
     await ensure_safety_weights(tmp_path, endpoint=endpoint)  # second start: nothing fetched

