@@ -126,14 +126,12 @@ class Worker:
                 loop.remove_signal_handler(signum)
         return self._exit_code
 
-    def _lora_fetcher(self, session: aiohttp.ClientSession) -> LoraFetcher | None:
-        """LoRAs/TIs are fetched in this process only when the worker accepts LoRA jobs."""
-        if not self._data.allow_lora:
-            return None
+    def _lora_fetcher(self, session: aiohttp.ClientSession) -> LoraFetcher:
+        """LoRAs (with allow_lora) and TIs (always offered by capable bridges) are fetched in this process."""
         return LoraFetcher(self._data.cache_home, downloader_for(self._data, session),
                            max_cache_gb=self._data.max_lora_cache_size, timeout_s=float(self._data.download_timeout))
 
-    async def _run_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher | None) -> None:
+    async def _run_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
         write_custom_models(self._data)  # read by the inference children when they start
         stats, registry = WorkerStats(), JobRegistry()
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
