@@ -51,3 +51,21 @@ async def test_a_model_is_offered_once_its_background_download_is_verified(tmp_p
         assert [pg.is_completed for pg in generations_of(horde, wp)] == [True]
     assert (folder / "models" / "compvis" / "deliberate.safetensors").read_bytes() == BODY
     assert error_lines(folder / "logs") == []
+
+
+async def test_the_worker_stops_when_no_model_can_be_verified(tmp_path: Path) -> None:
+    served = ServedFile(b"not the weights the reference describes")
+    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde, \
+            file_server({"/deliberate": served}) as base:
+        owner = horde.add_user("owner", trusted=True)
+        folder = worker_folder(tmp_path, horde, owner)
+        _with_download(folder, f"{base}/deliberate")
+        worker = await WorkerProcess(folder).start()
+        try:
+            assert await worker.wait() == 1, worker.output
+        finally:
+            await worker.kill()
+    assert f"Model '{MODEL}' will not be offered: deliberate.safetensors: sha256 is" in worker.output
+    assert "Stopping: no configured model could be put on disk and verified" in worker.output
+    assert not horde.state.workers
+    assert not (folder / "models" / "compvis" / "deliberate.safetensors").exists()
