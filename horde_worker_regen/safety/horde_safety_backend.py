@@ -1,15 +1,21 @@
 """The real safety backend: horde_safety's CLIP-based NSFW and CSAM check, run in the safety child.
 
 Built once per safety process. The CLIP ViT-L/14 model comes from the file `weights.py` downloaded
-at start-up (or, in the stand-in test mode, from random weights); horde_safety's own
-`get_interrogator_no_blip` then builds the interrogator around it (its text-embedding caches and
-label tables included), and `NSFWChecker.check_for_nsfw` gives the verdict on each image.
+at start-up; horde_safety's own `get_interrogator_no_blip` then builds the interrogator around it
+(its text-embedding caches and label tables included), and `NSFWChecker.check_for_nsfw` gives the
+verdict on each image.
+
+The stand-in test mode runs the same horde_safety code around a *small* CLIP with random weights
+(two layers, width 64; same tokenizer and context length). Random weights make every verdict
+arbitrary whatever the size, and a random ViT-L/14 on a shared CPU takes minutes to encode
+horde_safety's predicates at the first check; the small one takes about a second.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -32,7 +38,13 @@ from horde_worker_regen.safety.weights import (
 
 # The open_clip config matching OpenAI's ViT-L/14 (trained with QuickGELU), for loading it from a file.
 OPEN_CLIP_ARCHITECTURE = "ViT-L-14-quickgelu"
-CLIP_EMBEDDING_WIDTH = 768
+STAND_IN_ARCHITECTURE = "horde-worker-stand-in-clip"
+STAND_IN_WIDTH = 64
+STAND_IN_CONFIG = {
+    "embed_dim": STAND_IN_WIDTH, "quick_gelu": True,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": STAND_IN_WIDTH, "patch_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": STAND_IN_WIDTH, "heads": 2, "layers": 2},
+}
 STAND_IN_SEED = 0
 # clip-interrogator's trending label table is built in code, not read from a data file.
 _TRENDING_SITES = ("Artstation", "behance", "cg society", "cgsociety", "deviantart", "dribble", "flickr",
@@ -83,21 +95,27 @@ def write_stand_in_label_caches(folder: Path) -> None:
         if path.is_file():
             continue
         digest = hashlib.sha256(",".join(labels).encode()).hexdigest()
-        embeds = generator.standard_normal((len(labels), CLIP_EMBEDDING_WIDTH)).astype(np.float16)
+        embeds = generator.standard_normal((len(labels), STAND_IN_WIDTH)).astype(np.float16)
         part = path.with_name(path.name + ".part")
         save_file({"embeds": embeds, "hash": np.array([ord(c) for c in digest], dtype=np.int8)}, str(part))
         part.replace(path)
 
 
-def _clip_model(pretrained: str | None, device: str) -> tuple[Any, Any]:
-    """CLIP ViT-L/14 and its preprocessing, from a weights file or (None) random weights."""
+def _clip_model(folder: Path, pretrained: str | None, device: str) -> tuple[Any, Any]:
+    """CLIP ViT-L/14 from its weights file, or (pretrained None) the small random stand-in; with preprocessing."""
     import open_clip  # type: ignore[import-untyped]
     import torch
 
-    torch.manual_seed(STAND_IN_SEED)  # the stand-in is the same model in every process
+    architecture = OPEN_CLIP_ARCHITECTURE
+    if pretrained is None:
+        config_file = folder / f"{STAND_IN_ARCHITECTURE}.json"
+        config_file.write_text(json.dumps(STAND_IN_CONFIG), encoding="utf-8")
+        open_clip.add_model_config(config_file)
+        architecture = STAND_IN_ARCHITECTURE
+        torch.manual_seed(STAND_IN_SEED)  # the stand-in is the same model in every process
     model, _, preprocess = open_clip.create_model_and_transforms(
-        OPEN_CLIP_ARCHITECTURE, pretrained=pretrained, precision="fp16" if device == "cuda" else "fp32",
-        device=device, jit=False)
+        architecture, pretrained=pretrained, precision="fp16" if device == "cuda" else "fp32", device=device,
+        jit=False)
     model.eval()
     return model, preprocess
 
@@ -144,7 +162,7 @@ class HordeSafetyBackend:
             pretrained = None
         from horde_safety.nsfw_checker_class import NSFWChecker
 
-        model, preprocess = _clip_model(pretrained, self.device)
+        model, preprocess = _clip_model(folder, pretrained, self.device)
         # The anime second opinion (DeepDanbooru, ~600 MB more) is not loaded: CLIP alone decides.
         self.checker = NSFWChecker(_interrogator(model, preprocess, self.device), None)
         self.mode = mode
