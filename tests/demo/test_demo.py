@@ -88,7 +88,7 @@ def test_a_demo_run_with_the_fake_backends_saves_every_image(tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     images = sorted(output.glob("*.webp"))
     assert len(images) == 8  # six requests, one of them a batch of three
-    sizes = {path.name.split("-1")[0]: Image.open(path).size for path in images}
+    sizes = {path.stem.rsplit("-", 1)[0]: Image.open(path).size for path in images}
     assert sizes["txt2img-64"] == (64, 64) and sizes["txt2img-128"] == (128, 128)
     assert f"Demo images (8 from 6 requests) are in {output}" in result.stdout
     assert "The worker earned" in result.stdout and "kudos on the local horde" in result.stdout
