@@ -118,19 +118,22 @@ class _Progress:
 
 
 async def _download(session: aiohttp.ClientSession, file: WeightsFile, clock: Callable[[], float]) -> None:
-    """Fetch one file to `<name>.part`, then move it into place, so a cut download is never taken as whole."""
+    """Fetch one file to `<name>.part`, then move it into place."""
     part = file.path.with_name(file.path.name + ".part")
-    async with session.get(file.url) as response:
-        if response.status != 200:
-            raise SafetyWeightsUnavailable(f"HTTP {response.status} {response.reason} for {file.url}")
-        progress = _Progress(file.path.name, response.content_length, clock)
-        with part.open("wb") as out:
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                out.write(chunk)
-                progress.add(len(chunk))
-    if progress.total is not None and progress.done != progress.total:
-        part.unlink(missing_ok=True)
-        raise SafetyWeightsUnavailable(f"{file.url} ended after {progress.done} of {progress.total} bytes")
+    try:
+        async with session.get(file.url) as response:
+            if response.status != 200:
+                raise SafetyWeightsUnavailable(f"HTTP {response.status} {response.reason} for {file.url}")
+            progress = _Progress(file.path.name, response.content_length, clock)
+            with part.open("wb") as out:
+                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                    out.write(chunk)
+                    progress.add(len(chunk))
+        if progress.total is not None and progress.done != progress.total:
+            raise SafetyWeightsUnavailable(f"{file.url} ended after {progress.done} of {progress.total} bytes")
+    except BaseException:
+        part.unlink(missing_ok=True)  # a cut download is started again next time, never taken as whole
+        raise
     part.replace(file.path)
     logger.info(f"Downloaded {file.path.name}: {progress.describe()}")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from loguru import logger
 
 from horde_worker_regen.safety.horde_safety_backend import scores_from
 from horde_worker_regen.safety.weights import (
@@ -143,3 +144,18 @@ def test_horde_safety_results_map_onto_scores(nsfw: bool, csam: bool, expected: 
 def test_no_result_is_an_error_so_the_image_is_censored() -> None:
     with pytest.raises(RuntimeError, match="no verdict"):
         scores_from(None)
+
+
+async def test_progress_is_logged_while_a_file_downloads(tmp_path: Path, hub: tuple[FakeHub, str]) -> None:
+    _, endpoint = hub
+    ticks = iter(range(0, 10_000, 10))  # every clock reading is ten seconds after the previous one
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="INFO", format="{message}")
+    try:
+        await ensure_safety_weights(tmp_path, endpoint=endpoint, clock=lambda: float(next(ticks)))
+    finally:
+        logger.remove(sink)
+    assert any(line.startswith(f"Downloading {CLIP_WEIGHTS_NAME}: ") and "% of " in line and "MB/s" in line
+               for line in lines)
+    assert any(line.startswith(f"Downloaded {CLIP_WEIGHTS_NAME}: 100% of ") for line in lines)
+    assert any("Downloading 7 safety model file(s)" in line for line in lines)
