@@ -217,11 +217,12 @@ async def run_worker(folder: Path, environ: dict[str, str]) -> int:
             await process.wait()
 
 
-def worker_environment(extra: dict[str, str], reference_url: str) -> dict[str, str]:
-    """This process's environment without AIWORKER_* settings (they could point the worker elsewhere)."""
+def worker_environment(extra: dict[str, str], reference_url: str, demo_home: Path) -> dict[str, str]:
+    """This process's environment without AIWORKER_* settings (they could point the worker elsewhere), and
+    with the model libraries' cache root set to the demo's folder, the same as its cache_home."""
     environ = {key: value for key, value in os.environ.items() if not key.startswith("AIWORKER_")}
     environ.pop(WEIGHTS_ENV_VAR, None)
-    return {**environ, REFERENCE_URL_ENV: reference_url, **extra}
+    return {**environ, REFERENCE_URL_ENV: reference_url, "AIWORKER_CACHE_HOME": str(demo_home), **extra}
 
 
 async def save_images(session: aiohttp.ClientSession, api_url: str, queued: dict[str, str],
@@ -271,7 +272,7 @@ async def _run_against(horde: RunningLocalHorde, model: DemoModel, options: argp
         queued = await queue_requests(session, horde.api_url, requester.api_key, demo_requests(model.name))
         print(f"Queued {len(queued)} demo requests on the local horde at {horde.api_url}; starting the worker.",
               flush=True)
-        status = await run_worker(folder, worker_environment(extra, reference_url))
+        status = await run_worker(folder, worker_environment(extra, reference_url, demo_home))
         saved, problems = await save_images(session, horde.api_url, queued, output)
     return DemoOutcome(status, saved, problems, owner.kudos + owner.evaluating_kudos, len(queued))
 

@@ -51,8 +51,9 @@ def test_the_worker_settings_use_the_real_backends_and_the_test_model(tmp_path: 
 def test_the_worker_environment_drops_settings_that_could_redirect_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIWORKER_HORDE_URL", "https://aihorde.net/api/")
     monkeypatch.setenv(WEIGHTS_ENV_VAR, STAND_IN)
-    environ = worker_environment({}, "http://127.0.0.1:1/stable_diffusion.json")
+    environ = worker_environment({}, "http://127.0.0.1:1/stable_diffusion.json", Path("/demo/models"))
     assert "AIWORKER_HORDE_URL" not in environ and WEIGHTS_ENV_VAR not in environ
+    assert environ["AIWORKER_CACHE_HOME"] == "/demo/models"
     assert environ["HORDE_MODEL_REFERENCE_URL"] == "http://127.0.0.1:1/stable_diffusion.json"
 
 
