@@ -18,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import io
+import json
 import os
 import sys
 import time
@@ -35,7 +36,7 @@ from PIL import Image, ImageDraw
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
-from horde_worker_regen.models.reference_cache import REFERENCE_URL_ENV
+from horde_worker_regen.models.reference_cache import REFERENCE_URL_ENV, ReferencePaths
 from horde_worker_regen.safety.weights import STAND_IN, WEIGHTS_ENV_VAR, missing_files, safety_folder
 
 EXIT_OK = 0
@@ -95,24 +96,25 @@ def _image_b64(size: int, mask: bool = False) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def demo_requests(model: str) -> list[DemoRequest]:
-    """Six small requests of mixed kinds (64-128 px, 2-4 steps: the test model only proves the pipeline)."""
+def demo_requests(model: str, scale: int = 1) -> list[DemoRequest]:
+    """Six requests of mixed kinds: small (64-128 px, 2-4 steps) for the test model, which only proves the
+    pipeline; `scale` 4 makes them real-sized (256-512 px, 8-16 steps) for a real model."""
 
     def body(prompt: str, size: int, steps: int, n: int = 1, **extra: Any) -> dict[str, Any]:
-        params = {"width": size, "height": size, "steps": steps, "n": n, "sampler_name": "k_euler",
-                  "cfg_scale": 7.0, "seed": "1234"}
+        params = {"width": size * scale, "height": size * scale, "steps": steps * scale, "n": n,
+                  "sampler_name": "k_euler", "cfg_scale": 7.0, "seed": "1234"}
         return {"prompt": prompt, "models": [model], "params": params, "nsfw": False, "r2": True, **extra}
 
-    source = _image_b64(64)
+    source, mask = _image_b64(64 * scale), _image_b64(64 * scale, mask=True)
     return [
-        DemoRequest("txt2img-64", body("a lighthouse on a cliff at dusk", 64, 2)),
-        DemoRequest("txt2img-128", body("a red fox in fresh snow, morning light", 128, 4)),
+        DemoRequest(f"txt2img-{64 * scale}", body("a lighthouse on a cliff at dusk", 64, 2)),
+        DemoRequest(f"txt2img-{128 * scale}", body("a red fox in fresh snow, morning light", 128, 4)),
         DemoRequest("batch-of-3", body("a bowl of fruit on a wooden table", 64, 2, n=3)),
         DemoRequest("img2img", body("a sunflower, oil painting", 64, 3, source_image=source,
                                     source_processing="img2img")),
-        DemoRequest("inpainting", body("a full moon", 64, 3, source_image=source, source_mask=_image_b64(64, True),
+        DemoRequest("inpainting", body("a full moon", 64, 3, source_image=source, source_mask=mask,
                                        source_processing="inpainting")),
-        DemoRequest("txt2img-128-b", body("a paper boat on a puddle ### blurry", 128, 2)),
+        DemoRequest(f"txt2img-{128 * scale}-b", body("a paper boat on a puddle ### blurry", 128, 2)),
     ]
 
 
@@ -129,15 +131,39 @@ def require_local(url: str) -> None:
         raise DemoError(f"the demo only runs against a horde on this machine, not {url}")
 
 
-def prepare_model(demo_home: Path, fake: bool) -> DemoModel:
-    """The test checkpoint (built once and cached in `demo_home`), or a name for the fake backend."""
+def find_real_model(cache_home: Path) -> DemoModel | None:
+    """A Stable Diffusion 1.5 model of the operator's cached model reference whose file is on disk, if any."""
+    root = cache_home.resolve()
+    reference_file = ReferencePaths(root).reference
+    try:
+        reference = json.loads(reference_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for name, entry in sorted(reference.items()) if isinstance(reference, dict) else ():
+        if not isinstance(entry, dict) or entry.get("baseline") != DEMO_BASELINE or entry.get("inpainting"):
+            continue
+        for file in entry.get("config", {}).get("files", []):
+            path = root / "compvis" / str(file.get("path", ""))
+            if path.suffix in {".safetensors", ".ckpt"} and path.is_file():
+                local = {**entry, "config": {"files": [{"path": str(path)}], "download": []}}
+                return DemoModel(name, path, noise=False, reference_entry=local)
+    return None
+
+
+def prepare_model(cache_home: Path, fake: bool) -> DemoModel:
+    """A real SD 1.5 model already on disk; else the test checkpoint (built once, cached in the demo's
+    folder); or a name for the fake backend."""
     if fake:
         return DemoModel(FAKE_MODEL, None, noise=True)
+    if (real := find_real_model(cache_home)) is not None:
+        print(f"Using the model '{real.name}' found on disk ({real.path}).", flush=True)
+        return real
     from horde_worker_regen.models.test_checkpoint import ensure_test_checkpoint
 
-    print("No real model is used by the demo: building (once) the random-weight test model...", flush=True)
+    print(f"No Stable Diffusion 1.5 model found in {cache_home.resolve()}: building (once) the random-weight "
+          "test model...", flush=True)
     started = time.monotonic()
-    checkpoint = ensure_test_checkpoint(demo_home)
+    checkpoint = ensure_test_checkpoint(demo_cache_home(cache_home))
     print(f"Test model ready in {time.monotonic() - started:.0f}s: {checkpoint.path}", flush=True)
     return DemoModel(checkpoint.name, checkpoint.path, noise=True, reference_entry=checkpoint.reference_entry)
 
@@ -269,7 +295,8 @@ async def _run_against(horde: RunningLocalHorde, model: DemoModel, options: argp
     (folder / "bridgeData.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     extra = safety_environment(demo_home, options.fake_backends)
     async with aiohttp.ClientSession() as session, serve_reference(model) as reference_url:
-        queued = await queue_requests(session, horde.api_url, requester.api_key, demo_requests(model.name))
+        requests = demo_requests(model.name, scale=4 if not model.noise else 1)
+        queued = await queue_requests(session, horde.api_url, requester.api_key, requests)
         print(f"Queued {len(queued)} demo requests on the local horde at {horde.api_url}; starting the worker.",
               flush=True)
         status = await run_worker(folder, worker_environment(extra, reference_url, demo_home))
@@ -299,7 +326,7 @@ async def run_demo(options: argparse.Namespace) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     output = (options.output or Path("demo-output") / stamp).resolve()
     output.mkdir(parents=True, exist_ok=True)
-    model = prepare_model(demo_cache_home(options.cache_home), options.fake_backends)
+    model = prepare_model(options.cache_home, options.fake_backends)
     # No ttl sweep: on a CPU a job can outlast its ttl, and the demo is about the pipeline, not deadlines.
     async with serve_local_horde(LocalHordeConfig(sweep_interval=0)) as horde:
         require_local(horde.api_url)

@@ -3,6 +3,7 @@ tests/test_fresh_checkout.py, from a clean clone, as the README's first command)
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,11 +16,13 @@ from horde_worker_regen.commands.demo import (
     DemoError,
     DemoModel,
     demo_requests,
+    find_real_model,
     require_local,
     safety_environment,
     worker_environment,
     worker_settings,
 )
+from horde_worker_regen.models.reference_cache import ReferencePaths
 from horde_worker_regen.safety.weights import (
     CLIP_WEIGHTS_NAME,
     STAND_IN,
@@ -75,6 +78,29 @@ def test_the_demo_requests_mix_every_kind_and_stay_small() -> None:
     assert {request.body["params"]["width"] for request in requests} == {64, 128}
     assert any(request.body["params"]["n"] > 1 for request in requests)
     assert all(request.body["params"]["steps"] <= 4 for request in requests)
+
+
+def test_a_real_sd15_model_on_disk_is_used_with_real_sizes(tmp_path: Path) -> None:
+    assert find_real_model(tmp_path) is None  # no reference cached
+    paths = ReferencePaths(tmp_path)
+    paths.reference.parent.mkdir(parents=True)
+    paths.reference.write_text(json.dumps({
+        "Big XL": {"baseline": "stable_diffusion_xl", "config": {"files": [{"path": "big.safetensors"}]}},
+        "Painter": {"baseline": "stable diffusion 1", "inpainting": True,
+                    "config": {"files": [{"path": "paint.safetensors"}]}},
+        "Dreamy": {"baseline": "stable diffusion 1", "config": {"files": [{"path": "dreamy.yaml"},
+                                                                          {"path": "dreamy.safetensors"}]}},
+    }))
+    assert find_real_model(tmp_path) is None  # listed, but no file on disk
+    (tmp_path / "compvis").mkdir()
+    for name in ("big.safetensors", "paint.safetensors", "dreamy.safetensors"):
+        (tmp_path / "compvis" / name).write_bytes(b"weights")
+    found = find_real_model(tmp_path)
+    assert found is not None and found.name == "Dreamy" and not found.noise
+    assert found.path == (tmp_path / "compvis" / "dreamy.safetensors").resolve()
+    assert found.reference_entry is not None
+    assert found.reference_entry["config"]["files"] == [{"path": str(found.path)}]
+    assert {request.body["params"]["width"] for request in demo_requests("Dreamy", scale=4)} == {256, 512}
 
 
 def test_a_demo_run_with_the_fake_backends_saves_every_image(tmp_path: Path) -> None:
