@@ -76,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, default=None,
                         help="where the images go (default: ./demo-output/<timestamp>/)")
     parser.add_argument("--cache-home", type=Path, default=Path("models"),
-                        help="models folder; the demo keeps its own files in its demo/ subfolder (default: ./models)")
+                        help="models folder: an SD 1.5 model found here is used; the demo keeps its own files in "
+                             "its demo/ subfolder (default: ./models)")
     parser.add_argument("--fake-backends", action="store_true",
                         help="use the fake inference and safety backends (test patterns; seconds, not minutes)")
 
