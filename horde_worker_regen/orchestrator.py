@@ -33,7 +33,7 @@ from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.stats import WorkerStats
 from horde_worker_regen.jobs.submitter import Submitter
 from horde_worker_regen.metrics import process_figures, write_metrics
-from horde_worker_regen.models.background import ModelDownloads, downloader_for
+from horde_worker_regen.models.background import ModelDownloads, backend_needs_model_files, downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.processes.child_runtime import ChildLogging
@@ -118,7 +118,8 @@ class Worker:
             connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
             async with aiohttp.ClientSession(connector=connector) as session:
                 client = HordeClient(session, self._data.horde_url, self._data.api_key.get_secret_value())
-                downloads = ModelDownloads(self._data, self._models, downloader_for(self._data, session))
+                downloads = ModelDownloads(self._data, self._models, downloader_for(self._data, session),
+                                           fetch_files=backend_needs_model_files(self._data))
                 loras = self._lora_fetcher(session)
                 await self._run_with(client, downloads, loras)
         finally:

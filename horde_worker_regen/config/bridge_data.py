@@ -51,6 +51,10 @@ class FakeBackendSettings(BaseModel):
     crash_marker: str = Field(
         default="<fake:crash>", min_length=1, description="A prompt containing this kills the inference process."
     )
+    download_models: bool = Field(
+        default=False,
+        description="Download and verify the served models' files as the real backend would (they go unused).",
+    )
 
 
 class FakeSafetySettings(BaseModel):

@@ -17,6 +17,15 @@ from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.models.store import ModelPlan, ModelStore, ensure_all, plans_for
 
 
+def backend_needs_model_files(data: BridgeData) -> bool:
+    """Whether the inference backend reads checkpoint files.
+
+    The fake backend draws test patterns: fetching gigabytes of checkpoints for it would only cost
+    a trial run its disk and its time, unless it is asked to behave like the real one.
+    """
+    return data.inference_backend != "fake" or data.fake_backend.download_models
+
+
 def downloader_for(data: BridgeData, session: aiohttp.ClientSession) -> Downloader:
     """A downloader with the operator's CivitAI token (sent only to CivitAI hosts)."""
     token = data.civitai_api_token.get_secret_value() if data.civitai_api_token is not None else None
@@ -26,13 +35,18 @@ def downloader_for(data: BridgeData, session: aiohttp.ClientSession) -> Download
 class ModelDownloads:
     """The served models split into ready and still to fetch, and the task that fetches them."""
 
-    def __init__(self, data: BridgeData, models: list[str], downloader: Downloader) -> None:
+    def __init__(self, data: BridgeData, models: list[str], downloader: Downloader, fetch_files: bool = True) -> None:
         self._order = list(models)
         self.store = ModelStore(data.cache_home, downloader)
-        plans = plans_for(data, models)
+        plans = plans_for(data, models) if fetch_files else []
+        if not plans:
+            self._ready = set(models)
+            self._pending: list[ModelPlan] = []
+            self.failures: dict[str, str] = {}
+            return
         self._ready = {plan.name for plan in plans if self.store.is_ready(plan)}
-        self._pending: list[ModelPlan] = [plan for plan in plans if plan.name not in self._ready]
-        self.failures: dict[str, str] = {}
+        self._pending = [plan for plan in plans if plan.name not in self._ready]
+        self.failures = {}
 
     @property
     def ready(self) -> list[str]:

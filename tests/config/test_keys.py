@@ -139,7 +139,7 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "inference_backend": "fake",
     "safety_backend": "fake",
     "fake_backend": {"seconds_per_step": 0.01, "seconds_per_image": 0.5, "seconds_per_job": 0.2,
-                     "fail_marker": "FAILME", "crash_marker": "CRASHME"},
+                     "fail_marker": "FAILME", "crash_marker": "CRASHME", "download_models": True},
     "fake_safety": {"nsfw_marker": "NSFWME", "csam_marker": "CSAMME"},
 }
 

@@ -35,7 +35,7 @@ async def test_a_model_is_offered_once_its_background_download_is_verified(tmp_p
             file_server({"/deliberate": served}) as base:
         owner = horde.add_user("owner", trusted=True)
         requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
-        folder = worker_folder(tmp_path, horde, owner)
+        folder = worker_folder(tmp_path, horde, owner, fake_backend={"download_models": True})
         _with_download(folder, f"{base}/deliberate")
         wp = queue(horde, requester, "a harbour", n=1)
         worker = await WorkerProcess(folder).start("--burst")
@@ -58,7 +58,7 @@ async def test_the_worker_stops_when_no_model_can_be_verified(tmp_path: Path) ->
     async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde, \
             file_server({"/deliberate": served}) as base:
         owner = horde.add_user("owner", trusted=True)
-        folder = worker_folder(tmp_path, horde, owner)
+        folder = worker_folder(tmp_path, horde, owner, fake_backend={"download_models": True})
         _with_download(folder, f"{base}/deliberate")
         worker = await WorkerProcess(folder).start()
         try:
@@ -69,3 +69,20 @@ async def test_the_worker_stops_when_no_model_can_be_verified(tmp_path: Path) ->
     assert "Stopping: no configured model could be put on disk and verified" in worker.output
     assert not horde.state.workers
     assert not (folder / "models" / "compvis" / "deliberate.safetensors").exists()
+
+
+async def test_the_fake_backend_serves_without_fetching_model_files(tmp_path: Path) -> None:
+    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+        folder = worker_folder(tmp_path, horde, owner)
+        _with_download(folder, "http://127.0.0.1:9/deliberate")  # would fail at once if tried
+        wp = queue(horde, requester, "a harbour", n=1)
+        worker = await WorkerProcess(folder).start("--burst")
+        try:
+            assert await worker.wait() == 0, worker.output
+        finally:
+            await worker.kill()
+        assert [pg.is_completed for pg in generations_of(horde, wp)] == [True]
+    assert "Downloading" not in worker.output
+    assert not (folder / "models" / "compvis").exists()
