@@ -41,6 +41,7 @@ from horde_worker_regen.safety.weights import STAND_IN, WEIGHTS_ENV_VAR, missing
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEMO_BASELINE = "stable diffusion 1"
 WORKER_TIMEOUT_S = 1800.0
@@ -344,3 +345,6 @@ def demo_command(args: argparse.Namespace) -> int:
     except (DemoError, RuntimeError) as error:
         print(f"The demo could not run: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # the worker got the same Ctrl+C and stops on its own
+        print("Demo interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
