@@ -121,3 +121,11 @@ def test_a_demo_run_with_the_fake_backends_saves_every_image(tmp_path: Path) -> 
     assert "The worker earned" in result.stdout and "kudos on the local horde" in result.stdout
     assert "test patterns from the fake backends" in result.stdout
     assert (output / "worker" / "bridgeData.yaml").is_file()
+
+
+def test_both_bridge_scripts_map_local_to_the_demo() -> None:
+    shell = (REPO_ROOT / "horde-bridge.sh").read_text()
+    assert 'if [ "${1:-}" = "--local" ]; then\n    set -- demo "${@:2}"' in shell
+    windows = (REPO_ROOT / "horde-bridge.cmd").read_text().replace("\r\n", "\n")
+    assert 'if /i "%~1"=="--local" goto local' in windows
+    assert '-m horde_worker_regen demo %2 %3 %4 %5 %6 %7 %8 %9' in windows
