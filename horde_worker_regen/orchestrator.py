@@ -36,6 +36,7 @@ from horde_worker_regen.metrics import process_figures, write_metrics
 from horde_worker_regen.models.background import ModelDownloads, backend_needs_model_files, downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
+from horde_worker_regen.models.optional_models import optional_kinds
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
@@ -161,6 +162,8 @@ class Worker:
                      downloads: ModelDownloads) -> None:
         capabilities = capabilities_of(self._data.inference_backend)
         agent = bridge_agent(capabilities.version)
+        for note in optional_kinds(self._data).notes:
+            logger.warning(note)
         request = build_pop_request(self._data, downloads.ready, agent)
         settings = PopperSettings(self._data.max_threads, self._data.queue_size, burst=self._options.burst)
         popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,

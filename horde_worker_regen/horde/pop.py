@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.notes import effective_allow_painting, effective_allow_sdxl_controlnet
+from horde_worker_regen.models.optional_models import optional_kinds
 from horde_worker_regen.processes.messages import GenerationSpec
 
 REGEN_BRIDGE_NAME = "AI Horde Worker reGen"
@@ -33,6 +34,7 @@ def build_pop_request(data: BridgeData, models: list[str], agent: str) -> ImageG
 
     The API key travels as a header (set by `HordeClient`), not in the model.
     """
+    kinds = optional_kinds(data)
     return ImageGenerateJobPopRequest(
         name=data.dreamer_name,
         models=models,
@@ -47,9 +49,9 @@ def build_pop_request(data: BridgeData, models: list[str], agent: str) -> ImageG
         allow_img2img=data.allow_img2img,
         allow_painting=effective_allow_painting(data),
         allow_unsafe_ipaddr=data.allow_unsafe_ip,
-        allow_post_processing=data.allow_post_processing,
-        allow_controlnet=data.allow_controlnet,
-        allow_sdxl_controlnet=effective_allow_sdxl_controlnet(data),
+        allow_post_processing=kinds.post_processing,
+        allow_controlnet=kinds.controlnet,
+        allow_sdxl_controlnet=effective_allow_sdxl_controlnet(data) and kinds.controlnet,
         allow_lora=data.allow_lora,
         limit_max_steps=data.limit_max_steps,
         extra_slow_worker=data.extra_slow_worker,

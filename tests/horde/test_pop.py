@@ -49,7 +49,8 @@ NO_JOB_ANSWER: dict[str, Any] = {
 def test_every_field_the_server_reads_is_sent_with_the_configured_value() -> None:
     data = BridgeData(api_key=KEY, dreamer_name="Explicit", max_batch=6, max_power=32, nsfw=False,
                       blacklist=["spider"], max_threads=2, priority_usernames=["db0#1"], allow_painting=False,
-                      allow_unsafe_ip=False, allow_controlnet=True, allow_lora=True, limit_max_steps=True)
+                      allow_unsafe_ip=False, allow_controlnet=True, allow_lora=True, limit_max_steps=True,
+                      inference_backend="fake")
     body = HordeClient.body_of(build_pop_request(data, ["Deliberate"], bridge_agent(1)))
     assert set(body) == set(POP_SCHEMA["properties"])  # nothing left to the server's defaults
     assert body["amount"] == 6 and body["max_pixels"] == 32 * 8 * 64 * 64 and body["threads"] == 2
