@@ -5,10 +5,11 @@ where torch sees no GPU, else the configured VRAM mode) and loads its model mana
 main process keeps the model reference cached). Each job goes to `HordeLib.basic_inference`;
 post-processors then run in the order the request lists them; every image is encoded to WebP here
 in the child. Step progress goes to `ProgressSink`. The main process fetches LoRAs and TIs before
-the job is queued and removes those it could not get (reporting them); should hordelib still fail
-to get one, its per-image faults (a LoRA or TI it could not fetch, an input it could not parse)
-become the job's `gen_metadata` and the job succeeds without it, as the horde expects
-(horde-api.md §5).
+the job is queued and removes those it could not get (reporting them); the files it fetched are
+registered in hordelib's LoRA/TI managers for the job (`hordelib_extras`), so hordelib never fetches
+them again (one without a local file is dropped with a `download_failed` entry). hordelib's
+per-image faults (an input it could not parse, say) become the job's `gen_metadata` and the job
+succeeds without it, as the horde expects (horde-api.md §5).
 
 Imported only in an inference child: it imports torch and hordelib.
 """
@@ -24,6 +25,13 @@ from PIL import Image
 
 from horde_worker_regen.inference.backend import BackendCapabilities, Generation, InferenceError, ProgressSink
 from horde_worker_regen.inference.capabilities import HORDELIB_CAPABILITIES
+from horde_worker_regen.inference.hordelib_extras import (
+    LocalExtras,
+    apply_to_payload,
+    local_extras,
+    register,
+    unregister,
+)
 from horde_worker_regen.inference.hordelib_payload import (
     BACKGROUND_REMOVAL,
     FACE_FIXERS,
@@ -116,16 +124,38 @@ class HordelibBackend:
             payload = hordelib_payload(spec, inputs)
         except UnreadableInput as error:
             raise InferenceError(str(error)) from None
-        results = self._horde.basic_inference(payload, progress_callback=self._progress_callback(spec))
+        extras = self._local_extras(spec)
+        apply_to_payload(payload, extras)
+        managers = self._extra_managers()
+        register(*managers, extras)
+        try:
+            results = self._horde.basic_inference(payload, progress_callback=self._progress_callback(spec))
+        finally:
+            unregister(*managers, extras)
         if len(results) != spec.n_iter:
             raise InferenceError(f"hordelib returned {len(results)} images for a batch of {spec.n_iter}")
-        metadata = [_metadata_entry(fault) for result in results for fault in result.faults]
+        metadata = extras.faults + [_metadata_entry(fault) for result in results for fault in result.faults]
         images = []
         for result in results:
             image, faults = self._post_process(spec, result.image)
             metadata += faults
             images.append(encode_webp(image))
         return Generation(images, _unique(metadata))
+
+    @staticmethod
+    def _local_extras(spec: GenerationSpec) -> LocalExtras:
+        """The job's LoRAs/TIs mapped onto the fetched files, in the folders ComfyUI loads them from."""
+        from hordelib.settings import UserSettings
+
+        models = UserSettings.get_model_directory()
+        return local_extras(spec, models / "lora", models / "ti")
+
+    @staticmethod
+    def _extra_managers() -> tuple[Any, Any]:
+        """hordelib's LoRA and TI managers (both loaded at start: `ALWAYS_LOADED_MANAGERS`)."""
+        from hordelib.shared_model_manager import SharedModelManager
+
+        return SharedModelManager.manager.lora, SharedModelManager.manager.ti
 
     def _progress_callback(self, spec: GenerationSpec) -> Any:
         sink = self._progress

