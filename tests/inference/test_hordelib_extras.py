@@ -74,8 +74,11 @@ def _no_network(*_args: Any, **_kwargs: Any) -> NoReturn:
 
 def _bare_managers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
     """hordelib's own LoRA/TI managers with an empty reference, their network paths made to fail the test."""
-    lora_module = pytest.importorskip("hordelib.model_manager.lora")
-    ti_module = pytest.importorskip("hordelib.model_manager.ti")
+    import importlib
+
+    # hordelib is part of the runtime this suite runs in; a missing one must fail, not skip.
+    lora_module = importlib.import_module("hordelib.model_manager.lora")
+    ti_module = importlib.import_module("hordelib.model_manager.ti")
     lora = object.__new__(lora_module.LoraModelManager)  # no __init__: it would read the user's cache
     ti = object.__new__(ti_module.TextualInversionModelManager)
     for manager in (lora, ti):
