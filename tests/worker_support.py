@@ -141,6 +141,15 @@ class WorkerProcess:
             await self._process.wait()
 
 
+async def run_burst(folder: Path, *args: str, expected_status: int = 0) -> WorkerProcess:
+    """Run the worker in burst mode to its end, assert its exit status, and never leave it running."""
+    worker = await WorkerProcess(folder).start("--burst", *args)
+    try:
+        assert await worker.wait() == expected_status, worker.output
+    finally:
+        await worker.kill()
+    return worker
+
 def error_lines(logs_dir: Path) -> list[str]:
     """ERROR (or worse) lines from every trace log of the run (main process and children)."""
     found = []

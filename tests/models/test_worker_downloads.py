@@ -12,7 +12,7 @@ from horde_worker_regen.localhorde.testing import serve_local_horde
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.models.file_server import ServedFile, file_server
 from tests.support import FIXTURES
-from tests.worker_support import MODEL, WorkerProcess, error_lines, generations_of, queue, worker_folder
+from tests.worker_support import MODEL, WorkerProcess, error_lines, generations_of, queue, run_burst, worker_folder
 
 BODY = b"deliberate weights " * 20_000
 
@@ -78,11 +78,7 @@ async def test_the_fake_backend_serves_without_fetching_model_files(tmp_path: Pa
         folder = worker_folder(tmp_path, horde, owner)
         _with_download(folder, "http://127.0.0.1:9/deliberate")  # would fail at once if tried
         wp = queue(horde, requester, "a harbour", n=1)
-        worker = await WorkerProcess(folder).start("--burst")
-        try:
-            assert await worker.wait() == 0, worker.output
-        finally:
-            await worker.kill()
+        worker = await run_burst(folder)
         assert [pg.is_completed for pg in generations_of(horde, wp)] == [True]
     assert "Downloading" not in worker.output
     assert not (folder / "models" / "compvis").exists()

@@ -17,7 +17,7 @@ from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
 from horde_worker_regen.safety.censor import censor_image
-from tests.worker_support import WorkerProcess, error_lines, generations_of, queue, worker_folder
+from tests.worker_support import error_lines, generations_of, queue, run_burst, worker_folder
 
 NSFW = "<fake:nsfw>"
 CSAM = "<fake:csam>"
@@ -48,12 +48,7 @@ SFW_WORKER_CASE = {"prompt": f"a beach {NSFW}", "nsfw": False, "censor_nsfw": Fa
 
 
 async def _run_worker(folder: Path) -> None:
-    worker = await WorkerProcess(folder).start("--burst")
-    try:
-        status = await worker.wait()
-    finally:
-        await worker.kill()
-    assert status == 0, worker.output
+    await run_burst(folder)
     assert error_lines(folder / "logs") == []
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
-from tests.worker_support import WorkerProcess, error_lines, generations_of, queue, worker_folder
+from tests.worker_support import error_lines, generations_of, queue, run_burst, worker_folder
 
 FAIL = "<fake:fail>"
 CRASH = "<fake:crash>"
@@ -22,11 +22,7 @@ async def test_a_failed_batch_reports_every_id_faulted_once(
         failing = queue(horde, requester, f"a castle {FAIL}", n=4, width=512, height=512)
         healthy = queue(horde, requester, "a meadow", n=2, width=512, height=512)
         folder = worker_folder(tmp_path, horde, owner, max_batch=4, max_power=64)
-        worker = await WorkerProcess(folder).start("--burst")
-        try:
-            assert await worker.wait() == 0, worker.output
-        finally:
-            await worker.kill()
+        worker = await run_burst(folder)
         failed_jobs = generations_of(horde, failing)
         # The whole batch of 4 was handed out in one pop and every one of its ids reported faulted.
         assert len(failed_jobs) == 4
@@ -49,11 +45,7 @@ async def test_a_crashed_inference_process_is_replaced_and_its_job_faulted(
         crashing = queue(horde, requester, f"a volcano {CRASH}", n=1)
         healthy = [queue(horde, requester, f"a lake {index}", n=1) for index in range(6)]
         folder = worker_folder(tmp_path, horde, owner, max_threads=2)
-        worker = await WorkerProcess(folder).start("--burst")
-        try:
-            assert await worker.wait() == 0, worker.output
-        finally:
-            await worker.kill()
+        worker = await run_burst(folder)
         crashed_jobs = generations_of(horde, crashing)
         # Popped again after each fault until the horde gave up on the request (more than 2 faults).
         assert len(crashed_jobs) == 3

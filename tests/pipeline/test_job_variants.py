@@ -12,7 +12,14 @@ from PIL import Image
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
-from tests.worker_support import WorkerProcess, error_lines, generations_of, queue, stored_image, worker_folder
+from tests.worker_support import (
+    error_lines,
+    generations_of,
+    queue,
+    run_burst,
+    stored_image,
+    worker_folder,
+)
 
 
 def _source(width: int, height: int) -> str:
@@ -33,11 +40,7 @@ async def test_inputs_are_fetched_and_failures_become_gen_metadata(
                            source_image=_source(512, 512), source_mask=_source(512, 512),
                            source_processing="inpainting")
         folder = worker_folder(tmp_path, horde, owner, max_batch=2, max_power=32, queue_size=0)
-        worker = await WorkerProcess(folder).start("--burst")
-        try:
-            assert await worker.wait() == 0, worker.output
-        finally:
-            await worker.kill()
+        await run_burst(folder)
         for wp in (img2img, inpainting):
             for pg in generations_of(horde, wp):
                 assert pg.is_completed and not pg.faulted and submit_counter[pg.id] == 1
@@ -53,11 +56,7 @@ async def test_an_unfetchable_source_falls_back_to_txt2img_and_says_so(tmp_path:
         wp = queue(horde, requester, "a green field", width=512, height=512, source_image=_source(512, 512))
         horde.faults.add(endpoint="source", kind="expired_url", times=1)
         folder = worker_folder(tmp_path, horde, owner)
-        worker = await WorkerProcess(folder).start("--burst")
-        try:
-            assert await worker.wait() == 0, worker.output
-        finally:
-            await worker.kill()
+        worker = await run_burst(folder)
         [pg] = generations_of(horde, wp)
         assert pg.is_completed and not pg.faulted
         assert {"type": "source_image", "value": "download_failed"} in pg.gen_metadata
@@ -74,11 +73,7 @@ async def test_a_job_popped_without_a_model_is_faulted_and_served_again(
         wp = queue(horde, requester, "a quiet street")
         horde.faults.add(endpoint="pop", kind="empty_model", times=1)
         folder = worker_folder(tmp_path, horde, owner)
-        worker = await WorkerProcess(folder).start("--burst")
-        try:
-            assert await worker.wait() == 0, worker.output
-        finally:
-            await worker.kill()
+        worker = await run_burst(folder)
         first, second = generations_of(horde, wp)
         assert first.faulted and submit_counter[first.id] == 1
         assert second.is_completed and not second.faulted

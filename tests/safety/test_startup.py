@@ -10,7 +10,7 @@ import pytest
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
 from horde_worker_regen.safety.weights import WEIGHTS_ENV_VAR
-from tests.worker_support import WorkerProcess, worker_folder
+from tests.worker_support import run_burst, worker_folder
 
 
 async def test_a_worker_that_cannot_fetch_the_safety_weights_never_serves(
@@ -21,13 +21,8 @@ async def test_a_worker_that_cannot_fetch_the_safety_weights_never_serves(
     async with serve_local_horde(LocalHordeConfig(sweep_interval=0)) as horde:
         owner = horde.add_user("owner", trusted=True)
         folder = worker_folder(tmp_path, horde, owner, safety_backend="horde_safety")
-        worker = await WorkerProcess(folder).start("--burst")
-        try:
-            status = await worker.wait()
-        finally:
-            await worker.kill()
+        worker = await run_burst(folder, expected_status=1)
         assert not horde.state.workers  # it never popped
-    assert status == 1
     line = next(line for line in worker.lines if "Cannot start" in line)
     assert "open_clip_pytorch_model.bin" in line and "http://127.0.0.1:9/timm/" in line
     assert "does not serve without it" in line and "HF_ENDPOINT" in line
