@@ -22,6 +22,8 @@ import aiohttp
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.dashboard.server import start_dashboard
+from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
 from horde_worker_regen.inference.capabilities import capabilities_of
@@ -177,7 +179,9 @@ class Worker:
         status_task = asyncio.create_task(report_status_forever(
             self._data.stats_output_frequency,
             lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), self._data.max_threads,
-                                  pipeline.registry.waiting)), name="status")  # fmt: skip
+                                  pipeline.registry.waiting, paused=popper.paused)), name="status")  # fmt: skip
+        dashboard = await start_dashboard(self._data, DashboardSources(self._data, stats, pipeline, popper, downloads,
+                                                                       stopping=self._stop.is_set))
         try:
             await self._stop.wait()
             popper.stop()
@@ -196,6 +200,8 @@ class Worker:
             for task in (popper_task, status_task, downloads_task):
                 task.cancel()
             await asyncio.gather(popper_task, status_task, downloads_task, return_exceptions=True)
+            if dashboard is not None:
+                await dashboard.stop()
         logger.info(format_status(stats.snapshot(), 0, self._data.max_threads, 0))
 
     def _popper_ended(self, task: asyncio.Task[None]) -> None:

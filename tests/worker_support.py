@@ -40,6 +40,7 @@ def worker_folder(tmp_path: Path, horde: RunningLocalHorde, owner: User, **setti
         "api_key": owner.api_key, "dreamer_name": "Pipeline Test Dreamer", "horde_url": horde.api_url,
         "cache_home": str(paths.cache_home), "models_to_load": [MODEL], "inference_backend": "fake",
         "safety_backend": "fake", "fake_backend": {"seconds_per_job": 0.0}, "stats_output_frequency": 1,
+        "dashboard_port": 0,  # tests run side by side: never compete for the default port
     })  # fmt: skip
     data.update(settings)
     (tmp_path / "bridgeData.yaml").write_text(yaml.safe_dump(data))

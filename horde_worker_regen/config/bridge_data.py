@@ -7,11 +7,12 @@ used over time; they are accepted on input and never written back.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 ANONYMOUS_API_KEY = "0000000000"
 DEFAULT_HORDE_URL = "https://aihorde.net/api/"
@@ -20,6 +21,17 @@ DEFAULT_WORKER_NAME = "An Awesome Dreamer"
 _PRIORITY_USERNAME = re.compile(r"^.+#\d+$")
 
 Seconds = Annotated[int, Field(ge=1, le=86_400)]
+MIN_DASHBOARD_TOKEN_LENGTH = 16
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine (127.0.0.0/8, ::1 or localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
 
 
 class CustomModel(BaseModel):
@@ -213,6 +225,23 @@ class BridgeData(BaseModel):
     suppress_speed_warnings: bool = False
     limited_console_messages: bool = False
 
+    # --- Web dashboard --------------------------------------------------------------------
+    dashboard_enabled: bool = Field(
+        default=True, description="Serve the web dashboard, /status.json, /metrics and /healthz."
+    )
+    dashboard_host: str = Field(
+        default="127.0.0.1", min_length=1,
+        description="Address the dashboard listens on; anything but loopback needs dashboard_token.",
+    )
+    dashboard_port: int = Field(
+        default=7070, ge=0, le=65535, description="TCP port of the dashboard; 0 picks a free one (the URL is logged)."
+    )
+    dashboard_token: SecretStr | None = Field(
+        default=None,
+        description="Secret asked of every dashboard request (bearer header or ?token=); "
+        f"at least {MIN_DASHBOARD_TOKEN_LENGTH} characters; required when dashboard_host is not loopback.",
+    )
+
     # --- Fault policy ---------------------------------------------------------------------
     remove_maintenance_on_init: bool = Field(
         default=False, description="Take the worker out of maintenance at start."
@@ -264,6 +293,21 @@ class BridgeData(BaseModel):
             raise ValueError("must be the key alone, with no spaces around it")
         return value
 
+    @field_validator("dashboard_token")
+    @classmethod
+    def _dashboard_token_guards_open_hosts(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """An open dashboard would let anyone on the network pause the worker: it needs a token."""
+        raw = value.get_secret_value() if value is not None else ""
+        if value is not None and (len(raw) < MIN_DASHBOARD_TOKEN_LENGTH or raw != raw.strip()):
+            raise ValueError(f"must be at least {MIN_DASHBOARD_TOKEN_LENGTH} characters, with no spaces around it")
+        host = info.data.get("dashboard_host")
+        if not raw and info.data.get("dashboard_enabled", True) and host and not is_loopback_host(host):
+            raise ValueError(
+                f"a token is required because dashboard_host is {host!r}, which is not loopback "
+                "(set dashboard_token, or dashboard_host: 127.0.0.1)"
+            )
+        return value
+
     @property
     def max_pixels(self) -> int:
         """The `max_pixels` the worker declares to the horde."""
@@ -279,6 +323,8 @@ class BridgeData(BaseModel):
         found = [] if self.is_anonymous else [self.api_key.get_secret_value()]
         if self.civitai_api_token is not None:
             found.append(self.civitai_api_token.get_secret_value())
+        if self.dashboard_token is not None:
+            found.append(self.dashboard_token.get_secret_value())
         return [value for value in found if value]
 
 

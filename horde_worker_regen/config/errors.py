@@ -88,7 +88,7 @@ def allowed_values(field_name: str) -> str:
 
 def _shown_value(field_name: str, value: Any) -> str:
     """The rejected value, hidden when the field holds a secret."""
-    if field_name in {"api_key", "civitai_api_token"}:
+    if field_name in {"api_key", "civitai_api_token", "dashboard_token"}:
         return "<redacted>"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."

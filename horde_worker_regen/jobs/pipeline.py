@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +58,19 @@ async def _no_extras(spec: GenerationSpec) -> tuple[GenerationSpec, list[dict[st
     return spec, []
 
 
+@dataclass(frozen=True)
+class RecentFault:
+    """A job that faulted or was dropped, kept for the dashboard (`at` is wall-clock time)."""
+
+    at: float
+    job_key: str
+    images: int
+    outcome: str
+    reason: str
+
+
+RECENT_FAULTS_KEPT = 50
+
 _BEFORE_REPORTING = (JobState.POPPED, JobState.INPUTS_FETCHED, JobState.QUEUED, JobState.RUNNING, JobState.SAFETY)
 
 
@@ -90,6 +104,7 @@ class Pipeline:
         self._clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._restart_children = True
+        self.recent_faults: deque[RecentFault] = deque(maxlen=RECENT_FAULTS_KEPT)
 
     async def start_children(self) -> None:
         """The safety child first (nothing may go out unchecked), then every inference slot."""
@@ -104,6 +119,9 @@ class Pipeline:
             self._on_inference_result(handle, message)
         elif isinstance(message, JobProgress):
             logger.trace(f"Job {message.job_key}: step {message.step}/{message.total_steps}")
+            slot = self.slots.slot_of(handle)
+            if slot is not None and slot.job_key == message.job_key:
+                slot.step, slot.total_steps = message.step, message.total_steps
         elif isinstance(message, SafetyChecked):
             self._on_safety_checked(message)
         elif isinstance(message, ChildFailed):
@@ -265,6 +283,7 @@ class Pipeline:
     def fault(self, record: JobRecord, reason: str) -> None:
         """Report every id of the job as faulted (once), so the horde re-queues them now."""
         logger.warning(f"Job {record.key} ({len(record.ids)} image(s)) faulted: {reason}")
+        self.recent_faults.append(RecentFault(time.time(), record.key, len(record.ids), "faulted", reason))
         record.fault_reason = reason
         self._safety.forget(record.key)
         self._cancel_task(record.key)
@@ -273,6 +292,7 @@ class Pipeline:
     def drop(self, record: JobRecord, reason: str) -> None:
         """End a job without reporting it (the horde aborts it by itself)."""
         logger.warning(f"Job {record.key} ({len(record.ids)} image(s)) dropped: {reason}")
+        self.recent_faults.append(RecentFault(time.time(), record.key, len(record.ids), "dropped", reason))
         self._safety.forget(record.key)
         self._cancel_task(record.key)
         record.results = {index: IdResult(IdOutcome.DROPPED, 0.0, reason) for index in range(len(record.ids))}

@@ -65,7 +65,9 @@ class Popper:
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self._paused = False
         self._errors = 0
+        self.maintenance_message: str | None = None
         pipeline.registry.subscribe(self._registry_changed)
 
     def _registry_changed(self, record: JobRecord, previous: JobState) -> None:
@@ -94,6 +96,21 @@ class Popper:
         self._stopping = True
         self._wake.set()
 
+    @property
+    def paused(self) -> bool:
+        """Whether the owner paused popping (jobs in flight still finish)."""
+        return self._paused
+
+    def pause(self) -> None:
+        """Pop no more until `resume()`: the jobs held finish, then the worker idles (the owner takes the GPU)."""
+        self._paused = True
+        self._wake.set()
+
+    def resume(self) -> None:
+        """Pop again after `pause()`."""
+        self._paused = False
+        self._wake.set()
+
     def snapshot(self) -> CapacitySnapshot:
         """The figures the pop policy looks at."""
         registry = self._pipeline.registry
@@ -109,7 +126,7 @@ class Popper:
     async def run(self) -> None:
         """Pop until stopped."""
         while not self._stopping:
-            if not self._request.models or pop_allowance(self.snapshot()) <= 0:
+            if self._paused or not self._request.models or pop_allowance(self.snapshot()) <= 0:
                 self._wake.clear()
                 await self._wake.wait()
                 continue

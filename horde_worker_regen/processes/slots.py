@@ -30,6 +30,9 @@ class Slot:
     job_key: str | None = None
     model: str | None = None
     watchdog: asyncio.TimerHandle | None = None
+    # The latest sampling step its child reported for the job held (0 of 0 until the first one).
+    step: int = 0
+    total_steps: int = 0
 
     @property
     def idle(self) -> bool:
@@ -39,6 +42,7 @@ class Slot:
     def release(self) -> str | None:
         """Forget the job held (returning its key) and cancel its watchdog."""
         key, self.job_key = self.job_key, None
+        self.step = self.total_steps = 0
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None

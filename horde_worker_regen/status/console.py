@@ -16,8 +16,8 @@ def format_duration(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting: int) -> str:
-    """One line: jobs, images, kudos, speed, idle time and slot use."""
+def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting: int, *, paused: bool = False) -> str:
+    """One line: jobs, images, kudos, speed, idle time and slot use (and PAUSED while the owner paused popping)."""
     problems = ""
     if snapshot.faulted or snapshot.dropped:
         problems = f" ({snapshot.faulted} faulted, {snapshot.dropped} dropped)"
@@ -26,7 +26,7 @@ def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting:
         f"kudos {snapshot.kudos_session:,.1f} session, {snapshot.kudos_per_hour:,.0f}/hr | "
         f"{snapshot.megapixelsteps_per_second:.2f} MPS/s | {snapshot.jobs_per_hour:,.0f} jobs/hr | "
         f"idle {format_duration(snapshot.idle_seconds)} | slots {slots_busy}/{slots} busy, {waiting} waiting | "
-        f"up {format_duration(snapshot.uptime)}"
+        f"up {format_duration(snapshot.uptime)}" + (" | PAUSED (not popping)" if paused else "")
     )
 
 

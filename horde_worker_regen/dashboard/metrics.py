@@ -1,0 +1,84 @@
+"""`/metrics`: the dashboard snapshot in the Prometheus text format, through prometheus_client.
+
+A custom collector turns each scrape's snapshot into metric families, so the figures are the
+worker's own at scrape time and nothing is double-booked in a second set of counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from horde_worker_regen.dashboard.snapshot import Snapshot
+
+PREFIX = "horde_worker"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_COUNTERS = {
+    "jobs": "Jobs submitted since the worker started.",
+    "images": "Images submitted since the worker started.",
+    "faulted": "Jobs reported as faulted since the worker started.",
+    "dropped": "Jobs dropped unreported since the worker started.",
+    "kudos_session": "Kudos earned since the worker started.",
+    "megapixelsteps": "Megapixel-steps generated since the worker started.",
+}
+_GAUGES = {
+    "kudos_per_hour": "Kudos per hour over the last hour.",
+    "megapixelsteps_per_second": "Megapixel-steps per second since the worker started (MPS/s).",
+    "jobs_per_hour": "Jobs per hour since the worker started.",
+    "idle_s": "Seconds with no job at all in the worker.",
+}
+
+
+class SnapshotCollector(Collector):
+    """Reads one snapshot per scrape and yields it as metric families."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        """Every metric of one scrape."""
+        snap = self._snapshot()
+        totals = snap["totals"]
+        for name, text in _COUNTERS.items():
+            # prometheus_client appends `_total` to counter names itself.
+            yield CounterMetricFamily(f"{PREFIX}_{name.removesuffix('_session')}", text, value=totals[name])
+        for name, text in _GAUGES.items():
+            yield GaugeMetricFamily(f"{PREFIX}_{name}", text, value=totals[name])
+        worker = snap["worker"]
+        yield GaugeMetricFamily(f"{PREFIX}_uptime_seconds", "Seconds since the worker started.",
+                                value=worker["uptime_s"])
+        yield GaugeMetricFamily(f"{PREFIX}_paused", "1 while the owner has paused popping.",
+                                value=1.0 if worker["paused"] else 0.0)
+        yield GaugeMetricFamily(f"{PREFIX}_maintenance", "1 while the horde holds the worker in maintenance.",
+                                value=1.0 if worker["maintenance_message"] else 0.0)
+        yield GaugeMetricFamily(f"{PREFIX}_queued_jobs", "Jobs popped and waiting for a slot.",
+                                value=len(snap["queue"]))
+        yield from _slot_families(snap)
+
+
+def _slot_families(snap: Snapshot) -> Iterator[Metric]:
+    busy = GaugeMetricFamily(f"{PREFIX}_slot_busy", "1 while the slot runs a job.", labels=["slot"])
+    duty = GaugeMetricFamily(f"{PREFIX}_slot_duty_ratio", "Busy time / uptime of the slot.", labels=["slot"])
+    step = GaugeMetricFamily(f"{PREFIX}_slot_step", "Latest sampling step of the slot's job.", labels=["slot"])
+    for slot in snap["slots"]:
+        label = [str(slot["index"])]
+        busy.add_metric(label, 1.0 if slot["state"] == "busy" else 0.0)
+        duty.add_metric(label, slot["duty"])
+        step.add_metric(label, slot["step"])
+    yield from (busy, duty, step)
+
+
+def metrics_registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
+    """A registry of its own (not the global one), holding only the worker's figures."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The text exposition of one scrape."""
+    return generate_latest(registry)

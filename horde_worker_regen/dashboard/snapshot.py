@@ -1,0 +1,119 @@
+"""One snapshot of the running worker, the single source of the page, /status.json and /metrics.
+
+Everything is read from the live objects on the event loop (no copies kept in step), so what the
+dashboard shows is what the worker itself uses: the slots, the registry, the statistics, the
+popper and the model downloads. Only plain JSON types go out; secrets are never read here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.dashboard.duty import SlotDuty
+from horde_worker_regen.jobs.pipeline import Pipeline
+from horde_worker_regen.jobs.popper import Popper
+from horde_worker_regen.jobs.record import JobRecord, JobState
+from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.models.background import ModelDownloads
+from horde_worker_regen.processes.slots import Slot
+
+Snapshot = dict[str, Any]
+_QUEUE_STATES = (JobState.POPPED, JobState.INPUTS_FETCHED, JobState.QUEUED)
+_AFTER_INFERENCE = (JobState.SAFETY, JobState.UPLOADING)
+
+
+@dataclass
+class DashboardSources:
+    """The live parts of the worker the snapshot reads."""
+
+    data: BridgeData
+    stats: WorkerStats
+    pipeline: Pipeline
+    popper: Popper
+    downloads: ModelDownloads
+    stopping: Callable[[], bool] = lambda: False
+    clock: Callable[[], float] = time.monotonic
+    duty: SlotDuty = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.duty = SlotDuty(self.stats)
+
+
+def build_snapshot(sources: DashboardSources) -> Snapshot:
+    """Everything the dashboard shows, as JSON-ready data."""
+    figures = sources.stats.snapshot()
+    return {
+        "worker": {
+            "name": sources.data.dreamer_name,
+            "uptime_s": figures.uptime,
+            "paused": sources.popper.paused,
+            "stopping": sources.stopping(),
+            "maintenance_message": sources.popper.maintenance_message,
+        },
+        "totals": {
+            "jobs": figures.jobs, "images": figures.images, "faulted": figures.faulted, "dropped": figures.dropped,
+            "kudos_session": figures.kudos_session, "kudos_per_hour": figures.kudos_per_hour,
+            "megapixelsteps": sources.stats.megapixelsteps,
+            "megapixelsteps_per_second": figures.megapixelsteps_per_second,
+            "jobs_per_hour": figures.jobs_per_hour, "idle_s": figures.idle_seconds,
+        },
+        "slots": [_slot(sources, slot, figures.uptime) for slot in sources.pipeline.slots.slots],
+        "queue": [_queued(record) for record in sources.pipeline.registry if record.state in _QUEUE_STATES],
+        "finishing": [_queued(record) for record in sources.pipeline.registry if record.state in _AFTER_INFERENCE],
+        "models": _models(sources),
+        "downloads": _downloads(sources.downloads),
+        "faults": [
+            {"at": fault.at, "job": fault.job_key, "images": fault.images, "outcome": fault.outcome,
+             "reason": fault.reason}
+            for fault in reversed(sources.pipeline.recent_faults)
+        ],
+    }
+
+
+def _slot(sources: DashboardSources, slot: Slot, uptime: float) -> dict[str, Any]:
+    record = sources.pipeline.registry.get(slot.job_key) if slot.job_key else None
+    running_for = 0.0
+    job: dict[str, Any] | None = None
+    if record is not None:
+        started = record.entered.get(JobState.RUNNING)
+        running_for = max(0.0, sources.clock() - started) if started is not None else 0.0
+        job = _queued(record) | {"running_s": running_for}
+    return {
+        "index": slot.index,
+        "state": "down" if slot.handle is None else ("busy" if slot.job_key else "idle"),
+        "model": slot.model,
+        "job": job,
+        "step": slot.step,
+        "total_steps": slot.total_steps,
+        "busy_s": sources.duty.busy_seconds(slot.index) + running_for,
+        "duty": sources.duty.duty(slot.index, running_for, uptime),
+    }
+
+
+def _queued(record: JobRecord) -> dict[str, Any]:
+    spec = record.spec
+    return {"job": record.key, "state": record.state.value, "model": spec.model, "images": len(record.ids),
+            "width": spec.width, "height": spec.height, "steps": spec.steps}
+
+
+def _models(sources: DashboardSources) -> dict[str, Any]:
+    in_memory = {slot.index: slot.model for slot in sources.pipeline.slots.slots}
+    return {
+        "offered": sources.popper.models,
+        "on_disk": sources.downloads.ready,
+        "pending": sources.downloads.pending,
+        "failed": dict(sources.downloads.failures),
+        "in_memory": [{"slot": index, "model": model} for index, model in in_memory.items()],
+    }
+
+
+def _downloads(downloads: ModelDownloads) -> list[dict[str, Any]]:
+    return [
+        {"file": progress.name, "done_bytes": progress.done_bytes, "total_bytes": progress.total_bytes,
+         "bytes_per_second": progress.rate, "eta_s": progress.eta_seconds, "error": progress.error}
+        for progress in list(downloads.store.downloader.progress.values())
+    ]  # fmt: skip

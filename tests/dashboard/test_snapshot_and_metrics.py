@@ -1,0 +1,158 @@
+"""The snapshot, /status.json and /metrics show the worker's own figures, and pause really stops popping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.dashboard.app import dashboard_app
+from horde_worker_regen.dashboard.snapshot import build_snapshot
+from horde_worker_regen.horde.pop import PoppedJob, SourceRefs
+from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
+from horde_worker_regen.models.progress import DownloadProgress
+from horde_worker_regen.processes.messages import GenerationSpec, JobProgress
+from horde_worker_regen.status.console import format_status
+from tests.dashboard.conftest import MODEL, Parts, build_parts
+from tests.jobs.test_record import make_record
+
+DATA = BridgeData(api_key="k" * 22, dreamer_name="Dashboard Dreamer", max_threads=2, queue_size=1)
+
+
+def _job(key: str, steps: int = 10) -> PoppedJob:
+    spec = GenerationSpec(key, MODEL, "a fox", 512, 512, steps, 1, 1, "k_euler", 7.0, False, None, (), "txt2img")
+    return PoppedJob((key,), (None,), 300, spec, SourceRefs(), False)
+
+
+def _finished_on_slot(parts: Parts, key: str, slot: int, seconds: float, reward: float) -> None:
+    """A job that ran `seconds` on `slot` and was submitted, as the pipeline records it."""
+    record = make_record(key, images=2)
+    record.state, record.slot = JobState.SUBMITTED, slot
+    record.started_at, record.finished_at = parts.clock.now - seconds, parts.clock.now
+    record.results = {0: IdResult(IdOutcome.SUBMITTED, reward), 1: IdResult(IdOutcome.SUBMITTED, 0.0)}
+    parts.stats.job_ended(record)
+
+
+def _busy_worker(parts: Parts) -> None:
+    """Two jobs running (one at step 4 of 10), one dropped, one waiting, one submitted, one download."""
+    parts.clock.now += 30.0
+    _finished_on_slot(parts, "done", slot=0, seconds=20.0, reward=12.5)
+    for key in ("run-0", "run-1", "late", "waiting"):
+        parts.pipeline.job_popped(_job(key), parts.clock.now)
+    late = parts.pipeline.registry.get("late")
+    assert late is not None and late.state is JobState.QUEUED
+    parts.pipeline.drop(late, "its deadline passed before a slot was free")
+    handle = parts.pipeline.slots.slots[0].handle
+    assert handle is not None
+    parts.pipeline.on_child_message(handle, JobProgress(1, "run-0", 4, 10))
+    parts.sources.downloads.store.downloader.progress["model.safetensors"] = DownloadProgress(
+        "model.safetensors", 1000, done_bytes=250, started_at=parts.clock.now - 5, now=parts.clock.now)
+    parts.clock.now += 10.0
+
+
+@asynccontextmanager
+async def _client(parts: Parts) -> AsyncIterator[TestClient[aiohttp.web.Request, aiohttp.web.Application]]:
+    async with TestClient(TestServer(dashboard_app(parts.sources, token=None))) as client:
+        yield client
+
+
+def _metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(session: aiohttp.ClientSession) -> None:
+    parts = build_parts(session, DATA)
+    _busy_worker(parts)
+    snap = build_snapshot(parts.sources)
+    first, second = snap["slots"]
+    assert (first["state"], first["model"], first["job"]["job"], first["step"], first["total_steps"]) == (
+        "busy", MODEL, "run-0", 4, 10)
+    assert (second["job"]["job"], second["step"], second["total_steps"]) == ("run-1", 0, 0)
+    uptime = snap["worker"]["uptime_s"]
+    assert uptime == pytest.approx(40.0)
+    assert first["duty"] == pytest.approx((20.0 + 10.0) / 40.0)  # the finished job plus 10 s of the current one
+    assert [job["job"] for job in snap["queue"]] == ["waiting"]
+    assert snap["models"]["on_disk"] == [MODEL]
+    assert snap["models"]["in_memory"] == [{"slot": 0, "model": MODEL}, {"slot": 1, "model": MODEL}]
+    assert snap["downloads"] == [{"file": "model.safetensors", "done_bytes": 250, "total_bytes": 1000,
+                                  "bytes_per_second": 50.0, "eta_s": 15.0, "error": None}]
+    assert [(f["job"], f["outcome"], f["reason"]) for f in snap["faults"]] == [
+        ("late", "dropped", "its deadline passed before a slot was free")]
+    figures = parts.stats.snapshot()
+    assert snap["totals"]["kudos_session"] == figures.kudos_session == 12.5
+    assert snap["totals"]["megapixelsteps_per_second"] == pytest.approx(figures.megapixelsteps_per_second)
+    assert (snap["totals"]["jobs"], snap["totals"]["dropped"]) == (1, 1)
+    assert snap["worker"] == {"name": "Dashboard Dreamer", "uptime_s": uptime, "paused": False, "stopping": False,
+                              "maintenance_message": None}
+
+
+async def test_a_finished_job_clears_its_slot_step(session: aiohttp.ClientSession) -> None:
+    parts = build_parts(session, DATA)
+    _busy_worker(parts)
+    slot = parts.pipeline.slots.slots[0]
+    slot.release()
+    assert (slot.step, slot.total_steps) == (0, 0)
+
+
+async def test_status_json_and_metrics_carry_the_same_figures(session: aiohttp.ClientSession) -> None:
+    parts = build_parts(session, DATA)
+    _busy_worker(parts)
+    async with _client(parts) as client:
+        status = await (await client.get("/status.json")).json()
+        response = await client.get("/metrics")
+        assert response.status == 200 and response.content_type == "text/plain"
+        samples = _metrics(await response.text())
+    figures = parts.stats.snapshot()
+    assert status == build_snapshot(parts.sources)
+    assert samples[("horde_worker_jobs_total", ())] == figures.jobs == 1
+    assert samples[("horde_worker_dropped_total", ())] == figures.dropped == 1
+    assert samples[("horde_worker_kudos_total", ())] == figures.kudos_session
+    assert samples[("horde_worker_megapixelsteps_total", ())] == pytest.approx(parts.stats.megapixelsteps)
+    assert samples[("horde_worker_megapixelsteps_per_second", ())] == pytest.approx(figures.megapixelsteps_per_second)
+    assert samples[("horde_worker_kudos_per_hour", ())] == pytest.approx(figures.kudos_per_hour)
+    assert samples[("horde_worker_uptime_seconds", ())] == pytest.approx(figures.uptime)
+    assert samples[("horde_worker_queued_jobs", ())] == 1
+    assert samples[("horde_worker_slot_step", (("slot", "0"),))] == 4
+    assert samples[("horde_worker_slot_busy", (("slot", "1"),))] == 1
+    assert samples[("horde_worker_slot_duty_ratio", (("slot", "0"),))] == pytest.approx(0.75)
+    assert samples[("horde_worker_paused", ())] == 0
+
+
+async def test_pause_and_resume_switch_popping_and_show_everywhere(session: aiohttp.ClientSession) -> None:
+    parts = build_parts(session, DATA)
+    async with _client(parts) as client:
+        assert (await (await client.post("/pause")).json()) == {"paused": True}
+        assert parts.popper.paused
+        status = await (await client.get("/status.json")).json()
+        samples = _metrics(await (await client.get("/metrics")).text())
+        assert status["worker"]["paused"] is True and samples[("horde_worker_paused", ())] == 1
+        assert "PAUSED" in format_status(parts.stats.snapshot(), 0, 2, 0, paused=parts.popper.paused)
+        assert (await (await client.post("/resume")).json()) == {"paused": False}
+        assert not parts.popper.paused
+
+
+async def test_maintenance_message_reaches_the_page_data_and_metrics(session: aiohttp.ClientSession) -> None:
+    parts = build_parts(session, DATA)
+    parts.popper.maintenance_message = "This worker has been put into maintenance mode by a moderator"
+    async with _client(parts) as client:
+        status = await (await client.get("/status.json")).json()
+        samples = _metrics(await (await client.get("/metrics")).text())
+    assert status["worker"]["maintenance_message"] == parts.popper.maintenance_message
+    assert samples[("horde_worker_maintenance", ())] == 1
+
+
+async def test_the_page_and_its_files_are_served_locally(session: aiohttp.ClientSession) -> None:
+    parts = build_parts(session, DATA)
+    async with _client(parts) as client:
+        page = await (await client.get("/")).text()
+        assert '<script src="/static/dashboard.js">' in page and "http" not in page.split("<body>")[0]
+        for path in ("/static/dashboard.js", "/static/dashboard.css"):
+            assert (await client.get(path)).status == 200
+        health = await client.get("/healthz")
+        assert health.status == 200 and (await health.json()) == {"status": "ok"}
