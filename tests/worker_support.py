@@ -105,11 +105,11 @@ class WorkerProcess:
         """Everything printed so far."""
         return "\n".join(self.lines)
 
-    async def wait_for_line(self, text: str, timeout: float = PROCESS_TIMEOUT_S) -> str:
-        """The first output line containing `text` (waiting for it to be printed)."""
+    async def wait_for_line(self, text: str, timeout: float = PROCESS_TIMEOUT_S, after: int = 0) -> str:
+        """The first output line containing `text` after the first `after` lines (waiting for it to be printed)."""
 
         async def scan() -> str:
-            seen = 0
+            seen = after
             while True:
                 for line in self.lines[seen:]:
                     if text in line:
