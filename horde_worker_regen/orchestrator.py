@@ -180,9 +180,10 @@ class Worker:
             self._data.stats_output_frequency,
             lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), self._data.max_threads,
                                   pipeline.registry.waiting, paused=popper.paused)), name="status")  # fmt: skip
-        dashboard = await start_dashboard(self._data, DashboardSources(self._data, stats, pipeline, popper, downloads,
-                                                                       stopping=self._stop.is_set))
+        dashboard = None
         try:
+            dashboard = await start_dashboard(self._data, DashboardSources(
+                self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set))
             await self._stop.wait()
             popper.stop()
             await self._unless_aborted(popper_task)
