@@ -156,3 +156,15 @@ async def test_the_page_and_its_files_are_served_locally(session: aiohttp.Client
             assert (await client.get(path)).status == 200
         health = await client.get("/healthz")
         assert health.status == 200 and (await health.json()) == {"status": "ok"}
+
+
+async def test_healthz_says_stopping_once_the_worker_stops(session: aiohttp.ClientSession) -> None:
+    parts = build_parts(session, DATA)
+    stopping = False
+    parts.sources.stopping = lambda: stopping
+    async with _client(parts) as client:
+        assert (await client.get("/healthz")).status == 200
+        stopping = True
+        response = await client.get("/healthz")
+        assert response.status == 503 and (await response.json()) == {"status": "stopping"}
+        assert (await (await client.get("/status.json")).json())["worker"]["stopping"] is True
