@@ -32,6 +32,7 @@ from horde_worker_regen.jobs.inputs import InputFetcher
 from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.jobs.popper import Popper, PopperSettings
 from horde_worker_regen.jobs.registry import JobRegistry
+from horde_worker_regen.jobs.spool import ResultSpool, resume_spooled
 from horde_worker_regen.jobs.stats import WorkerStats
 from horde_worker_regen.jobs.submitter import Submitter
 from horde_worker_regen.metrics import process_figures, write_metrics
@@ -139,9 +140,11 @@ class Worker:
         write_custom_models(self._data)  # read by the inference children when they start
         stats, registry = WorkerStats(), JobRegistry()
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
+        spool = ResultSpool(self._data.spool_folder)
         pipeline = Pipeline(data=self._data, supervisor=supervisor, children=self._child_specs(), registry=registry,
                             stats=stats, submitter=Submitter(client), fetcher=InputFetcher(client),
-                            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras)
+                            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras,
+                            spool=spool)
         logger.info(f"Starting the safety process ({self._data.safety_backend}) and "
                     f"{self._data.max_threads} inference process(es) ({self._data.inference_backend})")
         try:
@@ -152,6 +155,7 @@ class Worker:
             await supervisor.kill_all()
             return
         supervisor.start_heartbeat()
+        resume_spooled(spool, pipeline)  # results a crashed run left go out before anything is popped
         at_start = process_figures()
         try:
             await self._serve(client, pipeline, stats, downloads)

@@ -172,6 +172,11 @@ class BridgeData(BaseModel):
         validation_alias=AliasChoices("cache_home", "models_folder_parent"),
         description="Folder where models and the model reference live.",
     )
+    spool_dir: Path | None = Field(
+        default=None,
+        description="Folder where finished results wait until submitted, so a crash loses none "
+        "(default: cache_home/spool).",
+    )
     max_lora_cache_size: int = Field(
         default=10, ge=10, le=2048, description="LoRA cache limit in GB."
     )
@@ -278,6 +283,13 @@ class BridgeData(BaseModel):
             raise ValueError(f"each entry must look like alias#id (e.g. db0#1); got {bad}")
         return value
 
+    @field_validator("spool_dir")
+    @classmethod
+    def _spool_dir_is_a_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"must be a folder, but {value} is a file")
+        return value
+
     @field_validator("horde_url")
     @classmethod
     def _horde_url_is_http(cls, value: str) -> str:
@@ -312,6 +324,11 @@ class BridgeData(BaseModel):
     def max_pixels(self) -> int:
         """The `max_pixels` the worker declares to the horde."""
         return self.max_power * 8 * 64 * 64
+
+    @property
+    def spool_folder(self) -> Path:
+        """Where finished results are spooled until submitted."""
+        return self.spool_dir if self.spool_dir is not None else self.cache_home / "spool"
 
     @property
     def is_anonymous(self) -> bool:

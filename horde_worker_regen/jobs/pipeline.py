@@ -22,9 +22,10 @@ from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.inputs import InputFetcher, spec_for_inputs
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.jobs.reporting import report_job
+from horde_worker_regen.jobs.reporting import image_reports, report_job
+from horde_worker_regen.jobs.spool import ResultSpool, entries_for
 from horde_worker_regen.jobs.stats import WorkerStats
-from horde_worker_regen.jobs.submitter import Submitter
+from horde_worker_regen.jobs.submitter import ImageReport, Submitter
 from horde_worker_regen.models.loras import LoraFetcher, refs_of
 from horde_worker_regen.processes.messages import (
     CheckImages,
@@ -90,6 +91,7 @@ class Pipeline:
         on_fatal: Callable[[str], None],
         loras: LoraFetcher | None = None,
         clock: Callable[[], float] = time.monotonic,
+        spool: ResultSpool | None = None,
     ) -> None:
         self._data = data
         self._supervisor = supervisor
@@ -102,6 +104,7 @@ class Pipeline:
         self._fetcher = fetcher
         self._loras = loras
         self._clock = clock
+        self._spool = spool
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._restart_children = True
         self.recent_faults: deque[RecentFault] = deque(maxlen=RECENT_FAULTS_KEPT)
@@ -298,12 +301,24 @@ class Pipeline:
         record.results = {index: IdResult(IdOutcome.DROPPED, 0.0, reason) for index in range(len(record.ids))}
         self._finish(record, JobState.DROPPED)
 
-    def _start_reporting(self, record: JobRecord) -> None:
+    def _start_reporting(self, record: JobRecord, reports: list[ImageReport] | None = None) -> None:
         self.registry.move(record, JobState.UPLOADING)
-        self._track(record, self._report(record))
+        self._track(record, self._report(record, reports))
 
-    async def _report(self, record: JobRecord) -> None:
-        record.results = await report_job(self._submitter, record)
+    def resume(self, record: JobRecord, reports: list[ImageReport]) -> None:
+        """Report a result an earlier run spooled: registered like any job, in its reporting stage."""
+        self.registry.add(record)
+        self._start_reporting(record, reports)
+
+    async def _report(self, record: JobRecord, reports: list[ImageReport] | None) -> None:
+        if reports is None and record.fault_reason is None and record.images:
+            reports = image_reports(record)  # the bytes that go out, censor images included
+            if self._spool is not None:
+                spool = self._spool
+                await asyncio.to_thread(spool.write, entries_for(record, reports, spool.wall_deadline(record)))
+        record.results = await report_job(self._submitter, record, reports)
+        if self._spool is not None and reports is not None:
+            await asyncio.to_thread(self._spool.remove, [record.ids[report.index] for report in reports])
         for index, result in record.results.items():
             if result.reason.startswith("reporting failed"):
                 logger.error(f"Job {record.ids[index]}: {result.reason}")

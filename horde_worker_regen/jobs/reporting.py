@@ -32,12 +32,14 @@ def image_reports(record: JobRecord) -> list[ImageReport]:
     return reports
 
 
-async def report_job(submitter: Submitter, record: JobRecord) -> dict[int, IdResult]:
-    """Submit every id of the job (images, or faults if the job failed); one result per id."""
-    if record.fault_reason is not None or not record.images:
+async def report_job(submitter: Submitter, record: JobRecord,
+                     reports: list[ImageReport] | None = None) -> dict[int, IdResult]:
+    """Submit every id of the job (`reports`, its images, or faults if it failed); one result per id."""
+    if reports is None and (record.fault_reason is not None or not record.images):
         coroutines = [submitter.report_fault(record, index) for index in range(len(record.ids))]
     else:
-        coroutines = [submitter.report_image(record, report) for report in image_reports(record)]
+        reports = image_reports(record) if reports is None else reports
+        coroutines = [submitter.report_image(record, report) for report in reports]
     results = await asyncio.gather(*coroutines, return_exceptions=True)
     outcome: dict[int, IdResult] = {}
     for index, result in enumerate(results):

@@ -102,6 +102,7 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "load_large_models": True,
     "custom_models": [{"name": "My Model", "baseline": "stable_diffusion_xl", "filepath": "/srv/my.safetensors"}],
     "cache_home": "/srv/horde-models",
+    "spool_dir": "/srv/horde-spool",
     "max_lora_cache_size": 50,
     "civitai_api_token": "token-abcdef-123",
     "purge_loras_on_download": True,
