@@ -164,8 +164,9 @@ class ResultSpool:
             os.close(descriptor)
 
     def _log_write_failure(self, path: Path, error: OSError) -> None:
+        existing = next((folder for folder in (self.folder, *self.folder.parents) if folder.is_dir()), Path("."))
         try:
-            free = f"{shutil.disk_usage(self.folder).free / 1e6:.1f} MB free"
+            free = f"{shutil.disk_usage(existing).free / 1e6:.1f} MB free on {existing}"
         except OSError:
             free = "free space unknown"
         cause = "the disk is full" if error.errno == errno.ENOSPC else f"{error.strerror or error}"

@@ -1,0 +1,107 @@
+"""Finished results survive a killed worker: the next start submits them once, or drops the late ones."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from horde_worker_regen.localhorde.config import LocalHordeConfig
+from horde_worker_regen.localhorde.testing import serve_local_horde
+from tests.worker_support import (
+    PROCESS_TIMEOUT_S,
+    WorkerProcess,
+    error_lines,
+    generations_of,
+    queue,
+    run_burst,
+    stored_image,
+    worker_folder,
+)
+
+JOBS = 3
+POLL_S = 0.05
+
+
+async def _wait_until(condition: Callable[[], bool], what: str, timeout: float = PROCESS_TIMEOUT_S) -> None:
+    """Check `condition` until it holds (a file system state has no event to wait on), or fail after `timeout`."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(POLL_S)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def _entries(spool: Path) -> list[Path]:
+    return sorted(spool.glob("*.json")) if spool.is_dir() else []
+
+
+async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_restart(
+    tmp_path: Path, submit_counter: collections.Counter[str]
+) -> None:
+    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+        requests = [queue(horde, requester, f"a harbour at dawn {index}", n=1) for index in range(JOBS)]
+        horde.faults.add(endpoint="submit", kind="error", status=500)  # refused before it is applied
+        folder = worker_folder(tmp_path, horde, owner)
+        spool = tmp_path / "models" / "spool"  # the default: cache_home/spool
+        first = await WorkerProcess(folder).start()
+        try:
+            await _wait_until(lambda: len(_entries(spool)) == JOBS, f"{JOBS} spooled results")
+            first.send_signal(signal.SIGKILL)
+            assert await first.wait() == -signal.SIGKILL
+        finally:
+            await first.kill()
+        ids = [pg.id for wp in requests for pg in generations_of(horde, wp)]
+        assert sorted(path.stem for path in _entries(spool)) == sorted(ids)
+        assert sum(submit_counter.values()) == 0
+        # One result outlived its deadline while the worker was down.
+        late = _entries(spool)[0]
+        entry = json.loads(late.read_text())
+        late.write_text(json.dumps({**entry, "deadline": time.time() - 30}))
+
+        horde.faults.clear()
+        second = await run_burst(folder)
+        resumed = [job_id for job_id in ids if job_id != late.stem]
+        assert {job_id: submit_counter[job_id] for job_id in ids} == {
+            **{job_id: 1 for job_id in resumed}, late.stem: 0}
+        for wp in requests:
+            for pg in generations_of(horde, wp):
+                if pg.id in resumed:
+                    assert pg.is_completed and not pg.censored and stored_image(horde, pg).size == (512, 512)
+    assert _entries(spool) == [] and list(spool.iterdir()) == []
+    assert second.output.count(f"Spooled result {late.stem} dropped: its deadline passed 3") == 1
+    assert f"Resuming {JOBS - 1} spooled result(s)" in second.output
+    assert all(f"Job {job_id} submitted: 1 image(s)" in second.output for job_id in resumed)
+    final_status = [line for line in second.lines if "Status:" in line][-1]
+    assert f"Status: {JOBS - 1} jobs, {JOBS - 1} images" in final_status  # counted like any submit
+    assert "already submitted" not in second.output
+    assert error_lines(folder / "logs") == []
+
+
+async def test_a_spool_that_cannot_be_written_is_logged_and_the_result_still_goes_out(
+    tmp_path: Path, submit_counter: collections.Counter[str]
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the spool folder's parent should be")
+    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+        wp = queue(horde, requester, "a lighthouse", n=1)
+        folder = worker_folder(tmp_path, horde, owner, spool_dir=str(blocker / "spool"))
+        worker = await run_burst(folder)
+        [pg] = generations_of(horde, wp)
+        assert pg.is_completed and submit_counter[pg.id] == 1
+    [line] = [line for line in worker.output.splitlines() if "Cannot spool the result to" in line]
+    assert str(blocker / "spool" / f"{pg.id}.json") in line and "Not a directory" in line
+    assert "MB free" in line and "uploaded from memory" in line
+    assert f"Job {pg.id} submitted" in worker.output
