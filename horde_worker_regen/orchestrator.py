@@ -145,6 +145,7 @@ class Worker:
                             stats=stats, submitter=Submitter(client), fetcher=InputFetcher(client),
                             on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras,
                             spool=spool)
+        resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start
         logger.info(f"Starting the safety process ({self._data.safety_backend}) and "
                     f"{self._data.max_threads} inference process(es) ({self._data.inference_backend})")
         try:
@@ -152,10 +153,9 @@ class Worker:
         except ChildStartError as error:
             logger.error(f"Cannot start: a child process failed to start: {error}")
             self._exit_code = EXIT_FAILED
-            await supervisor.kill_all()
+            await pipeline.abort(ABORT_GRACE_S)  # resumed reports get a few seconds; the spool keeps the rest
             return
         supervisor.start_heartbeat()
-        resume_spooled(spool, pipeline)  # results a crashed run left go out before anything is popped
         at_start = process_figures()
         try:
             await self._serve(client, pipeline, stats, downloads)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
+from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
+from horde_worker_regen.safety.censor import censor_image
 from tests.worker_support import (
     PROCESS_TIMEOUT_S,
     WorkerProcess,
@@ -19,11 +21,11 @@ from tests.worker_support import (
     generations_of,
     queue,
     run_burst,
-    stored_image,
     worker_folder,
 )
 
 JOBS = 3
+NSFW = "<fake:nsfw>"
 POLL_S = 0.05
 
 
@@ -50,7 +52,9 @@ async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_res
     async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
         owner = horde.add_user("owner", trusted=True)
         requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
-        requests = [queue(horde, requester, f"a harbour at dawn {index}", n=1) for index in range(JOBS)]
+        # The first is censored at the requester's wish: the censor image is what is spooled and sent.
+        censored = queue(horde, requester, f"a bather {NSFW}", n=1, nsfw=False, censor_nsfw=True)
+        requests = [censored] + [queue(horde, requester, f"a harbour {index}", n=1) for index in range(JOBS - 1)]
         horde.faults.add(endpoint="submit", kind="error", status=500)  # refused before it is applied
         folder = worker_folder(tmp_path, horde, owner)
         spool = tmp_path / "models" / "spool"  # the default: cache_home/spool
@@ -65,7 +69,8 @@ async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_res
         assert sorted(path.stem for path in _entries(spool)) == sorted(ids)
         assert sum(submit_counter.values()) == 0
         # One result outlived its deadline while the worker was down.
-        late = _entries(spool)[0]
+        [censored_id] = [pg.id for pg in generations_of(horde, censored)]
+        late = next(path for path in _entries(spool) if path.stem != censored_id)
         entry = json.loads(late.read_text())
         late.write_text(json.dumps({**entry, "deadline": time.time() - 30}))
 
@@ -74,10 +79,12 @@ async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_res
         resumed = [job_id for job_id in ids if job_id != late.stem]
         assert {job_id: submit_counter[job_id] for job_id in ids} == {
             **{job_id: 1 for job_id in resumed}, late.stem: 0}
-        for wp in requests:
-            for pg in generations_of(horde, wp):
-                if pg.id in resumed:
-                    assert pg.is_completed and not pg.censored and stored_image(horde, pg).size == (512, 512)
+        for pg in (horde.state.generations[job_id] for job_id in resumed):
+            stored = horde.state.objects.get(GENERATIONS_BUCKET, f"{pg.id}.webp")
+            assert pg.is_completed and stored is not None
+            assert pg.censored == (pg.id == censored_id)
+            assert (stored.data == censor_image("nsfw", 512, 512)) == (pg.id == censored_id)
+            assert ({"type": "censorship", "value": "nsfw"} in pg.gen_metadata) == (pg.id == censored_id)
     assert _entries(spool) == [] and list(spool.iterdir()) == []
     assert second.output.count(f"Spooled result {late.stem} dropped: its deadline passed 3") == 1
     assert f"Resuming {JOBS - 1} spooled result(s)" in second.output
