@@ -114,7 +114,8 @@ class Submitter:
                     break
                 if self.clock() + delay >= record.deadline:
                     return self._dropped(record, index, f"no successful submit before its deadline ({error})")
-                logger.warning(f"Job {job_id}: submit attempt {attempt + 1} failed ({error}); retrying")
+                why = f"; {verdict.operator_message}" if verdict.operator_message else ""
+                logger.warning(f"Job {job_id}: submit attempt {attempt + 1}/{SUBMIT_ATTEMPTS} failed ({error}){why}")
                 await self.sleep(delay)
                 continue
             return IdResult(IdOutcome.SUBMITTED, reward)

@@ -1,38 +1,89 @@
-"""Error classification: every rc of horde-api.md §5 gets the right reaction."""
+"""Error classification: every rc of horde-api.md gets a deliberate reaction."""
 
 from __future__ import annotations
 
 import pytest
 
-from horde_worker_regen.horde.errors import ErrorAction, HordeRequestError, classify
+from horde_worker_regen.horde.errors import RC_ACTIONS, ErrorAction, HordeRequestError, classify
+
+# Every rc horde-api.md names (§1 endpoint table, §3.6 and §5), with the status it comes with and the
+# reaction the worker must have. Kept as a literal list so that a new rc in the contract is a
+# deliberate decision here, not a default.
+DOCUMENTED_RCS: list[tuple[int, str, ErrorAction]] = [
+    # POST /v2/generate/pop
+    (400, "InvalidPriorityUsername", ErrorAction.FATAL),
+    (400, "BadRequest", ErrorAction.FATAL),
+    (400, "ProfaneWorkerName", ErrorAction.FATAL),
+    (400, "ProfaneBridgeAgent", ErrorAction.FATAL),
+    (400, "PolymorphicNameConflict", ErrorAction.FATAL),
+    (400, "NulByteInPayload", ErrorAction.FATAL),
+    (401, "InvalidAPIKey", ErrorAction.FATAL),
+    (403, "AnonForbiddenWorker", ErrorAction.FATAL),
+    (403, "WrongCredentials", ErrorAction.FATAL),
+    (403, "WorkerMaintenance", ErrorAction.MAINTENANCE),
+    (403, "WorkerFlaggedMaintenance", ErrorAction.FATAL),
+    (403, "DeletedUser", ErrorAction.FATAL),
+    (403, "TooManyWorkers", ErrorAction.FATAL),
+    (403, "TooManyWorkersTrusted", ErrorAction.FATAL),
+    (403, "TooManySameIPs", ErrorAction.BACK_OFF),
+    (403, "WorkerInviteOnly", ErrorAction.FATAL),
+    (403, "UnsafeIP", ErrorAction.BACK_OFF),
+    (403, "TimeoutIP", ErrorAction.BACK_OFF),
+    (403, "TooManyNewIPs", ErrorAction.BACK_OFF),
+    # POST /v2/generate/submit
+    (400, "DuplicateGen", ErrorAction.DUPLICATE),
+    (400, "AbortedGen", ErrorAction.DROP),
+    (404, "InvalidJobID", ErrorAction.DROP),
+    # GET /v2/find_user, GET /v2/workers/...
+    (404, "UserNotFound", ErrorAction.FATAL),
+    (404, "WorkerNotFound", ErrorAction.DROP),
+    # PUT /v2/workers/{id}
+    (400, "NoWorkerModSelected", ErrorAction.FATAL),
+    (400, "WorkerNameAlreadyExists", ErrorAction.FATAL),
+    (400, "TooLongWorkerName", ErrorAction.FATAL),
+    (400, "ProfaneWorkerInfo", ErrorAction.FATAL),
+    (403, "NotOwner", ErrorAction.FATAL),
+    (403, "NotModerator", ErrorAction.FATAL),
+    # horde-wide maintenance (§3.6)
+    (400, "MaintenanceMode", ErrorAction.BACK_OFF),
+]
+
+
+def test_the_documented_list_and_the_classification_table_are_the_same_set() -> None:
+    assert {rc for _, rc, _ in DOCUMENTED_RCS} == set(RC_ACTIONS)
+
+
+@pytest.mark.parametrize(("status", "rc", "action"), DOCUMENTED_RCS, ids=[rc for _, rc, _ in DOCUMENTED_RCS])
+def test_every_documented_rc_gets_its_reaction(status: int, rc: str, action: ErrorAction) -> None:
+    verdict = classify(HordeRequestError(status, rc, "the server's message"))
+    assert verdict.action is action is RC_ACTIONS[rc]
+    if action is ErrorAction.FATAL:
+        assert len(verdict.operator_message) > 20, "a fatal error must tell the operator what to do"
 
 
 @pytest.mark.parametrize(
-    ("status", "rc", "action"),
-    [
-        (None, None, ErrorAction.RETRY),
-        (500, None, ErrorAction.RETRY),
-        (503, None, ErrorAction.RETRY),
-        (429, None, ErrorAction.BACK_OFF),
-        (400, "DuplicateGen", ErrorAction.DUPLICATE),
-        (400, "AbortedGen", ErrorAction.DROP),
-        (404, "InvalidJobID", ErrorAction.DROP),
-        (403, "WorkerMaintenance", ErrorAction.BACK_OFF),
-        (403, "UnsafeIP", ErrorAction.BACK_OFF),
-        (401, "InvalidAPIKey", ErrorAction.FATAL),
-        (403, "AnonForbiddenWorker", ErrorAction.FATAL),
-        (403, "WrongCredentials", ErrorAction.FATAL),
-        (400, "InvalidPriorityUsername", ErrorAction.FATAL),
-        (400, None, ErrorAction.FATAL),
-    ],
+    ("status", "action"),
+    [(None, ErrorAction.RETRY), (408, ErrorAction.RETRY), (500, ErrorAction.RETRY), (503, ErrorAction.RETRY),
+     (429, ErrorAction.BACK_OFF), (400, ErrorAction.FATAL)],
 )
-def test_each_error_gets_its_reaction(status: int | None, rc: str | None, action: ErrorAction) -> None:
-    assert classify(HordeRequestError(status, rc, "message")).action is action
+def test_answers_without_an_rc(status: int | None, action: ErrorAction) -> None:
+    assert classify(HordeRequestError(status, None, "message")).action is action
 
 
-def test_retry_after_is_honoured_and_fatal_errors_tell_the_operator_what_to_do() -> None:
+def test_an_rc_the_contract_does_not_name_is_backed_off_from_not_fatal() -> None:
+    verdict = classify(HordeRequestError(403, "SomethingNew", "a new gate"))
+    assert verdict.action is ErrorAction.BACK_OFF and "SomethingNew" in verdict.operator_message
+
+
+def test_retry_after_maintenance_and_operator_messages() -> None:
     assert classify(HordeRequestError(429, None, "60 per 1 second", retry_after=7)).delay == 7
     wrong = classify(HordeRequestError(403, "WrongCredentials", "Wrong credentials to submit as this worker."))
     assert "unique dreamer_name" in wrong.operator_message
+    anon = classify(HordeRequestError(403, "AnonForbiddenWorker", "Anonymous user is forbidden"))
+    assert "own api_key" in anon.operator_message
     models = classify(HordeRequestError(400, "BadRequest", "we cannot accept workers serving unrecognised models"))
     assert models.action is ErrorAction.FATAL and "models_to_load" in models.operator_message
+    maintenance = classify(HordeRequestError(403, "WorkerMaintenance", "put into maintenance by its owner"))
+    assert maintenance.operator_message == "put into maintenance by its owner"
+    server = classify(HordeRequestError(500, None, "Internal Server Error"))
+    assert "known server bug" in server.operator_message and "bounded" in server.operator_message
