@@ -25,6 +25,7 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.server import start_dashboard
 from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.horde.client import HordeClient
+from horde_worker_regen.horde.maintenance import remove_maintenance
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings
@@ -75,6 +76,7 @@ class Worker:
         self._exit_code = EXIT_OK
         self._signals_seen = 0
         self._started = time.monotonic()
+        self.popper: Popper | None = None  # while serving; `popper.maintenance_message` tells of maintenance
 
     def request_stop(self, reason: str, exit_code: int) -> None:
         """Stop popping and shut down gracefully (called by signals, burst mode and fatal errors)."""
@@ -171,8 +173,11 @@ class Worker:
         for note in optional_kinds(self._data).notes:
             logger.warning(note)
         request = build_pop_request(self._data, downloads.ready, agent)
-        settings = PopperSettings(self._data.max_threads, self._data.queue_size, burst=self._options.burst)
-        popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,
+        if self._data.remove_maintenance_on_init:
+            await remove_maintenance(client, self._data.dreamer_name)
+        settings = PopperSettings(self._data.max_threads, self._data.queue_size, burst=self._options.burst,
+                                  backoff_cap=self._data.horde_backoff_cap)
+        self.popper = popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,
                         offer=lambda models: offer_order(models, pipeline.slots.views()))
         logger.info(f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({agent})"
                     + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else ""))

@@ -252,7 +252,16 @@ class BridgeData(BaseModel):
         default=False, description="Take the worker out of maintenance at start."
     )
     exit_on_unhandled_faults: bool = Field(
-        default=False, description="Stop the worker when a fault it cannot handle occurs."
+        default=False,
+        description="Stop the worker (exit status 1) when a fault it cannot handle occurs: an unexpected "
+        "error in the pipeline, the popper or the model downloads, or an inference process that fails to come back.",
+    )
+    horde_backoff_cap: float = Field(
+        default=60.0,
+        ge=0.1,
+        le=600.0,
+        description="Longest wait, in seconds, between pops while the horde is unreachable or keeps this worker "
+        "in maintenance (the wait grows from 1 s up to this).",
     )
     horde_model_stickiness: float = Field(
         default=0.0,

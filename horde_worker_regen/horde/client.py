@@ -1,7 +1,8 @@
 """The worker's side of the AI Horde API over aiohttp, with horde_sdk's request and response models.
 
 One method per call the pipeline makes: `pop`, `submit`, `upload` (PUT to a presigned R2 URL) and
-`download` (source images). Each returns parsed data or raises `HordeRequestError`, which
+`download` (source images), and the two worker-record calls `remove_maintenance_on_init` needs
+(`worker_id_by_name`, `set_maintenance`). Each returns parsed data or raises `HordeRequestError`, which
 `horde.errors.classify` turns into a reaction; none of them retries by itself.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest, ImageGenerationJobSubmitRequest
@@ -18,6 +20,7 @@ from horde_worker_regen.horde.identity import CLIENT_AGENT
 
 POP_TIMEOUT_S = 30.0
 SUBMIT_TIMEOUT_S = 20.0
+WORKER_TIMEOUT_S = 20.0
 UPLOAD_TIMEOUT_S = 30.0
 DOWNLOAD_TIMEOUT_S = 30.0
 # Fields of the SDK's request models that are headers or SDK-only, never part of the JSON body.
@@ -75,10 +78,32 @@ class HordeClient:
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise HordeRequestError(None, None, f"download failed: {error!r}") from None
 
+    async def worker_id_by_name(self, name: str) -> str | None:
+        """`GET /v2/workers/name/{name}`: the id of the worker with exactly that name; None if there is none yet."""
+        url = f"{self._base}/v2/workers/name/{quote(name, safe='')}"
+        try:
+            answer = await self._request_json("GET", url, None, WORKER_TIMEOUT_S)
+        except HordeRequestError as error:
+            if error.status == 404:
+                return None
+            raise
+        worker_id = answer.get("id")
+        return str(worker_id) if worker_id else None
+
+    async def set_maintenance(self, worker_id: str, enabled: bool) -> dict[str, Any]:
+        """`PUT /v2/workers/{id} {"maintenance": enabled}` with the owner's key; the horde's answer."""
+        url = f"{self._base}/v2/workers/{quote(worker_id, safe='')}"
+        return await self._request_json("PUT", url, {"maintenance": enabled}, WORKER_TIMEOUT_S)
+
     async def _post_json(self, url: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        return await self._request_json("POST", url, body, timeout_s)
+
+    async def _request_json(self, method: str, url: str, body: dict[str, Any] | None,
+                            timeout_s: float) -> dict[str, Any]:
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
-            async with self._session.post(url, json=body, headers=self._headers, timeout=timeout) as response:
+            async with self._session.request(method, url, json=body, headers=self._headers,
+                                             timeout=timeout) as response:
                 answer = await _json_or_empty(response)
                 if response.status >= 400:
                     raise _error_from(response, answer)

@@ -4,6 +4,10 @@ The popper sleeps on an event that the registry sets whenever a job changes stat
 asks the pure `pop_allowance` policy how many jobs it may hold more, and pops until that is zero.
 So the next job is popped (and its inputs fetched) while the current ones run, and never without a
 place for it. "No job" and errors back off (honouring `Retry-After`); a fatal error stops the worker.
+Two lasting states are logged once when they begin and once when they end, never per attempt: the
+horde unreachable or failing (5xx), and this worker in maintenance (`maintenance_message`). In both
+the popper keeps asking with a growing, jittered backoff capped at `backoff_cap` and resumes by
+itself; jobs in flight are finished and submitted meanwhile (their submits retry on their own).
 In burst mode a "no job" answer with nothing in flight ends the run. The models offered change while
 the worker runs (a download finishing adds one); with none ready yet, the popper waits.
 """
@@ -11,6 +15,7 @@ the worker runs (a download finishing adds one); with none ready yet, the popper
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +29,22 @@ from horde_worker_regen.horde.pop import MalformedPop, NoJob, PoppedJob, parse_p
 from horde_worker_regen.jobs.pipeline import Pipeline
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.stats import WorkerStats
-from horde_worker_regen.scheduling.policy import CapacitySnapshot, pop_allowance, retry_delay
+from horde_worker_regen.scheduling.policy import CapacitySnapshot, pop_allowance
 
 NO_JOB_DELAY_S = 5.0
 MAX_ERROR_DELAY_S = 60.0
+LIFT_MAINTENANCE_HINT = (
+    "Popping has stopped; jobs in flight are still finished and submitted. Fix the cause (see the log for "
+    "faulted jobs), then lift it on the horde's website (e.g. https://tinybots.net/artbot/settings, manage "
+    "workers) or restart with remove_maintenance_on_init: true. Checking again with backoff; popping resumes "
+    "by itself once it is lifted."
+)
+
+
+def backoff_delay(failures: int, cap: float, rng: random.Random) -> float:
+    """1, 2, 4, ... seconds for the 1st, 2nd, 3rd failure, at most `cap`, jittered down by up to half."""
+    ceiling = min(cap, 2.0 ** max(0, failures - 1))
+    return ceiling * rng.uniform(0.5, 1.0)
 
 
 @dataclass
@@ -38,6 +55,7 @@ class PopperSettings:
     queue_size: int
     burst: bool = False
     no_job_delay: float = NO_JOB_DELAY_S
+    backoff_cap: float = MAX_ERROR_DELAY_S
 
 
 class Popper:
@@ -54,6 +72,7 @@ class Popper:
         on_stop: Callable[[str, int], None],
         offer: Callable[[list[str]], list[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self._client = client
         self._request = request
@@ -67,7 +86,10 @@ class Popper:
         self._stopping = False
         self._paused = False
         self._errors = 0
-        self.maintenance_message: str | None = None
+        self._rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
+        self.maintenance_message: str | None = None  # the horde's message while this worker is in maintenance
+        self._trouble: str | None = None  # "unreachable" or "failing" while the horde cannot serve pops
+        self._trouble_since = 0.0
         pipeline.registry.subscribe(self._registry_changed)
 
     def _registry_changed(self, record: JobRecord, previous: JobState) -> None:
@@ -142,13 +164,24 @@ class Popper:
         except HordeRequestError as error:
             return self._pop_failed(error)
         except MalformedPop as error:
+            self._recovered()
             logger.error(f"{error}")
             return self._error_delay()
+        self._recovered()
         self._errors = 0
         if isinstance(answer, PoppedJob):
             self._pipeline.job_popped(answer, popped_at)
             return 0.0
         return self._no_job(answer)
+
+    def _recovered(self) -> None:
+        """The horde answered a pop: end the unreachable and maintenance states, logging each end once."""
+        if self._trouble is not None:
+            logger.info(f"The horde answers again after {self._clock() - self._trouble_since:.0f}s; popping again")
+            self._trouble = None
+        if self.maintenance_message is not None:
+            logger.info("This worker is out of maintenance; popping again")
+            self.maintenance_message = None
 
     def _no_job(self, answer: NoJob) -> float:
         if answer.skipped:
@@ -165,15 +198,39 @@ class Popper:
             self._stopping = True
             self._on_stop(verdict.operator_message, 1)
             return 0.0
+        if verdict.action is ErrorAction.MAINTENANCE:
+            return self._in_maintenance(error.message)
         if verdict.action is ErrorAction.BACK_OFF:
             logger.warning(f"The horde asks to wait {verdict.delay:.0f}s: {verdict.operator_message or error}")
             return verdict.delay
+        if verdict.action is ErrorAction.RETRY:
+            return self._horde_in_trouble(error)
         logger.warning(f"Pop failed ({error}); retrying")
+        return self._error_delay()
+
+    def _in_maintenance(self, message: str) -> float:
+        if self.maintenance_message != message:
+            logger.warning(f"The horde keeps this worker in maintenance: {message or '(no message)'}. "
+                           + LIFT_MAINTENANCE_HINT)
+        self.maintenance_message = message
+        return self._error_delay()
+
+    def _horde_in_trouble(self, error: HordeRequestError) -> float:
+        trouble = "unreachable" if error.status is None else "failing"
+        if trouble != self._trouble:
+            what = "cannot be reached" if error.status is None else f"is failing (HTTP {error.status})"
+            logger.warning(f"The horde {what}: {error.message}. Jobs in flight go on; popping waits and retries "
+                           f"with backoff (at most {self._settings.backoff_cap:.0f}s between tries)")
+            if self._trouble is None:
+                self._trouble_since = self._clock()
+            self._trouble = trouble
+        else:
+            logger.debug(f"Pop failed again: {error}")
         return self._error_delay()
 
     def _error_delay(self) -> float:
         self._errors += 1
-        return retry_delay(self._errors, base=1.0, cap=MAX_ERROR_DELAY_S)
+        return backoff_delay(self._errors, self._settings.backoff_cap, self._rng)
 
     async def _pause(self, delay: float) -> None:
         """Wait `delay` s, or less if stopped; in burst mode also stop waiting once nothing is in flight."""

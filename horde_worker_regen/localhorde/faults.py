@@ -11,6 +11,8 @@ A rule names an endpoint (`pop`, `submit`, `upload`, `source`, ... or `*`) and a
 - `maintenance`: the popping worker is put into maintenance, as a moderator would.
 - `wrong_credentials`: answer 403 `{"message": ..., "rc": "WrongCredentials"}` *before* the request
   is applied, as the horde does for a worker name (pop) or job (submit) of another user.
+- `down`: the horde is down: the connection is cut before any answer and the request is not applied
+  (the client sees a disconnect, as for a crashed or restarting server). Remove the rule to bring it back.
 
 `times` limits how often a rule fires (None: until removed); `skip` lets that many matching
 requests through first. Rules are managed from Python (`FaultInjector`) or `POST /_admin/faults`.
@@ -30,7 +32,8 @@ from pydantic import BaseModel, Field
 from horde_worker_regen.localhorde.errors import WRONG_CREDENTIALS_MESSAGE
 
 FaultKind = Literal[
-    "error", "latency", "drop", "rate_limit", "expired_url", "empty_model", "maintenance", "wrong_credentials"
+    "error", "latency", "drop", "rate_limit", "expired_url", "empty_model", "maintenance", "wrong_credentials",
+    "down",
 ]
 
 ENDPOINTS = (
@@ -147,6 +150,22 @@ def expired_response() -> web.Response:
     return web.Response(status=403, text=EXPIRED_XML, content_type="application/xml")
 
 
+def _refusal(faults: FaultInjector, endpoint: str, request: web.Request, now: float) -> web.Response | None:
+    """The answer of a rule that refuses the request before it is applied, if one fires."""
+    if faults.take(endpoint, "down"):
+        if request.transport is not None:
+            request.transport.abort()  # no answer at all: the client sees the server disconnect
+        return web.Response(status=503)
+    if rule := faults.take(endpoint, "rate_limit"):
+        return rate_limit_response(rule, now)
+    if rule := faults.take(endpoint, "error"):
+        return _error_response(rule)
+    if rule := faults.take(endpoint, "wrong_credentials"):
+        body = {"message": rule.message or WRONG_CREDENTIALS_MESSAGE, "rc": "WrongCredentials"}
+        return web.json_response(body, status=403)
+    return None
+
+
 def make_fault_middleware(faults: FaultInjector, endpoint_of: EndpointOf, now: Callable[[], float]) -> Any:
     """Build the middleware that applies the rules to every named endpoint."""
 
@@ -155,13 +174,9 @@ def make_fault_middleware(faults: FaultInjector, endpoint_of: EndpointOf, now: C
         endpoint = endpoint_of(request)
         if endpoint is None:
             return await handler(request)
-        if rule := faults.take(endpoint, "rate_limit"):
-            return rate_limit_response(rule, now())
-        if rule := faults.take(endpoint, "error"):
-            return _error_response(rule)
-        if rule := faults.take(endpoint, "wrong_credentials"):
-            body = {"message": rule.message or WRONG_CREDENTIALS_MESSAGE, "rc": "WrongCredentials"}
-            return web.json_response(body, status=403)
+        refusal = _refusal(faults, endpoint, request, now())
+        if refusal is not None:
+            return refusal
         if rule := faults.take(endpoint, "latency"):
             await asyncio.sleep(rule.latency_s)
         if endpoint in ("upload", "download", "source") and faults.take(endpoint, "expired_url"):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator
 
+import pytest
 from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest
+from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import PoppedJob, bridge_agent, build_pop_request
-from horde_worker_regen.jobs.popper import Popper, PopperSettings
+from horde_worker_regen.jobs.popper import Popper, PopperSettings, backoff_delay
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.stats import WorkerStats
@@ -31,11 +34,12 @@ class StubPipeline:
 
 
 def _popper(session: HordeSession, stops: list[tuple[str, int]], *, burst: bool = False,
-            client: HordeClient | None = None) -> tuple[Popper, StubPipeline]:
+            client: HordeClient | None = None, backoff_cap: float = 60.0) -> tuple[Popper, StubPipeline]:
     data = BridgeData(api_key=session.owner.api_key, dreamer_name="Popper Dreamer", horde_url=session.horde.api_url)
     pipeline = StubPipeline()
     popper = Popper(client or session.client, build_pop_request(data, [MODEL], bridge_agent(1)), pipeline,  # type: ignore[arg-type]
-                    WorkerStats(), PopperSettings(slots=2, queue_size=1, burst=burst, no_job_delay=7.0),
+                    WorkerStats(), PopperSettings(slots=2, queue_size=1, burst=burst, no_job_delay=7.0,
+                                                   backoff_cap=backoff_cap),
                     on_stop=lambda reason, code: stops.append((reason, code)))
     return popper, pipeline
 
@@ -79,8 +83,8 @@ async def test_rate_limits_honour_retry_after_and_errors_back_off(horde_session:
     horde_session.horde.faults.add(endpoint="pop", kind="rate_limit", times=1, retry_after=9)
     assert await popper._pop_once() == 9.0
     horde_session.horde.faults.add(endpoint="pop", kind="error", status=500, times=2)
-    assert await popper._pop_once() == 2.0
-    assert await popper._pop_once() == 4.0
+    assert 0.5 <= await popper._pop_once() <= 1.0  # 1 s, 2 s, ... jittered down by up to half
+    assert 1.0 <= await popper._pop_once() <= 2.0
 
 
 async def test_a_fatal_error_stops_the_worker_with_a_message(horde_session: HordeSession) -> None:
@@ -134,3 +138,64 @@ async def test_each_pop_offers_the_models_in_the_order_residency_gives(horde_ses
     await popper._pop_once()
     assert sent == [[MODEL, "B", "A"]]
     assert popper.models == ["A", "B", MODEL]  # the configured list itself is unchanged
+
+
+@pytest.fixture
+def warnings() -> Iterator[list[str]]:
+    """The popper's WARNING and INFO lines, as an operator reads them."""
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message).strip()), level="INFO",
+                      filter="horde_worker_regen.jobs.popper", format="{level} {message}")
+    yield lines
+    logger.remove(sink)
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    rng = random.Random(1)
+    delays = [backoff_delay(failures, 8.0, rng) for failures in range(1, 9)]
+    assert all(2.0 ** (n - 1) / 2 <= d <= 2.0 ** (n - 1) for n, d in enumerate(delays[:4], start=1))
+    assert all(4.0 <= d <= 8.0 for d in delays[4:])
+    assert len(set(delays)) == len(delays)  # jittered: workers that lost the horde together do not return in step
+
+
+async def test_maintenance_stops_popping_keeps_checking_and_resumes_by_itself(
+    horde_session: HordeSession, warnings: list[str]
+) -> None:
+    popper, pipeline = _popper(horde_session, [], backoff_cap=4.0)
+    assert await popper._pop_once() == 7.0  # creates the worker; no job yet
+    queue(horde_session.horde, horde_session.requester, "a lighthouse")
+    horde_session.horde.horde.set_maintenance("Popper Dreamer", True, "Too many faulted jobs")
+    delays = [await popper._pop_once() for _ in range(4)]
+    assert popper.maintenance_message == "Too many faulted jobs"
+    assert len(pipeline.registry) == 0 and all(0 < delay <= 4.0 for delay in delays)
+    told = [line for line in warnings if "maintenance" in line]
+    assert len(told) == 1, "one line when maintenance begins, not one per check"
+    assert "Too many faulted jobs" in told[0] and "remove_maintenance_on_init" in told[0]
+    horde_session.horde.horde.set_maintenance("Popper Dreamer", False)
+    assert await popper._pop_once() == 0.0  # the next check pops the waiting job
+    assert popper.maintenance_message is None and len(pipeline.registry) == 1
+    assert any("out of maintenance; popping again" in line for line in warnings)
+
+
+async def test_an_unreachable_horde_is_logged_once_and_popping_resumes_when_it_is_back(
+    horde_session: HordeSession, warnings: list[str]
+) -> None:
+    popper, pipeline = _popper(horde_session, [], backoff_cap=2.0)
+    queue(horde_session.horde, horde_session.requester, "a mountain")
+    down = horde_session.horde.faults.add(endpoint="pop", kind="down")
+    delays = [await popper._pop_once() for _ in range(5)]
+    assert all(0 < delay <= 2.0 for delay in delays) and delays[-1] >= 1.0  # grew to the cap
+    assert len(pipeline.registry) == 0
+    assert len([line for line in warnings if "cannot be reached" in line]) == 1
+    horde_session.horde.faults.remove(down.id)
+    assert await popper._pop_once() == 0.0
+    assert len(pipeline.registry) == 1
+    assert len([line for line in warnings if "answers again" in line]) == 1
+
+
+async def test_refused_connections_count_as_unreachable(horde_session: HordeSession, warnings: list[str]) -> None:
+    closed = HordeClient(horde_session.session, "http://127.0.0.1:9/api", horde_session.owner.api_key)
+    popper, _ = _popper(horde_session, [], client=closed, backoff_cap=1.0)
+    for _ in range(3):
+        assert 0 < await popper._pop_once() <= 1.0
+    assert len([line for line in warnings if "cannot be reached" in line]) == 1
