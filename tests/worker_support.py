@@ -123,6 +123,25 @@ class WorkerProcess:
 
         return await asyncio.wait_for(scan(), timeout)
 
+    async def wait_for_count(self, text: str, count: int, timeout: float = PROCESS_TIMEOUT_S) -> None:
+        """Wait until `count` output lines contain `text`."""
+
+        async def scan() -> None:
+            while sum(text in line for line in self.lines) < count:
+                assert self._reader is not None
+                if self._reader.done():
+                    raise AssertionError(f"the worker exited with fewer than {count} lines {text!r}:\n{self.output}")
+                self._new_line.clear()
+                await self._new_line.wait()
+
+        await asyncio.wait_for(scan(), timeout)
+
+    @property
+    def pid(self) -> int:
+        """The worker's main process id."""
+        assert self._process is not None
+        return self._process.pid
+
     def send_signal(self, signum: signal.Signals) -> None:
         """Send a signal to the worker's main process."""
         assert self._process is not None

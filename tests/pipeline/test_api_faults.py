@@ -1,0 +1,88 @@
+"""The real worker against a local horde that puts it into maintenance, goes down, or keeps it there.
+
+Popping stops and resumes by itself; what is in flight is finished and submitted meanwhile; each
+change of state is one log line. Backoff caps are small (`horde_backoff_cap`) so nothing waits long.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from horde_worker_regen.localhorde.config import LocalHordeConfig
+from horde_worker_regen.localhorde.testing import serve_local_horde
+from tests.worker_support import WorkerProcess, error_lines, generations_of, queue, run_burst, worker_folder
+
+NAME = "Pipeline Test Dreamer"
+CONFIG = LocalHordeConfig(sweep_interval=0, detect_suspicion=False)
+
+
+async def test_maintenance_stops_popping_finishes_in_flight_and_resumes_when_lifted(tmp_path: Path) -> None:
+    async with serve_local_horde(CONFIG) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+        first = queue(horde, requester, "a harbour", n=1)
+        second = queue(horde, requester, "a lagoon", n=1)
+        folder = worker_folder(tmp_path, horde, owner, max_threads=1, queue_size=0, horde_backoff_cap=0.5,
+                               fake_backend={"seconds_per_job": 1.0})
+        worker = await WorkerProcess(folder).start("-v")
+        try:
+            await worker.wait_for_line("started on slot")
+            horde.horde.set_maintenance(NAME, True, "Too many faulted jobs")
+            await worker.wait_for_line("keeps this worker in maintenance: Too many faulted jobs")
+            await worker.wait_for_count(" submitted: ", 1)
+            # The job in flight was finished and submitted; the waiting one was not popped.
+            assert all(pg.is_completed for pg in generations_of(horde, first))
+            assert generations_of(horde, second) == []
+            horde.horde.set_maintenance(NAME, False)
+            await worker.wait_for_line("out of maintenance; popping again")
+            await worker.wait_for_count(" submitted: ", 2)
+            worker.send_signal(signal.SIGINT)
+            assert await worker.wait() == 0, worker.output
+        finally:
+            await worker.kill()
+        assert [pg.is_completed for pg in generations_of(horde, second)] == [True]
+    assert worker.output.count("keeps this worker in maintenance") == 1, "one line per change of state"
+    assert "remove_maintenance_on_init" in worker.output
+    assert error_lines(folder / "logs") == []
+
+
+async def test_a_horde_that_goes_down_and_comes_back(tmp_path: Path) -> None:
+    async with serve_local_horde(CONFIG) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+        requests = [queue(horde, requester, f"a dune {index}", n=1) for index in range(2)]
+        folder = worker_folder(tmp_path, horde, owner, max_threads=1, queue_size=0, horde_backoff_cap=0.5,
+                               fake_backend={"seconds_per_job": 1.0})
+        worker = await WorkerProcess(folder).start("-v")
+        try:
+            await worker.wait_for_line("started on slot")
+            down = horde.faults.add(endpoint="*", kind="down")
+            await worker.wait_for_line("The horde cannot be reached")
+            await worker.wait_for_line("upload attempt 2 failed")  # the job in flight keeps retrying
+            horde.faults.remove(down.id)
+            await worker.wait_for_line("The horde answers again")
+            await worker.wait_for_count(" submitted: ", 2)
+            worker.send_signal(signal.SIGINT)
+            assert await worker.wait() == 0, worker.output
+        finally:
+            await worker.kill()
+        assert all(pg.is_completed and not pg.faulted for wp in requests for pg in generations_of(horde, wp))
+    assert worker.output.count("The horde cannot be reached") == 1, "one line per change of state, not per try"
+    assert error_lines(folder / "logs") == []
+
+
+async def test_remove_maintenance_on_init_lifts_it_before_the_first_pop(tmp_path: Path) -> None:
+    async with serve_local_horde(CONFIG) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+        horde.state.add_worker(NAME, owner)
+        horde.horde.set_maintenance(NAME, True, "Too many faulted jobs")
+        wp = queue(horde, requester, "a canyon", n=1)
+        folder = worker_folder(tmp_path, horde, owner, remove_maintenance_on_init=True)
+        worker = await run_burst(folder)
+        assert [pg.is_completed for pg in generations_of(horde, wp)] == [True]
+        maintained = horde.horde.worker(NAME)
+        assert maintained is not None and not maintained.maintenance
+    assert "is out of maintenance" in worker.output
+    assert "keeps this worker in maintenance" not in worker.output
