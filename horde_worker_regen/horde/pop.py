@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.notes import effective_allow_painting, effective_allow_sdxl_controlnet
+from horde_worker_regen.horde.payload_checks import MAX_IDS, clean_text, payload_problem
 from horde_worker_regen.models.optional_models import optional_kinds
 from horde_worker_regen.processes.messages import GenerationSpec
 
@@ -81,6 +82,8 @@ class PoppedJob:
     spec: GenerationSpec
     sources: SourceRefs
     use_nsfw_censor: bool
+    # Why the job cannot be run (its payload is outside the contract); the pipeline faults it at once.
+    rejected: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def _spec(body: dict[str, Any], parsed: ImageGenerateJobPopResponse, ids: tuple[
     return GenerationSpec(
         job_key=ids[0],
         model=parsed.model or "",
-        prompt=payload.prompt or "",
+        prompt=clean_text(payload.prompt or ""),
         width=payload.width,
         height=payload.height,
         steps=payload.ddim_steps,
@@ -128,23 +131,58 @@ def _sources(body: dict[str, Any]) -> SourceRefs:
     return SourceRefs(body.get("source_image") or None, body.get("source_mask") or None, tuple(extras))
 
 
-def parse_pop_answer(body: dict[str, Any]) -> PoppedJob | NoJob:
-    """A job, or the no-job answer (§0.3: `ids` decides, never `payload`)."""
+def _ids_of(body: dict[str, Any]) -> tuple[str, ...]:
     raw_ids = body.get("ids") or ([body["id"]] if body.get("id") else [])
-    if not raw_ids:
+    if not isinstance(raw_ids, list) or len(raw_ids) > MAX_IDS:
+        raise MalformedPop(f"pop answer not understood: 'ids' is not a list of at most {MAX_IDS} ids")
+    if not all(isinstance(job_id, str) and 0 < len(job_id) <= 64 for job_id in raw_ids):
+        raise MalformedPop("pop answer not understood: an id is not a short string")
+    return tuple(raw_ids)
+
+
+def _rejected(body: dict[str, Any], ids: tuple[str, ...], uploads: tuple[str | None, ...], reason: str) -> PoppedJob:
+    """A job to fault at once: enough of a spec for its record, and why."""
+    model = body.get("model")
+    spec = GenerationSpec(job_key=ids[0], model=model[:200] if isinstance(model, str) else "", prompt="",
+                          width=512, height=512, steps=1, n_iter=len(ids), seed=0, sampler_name="k_euler",
+                          cfg_scale=5.0, karras=False, denoising_strength=None, post_processing=(),
+                          source_processing="txt2img")
+    return PoppedJob(ids, uploads, _ttl(body), spec, SourceRefs(), False, rejected=reason)
+
+
+def _ttl(body: dict[str, Any]) -> int:
+    ttl = body.get("ttl")
+    return ttl if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0 else 150
+
+
+def parse_pop_answer(body: dict[str, Any]) -> PoppedJob | NoJob:
+    """A job, or the no-job answer (§0.3: `ids` decides, never `payload`).
+
+    A job whose payload is outside the contract comes back with `rejected` set, so that the pipeline
+    faults its ids (and only them) instead of losing them until the horde's ttl sweep.
+    """
+    ids = _ids_of(body)
+    if not ids:
         skipped = body.get("skipped") or {}
+        if not isinstance(skipped, dict):
+            return NoJob({})
         return NoJob({str(k): int(v) for k, v in skipped.items() if isinstance(v, int) and v})
+    uploads = body.get("r2_uploads") or []
+    uploads = uploads if isinstance(uploads, list) else []
+    upload_urls = tuple(str(uploads[i]) if i < len(uploads) and isinstance(uploads[i], str) else None
+                        for i in range(len(ids)))
+    if problem := payload_problem(body.get("payload")):
+        return _rejected(body, ids, upload_urls, problem)
     try:
         parsed = ImageGenerateJobPopResponse.model_validate(body)
     except ValidationError as error:
-        raise MalformedPop(f"pop answer not understood: {error}") from None
-    ids = tuple(str(job_id) for job_id in raw_ids)
-    uploads = list(body.get("r2_uploads") or [])
-    upload_urls = tuple(str(uploads[i]) if i < len(uploads) and uploads[i] else None for i in range(len(ids)))
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return _rejected(body, ids, upload_urls, f"the payload was not understood ({where}: {first['msg']})")
     return PoppedJob(
         ids=ids,
         upload_urls=upload_urls,
-        ttl=int(body.get("ttl") or 150),
+        ttl=_ttl(body),
         spec=_spec(body, parsed, ids),
         sources=_sources(body),
         use_nsfw_censor=bool(parsed.payload.use_nsfw_censor),

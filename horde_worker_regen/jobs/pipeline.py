@@ -162,7 +162,9 @@ class Pipeline:
         record = JobRecord.from_pop(job, popped_at)
         self.registry.add(record)
         logger.debug(f"Job {record.key}: {len(record.ids)}x {job.spec.width}x{job.spec.height} on '{job.spec.model}'")
-        if not job.spec.model:
+        if job.rejected is not None:
+            self.fault(record, f"its payload is outside the API contract: {job.rejected}")
+        elif not job.spec.model:
             self.fault(record, "the horde sent the job without a model")
         elif self._needs_fetching(job):
             self._track(record, self._fetch_inputs(record))
