@@ -27,6 +27,7 @@ from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.maintenance import remove_maintenance
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
+from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 from horde_worker_regen.jobs.inputs import InputFetcher
@@ -133,6 +134,10 @@ class Worker:
                 loop.remove_signal_handler(signum)
         return self._exit_code
 
+    def _url_guard(self) -> UrlGuard:
+        """Input URLs: http(s) only; with allow_unsafe_ip off, public addresses or the horde's own origin."""
+        return UrlGuard.for_horde(self._data.horde_url, self._data.allow_unsafe_ip)
+
     def _lora_fetcher(self, session: aiohttp.ClientSession) -> LoraFetcher:
         """LoRAs (with allow_lora) and TIs (always offered by capable bridges) are fetched in this process."""
         return LoraFetcher(self._data.cache_home, downloader_for(self._data, session),
@@ -143,8 +148,9 @@ class Worker:
         stats, registry = WorkerStats(), JobRegistry()
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
         spool = ResultSpool(self._data.spool_folder)
+        fetcher = InputFetcher(client, guard=self._url_guard())
         pipeline = Pipeline(data=self._data, supervisor=supervisor, children=self._child_specs(), registry=registry,
-                            stats=stats, submitter=Submitter(client), fetcher=InputFetcher(client),
+                            stats=stats, submitter=Submitter(client), fetcher=fetcher,
                             on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras,
                             spool=spool)
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start

@@ -14,9 +14,11 @@ from urllib.parse import quote
 
 import aiohttp
 from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest, ImageGenerationJobSubmitRequest
+from yarl import URL
 
 from horde_worker_regen.horde.errors import HordeRequestError
 from horde_worker_regen.horde.identity import CLIENT_AGENT
+from horde_worker_regen.horde.url_guard import UrlGuard
 
 POP_TIMEOUT_S = 30.0
 SUBMIT_TIMEOUT_S = 20.0
@@ -26,6 +28,8 @@ DOWNLOAD_TIMEOUT_S = 30.0
 # Fields of the SDK's request models that are headers or SDK-only, never part of the JSON body.
 _NOT_IN_BODY = {"apikey", "accept", "client_agent", "bridge_version"}
 _CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
+_REDIRECTS = {301, 302, 303, 307, 308}
 
 
 class HordeClient:
@@ -65,18 +69,33 @@ class HordeClient:
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise HordeRequestError(None, None, f"upload failed: {error!r}") from None
 
-    async def download(self, url: str, max_bytes: int) -> bytes:
-        """GET a source image, refusing anything larger than `max_bytes`."""
-        timeout = aiohttp.ClientTimeout(total=DOWNLOAD_TIMEOUT_S)
+    async def download(self, url: str, max_bytes: int, *, timeout_s: float = DOWNLOAD_TIMEOUT_S,
+                       guard: UrlGuard | None = None) -> bytes:
+        """GET an input image: every redirect hop checked by `guard`, at most `max_bytes` read while
+        streaming, the whole download (hops and body) within `timeout_s`. Raises `HordeRequestError`,
+        or `UnsafeUrl` for a URL (or redirect) the guard refuses."""
+        guard = guard or UrlGuard()
         try:
-            async with self._session.get(url, timeout=timeout) as response:
+            async with asyncio.timeout(timeout_s):
+                return await self._download_hops(URL(url), max_bytes, guard)
+        except TimeoutError:
+            raise HordeRequestError(None, None, f"download took longer than {timeout_s:.0f}s") from None
+        except aiohttp.ClientError as error:
+            raise HordeRequestError(None, None, f"download failed: {error!r}") from None
+
+    async def _download_hops(self, url: URL, max_bytes: int, guard: UrlGuard) -> bytes:
+        for _ in range(MAX_REDIRECTS + 1):
+            await guard.check(url)
+            async with self._session.get(url, allow_redirects=False) as response:
+                if response.status in _REDIRECTS and "Location" in response.headers:
+                    url = url.join(URL(response.headers["Location"]))
+                    continue
                 if response.status != 200:
                     raise HordeRequestError(response.status, None, f"download refused with HTTP {response.status}")
                 if (response.content_length or 0) > max_bytes:
                     raise HordeRequestError(413, None, f"image of {response.content_length} bytes is too large")
                 return await _read_capped(response, max_bytes)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise HordeRequestError(None, None, f"download failed: {error!r}") from None
+        raise HordeRequestError(310, None, f"more than {MAX_REDIRECTS} redirects")
 
     async def worker_id_by_name(self, name: str) -> str | None:
         """`GET /v2/workers/name/{name}`: the id of the worker with exactly that name; None if there is none yet."""

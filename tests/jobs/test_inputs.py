@@ -64,7 +64,7 @@ async def test_inline_base64_extra_sources_and_their_failures(horde_session: Hor
     refs = SourceRefs(extra_source_images=((base64.b64encode(SOURCE).decode(), 0.5), ("not base64!", 1.0)))
     inputs, metadata = await _fetcher(horde_session, RecordingSleep()).fetch(refs, deadline=2000.0)
     assert [(extra.image, extra.strength) for extra in inputs.extra_source_images] == [(SOURCE, 0.5)]
-    assert metadata == [{"type": "extra_source_images", "value": "download_failed", "ref": "1"}]
+    assert metadata == [{"type": "extra_source_images", "value": "parse_failed", "ref": "1"}]
 
 
 async def test_size_and_type_limits(horde_session: HordeSession) -> None:
