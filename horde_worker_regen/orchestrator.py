@@ -3,14 +3,20 @@
 Start-up: horde session → custom model list → safety child → inference children → heartbeat → popper
 (offering the models already on disk) → model downloads in the background → status line.
 SIGINT or SIGTERM: stop popping, finish and submit everything in flight, stop the children, exit 0.
-A second signal: kill the children, submit `faulted` once for every id not yet being reported (so
-the horde re-queues it at once), give reports in progress a few seconds, exit 128+signal.
-Signal handlers only set events; the main coroutine does the work.
+A second signal, or an `.abort` file appearing in the working directory or the logs folder: kill the
+children, submit `faulted` once for every id not yet being reported (so the horde re-queues it at
+once), give reports in progress a few seconds, exit 128+signal (1 for the file, which is removed).
+A third signal: kill every child process at once and exit 128+signal, reporting nothing more.
+With `exit_on_unhandled_faults`, a fault the worker would otherwise recover from by itself (see
+`Worker._unhandled_fault`) stops it gracefully with status 1, for a supervisor to restart it.
+Signal handlers only set events (the third excepted); the main coroutine does the work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import time
 from collections.abc import Awaitable
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
@@ -52,6 +59,8 @@ from horde_worker_regen.status.console import format_status, report_status_forev
 EXIT_OK = 0
 EXIT_FAILED = 1
 ABORT_GRACE_S = 5.0
+ABORT_FILE = ".abort"
+ABORT_FILE_POLL_S = 0.5
 HTTP_CONNECTIONS = 64
 
 
@@ -95,10 +104,58 @@ class Worker:
         name = signal.Signals(signum).name
         if self._signals_seen == 1:
             self.request_stop(f"{name} received; finishing the jobs in flight (send it again to abort them)", EXIT_OK)
-        elif not self._abort.is_set():
-            logger.warning(f"Second {name}: faulting what is left so the horde re-queues it, then exiting")
-            self._exit_code = 128 + signum
-            self._abort.set()
+        elif self._signals_seen == 2:
+            self._begin_abort(f"Second {name}", 128 + signum)
+        else:
+            self._exit_now(name, 128 + signum)
+
+    def _begin_abort(self, why: str, exit_code: int) -> None:
+        """Stop at once: fault what is left so the horde re-queues it, then exit with `exit_code`."""
+        if self._abort.is_set():
+            return
+        logger.warning(f"{why}: faulting what is left so the horde re-queues it, then exiting "
+                       "(a further SIGINT or SIGTERM kills everything at once)")
+        self._stop.set()
+        self._exit_code = exit_code
+        self._abort.set()
+
+    @staticmethod
+    def _exit_now(name: str, exit_code: int) -> None:
+        """Third signal: kill every child process (whatever it is doing) and leave without any clean-up."""
+        logger.warning(f"Third {name}: killing every child process and exiting now")
+        children = psutil.Process().children(recursive=True)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(children, timeout=5)
+        logger.remove()  # flushes the log files before the process ends
+        os._exit(exit_code)
+
+    def _abort_files(self) -> list[Path]:
+        return [Path.cwd() / ABORT_FILE, self._options.logs_dir / ABORT_FILE]
+
+    def _remove_stale_abort_files(self) -> None:
+        for path in self._abort_files():
+            if path.exists():
+                logger.warning(f"Removed {path}, left from an earlier run (it would abort this one at once)")
+                path.unlink(missing_ok=True)
+
+    async def _watch_abort_files(self) -> None:
+        """An `.abort` file (as the official worker reads it) aborts like a second signal; it is removed."""
+        while not self._abort.is_set():
+            for path in self._abort_files():
+                if path.exists():
+                    path.unlink(missing_ok=True)
+                    self._begin_abort(f"{path} found", EXIT_FAILED)
+                    return
+            await asyncio.sleep(ABORT_FILE_POLL_S)  # a plain file offers nothing to wait on
+
+    def _unhandled_fault(self, reason: str) -> None:
+        """A fault the worker recovers from by itself: a child process lost (crash, hang, silence), an
+        inference slot that cannot be restarted, or an unexpected error in the pipeline, the popper or the
+        model downloads. With exit_on_unhandled_faults, stop gracefully with status 1 instead."""
+        if self._data.exit_on_unhandled_faults:
+            self.request_stop(f"exit_on_unhandled_faults is set and {reason}", EXIT_FAILED)
 
     def _child_specs(self) -> ChildSpecs:
         logs_dir = self._options.logs_dir.resolve()
@@ -121,6 +178,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._on_signal, signum)
+        self._remove_stale_abort_files()
+        abort_watch = asyncio.create_task(self._watch_abort_files(), name="abort file")
         try:
             connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
             async with aiohttp.ClientSession(connector=connector) as session:
@@ -130,6 +189,7 @@ class Worker:
                 loras = self._lora_fetcher(session)
                 await self._run_with(client, downloads, loras)
         finally:
+            abort_watch.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
         return self._exit_code
@@ -153,6 +213,7 @@ class Worker:
                             stats=stats, submitter=Submitter(client), fetcher=fetcher,
                             on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras,
                             spool=spool)
+        pipeline.on_unhandled_fault = self._unhandled_fault
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start
         logger.info(f"Starting the safety process ({self._data.safety_backend}) and "
                     f"{self._data.max_threads} inference process(es) ({self._data.inference_backend})")
@@ -230,6 +291,7 @@ class Worker:
             return
         if task.exception() is not None:
             logger.opt(exception=task.exception()).error("The model downloads failed unexpectedly")
+            self._unhandled_fault("the model downloads failed unexpectedly")
         if not downloads.ready:
             self.request_stop("no configured model could be put on disk and verified", EXIT_FAILED)
 

@@ -108,6 +108,8 @@ class Pipeline:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._restart_children = True
         self.recent_faults: deque[RecentFault] = deque(maxlen=RECENT_FAULTS_KEPT)
+        # Told of every fault the pipeline recovers from by itself (exit_on_unhandled_faults).
+        self.on_unhandled_fault: Callable[[str], None] = lambda reason: None
 
     async def start_children(self) -> None:
         """The safety child first (nothing may go out unchecked), then every inference slot."""
@@ -132,6 +134,7 @@ class Pipeline:
 
     def on_child_lost(self, handle: ChildHandle, reason: str) -> None:
         """A child died or went silent: fault what it held and replace it."""
+        self.on_unhandled_fault(f"{handle.name} was lost ({reason})")
         if self._safety.owns(handle):
             self._safety.lost(reason, restart=self._restart_children)
             return
@@ -147,6 +150,7 @@ class Pipeline:
 
     def _slot_gave_up(self, reason: str) -> None:
         logger.error(f"{reason}; it stays out of service")
+        self.on_unhandled_fault(reason)
         self.dispatch()  # with no slot left at all, this faults what is queued
 
     def safety_abandoned(self, job_key: str, reason: str) -> None:
@@ -347,6 +351,7 @@ class Pipeline:
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
             logger.opt(exception=error).error(f"Job {key}: unexpected error in the pipeline")
+            self.on_unhandled_fault(f"job {key} hit an unexpected error ({error!r})")
             record = self.registry.get(key)
             if record is not None and not record.state.is_terminal:
                 self.drop(record, f"unexpected error: {error!r}")
