@@ -3,13 +3,16 @@
 A download writes to `<dest>.partial`. A cut connection resumes from the bytes already there (a
 `Range` request); a server that ignores the range starts the file over. Before a byte is written the
 free space is compared with what is still to come (the reference's size, else `Content-Length`), and
-the download is refused with a clear message when it cannot fit. Only a file whose sha256 matches is
-renamed into place, so a half or wrong file is never mistaken for a model.
+the download is refused with a clear message when it cannot fit. A disk that fills up anyway (another
+program writing, a wrong size) ends the download with `NotEnoughSpace` naming the file and the folder;
+the `.partial` keeps what was written, for the next attempt to resume. Only a file whose sha256
+matches is renamed into place, so a half or wrong file is never mistaken for a model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import shutil
@@ -164,13 +167,19 @@ class Downloader:
 
     async def _write_body(self, response: aiohttp.ClientResponse, partial: Path, offset: int,
                           progress: DownloadProgress) -> None:
-        with partial.open("r+b" if offset else "wb") as handle:
-            handle.seek(offset)
-            handle.truncate()
-            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                handle.write(chunk)
-                progress.done_bytes += len(chunk)
-                self.log.update(progress)
+        try:
+            with partial.open("r+b" if offset else "wb") as handle:
+                if offset:  # resume: drop anything past the bytes the server will not resend ("wb" empties it)
+                    handle.seek(offset)
+                    handle.truncate()
+                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                    handle.write(chunk)
+                    progress.done_bytes += len(chunk)
+                    self.log.update(progress)
+        except aiohttp.ClientError:
+            raise
+        except OSError as error:
+            raise _write_failed(partial, progress.done_bytes, error) from None
         if progress.total_bytes is not None and progress.done_bytes < progress.total_bytes:
             raise aiohttp.ClientPayloadError(f"body ended at {progress.done_bytes} of {progress.total_bytes} bytes")
         self.log.finish(progress)
@@ -183,6 +192,17 @@ class Downloader:
             partial.unlink(missing_ok=True)
             raise ChecksumMismatch(f"{partial.name[:-8]}: sha256 is {actual}, the reference says {sha256.lower()}; "
                                    "the file was discarded")
+
+
+def _write_failed(partial: Path, written: int, error: OSError) -> DownloadFailed:
+    """The error for a write that failed: a full disk says so, and what to do."""
+    name = partial.name.removesuffix(".partial")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NotEnoughSpace(
+            f"{name}: the disk holding {partial.parent} filled up after {written / 2**20:.0f} MB; free some space "
+            f"or move cache_home (the {partial.name} file is kept, so the download resumes from there)"
+        )
+    return DownloadFailed(f"{name}: could not write {partial} ({error.strerror or error})")
 
 
 def _size(path: Path) -> int:
