@@ -31,7 +31,7 @@ SOURCE = webp_bytes(64, 64, (20, 30, 200))
 DEADLINE = 10_000.0
 
 
-def _png_claiming(width: int, height: int) -> bytes:
+def png_claiming(width: int, height: int) -> bytes:
     """A small real PNG whose header claims `width`x`height` (CRC fixed): a decompression bomb's shape."""
     buffer = io.BytesIO()
     Image.new("L", (8, 8)).save(buffer, "PNG")
@@ -164,19 +164,19 @@ async def test_a_redirect_loop_ends_without_retries(session: aiohttp.ClientSessi
 
 
 def test_a_decompression_bomb_is_refused_before_it_is_decoded() -> None:
-    bomb = _png_claiming(100_000, 100_000)
+    bomb = png_claiming(100_000, 100_000)
     started = time.monotonic()
     with pytest.raises(InputRejected, match="decompression bomb"):
         check_image(bomb)
     assert time.monotonic() - started < 1
     with pytest.raises(InputRejected, match=f"at most {MAX_INPUT_PIXELS}"):
-        check_image(_png_claiming(5000, 5000))
+        check_image(png_claiming(5000, 5000))
 
 
 @pytest.mark.parametrize(
     ("data", "reason"),
     [(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "does not decode"), (SOURCE[: len(SOURCE) // 2], "does not decode"),
-     (b"<html>not an image</html>", "not an image"), (_png_claiming(0, 64), "does not decode|0x64")],
+     (b"<html>not an image</html>", "not an image"), (png_claiming(0, 64), "does not decode|0x64")],
 )
 def test_what_is_not_a_whole_image_is_refused(data: bytes, reason: str) -> None:
     with pytest.raises(InputRejected, match=reason):
@@ -184,7 +184,7 @@ def test_what_is_not_a_whole_image_is_refused(data: bytes, reason: str) -> None:
 
 
 async def test_an_unusable_source_is_parse_failed_and_the_job_falls_back(session: aiohttp.ClientSession) -> None:
-    bomb = base64.b64encode(_png_claiming(100_000, 100_000)).decode()
+    bomb = base64.b64encode(png_claiming(100_000, 100_000)).decode()
     refs = SourceRefs(source_image=bomb, source_mask=base64.b64encode(SOURCE).decode())
     inputs, metadata = await _fetcher(session).fetch(refs, DEADLINE)
     assert inputs.source_image is None and inputs.source_mask is None

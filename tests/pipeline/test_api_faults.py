@@ -6,11 +6,13 @@ change of state is one log line. Backoff caps are small (`horde_backoff_cap`) so
 
 from __future__ import annotations
 
+import base64
 import signal
 from pathlib import Path
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
+from tests.jobs.test_inputs_hostile import png_claiming
 from tests.worker_support import WorkerProcess, error_lines, generations_of, queue, run_burst, worker_folder
 
 NAME = "Pipeline Test Dreamer"
@@ -86,3 +88,20 @@ async def test_remove_maintenance_on_init_lifts_it_before_the_first_pop(tmp_path
         assert maintained is not None and not maintained.maintenance
     assert "is out of maintenance" in worker.output
     assert "keeps this worker in maintenance" not in worker.output
+
+
+async def test_a_decompression_bomb_source_faults_nothing_but_its_own_input(tmp_path: Path) -> None:
+    async with serve_local_horde(CONFIG) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+        bomb = base64.b64encode(png_claiming(100_000, 100_000)).decode()
+        hostile = queue(horde, requester, "a quarry", width=512, height=512, source_image=bomb)
+        healthy = queue(horde, requester, "an orchard", width=512, height=512)
+        folder = worker_folder(tmp_path, horde, owner, max_threads=2)
+        worker = await run_burst(folder)
+        [pg] = generations_of(horde, hostile)
+        assert pg.is_completed and not pg.faulted  # served as txt2img, and the requester is told why
+        assert {"type": "source_image", "value": "parse_failed"} in pg.gen_metadata
+        assert all(pg.is_completed and not pg.faulted for pg in generations_of(horde, healthy))
+    assert "The source image is not usable: a decompression bomb" in worker.output
+    assert error_lines(folder / "logs") == []
