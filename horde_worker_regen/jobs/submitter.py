@@ -6,7 +6,9 @@
 - `DuplicateGen` means an earlier attempt landed (a lost response): success.
 - `AbortedGen` / `InvalidJobID` mean the horde already gave up on the id: a logged drop, not a fault.
 - Transient errors are retried with backoff only while the deadline allows; after it, the id is
-  dropped (the horde's sweep re-queues it; a late `faulted` submit would re-queue it twice).
+  dropped (the horde's sweep re-queues it; a late `faulted` submit would re-queue it twice). Errors
+  the horde answered (5xx; a 500 is also its answer to an unknown key, §5) get `SUBMIT_ATTEMPTS`
+  tries at most; a horde that does not answer at all (down, unreachable) is retried until the deadline.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from horde_worker_regen.scheduling.policy import retry_delay
 MAX_GEN_METADATA = 50
 UPLOAD_ATTEMPTS = 4
 SUBMIT_ATTEMPTS = 8
+# Only a backstop: unanswered submits end at the job's deadline long before this many tries.
+UNANSWERED_SUBMIT_ATTEMPTS = 60
 FAULTED_GENERATION = "Faulted"
 R2_GENERATION = "R2"
 
@@ -96,7 +100,8 @@ class Submitter:
 
     async def _submit(self, record: JobRecord, index: int, request: ImageGenerationJobSubmitRequest) -> IdResult:
         job_id = record.ids[index]
-        for attempt in range(SUBMIT_ATTEMPTS):
+        answered = 0
+        for attempt in range(UNANSWERED_SUBMIT_ATTEMPTS):
             try:
                 reward = await self.client.submit(request)
             except HordeRequestError as error:
@@ -110,16 +115,17 @@ class Submitter:
                     logger.error(f"Job {job_id}: the horde refused the submit: {error}")
                     return IdResult(IdOutcome.DROPPED, 0.0, f"refused: {error}")
                 delay = max(verdict.delay if verdict.action is ErrorAction.BACK_OFF else 0.0, retry_delay(attempt))
-                if attempt + 1 == SUBMIT_ATTEMPTS:
+                answered += error.status is not None
+                if answered == SUBMIT_ATTEMPTS:
                     break
                 if self.clock() + delay >= record.deadline:
                     return self._dropped(record, index, f"no successful submit before its deadline ({error})")
                 why = f"; {verdict.operator_message}" if verdict.operator_message else ""
-                logger.warning(f"Job {job_id}: submit attempt {attempt + 1}/{SUBMIT_ATTEMPTS} failed ({error}){why}")
+                logger.warning(f"Job {job_id}: submit attempt {attempt + 1} failed ({error}){why}")
                 await self.sleep(delay)
                 continue
             return IdResult(IdOutcome.SUBMITTED, reward)
-        return self._dropped(record, index, f"{SUBMIT_ATTEMPTS} submit attempts failed")
+        return self._dropped(record, index, f"{attempt + 1} submit attempts failed")
 
     @staticmethod
     def _dropped(record: JobRecord, index: int, reason: str) -> IdResult:
