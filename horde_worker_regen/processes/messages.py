@@ -45,6 +45,9 @@ class GenerationSpec:
     # removed from the payload (and reported in gen_metadata), so every LoRA/TI left has a file here.
     lora_files: dict[str, str] = field(default_factory=dict)
     ti_files: dict[str, str] = field(default_factory=dict)
+    # The CivitAI trigger words (`trainedWords`) of each fetched LoRA, keyed like `lora_files`: what a
+    # LoRA entry's `inject_trigger` chooses from. A LoRA without any has no entry.
+    lora_triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def seed_of(self, index: int) -> int:
         """The seed of image `index` of the batch."""

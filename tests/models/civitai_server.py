@@ -19,22 +19,27 @@ class FakeCivitai:
 
     files: dict[int, bytes] = field(default_factory=dict)
     names: dict[str, int] = field(default_factory=dict)
+    trained_words: dict[int, list[str]] = field(default_factory=dict)  # a version's `trainedWords`
     status: int = 200  # anything else: every API call answers it
     hang: bool = False  # API calls never answer (the client's timeout decides)
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
     base: str = ""
 
-    def add(self, version_id: int, body: bytes, name: str | None = None) -> None:
+    def add(self, version_id: int, body: bytes, name: str | None = None,
+            trained_words: list[str] | None = None) -> None:
         self.files[version_id] = body
         if name:
             self.names[name] = version_id
+        if trained_words is not None:
+            self.trained_words[version_id] = trained_words
 
     def version(self, version_id: int) -> dict[str, Any]:
         body = self.files[version_id]
         return {"id": version_id, "modelId": version_id + 1000, "files": [{
             "name": f"lora {version_id}.safetensors", "sizeKB": len(body) / 1024, "primary": True,
             "hashes": {"SHA256": hashlib.sha256(body).hexdigest().upper()},
-            "downloadUrl": f"{self.base}/download/{version_id}"}]}
+            "downloadUrl": f"{self.base}/download/{version_id}"}],
+            "trainedWords": self.trained_words.get(version_id, [])}
 
     def model(self, version_id: int) -> dict[str, Any]:
         name = next((n for n, v in self.names.items() if v == version_id), f"model {version_id}")
