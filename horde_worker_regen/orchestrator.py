@@ -37,6 +37,7 @@ from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
 from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings
+from horde_worker_regen.jobs.idle_watch import IdleWatch
 from horde_worker_regen.jobs.inputs import InputFetcher
 from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.jobs.popper import Popper, PopperSettings
@@ -245,7 +246,8 @@ class Worker:
         settings = PopperSettings(self._data.max_threads, self._data.queue_size, burst=self._options.burst,
                                   backoff_cap=self._data.horde_backoff_cap)
         self.popper = popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,
-                        offer=lambda models: offer_order(models, pipeline.slots.views()))
+                        offer=lambda models: offer_order(models, pipeline.slots.views()),
+                        idle=IdleWatch(self._data.minutes_allowed_without_jobs, self._data.max_power))
         logger.info(f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({agent})"
                     + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else ""))
         popper_task = asyncio.create_task(popper.run(), name="popper")

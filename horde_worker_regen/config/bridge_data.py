@@ -222,7 +222,7 @@ class BridgeData(BaseModel):
 
     # --- Console behaviour ----------------------------------------------------------------
     minutes_allowed_without_jobs: int = Field(
-        default=30, ge=0, le=10_080, description="Warn after this long without a job."
+        default=30, ge=0, le=10_080, description="Warn after this long without a job (0: never)."
     )
     stats_output_frequency: int = Field(
         default=30, ge=1, le=3600, description="Seconds between status lines."

@@ -26,6 +26,7 @@ from loguru import logger
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.errors import ErrorAction, HordeRequestError, classify
 from horde_worker_regen.horde.pop import MalformedPop, NoJob, PoppedJob, parse_pop_answer
+from horde_worker_regen.jobs.idle_watch import IdleWatch
 from horde_worker_regen.jobs.pipeline import Pipeline
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.stats import WorkerStats
@@ -73,6 +74,7 @@ class Popper:
         offer: Callable[[list[str]], list[str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        idle: IdleWatch | None = None,
     ) -> None:
         self._client = client
         self._request = request
@@ -82,6 +84,7 @@ class Popper:
         self._on_stop = on_stop
         self._offer = offer
         self._clock = clock
+        self._idle = idle
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused = False
@@ -170,6 +173,8 @@ class Popper:
         self._recovered()
         self._errors = 0
         if isinstance(answer, PoppedJob):
+            if self._idle is not None:
+                self._idle.job_arrived()
             self._pipeline.job_popped(answer, popped_at)
             return 0.0
         return self._no_job(answer)
@@ -186,6 +191,8 @@ class Popper:
     def _no_job(self, answer: NoJob) -> float:
         if answer.skipped:
             logger.debug(f"No job; skipped: {answer.skipped}")
+        if self._idle is not None:
+            self._idle.no_job(answer.skipped, self._request.models)
         if self._settings.burst and len(self._pipeline.registry) == 0:
             self._stopping = True
             self._on_stop("burst mode: the horde has no job and nothing is in flight", 0)
