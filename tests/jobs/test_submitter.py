@@ -29,7 +29,7 @@ async def test_each_id_is_uploaded_to_its_own_url_and_submitted_with_its_seed(ho
         result = await submitter.report_image(record, ImageReport(index, image, "ok", metadata))
         assert result.outcome is IdOutcome.SUBMITTED and result.reward > 0
         assert _stored(horde_session, record, index) == image
-        assert horde_session.horde.state.generations[record.ids[index]].seed == 500 + index
+        assert horde_session.horde.state.generations[record.ids[index]].seed == 500  # the batch's seed
 
 
 async def test_a_lost_submit_response_is_retried_and_the_duplicate_counts_as_success(
