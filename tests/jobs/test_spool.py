@@ -58,7 +58,7 @@ async def test_entries_read_back_as_written_and_go_when_removed(horde_session: H
     loaded = {entry.job_id: entry for entry in spool.load()}
     assert loaded == {entry.job_id: entry for entry in entries}
     censored = loaded[record.ids[1]]
-    assert (censored.state, censored.censored, censored.seed) == ("censored", True, 78)
+    assert (censored.state, censored.censored, censored.seed) == ("censored", True, 77)  # the batch's seed
     assert censored.upload_url == record.upload_urls[1] and censored.image == _reports()[1].image
     assert censored.gen_metadata == CENSORED_METADATA
     # The deadline is wall-clock time: what is left of the ttl, counted from now.
@@ -150,7 +150,7 @@ async def test_a_resumed_entry_is_uploaded_and_submitted_as_it_was_spooled(
     result = await Submitter(horde_session.client, sleep=RecordingSleep()).report_image(resumed, report)
     assert result.outcome is IdOutcome.SUBMITTED
     pg = horde_session.horde.state.generations[record.ids[1]]
-    assert (pg.seed, pg.censored, pg.generation) == (78, True, "R2")
+    assert (pg.seed, pg.censored, pg.generation) == (77, True, "R2")  # the batch's seed
     assert pg.gen_metadata == list(CENSORED_METADATA)
     stored = horde_session.horde.state.objects.get(GENERATIONS_BUCKET, f"{record.ids[1]}.webp")
     assert stored is not None and stored.data == _reports()[1].image
