@@ -29,8 +29,13 @@ import psutil
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.dashboard.server import start_dashboard
 from horde_worker_regen.dashboard.snapshot import DashboardSources
+from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
+from horde_worker_regen.devices.model_sizes import model_sizes
+from horde_worker_regen.devices.placer import DevicePlacer
+from horde_worker_regen.devices.plan import SlotPlan, plan_slots, served_by_some_slot
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.maintenance import remove_maintenance
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
@@ -55,7 +60,7 @@ from horde_worker_regen.processes.inference_child import InferenceChildConfig, i
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
 from horde_worker_regen.processes.supervisor import ChildSpec, ChildStartError, Supervisor
 from horde_worker_regen.scheduling.residency import offer_order
-from horde_worker_regen.status.console import format_status, report_status_forever
+from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -88,6 +93,8 @@ class Worker:
         self._signals_seen = 0
         self._started = time.monotonic()
         self.popper: Popper | None = None  # while serving; `popper.maintenance_message` tells of maintenance
+        self._plans: list[SlotPlan] = []
+        self._stats: WorkerStats | None = None
 
     def request_stop(self, reason: str, exit_code: int) -> None:
         """Stop popping and shut down gracefully (called by signals, burst mode and fatal errors)."""
@@ -166,13 +173,36 @@ class Worker:
             return ChildLogging(logs_dir, self._options.verbosity, index, secrets)
 
         safety = ChildSpec("safety", safety_main, SafetyChildConfig.from_bridge_data(child_logging(0), self._data))
-        inference = [
-            ChildSpec(f"inference-{n}", inference_main,
-                      InferenceChildConfig(child_logging(n), self._data.inference_backend, self._data.fake_backend,
-                                           HordelibSettings.from_bridge_data(self._data, n)))
-            for n in range(1, self._data.max_threads + 1)
-        ]
+        inference = []
+        for n, plan in enumerate(self._plans, start=1):
+            device = plan.device.index if plan.device is not None else None
+            inference.append(ChildSpec(f"inference-{n}", inference_main, InferenceChildConfig(
+                child_logging(n), self._data.inference_backend, self._data.fake_backend,
+                HordelibSettings.from_bridge_data(self._data, n, device), device)))
         return ChildSpecs(safety, inference)
+
+    async def _find_devices(self) -> list[DeviceInfo]:
+        """The simulated GPUs of the fake backend, or the real ones (asked in a short-lived child)."""
+        if self._data.inference_backend == "fake":
+            return fake_devices(self._data.fake_backend)
+        return await asyncio.to_thread(discover_devices)
+
+    async def _plan_devices(self) -> bool:
+        """Decide the slots per GPU; False (after saying why) when the GPU settings do not fit this machine."""
+        devices = await self._find_devices()
+        try:
+            self._plans = plan_slots(self._data, devices, self._models)
+        except ConfigError as error:
+            logger.error(f"Cannot start: {error}")
+            self._exit_code = EXIT_FAILED
+            return False
+        for device in devices:
+            threads = sum(1 for plan in self._plans if plan.device == device)
+            if threads:
+                logger.info(f"{device.describe()}: {threads} inference process(es)")
+        if not devices:
+            logger.info("No GPU found: inference runs on the CPU")
+        return True
 
     async def run(self) -> int:
         """Run until stopped; returns the exit status."""
@@ -193,6 +223,8 @@ class Worker:
             abort_watch.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+            if self._stats is not None:
+                logger.info(format_summary(self._stats.snapshot()))
         return self._exit_code
 
     def _url_guard(self) -> UrlGuard:
@@ -206,18 +238,22 @@ class Worker:
 
     async def _run_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
         write_custom_models(self._data)  # read by the inference children when they start
-        stats, registry = WorkerStats(), JobRegistry()
+        self._stats = stats = WorkerStats()
+        registry = JobRegistry()
+        if not await self._plan_devices():
+            return
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
         spool = ResultSpool(self._data.spool_folder)
         fetcher = InputFetcher(client, guard=self._url_guard())
+        placer = DevicePlacer(self._plans, model_sizes(self._data, self._models))
         pipeline = Pipeline(data=self._data, supervisor=supervisor, children=self._child_specs(), registry=registry,
                             stats=stats, submitter=Submitter(client), fetcher=fetcher,
                             on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras,
-                            spool=spool)
+                            spool=spool, placer=placer)
         pipeline.on_unhandled_fault = self._unhandled_fault
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start
         logger.info(f"Starting the safety process ({self._data.safety_backend}) and "
-                    f"{self._data.max_threads} inference process(es) ({self._data.inference_backend})")
+                    f"{len(self._plans)} inference process(es) ({self._data.inference_backend})")
         try:
             await pipeline.start_children()
         except ChildStartError as error:
@@ -232,7 +268,7 @@ class Worker:
         finally:
             await self._stop_children(supervisor, pipeline)
         if self._options.metrics_file is not None:
-            write_metrics(self._options.metrics_file, stats, self._data.max_threads, at_start)
+            write_metrics(self._options.metrics_file, stats, len(self._plans), at_start)
 
     async def _serve(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats,
                      downloads: ModelDownloads) -> None:
@@ -240,10 +276,10 @@ class Worker:
         agent = bridge_agent(capabilities.version)
         for note in optional_kinds(self._data).notes:
             logger.warning(note)
-        request = build_pop_request(self._data, downloads.ready, agent)
+        request = build_pop_request(self._data, served_by_some_slot(downloads.ready, self._plans), agent)
         if self._data.remove_maintenance_on_init:
             await remove_maintenance(client, self._data.dreamer_name)
-        settings = PopperSettings(self._data.max_threads, self._data.queue_size, burst=self._options.burst,
+        settings = PopperSettings(len(self._plans), self._data.queue_size, burst=self._options.burst,
                                   backoff_cap=self._data.horde_backoff_cap)
         self.popper = popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,
                         offer=lambda models: offer_order(models, pipeline.slots.views()),
@@ -252,11 +288,12 @@ class Worker:
                     + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else ""))
         popper_task = asyncio.create_task(popper.run(), name="popper")
         popper_task.add_done_callback(self._popper_ended)
-        downloads_task = asyncio.create_task(downloads.run(popper.set_models), name="model downloads")
+        downloads_task = asyncio.create_task(downloads.run(
+            lambda ready: popper.set_models(served_by_some_slot(ready, self._plans))), name="model downloads")
         downloads_task.add_done_callback(lambda task: self._downloads_ended(task, downloads))
         status_task = asyncio.create_task(report_status_forever(
             self._data.stats_output_frequency,
-            lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), self._data.max_threads,
+            lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), len(self._plans),
                                   pipeline.registry.waiting, paused=popper.paused)), name="status")  # fmt: skip
         dashboard = None
         try:
@@ -281,7 +318,7 @@ class Worker:
             await asyncio.gather(popper_task, status_task, downloads_task, return_exceptions=True)
             if dashboard is not None:
                 await dashboard.stop()
-        logger.info(format_status(stats.snapshot(), 0, self._data.max_threads, 0))
+        logger.info(format_status(stats.snapshot(), 0, len(self._plans), 0))
 
     def _popper_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

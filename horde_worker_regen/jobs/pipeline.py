@@ -18,6 +18,8 @@ from typing import Any
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.devices.model_sizes import ModelSizes
+from horde_worker_regen.devices.placer import DevicePlacer
 from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.inputs import InputFetcher, spec_for_inputs
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord, JobState
@@ -44,7 +46,6 @@ from horde_worker_regen.processes.slots import Slot, SlotPool
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
 from horde_worker_regen.safety.policy import censor_policy
 from horde_worker_regen.scheduling.policy import QueuedJob, StartDecision, next_job, start_decision
-from horde_worker_regen.scheduling.residency import choose_slot_for
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Pipeline:
         loras: LoraFetcher | None = None,
         clock: Callable[[], float] = time.monotonic,
         spool: ResultSpool | None = None,
+        placer: DevicePlacer | None = None,
     ) -> None:
         self._data = data
         self._supervisor = supervisor
@@ -105,6 +107,7 @@ class Pipeline:
         self._loras = loras
         self._clock = clock
         self._spool = spool
+        self._placer = placer if placer is not None else DevicePlacer([], ModelSizes({}, 0))
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._restart_children = True
         self.recent_faults: deque[RecentFault] = deque(maxlen=RECENT_FAULTS_KEPT)
@@ -203,23 +206,38 @@ class Pipeline:
             for stranded in self.registry.in_state(JobState.QUEUED):
                 self.fault(stranded, "no inference process is available")
             return
-        while self.slots.idle_indexes():
-            queued = self.registry.in_state(JobState.QUEUED)
-            chosen = next_job([QueuedJob(r.key, r.deadline, r.popped_at) for r in queued])
-            if chosen is None:
-                return
+        while self.slots.idle_indexes() and self._dispatch_one():
+            pass
+
+    def _dispatch_one(self) -> bool:
+        """Start, fault or drop the first queued job (earliest deadline first) that can be settled now.
+
+        A job whose model fits no device right now waits (later jobs may still start); one that can
+        never run here is faulted. False when nothing could be done.
+        """
+        queued = self.registry.in_state(JobState.QUEUED)
+        pending = [QueuedJob(r.key, r.deadline, r.popped_at) for r in queued]
+        while (chosen := next_job(pending)) is not None:
+            pending.remove(chosen)
             record = self.registry.get(chosen.key)
             assert record is not None
             decision = start_decision(self._clock(), record.deadline, self._stats.expected_job_seconds)
             if decision is StartDecision.DROP:
                 self.drop(record, "its deadline passed before a slot was free")
-            elif decision is StartDecision.FAULT:
+                return True
+            if decision is StartDecision.FAULT:
                 self.fault(record, "it could no longer finish before its deadline")
-            else:
-                others = [r.spec.model for r in queued if r is not record]
-                index = choose_slot_for(record.spec.model, self.slots.views(), others)
-                assert index is not None
-                self._run_on(self.slots.slots[index], record)
+                return True
+            others = [r.spec.model for r in queued if r is not record]
+            placement = self._placer.place(record.spec.model, record.spec.width * record.spec.height,
+                                           self.slots.slots, others)
+            if placement.never is not None:
+                self.fault(record, f"it can never run on this worker: {placement.never}")
+                return True
+            if placement.slot is not None:
+                self._run_on(self.slots.slots[placement.slot], record)
+                return True
+        return False
 
     def _run_on(self, slot: Slot, record: JobRecord) -> None:
         handle = slot.handle
@@ -229,7 +247,9 @@ class Pipeline:
         slot.job_key, slot.model = record.key, record.spec.model
         record.slot, record.slot_incarnation = slot.index, handle.incarnation
         self.registry.move(record, JobState.RUNNING)
-        logger.debug(f"Job {record.key} started on slot {slot.index}")
+        device = self._placer.device_of(slot.index)
+        where = f" (GPU {device})" if device is not None else ""
+        logger.debug(f"Job {record.key} started on slot {slot.index}{where}")
         delay = max(0.0, record.deadline - self._clock())
         slot.watchdog = asyncio.get_running_loop().call_later(delay, self._overdue, slot, record.key)
 

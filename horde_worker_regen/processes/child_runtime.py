@@ -24,6 +24,7 @@ from horde_worker_regen.processes.messages import (
     ChildFailed,
     ChildMessage,
     ChildReady,
+    DeviceReport,
     Ping,
     Pong,
     RunJob,
@@ -96,10 +97,10 @@ class ChildLink:
                 logger.warning(f"Unexpected message {type(message).__name__} ignored")
 
 
-def serve(link: ChildLink, backend_name: str, handle: WorkHandler) -> None:
-    """Announce readiness, then answer work until told to stop."""
+def serve(link: ChildLink, backend_name: str, handle: WorkHandler, device: DeviceReport | None = None) -> None:
+    """Announce readiness (and the GPU this child is pinned to), then answer work until told to stop."""
     link.start()
-    link.send(ChildReady(link.incarnation, os.getpid(), backend_name))
+    link.send(ChildReady(link.incarnation, os.getpid(), backend_name, device))
     while (work := link.next_work()) is not None:
         if not link.send(handle(work)):
             return

@@ -24,7 +24,15 @@ from horde_worker_regen.processes.child_runtime import (
     report_startup_failure,
     serve,
 )
-from horde_worker_regen.processes.messages import ChildFailed, ChildMessage, JobDone, JobFailed, JobProgress, RunJob
+from horde_worker_regen.processes.messages import (
+    ChildFailed,
+    ChildMessage,
+    DeviceReport,
+    JobDone,
+    JobFailed,
+    JobProgress,
+    RunJob,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class InferenceChildConfig:
     backend: str
     fake: FakeBackendSettings
     hordelib: HordelibSettings | None = None
+    device_index: int | None = None  # the GPU this child is pinned to; None: the CPU
 
 
 class InferenceCore:
@@ -78,7 +87,7 @@ def build_backend(config: InferenceChildConfig, progress: ProgressSink | None = 
     if config.backend == "fake":
         from horde_worker_regen.inference.fake import FakeInferenceBackend
 
-        return FakeInferenceBackend(config.fake, progress)
+        return FakeInferenceBackend(config.fake, progress, config.device_index)
     if config.backend == "hordelib" and config.hordelib is not None:
         from horde_worker_regen.inference.hordelib_backend import HordelibBackend
 
@@ -86,10 +95,27 @@ def build_backend(config: InferenceChildConfig, progress: ProgressSink | None = 
     raise ValueError(f"inference backend {config.backend!r} is not available in this version")
 
 
+def pin_and_report(config: InferenceChildConfig) -> DeviceReport | None:
+    """Pin this process to its GPU (before any torch import) and describe that GPU; None on the CPU."""
+    if config.device_index is None:
+        return None
+    from horde_worker_regen.devices.pinning import pin_to_device, report_device, report_fake_device
+
+    pin_to_device(config.device_index)
+    if config.backend == "fake":
+        return report_fake_device(config.fake, config.device_index)
+    return report_device(config.device_index)
+
+
 def inference_main(connection: Connection, incarnation: int, config: InferenceChildConfig) -> None:
     """Process entry point (spawn target)."""
     prepare_child_process(config.logging)
     link = ChildLink(connection, incarnation)
+    try:
+        device = pin_and_report(config)
+    except Exception as error:
+        report_startup_failure(link, error)
+        return
 
     def report_progress(job_key: str, step: int, total: int) -> None:
         link.send(JobProgress(incarnation, job_key, step, total))
@@ -99,4 +125,4 @@ def inference_main(connection: Connection, incarnation: int, config: InferenceCh
     except Exception as error:
         report_startup_failure(link, error)
         return
-    serve(link, config.backend, core.handle)
+    serve(link, config.backend, core.handle, device)

@@ -140,12 +140,27 @@ ParentMessage = Ping | Shutdown | RunJob | CheckImages
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """The GPU an inference child is pinned to, as the child measured it when it came up (MB)."""
+
+    index: int
+    name: str
+    total_mb: int
+    free_mb: int
+
+    def describe(self) -> str:
+        """`GPU 1 (NVIDIA RTX 4090, 23000 of 24564 MB free)`."""
+        return f"GPU {self.index} ({self.name}, {self.free_mb} of {self.total_mb} MB free)"
+
+
+@dataclass(frozen=True, slots=True)
 class ChildReady:
-    """The child has loaded its backend and waits for work."""
+    """The child has loaded its backend and waits for work; `device` is None on the CPU."""
 
     incarnation: int
     pid: int
     backend: str
+    device: DeviceReport | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,7 +139,8 @@ class Supervisor:
             self.kill(handle)
             reason = "did not become ready in time" if isinstance(error, asyncio.TimeoutError) else str(error)
             raise ChildStartError(f"{handle.name}: {reason}") from None
-        logger.info(f"{handle.name} ready (pid {ready.pid}, backend {ready.backend})")
+        where = f", on {ready.device.describe()}" if ready.device is not None else ""
+        logger.info(f"{handle.name} ready (pid {ready.pid}, backend {ready.backend}{where})")
         return handle
 
     def send(self, handle: ChildHandle, message: ParentMessage) -> bool:

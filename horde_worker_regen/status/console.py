@@ -30,6 +30,14 @@ def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting:
     )
 
 
+def format_summary(snapshot: StatsSnapshot) -> str:
+    """The line printed when the worker exits: what this run did in total."""
+    return (
+        f"Summary: {snapshot.jobs} jobs, {snapshot.images} images, {snapshot.kudos_session:,.1f} kudos, "
+        f"{snapshot.faulted} faulted, {snapshot.dropped} dropped, up {format_duration(snapshot.uptime)}"
+    )
+
+
 async def report_status_forever(interval: float, line: Callable[[], str]) -> None:
     """Log `line()` every `interval` seconds until cancelled."""
     while True:

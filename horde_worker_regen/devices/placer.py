@@ -1,0 +1,75 @@
+"""The bridge from the running slots to the pure placement policy (`scheduling.memory.place_job`).
+
+It knows each slot's plan (device, model list, max pixels) by slot index, learns each GPU's memory
+from the `ChildReady` of its children, and measures the RAM left for CPU slots with psutil.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import psutil
+
+from horde_worker_regen.devices.model_sizes import ModelSizes
+from horde_worker_regen.devices.plan import SlotPlan
+from horde_worker_regen.processes.slots import Slot
+from horde_worker_regen.scheduling.memory import JobNeeds, Placement, SeatView, place_job
+
+MB = 1024 * 1024
+
+
+class DevicePlacer:
+    """Places queued jobs on slots by device memory and per-device limits."""
+
+    def __init__(self, plans: Sequence[SlotPlan], sizes: ModelSizes) -> None:
+        self._plans = list(plans)
+        self._sizes = sizes
+        self._gpu_capacity: dict[int | None, int] = {}
+
+    def device_of(self, slot_index: int) -> int | None:
+        """The GPU index of a slot (None: the CPU)."""
+        plan = self._plans[slot_index] if slot_index < len(self._plans) else None
+        return plan.device.index if plan is not None and plan.device is not None else None
+
+    def _seats(self, slots: Sequence[Slot]) -> list[SeatView]:
+        seats = []
+        for slot in slots:
+            plan = self._plans[slot.index] if slot.index < len(self._plans) else SlotPlan(None)
+            seats.append(SeatView(slot.index, self.device_of(slot.index), slot.idle, slot.model,
+                                  plan.allowed_models, plan.max_pixels))
+        return seats
+
+    def _learn(self, slots: Sequence[Slot]) -> None:
+        """A GPU's capacity: the most free memory any of its children reported when it came up."""
+        for slot in slots:
+            handle = slot.handle
+            if handle is None or not handle.ready.done() or handle.ready.cancelled() or handle.ready.exception():
+                continue
+            report = handle.ready.result().device
+            if report is not None and report.total_mb > 0:
+                known = self._gpu_capacity.get(report.index, 0)
+                self._gpu_capacity[report.index] = max(known, report.free_mb)
+            elif report is not None and report.index not in self._gpu_capacity:
+                # NVML could not tell the memory: trust the start-up discovery.
+                plan = self._plans[slot.index]
+                self._gpu_capacity[report.index] = plan.device.free_mb if plan.device is not None else 0
+
+    def _capacities(self, seats: Sequence[SeatView]) -> tuple[dict[int | None, int], dict[int | None, int]]:
+        """Each device's memory for models now, and the most it could ever offer (CPU: total RAM)."""
+        capacity: dict[int | None, int] = dict(self._gpu_capacity)
+        ceiling: dict[int | None, int] = dict(self._gpu_capacity)
+        if any(seat.device is None for seat in seats):
+            busy = sum(self._sizes.by_model.get(seat.model, self._sizes.default_mb)
+                       for seat in seats if seat.device is None and not seat.idle and seat.model)
+            memory = psutil.virtual_memory()
+            capacity[None] = memory.available // MB + busy
+            ceiling[None] = memory.total // MB
+        return capacity, ceiling
+
+    def place(self, model: str, pixels: int, slots: Sequence[Slot], queued_models: Sequence[str]) -> Placement:
+        """Where a job for `model` at `pixels` goes now (see `place_job`)."""
+        self._learn(slots)
+        seats = self._seats(slots)
+        capacity, ceiling = self._capacities(seats)
+        return place_job(JobNeeds(model, pixels), seats, capacity_mb=capacity, sizes=self._sizes.by_model,
+                         default_mb=self._sizes.default_mb, queued_models=queued_models, ceiling_mb=ceiling)

