@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
-from horde_worker_regen.localhorde.entities import User, WaitingPrompt
+from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, WaitingPrompt
 from horde_worker_regen.localhorde.requester import queue_request
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 from tests.worker_support import generations_of, run_burst, worker_folder
@@ -58,7 +58,9 @@ async def test_jobs_go_only_where_they_are_allowed_and_fit(tmp_path: Path) -> No
             fake_backend={"seconds_per_job": 0.3, "devices": DEVICES, "model_vram_mb": MODEL_MB},
         )
         worker = await run_burst(folder)
-        outcomes = {model: generations_of(horde, wp) for model, wp in requests}
+        outcomes: dict[str, list[ProcessingGeneration]] = {model: [] for model in REQUESTS}
+        for model, wp in requests:
+            outcomes[model] += generations_of(horde, wp)
     ready = [(int(m[1]), m[2], int(m[4])) for m in READY.finditer(worker.output)]
     assert sorted(ready) == [(0, "Sim Big", 16_000), (1, "Sim Small", 4_000), (2, "Sim Mid", 8_000),
                              (2, "Sim Mid", 8_000)]
@@ -71,7 +73,7 @@ async def test_jobs_go_only_where_they_are_allowed_and_fit(tmp_path: Path) -> No
         assert _peak_mb(runs, index) <= device["vram_mb"], f"GPU {index} held more than its memory"
     assert "out of memory" not in "".join(path.read_text() for path in (folder / "logs").glob("*.log"))
     for model, generations in outcomes.items():
-        assert generations, f"no {model} job was handed out"
+        assert len({pg.wp_id for pg in generations}) == REQUESTS[model], f"not every {model} request was served"
         if model == "stable_diffusion":
             assert all(pg.faulted for pg in generations)
         else:
