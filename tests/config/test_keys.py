@@ -83,6 +83,8 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "max_batch": 8,
     "max_power": 64,
     "safety_on_gpu": True,
+    "gpu_device_indices": [0, 2],
+    "gpu_device_overrides": {2: {"max_threads": 2, "max_power": 8, "models_to_load": ["Deliberate"]}},
     "require_upfront_kudos": True,
     "nsfw": False,
     "censor_nsfw": True,
@@ -141,7 +143,9 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "inference_backend": "fake",
     "safety_backend": "fake",
     "fake_backend": {"seconds_per_step": 0.01, "seconds_per_image": 0.5, "seconds_per_job": 0.2,
-                     "fail_marker": "FAILME", "crash_marker": "CRASHME", "download_models": True},
+                     "fail_marker": "FAILME", "crash_marker": "CRASHME", "download_models": True,
+                     "devices": [{"name": "Sim", "vram_mb": 4096}], "model_vram_mb": {"Deliberate": 3000},
+                     "default_model_vram_mb": 2000},
     "fake_safety": {"nsfw_marker": "NSFWME", "csam_marker": "CSAMME"},
     "dashboard_enabled": False,
     "dashboard_host": "::1",
@@ -157,6 +161,8 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, list):
         return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
     if hasattr(value, "model_dump"):
         return {key: _plain(item) for key, item in value.model_dump().items()}
     return value

