@@ -55,6 +55,7 @@ from horde_worker_regen.models.background import ModelDownloads, backend_needs_m
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
+from horde_worker_regen.models.progress import StepProgress
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
@@ -255,7 +256,8 @@ class Worker:
         logger.info(f"Starting the safety process ({self._data.safety_backend}) and "
                     f"{len(self._plans)} inference process(es) ({self._data.inference_backend})")
         try:
-            await pipeline.start_children()
+            progress = StepProgress("Starting processes", len(self._plans) + 1)
+            await pipeline.start_children(progress.advance)
         except ChildStartError as error:
             logger.error(f"Cannot start: a child process failed to start: {error}")
             self._exit_code = EXIT_FAILED

@@ -114,10 +114,14 @@ class Pipeline:
         # Told of every fault the pipeline recovers from by itself (exit_on_unhandled_faults).
         self.on_unhandled_fault: Callable[[str], None] = lambda reason: None
 
-    async def start_children(self) -> None:
-        """The safety child first (nothing may go out unchecked), then every inference slot."""
+    async def start_children(self, on_started: Callable[[str], None] | None = None) -> None:
+        """The safety child first (nothing may go out unchecked), then every inference slot.
+
+        `on_started(name)` is called as each child comes up (start-up progress)."""
         await self._safety.start()
-        await self.slots.start_all()
+        if on_started is not None:
+            on_started("safety")
+        await self.slots.start_all(on_started)
 
     # --- supervisor callbacks -------------------------------------------------------------------
 

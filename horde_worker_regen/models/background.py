@@ -14,6 +14,7 @@ from loguru import logger
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.models.civitai import token_hosts
 from horde_worker_regen.models.downloads import Downloader
+from horde_worker_regen.models.progress import StepProgress
 from horde_worker_regen.models.store import ModelPlan, ModelStore, ensure_all, plans_for
 
 
@@ -62,10 +63,11 @@ class ModelDownloads:
         """Fetch every pending model; `on_change(ready)` after each one lands. Returns the failures."""
         if self._pending:
             logger.info(f"{len(self._pending)} model(s) to verify or download: {', '.join(self.pending)}")
+        progress = StepProgress("Models on disk", len(self._pending))
 
         def landed(name: str) -> None:
             self._ready.add(name)
-            logger.info(f"Model '{name}' is on disk and verified; offering it")
+            progress.advance(f"Model '{name}' is on disk and verified; offering it")
             on_change(self.ready)
 
         self.failures = await ensure_all(self.store, self._pending, landed)

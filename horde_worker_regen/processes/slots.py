@@ -57,10 +57,18 @@ class SlotPool:
         self.slots = [Slot(index, spec) for index, spec in enumerate(specs)]
         self._replacing: set[asyncio.Task[None]] = set()
 
-    async def start_all(self) -> None:
-        """Start every slot's child in parallel; ChildStartError if any fails (the others are stopped)."""
-        results = await asyncio.gather(*(self._supervisor.start(slot.spec) for slot in self.slots),
-                                       return_exceptions=True)
+    async def start_all(self, on_started: Callable[[str], None] | None = None) -> None:
+        """Start every slot's child in parallel; ChildStartError if any fails (the others are stopped).
+
+        `on_started(name)` is called as each child becomes ready."""
+
+        async def start(spec: ChildSpec) -> ChildHandle:
+            handle = await self._supervisor.start(spec)
+            if on_started is not None:
+                on_started(spec.name)
+            return handle
+
+        results = await asyncio.gather(*(start(slot.spec) for slot in self.slots), return_exceptions=True)
         for slot, result in zip(self.slots, results, strict=True):
             if isinstance(result, ChildHandle):
                 slot.handle = result
