@@ -41,6 +41,8 @@ class DevicePlacer:
 
     def _learn(self, slots: Sequence[Slot]) -> None:
         """A GPU's capacity: the most free memory any of its children reported when it came up."""
+        if not any(plan.device is not None for plan in self._plans):
+            return  # CPU slots only: their capacity is measured with psutil at each placement
         for slot in slots:
             handle = slot.handle
             if handle is None or not handle.ready.done() or handle.ready.cancelled() or handle.ready.exception():
