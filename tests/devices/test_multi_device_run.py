@@ -80,3 +80,14 @@ async def test_jobs_go_only_where_they_are_allowed_and_fit(tmp_path: Path) -> No
             assert all(pg.is_completed and not pg.faulted for pg in generations), model
     assert "can never run on this worker: 'stable_diffusion' needs about 40000 MB and the largest device that " \
            "may run it has 16000 MB" in worker.output
+
+
+async def test_a_gpu_index_the_machine_lacks_stops_the_start_with_its_name(tmp_path: Path) -> None:
+    async with serve_local_horde(LocalHordeConfig(sweep_interval=0)) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        folder = worker_folder(tmp_path, horde, owner, gpu_device_indices=[0, 5],
+                               fake_backend={"seconds_per_job": 0.0, "devices": DEVICES[:2]})
+        worker = await run_burst(folder, expected_status=1)
+    assert "gpu_device_indices: there is no GPU 5; found: GPU 0 (Sim Big, 16000 MB), GPU 1 (Sim Small, 4000 MB)" \
+        in worker.output
+    assert " ready (pid " not in worker.output  # it stopped before starting any process
