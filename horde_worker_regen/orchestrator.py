@@ -60,7 +60,6 @@ from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
 from horde_worker_regen.processes.supervisor import ChildSpec, ChildStartError, Supervisor
-from horde_worker_regen.scheduling.residency import offer_order
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
 
 EXIT_OK = 0
@@ -284,7 +283,7 @@ class Worker:
         settings = PopperSettings(len(self._plans), self._data.queue_size, burst=self._options.burst,
                                   backoff_cap=self._data.horde_backoff_cap)
         self.popper = popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,
-                        offer=lambda models: offer_order(models, pipeline.slots.views()),
+                        offer=pipeline.offer,
                         idle=IdleWatch(self._data.minutes_allowed_without_jobs, self._data.max_power))
         logger.info(f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({agent})"
                     + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else ""))

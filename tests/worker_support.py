@@ -101,6 +101,12 @@ class WorkerProcess:
         self._new_line.set()
 
     @property
+    def pid(self) -> int:
+        """The worker's main process id."""
+        assert self._process is not None
+        return self._process.pid
+
+    @property
     def output(self) -> str:
         """Everything printed so far."""
         return "\n".join(self.lines)
@@ -135,12 +141,6 @@ class WorkerProcess:
                 await self._new_line.wait()
 
         await asyncio.wait_for(scan(), timeout)
-
-    @property
-    def pid(self) -> int:
-        """The worker's main process id."""
-        assert self._process is not None
-        return self._process.pid
 
     def send_signal(self, signum: signal.Signals) -> None:
         """Send a signal to the worker's main process."""

@@ -97,6 +97,32 @@ class FakeBackendSettings(BaseModel):
     default_model_vram_mb: int = Field(
         default=0, ge=0, le=1_048_576, description="Memory in MB of a model not listed in model_vram_mb.",
     )
+    hang_marker: str = Field(
+        default="<fake:hang>", min_length=1,
+        description="A prompt containing this hangs its job mid-sampling, forever, as a wedged GPU would.",
+    )
+    hang_once_marker: str = Field(
+        default="<fake:hang-once>", min_length=1,
+        description="Like hang_marker, but only on the job's first run: its retry on a fresh process succeeds.",
+    )
+    slow_marker: str = Field(
+        default="<fake:slow>", min_length=1,
+        description="A prompt containing this makes its model load and its post-processing take slow_seconds.",
+    )
+    slow_seconds: float = Field(default=60.0, ge=0, le=3600, description="How long slow_marker stages take.")
+    seconds_per_load: float = Field(
+        default=0.0, ge=0, le=600, description="Time to load a model the process does not hold yet."
+    )
+    poison_models: list[str] = Field(
+        default_factory=list, description="Models whose load kills the inference process, as a corrupt file might."
+    )
+    fail_start_from_incarnation: int | None = Field(
+        default=None, ge=1,
+        description="Every process started from this one on (the worker numbers them from 1) fails at start-up.",
+    )
+    memory_growth_mib_per_job: int = Field(
+        default=0, ge=0, le=4096, description="MiB the process allocates and keeps after each job (a leak)."
+    )
 
 
 class FakeSafetySettings(BaseModel):
@@ -268,7 +294,25 @@ class BridgeData(BaseModel):
     preload_timeout: Seconds = Field(default=80, description="Longest model load.")
     download_timeout: Seconds = Field(default=121, description="Longest LoRA/TI download.")
     post_process_timeout: Seconds = Field(default=60, description="Longest post-processing.")
-    inference_step_timeout: Seconds = Field(default=15, description="Longest single step.")
+    inference_step_timeout: Seconds = Field(
+        default=15, description="Longest single step of a 512x512 image; scaled by the job's pixels x batch."
+    )
+    job_retries: int = Field(
+        default=1, ge=0, le=3,
+        description="Times a job whose inference process was lost or killed is retried on a fresh process.",
+    )
+    quarantine_model_after_strikes: int = Field(
+        default=2, ge=1, le=10,
+        description="Jobs of a model that each killed every process they ran on, with no success in between, "
+        "before the model is quarantined (no longer offered).",
+    )
+    recycle_process_after_jobs: int = Field(
+        default=0, ge=0, le=100_000, description="Restart an inference process after this many jobs (0: never)."
+    )
+    recycle_process_above_rss_mib: int = Field(
+        default=0, ge=0, le=1_048_576,
+        description="Restart an inference process, between jobs, whose resident memory exceeds this (0: never).",
+    )
 
     # --- Console behaviour ----------------------------------------------------------------
     minutes_allowed_without_jobs: int = Field(

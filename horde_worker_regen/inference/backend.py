@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
+from horde_worker_regen.processes.messages import GenerationSpec, JobInputs, Stage
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Generation:
 
 # (job_key, step, total_steps): called by a backend as sampling steps finish.
 ProgressSink = Callable[[str, int, int], None]
+# (job_key, stage): called by a backend as a job enters each stage, so the parent can time the stage.
+StageSink = Callable[[str, Stage], None]
 
 
 class InferenceError(RuntimeError):
@@ -46,4 +48,8 @@ class InferenceBackend(Protocol):
 
     def generate(self, spec: GenerationSpec, inputs: JobInputs) -> list[bytes] | Generation:
         """Images `0..n_iter-1` in batch order (with any gen_metadata); raises InferenceError."""
+        ...
+
+    def preload(self, model: str) -> None:
+        """Load `model` ahead of its next job (a backend that loads on demand may do nothing)."""
         ...

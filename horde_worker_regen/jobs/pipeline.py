@@ -9,6 +9,7 @@ with the job that just left it, so the hand-off gap is one message round-trip.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -38,14 +39,21 @@ from horde_worker_regen.processes.messages import (
     JobFailed,
     JobInputs,
     JobProgress,
+    JobStage,
+    ModelPreloaded,
     RunJob,
     SafetyChecked,
+    Stage,
 )
+from horde_worker_regen.processes.recycling import RecyclePolicy
 from horde_worker_regen.processes.safety_link import SafetyLink
 from horde_worker_regen.processes.slots import Slot, SlotPool
+from horde_worker_regen.processes.stage_watch import StageLimits
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
 from horde_worker_regen.safety.policy import censor_policy
 from horde_worker_regen.scheduling.policy import QueuedJob, StartDecision, next_job, start_decision
+from horde_worker_regen.scheduling.quarantine import ModelQuarantine
+from horde_worker_regen.scheduling.residency import offer_order
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,11 @@ class Pipeline:
         self.recent_faults: deque[RecentFault] = deque(maxlen=RECENT_FAULTS_KEPT)
         # Told of every fault the pipeline recovers from by itself (exit_on_unhandled_faults).
         self.on_unhandled_fault: Callable[[str], None] = lambda reason: None
+        self._on_fatal = on_fatal
+        self._limits = StageLimits.from_bridge_data(data)
+        self._recycling = RecyclePolicy.from_bridge_data(data)
+        self.quarantine = ModelQuarantine(data.quarantine_model_after_strikes)
+        self._losses: dict[str, int] = {}  # job key -> inference processes lost while running it
 
     async def start_children(self, on_started: Callable[[str], None] | None = None) -> None:
         """The safety child first (nothing may go out unchecked), then every inference slot.
@@ -129,11 +142,18 @@ class Pipeline:
         """Route a message from any child (called by the supervisor on the event loop)."""
         if isinstance(message, JobDone | JobFailed):
             self._on_inference_result(handle, message)
+        elif isinstance(message, JobStage):
+            logger.debug(f"Job {message.job_key}: {message.stage} on {handle.name}")
+            self._on_stage(handle, message.job_key, message.stage)
         elif isinstance(message, JobProgress):
             logger.trace(f"Job {message.job_key}: step {message.step}/{message.total_steps}")
             slot = self.slots.slot_of(handle)
             if slot is not None and slot.job_key == message.job_key:
                 slot.step, slot.total_steps = message.step, message.total_steps
+            # Each step re-arms the step limit.
+            self._on_stage(handle, message.job_key, "sampling", last_step=message.step >= message.total_steps)
+        elif isinstance(message, ModelPreloaded):
+            self._on_preloaded(handle, message)
         elif isinstance(message, SafetyChecked):
             self._on_safety_checked(message)
         elif isinstance(message, ChildFailed):
@@ -146,18 +166,23 @@ class Pipeline:
             self._safety.lost(reason, restart=self._restart_children)
             return
         slot = self.slots.slot_of(handle)
-        if slot is None:
-            return
+        if slot is not None:
+            self._child_gone(slot, handle, f"the inference process was lost ({reason})")
+
+    def _child_gone(self, slot: Slot, handle: ChildHandle, reason: str) -> None:
+        """A slot's child is dead or being killed: retry or fault the job it held, replace the child."""
         key = slot.release()
         record = self.registry.get(key) if key else None
-        if record is not None and record.state is JobState.RUNNING:
-            self.fault(record, f"the inference process was lost ({reason})")
         if self._restart_children:
             self.slots.replace(slot, self.dispatch, self._slot_gave_up)
+        if record is not None and record.state is JobState.RUNNING:
+            self._retry_or_fault(record, reason)
 
     def _slot_gave_up(self, reason: str) -> None:
-        logger.error(f"{reason}; it stays out of service")
+        logger.error(reason)
         self.on_unhandled_fault(reason)
+        if self.slots.all_out_of_service():
+            self._on_fatal("every inference slot is out of service (their processes keep failing to start)")
         self.dispatch()  # with no slot left at all, this faults what is queued
 
     def safety_abandoned(self, job_key: str, reason: str) -> None:
@@ -225,6 +250,9 @@ class Pipeline:
             pending.remove(chosen)
             record = self.registry.get(chosen.key)
             assert record is not None
+            if record.spec.model in self.quarantine.quarantined:
+                self.fault(record, f"its model '{record.spec.model}' is quarantined")
+                continue
             decision = start_decision(self._clock(), record.deadline, self._stats.expected_job_seconds)
             if decision is StartDecision.DROP:
                 self.drop(record, "its deadline passed before a slot was free")
@@ -239,15 +267,15 @@ class Pipeline:
                 self.fault(record, f"it can never run on this worker: {placement.never}")
                 return True
             if placement.slot is not None:
-                self._run_on(self.slots.slots[placement.slot], record)
-                return True
+                # False when that slot's child just died: the job waits for the loss to be handled.
+                return self._run_on(self.slots.slots[placement.slot], record)
         return False
 
-    def _run_on(self, slot: Slot, record: JobRecord) -> None:
+    def _run_on(self, slot: Slot, record: JobRecord) -> bool:
         handle = slot.handle
         assert handle is not None
         if not self._supervisor.send(handle, RunJob(handle.incarnation, record.spec, record.inputs)):
-            return  # the child is gone; its loss is being handled and the job stays queued
+            return False  # the child is gone; its loss is being handled and the job stays queued
         slot.job_key, slot.model = record.key, record.spec.model
         record.slot, record.slot_incarnation = slot.index, handle.incarnation
         self.registry.move(record, JobState.RUNNING)
@@ -256,6 +284,8 @@ class Pipeline:
         logger.debug(f"Job {record.key} started on slot {slot.index}{where}")
         delay = max(0.0, record.deadline - self._clock())
         slot.watchdog = asyncio.get_running_loop().call_later(delay, self._overdue, slot, record.key)
+        self._on_stage(handle, record.key, "loading_model")  # the child's first stage, until it says otherwise
+        return True
 
     def _overdue(self, slot: Slot, key: str) -> None:
         """Watchdog: a job still running at its deadline; the child is stuck or far too slow."""
@@ -270,6 +300,112 @@ class Pipeline:
         if self._restart_children:
             self.slots.replace(slot, self.dispatch, self._slot_gave_up)
 
+    # --- stage watchdog, retries, quarantine, recycling -----------------------------------------
+
+    def _on_stage(self, handle: ChildHandle, key: str, stage: Stage, *, last_step: bool = False) -> None:
+        """Arm the limit of the stage a running job is in (a timer: it fires even if the child goes quiet).
+
+        After the last step of a sampling pass comes work with no step reports (VAE decoding, the
+        upscale before a hires_fix second pass): that gap gets the post-processing limit if longer.
+        """
+        slot = self.slots.slot_of(handle)
+        record = self.registry.get(key)
+        if slot is None or slot.job_key != key or record is None:
+            return
+        limit = self._limits.limit(stage, record.spec)
+        what = {"loading_model": "loading its model", "sampling": "on one sampling step"}.get(stage, stage)
+        if last_step:
+            limit = max(limit, self._limits.limit("post_processing", record.spec))
+            what = "after its last sampling step (decoding)"
+        slot.arm_stage_timer(limit, lambda: self._stage_overdue(slot, handle, key, what, limit))
+
+    def _stage_overdue(self, slot: Slot, handle: ChildHandle, key: str, what: str, limit: float) -> None:
+        if slot.handle is not handle or slot.job_key != key:
+            return
+        reason = f"{handle.name} spent more than {limit:.0f}s {what} and was killed"
+        logger.warning(f"Job {key}: {reason}")
+        self.on_unhandled_fault(reason)
+        self._supervisor.kill(handle)
+        self._child_gone(slot, handle, reason)
+
+    def _retry_or_fault(self, record: JobRecord, reason: str) -> None:
+        """Retry a job whose process was lost on a fresh one, if retries and its deadline allow; else fault it."""
+        losses = self._losses[record.key] = self._losses.get(record.key, 0) + 1
+        retries = self._data.job_retries
+        if losses <= retries:
+            decision = start_decision(self._clock(), record.deadline, self._stats.expected_job_seconds)
+            if decision is StartDecision.RUN:
+                logger.warning(f"Job {record.key}: {reason}; retrying it on a fresh process "
+                               f"(retry {losses} of {retries})")
+                record.spec = dataclasses.replace(record.spec, attempt=losses)
+                self.registry.move(record, JobState.QUEUED)
+                self.dispatch()
+                return
+            reason += "; too little time is left before its deadline to retry it"
+        elif retries:
+            reason += f"; it was lost with every process it ran on ({losses})"
+            self._strike(record.spec.model)
+        self.fault(record, reason)
+
+    def _strike(self, model: str) -> None:
+        """A job of `model` killed every process it ran on: count a strike, quarantine at the limit."""
+        if not self.quarantine.strike(model):
+            if model not in self.quarantine.quarantined:
+                logger.warning(f"Model '{model}': strike {self.quarantine.strikes_of(model)} of "
+                               f"{self._data.quarantine_model_after_strikes} toward quarantine")
+            return
+        strikes = self._data.quarantine_model_after_strikes
+        logger.error(f"Model '{model}' quarantined: {strikes} of its jobs in a row "
+                     f"killed every inference process they ran on. It is no longer offered to the horde. Check its "
+                     f"file (delete it to download it again) or remove it from models_to_load, then restart.")
+        for record in self.registry.in_state(JobState.QUEUED):
+            if record.spec.model == model:
+                self.fault(record, f"its model '{model}' is quarantined")
+
+    def offer(self, models: list[str]) -> list[str]:
+        """The models to offer the horde: not quarantined, those that start soonest first."""
+        allowed = self.quarantine.allowed(models)
+        if models and not allowed:
+            self._on_fatal("every model this worker serves is quarantined")
+        return offer_order(allowed, self.slots.views())
+
+    def _recycle_if_due(self, slot: Slot) -> bool:
+        """Recycle a slot between jobs when its child has run enough jobs or grown too big."""
+        handle = slot.handle
+        if handle is None or not self._restart_children:
+            return False
+        reason = self._recycling.reason(slot.jobs_run, handle.process.pid)
+        if reason is None:
+            return False
+        self.slots.recycle(slot, reason, lambda: self._recycled(slot), self._slot_gave_up)
+        return True
+
+    def _recycled(self, slot: Slot) -> None:
+        """A recycled slot's new child is up: time its preload like any model load."""
+        handle = slot.handle
+        if handle is not None and slot.preloading:
+            slot.arm_stage_timer(self._limits.load, lambda: self._preload_overdue(slot, handle))
+        self.dispatch()
+
+    def _preload_overdue(self, slot: Slot, handle: ChildHandle) -> None:
+        if slot.handle is not handle or not slot.preloading:
+            return
+        logger.warning(f"{handle.name} did not preload {slot.model} within {self._limits.load:.0f}s; replacing it")
+        self._supervisor.kill(handle)
+        self._child_gone(slot, handle, "its preload took too long")
+
+    def _on_preloaded(self, handle: ChildHandle, message: ModelPreloaded) -> None:
+        slot = self.slots.slot_of(handle)
+        if slot is None or not slot.preloading:
+            return
+        slot.preloading = False
+        slot.release()  # holds no job: this only cancels the preload's timer
+        if message.reason:
+            slot.model = None
+        else:
+            logger.debug(f"Slot {slot.index}: {message.model} preloaded by {handle.name}")
+        self.dispatch()
+
     def _on_inference_result(self, handle: ChildHandle, message: JobDone | JobFailed) -> None:
         slot = self.slots.slot_of(handle)
         if slot is None or slot.job_key != message.job_key:
@@ -278,6 +414,10 @@ class Pipeline:
         slot.release()
         if isinstance(message, JobFailed):
             slot.model = None  # the model may not have loaded; do not count on it being resident
+        else:
+            slot.jobs_run += 1
+            self.quarantine.succeeded(slot.model or "")
+        self._recycle_if_due(slot)
         self.dispatch()  # hand the slot its next job first: the GPU must not wait on bookkeeping
         record = self.registry.get(message.job_key)
         if record is None or record.state is not JobState.RUNNING:
@@ -355,6 +495,7 @@ class Pipeline:
         self._finish(record, record.final_state())
 
     def _finish(self, record: JobRecord, state: JobState) -> None:
+        self._losses.pop(record.key, None)
         record.images, record.verdicts, record.inputs = (), (), JobInputs()
         self.registry.move(record, state)
         self._stats.job_ended(record)

@@ -49,7 +49,8 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.POPPED: frozenset({JobState.INPUTS_FETCHED, JobState.UPLOADING, JobState.DROPPED}),
     JobState.INPUTS_FETCHED: frozenset({JobState.QUEUED, JobState.UPLOADING, JobState.DROPPED}),
     JobState.QUEUED: frozenset({JobState.RUNNING, JobState.UPLOADING, JobState.DROPPED}),
-    JobState.RUNNING: frozenset({JobState.SAFETY, JobState.UPLOADING, JobState.DROPPED}),
+    # Back to QUEUED: its inference process was lost and it is retried on a fresh one.
+    JobState.RUNNING: frozenset({JobState.QUEUED, JobState.SAFETY, JobState.UPLOADING, JobState.DROPPED}),
     JobState.SAFETY: frozenset({JobState.UPLOADING, JobState.DROPPED}),
     JobState.UPLOADING: frozenset({JobState.SUBMITTED, JobState.FAULTED, JobState.DROPPED}),
     JobState.SUBMITTED: frozenset(),

@@ -27,11 +27,12 @@ from horde_worker_regen.processes.messages import (
     DeviceReport,
     Ping,
     Pong,
+    Preload,
     RunJob,
     Shutdown,
 )
 
-Work = RunJob | CheckImages
+Work = RunJob | CheckImages | Preload
 WorkHandler = Callable[[Work], ChildMessage]
 
 
@@ -91,7 +92,7 @@ class ChildLink:
             elif isinstance(message, Shutdown):
                 self._work.put(None)
                 return
-            elif isinstance(message, RunJob | CheckImages):
+            elif isinstance(message, RunJob | CheckImages | Preload):
                 self._work.put(message)
             else:
                 logger.warning(f"Unexpected message {type(message).__name__} ignored")

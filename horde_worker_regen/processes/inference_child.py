@@ -14,7 +14,13 @@ from multiprocessing.connection import Connection
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import FakeBackendSettings
-from horde_worker_regen.inference.backend import Generation, InferenceBackend, InferenceError, ProgressSink
+from horde_worker_regen.inference.backend import (
+    Generation,
+    InferenceBackend,
+    InferenceError,
+    ProgressSink,
+    StageSink,
+)
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 from horde_worker_regen.processes.child_runtime import (
     ChildLink,
@@ -31,7 +37,11 @@ from horde_worker_regen.processes.messages import (
     JobDone,
     JobFailed,
     JobProgress,
+    JobStage,
+    ModelPreloaded,
+    Preload,
     RunJob,
+    Stage,
 )
 
 
@@ -75,23 +85,36 @@ class InferenceCore:
         logger.debug(f"Job {spec.job_key}: {spec.n_iter} image(s) in {finished - started:.3f}s")
         return JobDone(self.incarnation, spec.job_key, tuple(images), started, finished, metadata)
 
+    def preload(self, work: Preload) -> ModelPreloaded:
+        """Load a model with no job; a failure is reported, the child stays usable."""
+        try:
+            self.backend.preload(work.model)
+        except Exception as error:  # the next job loads it again, and faults if it cannot
+            logger.warning(f"Preloading {work.model} failed: {error}")
+            return ModelPreloaded(self.incarnation, work.model, f"{type(error).__name__}: {error}")
+        logger.debug(f"Preloaded {work.model}")
+        return ModelPreloaded(self.incarnation, work.model)
+
     def handle(self, work: Work) -> ChildMessage:
         """Answer one work message."""
         if isinstance(work, RunJob):
             return self.run(work)
+        if isinstance(work, Preload):
+            return self.preload(work)
         return ChildFailed(self.incarnation, f"an inference child cannot handle {type(work).__name__}")
 
 
-def build_backend(config: InferenceChildConfig, progress: ProgressSink | None = None) -> InferenceBackend:
+def build_backend(config: InferenceChildConfig, progress: ProgressSink | None = None,
+                  stage: StageSink | None = None, incarnation: int = 0) -> InferenceBackend:
     """The configured backend; hordelib is imported here, in the child, never in the main process."""
     if config.backend == "fake":
         from horde_worker_regen.inference.fake import FakeInferenceBackend
 
-        return FakeInferenceBackend(config.fake, progress, config.device_index)
+        return FakeInferenceBackend(config.fake, progress, config.device_index, stage, incarnation)
     if config.backend == "hordelib" and config.hordelib is not None:
         from horde_worker_regen.inference.hordelib_backend import HordelibBackend
 
-        return HordelibBackend(config.hordelib, progress)
+        return HordelibBackend(config.hordelib, progress, stage)
     raise ValueError(f"inference backend {config.backend!r} is not available in this version")
 
 
@@ -120,8 +143,11 @@ def inference_main(connection: Connection, incarnation: int, config: InferenceCh
     def report_progress(job_key: str, step: int, total: int) -> None:
         link.send(JobProgress(incarnation, job_key, step, total))
 
+    def report_stage(job_key: str, stage: Stage) -> None:
+        link.send(JobStage(incarnation, job_key, stage))
+
     try:
-        core = InferenceCore(build_backend(config, report_progress), incarnation)
+        core = InferenceCore(build_backend(config, report_progress, report_stage, incarnation), incarnation)
     except Exception as error:
         report_startup_failure(link, error)
         return

@@ -5,9 +5,9 @@ WebP bytes encoded in the child, never as base64 text. Every message carries the
 the child it is for or from: the supervisor numbers each child process it starts, and a message
 whose incarnation is not the slot's current one (a reply from a child already replaced) is dropped.
 
-Parent → child: `Ping`, `Shutdown`, `RunJob` (inference), `CheckImages` (safety).
-Child → parent: `ChildReady`, `Pong`, `ChildFailed`, `JobProgress`, `JobDone`, `JobFailed`
-(inference), `SafetyChecked` (safety).
+Parent → child: `Ping`, `Shutdown`, `RunJob` and `Preload` (inference), `CheckImages` (safety).
+Child → parent: `ChildReady`, `Pong`, `ChildFailed`, `JobStage`, `JobProgress`, `JobDone`, `JobFailed`,
+`ModelPreloaded` (inference), `SafetyChecked` (safety).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Censorship = Literal["nsfw", "csam"]
+# The stages of one job in an inference child, in order; the parent limits how long each may take.
+Stage = Literal["loading_model", "sampling", "post_processing", "encoding"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,8 @@ class GenerationSpec:
     # The CivitAI trigger words (`trainedWords`) of each fetched LoRA, keyed like `lora_files`: what a
     # LoRA entry's `inject_trigger` chooses from. A LoRA without any has no entry.
     lora_triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # 0 on the job's first run; n on its n-th retry on a fresh process after the one running it was lost.
+    attempt: int = 0
 
     def seed_of(self, index: int) -> int:
         """The seed submitted for image `index` of the batch: the batch's, as rendered (see above)."""
@@ -133,7 +137,15 @@ class CheckImages:
     policy: CensorPolicy
 
 
-ParentMessage = Ping | Shutdown | RunJob | CheckImages
+@dataclass(frozen=True, slots=True)
+class Preload:
+    """Load `model` now, with no job (a recycled child gets back the model its predecessor held)."""
+
+    incarnation: int
+    model: str
+
+
+ParentMessage = Ping | Shutdown | RunJob | CheckImages | Preload
 
 
 # --- Child → parent ------------------------------------------------------------------------
@@ -190,6 +202,24 @@ class JobProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class JobStage:
+    """The running job entered `stage` (the parent's stage watchdog times each stage)."""
+
+    incarnation: int
+    job_key: str
+    stage: Stage
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPreloaded:
+    """Answer to `Preload`: the model is loaded (`reason` is empty), or why it is not."""
+
+    incarnation: int
+    model: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class JobDone:
     """Every image of the job, WebP-encoded, in batch order; times are `time.monotonic()` in the child.
 
@@ -225,4 +255,6 @@ class SafetyChecked:
     verdicts: tuple[ImageVerdict, ...]
 
 
-ChildMessage = ChildReady | ChildFailed | Pong | JobProgress | JobDone | JobFailed | SafetyChecked
+ChildMessage = (
+    ChildReady | ChildFailed | Pong | JobStage | JobProgress | JobDone | JobFailed | ModelPreloaded | SafetyChecked
+)

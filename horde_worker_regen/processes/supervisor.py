@@ -97,7 +97,8 @@ class Supervisor:
         self._on_message: Callable[[ChildHandle, ChildMessage], None] = lambda handle, message: None
         self._on_lost: Callable[[ChildHandle, str], None] = lambda handle, reason: None
         self._liveness_timeout = liveness_timeout
-        self._ping_interval = ping_interval
+        # Several pings per liveness period, so a short timeout is not missed by a whole ping interval.
+        self._ping_interval = min(ping_interval, liveness_timeout / 3)
         self._clock = clock
         self._context = multiprocessing.get_context("spawn")
         self._incarnations = itertools.count(1)
@@ -220,8 +221,11 @@ class Supervisor:
         try:
             await asyncio.wait_for(handle.exited.wait(), KILL_GRACE_S)
         except asyncio.TimeoutError:
-            logger.warning(f"{handle.name} ignored SIGTERM; killing it")
+            logger.warning(f"{handle.name} ignored SIGTERM (or is stopped); killing it")
             handle.process.kill()
+            # Wait for its exit to be reaped, so that shutdown does not end while that is under way.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(handle.exited.wait(), KILL_GRACE_S)
 
     async def stop(self, handle: ChildHandle, timeout: float = STOP_TIMEOUT_S) -> None:
         """Ask a child to finish and exit; kill it if it has not exited within `timeout`."""
@@ -253,7 +257,7 @@ class Supervisor:
         """Stop every child at once (in parallel) and the heartbeat."""
         self._stop_heartbeat()
         await asyncio.gather(*(self.stop(handle, timeout) for handle in list(self._children)))
-        await asyncio.gather(*self._reaping)
+        await self._reaped()
 
     async def kill_all(self) -> None:
         """Terminate every child now and wait until they have exited."""
@@ -262,7 +266,12 @@ class Supervisor:
         for handle in handles:
             self.kill(handle)
         await asyncio.gather(*(self._wait_exit(handle) for handle in handles))
-        await asyncio.gather(*self._reaping)
+        await self._reaped()
+
+    async def _reaped(self) -> None:
+        """Wait for every reaping task, including those started while waiting (a kill's exit)."""
+        while self._reaping:
+            await asyncio.gather(*list(self._reaping))
 
     def start_heartbeat(self) -> None:
         """Ping every child regularly and treat one silent past its liveness deadline as lost."""

@@ -57,6 +57,11 @@ def test_unrelated_key_points_at_the_template(tmp_path: Path) -> None:
         ("max_lora_cache_size: 5", "allowed: a whole number from 10 to 2048"),
         ("horde_url: aihorde.net", "must start with http:// or https://"),
         ("priority_usernames: [db0]", "alias#id"),
+        ("job_retries: 5", "job_retries: 5 is not valid (Input should be less than or equal to 3)"),
+        ("quarantine_model_after_strikes: 0", "allowed: a whole number from 1 to 10"),
+        ("recycle_process_after_jobs: -1", "recycle_process_after_jobs: -1 is not valid"),
+        ("recycle_process_above_rss_mib: lots", "recycle_process_above_rss_mib: 'lots' is not valid"),
+        ("fake_backend: {memory_growth_mib_per_job: 5000}", "memory_growth_mib_per_job: 5000 is not valid"),
     ],
 )
 def test_invalid_value_names_key_value_and_range(tmp_path: Path, line: str, expected: str) -> None:

