@@ -134,7 +134,7 @@ class FakeInferenceBackend:
                 time.sleep(settings.slow_seconds)
         self._stage(spec.job_key, "encoding")
         images = [
-            encode_webp(pattern_image(spec.width, spec.height, spec.seed_of(index), spec.prompt))
+            encode_webp(pattern_image(spec.width, spec.height, spec.seed + index, spec.prompt))
             for index in range(spec.n_iter)
         ]
         if self._device is not None:
