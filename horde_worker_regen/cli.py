@@ -45,7 +45,7 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from horde_worker_regen.commands import check_config, demo, download_models, run
+    from horde_worker_regen.commands import benchmark, check_config, demo, download_models, run
     from horde_worker_regen.localhorde import command as local_horde
 
     parser = argparse.ArgumentParser(
@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(demo_parser)
     _add_verbosity(demo_parser)
     demo_parser.set_defaults(handler=demo.demo_command)
+    benchmark_parser = commands.add_parser(
+        "benchmark", help="measure this machine against a local horde and recommend max_power, max_batch, max_threads")
+    benchmark.add_arguments(benchmark_parser)
+    _add_verbosity(benchmark_parser)
+    benchmark_parser.set_defaults(handler=benchmark.benchmark_command)
     local_parser = commands.add_parser("local-horde", help="serve a local AI Horde for tests and trial runs")
     local_horde.add_arguments(local_parser)
     _add_verbosity(local_parser)
