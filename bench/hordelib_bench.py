@@ -1,16 +1,35 @@
-"""Real-hordelib throughput on the CPU, and the worker's overhead over bare `HordeLib.basic_inference`.
+"""The worker's overhead over bare `HordeLib.basic_inference`, measured interleaved; and n_iter 1 vs 4.
 
-    .venv/bin/python -m bench.hordelib_bench [--jobs 20] [--size 64] [--steps 2] [--write]
+    .venv/bin/python -m bench.hordelib_bench [--rounds 8] [--jobs 10] [--size 64] [--steps 1] [--write]
 
-Uses the random-weight SD 1.5-shaped test checkpoint (`models.test_checkpoint`). Three figures:
+Uses the random-weight SD 1.5-shaped test checkpoint (`models.test_checkpoint`, TAESD as the VAE).
+Two processes are started once and kept for the whole run, so both are warm and both pay the same
+machine load:
 
-1. bare `HordeLib.basic_inference` (a subprocess of this script running only that loop), seconds per
-   job for n_iter 1 and n_iter 4, after one warm-up job each;
-2. the worker: the real CLI (`run --burst`, one slot, queue_size 1, fake safety) against the local
-   horde with `--jobs` identical n_iter-1 requests queued; its slot time per job is
-   (end of the last job - start of the first) / jobs in the inference child's own clock, so it
-   includes the WebP encoding, progress messages and every hand-off between jobs;
-3. overhead = worker slot time per job / bare time per job - 1 (target: <= 5 % at 0.4 s/job).
+- the *bare loop*: a subprocess that initialises hordelib exactly as the worker's inference child does
+  (`HordelibBackend`, i.e. the same environment, `hordelib.initialise` arguments and model managers)
+  and then calls `HordeLib.basic_inference` on request, `--jobs` payloads in a row;
+- the *worker*: the real CLI (`run`, hordelib backend, `max_threads` 1, `queue_size` 1, fake safety)
+  against the embedded local horde in this process; it idles polling the empty horde between blocks.
+
+Each round runs one block of `--jobs` identical jobs on each side, one after the other (the side that
+goes first alternates from round to round), while the other side sits idle. Round 0 is a warm-up
+and is not counted.
+
+What is compared, per round:
+
+- bare time per job = (end of the last basic_inference - start of the first) / jobs, by the bare
+  process's own clock; nothing but the hordelib call is inside;
+- worker time per job = (the horde's stamp of the last image submit - its stamp of the first job
+  pop) / jobs. That window holds everything the worker adds for a job: pop answer parsing, the
+  hand-off to the inference child, the payload conversion, basic_inference itself, WebP encoding, the
+  safety check, the result message, the upload/submit, and the next pop (overlapped with inference
+  while `queue_size` allows). It leaves out the worker's start-up and the wait for its first pop.
+- overhead = worker / bare - 1 for the round. Reported: the median, min and max over the rounds, and
+  the pooled figure (sum of worker seconds / sum of bare seconds - 1).
+
+Then, bare only, the throughput of n_iter 1 vs n_iter 4 at `--throughput-size`/`--throughput-steps`
+(64x64, 2 steps), again in alternating blocks.
 """
 
 from __future__ import annotations
@@ -18,11 +37,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import itertools
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -31,62 +48,95 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from horde_worker_regen.localhorde.config import LocalHordeConfig  # noqa: E402
-from horde_worker_regen.localhorde.requester import queue_request  # noqa: E402
-from horde_worker_regen.localhorde.testing import serve_local_horde  # noqa: E402
-from horde_worker_regen.models.test_checkpoint import (  # noqa: E402
-    TEST_MODEL_BASELINE,
-    TestCheckpoint,
-    ensure_test_checkpoint,
-)
+from horde_worker_regen.benchmark.session import BenchSession, Job, bench_horde, worker_environment  # noqa: E402
+from horde_worker_regen.models.test_checkpoint import TestCheckpoint, ensure_test_checkpoint  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "RESULTS.md"
 CHECKPOINT_CACHE = REPO_ROOT / "tests" / ".cache"
 TEMPLATE = REPO_ROOT / "bridgeData_template.yaml"
 FIXTURE_REFERENCE = REPO_ROOT / "tests" / "fixtures" / "stable_diffusion.json"
+BLOCK_TIMEOUT_S = 1800.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=20, help="jobs per measurement")
-    parser.add_argument("--size", type=int, default=64, help="image width and height")
-    parser.add_argument("--steps", type=int, default=2, help="sampling steps")
+    parser.add_argument("--rounds", type=int, default=8, help="counted rounds (one warm-up round comes first)")
+    parser.add_argument("--jobs", type=int, default=10, help="jobs per block")
+    parser.add_argument("--size", type=int, default=64, help="image width and height of the overhead jobs")
+    parser.add_argument("--steps", type=int, default=1, help="sampling steps of the overhead jobs")
+    parser.add_argument("--throughput-size", type=int, default=64, help="image size of the n_iter 1 vs 4 figures")
+    parser.add_argument("--throughput-steps", type=int, default=2, help="steps of the n_iter 1 vs 4 figures")
+    parser.add_argument("--throughput-rounds", type=int, default=3, help="rounds of n_iter 1 vs 4 (0: skip)")
     parser.add_argument("--write", action="store_true", help="append the figures to bench/RESULTS.md")
-    parser.add_argument("--keep", type=Path, default=None, help="keep the worker folder (logs, metrics) here")
-    parser.add_argument("--bare-only", type=Path, default=None, help=argparse.SUPPRESS)  # the subprocess mode
+    parser.add_argument("--bare-server", type=Path, default=None, help=argparse.SUPPRESS)  # the subprocess mode
     return parser.parse_args(argv)
 
 
-def _payload(checkpoint_name: str, args: argparse.Namespace, n_iter: int, seed: int) -> dict[str, Any]:
-    return {"model": checkpoint_name, "prompt": "a lighthouse", "width": args.size, "height": args.size,
-            "ddim_steps": args.steps, "n_iter": n_iter, "seed": seed, "sampler_name": "k_euler", "cfg_scale": 5.0,
-            "karras": False}  # fmt: skip
+def _payload(model: str, job: Job, seed: int) -> dict[str, Any]:
+    return {"model": model, "prompt": "a lighthouse on a cliff", "width": job.size, "height": job.size,
+            "ddim_steps": job.steps, "n_iter": job.n_iter, "seed": seed, "sampler_name": job.sampler,
+            "cfg_scale": 5.0, "karras": False}  # fmt: skip
 
 
-def bare_loop(cache_home: Path, args: argparse.Namespace) -> None:
-    """(Subprocess) time bare basic_inference; prints one JSON line of seconds per job by n_iter."""
+def bare_server(cache_home: Path) -> None:
+    """(Subprocess) initialise hordelib as the inference child does, then run blocks read from stdin.
+
+    Each stdin line is a JSON `{"size", "steps", "n_iter", "jobs"}`; the answer is one stdout line
+    `BLOCK <seconds from the first call's start to the last call's end>`.
+    """
     from horde_worker_regen.inference.hordelib_backend import HordelibBackend
     from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 
     backend = HordelibBackend(HordelibSettings(cache_home, 1, cache_home / "custom_models.json"))
     horde = backend._horde  # the bare HordeLib, exactly as the worker's backend holds it
-    name = json.loads((cache_home / "custom_models.json").read_text()).popitem()[0]
-    figures: dict[str, list[float]] = {}
-    for n_iter in (1, 4):
-        horde.basic_inference(_payload(name, args, n_iter, 0))  # warm-up: first-use costs are not throughput
-        times = []
-        for index in range(args.jobs):
-            started = time.perf_counter()
-            horde.basic_inference(_payload(name, args, n_iter, index + 1))
-            times.append(time.perf_counter() - started)
-        figures[str(n_iter)] = times
-    print("BARE " + json.dumps(figures), flush=True)
+    model = json.loads((cache_home / "custom_models.json").read_text()).popitem()[0]
+    print("READY", flush=True)
+    seed = 0
+    for line in sys.stdin:
+        order = json.loads(line)
+        job = Job(order["size"], order["steps"], order["n_iter"])
+        started = time.perf_counter()
+        for _ in range(order["jobs"]):
+            seed += 1
+            horde.basic_inference(_payload(model, job, seed))
+        print(f"BLOCK {time.perf_counter() - started}", flush=True)
+
+
+class BareLoop:
+    """The bare-loop subprocess, driven block by block."""
+
+    def __init__(self, cache_home: Path) -> None:
+        command = [sys.executable, "-m", "bench.hordelib_bench", "--bare-server", str(cache_home)]
+        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=worker_environment(), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        self._expect("READY")
+
+    def _expect(self, prefix: str) -> str:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+        raise RuntimeError(f"the bare loop exited (status {self.process.wait()}) before printing {prefix}")
+
+    def block(self, job: Job, jobs: int) -> float:
+        """Seconds for `jobs` basic_inference calls of `job` in a row."""
+        assert self.process.stdin is not None
+        order = {"size": job.size, "steps": job.steps, "n_iter": job.n_iter, "jobs": jobs}
+        self.process.stdin.write(json.dumps(order) + "\n")
+        self.process.stdin.flush()
+        return float(self._expect("BLOCK"))
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
 def prepare_cache(folder: Path, checkpoint: TestCheckpoint) -> Path:
@@ -99,97 +149,114 @@ def prepare_cache(folder: Path, checkpoint: TestCheckpoint) -> Path:
     return cache_home
 
 
-def run_bare(cache_home: Path, args: argparse.Namespace) -> dict[str, list[float]]:
-    command = [sys.executable, "-m", "bench.hordelib_bench", "--bare-only", str(cache_home),
-               "--jobs", str(args.jobs), "--size", str(args.size), "--steps", str(args.steps)]
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=3600, check=False)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("BARE ")]
-    if result.returncode != 0 or not lines:
-        raise RuntimeError(f"the bare loop failed:\n{result.stderr[-3000:]}")
-    figures: dict[str, list[float]] = json.loads(lines[-1][5:])
-    return figures
+def worker_settings(cache_home: Path, checkpoint: TestCheckpoint) -> dict[str, Any]:
+    return {"cache_home": str(cache_home), "max_threads": 1, "queue_size": 1, "max_batch": 4, "max_power": 8,
+            "inference_backend": "hordelib", "safety_backend": "fake",
+            "custom_models": [{"name": checkpoint.name, "baseline": "stable_diffusion_1",
+                               "filepath": str(checkpoint.path)}]}  # fmt: skip
 
 
-async def run_worker(folder: Path, cache_home: Path, checkpoint: TestCheckpoint, args: argparse.Namespace) -> Any:
-    """The real CLI with one hordelib slot; returns its metrics file."""
-    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
-        horde.horde.register_model(checkpoint.name, TEST_MODEL_BASELINE)
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=10_000_000)
-        for index in range(args.jobs + 1):  # the first one warms the model up, as in the bare loop
-            queue_request(horde.horde, requester, {"prompt": "a lighthouse", "models": [checkpoint.name], "params": {
-                "width": args.size, "height": args.size, "steps": args.steps, "seed": str(index),
-                "sampler_name": "k_euler", "karras": False, "cfg_scale": 5.0}})
-        data = yaml.safe_load(TEMPLATE.read_text())
-        data.update({"api_key": owner.api_key, "dreamer_name": "hordelib bench", "horde_url": horde.api_url,
-                     "cache_home": str(cache_home), "models_to_load": [checkpoint.name], "max_threads": 1,
-                     "queue_size": 1, "max_batch": 1, "inference_backend": "hordelib", "safety_backend": "fake",
-                     "custom_models": [{"name": checkpoint.name, "baseline": "stable_diffusion_1",
-                                        "filepath": str(checkpoint.path)}]})  # fmt: skip
-        (folder / "bridgeData.yaml").write_text(yaml.safe_dump(data))
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
-        environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "horde_worker_regen", "run", "--burst", "--logs-dir", str(folder / "logs"),
-            "--metrics-file", str(folder / "metrics.json"), cwd=folder, env=environ,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        if await process.wait() != 0:
-            raise RuntimeError(f"the worker failed; see {folder / 'logs'}")
-    return json.loads((folder / "metrics.json").read_text())
+async def interleave(session: BenchSession, bare: BareLoop, args: argparse.Namespace) -> list[tuple[float, float]]:
+    """(bare seconds, worker seconds) per round, the warm-up round dropped."""
+    job = Job(args.size, args.steps)
+    rounds = []
+    for index in range(args.rounds + 1):
+        if index % 2 == 0:
+            bare_s = await asyncio.to_thread(bare.block, job, args.jobs)
+            worker_s = (await session.run_block(job, args.jobs, BLOCK_TIMEOUT_S)).seconds
+        else:
+            worker_s = (await session.run_block(job, args.jobs, BLOCK_TIMEOUT_S)).seconds
+            bare_s = await asyncio.to_thread(bare.block, job, args.jobs)
+        label = "warm-up" if index == 0 else f"round {index}/{args.rounds}"
+        print(f"{label}: bare {bare_s / args.jobs:.3f} s/job, worker {worker_s / args.jobs:.3f} s/job, "
+              f"{worker_s / bare_s - 1:+.1%}", flush=True)
+        if index:
+            rounds.append((bare_s, worker_s))
+    return rounds
 
 
-def slot_figures(metrics: dict[str, Any]) -> dict[str, float]:
-    """Over the submitted jobs after the warm-up one: slot time per job, in-child job time, hand-off gap."""
-    jobs = sorted((job for job in metrics["jobs"] if job["state"] == "submitted" and job["started_at"] is not None),
-                  key=lambda job: job["started_at"])[1:]
-    durations = [job["finished_at"] - job["started_at"] for job in jobs]
-    gaps = [after["started_at"] - before["finished_at"] for before, after in itertools.pairwise(jobs)]
-    return {"jobs": len(jobs), "per_job": (jobs[-1]["finished_at"] - jobs[0]["started_at"]) / len(jobs),
-            "in_child": statistics.median(durations), "gap": statistics.median(gaps), "gap_max": max(gaps)}
+def throughput(bare: BareLoop, args: argparse.Namespace) -> dict[int, list[float]]:
+    """Seconds per image for n_iter 1 and 4, per round (blocks of 4 jobs of n_iter 1 vs 1 job of n_iter 4)."""
+    single = Job(args.throughput_size, args.throughput_steps, 1)
+    batch = Job(args.throughput_size, args.throughput_steps, 4)
+    bare.block(single, 1), bare.block(batch, 1)  # warm-up of both shapes
+    per_image: dict[int, list[float]] = {1: [], 4: []}
+    for index in range(args.throughput_rounds):
+        order = (single, batch) if index % 2 == 0 else (batch, single)
+        for job in order:
+            jobs = 4 if job.n_iter == 1 else 1
+            per_image[job.n_iter].append(bare.block(job, jobs) / 4)
+    return per_image
 
 
-def report(bare: dict[str, list[float]], worker: dict[str, float], args: argparse.Namespace) -> str:
-    single, batch = statistics.median(bare["1"]), statistics.median(bare["4"])
-    per_job, jobs = worker["per_job"], int(worker["jobs"])
-    bare_mean = statistics.fmean(bare["1"])
+def machine_load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} CPUs"
+
+
+async def measure(args: argparse.Namespace) -> tuple[list[tuple[float, float]], dict[int, list[float]], list[str]]:
+    checkpoint = ensure_test_checkpoint(CHECKPOINT_CACHE)
+    loads = [f"at start: {machine_load()}"]
+    with tempfile.TemporaryDirectory(prefix="hordelib-bench-") as temporary:
+        folder = Path(temporary)
+        cache_home = prepare_cache(folder, checkpoint)
+        bare = await asyncio.to_thread(BareLoop, cache_home)
+        try:
+            async with bench_horde(folder, checkpoint.name) as session:
+                session.write_bridge_data(yaml.safe_load(TEMPLATE.read_text()), worker_settings(cache_home, checkpoint))
+                await session.start()
+                rounds = await interleave(session, bare, args)
+            loads.append(f"after the rounds: {machine_load()}")
+            per_image = await asyncio.to_thread(throughput, bare, args) if args.throughput_rounds else {}
+        finally:
+            bare.close()
+    loads.append(f"at the end: {machine_load()}; CPU busy outside this bench unknown")
+    return rounds, per_image, loads
+
+
+def report(rounds: list[tuple[float, float]], per_image: dict[int, list[float]], loads: list[str],
+           args: argparse.Namespace) -> str:
+    ratios = sorted(worker / bare - 1 for bare, worker in rounds)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    pooled = sum(w for _, w in rounds) / sum(b for b, _ in rounds) - 1
+    bare_job = statistics.median(b / args.jobs for b, _ in rounds)
+    worker_job = statistics.median(w / args.jobs for _, w in rounds)
     lines = [
-        f"### {datetime.datetime.now(datetime.UTC):%Y-%m-%d}: real hordelib on the CPU, {args.size}x{args.size}, "
-        f"{args.steps} steps",
+        f"### {datetime.datetime.now(datetime.UTC):%Y-%m-%d}: worker overhead over bare basic_inference, "
+        f"interleaved, {args.size}x{args.size}, {args.steps} step(s)",
         "",
-        "Command: `.venv/bin/python -m bench.hordelib_bench "
-        f"--jobs {args.jobs} --size {args.size} --steps {args.steps} --write`  ",
+        f"Command: `.venv/bin/python -m bench.hordelib_bench --rounds {args.rounds} --jobs {args.jobs} "
+        f"--size {args.size} --steps {args.steps} --throughput-rounds {args.throughput_rounds} --write`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, "
-        f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM  ",
+        f"Load: {'; '.join(loads)}",
         "",
         "| figure | result |",
         "|---|---|",
-        f"| bare basic_inference, n_iter 1: median / p90 s per job | {single:.3f} / "
-        f"{sorted(bare['1'])[int(0.9 * (len(bare['1']) - 1))]:.3f} |",
-        f"| bare basic_inference, n_iter 4: median s per job / per image | {batch:.3f} / {batch / 4:.3f} |",
-        f"| images per second, n_iter 1 vs n_iter 4 | {1 / single:.2f} vs {4 / batch:.2f} |",
-        f"| worker slot time per job, n_iter 1 ({jobs} jobs) | {per_job:.3f} s |",
-        f"| worker: median job time in the child / median and max hand-off gap | {worker['in_child']:.3f} s / "
-        f"{worker['gap'] * 1000:.1f} / {worker['gap_max'] * 1000:.1f} ms |",
-        f"| worker overhead over bare basic_inference (mean {bare_mean:.3f} s) | {per_job / bare_mean - 1:+.1%} |",
-        "",
+        f"| bare basic_inference, median s per job over rounds | {bare_job:.3f} |",
+        f"| worker (first pop to last submit), median s per job over rounds | {worker_job:.3f} |",
+        f"| overhead per round ({len(rounds)} rounds of {args.jobs} jobs): median | {statistics.median(ratios):+.1%} |",
+        f"| overhead per round: IQR | {quartiles[0]:+.1%} .. {quartiles[2]:+.1%} |",
+        f"| overhead per round: min / max | {ratios[0]:+.1%} / {ratios[-1]:+.1%} |",
+        f"| overhead pooled (all worker s / all bare s) | {pooled:+.1%} |",
     ]
-    return "\n".join(lines)
+    if per_image:
+        one, four = statistics.median(per_image[1]), statistics.median(per_image[4])
+        lines += [
+            f"| bare, {args.throughput_size}x{args.throughput_size} {args.throughput_steps} steps: median s per "
+            f"image, n_iter 1 vs n_iter 4 ({args.throughput_rounds} rounds) | {one:.3f} vs {four:.3f} |",
+            f"| images per second, n_iter 1 vs n_iter 4 | {1 / one:.2f} vs {1 / four:.2f} |",
+        ]
+    return "\n".join([*lines, ""])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.bare_only is not None:
-        bare_loop(args.bare_only, args)
+    if args.bare_server is not None:
+        bare_server(args.bare_server)
         return 0
-    checkpoint = ensure_test_checkpoint(CHECKPOINT_CACHE)
-    with tempfile.TemporaryDirectory(prefix="hordelib-bench-") as temporary:
-        folder = Path(temporary)
-        cache_home = prepare_cache(folder, checkpoint)
-        bare = run_bare(cache_home, args)
-        metrics = asyncio.run(run_worker(folder, cache_home, checkpoint, args))
-        if args.keep is not None:
-            shutil.copytree(folder, args.keep, dirs_exist_ok=True)
-    text = report(bare, slot_figures(metrics), args)
+    rounds, per_image, loads = asyncio.run(measure(args))
+    text = report(rounds, per_image, loads, args)
     print(text)
     if args.write:
         with RESULTS.open("a", encoding="utf-8") as results:
