@@ -50,6 +50,7 @@ from typing import Any
 
 import psutil
 import yaml
+from loguru import logger
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -252,6 +253,7 @@ def report(rounds: list[tuple[float, float]], per_image: dict[int, list[float]],
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    logger.disable("horde_worker_regen.localhorde")  # its per-request lines would bury the round lines
     if args.bare_server is not None:
         bare_server(args.bare_server)
         return 0

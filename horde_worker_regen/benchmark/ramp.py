@@ -146,18 +146,26 @@ def best(history: Sequence[Measurement], limits: Limits) -> Measurement:
     return max(fitting, key=lambda m: m.mps_per_s)
 
 
+def too_slow_for(size: int, history: Sequence[Measurement]) -> str | None:
+    """Why `size` is not worth measuring at the latest speed (its typical job would not fit its ttl), or None."""
+    if not history:
+        return None
+    speed = history[-1].mps_per_s
+    job_s, ttl = projected_job_seconds(speed, size), job_ttl(size, TYPICAL_STEPS, extra_slow=True)
+    if job_s <= TTL_MARGIN * ttl:
+        return None
+    return (f"a {TYPICAL_STEPS}-step {size}x{size} job would take about {job_s:.0f}s at {speed:.3g} MPS/s, over "
+            f"{TTL_MARGIN:.0%} of its {ttl:.0f}s ttl even as an extra-slow worker")
+
+
 def next_size(history: Sequence[Measurement], limits: Limits, sizes: Sequence[int] = SIZES) -> int | None:
     """The next image size of `sizes` to try, or None when the size dimension is done."""
     if history and stop_reason(history, limits) is not None:
         return None
     tried = {m.setting.size for m in history}
     remaining = [size for size in sizes if size not in tried]
-    if not remaining:
+    if not remaining or too_slow_for(remaining[0], history) is not None:
         return None
-    if history:  # a size whose typical job cannot finish inside its ttl is not worth measuring
-        speed = history[-1].mps_per_s
-        if projected_job_seconds(speed, remaining[0]) > TTL_MARGIN * job_ttl(remaining[0], TYPICAL_STEPS, True):
-            return None
     return remaining[0]
 
 
@@ -179,9 +187,15 @@ def recommend_power(sizes: Sequence[Measurement], limits: Limits) -> Recommendat
         job_s = projected_job_seconds(m.mps_per_s, m.setting.size)
         return job_s <= TTL_MARGIN * job_ttl(m.setting.size, TYPICAL_STEPS, extra_slow)
 
-    chosen = max((m for m in fitting if fits(m)), key=lambda m: m.setting.size, default=fitting[0])
+    fits_ttl = [m for m in fitting if fits(m)]
+    chosen = max(fits_ttl or fitting[:1], key=lambda m: m.setting.size)
     job_s = projected_job_seconds(chosen.mps_per_s, chosen.setting.size)
     ttl = job_ttl(chosen.setting.size, TYPICAL_STEPS, extra_slow)
+    if not fits_ttl:
+        return Recommendation("max_power", 1, (
+            f"even a {TYPICAL_STEPS}-step {chosen.setting.size}x{chosen.setting.size} job takes about {job_s:.0f}s "
+            f"at {chosen.mps_per_s:.3g} MPS/s, over {TTL_MARGIN:.0%} of its {ttl:.0f}s ttl: the smallest max_power, "
+            "and ask for fewer steps (limit_max_steps) or faster hardware"))
     return Recommendation("max_power", chosen.setting.max_power, (
         f"{chosen.setting.size}x{chosen.setting.size} is the largest size measured that fits in memory and whose "
         f"{TYPICAL_STEPS}-step job ({job_s:.0f}s at {chosen.mps_per_s:.3g} MPS/s) takes at most "

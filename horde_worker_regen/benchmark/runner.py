@@ -24,6 +24,7 @@ from horde_worker_regen.benchmark.ramp import (
     next_in,
     next_size,
     stop_reason,
+    too_slow_for,
 )
 from horde_worker_regen.benchmark.report import progress_line
 from horde_worker_regen.benchmark.session import BenchSession, Job, bench_horde
@@ -125,6 +126,14 @@ class Ramp:
         self.say(f"Worker ready; warm-up job{'s' if threads > 1 else ''} done in {time.monotonic() - started:.0f}s.")
         return context, session
 
+    def _say_why_sizes_end(self) -> None:
+        """A size skipped for being too slow gets its own line (the other stops are on the progress lines)."""
+        tried = {m.setting.size for m in self.result.sizes}
+        following = [size for size in self.plan.sizes if size not in tried]
+        if following and (reason := too_slow_for(following[0], self.result.sizes)) is not None:
+            self.say(f"[size] not trying {following[0]}x{following[0]}: {reason}")
+            self.result.notes.append(reason)
+
     async def run(self) -> RampResult:
         """Sizes, then batch sizes at the fastest size, then thread counts; each until it stops paying."""
         limits, result = self.plan.limits, self.result
@@ -132,6 +141,7 @@ class Ramp:
         try:
             while self._time_left() and (size := next_size(result.sizes, limits, self.plan.sizes)) is not None:
                 await self._measure(session, "size", Setting(size), result.sizes)
+            self._say_why_sizes_end()
             size = best(result.sizes, limits).setting.size
             result.batches.append(next(m for m in result.sizes if m.setting.size == size))
             while self._time_left() and (n := next_in(self.plan.batches, result.batches, "n_iter", limits)):

@@ -14,6 +14,7 @@ from horde_worker_regen.benchmark.ramp import (
     next_size,
     recommend,
     stop_reason,
+    too_slow_for,
 )
 from horde_worker_regen.benchmark.report import bridge_data_block, progress_line
 from horde_worker_regen.config.bridge_data import BridgeData
@@ -131,3 +132,11 @@ def test_progress_line_names_the_setting_and_the_figures() -> None:
     line = progress_line("batch", measured(256, 1.5, n_iter=4), "memory reached 90% of the machine's")
     assert line.startswith("[batch] 256x256 (max_power 2), n_iter 4, 1 thread: 1.5 MPS/s")
     assert "kudos/hr" in line and line.endswith("stop: memory reached 90% of the machine's")
+
+
+def test_a_machine_too_slow_for_any_size_gets_the_smallest_power_and_the_reason() -> None:
+    sizes = [measured(64, 0.0003)]  # a 30-step 64x64 job: ~410 s, over half of the 450 s extra-slow ttl
+    power = recommend(sizes, [], [], LIMITS)[0]
+    assert power.value == 1
+    assert "over 50% of its 450s ttl" in power.reason
+    assert "would take about" in (too_slow_for(128, sizes) or "")
