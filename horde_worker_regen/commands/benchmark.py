@@ -23,7 +23,7 @@ from loguru import logger
 from horde_worker_regen.benchmark.ramp import Limits, recommend
 from horde_worker_regen.benchmark.report import bridge_data_block, table
 from horde_worker_regen.benchmark.runner import BenchModel, Ramp, RampPlan, RampResult
-from horde_worker_regen.benchmark.session import vram_total_bytes
+from horde_worker_regen.benchmark.session import WorkerFailed, vram_total_bytes
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.config.loader import load_config
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", type=Path, default=Path("bridgeData.yaml"),
                         help="bridgeData whose models_to_load and cache_home are used (default: ./bridgeData.yaml)")
     parser.add_argument("--quick", action="store_true",
-                        help="a short run: 64 and 128 px, n_iter 1-2, one thread, 2 jobs per setting (about 1-2 min)")
+                        help="a short run (CI): 64 and 128 px, n_iter 1-2, one thread, 2 jobs per setting, 2 steps")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="start no new setting after this many seconds (default 1800; 150 with --quick)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps per job (default 10; 2 with --quick)")
@@ -143,8 +143,8 @@ def benchmark_command(args: argparse.Namespace) -> int:
     logger.disable("horde_worker_regen.localhorde")  # its per-request lines would bury the progress lines
     try:
         return asyncio.run(run_benchmark(args))
-    except ConfigError as error:
-        print(str(error), flush=True)
+    except (ConfigError, WorkerFailed) as error:
+        print(f"Benchmark failed: {error}", flush=True)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("Benchmark interrupted.", flush=True)
