@@ -32,7 +32,8 @@ from horde_worker_regen.localhorde.requester import queue_request
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 
 BASELINE_NAME = "stable diffusion 1"  # the horde's name of the SD 1.5 baseline
-SAMPLE_INTERVAL_S = 0.1  # how often the block's completion and the memory are checked
+POLL_INTERVAL_S = 0.1  # how often the horde's records are checked for the block's end (cheap)
+MEMORY_INTERVAL_S = 1.0  # how often memory is sampled: walking the process tree costs CPU the worker would lose
 DEAD_REFERENCE_URL = "http://127.0.0.1:9/none.json"  # the worker never fetches a model reference
 
 
@@ -151,8 +152,11 @@ class BenchSession:
             queued.append(queue_request(self.horde.horde, self.requester, job.body(self.model, self._seed)))
         return queued
 
-    async def run_block(self, job: Job, count: int, timeout: float) -> BlockResult:
-        """Queue `count` requests and wait until the worker has submitted every image of them."""
+    async def run_block(self, job: Job, count: int, timeout: float, sample_memory: bool = True) -> BlockResult:
+        """Queue `count` requests and wait until the worker has submitted every image of them.
+
+        `sample_memory=False` leaves the worker's CPU alone entirely (for overhead measurements).
+        """
         if self._process is None:
             raise WorkerFailed("the worker was not started")
         process = psutil.Process(self._process.pid)
@@ -160,6 +164,7 @@ class BenchSession:
         peak_ram, peak_vram = 0, None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        next_sample = loop.time()
         while True:
             generations = [pg for wp in requests for pg in self.horde.state.generations_of(wp)]
             done = [pg for pg in generations if pg.submit_time is not None]
@@ -171,10 +176,12 @@ class BenchSession:
             if loop.time() > deadline:
                 raise WorkerFailed(f"{len(done)} of {count * job.n_iter} images submitted after {timeout:.0f}s; "
                                    f"see {self.folder / 'logs'}")
-            peak_ram = max(peak_ram, tree_rss(process))
-            if (vram := vram_used_bytes()) is not None:
-                peak_vram = max(peak_vram or 0, vram)
-            await asyncio.sleep(SAMPLE_INTERVAL_S)  # polling the horde's records, not synchronising
+            if sample_memory and loop.time() >= next_sample:
+                next_sample = loop.time() + MEMORY_INTERVAL_S
+                peak_ram = max(peak_ram, tree_rss(process))
+                if (vram := vram_used_bytes()) is not None:
+                    peak_vram = max(peak_vram or 0, vram)
+            await asyncio.sleep(POLL_INTERVAL_S)  # polling the horde's records, not synchronising
         first_pop = min(pg.start_time for pg in done)
         last_submit = max(pg.submit_time or 0.0 for pg in done)
         return BlockResult(requests=count, images=len(done), seconds=last_submit - first_pop,
