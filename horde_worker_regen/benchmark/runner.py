@@ -89,10 +89,10 @@ class Ramp:
                  say: Callable[[str], None]) -> None:
         self.folder, self.cache_home, self.model, self.plan, self.say = folder, cache_home, model, plan, say
         self.result = RampResult()
-        self._deadline = time.monotonic() + plan.max_seconds
+        self._deadline = time.monotonic() + plan.max_seconds  # restarted once the first worker is warm
 
     def _time_left(self) -> bool:
-        if time.monotonic() < self._deadline:
+        if not self.result.sizes or time.monotonic() < self._deadline:  # one setting is always measured
             return True
         note = f"the {self.plan.max_seconds:.0f}s limit (--max-seconds) was reached"
         if note not in self.result.notes:
@@ -138,6 +138,7 @@ class Ramp:
         """Sizes, then batch sizes at the fastest size, then thread counts; each until it stops paying."""
         limits, result = self.plan.limits, self.result
         context, session = await self._start(1)
+        self._deadline = time.monotonic() + self.plan.max_seconds  # the budget is for measuring, not loading
         try:
             while self._time_left() and (size := next_size(result.sizes, limits, self.plan.sizes)) is not None:
                 await self._measure(session, "size", Setting(size), result.sizes)

@@ -34,7 +34,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 SD15_BASELINE = "stable diffusion 1"
 # --quick (CI): two sizes, two batch sizes, one thread, short jobs; about 1-2 minutes on a 2-core CPU.
-QUICK_SIZES, QUICK_BATCHES, QUICK_JOBS, QUICK_STEPS, QUICK_MAX_SECONDS = (64, 128), (1, 2), 2, 2, 150.0
+QUICK_SIZES, QUICK_BATCHES, QUICK_JOBS, QUICK_STEPS, QUICK_MAX_SECONDS = (64, 128), (1, 2), 2, 2, 60.0
 DEFAULT_JOBS, DEFAULT_STEPS, DEFAULT_MAX_SECONDS = 3, 10, 1800.0
 
 
@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="a short run (CI): 64 and 128 px, n_iter 1-2, one thread, 2 jobs per setting, 2 steps")
     parser.add_argument("--max-seconds", type=float, default=None,
-                        help="start no new setting after this many seconds (default 1800; 150 with --quick)")
+                        help="start no new setting after this many seconds of measuring, model loading not counted "
+                             "(default 1800; 60 with --quick)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps per job (default 10; 2 with --quick)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="jobs per setting and thread (default 3; 2 with --quick)")
