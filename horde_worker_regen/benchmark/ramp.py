@@ -210,10 +210,9 @@ def recommend_batch(batches: Sequence[Measurement], power: int, limits: Limits) 
                and projected_job_seconds(m.mps_per_s, side, m.setting.n_iter) <= TTL_MARGIN * job_ttl(
                    side, TYPICAL_STEPS, chosen.mps_per_s < EXTRA_SLOW_MPS)]  # fmt: skip
     value = min((m.setting.n_iter for m in fitting), default=1)
-    base = batches[0].mps_per_s
+    figures = ", ".join(f"{m.setting.n_iter}: {m.mps_per_s:.3g}" for m in batches)
     return Recommendation("max_batch", value, (
-        f"n_iter {value} gave {max(m.mps_per_s for m in batches if m.setting.n_iter == value):.3g} MPS/s against "
-        f"{base:.3g} at n_iter {batches[0].setting.n_iter}; larger batches gave no more or would not fit"))
+        f"MPS/s by n_iter ({figures}); n_iter {value} is the fastest whose batch at max_power fits its ttl"))
 
 
 def recommend_threads(threads: Sequence[Measurement], limits: Limits) -> Recommendation:
