@@ -24,10 +24,16 @@ from horde_worker_regen.processes.supervisor import ChildSpec
 from tests.models.civitai_server import FakeCivitai, civitai_server
 
 
+@dataclass(frozen=True)
+class StubProcess:
+    pid: int | None = None
+
+
 @dataclass(eq=False)
 class StubHandle:
     name: str
     incarnation: int = 1
+    process: StubProcess = field(default_factory=StubProcess)
 
 
 @dataclass
