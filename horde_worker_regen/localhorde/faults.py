@@ -16,6 +16,8 @@ A rule names an endpoint (`pop`, `submit`, `upload`, `source`, ... or `*`) and a
 
 `times` limits how often a rule fires (None: until removed); `skip` lets that many matching
 requests through first. Rules are managed from Python (`FaultInjector`) or `POST /_admin/faults`.
+Every answer a `drop` withheld is kept in `FaultInjector.lost_responses`, so a test can tell which
+jobs the horde handed out in a pop response the worker never received.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
@@ -67,12 +70,22 @@ class FaultRule(BaseModel):
         return self.kind == kind and self.endpoint in ("*", endpoint)
 
 
+@dataclass(frozen=True)
+class LostResponse:
+    """An answer the server produced (the request was applied) and a `drop` kept from the client."""
+
+    endpoint: str
+    status: int
+    body: bytes
+
+
 class FaultInjector:
     """The set of active fault rules."""
 
     def __init__(self) -> None:
         self._rules: list[FaultRule] = []
         self._ids = itertools.count(1)
+        self.lost_responses: list[LostResponse] = []
 
     def add(self, rule: FaultRule | dict[str, Any] | None = None, **fields: Any) -> FaultRule:
         """Activate a rule (a `FaultRule`, its dict, or keyword fields); returns it with its id."""
@@ -185,6 +198,9 @@ def make_fault_middleware(faults: FaultInjector, endpoint_of: EndpointOf, now: C
         if faults.take(endpoint, "drop"):
             # The request has been applied; close the socket so the client never sees the answer.
             logger.info(f"local horde: dropping the connection after {request.method} {request.path}")
+            raw = response.body if isinstance(response, web.Response) else None
+            withheld = raw if isinstance(raw, bytes) else b""
+            faults.lost_responses.append(LostResponse(endpoint, response.status, withheld))
             if request.protocol is not None:
                 request.protocol.force_close()
         return response

@@ -1,0 +1,204 @@
+"""One chaos scenario: a local horde, the real worker CLI (one or more runs of it), faults, and at
+the end a row of figures for the table and the scenario's invariants (no id lost, no orphan
+process, no worker crash).
+
+    async with ChaosRun("network", tmp_path, chaos_table, max_threads=2) as run:
+        run.queue("a lake", n=2)
+        run.fault("submit", "drop", times=1)
+        worker = await run.start_worker()
+        await run.wait_settled()
+        await run.stop_worker(worker)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from horde_worker_regen.localhorde.entities import User, WaitingPrompt
+from horde_worker_regen.localhorde.faults import FaultRule
+from tests.chaos.horde import ChaosHorde
+from tests.chaos.ledger import Accounting, account
+from tests.chaos.processes import ProcessWatch, child_pids
+from tests.chaos.table import ChaosTable, ScenarioRow
+from tests.worker_support import WorkerProcess, queue, worker_folder
+
+SETTLE_TIMEOUT_S = 90.0
+CONDITION_POLL_S = 0.05
+
+
+class ChaosWorker(WorkerProcess):
+    """The worker CLI with its PID, its process tree watched, and the exit status it is allowed."""
+
+    watch: ProcessWatch
+    expected_status: frozenset[int] = frozenset({0})
+    status: int | None = None
+
+    @property
+    def pid(self) -> int:
+        """The worker's main process."""
+        assert self._process is not None
+        return self._process.pid
+
+    def children(self) -> dict[str, int]:
+        """name (`safety`, `inference-0`, ...) → PID of its latest incarnation, from the log."""
+        return child_pids(self.lines)
+
+    async def wait_for_line_after(self, text: str, start: int, timeout: float = SETTLE_TIMEOUT_S) -> int:
+        """Index of the first line at or after `start` containing `text` (waiting for it)."""
+
+        async def scan() -> int:
+            seen = start
+            while True:
+                for index in range(seen, len(self.lines)):
+                    if text in self.lines[index]:
+                        return index
+                seen = max(seen, len(self.lines))
+                assert self._reader is not None
+                if self._reader.done():
+                    raise AssertionError(f"the worker exited without printing {text!r}:\n{self.output[-5000:]}")
+                self._new_line.clear()
+                await self._new_line.wait()
+
+        return await asyncio.wait_for(scan(), timeout)
+
+    def crash_evidence(self) -> list[str]:
+        """Why this run counts as a worker crash: an unexpected exit status, or a traceback anywhere."""
+        evidence = []
+        if self.status not in self.expected_status:
+            evidence.append(f"exit status {self.status} (expected {sorted(self.expected_status)})")
+        if any("Traceback" in line for line in self.lines):
+            evidence.append("a traceback on the console")
+        logs = self.folder / "logs"
+        for path in sorted(logs.glob("*.log")) if logs.is_dir() else []:
+            if "Traceback" in path.read_text(errors="replace"):
+                evidence.append(f"a traceback in {path.name}")
+        return evidence
+
+
+class ChaosRun:
+    """A scenario's horde, worker runs, faults and accounting."""
+
+    def __init__(self, name: str, tmp_path: Path, table: ChaosTable, **settings: Any) -> None:
+        self.name = name
+        self.folder = tmp_path
+        self.table = table
+        self.settings = settings
+        self.chaos = ChaosHorde()
+        self.requests: list[WaitingPrompt] = []
+        self.workers: list[ChaosWorker] = []
+        self.rules: list[tuple[str, FaultRule]] = []
+        self.external: collections.Counter[str] = collections.Counter()
+        self.owner: User
+        self.requester: User
+
+    async def __aenter__(self) -> ChaosRun:
+        await self.chaos.start()
+        self.owner = self.chaos.horde.add_user("owner", trusted=True)
+        self.requester = self.chaos.horde.add_user("requester", trusted=True, kudos=100_000_000)
+        worker_folder(self.folder, self.chaos.running, self.owner, **self.settings)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        for worker in self.workers:
+            if worker.status is None:
+                await worker.kill()
+                worker.status = await worker.wait()
+            await worker.watch.close()
+        row = self.row()
+        for worker in self.workers:
+            worker.watch.kill_orphans()
+        await self.chaos.stop()
+        self.table.add(row)
+        if error is None:
+            self.check(row)
+
+    # --- driving the scenario ----------------------------------------------------------------------
+
+    def queue(self, prompt: str, **params: Any) -> WaitingPrompt:
+        """Queue a request (from a user other than the worker's owner, so maintenance applies to it)."""
+        wp = queue(self.chaos.running, self.requester, prompt, **params)
+        self.requests.append(wp)
+        return wp
+
+    def fault(self, endpoint: str, kind: str, **fields: Any) -> FaultRule:
+        """Switch a fault on in the horde; it is counted each time it fires."""
+        rule = self.chaos.horde.faults.add(endpoint=endpoint, kind=kind, **fields)
+        label = f"{endpoint} {kind}" + (f" {rule.status}" if kind == "error" else "")
+        self.rules.append((label, rule))
+        return rule
+
+    def injected(self, label: str, count: int = 1) -> None:
+        """Count a fault the scenario injected itself (a signal, the horde going down, ...)."""
+        self.external[label] += count
+
+    async def start_worker(self, *args: str, verbose: bool = True) -> ChaosWorker:
+        """Start the worker CLI (`-v`: job starts are logged) and watch its process tree."""
+        worker = ChaosWorker(self.folder)
+        await worker.start(*(("-v",) if verbose else ()), *args)
+        worker.watch = ProcessWatch(worker.pid).start()
+        self.workers.append(worker)
+        return worker
+
+    async def stop_worker(self, worker: ChaosWorker, signum: signal.Signals = signal.SIGTERM) -> int:
+        """Stop the worker as an operator would and wait for its exit."""
+        worker.send_signal(signum)
+        return await self.wait_exit(worker)
+
+    async def wait_exit(self, worker: ChaosWorker, timeout: float = SETTLE_TIMEOUT_S) -> int:
+        """The worker's exit status, once it has exited."""
+        worker.status = await worker.wait(timeout)
+        return worker.status
+
+    async def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """Wait for a condition on the horde's state (it runs in this event loop, so it is polled)."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            await asyncio.sleep(CONDITION_POLL_S)  # a polling period: the condition is what is waited for
+
+    def accounting(self) -> Accounting:
+        """Where every id handed out so far ended (from the horde's state and the worker's logs)."""
+        lines = [line for worker in self.workers for line in worker.lines]
+        return account(self.chaos.horde, self.chaos.ledger, lines)
+
+    def settled(self) -> bool:
+        """Every request done or given up by the horde, and every id handed out has ended."""
+        if any(wp.n > 0 and not wp.faulted for wp in self.requests):
+            return False
+        return not self.accounting().lost
+
+    async def wait_settled(self, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """Wait until `settled()`."""
+        await self.wait_until(self.settled, "every request to be served and every id to end", timeout)
+
+    # --- the verdict -------------------------------------------------------------------------------
+
+    def row(self) -> ScenarioRow:
+        """The scenario's figures."""
+        faults: collections.Counter[str] = collections.Counter()
+        for label, rule in self.rules:
+            if rule.fired:
+                faults[label] += rule.fired
+        faults.update(self.external)
+        crashes = [f"run {n + 1}: {why}" for n, w in enumerate(self.workers) for why in w.crash_evidence()]
+        orphans = [pid for worker in self.workers for pid in worker.watch.orphans()]
+        unfired = [label for label, rule in self.rules if not rule.fired]
+        return ScenarioRow(self.name, faults, self.accounting(), orphans, crashes, unfired)
+
+    @staticmethod
+    def check(row: ScenarioRow) -> None:
+        """The invariants every scenario must hold."""
+        assert not row.unfired, f"{row.name}: faults that never fired: {row.unfired}"
+        assert row.accounting.lost == [], f"{row.name}: ids lost: {row.accounting.lost}"
+        assert row.orphans == [], f"{row.name}: processes left running: {row.orphans}"
+        assert row.crashes == [], f"{row.name}: worker crashes: {row.crashes}"
