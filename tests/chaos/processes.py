@@ -17,7 +17,7 @@ WATCH_INTERVAL_S = 0.1
 # While waiting for a new child (to kill it before it is ready), look more often.
 FAST_INTERVAL_S = 0.02
 # "<name>#<incarnation> ready (pid <pid>, backend <backend>)", as the supervisor logs a child it started.
-_READY = re.compile(r"(?P<name>[a-z]+(?:-\d+)?)#(?P<incarnation>\d+) ready \(pid (?P<pid>\d+)")
+READY = re.compile(r"(?P<name>[a-z]+(?:-\d+)?)#(?P<incarnation>\d+) ready \(pid (?P<pid>\d+)")
 
 
 class ProcessWatch:
@@ -89,7 +89,7 @@ def child_pids(lines: list[str]) -> dict[str, int]:
     """name (`safety`, `inference-0`, ...) → the PID of its latest incarnation, from the worker's log."""
     latest: dict[str, tuple[int, int]] = {}
     for line in lines:
-        if match := _READY.search(line):
+        if match := READY.search(line):
             incarnation, pid = int(match["incarnation"]), int(match["pid"])
             if match["name"] not in latest or latest[match["name"]][0] < incarnation:
                 latest[match["name"]] = (incarnation, pid)

@@ -23,9 +23,10 @@ from typing import Any
 
 from horde_worker_regen.localhorde.entities import User, WaitingPrompt
 from horde_worker_regen.localhorde.faults import FaultRule
+from horde_worker_regen.localhorde.requester import queue_request
 from tests.chaos.horde import ChaosHorde
 from tests.chaos.ledger import Accounting, account
-from tests.chaos.processes import ProcessWatch, child_pids
+from tests.chaos.processes import READY, ProcessWatch, child_pids
 from tests.chaos.table import ChaosTable, ScenarioRow
 from tests.worker_support import WorkerProcess, queue, worker_folder
 
@@ -67,6 +68,15 @@ class ChaosWorker(WorkerProcess):
                 await self._new_line.wait()
 
         return await asyncio.wait_for(scan(), timeout)
+
+    async def wait_for_ready(self, name: str, start: int, timeout: float = SETTLE_TIMEOUT_S) -> int:
+        """PID of the first child `name` (`safety`, `inference-1`, ...) announced ready at or after line `start`."""
+        index = start
+        while True:
+            index = await self.wait_for_line_after(f"{name}#", index, timeout)
+            if (match := READY.search(self.lines[index])) and match["name"] == name:
+                return int(match["pid"])
+            index += 1
 
     def crash_evidence(self) -> list[str]:
         """Why this run counts as a worker crash: an unexpected exit status, or a traceback anywhere."""
@@ -123,9 +133,13 @@ class ChaosRun:
 
     # --- driving the scenario ----------------------------------------------------------------------
 
-    def queue(self, prompt: str, **params: Any) -> WaitingPrompt:
+    def queue(self, prompt: str, *, model: str | None = None, **params: Any) -> WaitingPrompt:
         """Queue a request (from a user other than the worker's owner, so maintenance applies to it)."""
-        wp = queue(self.chaos.running, self.requester, prompt, **params)
+        if model is None:
+            wp = queue(self.chaos.running, self.requester, prompt, **params)
+        else:
+            body = {"prompt": prompt, "models": [model], "params": params}
+            wp = queue_request(self.chaos.horde, self.requester, body)
         self.requests.append(wp)
         return wp
 
@@ -171,15 +185,18 @@ class ChaosRun:
         lines = [line for worker in self.workers for line in worker.lines]
         return account(self.chaos.horde, self.chaos.ledger, lines)
 
-    def settled(self) -> bool:
-        """Every request done or given up by the horde, and every id handed out has ended."""
-        if any(wp.n > 0 and not wp.faulted for wp in self.requests):
+    def settled(self, requests: list[WaitingPrompt] | None = None) -> bool:
+        """Every request (of `requests`, default all) done or given up by the horde, and every id
+        handed out has ended."""
+        if any(wp.n > 0 and not wp.faulted for wp in (self.requests if requests is None else requests)):
             return False
         return not self.accounting().lost
 
-    async def wait_settled(self, timeout: float = SETTLE_TIMEOUT_S) -> None:
-        """Wait until `settled()`."""
-        await self.wait_until(self.settled, "every request to be served and every id to end", timeout)
+    async def wait_settled(
+        self, requests: list[WaitingPrompt] | None = None, timeout: float = SETTLE_TIMEOUT_S
+    ) -> None:
+        """Wait until `settled(requests)`."""
+        await self.wait_until(lambda: self.settled(requests), "the requests to be served and every id to end", timeout)
 
     # --- the verdict -------------------------------------------------------------------------------
 
