@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from horde_worker_regen.localhorde.context import LocalHorde
+from horde_worker_regen.localhorde.errors import HordeError
 
 POP_PATH = "/generate/pop"
 SUBMIT_PATH = "/generate/submit"
@@ -37,11 +38,17 @@ class HordeLedger:
     def __init__(self) -> None:
         self.batches: list[tuple[str, ...]] = []
         self.submits: list[tuple[str, str]] = []
+        self.pop_errors: collections.Counter[str] = collections.Counter()  # rc -> pops refused with it
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Record pops that handed out ids and submits that were accepted."""
-        response = await handler(request)
+        """Record pops that handed out ids, pops refused (by rc), and submits that were accepted."""
+        try:
+            response = await handler(request)
+        except HordeError as error:
+            if request.path.endswith(POP_PATH):
+                self.pop_errors[error.rc] += 1
+            raise
         if request.method == "POST" and response.status == 200 and isinstance(response, web.Response):
             if request.path.endswith(POP_PATH):
                 ids = tuple(_json(response.body).get("ids") or ())

@@ -24,7 +24,7 @@ from typing import Any
 from horde_worker_regen.localhorde.entities import User, WaitingPrompt
 from horde_worker_regen.localhorde.faults import FaultRule
 from horde_worker_regen.localhorde.requester import queue_request
-from tests.chaos.horde import ChaosHorde
+from tests.chaos.horde import ChaosHorde, HostileServer
 from tests.chaos.ledger import Accounting, account
 from tests.chaos.processes import READY, ProcessWatch, child_pids
 from tests.chaos.table import ChaosTable, ScenarioRow
@@ -101,6 +101,7 @@ class ChaosRun:
         self.table = table
         self.settings = settings
         self.chaos = ChaosHorde()
+        self.hostile = HostileServer()
         self.requests: list[WaitingPrompt] = []
         self.workers: list[ChaosWorker] = []
         self.rules: list[tuple[str, FaultRule]] = []
@@ -110,6 +111,7 @@ class ChaosRun:
 
     async def __aenter__(self) -> ChaosRun:
         await self.chaos.start()
+        await self.hostile.start()
         self.owner = self.chaos.horde.add_user("owner", trusted=True)
         self.requester = self.chaos.horde.add_user("requester", trusted=True, kudos=100_000_000)
         worker_folder(self.folder, self.chaos.running, self.owner, **self.settings)
@@ -127,6 +129,7 @@ class ChaosRun:
         for worker in self.workers:
             worker.watch.kill_orphans()
         await self.chaos.stop()
+        await self.hostile.stop()
         self.table.add(row)
         if error is None:
             self.check(row)
@@ -186,11 +189,13 @@ class ChaosRun:
         return account(self.chaos.horde, self.chaos.ledger, lines)
 
     def settled(self, requests: list[WaitingPrompt] | None = None) -> bool:
-        """Every request (of `requests`, default all) done or given up by the horde, and every id
-        handed out has ended."""
-        if any(wp.n > 0 and not wp.faulted for wp in (self.requests if requests is None else requests)):
+        """Every request (of `requests`, default all) done or given up by the horde, and every id handed
+        out for them has ended."""
+        requests = self.requests if requests is None else requests
+        if any(wp.n > 0 and not wp.faulted for wp in requests):
             return False
-        return not self.accounting().lost
+        lost = set(self.accounting().lost)
+        return not any(pg.id in lost for wp in requests for pg in self.chaos.horde.state.generations_of(wp))
 
     async def wait_settled(
         self, requests: list[WaitingPrompt] | None = None, timeout: float = SETTLE_TIMEOUT_S
@@ -207,6 +212,8 @@ class ChaosRun:
             if rule.fired:
                 faults[label] += rule.fired
         faults.update(self.external)
+        for marker, count in self.chaos.tamper.fired.items():
+            faults[f"payload {marker}"] += count
         crashes = [f"run {n + 1}: {why}" for n, w in enumerate(self.workers) for why in w.crash_evidence()]
         orphans = [pid for worker in self.workers for pid in worker.watch.orphans()]
         unfired = [label for label, rule in self.rules if not rule.fired]
