@@ -1,0 +1,257 @@
+"""Soak benchmark: thousands of fake jobs through the real worker, its main-process memory watched.
+
+    .venv/bin/python -m bench.soak_bench --jobs 2000 [--recycle-after-jobs 250] [--recycle-above-rss-mib 160]
+        [--leak-mib-per-job 1] [--write]
+
+The local horde runs in this process on loopback with `--jobs` single-image requests queued. The
+worker runs as a subprocess through the real CLI (`run --burst`) with the fake backends and child
+recycling switched on two ways: after `--recycle-after-jobs` jobs, and above `--recycle-above-rss-mib`
+of resident memory, which the fake backend's deliberate leak (`--leak-mib-per-job`) reaches (with the
+defaults, the RSS rule fires first, about every 100 jobs of a child; the job rule is its backstop). The
+main process's RSS is sampled with psutil every `--sample-interval` seconds together with the number
+of images the horde has received. Warm-up RSS is the median of the samples taken while the first
+10-15 % of the images came in; final RSS the median of the last five samples before the last one
+arrived; growth is final over warm-up. Recycles are counted from the worker's log and checked against
+the inference PIDs psutil saw. Every image must be delivered once and the worker must exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import os
+import platform
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import yaml
+from loguru import logger
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from horde_worker_regen.localhorde.config import LocalHordeConfig  # noqa: E402
+from horde_worker_regen.localhorde.requester import queue_request  # noqa: E402
+from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde  # noqa: E402
+from horde_worker_regen.models.reference_cache import ReferencePaths  # noqa: E402
+
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+RESULTS = REPO_ROOT / "bench" / "RESULTS.md"
+MODEL = "Deliberate"
+WARM_UP = (0.10, 0.15)  # share of the images delivered: the warm-up window
+FINAL_SAMPLES = 5
+GROWTH_LIMIT = 0.05
+READY = re.compile(r"(?P<name>[a-z]+(?:-\d+)?)#\d+ ready \(pid (?P<pid>\d+)")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=2000, help="requests queued (one image each)")
+    parser.add_argument("--seconds-per-job", type=float, default=0.02, help="fake backend time per job")
+    parser.add_argument("--threads", type=int, default=2, help="max_threads (inference slots)")
+    parser.add_argument("--queue-size", type=int, default=2, help="queue_size (jobs held ready)")
+    parser.add_argument("--size", type=int, default=256, help="image width and height")
+    parser.add_argument("--recycle-after-jobs", type=int, default=250, help="recycle_process_after_jobs")
+    parser.add_argument("--recycle-above-rss-mib", type=int, default=160, help="recycle_process_above_rss_mib")
+    parser.add_argument("--leak-mib-per-job", type=int, default=1, help="fake backend memory_growth_mib_per_job")
+    parser.add_argument("--sample-interval", type=float, default=0.5, help="seconds between RSS samples")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the worker folder (logs) here")
+    parser.add_argument("--write", action="store_true", help="append the figures to bench/RESULTS.md")
+    return parser.parse_args(argv)
+
+
+def prepare_worker_dir(folder: Path, api_url: str, api_key: str, args: argparse.Namespace) -> None:
+    """bridgeData.yaml and a cached model reference, as an operator's folder would hold them."""
+    paths = ReferencePaths(folder / "models")
+    paths.reference.parent.mkdir(parents=True)
+    shutil.copy(FIXTURES / "stable_diffusion.json", paths.reference)
+    shutil.copy(FIXTURES / "image_model_usage.json", paths.usage)
+    settings = yaml.safe_load((REPO_ROOT / "bridgeData_template.yaml").read_text())
+    settings.update({
+        "api_key": api_key, "dreamer_name": "Soak Dreamer", "horde_url": api_url, "cache_home": str(paths.cache_home),
+        "models_to_load": [MODEL], "max_threads": args.threads, "queue_size": args.queue_size, "max_batch": 1,
+        "max_power": max(8, args.size * args.size // (8 * 64 * 64)), "inference_backend": "fake",
+        "safety_backend": "fake", "stats_output_frequency": 30,
+        "fake_backend": {"seconds_per_job": args.seconds_per_job, "memory_growth_mib_per_job": args.leak_mib_per_job},
+        "recycle_process_after_jobs": args.recycle_after_jobs,
+        "recycle_process_above_rss_mib": args.recycle_above_rss_mib,
+    })  # fmt: skip
+    (folder / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
+
+
+@dataclass
+class Sample:
+    """One look at the worker: seconds since start, main-process RSS, images delivered so far."""
+
+    at: float
+    rss: int
+    delivered: int
+
+
+@dataclass
+class SoakRun:
+    """What the run produced."""
+
+    samples: list[Sample] = field(default_factory=list)
+    child_pids: dict[int, str] = field(default_factory=dict)  # every descendant psutil saw -> its command line
+    lines: list[str] = field(default_factory=list)
+    wall: float = 0.0
+    status: int | None = None
+    delivered: int = 0
+    lost: int = 0
+
+
+def delivered(horde: RunningLocalHorde) -> int:
+    """Images the horde has received (submitted and not faulted)."""
+    return sum(1 for pg in horde.state.generations.values() if pg.is_completed and not pg.faulted)
+
+
+async def sample_forever(pid: int, horde: RunningLocalHorde, run: SoakRun, interval: float) -> None:
+    """RSS of the main process and the images delivered, every `interval` s; child PIDs as they appear."""
+    main = psutil.Process(pid)
+    started = time.monotonic()
+    while True:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            run.samples.append(Sample(time.monotonic() - started, main.memory_info().rss, delivered(horde)))
+            for child in main.children(recursive=True):
+                if child.pid not in run.child_pids:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        run.child_pids[child.pid] = " ".join(child.cmdline())
+        await asyncio.sleep(interval)  # a sampling period
+
+
+def ready_pids(lines: list[str], prefix: str = "") -> set[int]:
+    """PIDs of the children the worker announced ready (those whose name starts with `prefix`)."""
+    return {int(match["pid"]) for line in lines if (match := READY.search(line)) and match["name"].startswith(prefix)}
+
+
+async def read_lines(stream: asyncio.StreamReader, run: SoakRun) -> None:
+    """Keep the worker's console output (and keep its pipe drained)."""
+    async for raw in stream:
+        run.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+
+async def soak(folder: Path, args: argparse.Namespace) -> SoakRun:
+    """Queue the work and run the worker until it drains the queue, sampling it all along."""
+    run = SoakRun()
+    config = LocalHordeConfig(sweep_interval=0, detect_suspicion=False)
+    async with serve_local_horde(config) as horde:
+        owner = horde.add_user("soak-owner", trusted=True)
+        requester = horde.add_user("soak-requester", trusted=True, kudos=100_000_000)
+        for index in range(args.jobs):
+            body = {"prompt": f"soak {index}", "models": [MODEL],
+                    "params": {"width": args.size, "height": args.size, "steps": 10, "n": 1}}
+            queue_request(horde.horde, requester, body)
+        prepare_worker_dir(folder, horde.api_url, owner.api_key, args)
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
+        environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "horde_worker_regen", "run", "--burst", "--logs-dir", str(folder / "logs"),
+            cwd=folder, env=environ, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        reader = asyncio.create_task(read_lines(process.stdout, run))
+        sampler = asyncio.create_task(sample_forever(process.pid, horde, run, args.sample_interval))
+        try:
+            run.status = await process.wait()
+            await reader
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        run.wall = time.monotonic() - started
+        run.delivered = delivered(horde)
+        run.lost = sum(1 for pg in horde.state.generations.values() if not pg.is_completed and not pg.faulted)
+    return run
+
+
+def rss_figures(run: SoakRun, jobs: int) -> dict[str, float]:
+    """Warm-up and final RSS (MiB), growth, and the peak after warm-up."""
+    low, high = WARM_UP[0] * jobs, WARM_UP[1] * jobs
+    warm = [s.rss for s in run.samples if low <= s.delivered <= high]
+    before_end = [s for s in run.samples if s.delivered < jobs] or run.samples
+    final = [s.rss for s in before_end[-FINAL_SAMPLES:]]
+    if not warm or not final:
+        raise SystemExit("too few RSS samples: lower --sample-interval or raise --jobs")
+    after_warm_up = [s.rss for s in run.samples if s.delivered >= low]
+    warm_mib, final_mib = statistics.median(warm) / 2**20, statistics.median(final) / 2**20
+    return {"warm": warm_mib, "final": final_mib, "growth": final_mib / warm_mib - 1,
+            "peak": max(after_warm_up) / 2**20, "samples": len(run.samples)}
+
+
+def report(run: SoakRun, args: argparse.Namespace) -> tuple[str, bool]:
+    """The figures as Markdown, and whether the run met its targets."""
+    rss = rss_figures(run, args.jobs)
+    recycles = [line for line in run.lines if "Recycling slot" in line]
+    by_jobs = sum("recycle_process_after_jobs" in line for line in recycles)
+    by_rss = sum("recycle_process_above_rss_mib" in line for line in recycles)
+    inference = ready_pids(run.lines, "inference-")
+    expected = args.threads + len(recycles)
+    helpers = {pid for pid, cmdline in run.child_pids.items() if "resource_tracker" in cmdline}
+    unannounced = set(run.child_pids) - ready_pids(run.lines) - helpers
+    ok = (run.status == 0 and run.delivered == args.jobs and run.lost == 0 and rss["growth"] < GROWTH_LIMIT
+          and recycles != [] and len(inference) == expected and not unannounced)  # fmt: skip
+    command = (f".venv/bin/python -m bench.soak_bench --jobs {args.jobs} --seconds-per-job {args.seconds_per_job}"
+               f" --threads {args.threads} --queue-size {args.queue_size} --size {args.size}"
+               f" --recycle-after-jobs {args.recycle_after_jobs} --recycle-above-rss-mib {args.recycle_above_rss_mib}"
+               f" --leak-mib-per-job {args.leak_mib_per_job}")
+    lines = [
+        f"### {datetime.date.today().isoformat()}: soak, {args.jobs} fake jobs with child recycling",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, "
+        f"Python {platform.python_version()}",
+        "",
+        "| figure | result |",
+        "|---|---|",
+        f"| images delivered / queued, ids lost | {run.delivered} / {args.jobs}, {run.lost} |",
+        f"| worker exit status, wall time | {run.status}, {run.wall:.0f} s |",
+        f"| main-process RSS after warm-up (10-15 % of the images) | {rss['warm']:.1f} MiB |",
+        f"| main-process RSS at the end (last {FINAL_SAMPLES} samples) | {rss['final']:.1f} MiB |",
+        f"| growth after warm-up (target < {GROWTH_LIMIT:.0%}) | {rss['growth']:+.2%} |",
+        f"| peak RSS after warm-up | {rss['peak']:.1f} MiB ({rss['samples']:.0f} samples) |",
+        f"| recycles seen: after N jobs / above the RSS limit | {by_jobs} / {by_rss} |",
+        f"| inference child PIDs (slots + recycles = {expected}) | {len(inference)}: "
+        f"{', '.join(str(pid) for pid in sorted(inference))} |",
+        f"| child PIDs psutil saw / multiprocessing helpers / never announced ready | {len(run.child_pids)} / "
+        f"{len(helpers)} / {len(unannounced)} {sorted(run.child_pids[pid][:60] for pid in unannounced)} |",
+        f"| verdict | {'PASS' if ok else 'FAIL'} |",
+        "",
+    ]
+    return "\n".join(lines), ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logger.remove()  # the local horde in this process logs every request; keep only its warnings
+    logger.add(sys.stderr, level="WARNING")
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="soak-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    run = asyncio.run(soak(folder, args))
+    text, ok = report(run, args)
+    print(text)
+    if args.write:
+        with RESULTS.open("a", encoding="utf-8") as results:
+            results.write("\n" + text)
+    if args.keep is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
