@@ -27,6 +27,7 @@ LOST_POP_REASON = "the pop response was lost in transit (the horde re-queues it 
 # "Job <key> (<n> image(s)) dropped: <reason>" (a whole job) and "Job <id> dropped: <reason>" (one id).
 _JOB_DROPPED = re.compile(r"Job (?P<key>[0-9a-f-]{36}) \(\d+ image\(s\)\) dropped: (?P<reason>.*)$")
 _ID_DROPPED = re.compile(r"Job (?P<key>[0-9a-f-]{36}) dropped: (?P<reason>.*)$")
+_SPOOLED_DROPPED = re.compile(r"Spooled result (?P<key>[0-9a-f-]{36}) dropped: (?P<reason>.*)$")
 _ID_REFUSED = re.compile(r"Job (?P<key>[0-9a-f-]{36}): (?P<reason>the horde refused the submit.*)$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,7 +91,7 @@ def drop_reasons(lines: Iterable[str], batches: list[tuple[str, ...]]) -> dict[s
         if match := _JOB_DROPPED.search(line):
             for job_id in batch_of.get(match["key"], (match["key"],)):
                 reasons.setdefault(job_id, match["reason"])
-        elif (match := _ID_DROPPED.search(line)) or (match := _ID_REFUSED.search(line)):
+        elif match := _ID_DROPPED.search(line) or _SPOOLED_DROPPED.search(line) or _ID_REFUSED.search(line):
             reasons.setdefault(match["key"], match["reason"])
     return reasons
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,7 @@ from tests.chaos.horde import ChaosHorde, HostileServer
 from tests.chaos.ledger import Accounting, account
 from tests.chaos.processes import READY, ProcessWatch, child_pids
 from tests.chaos.table import ChaosTable, ScenarioRow
+from tests.support import REPO_ROOT
 from tests.worker_support import WorkerProcess, queue, worker_folder
 
 SETTLE_TIMEOUT_S = 90.0
@@ -40,6 +43,19 @@ class ChaosWorker(WorkerProcess):
     watch: ProcessWatch
     expected_status: frozenset[int] = frozenset({0})
     status: int | None = None
+    wrapper: tuple[str, ...] = ()  # a command the worker's command line is handed to (it must exec it)
+
+    async def start(self, *args: str) -> ChaosWorker:
+        """Start `run` (through `wrapper`, if any) with `--logs-dir <folder>/logs` and the given arguments."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
+        environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
+        command = [sys.executable, "-m", "horde_worker_regen", "run", "--logs-dir", str(self.folder / "logs"), *args]
+        self._process = await asyncio.create_subprocess_exec(
+            *self.wrapper, *command, cwd=self.folder, env=environ, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        self._reader = asyncio.create_task(self._read())
+        return self
 
     @property
     def pid(self) -> int:
@@ -157,9 +173,13 @@ class ChaosRun:
         """Count a fault the scenario injected itself (a signal, the horde going down, ...)."""
         self.external[label] += count
 
-    async def start_worker(self, *args: str, verbose: bool = True) -> ChaosWorker:
+    async def start_worker(
+        self, *args: str, verbose: bool = True, wrapper: tuple[str, ...] = (), expected_status: int = 0
+    ) -> ChaosWorker:
         """Start the worker CLI (`-v`: job starts are logged) and watch its process tree."""
         worker = ChaosWorker(self.folder)
+        worker.wrapper = wrapper
+        worker.expected_status = frozenset({expected_status})
         await worker.start(*(("-v",) if verbose else ()), *args)
         worker.watch = ProcessWatch(worker.pid).start()
         self.workers.append(worker)
