@@ -85,6 +85,11 @@ class ChaosWorker(WorkerProcess):
 
         return await asyncio.wait_for(scan(), timeout)
 
+    @property
+    def exited(self) -> bool:
+        """True once the process has exited and its output is read."""
+        return self._reader is not None and self._reader.done()
+
     async def wait_for_ready(self, name: str, start: int, timeout: float = SETTLE_TIMEOUT_S) -> int:
         """PID of the first child `name` (`safety`, `inference-1`, ...) announced ready at or after line `start`."""
         index = start
@@ -201,6 +206,8 @@ class ChaosRun:
         while not condition():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            if self.workers and all(worker.exited for worker in self.workers):
+                raise AssertionError(f"the worker exited while waiting for {what}:\n{self.workers[-1].output[-5000:]}")
             await asyncio.sleep(CONDITION_POLL_S)  # a polling period: the condition is what is waited for
 
     def accounting(self) -> Accounting:

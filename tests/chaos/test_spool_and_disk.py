@@ -10,13 +10,17 @@ from pathlib import Path
 from tests.chaos.runner import ChaosRun
 from tests.chaos.table import ChaosTable
 
-# A tmpfs of 64 KiB, filled up, mounted over the spool folder in a user and mount namespace of the
-# worker's own: no privileges needed, and the disk of the machine running the tests is left alone.
-FULL_DISK = (
-    "unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+# A tmpfs of 64 KiB, filled up, mounted over a folder in a user and mount namespace of the worker's
+# own: no privileges needed, and the disk of the machine running the tests is left alone.
+FULL_DISK_SCRIPT = (
     'mount -t tmpfs -o size=64k tmpfs "$0" || { echo "cannot mount a tmpfs over $0" >&2; exit 97; }; '
-    'head -c 1048576 /dev/zero > "$0/filler" 2>/dev/null; exec "$@"',
-)  # fmt: skip
+    'head -c 1048576 /dev/zero > "$0/filler" 2>/dev/null; exec "$@"'
+)
+
+
+def full_disk(folder: Path) -> tuple[str, ...]:
+    """A wrapper command that runs the worker with a full disk mounted over `folder`."""
+    return ("unshare", "--user", "--map-root-user", "--mount", "sh", "-c", FULL_DISK_SCRIPT, str(folder))
 
 
 def _spooled(folder: Path) -> list[Path]:
@@ -59,7 +63,7 @@ async def test_a_full_disk_under_the_spool_loses_no_result(tmp_path: Path, chaos
     async with ChaosRun("disk full under the spool", tmp_path, chaos_table, spool_dir=str(spool), max_threads=2,
                         fake_backend={"seconds_per_job": 0.1}) as run:
         requests = [run.queue(f"a desert {index}") for index in range(6)]
-        worker = await run.start_worker(wrapper=FULL_DISK)
+        worker = await run.start_worker(wrapper=full_disk(spool))
         await run.wait_settled()
         assert await run.stop_worker(worker) == 0
         failed_writes = [line for line in worker.lines if "Cannot spool the result" in line]
