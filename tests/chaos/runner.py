@@ -57,12 +57,6 @@ class ChaosWorker(WorkerProcess):
         self._reader = asyncio.create_task(self._read())
         return self
 
-    @property
-    def pid(self) -> int:
-        """The worker's main process."""
-        assert self._process is not None
-        return self._process.pid
-
     def children(self) -> dict[str, int]:
         """name (`safety`, `inference-0`, ...) → PID of its latest incarnation, from the log."""
         return child_pids(self.lines)
