@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -259,3 +260,16 @@ async def test_wrong_credentials_fault_on_pop_and_submit(
     assert_error(await submit(client, owner, job["ids"][0]), 403, "WrongCredentials")
     assert not horde.state.generations[job["ids"][0]].is_completed
     assert await submit(client, owner, job["ids"][0]) == (200, {"reward": 6.5})
+
+
+async def test_a_dropped_answer_is_kept_so_the_jobs_it_carried_can_be_accounted(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    queue(horde, requester)
+    horde.faults.add(endpoint="pop", kind="drop", times=1)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await pop(client, owner)
+    [lost] = horde.faults.lost_responses
+    [pg] = horde.state.generations.values()
+    assert lost.endpoint == "pop" and lost.status == 200
+    assert json.loads(lost.body)["ids"] == [pg.id]
