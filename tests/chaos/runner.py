@@ -194,13 +194,16 @@ class ChaosRun:
         worker.status = await worker.wait(timeout)
         return worker.status
 
-    async def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = SETTLE_TIMEOUT_S) -> None:
-        """Wait for a condition on the horde's state (it runs in this event loop, so it is polled)."""
+    async def wait_until(
+        self, condition: Callable[[], bool], what: str, timeout: float = SETTLE_TIMEOUT_S, *, needs_worker: bool = True
+    ) -> None:
+        """Wait for a condition on the horde's state (it runs in this event loop, so it is polled); give up at
+        once if it `needs_worker` and no worker runs any more."""
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-            if self.workers and all(worker.exited for worker in self.workers):
+            if needs_worker and self.workers and all(worker.exited for worker in self.workers):
                 raise AssertionError(f"the worker exited while waiting for {what}:\n{self.workers[-1].output[-5000:]}")
             await asyncio.sleep(CONDITION_POLL_S)  # a polling period: the condition is what is waited for
 

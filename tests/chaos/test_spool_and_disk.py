@@ -42,7 +42,8 @@ async def test_a_worker_killed_with_results_in_its_spool_submits_them_once_after
         first.send_signal(signal.SIGKILL)
         run.injected("worker SIGKILL")
         assert await run.wait_exit(first) == -signal.SIGKILL
-        await run.wait_until(lambda: not first.watch.orphans(), f"the killed worker's children {children} to exit")
+        await run.wait_until(lambda: not first.watch.orphans(), f"the killed worker's children {children} to exit",
+                             needs_worker=False)
         assert {path.stem for path in _spooled(spool)} == {pg.id for wp in requests
                                                           for pg in run.chaos.horde.state.generations_of(wp)}
 
