@@ -78,6 +78,22 @@ class ProcessWatch:
                     alive.append(pid)
         return alive
 
+    async def wait_gone(self, timeout: float) -> None:
+        """Give descendants that are on their way out (e.g. multiprocessing's resource tracker, which
+        exits when it sees the worker's end of its pipe close) up to `timeout` s to be gone."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.orphans():
+                    await asyncio.sleep(FAST_INTERVAL_S)  # a polling period: their exit is what is waited for
+
+    def describe(self, pid: int) -> str:
+        """`pid (status, command line)` of a descendant, for a report."""
+        process = self.seen[pid]
+        try:
+            return f"{pid} ({process.status()}, {' '.join(process.cmdline())[:120]})"
+        except psutil.Error as error:
+            return f"{pid} ({type(error).__name__})"
+
     def kill_orphans(self) -> None:
         """Clean-up after a failed scenario, so one failure does not leave processes behind."""
         for pid in self.orphans():

@@ -34,6 +34,8 @@ from tests.support import REPO_ROOT
 from tests.worker_support import WorkerProcess, queue, worker_folder
 
 SETTLE_TIMEOUT_S = 90.0
+# A process of the worker's tree still running this long after the worker exited is an orphan.
+ORPHAN_GRACE_S = 5.0
 CONDITION_POLL_S = 0.05
 
 
@@ -140,6 +142,7 @@ class ChaosRun:
                 await worker.kill()
                 worker.status = await worker.wait()
             await worker.watch.close()
+            await worker.watch.wait_gone(ORPHAN_GRACE_S)
         row = self.row()
         for worker in self.workers:
             worker.watch.kill_orphans()
@@ -239,7 +242,7 @@ class ChaosRun:
         for marker, count in self.chaos.tamper.fired.items():
             faults[f"payload {marker}"] += count
         crashes = [f"run {n + 1}: {why}" for n, w in enumerate(self.workers) for why in w.crash_evidence()]
-        orphans = [pid for worker in self.workers for pid in worker.watch.orphans()]
+        orphans = [worker.watch.describe(pid) for worker in self.workers for pid in worker.watch.orphans()]
         unfired = [label for label, rule in self.rules if not rule.fired]
         return ScenarioRow(self.name, faults, self.accounting(), orphans, crashes, unfired)
 

@@ -18,7 +18,7 @@ class ScenarioRow:
     name: str
     faults: collections.Counter[str]
     accounting: Accounting
-    orphans: list[int]
+    orphans: list[str]  # `pid (status, command line)`
     crashes: list[str]
     unfired: list[str] = field(default_factory=list)
 
@@ -61,8 +61,8 @@ class ChaosTable:
                 out.append(f"    dropped x{count}: {reason}")
             for label in row.unfired:
                 out.append(f"    NEVER FIRED: {label}")
-            for pid in row.orphans:
-                out.append(f"    ORPHAN: pid {pid}")
+            for orphan in row.orphans:
+                out.append(f"    ORPHAN: pid {orphan}")
             for crash in row.crashes:
                 out.append(f"    CRASH: {crash}")
             if row.accounting.lost:
