@@ -53,6 +53,7 @@ MODEL = "Deliberate"
 WARM_UP = (0.10, 0.15)  # share of the images delivered: the warm-up window
 FINAL_SAMPLES = 5
 GROWTH_LIMIT = 0.05
+EXIT_GRACE_S = 5.0
 READY = re.compile(r"(?P<name>[a-z]+(?:-\d+)?)#\d+ ready \(pid (?P<pid>\d+)")
 
 
@@ -135,6 +136,15 @@ async def sample_forever(pid: int, horde: RunningLocalHorde, run: SoakRun, inter
         await asyncio.sleep(interval)  # a sampling period
 
 
+async def left_running(children: list[psutil.Process]) -> list[int]:
+    """Children still running `EXIT_GRACE_S` after the worker exited (multiprocessing's resource tracker
+    exits only once it sees the worker's end of its pipe close, a moment after the worker)."""
+    deadline = time.monotonic() + EXIT_GRACE_S
+    while (alive := [child.pid for child in children if _running(child)]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # a polling period: their exit is what is waited for
+    return alive
+
+
 def _running(process: psutil.Process) -> bool:
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
@@ -187,7 +197,7 @@ async def soak(folder: Path, args: argparse.Namespace) -> SoakRun:
                 process.kill()
                 await process.wait()
         run.wall = time.monotonic() - started
-        run.left_running = [child.pid for child in run.children if _running(child)]
+        run.left_running = await left_running(run.children)
         run.delivered = delivered(horde)
         run.lost = sum(1 for pg in horde.state.generations.values() if not pg.is_completed and not pg.faulted)
     return run
@@ -249,7 +259,8 @@ def report(run: SoakRun, args: argparse.Namespace) -> tuple[str, bool]:
         f"| recycled children that had been announced ready | {len(recycled & inference)} of {len(recycled)} |",
         f"| child PIDs psutil saw / multiprocessing helpers / never announced ready | {len(run.child_pids)} / "
         f"{len(helpers)} / {len(unannounced)} |",
-        f"| child processes left running after the worker exited | {len(run.left_running)} |",
+        f"| child processes still running {EXIT_GRACE_S:.0f} s after the worker exited | {len(run.left_running)} "
+        f"{sorted(run.child_pids[pid][:60] for pid in run.left_running)} |",
         f"| verdict | {'PASS' if ok else 'FAIL'} |",
         "",
     ]
