@@ -238,7 +238,7 @@ class Worker:
 
     async def _run_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
         write_custom_models(self._data)  # read by the inference children when they start
-        self._stats = stats = WorkerStats()
+        self._stats = stats = WorkerStats(keep_timings=self._options.metrics_file is not None)
         registry = JobRegistry()
         if not await self._plan_devices():
             return

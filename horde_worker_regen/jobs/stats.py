@@ -7,7 +7,7 @@ the monotonic clock; `started_at`/`finished_at` are the inference child's own ti
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -56,7 +56,9 @@ class StatsSnapshot:
 class WorkerStats:
     """Accumulates what the worker did since it started."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, keep_timings: bool = False) -> None:
+        # Per-job timings are only kept for `run --metrics-file`: a worker serving for weeks must not grow.
+        self._keep_timings = keep_timings
         self._clock = clock
         self.started = clock()
         self.jobs = self.images = self.faulted = self.dropped = 0
@@ -64,6 +66,7 @@ class WorkerStats:
         self.megapixelsteps = 0.0
         self.expected_job_seconds = INITIAL_JOB_SECONDS
         self.timings: list[JobTiming] = []
+        self.slot_busy_seconds: dict[int, float] = defaultdict(float)
         self._rewards: deque[tuple[float, float]] = deque()
         self._idle_total = 0.0
         self._idle_since: float | None = self.started
@@ -85,7 +88,9 @@ class WorkerStats:
         if record.started_at is not None and record.finished_at is not None:
             duration = record.finished_at - record.started_at
             self.expected_job_seconds += DURATION_SMOOTHING * (duration - self.expected_job_seconds)
-        if len(self.timings) < MAX_TIMINGS_KEPT:
+            if record.slot is not None:
+                self.slot_busy_seconds[record.slot] += max(0.0, duration)
+        if self._keep_timings and len(self.timings) < MAX_TIMINGS_KEPT:
             self.timings.append(self._timing(record, now, reward))
 
     @staticmethod

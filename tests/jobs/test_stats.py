@@ -30,7 +30,7 @@ def _ended(stats: WorkerStats, clock: Clock, state: JobState, reward: float, key
 
 def test_rewards_rates_and_idle_time() -> None:
     clock = Clock()
-    stats = WorkerStats(clock=clock)
+    stats = WorkerStats(clock=clock, keep_timings=True)
     clock.now = 10.0  # idle for the first 10 s
     stats.set_in_flight(True)
     clock.now = 40.0
@@ -72,3 +72,26 @@ def test_the_status_line_is_one_compact_line() -> None:
                  "slots 1/2 busy, 1 waiting", "up 1:02:05"):
         assert part in line
     assert format_duration(59.9) == "0:00:59"
+
+
+def test_a_long_running_worker_keeps_no_per_job_records_unless_asked() -> None:
+    clock = Clock()
+    stats = WorkerStats(clock=clock)
+    for index in range(50):
+        clock.now += 2.0
+        _ended(stats, clock, JobState.SUBMITTED, 1.0, f"j{index}")
+    assert stats.timings == []
+    assert stats.jobs == 50
+
+
+def test_busy_seconds_add_up_per_slot() -> None:
+    clock = Clock()
+    stats = WorkerStats(clock=clock)
+    for slot in (0, 1, 1):
+        record = make_record(f"j{clock.now}", images=1)
+        record.state, record.slot = JobState.SUBMITTED, slot
+        clock.now += 3.0
+        record.started_at, record.finished_at = clock.now - 2.5, clock.now
+        record.results = {0: IdResult(IdOutcome.SUBMITTED, 1.0)}
+        stats.job_ended(record)
+    assert dict(stats.slot_busy_seconds) == {0: pytest.approx(2.5), 1: pytest.approx(5.0)}
