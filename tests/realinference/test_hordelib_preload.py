@@ -11,11 +11,10 @@ import collections
 import re
 from pathlib import Path
 
-from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.requester import queue_request
-from horde_worker_regen.localhorde.testing import serve_local_horde
-from horde_worker_regen.models.test_checkpoint import TEST_MODEL_BASELINE, TestCheckpoint
-from tests.worker_support import error_lines, generations_of, run_burst, worker_folder
+from horde_worker_regen.models.test_checkpoint import TestCheckpoint
+from tests.realinference.conftest import checkpoint_horde, hordelib_worker_folder
+from tests.worker_support import error_lines, generations_of, run_burst
 
 WORKER_TIMEOUT_S = 900.0
 LOADER_CALL, REUSED, PRELOADING = "Loading model ", "Model was previously loaded, returning it.", "Preloading model."
@@ -37,19 +36,14 @@ def _loader_lines_by_process(logs: Path) -> dict[str, list[str]]:
 async def test_recycled_process_preloads_the_model_its_next_job_uses(
     tmp_path: Path, test_checkpoint: TestCheckpoint
 ) -> None:
-    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
-        horde.horde.register_model(test_checkpoint.name, TEST_MODEL_BASELINE)
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with checkpoint_horde(test_checkpoint) as (horde, owner, requester):
         body = {"prompt": "a lighthouse", "models": [test_checkpoint.name],
                 "params": {"width": 64, "height": 64, "steps": 1, "sampler_name": "k_euler", "n": 1}}
         requests = [queue_request(horde.horde, requester, body) for _ in range(3)]
-        custom = [{"name": test_checkpoint.name, "baseline": "stable_diffusion_1",
-                   "filepath": str(test_checkpoint.path)}]
         # Two jobs on the first process, then it is recycled: the third job runs on its replacement.
-        folder = worker_folder(tmp_path, horde, owner, inference_backend="hordelib",
-                               models_to_load=[test_checkpoint.name], custom_models=custom, queue_size=0,
-                               recycle_process_after_jobs=2, inference_step_timeout=600, preload_timeout=600)
+        folder = hordelib_worker_folder(tmp_path, horde, owner, test_checkpoint, queue_size=0,
+                                        recycle_process_after_jobs=2, inference_step_timeout=600,
+                                        preload_timeout=600)
         worker = await run_burst(folder, "-v", timeout=WORKER_TIMEOUT_S)
         for wp in requests:
             assert [pg.is_completed and not pg.faulted for pg in generations_of(horde, wp)] == [True]
