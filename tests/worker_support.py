@@ -12,21 +12,38 @@ import os
 import shutil
 import signal
 import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from PIL import Image
 
+from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, WaitingPrompt
 from horde_worker_regen.localhorde.requester import queue_request
-from horde_worker_regen.localhorde.testing import RunningLocalHorde
+from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.support import FIXTURES, REPO_ROOT, TEMPLATE
 
 MODEL = "Deliberate"
 PROCESS_TIMEOUT_S = 120.0
+# No background sweeps or suspicion checks: a test's horde changes only through what the test does.
+QUIET_HORDE = LocalHordeConfig(sweep_interval=0, detect_suspicion=False)
+
+
+@asynccontextmanager
+async def horde_with_users(
+    config: LocalHordeConfig = QUIET_HORDE,
+) -> AsyncIterator[tuple[RunningLocalHorde, User, User]]:
+    """A local horde with its two trusted users: the worker's owner and a requester with kudos to spare."""
+    async with serve_local_horde(config) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+        yield horde, owner, requester
 
 
 def worker_folder(tmp_path: Path, horde: RunningLocalHorde, owner: User, **settings: Any) -> Path:
@@ -60,6 +77,14 @@ def queue(horde: RunningLocalHorde, requester: User, prompt: str, **params: Any)
 def generations_of(horde: RunningLocalHorde, wp: WaitingPrompt) -> list[ProcessingGeneration]:
     """Every job the horde handed out for a request."""
     return list(horde.state.generations_of(wp))
+
+
+def assert_all_submitted_once(horde: RunningLocalHorde, requests: Iterable[WaitingPrompt],
+                              submit_counter: Counter[str]) -> None:
+    """Every job of every request completed, not faulted, and submitted exactly once."""
+    for wp in requests:
+        assert all(pg.is_completed and not pg.faulted and submit_counter[pg.id] == 1
+                   for pg in generations_of(horde, wp)), wp.id
 
 
 def stored_image(horde: RunningLocalHorde, pg: ProcessingGeneration) -> Image.Image:
@@ -161,11 +186,12 @@ class WorkerProcess:
             await self._process.wait()
 
 
-async def run_burst(folder: Path, *args: str, expected_status: int = 0) -> WorkerProcess:
+async def run_burst(folder: Path, *args: str, expected_status: int = 0,
+                    timeout: float = PROCESS_TIMEOUT_S) -> WorkerProcess:
     """Run the worker in burst mode to its end, assert its exit status, and never leave it running."""
     worker = await WorkerProcess(folder).start("--burst", *args)
     try:
-        assert await worker.wait() == expected_status, worker.output
+        assert await worker.wait(timeout) == expected_status, worker.output
     finally:
         await worker.kill()
     return worker

@@ -92,14 +92,19 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def vram_used_bytes() -> int | None:
-    """GPU memory in use on the machine (`nvidia-smi`), or None without an NVIDIA GPU."""
+def _nvidia_smi_mib_as_bytes(field: str) -> int | None:
+    """A memory `field` of the first GPU (`nvidia-smi --query-gpu`, in MiB) as bytes; None without an NVIDIA GPU."""
     if shutil.which("nvidia-smi") is None:
         return None
-    result = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+    result = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits"],
                             capture_output=True, text=True, timeout=10, check=False)  # fmt: skip
     lines = result.stdout.split()
     return int(float(lines[0]) * 1024 * 1024) if result.returncode == 0 and lines else None
+
+
+def vram_used_bytes() -> int | None:
+    """GPU memory in use on the machine (`nvidia-smi`), or None without an NVIDIA GPU."""
+    return _nvidia_smi_mib_as_bytes("memory.used")
 
 
 class BenchSession:
@@ -202,9 +207,4 @@ async def bench_horde(folder: Path, model: str) -> AsyncIterator[BenchSession]:
 
 def vram_total_bytes() -> int | None:
     """The GPU's memory (`nvidia-smi`), or None without an NVIDIA GPU."""
-    if shutil.which("nvidia-smi") is None:
-        return None
-    result = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                            capture_output=True, text=True, timeout=10, check=False)  # fmt: skip
-    lines = result.stdout.split()
-    return int(float(lines[0]) * 1024 * 1024) if result.returncode == 0 and lines else None
+    return _nvidia_smi_mib_as_bytes("memory.total")

@@ -86,12 +86,24 @@ def _slot(sources: DashboardSources, slot: Slot, uptime: float) -> dict[str, Any
         "index": slot.index,
         "state": "down" if slot.handle is None else ("busy" if slot.job_key else "idle"),
         "model": slot.model,
+        "device": _device(slot),
         "job": job,
         "step": slot.step,
         "total_steps": slot.total_steps,
         "busy_s": sources.duty.busy_seconds(slot.index) + running_for,
         "duty": sources.duty.duty(slot.index, running_for, uptime),
     }
+
+
+def _device(slot: Slot) -> dict[str, Any] | None:
+    """Where the slot's child runs: its GPU as the child measured it when it came up, or the CPU."""
+    if slot.ready is None:
+        return None  # no child has come up yet
+    device = slot.device
+    if device is None:
+        return {"kind": "cpu", "label": "CPU"}
+    return {"kind": "gpu", "label": f"GPU {device.index} ({device.name})", "index": device.index,
+            "name": device.name, "total_mb": device.total_mb, "free_mb_at_start": device.free_mb}
 
 
 def _queued(record: JobRecord) -> dict[str, Any]:

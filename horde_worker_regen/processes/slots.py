@@ -16,7 +16,7 @@ from typing import Any
 
 from loguru import logger
 
-from horde_worker_regen.processes.messages import Preload
+from horde_worker_regen.processes.messages import ChildReady, DeviceReport, Preload
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
 from horde_worker_regen.scheduling.policy import retry_delay
 from horde_worker_regen.scheduling.residency import SlotView
@@ -41,6 +41,8 @@ class Slot:
     jobs_run: int = 0  # by the current child
     preloading: bool = False
     out_of_service: bool = False
+    # How its latest child came up; kept while a replacement starts (a slot's pinning never changes).
+    ready: ChildReady | None = None
 
     @property
     def idle(self) -> bool:
@@ -63,9 +65,16 @@ class Slot:
             self.stage_timer.cancel()
         self.stage_timer = asyncio.get_running_loop().call_later(delay, callback)
 
-    def new_child(self, handle: ChildHandle | None) -> None:
+    @property
+    def device(self) -> DeviceReport | None:
+        """The GPU its child reported being pinned to; None on the CPU or before any child came up."""
+        return self.ready.device if self.ready is not None else None
+
+    def new_child(self, handle: ChildHandle | None, ready: ChildReady | None = None) -> None:
         """A new child (or none) serves this slot: nothing it ran or loaded is known yet."""
         self.handle, self.jobs_run, self.preloading = handle, 0, False
+        if ready is not None:
+            self.ready = ready
 
 
 class SlotPool:
@@ -90,7 +99,7 @@ class SlotPool:
         results = await asyncio.gather(*(start(slot.spec) for slot in self.slots), return_exceptions=True)
         for slot, result in zip(self.slots, results, strict=True):
             if isinstance(result, ChildHandle):
-                slot.new_child(result)
+                slot.new_child(result, result.ready.result())
         failures = [result for result in results if isinstance(result, BaseException)]
         if failures:
             raise ChildStartError("; ".join(str(failure) for failure in failures))
@@ -160,7 +169,8 @@ class SlotPool:
         errors: list[str] = []
         for attempt in range(REPLACE_ATTEMPTS):
             try:
-                slot.new_child(await self._supervisor.start(slot.spec))
+                handle = await self._supervisor.start(slot.spec)
+                slot.new_child(handle, handle.ready.result())
             except ChildStartError as error:
                 logger.warning(f"Slot {slot.index}: start attempt {attempt + 1} of {REPLACE_ATTEMPTS} failed: {error}")
                 errors.append(str(error))

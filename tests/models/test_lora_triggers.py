@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from horde_worker_regen.inference.hordelib_extras import local_extras
 from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.processes.messages import GenerationSpec
-from tests.models.civitai_server import FakeCivitai, civitai_server
+from tests.models.civitai_server import FakeCivitai
 
 LORA = b"lora weights " * 500
 WORDS = ["pixel art", "", "8bit sprite"]  # CivitAI lists blank entries at times
@@ -26,20 +24,13 @@ def _spec(loras: list[dict[str, Any]]) -> GenerationSpec:
                           {"loras": loras})
 
 
-@pytest_asyncio.fixture
-async def civitai(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeCivitai]:
+@pytest.fixture
+def civitai_files() -> FakeCivitai:
+    """What the CivitAI stand-in serves (the `civitai` fixture)."""
     fake = FakeCivitai()
     fake.add(247778, LORA, name="Pixel Art", trained_words=WORDS)
     fake.add(300000, LORA + b"!", name="No Words")
-    async with civitai_server(fake) as api_url:
-        monkeypatch.setenv("HORDE_CIVITAI_API_URL", api_url)
-        yield fake
-
-
-@pytest_asyncio.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
+    return fake
 
 
 def _fetcher(home: Path, session: aiohttp.ClientSession) -> LoraFetcher:

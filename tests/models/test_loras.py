@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from horde_worker_regen.models.backoff import SourceBackoff
 from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.models.lora_cache import LoraCache
 from horde_worker_regen.models.loras import LoraFetcher, refs_of
 from horde_worker_regen.processes.messages import GenerationSpec
-from tests.models.civitai_server import FakeCivitai, civitai_server
+from tests.models.civitai_server import FakeCivitai
 
 LORA = b"lora weights " * 2000
 
@@ -35,19 +33,12 @@ def spec(loras: list[dict[str, Any]] = (), tis: list[dict[str, Any]] = ()) -> Ge
                           payload)
 
 
-@pytest_asyncio.fixture
-async def civitai(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeCivitai]:
+@pytest.fixture
+def civitai_files() -> FakeCivitai:
+    """What the CivitAI stand-in serves (the `civitai` fixture)."""
     fake = FakeCivitai()
     fake.add(247778, LORA, name="Pixel Art")
-    async with civitai_server(fake) as api_url:
-        monkeypatch.setenv("HORDE_CIVITAI_API_URL", api_url)
-        yield fake
-
-
-@pytest_asyncio.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client_session:
-        yield client_session
+    return fake
 
 
 def fetcher(tmp_path: Path, session: aiohttp.ClientSession, *, timeout: float = 30.0, token: str | None = None,

@@ -11,11 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from horde_worker_regen.localhorde.config import LocalHordeConfig
-from horde_worker_regen.localhorde.testing import serve_local_horde
-from tests.worker_support import WorkerProcess, generations_of, queue, worker_folder
+from tests.worker_support import WorkerProcess, generations_of, horde_with_users, queue, worker_folder
 
-CONFIG = LocalHordeConfig(sweep_interval=0, detect_suspicion=False)
 CRASH = "<fake:crash>"
 
 
@@ -40,9 +37,7 @@ def _assert_none_alive(children: list[psutil.Process]) -> None:
 async def test_an_abort_file_aborts_like_a_second_signal(
     tmp_path: Path, submit_counter: collections.Counter[str]
 ) -> None:
-    async with serve_local_horde(CONFIG) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         requests = [queue(horde, requester, f"a fjord {index}", n=1) for index in range(3)]
         folder = worker_folder(tmp_path, horde, owner, max_threads=2, fake_backend={"seconds_per_job": 600})
         (folder / ".abort").write_text("")  # left from an earlier run: removed, not obeyed
@@ -69,9 +64,7 @@ async def test_an_abort_file_aborts_like_a_second_signal(
 
 
 async def test_a_third_signal_kills_everything_at_once(tmp_path: Path) -> None:
-    async with serve_local_horde(CONFIG) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         queue(horde, requester, "a glacier", n=1)
         folder = worker_folder(tmp_path, horde, owner, fake_backend={"seconds_per_job": 600})
         worker = await WorkerProcess(folder).start("-v")
@@ -97,9 +90,7 @@ async def test_a_third_signal_kills_everything_at_once(tmp_path: Path) -> None:
 
 
 async def test_exit_on_unhandled_faults_stops_at_a_crashed_process(tmp_path: Path) -> None:
-    async with serve_local_horde(CONFIG) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         crashing = queue(horde, requester, f"a volcano {CRASH}", n=1)
         folder = worker_folder(tmp_path, horde, owner, exit_on_unhandled_faults=True)
         worker = await WorkerProcess(folder).start("-v")

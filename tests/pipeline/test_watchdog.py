@@ -18,15 +18,23 @@ import psutil
 import pytest
 
 from horde_worker_regen.localhorde import pop as horde_pop
-from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.requester import queue_request
-from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
-from tests.worker_support import MODEL, WorkerProcess, error_lines, generations_of, queue, run_burst, worker_folder
+from horde_worker_regen.localhorde.testing import RunningLocalHorde
+from tests.worker_support import (
+    MODEL,
+    WorkerProcess,
+    assert_all_submitted_once,
+    error_lines,
+    generations_of,
+    horde_with_users,
+    queue,
+    run_burst,
+    worker_folder,
+)
 
 HANG = "<fake:hang>"
 HANG_ONCE = "<fake:hang-once>"
 POISON = "Dreamshaper"
-HORDE = LocalHordeConfig(sweep_interval=0, detect_suspicion=False)
 # Quick limits: a step may take 2 s (x pixels x batch over 512x512), a silent child 30 s.
 QUICK = {"inference_step_timeout": 2, "process_timeout": 30, "preload_timeout": 5}
 
@@ -36,19 +44,22 @@ def _ready_pids(output: str) -> dict[str, int]:
     return {match[1]: int(match[2]) for match in re.finditer(r"(\S+) ready \(pid (\d+)", output)}
 
 
+def _child(worker: WorkerProcess, name: str) -> psutil.Process:
+    """The worker's child process that came up as `name` (e.g. inference-1#2)."""
+    pid = _ready_pids(worker.output)[name]
+    [child] = [process for process in psutil.Process(worker.pid).children() if process.pid == pid]
+    return child
+
+
 async def test_a_child_hung_mid_step_is_replaced_and_its_job_retried_and_submitted(
     tmp_path: Path, submit_counter: collections.Counter[str]
 ) -> None:
-    async with serve_local_horde(HORDE) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         hanging = queue(horde, requester, f"a clock {HANG_ONCE}", n=1, steps=10)
         healthy = [queue(horde, requester, f"a river {index}", n=1) for index in range(3)]
         worker = await run_burst(worker_folder(tmp_path, horde, owner, **QUICK))
-        [job] = generations_of(horde, hanging)
-        assert job.is_completed and not job.faulted and submit_counter[job.id] == 1
-        for wp in healthy:
-            assert all(pg.is_completed and not pg.faulted for pg in generations_of(horde, wp))
+        assert len(generations_of(horde, hanging)) == 1
+        assert_all_submitted_once(horde, [hanging, *healthy], submit_counter)
     assert "spent more than 2s on one sampling step and was killed; retrying it on a fresh process" in worker.output
     assert "inference-1#3 ready" in worker.output  # the hung child (#2; #1 is the safety child) was replaced
     assert " faulted: " not in worker.output
@@ -61,9 +72,7 @@ async def test_a_hang_whose_deadline_leaves_no_time_for_a_retry_is_faulted_once(
     # A 12 s ttl: the job starts at once (the first expected job time, 10 s, fits), but once the hang is
     # caught (3 s step limit) it no longer does.
     monkeypatch.setattr(horde_pop, "ttl_of", lambda *args: 12)
-    async with serve_local_horde(HORDE) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         hanging = queue(horde, requester, f"a clock {HANG}", n=1, steps=10)
         worker = await run_burst(worker_folder(tmp_path, horde, owner, **(QUICK | {"inference_step_timeout": 3})))
         jobs = generations_of(horde, hanging)
@@ -87,25 +96,21 @@ async def test_a_hang_whose_deadline_leaves_no_time_for_a_retry_is_faulted_once(
 async def test_a_stopped_child_is_detected_mid_step_and_replaced(
     tmp_path: Path, submit_counter: collections.Counter[str], limits: dict[str, Any], detected_by: str
 ) -> None:
-    async with serve_local_horde(HORDE) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         wp = queue(horde, requester, "a lighthouse", n=1, steps=8)
         folder = worker_folder(tmp_path, horde, owner, fake_backend={"seconds_per_job": 2.0}, **limits)
         worker = await WorkerProcess(folder).start("--burst", "-v")
         try:
             line = await worker.wait_for_line(": sampling on inference-")
-            name = line.rsplit(" ", 1)[1]
-            pid = _ready_pids(worker.output)[name]
-            [child] = [p for p in psutil.Process(worker.pid).children() if p.pid == pid]
+            child = _child(worker, line.rsplit(" ", 1)[1])
             child.send_signal(signal.SIGSTOP)  # mid-sampling: the whole process freezes, its IO thread too
             await worker.wait_for_line(detected_by)
             assert await worker.wait() == 0
         finally:
             await worker.kill()
-        [job] = generations_of(horde, wp)
-        assert job.is_completed and not job.faulted and submit_counter[job.id] == 1
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert len(generations_of(horde, wp)) == 1
+        assert_all_submitted_once(horde, [wp], submit_counter)
+    assert not psutil.pid_exists(child.pid) or psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
     assert "retrying it on a fresh process" in worker.output
     assert error_lines(folder / "logs") == []
 
@@ -117,16 +122,13 @@ def _queue_for(horde: RunningLocalHorde, requester: Any, model: str, prompt: str
 async def test_a_poison_model_is_quarantined_and_the_other_model_keeps_serving(
     tmp_path: Path, submit_counter: collections.Counter[str]
 ) -> None:
-    async with serve_local_horde(HORDE) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         poisoned = [_queue_for(horde, requester, POISON, f"a tower {index}") for index in range(3)]
         healthy = [queue(horde, requester, f"a field {index}", n=1) for index in range(4)]
         folder = worker_folder(tmp_path, horde, owner, models_to_load=[MODEL, POISON], max_threads=2,
                                fake_backend={"seconds_per_job": 0.0, "poison_models": [POISON]}, **QUICK)
         worker = await run_burst(folder)
-        for wp in healthy:
-            assert all(pg.is_completed and not pg.faulted for pg in generations_of(horde, wp))
+        assert_all_submitted_once(horde, healthy, submit_counter)
         poison_jobs = [pg for wp in poisoned for pg in generations_of(horde, wp)]
         assert poison_jobs and all(pg.faulted and submit_counter[pg.id] == 1 for pg in poison_jobs)
         [horde_worker] = horde.state.workers.values()
@@ -139,19 +141,11 @@ async def test_a_poison_model_is_quarantined_and_the_other_model_keeps_serving(
 async def test_a_child_is_recycled_after_n_jobs_with_its_model_preloaded(
     tmp_path: Path, submit_counter: collections.Counter[str]
 ) -> None:
-    async with serve_local_horde(HORDE) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         requests = [queue(horde, requester, f"a forest {index}", n=1) for index in range(3)]
         folder = worker_folder(tmp_path, horde, owner, recycle_process_after_jobs=2)
-        worker = await WorkerProcess(folder).start("--burst", "-v")
-        try:
-            assert await worker.wait() == 0, worker.output
-        finally:
-            await worker.kill()
-        for wp in requests:
-            assert all(pg.is_completed and not pg.faulted and submit_counter[pg.id] == 1
-                       for pg in generations_of(horde, wp))
+        worker = await run_burst(folder, "-v")
+        assert_all_submitted_once(horde, requests, submit_counter)
     # After jobs 1 and 2, between jobs: a new process, the model loaded before job 3 reaches it.
     assert worker.output.count("it has run 2 jobs (recycle_process_after_jobs: 2)") == 1
     assert f"{MODEL} preloaded by inference-1#3" in worker.output
@@ -163,21 +157,13 @@ async def test_a_child_is_recycled_after_n_jobs_with_its_model_preloaded(
 async def test_a_child_whose_memory_grows_past_the_limit_is_recycled(
     tmp_path: Path, submit_counter: collections.Counter[str]
 ) -> None:
-    async with serve_local_horde(HORDE) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         requests = [queue(horde, requester, f"a desert {index}", n=1) for index in range(2)]
         # A fresh fake child is well under 200 MiB; after one job that leaks 256 MiB it is well over.
         fake = {"seconds_per_job": 0.0, "memory_growth_mib_per_job": 256}
         folder = worker_folder(tmp_path, horde, owner, recycle_process_above_rss_mib=200, fake_backend=fake)
-        worker = await WorkerProcess(folder).start("--burst", "-v")
-        try:
-            assert await worker.wait() == 0, worker.output
-        finally:
-            await worker.kill()
-        for wp in requests:
-            assert all(pg.is_completed and not pg.faulted and submit_counter[pg.id] == 1
-                       for pg in generations_of(horde, wp))
+        worker = await run_burst(folder, "-v")
+        assert_all_submitted_once(horde, requests, submit_counter)
     assert re.search(r"Recycling slot 0 \(inference-1#2, pid \d+\): its memory is \d+ MiB "
                      r"\(recycle_process_above_rss_mib: 200\)", worker.output)
     assert f"{MODEL} preloaded by inference-1#3" in worker.output
@@ -189,9 +175,7 @@ async def test_a_slot_whose_process_keeps_failing_to_start_is_taken_out_of_servi
     tmp_path: Path, submit_counter: collections.Counter[str], slots: int
 ) -> None:
     # Processes 1 (safety) to slots + 1 start; every later one fails at start-up.
-    async with serve_local_horde(HORDE) as horde:
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with horde_with_users() as (horde, owner, requester):
         # Enough work for the one slot left to still be serving when the other gives up (~8 s).
         requests = [queue(horde, requester, f"a bridge {index}", n=1) for index in range(10)]
         fake = {"seconds_per_job": 1.0, "fail_start_from_incarnation": slots + 2}
@@ -199,9 +183,7 @@ async def test_a_slot_whose_process_keeps_failing_to_start_is_taken_out_of_servi
         worker = await WorkerProcess(folder).start("--burst")
         try:
             await worker.wait_for_line("Serving ")
-            pid = _ready_pids(worker.output)["inference-1#2"]
-            [child] = [p for p in psutil.Process(worker.pid).children() if p.pid == pid]
-            child.kill()
+            _child(worker, "inference-1#2").kill()
             status = await worker.wait()
         finally:
             await worker.kill()

