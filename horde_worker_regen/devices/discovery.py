@@ -9,11 +9,12 @@ the CPU). The fake backend's simulated GPUs replace discovery when configured.
 
 from __future__ import annotations
 
-import concurrent.futures
 import multiprocessing
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 from loguru import logger
 
@@ -84,15 +85,47 @@ def probe_devices() -> list[DeviceInfo]:
     return found if found is not None else probe_torch()
 
 
-def discover_devices(timeout: float = DISCOVERY_TIMEOUT_S) -> list[DeviceInfo]:
-    """The GPUs of this machine, asked in a spawned child that exits straight after."""
+def _probe_child(probe: Callable[[], list[DeviceInfo]], answer: Connection) -> None:
+    """The spawned child: run the probe, send its answer (or its error), exit."""
+    try:
+        answer.send(probe())
+    except Exception as error:  # the parent reports it and runs on the CPU
+        answer.send(error)
+    finally:
+        answer.close()
+
+
+def discover_devices(timeout: float = DISCOVERY_TIMEOUT_S,
+                     probe: Callable[[], list[DeviceInfo]] = probe_devices) -> list[DeviceInfo]:
+    """The GPUs of this machine, asked in a spawned child that exits straight after.
+
+    A child that does not answer within `timeout` (a wedged driver) is killed and the worker runs on
+    the CPU: waiting on it would hang the start. `probe` must be picklable (a module-level function).
+    """
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        try:
-            return pool.submit(probe_devices).result(timeout=timeout)
-        except (concurrent.futures.TimeoutError, concurrent.futures.process.BrokenProcessPool, OSError) as error:
-            logger.warning(f"GPU discovery failed ({type(error).__name__}: {error}); running on the CPU")
-            return []
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_probe_child, args=(probe, send), name="gpu-discovery", daemon=True)
+    child.start()
+    send.close()
+    try:
+        answer: object = receive.recv() if receive.poll(timeout) else None
+    except (EOFError, OSError) as error:
+        answer = error
+    finally:
+        receive.close()
+        child.join(1.0 if answer is not None else 0)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    if answer is None:
+        logger.warning(f"GPU discovery did not answer within {timeout:.0f}s and was killed; running on the CPU "
+                       "(check the GPU driver with nvidia-smi)")
+        return []
+    if isinstance(answer, BaseException):
+        logger.warning(f"GPU discovery failed ({type(answer).__name__}: {answer}); running on the CPU")
+        return []
+    assert isinstance(answer, list)
+    return answer
 
 
 def fake_devices(settings: FakeBackendSettings) -> list[DeviceInfo]:

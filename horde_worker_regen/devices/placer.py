@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import psutil
+from loguru import logger
 
 from horde_worker_regen.devices.model_sizes import ModelSizes
 from horde_worker_regen.devices.plan import SlotPlan
@@ -25,6 +26,7 @@ class DevicePlacer:
         self._plans = list(plans)
         self._sizes = sizes
         self._gpu_capacity: dict[int | None, int] = {}
+        self._told_oversize: set[str] = set()
 
     def device_of(self, slot_index: int) -> int | None:
         """The GPU index of a slot (None: the CPU)."""
@@ -73,5 +75,13 @@ class DevicePlacer:
         self._learn(slots)
         seats = self._seats(slots)
         capacity, ceiling = self._capacities(seats)
-        return place_job(JobNeeds(model, pixels), seats, capacity_mb=capacity, sizes=self._sizes.by_model,
-                         default_mb=self._sizes.default_mb, queued_models=queued_models, ceiling_mb=ceiling)
+        placement = place_job(JobNeeds(model, pixels), seats, capacity_mb=capacity, sizes=self._sizes.by_model,
+                              default_mb=self._sizes.default_mb, queued_models=queued_models, ceiling_mb=ceiling)
+        if placement.oversize and model not in self._told_oversize:
+            self._told_oversize.add(model)
+            device = self.device_of(placement.slot or 0)
+            where = f"GPU {device}" if device is not None else "the CPU"
+            logger.info(f"'{model}' needs about {self._sizes.by_model.get(model, self._sizes.default_mb)} MB by "
+                        f"estimate, more than {where} offers ({ceiling.get(device, 0)} MB): its jobs run alone "
+                        "there and rely on the backend offloading weights")
+        return placement

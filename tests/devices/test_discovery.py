@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
 from horde_worker_regen.config.bridge_data import FakeBackendSettings, FakeDevice
-from horde_worker_regen.devices.discovery import DeviceInfo, fake_devices
+from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
 from horde_worker_regen.devices.pinning import pin_to_device, report_fake_device
 from tests.support import REPO_ROOT
 
@@ -24,6 +27,32 @@ def test_discovery_runs_in_a_child_and_leaves_the_main_process_without_torch() -
     sane, torch_loaded = result.stdout.strip().splitlines()[-2:]
     assert sane.startswith("True ")
     assert torch_loaded == "False"
+
+
+def probe_reporting_its_pid() -> list[DeviceInfo]:
+    """A probe whose answer says which process ran it."""
+    return [DeviceInfo(0, f"pid {os.getpid()}", 1, 1)]
+
+
+def probe_that_hangs() -> list[DeviceInfo]:
+    """A probe stuck like a wedged driver call."""
+    threading.Event().wait()
+    return []
+
+
+def test_the_probe_runs_in_another_process() -> None:
+    found = discover_devices(timeout=60, probe=probe_reporting_its_pid)
+    assert len(found) == 1
+    assert found[0].name.startswith("pid ")
+    assert found[0].name != f"pid {os.getpid()}"
+    assert not multiprocessing.active_children()
+
+
+def test_a_hung_probe_is_killed_and_the_worker_runs_on_the_cpu() -> None:
+    started = time.monotonic()
+    assert discover_devices(timeout=2.0, probe=probe_that_hangs) == []
+    assert time.monotonic() - started < 15  # the child's start-up plus the timeout, not the hang
+    assert not multiprocessing.active_children()
 
 
 def test_pinning_sets_the_cuda_environment(monkeypatch: pytest.MonkeyPatch) -> None:
