@@ -1,7 +1,8 @@
 """Which slots run on which GPU: the configured GPUs and per-GPU overrides applied to the GPUs found.
 
 Bad choices stop the start with a message naming the key and what was found: a configured index with
-no such GPU, a per-GPU model that is not served. No GPU found and none configured: the CPU slots of
+no such GPU, a per-GPU model that is not served, a model whose GPUs all have a max_power below the
+worker's. No GPU found and none configured: the CPU slots of
 `max_threads`, as before multi-GPU support.
 """
 
@@ -59,7 +60,30 @@ def plan_slots(data: BridgeData, devices: Sequence[DeviceInfo], served: Sequence
         models = None if override is None or override.models_to_load is None else frozenset(override.models_to_load)
         power = None if override is None or override.max_power is None else override.max_power
         plans += [SlotPlan(by_index[index], models, power * PIXELS_PER_POWER if power else None)] * threads
+    _check_max_power(data, plans, served)
     return plans
+
+
+def _check_max_power(data: BridgeData, plans: Sequence[SlotPlan], served: Sequence[str]) -> None:
+    """Every offered model must run at the worker-wide max_power somewhere: the pop declares one max_pixels.
+
+    A model allowed only on GPUs whose override lowers max_power would be popped at sizes that those
+    GPUs then refuse, faulting every such job.
+    """
+    problems = []
+    for model in served:
+        allowed = [plan for plan in plans if plan.allowed_models is None or model in plan.allowed_models]
+        if not allowed or any(plan.max_pixels is None for plan in allowed):
+            continue
+        powers = {plan.device.index: (plan.max_pixels or 0) // PIXELS_PER_POWER
+                  for plan in allowed if plan.device is not None}
+        if max(powers.values(), default=data.max_power) < data.max_power:
+            listed = ", ".join(f"GPU {index} max_power {power}" for index, power in sorted(powers.items()))
+            problems.append(f"gpu_device_overrides: '{model}' may run only on {listed}, below the worker's max_power "
+                            f"{data.max_power}, which the horde is told; raise those overrides' max_power or lower "
+                            "max_power")
+    if problems:
+        raise ConfigError(problems)
 
 
 def served_by_some_slot(served: Sequence[str], plans: Sequence[SlotPlan]) -> list[str]:

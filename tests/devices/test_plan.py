@@ -54,6 +54,21 @@ def test_a_per_gpu_model_that_is_not_served_is_named() -> None:
         plan_slots(data, DEVICES, SERVED)
 
 
+def test_a_model_only_on_gpus_below_the_worker_max_power_is_named() -> None:
+    # The horde is told max_power 32; Dreamshaper may run only on GPU 1, limited to 8: it would fault.
+    data = BridgeData(max_power=32, gpu_device_overrides={
+        0: GpuDeviceSettings(models_to_load=["Deliberate"]),
+        1: GpuDeviceSettings(max_power=8, models_to_load=["Deliberate", "Dreamshaper"])})
+    with pytest.raises(ConfigError) as caught:
+        plan_slots(data, DEVICES, SERVED)
+    message = str(caught.value)
+    assert "'Dreamshaper' may run only on GPU 1 max_power 8, below the worker's max_power 32" in message
+    assert "raise those overrides' max_power or lower max_power" in message
+    assert "'Deliberate'" not in message  # GPU 0 runs it at full size
+    data.gpu_device_overrides[1] = GpuDeviceSettings(max_power=32, models_to_load=["Deliberate", "Dreamshaper"])
+    assert len(plan_slots(data, DEVICES, SERVED)) == 2
+
+
 def test_only_models_some_slot_may_run_are_offered() -> None:
     data = BridgeData(gpu_device_overrides={0: GpuDeviceSettings(models_to_load=["Dreamshaper"]),
                                             1: GpuDeviceSettings(models_to_load=["Dreamshaper"])})
