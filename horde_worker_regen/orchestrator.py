@@ -48,6 +48,7 @@ from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.jobs.popper import Popper, PopperSettings
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.spool import ResultSpool, resume_spooled
+from horde_worker_regen.jobs.spool_lock import SpoolInUse, SpoolLock
 from horde_worker_regen.jobs.stats import WorkerStats
 from horde_worker_regen.jobs.submitter import Submitter
 from horde_worker_regen.metrics import process_figures, write_metrics
@@ -95,6 +96,7 @@ class Worker:
         self.popper: Popper | None = None  # while serving; `popper.maintenance_message` tells of maintenance
         self._plans: list[SlotPlan] = []
         self._stats: WorkerStats | None = None
+        self._spool_lock: SpoolLock | None = None  # held from before the spool is read until the worker exits
 
     def request_stop(self, reason: str, exit_code: int) -> None:
         """Stop popping and shut down gracefully (called by signals, burst mode and fatal errors)."""
@@ -221,6 +223,8 @@ class Worker:
                 await self._run_with(client, downloads, loras)
         finally:
             abort_watch.cancel()
+            if self._spool_lock is not None:
+                self._spool_lock.release()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             if self._stats is not None:
@@ -241,6 +245,12 @@ class Worker:
         self._stats = stats = WorkerStats(keep_timings=self._options.metrics_file is not None)
         registry = JobRegistry()
         if not await self._plan_devices():
+            return
+        try:
+            self._spool_lock = SpoolLock.take(self._data.spool_folder, self._data.dreamer_name)
+        except SpoolInUse as error:
+            logger.error(f"Cannot start: {error}")
+            self._exit_code = EXIT_FAILED
             return
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
         spool = ResultSpool(self._data.spool_folder)

@@ -28,6 +28,7 @@ DEFAULT_HORDE_URL = "https://aihorde.net/api/"
 DEFAULT_WORKER_NAME = "An Awesome Dreamer"
 
 _PRIORITY_USERNAME = re.compile(r"^.+#\d+$")
+_UNSAFE_IN_FOLDER_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 Seconds = Annotated[int, Field(ge=1, le=86_400)]
 MIN_DASHBOARD_TOKEN_LENGTH = 16
@@ -251,7 +252,7 @@ class BridgeData(BaseModel):
     spool_dir: Path | None = Field(
         default=None,
         description="Folder where finished results wait until submitted, so a crash loses none "
-        "(default: cache_home/spool).",
+        "(default: cache_home/spool/<dreamer_name>); one worker at a time may use it.",
     )
     max_lora_cache_size: int = Field(
         default=10, ge=10, le=2048, description="LoRA cache limit in GB."
@@ -451,8 +452,12 @@ class BridgeData(BaseModel):
 
     @property
     def spool_folder(self) -> Path:
-        """Where finished results are spooled until submitted."""
-        return self.spool_dir if self.spool_dir is not None else self.cache_home / "spool"
+        """Where finished results are spooled until submitted: by default one folder per worker name, so
+        workers sharing a cache_home never resume (or clean up) each other's results."""
+        if self.spool_dir is not None:
+            return self.spool_dir
+        slug = _UNSAFE_IN_FOLDER_NAME.sub("_", self.dreamer_name).strip("._")
+        return self.cache_home / "spool" / (slug or "worker")
 
     @property
     def is_anonymous(self) -> bool:

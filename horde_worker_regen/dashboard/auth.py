@@ -3,7 +3,9 @@
 With `dashboard_token` set, every request but `/healthz` must carry it: as `Authorization: Bearer
 <token>`, or once as `?token=<token>`, which sets an HttpOnly cookie and redirects to the same page
 without the token in its address (so it does not linger in history or screenshots). Comparisons
-are constant-time. Without a token (allowed only on loopback) anyone on this machine may use it.
+are constant-time. Without a token (allowed only on loopback) anyone on this machine may use it, but
+only under a loopback name in `Host`: a web page whose own name was re-pointed at 127.0.0.1 (DNS
+rebinding) sends its own name there, and is refused.
 Pause and resume are POSTs; a POST whose `Origin` is another site is refused, so a web page open in
 the owner's browser cannot pause the worker behind their back.
 """
@@ -19,6 +21,7 @@ from yarl import URL
 
 COOKIE = "horde_worker_dashboard"
 OPEN_PATHS = frozenset({"/healthz"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -38,6 +41,14 @@ def _cross_site(request: web.Request) -> bool:
     return URL(origin).authority != request.host
 
 
+def _loopback_host(request: web.Request) -> bool:
+    try:
+        name = URL.build(authority=request.host).host
+    except ValueError:
+        return False
+    return name is not None and name.lower() in LOOPBACK_NAMES
+
+
 def token_middleware(token: str | None) -> Middleware:
     """The aiohttp middleware enforcing the rules above (`token`: None when none is configured)."""
 
@@ -45,7 +56,14 @@ def token_middleware(token: str | None) -> Middleware:
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "POST" and _cross_site(request):
             raise web.HTTPForbidden(text="cross-site requests are refused")
-        if token is None or request.path in OPEN_PATHS:
+        if request.path in OPEN_PATHS:
+            return await handler(request)
+        if token is None:
+            if not _loopback_host(request):
+                raise web.HTTPForbidden(
+                    text="without a dashboard_token the dashboard answers only to localhost, 127.0.0.1 or [::1] "
+                    "(this request named another host, as a DNS-rebinding web page would); "
+                    "open it by one of those names, or set dashboard_token")
             return await handler(request)
         if _matches(request.query.get("token"), token):
             clean = request.rel_url.without_query_params("token")

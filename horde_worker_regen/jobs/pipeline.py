@@ -348,7 +348,7 @@ class Pipeline:
                 self.dispatch()
                 return
             reason += "; too little time is left before its deadline to retry it"
-        elif retries:
+        else:  # lost on every process it ran on (with job_retries 0, its only one): a strike all the same
             reason += f"; it was lost with every process it ran on ({losses})"
             self._strike(record.spec.model)
         self.fault(record, reason)

@@ -45,15 +45,26 @@ class DiskUsage(NamedTuple):
 
 
 class DownloadFailed(RuntimeError):
-    """The file could not be downloaded; the message says why."""
+    """The file could not be downloaded; the message says why (`status`: the HTTP status, when one answered)."""
+
+    def __init__(self, message: str, *, status: int | None = None, local: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.local = local  # this machine's fault (disk, checksum), not the server's
 
 
 class NotEnoughSpace(DownloadFailed):
     """The disk cannot hold the file; nothing was written."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, local=True)
+
 
 class ChecksumMismatch(DownloadFailed):
     """The downloaded bytes do not have the sha256 the reference gives; the file was discarded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, local=True)
 
 
 def is_civitai(url: str, extra_hosts: tuple[str, ...] = ()) -> bool:
@@ -155,7 +166,8 @@ class Downloader:
             if response.status == 416 and offset:
                 return  # the partial file already holds every byte; the checksum decides
             if response.status not in (200, 206):
-                raise DownloadFailed(f"{partial.name[:-8]}: the server answered HTTP {response.status}")
+                raise DownloadFailed(f"{partial.name[:-8]}: the server answered HTTP {response.status}",
+                                     status=response.status)
             if response.status == 200:
                 offset = 0  # no range support: start over
             total = _total_from(response, offset)
@@ -202,7 +214,7 @@ def _write_failed(partial: Path, written: int, error: OSError) -> DownloadFailed
             f"{name}: the disk holding {partial.parent} filled up after {written / 2**20:.0f} MB; free some space "
             f"or move cache_home (the {partial.name} file is kept, so the download resumes from there)"
         )
-    return DownloadFailed(f"{name}: could not write {partial} ({error.strerror or error})")
+    return DownloadFailed(f"{name}: could not write {partial} ({error.strerror or error})", local=True)
 
 
 def _size(path: Path) -> int:

@@ -4,9 +4,10 @@ For each `payload["loras"]` / `payload["tis"]` entry: the local cache first; els
 the CivitAI API and download it (with the operator's token) into `<cache_home>/lora/` or `ti/`,
 within `download_timeout`. A failure never fails the job: the entry is dropped from what the
 inference child receives and the job reports `{"type": "lora"|"ti", "value": "download_failed"}`.
-A source that failed (unreachable, 5xx, timeout) is skipped for a growing while (`SourceBackoff`),
-so later jobs do not each wait out the timeout; a reference CivitAI does not know is not the
-source's fault and does not count. A LoRA's CivitAI trigger words are kept in the cache index with its
+A source that failed (unreachable, 5xx, 429, timeout) is skipped for a growing while (`SourceBackoff`),
+so later jobs do not each wait out the timeout; a reference CivitAI does not know or refuses (other
+4xx, e.g. an early-access LoRA), a bad checksum or a full disk is not the source's fault: only that
+reference fails. A LoRA's CivitAI trigger words are kept in the cache index with its
 file and handed on with it (`GenerationSpec.lora_triggers`), so `inject_trigger` works on cache hits
 too. The LoRA and TI folders share one `max_lora_cache_size` budget.
 """
@@ -30,7 +31,17 @@ from horde_worker_regen.models.lora_cache import LoraCache, share_budget
 from horde_worker_regen.processes.messages import GenerationSpec
 
 PAYLOAD_KEYS = {"lora": "loras", "ti": "tis"}
-_SOURCE_FAILURES = (DownloadFailed, aiohttp.ClientError, asyncio.TimeoutError)
+_FAILURES = (DownloadFailed, aiohttp.ClientError, asyncio.TimeoutError)
+
+
+def source_at_fault(error: BaseException) -> bool:
+    """True when `error` says the source itself is failing (transport, timeout, 5xx, 429), not this reference."""
+    if isinstance(error, DownloadFailed) and error.local:
+        return False
+    status = error.status if isinstance(error, DownloadFailed | aiohttp.ClientResponseError) else None
+    if status is not None:
+        return status >= 500 or status == 429
+    return isinstance(error, _FAILURES)
 
 
 @dataclass(frozen=True)
@@ -115,8 +126,11 @@ class LoraFetcher:
         except NotFound as error:
             logger.warning(f"Cannot fetch {ref.kind} '{ref.name}': {error}")
             return None
-        except _SOURCE_FAILURES as error:
+        except _FAILURES as error:
             reason = "timed out" if isinstance(error, asyncio.TimeoutError) else describe_error(error)
+            if not source_at_fault(error):
+                logger.warning(f"Cannot fetch {ref.kind} '{ref.name}': {reason}")
+                return None
             delay = self.backoff.failed(source)
             logger.warning(f"Cannot fetch {ref.kind} '{ref.name}' ({reason}); skipping {source} for {delay:.0f} s")
             return None

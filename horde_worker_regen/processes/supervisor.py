@@ -228,13 +228,20 @@ class Supervisor:
                 await asyncio.wait_for(handle.exited.wait(), KILL_GRACE_S)
 
     async def stop(self, handle: ChildHandle, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Ask a child to finish and exit; kill it if it has not exited within `timeout`."""
+        """Ask a child to finish and exit; kill it if it has not exited within `timeout`, or if this is cancelled.
+
+        It has already left `_children` (so `kill_all` does not see it): a cancelled stop (an abort during a
+        recycle) must kill it, or it would outlive the worker.
+        """
         handle.stopping = True
         self._children.discard(handle)
         if handle.process.exitcode is None:
             handle.channel.send(Shutdown(handle.incarnation))
             try:
                 await asyncio.wait_for(handle.exited.wait(), timeout)
+            except asyncio.CancelledError:
+                self.kill(handle)  # its reaping task is one `kill_all` waits for
+                raise
             except asyncio.TimeoutError:
                 logger.warning(f"{handle.name} did not stop within {timeout:.0f}s; terminating it")
                 self.kill(handle)

@@ -75,6 +75,25 @@ async def test_a_post_from_another_site_is_refused_even_without_a_token(session:
         assert parts.popper.paused
 
 
+@pytest.mark.parametrize("host", ["evil.example:7070", "evil.example", "192.168.1.5:7070", "localhost.evil.example"])
+async def test_without_a_token_another_host_name_is_refused(session: aiohttp.ClientSession, host: str) -> None:
+    parts = build_parts(session, BridgeData(api_key="k" * 22))
+    async with TestClient(TestServer(dashboard_app(parts.sources, None))) as client:
+        origin = f"http://{host}"  # a DNS-rebinding page is same-origin with itself
+        response = await client.get("/status.json", headers={"Host": host})
+        assert response.status == 403 and "dashboard_token" in await response.text()
+        response = await client.post("/pause", headers={"Host": host, "Origin": origin})
+        assert response.status == 403 and not parts.popper.paused
+        assert (await client.get("/healthz", headers={"Host": host})).status == 200
+
+
+@pytest.mark.parametrize("host", ["localhost:7070", "127.0.0.1:7070", "[::1]:7070", "LOCALHOST"])
+async def test_without_a_token_loopback_names_are_served(session: aiohttp.ClientSession, host: str) -> None:
+    parts = build_parts(session, BridgeData(api_key="k" * 22))
+    async with TestClient(TestServer(dashboard_app(parts.sources, None))) as client:
+        assert (await client.get("/status.json", headers={"Host": host})).status == 200
+
+
 def _problems(tmp_path: Path, text: str) -> str:
     path = tmp_path / "bridgeData.yaml"
     path.write_text(text)

@@ -50,10 +50,11 @@ class StubSupervisor:
         return True
 
 
-def _pipeline(slots: int, fetcher: Any = None, loras: LoraFetcher | None = None) -> tuple[Pipeline, StubSupervisor]:
+def _pipeline(slots: int, fetcher: Any = None, loras: LoraFetcher | None = None,
+              data: BridgeData | None = None) -> tuple[Pipeline, StubSupervisor]:
     supervisor = StubSupervisor()
     spec = ChildSpec("stub", print, None)
-    pipeline = Pipeline(data=BridgeData(api_key="k" * 22), supervisor=supervisor,  # type: ignore[arg-type]
+    pipeline = Pipeline(data=data or BridgeData(api_key="k" * 22), supervisor=supervisor,  # type: ignore[arg-type]
                         children=ChildSpecs(spec, [spec] * slots), registry=JobRegistry(), stats=WorkerStats(),
                         submitter=None, fetcher=fetcher, on_fatal=print, loras=loras)  # type: ignore[arg-type]
     for slot in pipeline.slots.slots:
@@ -86,6 +87,20 @@ async def test_a_failed_job_leaves_its_slot_holding_no_model() -> None:
     pipeline.on_child_message(handle, JobFailed(1, "j1", "the model did not load", 0.0, 0.0))
     assert pipeline.slots.slots[0].model is None
     assert pipeline.slots.slots[0].idle
+
+
+async def test_with_no_retries_a_job_lost_with_its_process_still_strikes_its_model() -> None:
+    data = BridgeData(api_key="k" * 22, job_retries=0, quarantine_model_after_strikes=2)
+    pipeline, _ = _pipeline(1, data=data)
+    pipeline.stop_restarting()  # no replacement child: the stub supervisor starts none
+    for key in ("j1", "j2"):
+        pipeline.job_popped(_job(key, "A"), time.monotonic())
+        handle = pipeline.slots.slots[0].handle
+        assert handle is not None and pipeline.slots.slots[0].job_key == key
+        pipeline.on_child_lost(handle, "killed by signal 9")  # type: ignore[arg-type]
+        assert pipeline.registry.get(key).fault_reason  # type: ignore[union-attr]
+        pipeline.slots.slots[0].handle = StubHandle("inference-0", incarnation=2)  # type: ignore[assignment]
+    assert pipeline.quarantine.quarantined == {"A"}
 
 
 async def test_loras_are_fetched_before_the_job_is_queued_and_failures_reported(

@@ -22,6 +22,7 @@ class FakeCivitai:
     trained_words: dict[int, list[str]] = field(default_factory=dict)  # a version's `trainedWords`
     status: int = 200  # anything else: every API call answers it
     hang: bool = False  # API calls never answer (the client's timeout decides)
+    file_status: dict[int, int] = field(default_factory=dict)  # a version's download answers this status
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
     base: str = ""
 
@@ -50,9 +51,10 @@ async def _api(request: web.Request, fake: FakeCivitai) -> web.StreamResponse:
     fake.requests.append((request.path_qs, request.headers.get("Authorization")))
     if fake.hang:
         await asyncio.Event().wait()
-    if fake.status != 200:
-        return web.Response(status=fake.status)
     kind, _, ident = request.match_info["what"].partition("/")
+    status = fake.file_status.get(int(ident), fake.status) if kind == "download" and ident.isdigit() else fake.status
+    if status != 200:
+        return web.Response(status=status)
     if kind == "download" and ident.isdigit() and int(ident) in fake.files:
         return web.Response(body=fake.files[int(ident)])
     if kind == "model-versions" and ident.isdigit() and int(ident) in fake.files:

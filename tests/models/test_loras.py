@@ -102,6 +102,43 @@ async def test_a_failing_source_is_skipped_for_a_while_instead_of_timing_out_eve
     assert third == [] and "247778" in fetched.lora_files
 
 
+@pytest.mark.parametrize("status", [401, 403, 410])
+async def test_a_refused_lora_fails_only_itself_and_does_not_block_the_source(
+    tmp_path: Path, civitai: FakeCivitai, session: aiohttp.ClientSession, status: int
+) -> None:
+    civitai.add(555, b"early access", name="Early")
+    civitai.file_status[555] = status  # e.g. an early-access LoRA the token may not download
+    loras = fetcher(tmp_path, session)
+    _, metadata = await loras.fetch(spec([{"name": "555", "is_version": True}]))
+    assert metadata == [{"type": "lora", "value": "download_failed", "ref": "555"}]
+    assert loras.backoff.blocked_for("127.0.0.1") == 0
+    fetched, other = await loras.fetch(spec([{"name": "247778", "is_version": True}]))  # the next job's LoRA
+    assert other == [] and "247778" in fetched.lora_files
+
+
+async def test_a_checksum_mismatch_fails_only_that_lora(
+    tmp_path: Path, civitai: FakeCivitai, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    civitai.add(556, b"the real bytes")
+    real_version = civitai.version
+    monkeypatch.setattr(civitai, "version", lambda version_id: real_version(version_id) if version_id != 556 else {
+        **real_version(556), "files": [{**real_version(556)["files"][0], "hashes": {"SHA256": "00" * 32}}]})
+    loras = fetcher(tmp_path, session)
+    _, metadata = await loras.fetch(spec([{"name": "556", "is_version": True}]))
+    assert metadata == [{"type": "lora", "value": "download_failed", "ref": "556"}]
+    assert loras.backoff.blocked_for("127.0.0.1") == 0
+
+
+async def test_rate_limiting_backs_off_the_source(
+    tmp_path: Path, civitai: FakeCivitai, session: aiohttp.ClientSession
+) -> None:
+    civitai.file_status[247778] = 429
+    loras = fetcher(tmp_path, session)
+    _, metadata = await loras.fetch(spec([{"name": "247778", "is_version": True}]))
+    assert metadata == [{"type": "lora", "value": "download_failed", "ref": "247778"}]
+    assert loras.backoff.blocked_for("127.0.0.1") > 0
+
+
 async def test_a_download_timeout_fails_only_that_lora(
     tmp_path: Path, civitai: FakeCivitai, session: aiohttp.ClientSession
 ) -> None:

@@ -57,7 +57,7 @@ async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_res
         requests = [censored] + [queue(horde, requester, f"a harbour {index}", n=1) for index in range(JOBS - 1)]
         horde.faults.add(endpoint="submit", kind="error", status=500)  # refused before it is applied
         folder = worker_folder(tmp_path, horde, owner)
-        spool = tmp_path / "models" / "spool"  # the default: cache_home/spool
+        spool = tmp_path / "models" / "spool" / "Pipeline_Test_Dreamer"  # the default: cache_home/spool/<name>
         first = await WorkerProcess(folder).start()
         try:
             await _wait_until(lambda: len(_entries(spool)) == JOBS, f"{JOBS} spooled results")
@@ -85,7 +85,7 @@ async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_res
             assert pg.censored == (pg.id == censored_id)
             assert (stored.data == censor_image("nsfw", 512, 512)) == (pg.id == censored_id)
             assert ({"type": "censorship", "value": "nsfw"} in pg.gen_metadata) == (pg.id == censored_id)
-    assert _entries(spool) == [] and list(spool.iterdir()) == []
+    assert _entries(spool) == [] and list(spool.iterdir()) == [spool / ".worker.lock"]
     assert second.output.count(f"Spooled result {late.stem} dropped: its deadline passed 3") == 1
     assert f"Resuming {JOBS - 1} spooled result(s)" in second.output
     assert all(f"Job {job_id} submitted: 1 image(s)" in second.output for job_id in resumed)
@@ -112,3 +112,20 @@ async def test_a_spool_that_cannot_be_written_is_logged_and_the_result_still_goe
     assert str(blocker / "spool" / f"{pg.id}.json") in line and "Not a directory" in line
     assert "MB free" in line and "uploaded from memory" in line
     assert f"Job {pg.id} submitted" in worker.output
+
+
+async def test_a_second_worker_on_the_same_spool_refuses_to_start(tmp_path: Path) -> None:
+    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
+        owner = horde.add_user("owner", trusted=True)
+        folder = worker_folder(tmp_path, horde, owner)
+        first = await WorkerProcess(folder).start()
+        try:
+            await first.wait_for_line("Starting the safety process")  # it holds the spool from here on
+            second = await run_burst(folder, expected_status=1)  # the same name and cache_home: started twice
+            spool = tmp_path / "models" / "spool" / "Pipeline_Test_Dreamer"
+            assert f"Cannot start: another worker is already running with the spool folder {spool}" in second.output
+            assert "Starting the safety process" not in second.output
+            first.send_signal(signal.SIGINT)
+            assert await first.wait() == 0, first.output
+        finally:
+            await first.kill()

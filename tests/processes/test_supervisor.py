@@ -111,3 +111,20 @@ async def test_children_ignore_sigint_so_the_parent_decides(
     _, message = await asyncio.wait_for(recorder.messages.get(), TIMEOUT)
     assert isinstance(message, JobDone) and message.images == (b"still here",)
     assert recorder.lost.empty()
+
+
+async def test_a_cancelled_stop_still_ends_the_child(supervised: tuple[Supervisor, Recorder], tmp_path: Path) -> None:
+    supervisor, _ = supervised
+    handle = await supervisor.start(ChildSpec("deaf", targets.deaf_main, tmp_path))  # never reads its Shutdown
+    stopping = asyncio.get_running_loop().create_task(supervisor.stop(handle, timeout=TIMEOUT))
+    while not handle.stopping:  # stop() has sent Shutdown and waits for the exit
+        await asyncio.sleep(0)
+    stopping.cancel()  # an abort cancels the recycle waiting in stop()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    try:
+        await asyncio.wait_for(supervisor.kill_all(), TIMEOUT)
+        assert not handle.process.is_alive()
+    finally:
+        if handle.process.is_alive():
+            handle.process.kill()
