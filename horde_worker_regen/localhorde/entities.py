@@ -224,3 +224,13 @@ class ProcessingGeneration:
         if self.is_completed or self.faulted:
             return False
         return now - self.start_time > self.ttl
+
+
+@dataclass(frozen=True)
+class SubmitAttempt:
+    """One submit the horde received for a job it knows, refused or not, so a test can tell a worker
+    that reports an id twice from one that retries a submit whose answer it never got."""
+
+    state: str  # the submitted `state`: ok, censored, csam or faulted
+    applied: bool  # the job was neither completed nor faulted before it, and credentials were right
+

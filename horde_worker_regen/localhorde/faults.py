@@ -77,6 +77,7 @@ class LostResponse:
     endpoint: str
     status: int
     body: bytes
+    request: bytes = b""  # the request's body, e.g. to tell which job a lost submit answer was for
 
 
 class FaultInjector:
@@ -200,7 +201,7 @@ def make_fault_middleware(faults: FaultInjector, endpoint_of: EndpointOf, now: C
             logger.info(f"local horde: dropping the connection after {request.method} {request.path}")
             raw = response.body if isinstance(response, web.Response) else None
             withheld = raw if isinstance(raw, bytes) else b""
-            faults.lost_responses.append(LostResponse(endpoint, response.status, withheld))
+            faults.lost_responses.append(LostResponse(endpoint, response.status, withheld, await request.read()))
             if request.protocol is not None:
                 request.protocol.force_close()
         return response

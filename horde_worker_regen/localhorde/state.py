@@ -17,6 +17,7 @@ from horde_worker_regen.localhorde.clock import Clock
 from horde_worker_regen.localhorde.entities import (
     ANON_API_KEY,
     ProcessingGeneration,
+    SubmitAttempt,
     User,
     WaitingPrompt,
     Worker,
@@ -68,6 +69,7 @@ class HordeState:
         self.workers: dict[str, Worker] = {}
         self.requests: dict[str, WaitingPrompt] = {}
         self.generations: dict[str, ProcessingGeneration] = {}
+        self.submit_attempts: dict[str, list[SubmitAttempt]] = {}  # job id -> every submit received, in order
         self.objects = ObjectStore()
         self.model_stats = ModelStats()
         self._users_by_key: dict[str, User] = {}
@@ -163,6 +165,10 @@ class HordeState:
         """Record a started job."""
         self.generations[pg.id] = pg
         self._generation_ids_by_request.setdefault(pg.wp_id, []).append(pg.id)
+
+    def record_submit(self, job_id: str, attempt: SubmitAttempt) -> None:
+        """Keep one submit received for a known job (the server keeps no such record; tests read it)."""
+        self.submit_attempts.setdefault(job_id, []).append(attempt)
 
     def generations_of(self, wp: WaitingPrompt) -> list[ProcessingGeneration]:
         """The jobs started for a request, oldest first."""

@@ -16,7 +16,7 @@ from aiohttp import web
 from loguru import logger
 
 from horde_worker_regen.localhorde.context import LocalHorde, horde_of
-from horde_worker_regen.localhorde.entities import ProcessingGeneration, key_fingerprint
+from horde_worker_regen.localhorde.entities import ProcessingGeneration, SubmitAttempt, key_fingerprint
 from horde_worker_regen.localhorde.errors import WRONG_CREDENTIALS_MESSAGE, HordeError, internal_error_response
 from horde_worker_regen.localhorde.jobs import Submission, set_generation
 from horde_worker_regen.localhorde.schemas import SUBMIT_SCHEMA, SubmitArgs
@@ -65,11 +65,14 @@ async def submit_handler(request: web.Request) -> web.Response:
     if pg is None:
         raise HordeError(404, "InvalidJobID", f"Processing Job with ID {args.id} does not exist.")
     user = horde.state.user_by_key(api_key)
+    worker = horde.state.workers[pg.worker_id]
+    authorised = user is not None and user.id == worker.owner_id
+    applied = authorised and not (pg.is_completed or pg.faulted)
+    horde.state.record_submit(args.id, SubmitAttempt(args.state, applied))
     if user is None:
         # Known server bug: the error path reads a `name` argument the submit parser does not have.
         logger.error(f"local horde: submit with unknown key {key_fingerprint(api_key)} → 500 (server bug)")
         return internal_error_response()
-    worker = horde.state.workers[pg.worker_id]
     if user.id != worker.owner_id:
         raise HordeError(403, "WrongCredentials", WRONG_CREDENTIALS_MESSAGE)
     submission = Submission(args.generation, args.seed, args.state, args.gen_metadata)

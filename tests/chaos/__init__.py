@@ -8,6 +8,9 @@ session (`conftest.py`):
 
 - every id the horde handed out ended submitted ok, faulted, or dropped with a logged reason (an id
   in none of these is *lost*), read from the horde's own records (`ledger.py`);
+- no id was reported twice: submitted again after the horde applied a submit of it, unless the
+  answer to an earlier submit was lost to a `drop` fault, or both stored ok and reported faulted
+  (*double reports*), from every submit the horde received (`HordeState.submit_attempts`);
 - no process of the worker's tree outlives it (*orphans*);
 - no run of the worker exited other than as the scenario expected, or logged a traceback (*crashes*).
 

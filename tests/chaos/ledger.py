@@ -5,6 +5,13 @@ fault has been applied), and the jobs' state comes from the horde's state. An id
 result was stored and not faulted), `faulted` (the horde accepted a `faulted` submit for it), or
 `dropped` with a reason: the worker logged why it gave the id up, or the pop response that carried
 it was lost in transit (the horde re-queues such an id at its ttl). Any other id is `lost`.
+
+Apart from how it ended, an id may have been reported twice: from the submits the horde received
+for it (refused ones included), any submit after the first one the horde applied is a double report,
+unless the answer to an earlier submit of that id was lost to a `drop` fault (the worker then rightly
+retries and is answered `DuplicateGen`): each lost answer excuses one retry. An id whose result the
+horde stored and that was also reported `faulted` is a double report whatever the faults were (a
+`faulted` submit re-queues the image even when it is done).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from horde_worker_regen.localhorde.context import LocalHorde
+from horde_worker_regen.localhorde.entities import SubmitAttempt
 from horde_worker_regen.localhorde.errors import HordeError
 
 POP_PATH = "/generate/pop"
@@ -83,6 +91,32 @@ def lost_pop_ids(horde: LocalHorde) -> set[str]:
             for job_id in _json(lost.body).get("ids") or ()}  # fmt: skip
 
 
+def lost_submit_answers(horde: LocalHorde) -> collections.Counter[str]:
+    """id → how many answers to its submits a `drop` fault withheld from the worker."""
+    return collections.Counter(str(_json(lost.request).get("id")) for lost in horde.faults.lost_responses
+                               if lost.endpoint == "submit")  # fmt: skip
+
+
+def double_report(attempts: list[SubmitAttempt], lost_answers: int) -> str | None:
+    """Why these submits of one id report it more than once, or None."""
+    stored = any(attempt.applied and attempt.state != "faulted" for attempt in attempts)
+    if stored and any(attempt.state == "faulted" for attempt in attempts):
+        return f"submitted ok and reported faulted ({', '.join(attempt.state for attempt in attempts)})"
+    first = next((index for index, attempt in enumerate(attempts) if attempt.applied), None)
+    later = 0 if first is None else len(attempts) - first - 1
+    if later > lost_answers:
+        return f"submitted {later} more time(s) after it was applied, {lost_answers} lost answer(s) to excuse it"
+    return None
+
+
+def double_reports(horde: LocalHorde) -> dict[str, str]:
+    """id → why it counts as reported more than once, from every submit the horde received."""
+    lost = lost_submit_answers(horde)
+    attempts_by_id = horde.state.submit_attempts
+    reasons = {job_id: double_report(attempts, lost[job_id]) for job_id, attempts in attempts_by_id.items()}
+    return {job_id: reason for job_id, reason in reasons.items() if reason is not None}
+
+
 def drop_reasons(lines: Iterable[str], batches: list[tuple[str, ...]]) -> dict[str, str]:
     """id → the reason the worker logged for dropping it (a job's drop covers every id of its batch)."""
     batch_of = {batch[0]: batch for batch in batches}
@@ -106,6 +140,7 @@ class Accounting:
     dropped: dict[str, str] = field(default_factory=dict)
     lost: list[str] = field(default_factory=list)
     submits: collections.Counter[str] = field(default_factory=collections.Counter)
+    double_reports: dict[str, str] = field(default_factory=dict)  # id -> why it was reported more than once
 
     @property
     def popped_ids(self) -> int:
@@ -129,7 +164,8 @@ def account(horde: LocalHorde, ledger: HordeLedger, worker_lines: Iterable[str])
     reasons = drop_reasons(worker_lines, ledger.batches)
     lost_in_transit = lost_pop_ids(horde)
     faulted_submits = ledger.faulted_ids()
-    result = Accounting(popped_jobs=len(ledger.batches), submits=ledger.submit_counts())
+    result = Accounting(popped_jobs=len(ledger.batches), submits=ledger.submit_counts(),
+                        double_reports=double_reports(horde))  # fmt: skip
     for batch in ledger.batches:
         for job_id in batch:
             pg = horde.state.generations.get(job_id)

@@ -251,5 +251,7 @@ class ChaosRun:
         """The invariants every scenario must hold."""
         assert not row.unfired, f"{row.name}: faults that never fired: {row.unfired}"
         assert row.accounting.lost == [], f"{row.name}: ids lost: {row.accounting.lost}"
+        doubles = row.accounting.double_reports
+        assert doubles == {}, f"{row.name}: ids reported more than once: {doubles}"
         assert row.orphans == [], f"{row.name}: processes left running: {row.orphans}"
         assert row.crashes == [], f"{row.name}: worker crashes: {row.crashes}"

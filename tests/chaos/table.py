@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from tests.chaos.ledger import Accounting
 
-COLUMNS = ("scenario", "faults", "jobs popped", "ids popped", "ok", "faulted", "dropped", "lost", "orphans",
-           "crashes")  # fmt: skip
+COLUMNS = ("scenario", "faults", "jobs popped", "ids popped", "ok", "faulted", "dropped", "lost",
+           "double reports", "orphans", "crashes")  # fmt: skip
 
 
 @dataclass
@@ -26,7 +26,7 @@ class ScenarioRow:
         """The row as table cells."""
         a = self.accounting
         figures = (self.faults.total(), a.popped_jobs, a.popped_ids, len(a.ok), len(a.faulted), len(a.dropped),
-                   len(a.lost), len(self.orphans), len(self.crashes))  # fmt: skip
+                   len(a.lost), len(a.double_reports), len(self.orphans), len(self.crashes))  # fmt: skip
         return (self.name, *(str(figure) for figure in figures))
 
 
@@ -67,4 +67,6 @@ class ChaosTable:
                 out.append(f"    CRASH: {crash}")
             if row.accounting.lost:
                 out.append(f"    LOST: {', '.join(row.accounting.lost)}")
+            for job_id, why in sorted(row.accounting.double_reports.items()):
+                out.append(f"    DOUBLE REPORT: {job_id} {why}")
         return out

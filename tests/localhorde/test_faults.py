@@ -273,3 +273,15 @@ async def test_a_dropped_answer_is_kept_so_the_jobs_it_carried_can_be_accounted(
     [pg] = horde.state.generations.values()
     assert lost.endpoint == "pop" and lost.status == 200
     assert json.loads(lost.body)["ids"] == [pg.id]
+
+
+async def test_a_dropped_submit_answer_keeps_the_request_so_its_job_is_known(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    queue(horde, requester)
+    _, job = await pop(client, owner)
+    horde.faults.add(endpoint="submit", kind="drop", times=1)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await submit(client, owner, job["ids"][0])
+    [lost] = horde.faults.lost_responses
+    assert (lost.endpoint, lost.status, json.loads(lost.request)["id"]) == ("submit", 200, job["ids"][0])

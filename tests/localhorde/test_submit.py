@@ -8,7 +8,7 @@ import pytest
 
 from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.context import LocalHorde
-from horde_worker_regen.localhorde.entities import User
+from horde_worker_regen.localhorde.entities import SubmitAttempt, User
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
 from tests.localhorde.support import WEBP_B64, WEBP_BYTES, Client, assert_error, pop, queue, submit
 
@@ -80,6 +80,22 @@ async def test_duplicate_submit(client: Client, horde: LocalHorde, owner: User, 
     status, body = await submit(client, owner, job_id)
     assert status == 400
     assert body == {"message": f"Processing Generation with ID {job_id} already submitted.", "rc": "DuplicateGen"}
+
+
+async def test_every_submit_received_is_recorded_refused_ones_too(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    job = await pop_one(client, horde, owner, requester)
+    job_id = job["ids"][0]
+    stranger = horde.state.add_user("stranger")
+    assert_error(await submit(client, stranger, job_id), 403, "WrongCredentials")
+    assert (await submit(client, owner, job_id))[0] == 200
+    assert_error(await submit(client, owner, job_id), 400, "DuplicateGen")
+    await submit(client, owner, job_id, state="faulted")
+    assert horde.state.submit_attempts[job_id] == [
+        SubmitAttempt("ok", applied=False), SubmitAttempt("ok", applied=True),
+        SubmitAttempt("ok", applied=False), SubmitAttempt("faulted", applied=False),
+    ]  # fmt: skip
     assert owner.kudos == pytest.approx(106.5)  # paid once
 
 
