@@ -27,51 +27,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from loguru import logger
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.fake_worker import (  # noqa: E402
+    RESULTS,
+    add_fake_worker_arguments,
+    prepare_worker_dir,
+    queue_requests,
+    worker_environment,
+)
 from horde_worker_regen.localhorde.config import LocalHordeConfig  # noqa: E402
-from horde_worker_regen.localhorde.requester import queue_request  # noqa: E402
 from horde_worker_regen.localhorde.testing import serve_local_horde  # noqa: E402
-from horde_worker_regen.models.reference_cache import ReferencePaths  # noqa: E402
-
-FIXTURES = REPO_ROOT / "tests" / "fixtures"
-RESULTS = REPO_ROOT / "bench" / "RESULTS.md"
-MODEL = "Deliberate"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=1000, help="requests queued (one image each)")
-    parser.add_argument("--seconds-per-job", type=float, default=0.2, help="fake backend time per job")
-    parser.add_argument("--threads", type=int, default=2, help="max_threads (inference slots)")
-    parser.add_argument("--queue-size", type=int, default=1, help="queue_size (jobs held ready)")
-    parser.add_argument("--size", type=int, default=512, help="image width and height")
-    parser.add_argument("--keep", type=Path, default=None, help="keep the worker folder (logs, metrics) here")
-    parser.add_argument("--write", action="store_true", help="append the figures to bench/RESULTS.md")
+    add_fake_worker_arguments(parser, jobs=1000, seconds_per_job=0.2, queue_size=1, size=512)
     return parser.parse_args(argv)
-
-
-def prepare_worker_dir(folder: Path, api_url: str, api_key: str, args: argparse.Namespace) -> Path:
-    """bridgeData.yaml and a cached model reference, as an operator's folder would hold them."""
-    paths = ReferencePaths(folder / "models")
-    paths.reference.parent.mkdir(parents=True)
-    shutil.copy(FIXTURES / "stable_diffusion.json", paths.reference)
-    shutil.copy(FIXTURES / "image_model_usage.json", paths.usage)
-    settings = yaml.safe_load((REPO_ROOT / "bridgeData_template.yaml").read_text())
-    settings.update({
-        "api_key": api_key, "dreamer_name": "Bench Dreamer", "horde_url": api_url, "cache_home": str(paths.cache_home),
-        "models_to_load": [MODEL], "max_threads": args.threads, "queue_size": args.queue_size, "max_batch": 1,
-        "max_power": max(8, args.size * args.size // (8 * 64 * 64)), "inference_backend": "fake",
-        "safety_backend": "fake", "fake_backend": {"seconds_per_job": args.seconds_per_job},
-        "stats_output_frequency": 10,
-    })  # fmt: skip
-    (folder / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
-    return folder
 
 
 async def run_worker(folder: Path, args: argparse.Namespace) -> tuple[dict[str, Any], float]:
@@ -80,13 +56,9 @@ async def run_worker(folder: Path, args: argparse.Namespace) -> tuple[dict[str, 
     async with serve_local_horde(config) as horde:
         owner = horde.add_user("bench-owner", trusted=True)
         requester = horde.add_user("bench-requester", trusted=True, kudos=10_000_000)
-        for index in range(args.jobs):
-            body = {"prompt": f"benchmark {index}", "models": [MODEL],
-                    "params": {"width": args.size, "height": args.size, "steps": 30, "n": 1}}
-            queue_request(horde.horde, requester, body)
-        prepare_worker_dir(folder, horde.api_url, owner.api_key, args)
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
-        environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
+        queue_requests(horde, requester, args, "benchmark", steps=30)
+        prepare_worker_dir(folder, horde, owner, args, {"dreamer_name": "Bench Dreamer", "stats_output_frequency": 10})
+        environ = worker_environment()
         metrics = folder / "metrics.json"
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(

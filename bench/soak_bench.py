@@ -33,23 +33,25 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
-import yaml
 from loguru import logger
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.fake_worker import (  # noqa: E402
+    RESULTS,
+    add_fake_worker_arguments,
+    prepare_worker_dir,
+    queue_requests,
+    worker_environment,
+)
 from horde_worker_regen.localhorde.config import LocalHordeConfig  # noqa: E402
-from horde_worker_regen.localhorde.requester import queue_request  # noqa: E402
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde  # noqa: E402
-from horde_worker_regen.models.reference_cache import ReferencePaths  # noqa: E402
 
-FIXTURES = REPO_ROOT / "tests" / "fixtures"
-RESULTS = REPO_ROOT / "bench" / "RESULTS.md"
-MODEL = "Deliberate"
 WARM_UP = (0.10, 0.15)  # share of the images delivered: the warm-up window
 FINAL_SAMPLES = 5
 GROWTH_LIMIT = 0.05
@@ -59,37 +61,22 @@ READY = re.compile(r"(?P<name>[a-z]+(?:-\d+)?)#\d+ ready \(pid (?P<pid>\d+)")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=2000, help="requests queued (one image each)")
-    parser.add_argument("--seconds-per-job", type=float, default=0.02, help="fake backend time per job")
-    parser.add_argument("--threads", type=int, default=2, help="max_threads (inference slots)")
-    parser.add_argument("--queue-size", type=int, default=2, help="queue_size (jobs held ready)")
-    parser.add_argument("--size", type=int, default=256, help="image width and height")
+    add_fake_worker_arguments(parser, jobs=2000, seconds_per_job=0.02, queue_size=2, size=256)
     parser.add_argument("--recycle-after-jobs", type=int, default=250, help="recycle_process_after_jobs")
     parser.add_argument("--recycle-above-rss-mib", type=int, default=160, help="recycle_process_above_rss_mib")
     parser.add_argument("--leak-mib-per-job", type=int, default=1, help="fake backend memory_growth_mib_per_job")
     parser.add_argument("--sample-interval", type=float, default=0.5, help="seconds between RSS samples")
-    parser.add_argument("--keep", type=Path, default=None, help="keep the worker folder (logs) here")
-    parser.add_argument("--write", action="store_true", help="append the figures to bench/RESULTS.md")
     return parser.parse_args(argv)
 
 
-def prepare_worker_dir(folder: Path, api_url: str, api_key: str, args: argparse.Namespace) -> None:
-    """bridgeData.yaml and a cached model reference, as an operator's folder would hold them."""
-    paths = ReferencePaths(folder / "models")
-    paths.reference.parent.mkdir(parents=True)
-    shutil.copy(FIXTURES / "stable_diffusion.json", paths.reference)
-    shutil.copy(FIXTURES / "image_model_usage.json", paths.usage)
-    settings = yaml.safe_load((REPO_ROOT / "bridgeData_template.yaml").read_text())
-    settings.update({
-        "api_key": api_key, "dreamer_name": "Soak Dreamer", "horde_url": api_url, "cache_home": str(paths.cache_home),
-        "models_to_load": [MODEL], "max_threads": args.threads, "queue_size": args.queue_size, "max_batch": 1,
-        "max_power": max(8, args.size * args.size // (8 * 64 * 64)), "inference_backend": "fake",
-        "safety_backend": "fake", "stats_output_frequency": 30,
-        "fake_backend": {"seconds_per_job": args.seconds_per_job, "memory_growth_mib_per_job": args.leak_mib_per_job},
+def soak_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The soak's own bridgeData keys: recycling on, and a fake backend that leaks."""
+    return {
+        "dreamer_name": "Soak Dreamer", "stats_output_frequency": 30,
+        "fake_backend": {"memory_growth_mib_per_job": args.leak_mib_per_job},
         "recycle_process_after_jobs": args.recycle_after_jobs,
         "recycle_process_above_rss_mib": args.recycle_above_rss_mib,
-    })  # fmt: skip
-    (folder / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
+    }  # fmt: skip
 
 
 @dataclass
@@ -170,13 +157,9 @@ async def soak(folder: Path, args: argparse.Namespace) -> SoakRun:
     async with serve_local_horde(config) as horde:
         owner = horde.add_user("soak-owner", trusted=True)
         requester = horde.add_user("soak-requester", trusted=True, kudos=100_000_000)
-        for index in range(args.jobs):
-            body = {"prompt": f"soak {index}", "models": [MODEL],
-                    "params": {"width": args.size, "height": args.size, "steps": 10, "n": 1}}
-            queue_request(horde.horde, requester, body)
-        prepare_worker_dir(folder, horde.api_url, owner.api_key, args)
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
-        environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
+        queue_requests(horde, requester, args, "soak", steps=10)
+        prepare_worker_dir(folder, horde, owner, args, soak_settings(args))
+        environ = worker_environment()
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "horde_worker_regen", "run", "--burst", "--logs-dir", str(folder / "logs"),
