@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 
 from loguru import logger
 
-from horde_worker_regen.config.bridge_data import FakeBackendSettings
+from horde_worker_regen.config.sections import FakeBackendSettings
 
 DISCOVERY_TIMEOUT_S = 60.0
 MB = 1024 * 1024

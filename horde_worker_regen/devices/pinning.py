@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 
-from horde_worker_regen.config.bridge_data import FakeBackendSettings
+from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.devices.discovery import MB
 from horde_worker_regen.processes.messages import DeviceReport
 

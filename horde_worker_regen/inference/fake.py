@@ -30,7 +30,7 @@ import time
 from loguru import logger
 from PIL import Image
 
-from horde_worker_regen.config.bridge_data import FakeBackendSettings
+from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.inference.backend import BackendCapabilities, InferenceError, ProgressSink, StageSink
 from horde_worker_regen.inference.capabilities import FAKE_CAPABILITIES
 from horde_worker_regen.processes.messages import GenerationSpec, JobInputs

@@ -13,7 +13,7 @@ from multiprocessing.connection import Connection
 
 from loguru import logger
 
-from horde_worker_regen.config.bridge_data import FakeBackendSettings
+from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.inference.backend import (
     Generation,
     InferenceBackend,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from horde_worker_regen.config.bridge_data import BridgeData, FakeSafetySettings
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.config.sections import FakeSafetySettings
 from horde_worker_regen.processes.child_runtime import (
     ChildLink,
     ChildLogging,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from horde_worker_regen.config.bridge_data import FakeSafetySettings
+from horde_worker_regen.config.sections import FakeSafetySettings
 from horde_worker_regen.safety.backend import SafetyScores
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from horde_worker_regen.config.bridge_data import FakeBackendSettings, FakeDevice
+from horde_worker_regen.config.sections import FakeBackendSettings, FakeDevice
 from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
 from horde_worker_regen.devices.pinning import pin_to_device, report_fake_device
 from tests.support import REPO_ROOT

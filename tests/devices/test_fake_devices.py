@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from horde_worker_regen.config.bridge_data import FakeBackendSettings, FakeDevice
+from horde_worker_regen.config.sections import FakeBackendSettings, FakeDevice
 from horde_worker_regen.inference.backend import InferenceError
 from horde_worker_regen.inference.fake import FakeInferenceBackend
 from horde_worker_regen.processes.child_runtime import ChildLogging

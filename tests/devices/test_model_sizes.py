@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from horde_worker_regen.config.bridge_data import BridgeData, CustomModel, FakeBackendSettings
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.config.sections import CustomModel, FakeBackendSettings
 from horde_worker_regen.devices.model_sizes import model_sizes
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from horde_worker_regen.scheduling.memory import DEFAULT_MODEL_MB, UNKNOWN_BASELINE_MB, WORKING_MEMORY_MB

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from horde_worker_regen.config.bridge_data import BridgeData, GpuDeviceSettings
+from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.config.loader import load_config
+from horde_worker_regen.config.sections import GpuDeviceSettings
 from horde_worker_regen.devices.discovery import DeviceInfo
 from horde_worker_regen.devices.plan import PIXELS_PER_POWER, plan_slots, served_by_some_slot
 

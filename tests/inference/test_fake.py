@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from horde_worker_regen.config.bridge_data import FakeBackendSettings
+from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.inference.backend import InferenceError
 from horde_worker_regen.inference.capabilities import BackendUnavailable, capabilities_of
 from horde_worker_regen.inference.fake import FakeInferenceBackend, job_duration

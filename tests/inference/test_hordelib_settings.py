@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from horde_worker_regen.config.bridge_data import BridgeData, CustomModel
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.config.sections import CustomModel
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings, hordelib_environment
 from horde_worker_regen.models.custom import custom_models_path
 from horde_worker_regen.models.reference_cache import ReferencePaths

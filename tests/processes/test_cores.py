@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from horde_worker_regen.config.bridge_data import FakeBackendSettings, FakeSafetySettings
+from horde_worker_regen.config.sections import FakeBackendSettings, FakeSafetySettings
 from horde_worker_regen.inference.backend import BackendCapabilities
 from horde_worker_regen.inference.fake import FakeInferenceBackend
 from horde_worker_regen.processes.inference_child import InferenceCore

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from horde_worker_regen.config.bridge_data import BridgeData, FakeBackendSettings
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.inference.fake import POISON_EXIT_CODE, FakeInferenceBackend
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from horde_worker_regen.config.bridge_data import FakeSafetySettings
+from horde_worker_regen.config.sections import FakeSafetySettings
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.messages import CensorPolicy, CheckImages, ChildMessage, SafetyChecked
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main

@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from horde_worker_regen.config.bridge_data import FakeSafetySettings
+from horde_worker_regen.config.sections import FakeSafetySettings
 from horde_worker_regen.processes.messages import CensorPolicy
 from horde_worker_regen.safety.backend import SafetyScores
 from horde_worker_regen.safety.censor import censor_image
