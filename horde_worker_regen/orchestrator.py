@@ -291,6 +291,7 @@ class Worker:
         if self._data.remove_maintenance_on_init:
             await remove_maintenance(client, self._data.dreamer_name)
         settings = PopperSettings(len(self._plans), self._data.queue_size, burst=self._options.burst,
+                                  idle_interval=self._data.idle_pop_interval,
                                   backoff_cap=self._data.horde_backoff_cap)
         self.popper = popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,
                         offer=pipeline.offer,

@@ -255,6 +255,14 @@ class BridgeData(BaseModel):
         description="Stop the worker (exit status 1) when a fault it cannot handle occurs: an unexpected "
         "error in the pipeline, the popper or the model downloads, or an inference process that fails to come back.",
     )
+    idle_pop_interval: float = Field(
+        default=1.0,
+        ge=0.5,
+        le=60.0,
+        description="Seconds between pops while the horde has no job for this worker (at least 0.5). For a "
+        "minute after a job arrives the worker pops four times as often; after 10 minutes without one, half "
+        "as often.",
+    )
     horde_backoff_cap: float = Field(
         default=60.0,
         ge=0.1,

@@ -8,7 +8,9 @@ Two lasting states are logged once when they begin and once when they end, never
 horde unreachable or failing (5xx), and this worker in maintenance (`maintenance_message`). In both
 the popper keeps asking with a growing, jittered backoff capped at `backoff_cap` and resumes by
 itself; jobs in flight are finished and submitted meanwhile (their submits retry on their own).
-In burst mode a "no job" answer with nothing in flight ends the run. The models offered change while
+After an empty pop the next one follows `idle_pop_delay` (scheduling.policy): every
+`idle_interval` seconds, faster for a minute after work arrived, slower after a long quiet spell;
+the wait counts from the start of the pop. In burst mode a "no job" answer with nothing in flight ends the run. The models offered change while
 the worker runs (a download finishing adds one); with none ready yet, the popper waits.
 """
 
@@ -30,9 +32,9 @@ from horde_worker_regen.jobs.idle_watch import IdleWatch
 from horde_worker_regen.jobs.pipeline import Pipeline
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.stats import WorkerStats
-from horde_worker_regen.scheduling.policy import CapacitySnapshot, pop_allowance
+from horde_worker_regen.scheduling.policy import CapacitySnapshot, idle_pop_delay, pop_allowance
 
-NO_JOB_DELAY_S = 5.0
+IDLE_POP_INTERVAL_S = 1.0
 MAX_ERROR_DELAY_S = 60.0
 LIFT_MAINTENANCE_HINT = (
     "Popping has stopped; jobs in flight are still finished and submitted. Fix the cause (see the log for "
@@ -55,7 +57,7 @@ class PopperSettings:
     slots: int
     queue_size: int
     burst: bool = False
-    no_job_delay: float = NO_JOB_DELAY_S
+    idle_interval: float = IDLE_POP_INTERVAL_S  # idle_pop_interval
     backoff_cap: float = MAX_ERROR_DELAY_S
 
 
@@ -93,6 +95,8 @@ class Popper:
         self.maintenance_message: str | None = None  # the horde's message while this worker is in maintenance
         self._trouble: str | None = None  # "unreachable" or "failing" while the horde cannot serve pops
         self._trouble_since = 0.0
+        self._started = clock()
+        self._last_job_at: float | None = None  # when the last job arrived (idle pacing)
         pipeline.registry.subscribe(self._registry_changed)
 
     def _registry_changed(self, record: JobRecord, previous: JobState) -> None:
@@ -175,9 +179,10 @@ class Popper:
         if isinstance(answer, PoppedJob):
             if self._idle is not None:
                 self._idle.job_arrived()
+            self._last_job_at = popped_at
             self._pipeline.job_popped(answer, popped_at)
             return 0.0
-        return self._no_job(answer)
+        return self._no_job(answer, popped_at)
 
     def _recovered(self) -> None:
         """The horde answered a pop: end the unreachable and maintenance states, logging each end once."""
@@ -188,7 +193,7 @@ class Popper:
             logger.info("This worker is out of maintenance; popping again")
             self.maintenance_message = None
 
-    def _no_job(self, answer: NoJob) -> float:
+    def _no_job(self, answer: NoJob, popped_at: float) -> float:
         if answer.skipped:
             logger.debug(f"No job; skipped: {answer.skipped}")
         if self._idle is not None:
@@ -197,7 +202,14 @@ class Popper:
             self._stopping = True
             self._on_stop("burst mode: the horde has no job and nothing is in flight", 0)
             return 0.0
-        return self._settings.no_job_delay
+        return self._idle_delay(popped_at)
+
+    def _idle_delay(self, popped_at: float) -> float:
+        """The idle pacing's wait, less the time the empty pop itself took."""
+        had_job = self._last_job_at is not None
+        since = popped_at - (self._last_job_at if self._last_job_at is not None else self._started)
+        delay = idle_pop_delay(self._settings.idle_interval, since, had_job=had_job)
+        return max(0.0, delay - (self._clock() - popped_at))
 
     def _pop_failed(self, error: HordeRequestError) -> float:
         verdict = classify(error)

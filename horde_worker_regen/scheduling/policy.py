@@ -51,6 +51,34 @@ def expected_start_delay(snapshot: CapacitySnapshot) -> float:
     return rounds * snapshot.expected_job_seconds / max(1, snapshot.slots)
 
 
+# Idle pacing (horde-api.md §3.1): the server allows 60 pops/s per IP and the official worker pops
+# every second when idle. Right after work the next request is likely close behind (a requester
+# sending one image after another), so pops come faster for a while; after a long quiet spell they
+# slow down, sparing the horde scans that find nothing.
+IDLE_POP_FLOOR_S = 0.5
+HOT_WINDOW_S = 60.0
+HOT_POP_DIVISOR = 4.0
+HOT_POP_MIN_S = 0.2
+LONG_IDLE_S = 600.0
+LONG_IDLE_FACTOR = 2.0
+
+
+def idle_pop_delay(interval: float, since_last_job: float, *, had_job: bool) -> float:
+    """Seconds between the start of an empty pop and the next one.
+
+    `interval` is the operator's `idle_pop_interval`; `since_last_job` is how long ago the last job
+    arrived (or the popper started, with `had_job` False). Within `HOT_WINDOW_S` of a job the worker
+    pops `HOT_POP_DIVISOR` times as often (never under `HOT_POP_MIN_S`); after `LONG_IDLE_S` without
+    one, `LONG_IDLE_FACTOR` times less often.
+    """
+    interval = max(IDLE_POP_FLOOR_S, interval)
+    if had_job and since_last_job < HOT_WINDOW_S:
+        return max(HOT_POP_MIN_S, interval / HOT_POP_DIVISOR)
+    if since_last_job < LONG_IDLE_S:
+        return interval
+    return interval * LONG_IDLE_FACTOR
+
+
 class StartDecision(Enum):
     """What to do with the next queued job when a slot is free."""
 

@@ -132,6 +132,7 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "remove_maintenance_on_init": True,
     "exit_on_unhandled_faults": True,
     "horde_backoff_cap": 5.0,
+    "idle_pop_interval": 2.5,
     "horde_model_stickiness": 0.5,
     "capture_kudos_training_data": True,
     "kudos_training_data_file": "/srv/kudos.json",
