@@ -10,8 +10,9 @@ the popper keeps asking with a growing, jittered backoff capped at `backoff_cap`
 itself; jobs in flight are finished and submitted meanwhile (their submits retry on their own).
 After an empty pop the next one follows `idle_pop_delay` (scheduling.policy): every
 `idle_interval` seconds, faster for a minute after work arrived, slower after a long quiet spell;
-the wait counts from the start of the pop. In burst mode a "no job" answer with nothing in flight ends the run. The models offered change while
-the worker runs (a download finishing adds one); with none ready yet, the popper waits.
+the wait counts from the start of the pop. In burst mode a "no job" answer with nothing in flight
+ends the run. The models offered change while the worker runs (a download finishing adds one); with
+none ready yet, the popper waits.
 """
 
 from __future__ import annotations
