@@ -35,6 +35,19 @@ def process_figures() -> dict[str, Any]:
     }
 
 
+def _kudos(stats: WorkerStats) -> dict[str, Any]:
+    """The worker's estimate, the bridge factor in it, and what the horde credited (None if never read)."""
+    snapshot = stats.snapshot()
+    credited = snapshot.kudos_credited
+    return {
+        "estimated": snapshot.kudos_session,
+        "rewards": stats.kudos,
+        "bridge_factor": snapshot.kudos_factor,
+        "credited": None if credited is None else {"total": credited.total, "jobs": credited.jobs,
+                                                   "uptime": credited.uptime},
+    }
+
+
 def write_metrics(path: Path, stats: WorkerStats, slots: int, at_start: dict[str, Any]) -> None:
     """Write the metrics JSON file (`at_start`: `process_figures()` when the worker began serving)."""
     payload = {
@@ -44,6 +57,7 @@ def write_metrics(path: Path, stats: WorkerStats, slots: int, at_start: dict[str
         "process_at_start": at_start,
         "process": process_figures(),
         "jobs": stats.timings_as_dicts(),
+        "kudos": _kudos(stats),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload), encoding="utf-8")

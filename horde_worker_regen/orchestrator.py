@@ -37,8 +37,15 @@ from horde_worker_regen.devices.model_sizes import model_sizes
 from horde_worker_regen.devices.placer import DevicePlacer
 from horde_worker_regen.devices.plan import SlotPlan, plan_slots, served_by_some_slot
 from horde_worker_regen.horde.client import HordeClient
+from horde_worker_regen.horde.credit import (
+    BASELINE_TIMEOUT_S,
+    EXIT_READ_TIMEOUT_S,
+    Credited,
+    CreditWatch,
+    bridge_kudos_factor,
+)
 from horde_worker_regen.horde.maintenance import remove_maintenance
-from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
+from horde_worker_regen.horde.pop import REGEN_BRIDGE_NAME, bridge_agent, build_pop_request
 from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings
@@ -242,7 +249,8 @@ class Worker:
 
     async def _run_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
         write_custom_models(self._data)  # read by the inference children when they start
-        self._stats = stats = WorkerStats(keep_timings=self._options.metrics_file is not None)
+        factor = bridge_kudos_factor(REGEN_BRIDGE_NAME, capabilities_of(self._data.inference_backend).version)
+        self._stats = stats = WorkerStats(keep_timings=self._options.metrics_file is not None, kudos_factor=factor)
         registry = JobRegistry()
         if not await self._plan_devices():
             return
@@ -290,6 +298,8 @@ class Worker:
         request = build_pop_request(self._data, served_by_some_slot(downloads.ready, self._plans), agent)
         if self._data.remove_maintenance_on_init:
             await remove_maintenance(client, self._data.dreamer_name)
+        credit = CreditWatch(client, self._data.dreamer_name, self._credited)
+        await credit.bounded_read(BASELINE_TIMEOUT_S)  # what the horde had credited before this run
         settings = PopperSettings(len(self._plans), self._data.queue_size, burst=self._options.burst,
                                   idle_interval=self._data.idle_pop_interval,
                                   backoff_cap=self._data.horde_backoff_cap)
@@ -303,6 +313,7 @@ class Worker:
         downloads_task = asyncio.create_task(downloads.run(
             lambda ready: popper.set_models(served_by_some_slot(ready, self._plans))), name="model downloads")
         downloads_task.add_done_callback(lambda task: self._downloads_ended(task, downloads))
+        credit_task = asyncio.create_task(credit.run(), name="kudos credited")
         status_task = asyncio.create_task(report_status_forever(
             self._data.stats_output_frequency,
             lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), len(self._plans),
@@ -325,12 +336,18 @@ class Worker:
             if self._abort.is_set():
                 await pipeline.abort(ABORT_GRACE_S)
         finally:
-            for task in (popper_task, status_task, downloads_task):
+            for task in (popper_task, status_task, downloads_task, credit_task):
                 task.cancel()
-            await asyncio.gather(popper_task, status_task, downloads_task, return_exceptions=True)
+            await asyncio.gather(popper_task, status_task, downloads_task, credit_task, return_exceptions=True)
+            if not self._abort.is_set():
+                await credit.bounded_read(EXIT_READ_TIMEOUT_S)  # the exit summary shows what was paid
             if dashboard is not None:
                 await dashboard.stop()
         logger.info(format_status(stats.snapshot(), 0, len(self._plans), 0))
+
+    def _credited(self, credited: Credited) -> None:
+        if self._stats is not None:
+            self._stats.credited = credited
 
     def _popper_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

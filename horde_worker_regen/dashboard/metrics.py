@@ -22,7 +22,7 @@ _COUNTERS = {
     "images": "Images submitted since the worker started.",
     "faulted": "Jobs reported as faulted since the worker started.",
     "dropped": "Jobs dropped unreported since the worker started.",
-    "kudos_session": "Kudos earned since the worker started.",
+    "kudos_session": "Kudos earned since the worker started (estimate: submit rewards x the bridge factor).",
     "megapixelsteps": "Megapixel-steps generated since the worker started.",
 }
 _GAUGES = {
@@ -55,6 +55,12 @@ class SnapshotCollector(Collector):
                                 value=1.0 if worker["paused"] else 0.0)
         yield GaugeMetricFamily(f"{PREFIX}_maintenance", "1 while the horde holds the worker in maintenance.",
                                 value=1.0 if worker["maintenance_message"] else 0.0)
+        credited = totals["kudos_credited"]
+        if credited is not None:
+            yield GaugeMetricFamily(f"{PREFIX}_kudos_credited", "Kudos the horde credited this worker since it "
+                                    "started (read a few times an hour).", value=credited["total"])
+        yield GaugeMetricFamily(f"{PREFIX}_kudos_bridge_factor", "The horde's kudos multiplier for this bridge "
+                                "version (applied to the kudos estimate).", value=totals["kudos_factor"])
         yield GaugeMetricFamily(f"{PREFIX}_queued_jobs", "Jobs popped and waiting for a slot.",
                                 value=len(snap["queue"]))
         yield from _slot_families(snap)

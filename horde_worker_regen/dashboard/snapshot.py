@@ -14,6 +14,7 @@ from typing import Any
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.duty import SlotDuty
+from horde_worker_regen.horde.credit import Credited
 from horde_worker_regen.jobs.pipeline import Pipeline
 from horde_worker_regen.jobs.popper import Popper
 from horde_worker_regen.jobs.record import JobRecord, JobState
@@ -53,10 +54,13 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
             "paused": sources.popper.paused,
             "stopping": sources.stopping(),
             "maintenance_message": sources.popper.maintenance_message,
+            "state": sources.popper.horde_state,
+            "horde_url": sources.data.horde_url,
         },
         "totals": {
             "jobs": figures.jobs, "images": figures.images, "faulted": figures.faulted, "dropped": figures.dropped,
             "kudos_session": figures.kudos_session, "kudos_per_hour": figures.kudos_per_hour,
+            "kudos_factor": figures.kudos_factor, "kudos_credited": _credited(figures.kudos_credited),
             "megapixelsteps": sources.stats.megapixelsteps,
             "megapixelsteps_per_second": figures.megapixelsteps_per_second,
             "jobs_per_hour": figures.jobs_per_hour, "idle_s": figures.idle_seconds,
@@ -72,6 +76,13 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
             for fault in reversed(sources.pipeline.recent_faults)
         ],
     }
+
+
+def _credited(credited: Credited | None) -> dict[str, float] | None:
+    """What the horde credited this run (read a few times an hour), beside the worker's own estimate."""
+    if credited is None:
+        return None
+    return {"total": credited.total, "jobs": credited.jobs, "uptime": credited.uptime, "read_at": credited.read_at}
 
 
 def _slot(sources: DashboardSources, slot: Slot, uptime: float) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The worker's side of the AI Horde API over aiohttp, with horde_sdk's request and response models.
 
 One method per call the pipeline makes: `pop`, `submit`, `upload` (PUT to a presigned R2 URL) and
-`download` (source images), and the two worker-record calls `remove_maintenance_on_init` needs
-(`worker_id_by_name`, `set_maintenance`). Each returns parsed data or raises `HordeRequestError`, which
-`horde.errors.classify` turns into a reaction; none of them retries by itself.
+`download` (source images), the two worker-record calls `remove_maintenance_on_init` needs
+(`worker_id_by_name`, `set_maintenance`) and `worker_record` (the kudos the horde credited). Each
+returns parsed data or raises `HordeRequestError`, which `horde.errors.classify` turns into a
+reaction; none of them retries by itself.
 """
 
 from __future__ import annotations
@@ -108,6 +109,11 @@ class HordeClient:
             raise
         worker_id = answer.get("id")
         return str(worker_id) if worker_id else None
+
+    async def worker_record(self, worker_id: str) -> dict[str, Any]:
+        """`GET /v2/workers/{id}`: the worker's record (kudos_rewards, kudos_details, maintenance, ...)."""
+        url = f"{self._base}/v2/workers/{quote(worker_id, safe='')}"
+        return await self._request_json("GET", url, None, WORKER_TIMEOUT_S)
 
     async def set_maintenance(self, worker_id: str, enabled: bool) -> dict[str, Any]:
         """`PUT /v2/workers/{id} {"maintenance": enabled}` with the owner's key; the horde's answer."""

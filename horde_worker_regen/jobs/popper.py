@@ -131,6 +131,21 @@ class Popper:
         """Whether the owner paused popping (jobs in flight still finish)."""
         return self._paused
 
+    @property
+    def horde_state(self) -> str:
+        """What the popper is doing, in words for the dashboard and `/status.json`."""
+        if self._stopping:
+            return "stopping"
+        if self._paused:
+            return "paused by the owner"
+        if self.maintenance_message is not None:
+            return "in maintenance"
+        if self._trouble is not None:
+            return "horde unreachable" if self._trouble == "unreachable" else "horde failing"
+        if not self._request.models:
+            return "waiting for a model"
+        return "serving"
+
     def pause(self) -> None:
         """Pop no more until `resume()`: the jobs held finish, then the worker idles (the owner takes the GPU)."""
         self._paused = True

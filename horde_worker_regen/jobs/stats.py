@@ -1,7 +1,9 @@
 """Kudos and speed statistics: per-job rewards and timings, kudos/hr, MPS/s, jobs/hr, idle time.
 
 Fed by the pipeline when a job ends; read by the status line and the metrics file. Timings are on
-the monotonic clock; `started_at`/`finished_at` are the inference child's own timestamps.
+the monotonic clock; `started_at`/`finished_at` are the inference child's own timestamps. Kudos are
+the worker's estimate (submit rewards times the horde's bridge factor, `kudos_factor`) beside what the
+horde says it credited (`credited`, set by `horde.credit.CreditWatch`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from horde_worker_regen.horde.credit import Credited
 from horde_worker_regen.jobs.record import JobRecord, JobState
 
 KUDOS_WINDOW_S = 3600.0
@@ -51,12 +54,15 @@ class StatsSnapshot:
     megapixelsteps_per_second: float
     jobs_per_hour: float
     idle_seconds: float
+    kudos_factor: float = 1.0  # the bridge factor already applied to kudos_session and kudos_per_hour
+    kudos_credited: Credited | None = None  # what the horde credited this run, when it was last read
 
 
 class WorkerStats:
     """Accumulates what the worker did since it started."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, *, keep_timings: bool = False) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, keep_timings: bool = False,
+                 kudos_factor: float = 1.0) -> None:
         # Per-job timings are only kept for `run --metrics-file`: a worker serving for weeks must not grow.
         self._keep_timings = keep_timings
         self._clock = clock
@@ -70,6 +76,8 @@ class WorkerStats:
         self._rewards: deque[tuple[float, float]] = deque()
         self._idle_total = 0.0
         self._idle_since: float | None = self.started
+        self.kudos_factor = kudos_factor
+        self.credited: Credited | None = None
 
     def job_ended(self, record: JobRecord) -> None:
         """Count a job that reached its terminal state."""
@@ -125,9 +133,10 @@ class WorkerStats:
         per_hour = KUDOS_WINDOW_S / min(uptime, KUDOS_WINDOW_S)
         return StatsSnapshot(
             uptime=uptime, jobs=self.jobs, images=self.images, faulted=self.faulted, dropped=self.dropped,
-            kudos_session=self.kudos, kudos_per_hour=self.kudos_last_hour() * per_hour,
+            kudos_session=self.kudos * self.kudos_factor,
+            kudos_per_hour=self.kudos_last_hour() * per_hour * self.kudos_factor,
             megapixelsteps_per_second=self.megapixelsteps / uptime, jobs_per_hour=self.jobs * 3600.0 / uptime,
-            idle_seconds=idle,
+            idle_seconds=idle, kudos_factor=self.kudos_factor, kudos_credited=self.credited,
         )  # fmt: skip
 
     def timings_as_dicts(self) -> list[dict[str, Any]]:

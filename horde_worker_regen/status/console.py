@@ -23,17 +23,33 @@ def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting:
         problems = f" ({snapshot.faulted} faulted, {snapshot.dropped} dropped)"
     return (
         f"Status: {snapshot.jobs} jobs{problems}, {snapshot.images} images | "
-        f"kudos {snapshot.kudos_session:,.1f} session, {snapshot.kudos_per_hour:,.0f}/hr | "
+        f"kudos {snapshot.kudos_session:,.1f} est., {_credited_short(snapshot)}, {snapshot.kudos_per_hour:,.0f}/hr | "
         f"{snapshot.megapixelsteps_per_second:.2f} MPS/s | {snapshot.jobs_per_hour:,.0f} jobs/hr | "
         f"idle {format_duration(snapshot.idle_seconds)} | slots {slots_busy}/{slots} busy, {waiting} waiting | "
         f"up {format_duration(snapshot.uptime)}" + (" | PAUSED (not popping)" if paused else "")
     )
 
 
+def _credited_short(snapshot: StatsSnapshot) -> str:
+    credited = snapshot.kudos_credited
+    return "credited not read yet" if credited is None else f"{credited.total:,.1f} credited"
+
+
+def format_kudos(snapshot: StatsSnapshot) -> str:
+    """The worker's estimate beside what the horde credited, labelled so that the owner can reconcile them."""
+    factor = f"x{snapshot.kudos_factor:.2f} bridge factor"
+    estimate = f"{snapshot.kudos_session:,.1f} kudos estimated (submit rewards {factor})"
+    credited = snapshot.kudos_credited
+    if credited is None:
+        return f"{estimate}, credited by the horde: not read (it could not be asked)"
+    return (f"{estimate}, {credited.total:,.1f} credited by the horde (jobs {credited.jobs:,.1f}, "
+            f"uptime {credited.uptime:,.1f})")
+
+
 def format_summary(snapshot: StatsSnapshot) -> str:
     """The line printed when the worker exits: what this run did in total."""
     return (
-        f"Summary: {snapshot.jobs} jobs, {snapshot.images} images, {snapshot.kudos_session:,.1f} kudos, "
+        f"Summary: {snapshot.jobs} jobs, {snapshot.images} images, {format_kudos(snapshot)}, "
         f"{snapshot.faulted} faulted, {snapshot.dropped} dropped, up {format_duration(snapshot.uptime)}"
     )
 

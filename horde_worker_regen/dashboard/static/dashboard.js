@@ -84,9 +84,10 @@ function render(snap) {
   paused = worker.paused;
   $("name").textContent = worker.name;
   document.title = `${worker.name} · Horde worker`;
-  const state = worker.stopping ? "stopping" : (paused ? "paused" : "serving");
+  const state = worker.state || (worker.stopping ? "stopping" : (paused ? "paused" : "serving"));
   $("state").textContent = state;
-  $("state").className = `badge ${state}`;
+  $("state").className = `badge ${state.split(" ").pop()}`;
+  $("horde-url").textContent = worker.horde_url || "–";
   $("toggle").textContent = paused ? "Resume popping" : "Pause popping";
   $("toggle").disabled = worker.stopping;
   $("maintenance").hidden = !worker.maintenance_message;
@@ -94,6 +95,12 @@ function render(snap) {
   $("uptime").textContent = duration(worker.uptime_s);
   $("kudos-per-hour").textContent = number(totals.kudos_per_hour, 0);
   $("kudos-session").textContent = number(totals.kudos_session, 1);
+  $("kudos-factor").textContent = `submit rewards ×${number(totals.kudos_factor, 2)} bridge factor`;
+  const credited = totals.kudos_credited;
+  $("kudos-credited").textContent = credited ? number(credited.total, 1) : "not read yet";
+  $("kudos-credited-split").textContent = credited
+    ? `jobs ${number(credited.jobs, 1)} · uptime ${number(credited.uptime, 1)} · read ${new Date(credited.read_at * 1000).toLocaleTimeString()}`
+    : "";
   $("mps").textContent = number(totals.megapixelsteps_per_second, 2);
   $("jobs").textContent = String(totals.jobs);
   $("images").textContent = String(totals.images);
