@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import time
 from collections.abc import Awaitable
@@ -44,6 +45,7 @@ from horde_worker_regen.horde.credit import (
     CreditWatch,
     bridge_kudos_factor,
 )
+from horde_worker_regen.horde.identity import HordeUnreachable, IdentityError, describe_user, find_user
 from horde_worker_regen.horde.maintenance import remove_maintenance
 from horde_worker_regen.horde.pop import REGEN_BRIDGE_NAME, bridge_agent, build_pop_request
 from horde_worker_regen.horde.url_guard import UrlGuard
@@ -52,7 +54,7 @@ from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 from horde_worker_regen.jobs.idle_watch import IdleWatch
 from horde_worker_regen.jobs.inputs import InputFetcher
 from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
-from horde_worker_regen.jobs.popper import Popper, PopperSettings
+from horde_worker_regen.jobs.popper import Popper, PopperSettings, backoff_delay
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.spool import ResultSpool, resume_spooled
 from horde_worker_regen.jobs.spool_lock import SpoolInUse, SpoolLock
@@ -91,10 +93,12 @@ class RunOptions:
 class Worker:
     """Owns every part of the running worker."""
 
-    def __init__(self, data: BridgeData, models: list[str], options: RunOptions) -> None:
+    def __init__(self, data: BridgeData, models: list[str], options: RunOptions, *,
+                 identity_checked: bool = True) -> None:
         self._data = data
         self._models = models
         self._options = options
+        self._identity_checked = identity_checked  # False: the horde could not be asked at start
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._exit_code = EXIT_OK
@@ -174,21 +178,22 @@ class Worker:
         if self._data.exit_on_unhandled_faults:
             self.request_stop(f"exit_on_unhandled_faults is set and {reason}", EXIT_FAILED)
 
-    def _child_specs(self) -> ChildSpecs:
-        logs_dir = self._options.logs_dir.resolve()
-        secrets = tuple(self._data.secrets())
+    def _child_logging(self, index: int) -> ChildLogging:
+        return ChildLogging(self._options.logs_dir.resolve(), self._options.verbosity, index,
+                            tuple(self._data.secrets()))
 
-        def child_logging(index: int) -> ChildLogging:
-            return ChildLogging(logs_dir, self._options.verbosity, index, secrets)
+    def _safety_spec(self) -> ChildSpec:
+        return ChildSpec("safety", safety_main, SafetyChildConfig.from_bridge_data(self._child_logging(0), self._data))
 
-        safety = ChildSpec("safety", safety_main, SafetyChildConfig.from_bridge_data(child_logging(0), self._data))
+    def _inference_specs(self) -> list[ChildSpec]:
+        """One inference child per planned slot, pinned to its GPU (the plan needs the GPUs found first)."""
         inference = []
         for n, plan in enumerate(self._plans, start=1):
             device = plan.device.index if plan.device is not None else None
             inference.append(ChildSpec(f"inference-{n}", inference_main, InferenceChildConfig(
-                child_logging(n), self._data.inference_backend, self._data.fake_backend,
+                self._child_logging(n), self._data.inference_backend, self._data.fake_backend,
                 HordelibSettings.from_bridge_data(self._data, n, device), device)))
-        return ChildSpecs(safety, inference)
+        return inference
 
     async def _find_devices(self) -> list[DeviceInfo]:
         """The simulated GPUs of the fake backend, or the real ones (asked in a short-lived child)."""
@@ -220,6 +225,7 @@ class Worker:
             loop.add_signal_handler(signum, self._on_signal, signum)
         self._remove_stale_abort_files()
         abort_watch = asyncio.create_task(self._watch_abort_files(), name="abort file")
+        identity: asyncio.Task[None] | None = None
         try:
             connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
             async with aiohttp.ClientSession(connector=connector) as session:
@@ -227,9 +233,13 @@ class Worker:
                 downloads = ModelDownloads(self._data, self._models, downloader_for(self._data, session),
                                            fetch_files=backend_needs_model_files(self._data))
                 loras = self._lora_fetcher(session)
+                if not self._identity_checked:
+                    identity = asyncio.create_task(self._check_identity_later(session), name="identity")
                 await self._run_with(client, downloads, loras)
         finally:
             abort_watch.cancel()
+            if identity is not None:
+                identity.cancel()
             if self._spool_lock is not None:
                 self._spool_lock.release()
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -237,6 +247,25 @@ class Worker:
             if self._stats is not None:
                 logger.info(format_summary(self._stats.snapshot()))
         return self._exit_code
+
+    async def _check_identity_later(self, session: aiohttp.ClientSession) -> None:
+        """The horde could not be asked at start: check the API key once it answers, with the pop's backoff.
+
+        A refusal stops the worker with what to change (the pop would be refused for the same reason)."""
+        failures = 0
+        rng = random.Random()  # noqa: S311 (jitter, not a secret)
+        while True:
+            try:
+                user = await find_user(self._data, session)
+            except HordeUnreachable:
+                failures += 1
+                await asyncio.sleep(backoff_delay(failures, self._data.horde_backoff_cap, rng))
+                continue
+            except IdentityError as error:
+                self.request_stop(str(error), EXIT_FAILED)
+                return
+            logger.info(describe_user(user))
+            return
 
     def _url_guard(self) -> UrlGuard:
         """Input URLs: http(s) only; with allow_unsafe_ip off, public addresses or the horde's own origin."""
@@ -251,9 +280,6 @@ class Worker:
         write_custom_models(self._data)  # read by the inference children when they start
         factor = bridge_kudos_factor(REGEN_BRIDGE_NAME, capabilities_of(self._data.inference_backend).version)
         self._stats = stats = WorkerStats(keep_timings=self._options.metrics_file is not None, kudos_factor=factor)
-        registry = JobRegistry()
-        if not await self._plan_devices():
-            return
         try:
             self._spool_lock = SpoolLock.take(self._data.spool_folder, self._data.dreamer_name)
         except SpoolInUse as error:
@@ -262,23 +288,13 @@ class Worker:
             return
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
         spool = ResultSpool(self._data.spool_folder)
-        fetcher = InputFetcher(client, guard=self._url_guard())
-        placer = DevicePlacer(self._plans, model_sizes(self._data, self._models))
-        pipeline = Pipeline(data=self._data, supervisor=supervisor, children=self._child_specs(), registry=registry,
-                            stats=stats, submitter=Submitter(client), fetcher=fetcher,
-                            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras,
-                            spool=spool, placer=placer)
+        pipeline = Pipeline(data=self._data, supervisor=supervisor, children=ChildSpecs(self._safety_spec(), []),
+                            registry=JobRegistry(), stats=stats, submitter=Submitter(client),
+                            fetcher=InputFetcher(client, guard=self._url_guard()),
+                            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras, spool=spool)
         pipeline.on_unhandled_fault = self._unhandled_fault
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start
-        logger.info(f"Starting the safety process ({self._data.safety_backend}) and "
-                    f"{len(self._plans)} inference process(es) ({self._data.inference_backend})")
-        try:
-            progress = StepProgress("Starting processes", len(self._plans) + 1)
-            await pipeline.start_children(progress.advance)
-        except ChildStartError as error:
-            logger.error(f"Cannot start: a child process failed to start: {error}")
-            self._exit_code = EXIT_FAILED
-            await pipeline.abort(ABORT_GRACE_S)  # resumed reports get a few seconds; the spool keeps the rest
+        if not await self._start_children(pipeline):
             return
         supervisor.start_heartbeat()
         at_start = process_figures()
@@ -288,6 +304,33 @@ class Worker:
             await self._stop_children(supervisor, pipeline)
         if self._options.metrics_file is not None:
             write_metrics(self._options.metrics_file, stats, len(self._plans), at_start)
+
+    async def _start_children(self, pipeline: Pipeline) -> bool:
+        """The safety child starts while the GPUs are found (a probe takes seconds); then the inference slots.
+
+        False (after saying why, and with every child stopped) when the worker cannot start."""
+        logger.info(f"Starting the safety process ({self._data.safety_backend}) and finding the GPUs")
+        safety = asyncio.create_task(pipeline.start_safety(), name="safety start")
+        planned = await self._plan_devices()
+        if planned:
+            pipeline.use_inference(self._inference_specs(),
+                                   DevicePlacer(self._plans, model_sizes(self._data, self._models)))
+            logger.info(f"Starting {len(self._plans)} inference process(es) ({self._data.inference_backend})")
+        try:
+            if not planned:
+                await safety  # stopped below with the rest
+            else:
+                progress = StepProgress("Starting processes", len(self._plans) + 1)
+                await safety
+                progress.advance("safety")
+                await pipeline.slots.start_all(progress.advance)
+        except ChildStartError as error:
+            logger.error(f"Cannot start: a child process failed to start: {error}")
+            planned = False
+        if not planned:
+            self._exit_code = EXIT_FAILED
+            await pipeline.abort(ABORT_GRACE_S)  # resumed reports get a few seconds; the spool keeps the rest
+        return planned
 
     async def _serve(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats,
                      downloads: ModelDownloads) -> None:

@@ -132,10 +132,19 @@ class Pipeline:
         """The safety child first (nothing may go out unchecked), then every inference slot.
 
         `on_started(name)` is called as each child comes up (start-up progress)."""
-        await self._safety.start()
+        await self.start_safety()
         if on_started is not None:
             on_started("safety")
         await self.slots.start_all(on_started)
+
+    async def start_safety(self) -> None:
+        """Start the safety child alone (the worker finds its GPUs meanwhile, then calls `use_inference`)."""
+        await self._safety.start()
+
+    def use_inference(self, children: list[ChildSpec], placer: DevicePlacer) -> None:
+        """The inference slots and their placement, once the GPUs are known (before they are started)."""
+        self.slots = SlotPool(self._supervisor, children)
+        self._placer = placer
 
     # --- supervisor callbacks -------------------------------------------------------------------
 
