@@ -175,6 +175,7 @@ async def test_maintenance_stops_popping_keeps_checking_and_resumes_by_itself(
     horde_session.horde.horde.set_maintenance("Popper Dreamer", True, "Too many faulted jobs")
     delays = [await popper._pop_once() for _ in range(4)]
     assert popper.maintenance_message == "Too many faulted jobs"
+    assert popper.horde_state == "in maintenance"
     assert len(pipeline.registry) == 0 and all(0 < delay <= 4.0 for delay in delays)
     told = [line for line in warnings if "maintenance" in line]
     assert len(told) == 1, "one line when maintenance begins, not one per check"
@@ -194,9 +195,11 @@ async def test_an_unreachable_horde_is_logged_once_and_popping_resumes_when_it_i
     delays = [await popper._pop_once() for _ in range(5)]
     assert all(0 < delay <= 2.0 for delay in delays) and delays[-1] >= 1.0  # grew to the cap
     assert len(pipeline.registry) == 0
+    assert popper.horde_state == "horde unreachable"  # what the dashboard and /status.json show
     assert len([line for line in warnings if "cannot be reached" in line]) == 1
     horde_session.horde.faults.remove(down.id)
     assert await popper._pop_once() == 0.0
+    assert popper.horde_state == "serving"
     assert len(pipeline.registry) == 1
     assert len([line for line in warnings if "answers again" in line]) == 1
 

@@ -1,0 +1,70 @@
+"""Why a request got no answer, in words an operator can act on."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from horde_worker_regen.horde.reasons import plain_reason
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the block ends: nothing listens there
+
+
+async def _failure_of(url: str, timeout: float = 5.0) -> BaseException:
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)):
+                pass
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            return error
+    raise AssertionError(f"{url} answered")
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[str]:
+    """A server that accepts requests and never answers them."""
+    never = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/", hang)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/"
+    never.set()
+    await runner.cleanup()
+
+
+async def test_a_refused_connection_says_so() -> None:
+    error = await _failure_of(f"http://127.0.0.1:{_closed_port()}/")
+    assert plain_reason(error) == "connection refused"
+    assert "Error" not in plain_reason(error) and "(" not in plain_reason(error)
+
+
+async def test_a_server_that_never_answers_is_a_timeout(silent_server: str) -> None:
+    assert plain_reason(await _failure_of(silent_server, timeout=0.3)) == "no answer in time"
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [(aiohttp.ServerDisconnectedError(), "the server closed the connection before answering"),
+     (ConnectionResetError(104, "Connection reset by peer"), "connection reset"),
+     (ValueError("anything else"), "a network error")],
+)
+def test_other_failures_have_plain_words(error: BaseException, words: str) -> None:
+    assert plain_reason(error) == words
