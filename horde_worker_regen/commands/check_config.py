@@ -67,7 +67,7 @@ def render_selection(selection: ModelSelection) -> str:
 
 def render_refusal(error: StartupError) -> str:
     """The message `run` would stop with, as YAML comments."""
-    first, *rest = str(error).splitlines()
+    first, *rest = str(error).splitlines() or [type(error).__name__]
     return "\n".join([f"# ERROR: Cannot start: {first}", *(f"#   {line.strip()}" for line in rest)])
 
 
