@@ -1,7 +1,9 @@
 """`check-config`: validate bridgeData and print the settings the worker would run with.
 
 The output is valid YAML (secrets replaced by <redacted>), each line annotated with where
-its value came from, followed by notes and the resolved model list.
+its value came from, followed by notes and the resolved model list. "Valid" means `run` would
+start: the same start-up checks (`startup_checks`) refuse the same settings with the same message.
+Exit status: 0 valid, 2 a configuration `run` refuses, 3 models that cannot be resolved.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr
 
+from horde_worker_regen.commands.startup_checks import ModelsUnresolved, StartupError, check_startup, refuse_settings
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import ResolvedConfig
-from horde_worker_regen.config.meta_instructions import MetaInstructionError, ModelSelection
+from horde_worker_regen.config.meta_instructions import ModelSelection
 from horde_worker_regen.logging import REDACTED, configure_logging
-from horde_worker_regen.models.reference_cache import ReferenceUnavailable
-from horde_worker_regen.models.selection import select_models
 
+EXIT_VALID = 0
+EXIT_REFUSED = 2
 EXIT_MODELS_UNRESOLVED = 3
 
 
@@ -62,23 +65,42 @@ def render_selection(selection: ModelSelection) -> str:
     return "\n".join(lines)
 
 
+def render_refusal(error: StartupError) -> str:
+    """The message `run` would stop with, as YAML comments."""
+    first, *rest = str(error).splitlines() or [type(error).__name__]
+    return "\n".join([f"# ERROR: Cannot start: {first}", *(f"#   {line.strip()}" for line in rest)])
+
+
+def _verdict(data: BridgeData, resolve_models: bool, shown: list[str]) -> tuple[int, StartupError | None]:
+    """Run the start-up checks; the selection's lines are added to `shown` as soon as it is known."""
+    try:
+        if resolve_models:
+            asyncio.run(check_startup(data, lambda selection: shown.append(render_selection(selection))))
+        else:
+            refuse_settings(data)
+    except ModelsUnresolved as error:
+        return EXIT_MODELS_UNRESOLVED, error
+    except StartupError as error:
+        return EXIT_REFUSED, error
+    return EXIT_VALID, None
+
+
 def check_config_command(args: argparse.Namespace) -> int:
-    """Print the resolved configuration; exit 2 on a config error, 3 if models cannot be resolved."""
+    """Print the resolved configuration and whether `run` would start with it; returns the exit status."""
     from horde_worker_regen.cli import resolve_config
 
     resolved = resolve_config(args)
     configure_logging(args.logs_dir, args.verbosity - 1, secrets=resolved.data.secrets())
+    shown: list[str] = []
+    status, error = _verdict(resolved.data, not args.no_models, shown)
     where = f"{resolved.path}" if resolved.file_found else f"environment only ({resolved.path} not found)"
-    print(f"# Configuration from {where}: valid.")
+    verdict = "valid." if error is None else "refused: the worker would not start (see ERROR below)."
+    print(f"# Configuration from {where}: {verdict}")
     print(render_config(resolved))
     for note in resolved.notes:
         print(f"# note: {note.key} {note.message}")
-    if args.no_models:
-        return 0
-    try:
-        selection = asyncio.run(select_models(resolved.data))
-    except (ReferenceUnavailable, MetaInstructionError) as error:
-        print(f"# ERROR: models cannot be resolved: {error}")
-        return EXIT_MODELS_UNRESOLVED
-    print(render_selection(selection))
-    return 0 if selection.models else EXIT_MODELS_UNRESOLVED
+    for block in shown:
+        print(block)
+    if error is not None:
+        print(render_refusal(error))
+    return status

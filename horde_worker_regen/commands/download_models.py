@@ -20,7 +20,7 @@ from horde_worker_regen.logging import configure_logging
 from horde_worker_regen.models.background import ModelDownloads, downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.reference_cache import ReferenceUnavailable
-from horde_worker_regen.models.selection import select_models
+from horde_worker_regen.models.selection import CustomModelClash, select_models
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -30,7 +30,7 @@ async def download_all(data: BridgeData) -> int:
     """Resolve, verify and download the configured models; returns the exit status."""
     try:
         selection = await select_models(data)
-    except (ReferenceUnavailable, MetaInstructionError) as error:
+    except (ReferenceUnavailable, MetaInstructionError, CustomModelClash) as error:
         logger.error(f"Cannot resolve the models: {error}")
         return EXIT_INCOMPLETE
     for name in selection.unknown:

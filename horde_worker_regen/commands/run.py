@@ -1,8 +1,9 @@
 """`run`: start the worker.
 
 Start-up runs in order, each step able to stop with a clear message: configuration,
-logging, the model reference and model selection, the horde identity check, the backends,
-then the worker itself (`orchestrator.Worker`: child processes, popper, submitter, status).
+logging, the checks `check-config` makes too (`startup_checks`: key and name, backends, models,
+custom models' files, GPU settings), the horde identity check, the safety model, then the worker
+itself (`orchestrator.Worker`: child processes, popper, submitter, status).
 """
 
 from __future__ import annotations
@@ -10,27 +11,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
 from loguru import logger
 
+from horde_worker_regen.commands.startup_checks import StartupError, check_startup, is_public_horde
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import ResolvedConfig
-from horde_worker_regen.config.meta_instructions import MetaInstructionError, ModelSelection
+from horde_worker_regen.config.meta_instructions import ModelSelection
 from horde_worker_regen.horde.identity import IdentityError, find_user
-from horde_worker_regen.inference.capabilities import BackendUnavailable, capabilities_of
+from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.logging import configure_logging
-from horde_worker_regen.models.reference_cache import ReferenceUnavailable
-from horde_worker_regen.models.selection import select_models
 from horde_worker_regen.orchestrator import RunOptions, Worker
 from horde_worker_regen.safety.weights import SafetyWeightsUnavailable, prepare_safety_backend
 
 EXIT_STARTUP_FAILED = 1
-
-
-class StartupError(RuntimeError):
-    """A start-up step failed; the message tells the operator what to change."""
 
 
 def _report_config(resolved: ResolvedConfig) -> None:
@@ -53,23 +48,13 @@ def _report_selection(selection: ModelSelection) -> None:
     for note in selection.notes:
         logger.info(note)
     if not selection.models:
-        raise StartupError("No model to serve: check models_to_load and models_to_skip (try check-config).")
+        return  # refused by the start-up checks, with what to change
     shown = ", ".join(selection.models[:10]) + (" ..." if len(selection.models) > 10 else "")
     logger.info(f"{len(selection.models)} models selected: {shown}")
 
 
-async def preflight(data: BridgeData) -> ModelSelection:
-    """The start-up checks that need the network: models and the owner's identity."""
-    if data.is_anonymous:
-        raise StartupError(
-            "api_key is the anonymous key (0000000000), which cannot run a worker. "
-            "Register at https://aihorde.net/register and put your key in bridgeData.yaml."
-        )
-    try:
-        selection = await select_models(data)
-    except (ReferenceUnavailable, MetaInstructionError) as error:
-        raise StartupError(str(error)) from None
-    _report_selection(selection)
+async def preflight(data: BridgeData) -> None:
+    """The start-up check that needs the horde: the owner's identity."""
     logger.debug(f"Checking the API key with {data.horde_url}v2/find_user")
     async with aiohttp.ClientSession() as session:
         try:
@@ -78,30 +63,10 @@ async def preflight(data: BridgeData) -> ModelSelection:
             raise StartupError(str(error)) from None
     trust = "trusted" if user.trusted else "not yet trusted (half of job kudos held in escrow)"
     logger.info(f"API key belongs to {user.username}: {user.kudos:,.0f} kudos, {trust}.")
-    return selection
 
 
-PUBLIC_HORDE_HOSTS = ("aihorde.net", "stablehorde.net")
-
-
-def refuse_fake_backends_on_a_public_horde(data: BridgeData) -> None:
-    """The fake backends submit test patterns and unchecked verdicts: never to a real horde."""
-    uses_fake = data.inference_backend == "fake" or data.safety_backend == "fake"
-    host = (urlsplit(data.horde_url).hostname or "").lower()
-    if uses_fake and any(host == public or host.endswith("." + public) for public in PUBLIC_HORDE_HOSTS):
-        raise StartupError(
-            f"the fake backends make test patterns, not images; they only run against a local horde "
-            f"(python -m horde_worker_regen local-horde), not {data.horde_url}. "
-            "Set inference_backend and safety_backend back to their defaults."
-        )
-
-
-def require_backends(data: BridgeData) -> None:
-    """Stop at start-up if a configured backend is not part of this version."""
-    try:
-        capabilities = capabilities_of(data.inference_backend)
-    except BackendUnavailable as error:
-        raise StartupError(str(error)) from None
+def _report_backends(data: BridgeData) -> None:
+    capabilities = capabilities_of(data.inference_backend)
     logger.info(
         f"Inference backend '{capabilities.name}' (claims reGen capability version {capabilities.version}), "
         f"safety backend '{data.safety_backend}'."
@@ -110,19 +75,17 @@ def require_backends(data: BridgeData) -> None:
 
 async def prepare_safety(data: BridgeData) -> None:
     """The safety model's files (fetched once), or a stop: a worker that cannot check images must not serve."""
-    host = (urlsplit(data.horde_url).hostname or "").lower()
-    public = any(host == name or host.endswith("." + name) for name in PUBLIC_HORDE_HOSTS)
     try:
-        await prepare_safety_backend(data.safety_backend, data.cache_home, public_horde=public)
+        await prepare_safety_backend(data.safety_backend, data.cache_home, public_horde=is_public_horde(data.horde_url))
     except SafetyWeightsUnavailable as error:
         raise StartupError(str(error)) from None
 
 
 async def start_and_run(data: BridgeData, options: RunOptions) -> int:
     """The start-up checks, then the worker until it stops; returns the exit status."""
-    refuse_fake_backends_on_a_public_horde(data)
-    selection = await preflight(data)
-    require_backends(data)
+    selection = await check_startup(data, _report_selection)  # the refusals check-config shares
+    _report_backends(data)
+    await preflight(data)
     await prepare_safety(data)
     return await Worker(data, selection.models, options).run()
 

@@ -299,6 +299,22 @@ class BridgeData(BaseModel):
             raise ValueError(f"each entry must look like alias#id (e.g. db0#1); got {bad}")
         return value
 
+    @field_validator("custom_models")
+    @classmethod
+    def _custom_model_names_unique(cls, value: list[CustomModel]) -> list[CustomModel]:
+        """The backend keeps one file per name and models are matched case-insensitively: a second entry
+        of the same name would be silently dropped or make the name ambiguous."""
+        seen: set[str] = set()
+        repeated = []
+        for model in value:
+            folded = model.name.casefold()
+            if folded in seen:
+                repeated.append(model.name)
+            seen.add(folded)
+        if repeated:
+            raise ValueError(f"each custom model needs a name of its own; repeated: {repeated}")
+        return value
+
     @field_validator("spool_dir")
     @classmethod
     def _spool_dir_is_a_folder(cls, value: Path | None) -> Path | None:

