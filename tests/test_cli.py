@@ -108,13 +108,6 @@ def test_run_refuses_the_anonymous_key(worker_dir: Path) -> None:
     assert "anonymous key" in (worker_dir / "logs" / "trace.log").read_text()
 
 
-def test_run_reports_an_unreachable_horde(worker_dir: Path) -> None:
-    result = run_cli("run", cwd=worker_dir)
-    assert result.returncode == 1
-    assert "Could not reach the horde at http://127.0.0.1:9/api/" in result.stderr
-    assert SECRET_API_KEY not in result.stderr
-
-
 def test_quiet_hides_info_and_verbose_shows_debug(worker_dir: Path) -> None:
     quiet = run_cli("run", "-q", cwd=worker_dir)
     assert "Configuration read from" not in quiet.stderr

@@ -131,6 +131,10 @@ class WorkerProcess:
         assert self._process is not None
         return self._process.pid
 
+    def still_running(self) -> bool:
+        """Whether the worker's main process has not exited yet."""
+        return self._process is not None and self._process.returncode is None
+
     @property
     def output(self) -> str:
         """Everything printed so far."""

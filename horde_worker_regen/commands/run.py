@@ -19,7 +19,7 @@ from horde_worker_regen.commands.startup_checks import StartupError, check_start
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import ResolvedConfig
 from horde_worker_regen.config.meta_instructions import ModelSelection
-from horde_worker_regen.horde.identity import IdentityError, find_user
+from horde_worker_regen.horde.identity import HordeUnreachable, IdentityError, describe_user, find_user
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.logging import configure_logging
 from horde_worker_regen.orchestrator import RunOptions, Worker
@@ -53,16 +53,24 @@ def _report_selection(selection: ModelSelection) -> None:
     logger.info(f"{len(selection.models)} models selected: {shown}")
 
 
-async def preflight(data: BridgeData) -> None:
-    """The start-up check that needs the horde: the owner's identity."""
+async def preflight(data: BridgeData) -> bool:
+    """The start-up check that needs the horde: the owner's identity.
+
+    A refused key stops the start. A horde that cannot be asked does not: the worker starts anyway
+    (its processes warm up, the popper retries with backoff, the dashboard says "horde unreachable")
+    and checks the key once the horde answers. Returns whether the key was checked now."""
     logger.debug(f"Checking the API key with {data.horde_url}v2/find_user")
     async with aiohttp.ClientSession() as session:
         try:
             user = await find_user(data, session)
+        except HordeUnreachable as error:
+            logger.warning(f"{error}; starting anyway: popping waits and retries with backoff (at most "
+                           f"{data.horde_backoff_cap:.0f}s between tries) and the API key is checked once it answers")
+            return False
         except IdentityError as error:
             raise StartupError(str(error)) from None
-    trust = "trusted" if user.trusted else "not yet trusted (half of job kudos held in escrow)"
-    logger.info(f"API key belongs to {user.username}: {user.kudos:,.0f} kudos, {trust}.")
+    logger.info(describe_user(user))
+    return True
 
 
 def _report_backends(data: BridgeData) -> None:
@@ -85,9 +93,9 @@ async def start_and_run(data: BridgeData, options: RunOptions) -> int:
     """The start-up checks, then the worker until it stops; returns the exit status."""
     selection = await check_startup(data, _report_selection)  # the refusals check-config shares
     _report_backends(data)
-    await preflight(data)
+    identity_checked = await preflight(data)
     await prepare_safety(data)
-    return await Worker(data, selection.models, options).run()
+    return await Worker(data, selection.models, options, identity_checked=identity_checked).run()
 
 
 def run_command(args: argparse.Namespace) -> int:
