@@ -105,7 +105,8 @@ class Submitter:
                     return False  # an expired URL (403) or another refusal: inline at once
                 # A retry must leave time for a timed-out upload and then the inline submit.
                 wait = self._fit(record.deadline - UPLOAD_RESERVE_S, self._wait_after(error, classify(error), attempt))
-                logger.warning(f"Job {record.key}: upload attempt {attempt + 1} failed: {error}")
+                log = logger.debug if error.status == 429 else logger.warning  # a rate limit is routine
+                log(f"Job {record.key}: upload attempt {attempt + 1} failed: {error}")
                 if wait is None:
                     return False
                 await self.sleep(wait)
