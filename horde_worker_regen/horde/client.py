@@ -10,6 +10,7 @@ reaction; none of them retries by itself.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from yarl import URL
 
 from horde_worker_regen.horde.errors import HordeRequestError
 from horde_worker_regen.horde.identity import CLIENT_AGENT
+from horde_worker_regen.horde.retry_after import parse_retry_after
 from horde_worker_regen.horde.url_guard import UrlGuard
 
 POP_TIMEOUT_S = 30.0
@@ -30,6 +32,8 @@ DOWNLOAD_TIMEOUT_S = 30.0
 _NOT_IN_BODY = {"apikey", "accept", "client_agent", "bridge_version"}
 _CHUNK = 64 * 1024
 MAX_REDIRECTS = 5
+# The horde's error text reaches the operator's log: kept to one bounded line.
+MAX_ERROR_TEXT = 300
 _REDIRECTS = {301, 302, 303, 307, 308}
 
 
@@ -65,8 +69,9 @@ class HordeClient:
             async with self._session.put(url, data=data, headers={"Content-Type": "image/webp"},
                                          timeout=timeout) as response:
                 if response.status >= 300:
-                    text = (await response.text())[:200]
-                    raise HordeRequestError(response.status, None, f"upload refused: {text}")
+                    text = _one_line(await response.text(errors="replace"))
+                    raise HordeRequestError(response.status, None, f"upload refused: {text}",
+                                            _retry_after_of(response))
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise HordeRequestError(None, None, f"upload failed: {error!r}") from None
 
@@ -161,11 +166,16 @@ def _error_from(response: aiohttp.ClientResponse, answer: dict[str, Any]) -> Hor
     if isinstance(answer.get("errors"), dict):
         message = f"{message} {answer['errors']}"
     rc = answer.get("rc")
-    retry_after: float | None = None
-    header = response.headers.get("Retry-After")
-    if header is not None:
-        try:
-            retry_after = max(0.0, float(header))
-        except ValueError:
-            retry_after = None
-    return HordeRequestError(response.status, rc if isinstance(rc, str) else None, message, retry_after)
+    rc = _one_line(rc) if isinstance(rc, str) else None
+    return HordeRequestError(response.status, rc, _one_line(message), _retry_after_of(response))
+
+
+def _retry_after_of(response: aiohttp.ClientResponse) -> float | None:
+    return parse_retry_after(response.headers.get("Retry-After"), time.time())
+
+
+def _one_line(text: str) -> str:
+    """Untrusted text fit for a log line: control characters (newlines too) blanked, length bounded."""
+    flat = "".join(char if char.isprintable() else " " for char in text[: MAX_ERROR_TEXT + 1])
+    return flat if len(flat) <= MAX_ERROR_TEXT else flat[:MAX_ERROR_TEXT] + "…"
+

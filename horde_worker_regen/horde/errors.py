@@ -1,15 +1,18 @@
 """What an error from the horde means for the worker: retry, back off, drop, or stop (horde-api.md §1, §5).
 
 `classify` maps an HTTP status and return code (`rc`) to an `ErrorAction`, a delay where one applies
-and, for the fatal ones, the sentence that tells the operator what to change. `RC_ACTIONS` holds a
-deliberate reaction for every `rc` the contract lists (pop, submit, find_user, the worker endpoints
-and the horde-wide maintenance code); an `rc` the horde adds later is backed off from, never fatal.
+and the sentence that tells the operator what happened (its own one per rc, `horde.rc_hints`).
+`RC_ACTIONS` holds a deliberate reaction for every `rc` the contract lists (pop, submit, find_user,
+the worker endpoints and the horde-wide maintenance code); an `rc` the horde adds later is backed off
+from, never fatal. 429, 408, 5xx and no answer at all are never a refusal: the caller retries them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+
+from horde_worker_regen.horde.rc_hints import RC_HINTS, UNKNOWN_MODELS_HINT
 
 
 class ErrorAction(Enum):
@@ -51,30 +54,6 @@ MAINTENANCE_DELAY_S = 60.0
 IP_CHECK_DELAY_S = 60.0
 UNKNOWN_RC_DELAY_S = 60.0
 
-_NAME = "Pick another dreamer_name (unique across the whole horde) in bridgeData.yaml."
-_FATAL_MESSAGES = {
-    "InvalidAPIKey": "The horde does not recognise this api_key. Copy it again from https://aihorde.net/register.",
-    "UserNotFound": "The horde does not recognise this api_key. Copy it again from https://aihorde.net/register.",
-    "AnonForbiddenWorker": "The anonymous key cannot run a worker. Put your own api_key in bridgeData.yaml.",
-    "WrongCredentials": "Another user already owns a worker with this dreamer_name. Pick a unique dreamer_name.",
-    "PolymorphicNameConflict": "A text or alchemy worker already uses this dreamer_name. " + _NAME,
-    "ProfaneWorkerName": "The horde refuses this dreamer_name. " + _NAME,
-    "WorkerNameAlreadyExists": "Another worker already has this dreamer_name. " + _NAME,
-    "TooLongWorkerName": "The dreamer_name is too long for the horde (keep it to 100 characters).",
-    "ProfaneWorkerInfo": "The horde refuses this worker's info text.",
-    "ProfaneBridgeAgent": "The horde refuses this worker's bridge agent.",
-    "InvalidPriorityUsername": "Every priority_usernames entry must look like alias#id (e.g. db0#1).",
-    "WorkerFlaggedMaintenance": "Your account has been flagged; the horde keeps this worker in maintenance. "
-    "Contact the horde's moderators.",
-    "DeletedUser": "The account of this api_key has been deleted.",
-    "TooManyWorkers": "Your account already runs as many workers as it may. Stop one, or ask to be trusted.",
-    "TooManyWorkersTrusted": "Your account already runs as many workers as a trusted account may.",
-    "WorkerInviteOnly": "The horde accepts new workers by invitation only at the moment.",
-    "NulByteInPayload": "A setting contains a NUL byte; check dreamer_name, models and blacklist.",
-    "NotOwner": "This api_key does not own the worker named by dreamer_name.",
-    "NotModerator": "The request needs a moderator's key.",
-    "NoWorkerModSelected": "The worker update named no field to change.",
-}
 _BACK_OFF_RCS = {
     "UnsafeIP": IP_CHECK_DELAY_S,
     "TooManyNewIPs": IP_CHECK_DELAY_S,
@@ -83,24 +62,27 @@ _BACK_OFF_RCS = {
     "MaintenanceMode": MAINTENANCE_DELAY_S,  # horde-wide maintenance: keep polling slowly (§3.6)
 }
 _DROP_RCS = {"AbortedGen", "InvalidJobID", "WorkerNotFound"}
-_UNKNOWN_MODELS = "The horde knows none of the models offered; check models_to_load against the model reference."
-_BAD_REQUEST = (
-    "The horde refused the request as a bad request. If this is the first start, the dreamer_name may not "
-    "contain 'colab', 'tpu' or 'google'; otherwise too many gen_metadata entries were sent."
-)
+# The configuration (key, name, settings) or the account must change before the worker can serve.
+_FATAL_RCS = {
+    "InvalidAPIKey", "UserNotFound", "AnonForbiddenWorker", "DeletedUser", "WorkerFlaggedMaintenance",
+    "WrongCredentials", "ProfaneWorkerName", "PolymorphicNameConflict", "WorkerNameAlreadyExists",
+    "TooLongWorkerName", "NotOwner", "NotModerator", "NoWorkerModSelected", "ProfaneWorkerInfo",
+    "ProfaneBridgeAgent", "InvalidPriorityUsername", "NulByteInPayload", "BadRequest", "TooManyWorkers",
+    "TooManyWorkersTrusted", "WorkerInviteOnly",
+}  # fmt: skip
 SERVER_ERROR_HINT = (
-    "the horde failed internally (HTTP 500); it also answers 500 to a submit when it does not know the api_key "
-    "or has lost this worker (a known server bug), so submits are retried only a bounded number of times"
+    "the horde failed internally (HTTP 500); retried until the job's deadline (a 500 is also the horde's "
+    "answer to a submit with an unknown api_key, which the start-up check of the key rules out)"
 )
+RATE_LIMITED_HINT = "the horde's rate limit was reached; waiting as long as it asks (Retry-After)"
 
-# Every rc of horde-api.md, with its reaction (BadRequest depends on its message, see `_by_return_code`).
+# Every rc of horde-api.md, with its reaction (BadRequest's hint depends on its message, see `_by_return_code`).
 RC_ACTIONS: dict[str, ErrorAction] = {
-    **{rc: ErrorAction.FATAL for rc in _FATAL_MESSAGES},
+    **{rc: ErrorAction.FATAL for rc in _FATAL_RCS},
     **{rc: ErrorAction.BACK_OFF for rc in _BACK_OFF_RCS},
     **{rc: ErrorAction.DROP for rc in _DROP_RCS},
     "WorkerMaintenance": ErrorAction.MAINTENANCE,
     "DuplicateGen": ErrorAction.DUPLICATE,
-    "BadRequest": ErrorAction.FATAL,
 }
 
 
@@ -108,22 +90,19 @@ def _by_return_code(error: HordeRequestError) -> Classified | None:
     rc = error.rc
     if rc is None:
         return None
-    fixed = {
-        "DuplicateGen": Classified(ErrorAction.DUPLICATE),
-        "WorkerMaintenance": Classified(ErrorAction.MAINTENANCE, MAINTENANCE_DELAY_S, error.message),
-        "BadRequest": Classified(ErrorAction.FATAL, operator_message=(
-            _UNKNOWN_MODELS if "unrecognised models" in error.message else f"{_BAD_REQUEST} ({error.message})")),
-    }
-    if rc in fixed:
-        return fixed[rc]
-    if rc in _DROP_RCS:
-        return Classified(ErrorAction.DROP, operator_message=f"{rc}: {error.message}")
-    if rc in _BACK_OFF_RCS:
-        return Classified(ErrorAction.BACK_OFF, _BACK_OFF_RCS[rc], f"{rc}: {error.message}")
-    if rc in _FATAL_MESSAGES:
-        return Classified(ErrorAction.FATAL, operator_message=_FATAL_MESSAGES[rc])
-    return Classified(ErrorAction.BACK_OFF, UNKNOWN_RC_DELAY_S,
-                      f"the horde answered with a return code this worker does not know ({rc}: {error.message})")
+    action = RC_ACTIONS.get(rc)
+    if action is None:
+        return Classified(ErrorAction.BACK_OFF, UNKNOWN_RC_DELAY_S,
+                          f"the horde answered with a return code this worker does not know ({rc}: {error.message})")
+    hint = RC_HINTS.get(rc, rc)
+    if rc == "BadRequest" and "unrecognised models" in error.message:
+        hint = UNKNOWN_MODELS_HINT
+    said = f"{hint} (the horde says: {error.message})" if error.message else hint
+    if action is ErrorAction.FATAL:
+        return Classified(action, operator_message=said)
+    if action is ErrorAction.MAINTENANCE:
+        return Classified(action, MAINTENANCE_DELAY_S, said)
+    return Classified(action, _BACK_OFF_RCS.get(rc, 0.0), hint if action is ErrorAction.DUPLICATE else said)
 
 
 def classify(error: HordeRequestError) -> Classified:
@@ -136,7 +115,7 @@ def classify(error: HordeRequestError) -> Classified:
         return Classified(ErrorAction.RETRY, RETRY_DELAY_S, hint)
     if status == 429:
         delay = error.retry_after if error.retry_after is not None else BACK_OFF_DELAY_S
-        return Classified(ErrorAction.BACK_OFF, delay, "rate limited")
+        return Classified(ErrorAction.BACK_OFF, delay, RATE_LIMITED_HINT)
     by_rc = _by_return_code(error)
     if by_rc is not None:
         return by_rc

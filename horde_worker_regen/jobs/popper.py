@@ -236,8 +236,11 @@ class Popper:
         if verdict.action is ErrorAction.MAINTENANCE:
             return self._in_maintenance(error.message)
         if verdict.action is ErrorAction.BACK_OFF:
-            logger.warning(f"The horde asks to wait {verdict.delay:.0f}s: {verdict.operator_message or error}")
-            return verdict.delay
+            # As long as asked (Retry-After is capped when read), but never a tight loop on `Retry-After: 0`.
+            delay = max(verdict.delay, backoff_delay(1, self._settings.backoff_cap, self._rng))
+            log = logger.debug if error.status == 429 else logger.warning  # a rate limit is routine
+            log(f"The horde asks to wait {delay:.0f}s: {verdict.operator_message or error}")
+            return delay
         if verdict.action is ErrorAction.RETRY:
             return self._horde_in_trouble(error)
         logger.warning(f"Pop failed ({error}); retrying")

@@ -1,20 +1,27 @@
 """Reporting one id: PUT its image to R2, then submit it; or submit it as faulted.
 
-- The image goes to the id's own `r2_uploads[i]`, retried with backoff while the deadline allows;
-  if the upload keeps failing, the image is submitted inline as base64 (the horde uploads it).
-  `"R2"` is only ever claimed after a successful upload.
+- The image goes to the id's own `r2_uploads[i]`. A PUT that may succeed later (429, 5xx, 408, a
+  timeout, a dropped connection) is retried while the deadline leaves time for the inline submit
+  (`UPLOAD_RESERVE_S`); then, or at once for an expired URL (403) or another refusal, the image is
+  submitted inline as base64 (the horde uploads it). `"R2"` is only claimed after a successful upload.
 - `DuplicateGen` means an earlier attempt landed (a lost response): success.
 - `AbortedGen` / `InvalidJobID` mean the horde already gave up on the id: a logged drop, not a fault.
-- Transient errors are retried with backoff only while the deadline allows; after it, the id is
-  dropped (the horde's sweep re-queues it; a late `faulted` submit would re-queue it twice). Errors
-  the horde answered (5xx; a 500 is also its answer to an unknown key, §5) get `SUBMIT_ATTEMPTS`
-  tries at most; a horde that does not answer at all (down, unreachable) is retried until the deadline.
+  Another definite refusal (`WrongCredentials`, a 4xx without rc, ...) ends the submit too.
+- Everything else means "later", never "no": 429, 5xx, 408, timeouts and dropped connections are
+  retried until the job's deadline, however many tries that takes, so a finished image is never
+  given up to a burst of rate limits. (A 500 is also the horde's answer to a submit with an unknown
+  key, §5; the start-up `find_user` check rules that out, so a 500 here is a failing horde.)
+- Each wait is what the horde asked for (`Retry-After`, capped by `horde.retry_after`), else a
+  jittered exponential backoff, and is cut so that the last try starts before the deadline. After
+  the deadline the id is dropped (the horde's sweep re-queues it; a late `faulted` submit would
+  re-queue it twice).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,16 +30,17 @@ from typing import Any
 from horde_sdk.ai_horde_api.apimodels import ImageGenerationJobSubmitRequest
 from loguru import logger
 
-from horde_worker_regen.horde.client import HordeClient
-from horde_worker_regen.horde.errors import ErrorAction, HordeRequestError, classify
+from horde_worker_regen.horde.client import SUBMIT_TIMEOUT_S, UPLOAD_TIMEOUT_S, HordeClient
+from horde_worker_regen.horde.errors import Classified, ErrorAction, HordeRequestError, classify
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord
 from horde_worker_regen.scheduling.policy import retry_delay
 
 MAX_GEN_METADATA = 50
-UPLOAD_ATTEMPTS = 4
-SUBMIT_ATTEMPTS = 8
-# Only a backstop: unanswered submits end at the job's deadline long before this many tries.
-UNANSWERED_SUBMIT_ATTEMPTS = 60
+# The next try starts at least this long before the deadline (the horde's sweep aborts after it).
+LAST_TRY_MARGIN_S = 1.0
+# Upload retries stop this long before the deadline: room for a try that times out, then the inline submit.
+UPLOAD_RESERVE_S = UPLOAD_TIMEOUT_S + SUBMIT_TIMEOUT_S + 10.0
+JITTER = (0.5, 1.0)  # backoff factors: the retries of many ids failed by one outage spread out
 FAULTED_GENERATION = "Faulted"
 R2_GENERATION = "R2"
 
@@ -54,6 +62,7 @@ class Submitter:
     client: HordeClient
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[Any]] = field(default=asyncio.sleep)
+    rng: random.Random = field(default_factory=random.Random)
 
     async def report_image(self, record: JobRecord, report: ImageReport) -> IdResult:
         """Upload (or inline) the image of one id and submit it."""
@@ -85,49 +94,80 @@ class Submitter:
         return result
 
     async def _upload(self, record: JobRecord, url: str, image: bytes) -> bool:
-        for attempt in range(UPLOAD_ATTEMPTS):
+        attempt = 0
+        while True:
             try:
                 await self.client.upload(url, image)
                 return True
             except HordeRequestError as error:
-                delay = retry_delay(attempt)
-                logger.warning(f"Job {record.key}: upload attempt {attempt + 1} failed: {error}")
-                last = attempt + 1 == UPLOAD_ATTEMPTS
-                if last or error.status == 403 or self.clock() + delay >= record.deadline:
-                    return False  # attempts spent, expired URL, or no time left: fall back to inline
-                await self.sleep(delay)
-        return False
+                if not _upload_may_succeed_later(error):
+                    logger.warning(f"Job {record.key}: upload refused ({error})")
+                    return False  # an expired URL (403) or another refusal: inline at once
+                # A retry must leave time for a timed-out upload and then the inline submit.
+                wait = self._fit(record.deadline - UPLOAD_RESERVE_S, self._wait_after(error, classify(error), attempt))
+                log = logger.debug if error.status == 429 else logger.warning  # a rate limit is routine
+                log(f"Job {record.key}: upload attempt {attempt + 1} failed: {error}")
+                if wait is None:
+                    return False
+                await self.sleep(wait)
+                attempt += 1
 
     async def _submit(self, record: JobRecord, index: int, request: ImageGenerationJobSubmitRequest) -> IdResult:
-        job_id = record.ids[index]
-        answered = 0
-        for attempt in range(UNANSWERED_SUBMIT_ATTEMPTS):
+        attempt = 0
+        while True:
             try:
                 reward = await self.client.submit(request)
             except HordeRequestError as error:
                 verdict = classify(error)
-                if verdict.action is ErrorAction.DUPLICATE:
-                    logger.info(f"Job {job_id}: already submitted (an earlier response was lost)")
-                    return IdResult(IdOutcome.SUBMITTED, 0.0, "duplicate")
-                if verdict.action is ErrorAction.DROP:
-                    return self._dropped(record, index, f"the horde no longer holds it ({error.rc})")
-                if verdict.action is ErrorAction.FATAL:
-                    logger.error(f"Job {job_id}: the horde refused the submit: {error}")
-                    return IdResult(IdOutcome.DROPPED, 0.0, f"refused: {error}")
-                delay = max(verdict.delay if verdict.action is ErrorAction.BACK_OFF else 0.0, retry_delay(attempt))
-                answered += error.status is not None
-                if answered == SUBMIT_ATTEMPTS:
-                    break
-                if self.clock() + delay >= record.deadline:
+                refused = self._refused(record, index, error, verdict)
+                if refused is not None:
+                    return refused
+                wait = self._fit(record.deadline, self._wait_after(error, verdict, attempt))
+                if wait is None:
                     return self._dropped(record, index, f"no successful submit before its deadline ({error})")
                 why = f"; {verdict.operator_message}" if verdict.operator_message else ""
-                logger.warning(f"Job {job_id}: submit attempt {attempt + 1} failed ({error}){why}")
-                await self.sleep(delay)
+                log = logger.debug if error.status == 429 else logger.warning  # a rate limit is routine
+                log(f"Job {record.ids[index]}: submit attempt {attempt + 1} failed ({error}){why}; "
+                    f"retrying in {wait:.1f}s")
+                await self.sleep(wait)
+                attempt += 1
                 continue
             return IdResult(IdOutcome.SUBMITTED, reward)
-        return self._dropped(record, index, f"{attempt + 1} submit attempts failed")
+
+    def _refused(self, record: JobRecord, index: int, error: HordeRequestError, verdict: Classified) -> IdResult | None:
+        """The end of a submit the horde answered for good (done, gone or refused); None to retry."""
+        job_id = record.ids[index]
+        if verdict.action is ErrorAction.DUPLICATE:
+            logger.info(f"Job {job_id}: already submitted (an earlier response was lost)")
+            return IdResult(IdOutcome.SUBMITTED, 0.0, "duplicate")
+        if verdict.action is ErrorAction.DROP:
+            return self._dropped(record, index, f"the horde no longer holds it ({error.rc})")
+        if verdict.action is ErrorAction.FATAL:
+            logger.error(f"Job {job_id}: the horde refused the submit: {error}. {verdict.operator_message}")
+            return IdResult(IdOutcome.DROPPED, 0.0, f"refused: {error}")
+        return None
+
+    def _wait_after(self, error: HordeRequestError, verdict: Classified, attempt: int) -> float:
+        """How long to wait before the next try: as long as the horde asked (`Retry-After`, or the delay of
+        a back-off rc), else a jittered exponential backoff; never less than its first step."""
+        jitter = self.rng.uniform(*JITTER)
+        if error.retry_after is not None:
+            return max(error.retry_after, retry_delay(0, jitter=jitter))  # Retry-After: 0 is no tight loop
+        told = verdict.delay if verdict.action is ErrorAction.BACK_OFF else 0.0
+        return max(told, retry_delay(attempt, jitter=jitter))
+
+    def _fit(self, deadline: float, wait: float) -> float | None:
+        """`wait`, shortened so that the next try starts `LAST_TRY_MARGIN_S` before `deadline`; None when
+        there is no time left for another try (the wait never runs past the deadline)."""
+        left = deadline - LAST_TRY_MARGIN_S - self.clock()
+        return min(wait, left) if left > 0 else None
 
     @staticmethod
     def _dropped(record: JobRecord, index: int, reason: str) -> IdResult:
         logger.warning(f"Job {record.ids[index]} dropped: {reason}")
         return IdResult(IdOutcome.DROPPED, 0.0, reason)
+
+
+def _upload_may_succeed_later(error: HordeRequestError) -> bool:
+    """No answer, a timeout, a rate limit or a failing R2: worth another try; any other refusal is not."""
+    return error.status is None or error.status in (408, 429) or error.status >= 500

@@ -112,6 +112,10 @@ def next_job(queued: Sequence[QueuedJob]) -> QueuedJob | None:
     return min(queued, key=lambda job: (job.deadline, job.popped_at))
 
 
-def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
-    """Exponential backoff: base · 2^attempt seconds, at most `cap`."""
-    return float(min(cap, base * 2.0**attempt))
+def retry_delay(attempt: int, base: float = 0.5, cap: float = 30.0, jitter: float = 1.0) -> float:
+    """Exponential backoff: base · 2^attempt seconds, at most `cap`, times `jitter`.
+
+    `jitter` is a factor the caller draws (e.g. uniform in [0.5, 1]), so that the retries of many ids
+    failed by one outage spread out instead of arriving together.
+    """
+    return float(min(cap, base * 2.0 ** min(attempt, 64)) * jitter)
