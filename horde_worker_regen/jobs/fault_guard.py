@@ -55,7 +55,7 @@ def withdrawal_line(withdrawal: Withdrawal) -> str:
     refused = (f"Jobs needing {subject.name} are refused ({flags} off)" if subject.feature
                else "It is no longer offered to the horde")
     if withdrawal.by_cap:
-        return (f"{subject.describe().capitalize()} withdrawn: {withdrawal.faults} of its images faulted within "
+        return (f"{subject.describe(capital=True)} withdrawn: {withdrawal.faults} of its images faulted within "
                 f"the hour (last: {withdrawal.reason}). {refused} {_lasting(withdrawal)}, to keep this worker "
                 "out of the horde's maintenance. Look at the faults above and fix their cause, then restart.")
     if cause.kind == "crashing_model":
@@ -63,7 +63,7 @@ def withdrawal_line(withdrawal: Withdrawal) -> str:
                 f"inference process they ran on. {refused} {_lasting(withdrawal)}. "
                 f"{_ADVICE[cause.kind]}, then restart.")
     advice = _ADVICE.get(cause.kind, "fix the cause").format(flags=flags)
-    return (f"{subject.describe().capitalize()} withdrawn: {withdrawal.faults} of its jobs in a row failed "
+    return (f"{subject.describe(capital=True)} withdrawn: {withdrawal.faults} of its jobs in a row failed "
             f"({withdrawal.reason}). {refused} {_lasting(withdrawal)}, to keep this worker out of the horde's "
             f"maintenance. To fix: {advice}; then restart the worker.")
 
@@ -85,7 +85,7 @@ class FaultGuard:
         elif cause.deterministic and cause.subject not in self.breaker.withdrawn:
             limit = self.breaker.settings.crash_strikes if cause.kind == "crashing_model" else \
                 self.breaker.settings.strikes
-            logger.warning(f"{cause.subject.describe().capitalize()}: strike {self.breaker.strikes_of(cause)} "
+            logger.warning(f"{cause.subject.describe(capital=True)}: strike {self.breaker.strikes_of(cause)} "
                            f"of {limit} toward withdrawal ({cause.kind})")
         return withdrawal
 
@@ -105,7 +105,7 @@ class FaultGuard:
         """What the next pop may ask for; ends the withdrawals whose cool-down has passed, first."""
         now = self._clock()
         for ended in self.breaker.reinstate(now):
-            logger.info(f"{ended.cause.subject.describe().capitalize()}: its cool-down has passed; "
+            logger.info(f"{ended.cause.subject.describe(capital=True)}: its cool-down has passed; "
                         "it is asked for again")
         self._note_stopped(all_withdrawn(self.breaker, models))
         return pop_gate(self.breaker, models, self._held_ids(), now)

@@ -51,9 +51,10 @@ class Subject:
     name: str
     feature: bool = False
 
-    def describe(self) -> str:
-        """`model 'Deliberate'` or `feature 'post_processing'`."""
-        return f"{'feature' if self.feature else 'model'} '{self.name}'"
+    def describe(self, *, capital: bool = False) -> str:
+        """`model 'Deliberate'` or `feature 'post_processing'` (`Model ...` at the start of a sentence)."""
+        what = "feature" if self.feature else "model"
+        return f"{what.capitalize() if capital else what} '{self.name}'"
 
 
 @dataclass(frozen=True)
