@@ -102,13 +102,22 @@ class FaultGuard:
         return None
 
     def gate(self, models: list[str]) -> PopGate:
-        """What the next pop may ask for; ends the withdrawals whose cool-down has passed, first."""
+        """What the next pop may ask for (notes when every served model is withdrawn, and when no longer)."""
+        now = self._reinstate()
+        self._note_stopped(all_withdrawn(self.breaker, models))
+        return pop_gate(self.breaker, models, self._held_ids(), now)
+
+    def flags_off(self) -> frozenset[str]:
+        """The pop flags of the features refused now."""
+        return pop_gate(self.breaker, [], self._held_ids(), self._reinstate()).flags_off
+
+    def _reinstate(self) -> float:
+        """End the withdrawals whose cool-down has passed, saying so; the time now."""
         now = self._clock()
         for ended in self.breaker.reinstate(now):
             logger.info(f"{ended.cause.subject.describe(capital=True)}: its cool-down has passed; "
                         "it is asked for again")
-        self._note_stopped(all_withdrawn(self.breaker, models))
-        return pop_gate(self.breaker, models, self._held_ids(), now)
+        return now
 
     def _held_ids(self) -> Counter[Subject]:
         held: Counter[Subject] = Counter()

@@ -387,7 +387,7 @@ class Pipeline:
 
     def pop_flags_off(self) -> frozenset[str]:
         """The pop flags (`allow_*`) to turn off: the features the fault breaker refuses now."""
-        return self.guard.gate([]).flags_off
+        return self.guard.flags_off()
 
     def reopens_in(self) -> float | None:
         """Seconds until the fault breaker may offer more by itself (a cool-down ends, a fault ages out)."""
