@@ -349,6 +349,7 @@ class Worker:
         self.popper = popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,
                         offer=pipeline.offer,
                         idle=IdleWatch(self._data.minutes_allowed_without_jobs, self._data.max_power))
+        popper.limit_with(pipeline)
         logger.info(f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({agent})"
                     + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else ""))
         popper_task = asyncio.create_task(popper.run(), name="popper")
@@ -360,7 +361,8 @@ class Worker:
         status_task = asyncio.create_task(report_status_forever(
             self._data.stats_output_frequency,
             lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), len(self._plans),
-                                  pipeline.registry.waiting, paused=popper.paused)), name="status")  # fmt: skip
+                                  pipeline.registry.waiting, paused=popper.paused,
+                                  stopped=pipeline.guard.popping_stopped)), name="status")  # fmt: skip
         dashboard = None
         try:
             dashboard = await start_dashboard(self._data, DashboardSources(

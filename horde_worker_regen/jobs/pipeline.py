@@ -22,6 +22,7 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.devices.model_sizes import ModelSizes
 from horde_worker_regen.devices.placer import DevicePlacer
 from horde_worker_regen.horde.pop import PoppedJob
+from horde_worker_regen.jobs.fault_guard import FaultGuard
 from horde_worker_regen.jobs.inputs import InputFetcher, spec_for_inputs
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
@@ -51,8 +52,15 @@ from horde_worker_regen.processes.slots import Slot, SlotPool
 from horde_worker_regen.processes.stage_watch import StageLimits
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
 from horde_worker_regen.safety.policy import censor_policy
+from horde_worker_regen.scheduling.breaker import (
+    FEATURE_FLAGS,
+    FEATURE_KINDS,
+    BreakerSettings,
+    Cause,
+    FaultBreaker,
+    Withdrawal,
+)
 from horde_worker_regen.scheduling.policy import QueuedJob, StartDecision, next_job, start_decision
-from horde_worker_regen.scheduling.quarantine import ModelQuarantine
 from horde_worker_regen.scheduling.residency import offer_order
 
 
@@ -125,7 +133,9 @@ class Pipeline:
         self._gpu_limits = StageLimits.from_bridge_data(data)
         self._cpu_limits = StageLimits.from_bridge_data(data, on_cpu=True)
         self._recycling = RecyclePolicy.from_bridge_data(data)
-        self.quarantine = ModelQuarantine(data.quarantine_model_after_strikes)
+        settings = BreakerSettings.from_minutes(data.fault_breaker_cooldown, data.quarantine_model_after_strikes,
+                                                data.max_batch)
+        self.guard = FaultGuard(FaultBreaker(settings), registry, clock)
         self._losses: dict[str, int] = {}  # job key -> inference processes lost while running it
 
     async def start_children(self, on_started: Callable[[str], None] | None = None) -> None:
@@ -199,7 +209,7 @@ class Pipeline:
         """The safety child could not check a job: fault it (images must not go out unchecked)."""
         record = self.registry.get(job_key)
         if record is not None and record.state is JobState.SAFETY:
-            self.fault(record, reason)
+            self.fault(record, reason, _transient(record))
 
     # --- intake ---------------------------------------------------------------------------------
 
@@ -243,7 +253,7 @@ class Pipeline:
         """Give queued jobs to idle slots, earliest deadline first, each to a slot holding its model if any."""
         if self.slots.all_down():
             for stranded in self.registry.in_state(JobState.QUEUED):
-                self.fault(stranded, "no inference process is available")
+                self.fault(stranded, "no inference process is available", _transient(stranded))
             return
         while self.slots.idle_indexes() and self._dispatch_one():
             pass
@@ -259,22 +269,23 @@ class Pipeline:
         while (chosen := next_job(pending)) is not None:
             pending.remove(chosen)
             record = self.registry.get(chosen.key)
-            assert record is not None
-            if record.spec.model in self.quarantine.quarantined:
-                self.fault(record, f"its model '{record.spec.model}' is quarantined")
+            if record is None or record.state is not JobState.QUEUED:
+                continue  # settled meanwhile (a withdrawal faults the queued jobs needing its subject)
+            if (blocking := self.guard.blocking(record.spec)) is not None:
+                self._fault_withdrawn(record, blocking)
                 continue
             decision = start_decision(self._clock(), record.deadline, self._stats.expected_job_seconds)
             if decision is StartDecision.DROP:
-                self.drop(record, "its deadline passed before a slot was free")
+                self.drop(record, "its deadline passed before a slot was free", _transient(record))
                 return True
             if decision is StartDecision.FAULT:
-                self.fault(record, "it could no longer finish before its deadline")
+                self.fault(record, "it could no longer finish before its deadline", _transient(record))
                 return True
             others = [r.spec.model for r in queued if r is not record]
             placement = self._placer.place(record.spec.model, record.spec.width * record.spec.height,
                                            self.slots.slots, others)
             if placement.never is not None:
-                self.fault(record, f"it can never run on this worker: {placement.never}")
+                self.fault(record, f"it can never run on this worker: {placement.never}", _transient(record))
                 return True
             if placement.slot is not None:
                 # False when that slot's child just died: the job waits for the loss to be handled.
@@ -305,7 +316,7 @@ class Pipeline:
         slot.release()
         record = self.registry.get(key)
         if record is not None:
-            self.drop(record, "it was still running at its deadline; its process is replaced")
+            self.drop(record, "it was still running at its deadline; its process is replaced", _transient(record))
         self._supervisor.kill(handle)
         if self._restart_children:
             self.slots.replace(slot, self.dispatch, self._slot_gave_up)
@@ -357,32 +368,39 @@ class Pipeline:
                 self.dispatch()
                 return
             reason += "; too little time is left before its deadline to retry it"
-        else:  # lost on every process it ran on (with job_retries 0, its only one): a strike all the same
-            reason += f"; it was lost with every process it ran on ({losses})"
-            self._strike(record.spec.model)
-        self.fault(record, reason)
-
-    def _strike(self, model: str) -> None:
-        """A job of `model` killed every process it ran on: count a strike, quarantine at the limit."""
-        if not self.quarantine.strike(model):
-            if model not in self.quarantine.quarantined:
-                logger.warning(f"Model '{model}': strike {self.quarantine.strikes_of(model)} of "
-                               f"{self._data.quarantine_model_after_strikes} toward quarantine")
+            self.fault(record, reason, _transient(record))
             return
-        strikes = self._data.quarantine_model_after_strikes
-        logger.error(f"Model '{model}' quarantined: {strikes} of its jobs in a row "
-                     f"killed every inference process they ran on. It is no longer offered to the horde. Check its "
-                     f"file (delete it to download it again) or remove it from models_to_load, then restart.")
+        # Lost on every process it ran on (with job_retries 0, its only one): a strike against its model.
+        reason += f"; it was lost with every process it ran on ({losses})"
+        self.fault(record, reason, Cause.of("crashing_model", record.spec.model))
+
+    def _fault_withdrawn(self, record: JobRecord, withdrawal: Withdrawal) -> None:
+        """A held job needing a subject withdrawn for good reason: it would fail the same way, so it is not run.
+
+        Faulting it now hands it back to the horde at once (another worker takes it) instead of at its ttl.
+        """
+        subject = withdrawal.cause.subject
+        self.fault(record, f"its {subject.describe()} is withdrawn ({withdrawal.reason})", withdrawal.cause)
+
+    def _withdrawn(self, withdrawal: Withdrawal) -> None:
+        """A subject was just withdrawn: settle the queued jobs that need it (the running ones end by themselves)."""
+        if withdrawal.by_cap:
+            return  # a cap is no verdict on the held jobs: they may well succeed
         for record in self.registry.in_state(JobState.QUEUED):
-            if record.spec.model == model:
-                self.fault(record, f"its model '{model}' is quarantined")
+            if self.guard.blocking(record.spec) is withdrawal:
+                self._fault_withdrawn(record, withdrawal)
 
     def offer(self, models: list[str]) -> list[str]:
-        """The models to offer the horde: not quarantined, those that start soonest first."""
-        allowed = self.quarantine.allowed(models)
-        if models and not allowed:
-            self._on_fatal("every model this worker serves is quarantined")
-        return offer_order(allowed, self.slots.views())
+        """The models to offer the horde: none the fault breaker holds back, those that start soonest first."""
+        return offer_order(self.guard.gate(models).models, self.slots.views())
+
+    def pop_flags_off(self) -> frozenset[str]:
+        """The pop flags (`allow_*`) to turn off: the features the fault breaker refuses now."""
+        return self.guard.flags_off()
+
+    def reopens_in(self) -> float | None:
+        """Seconds until the fault breaker may offer more by itself (a cool-down ends, a fault ages out)."""
+        return self.guard.reopens_in()
 
     def _recycle_if_due(self, slot: Slot) -> bool:
         """Recycle a slot between jobs when its child has run enough jobs or grown too big."""
@@ -432,7 +450,6 @@ class Pipeline:
             slot.model = None  # the model may not have loaded; do not count on it being resident
         else:
             slot.jobs_run += 1
-            self.quarantine.succeeded(slot.model or "")
         self._recycle_if_due(slot)
         self.dispatch()  # hand the slot its next job first: the GPU must not wait on bookkeeping
         record = self.registry.get(message.job_key)
@@ -440,8 +457,9 @@ class Pipeline:
             return
         record.started_at, record.finished_at = message.started_at, message.finished_at
         if isinstance(message, JobFailed):
-            self.fault(record, message.reason)
+            self.fault(record, message.reason, _failure_cause(record, message))
             return
+        self.guard.succeeded(record.spec)
         record.images = message.images
         record.gen_metadata = record.gen_metadata + list(message.gen_metadata)
         self.registry.move(record, JobState.SAFETY)
@@ -462,30 +480,41 @@ class Pipeline:
         if record is None or record.state is not JobState.SAFETY:
             return
         if len(message.verdicts) != len(record.images):
-            self.fault(record, f"{len(message.verdicts)} safety verdicts for {len(record.images)} images")
+            self.fault(record, f"{len(message.verdicts)} safety verdicts for {len(record.images)} images",
+                       _transient(record))
             return
         record.verdicts = message.verdicts
         self._start_reporting(record)
 
     # --- reporting ------------------------------------------------------------------------------
 
-    def fault(self, record: JobRecord, reason: str) -> None:
-        """Report every id of the job as faulted (once), so the horde re-queues them now."""
+    def fault(self, record: JobRecord, reason: str, cause: Cause | None = None) -> None:
+        """Report every id of the job as faulted (once), so the horde re-queues them now.
+
+        A fault with a `cause` counts toward the fault breaker; one without is none of this worker's
+        doing and nothing here could avoid it (a payload outside the contract, a stop).
+        """
         logger.warning(f"Job {record.key} ({len(record.ids)} image(s)) faulted: {reason}")
+        self._count(record, cause, reason)
         self.recent_faults.append(RecentFault(time.time(), record.key, len(record.ids), "faulted", reason))
         record.fault_reason = reason
         self._safety.forget(record.key)
         self._cancel_task(record.key)
         self._start_reporting(record)
 
-    def drop(self, record: JobRecord, reason: str) -> None:
-        """End a job without reporting it (the horde aborts it by itself)."""
+    def drop(self, record: JobRecord, reason: str, cause: Cause | None = None) -> None:
+        """End a job without reporting it (the horde aborts it by itself, which it counts as a fault)."""
         logger.warning(f"Job {record.key} ({len(record.ids)} image(s)) dropped: {reason}")
+        self._count(record, cause, reason)
         self.recent_faults.append(RecentFault(time.time(), record.key, len(record.ids), "dropped", reason))
         self._safety.forget(record.key)
         self._cancel_task(record.key)
         record.results = {index: IdResult(IdOutcome.DROPPED, 0.0, reason) for index in range(len(record.ids))}
         self._finish(record, JobState.DROPPED)
+
+    def _count(self, record: JobRecord, cause: Cause | None, reason: str) -> None:
+        if cause is not None and (withdrawal := self.guard.count(record, cause, reason)) is not None:
+            self._withdrawn(withdrawal)
 
     def _start_reporting(self, record: JobRecord, reports: list[ImageReport] | None = None) -> None:
         self.registry.move(record, JobState.UPLOADING)
@@ -535,7 +564,7 @@ class Pipeline:
             self.on_unhandled_fault(f"job {key} hit an unexpected error ({error!r})")
             record = self.registry.get(key)
             if record is not None and not record.state.is_terminal:
-                self.drop(record, f"unexpected error: {error!r}")
+                self.drop(record, f"unexpected error: {error!r}", _transient(record))
 
     def _cancel_task(self, key: str) -> None:
         task = self._tasks.pop(key, None)
@@ -567,3 +596,15 @@ class Pipeline:
         self._restart_children = False
         self.slots.cancel_replacements()
         self._safety.cancel_restart()
+
+
+def _transient(record: JobRecord) -> Cause:
+    """This job's own fault, counted against its model by the rolling cap."""
+    return Cause.of("transient", record.spec.model)
+
+
+def _failure_cause(record: JobRecord, message: JobFailed) -> Cause:
+    """The cause an inference child gave; a feature it does not know, or no model named, reads as this job's."""
+    if message.kind in FEATURE_KINDS:
+        return Cause.of(message.kind, message.subject) if message.subject in FEATURE_FLAGS else _transient(record)
+    return Cause.of(message.kind, message.subject or record.spec.model)

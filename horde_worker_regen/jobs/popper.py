@@ -12,7 +12,9 @@ After an empty pop the next one follows `idle_pop_delay` (scheduling.policy): ev
 `idle_interval` seconds, faster for a minute after work arrived, slower after a long quiet spell;
 the wait counts from the start of the pop. In burst mode a "no job" answer with nothing in flight
 ends the run. The models offered change while the worker runs (a download finishing adds one); with
-none ready yet, the popper waits.
+none ready yet, the popper waits. The fault breaker (`PopLimits`) may hold models back and turn pop
+flags off; with no model left to offer, the popper waits for a job to end or for the breaker's next
+change by itself (a cool-down ending).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest
 from loguru import logger
@@ -51,6 +54,18 @@ def backoff_delay(failures: int, cap: float, rng: random.Random) -> float:
     return ceiling * rng.uniform(0.5, 1.0)
 
 
+class PopLimits(Protocol):
+    """What the fault breaker lets the next pop ask for, beyond the models (`offer` filters those)."""
+
+    def pop_flags_off(self) -> frozenset[str]:
+        """The `allow_*` pop flags to send as false."""
+        ...
+
+    def reopens_in(self) -> float | None:
+        """Seconds until the breaker may allow more by itself; None: only when a job ends."""
+        ...
+
+
 @dataclass
 class PopperSettings:
     """How the popper sizes its window and when it stops."""
@@ -64,6 +79,8 @@ class PopperSettings:
 
 class Popper:
     """The pop loop: one task, woken by registry changes."""
+
+    _limits: PopLimits | None = None  # set by `limit_with`
 
     def __init__(
         self,
@@ -98,6 +115,7 @@ class Popper:
         self._trouble_since = 0.0
         self._started = clock()
         self._last_job_at: float | None = None  # when the last job arrived (idle pacing)
+        self._held_back = False  # the fault breaker withdrew every model: no pop until one comes back
         pipeline.registry.subscribe(self._registry_changed)
 
     def _registry_changed(self, record: JobRecord, previous: JobState) -> None:
@@ -115,11 +133,19 @@ class Popper:
             self._request = self._request.model_copy(update={"models": list(models)})
             self._wake.set()
 
+    def limit_with(self, limits: PopLimits) -> None:
+        """Let the fault breaker turn pop flags off and time the wait when it holds every model back."""
+        self._limits = limits
+
     def _request_now(self) -> ImageGenerateJobPopRequest:
-        """The pop request, its models ordered by `offer` (the ones this worker can start soonest first)."""
-        if self._offer is None:
-            return self._request
-        return self._request.model_copy(update={"models": self._offer(list(self._request.models))})
+        """The pop request, its models ordered by `offer` (the ones this worker can start soonest first)
+        and the flags of the features the fault breaker refuses turned off."""
+        update: dict[str, object] = {}
+        if self._offer is not None:
+            update["models"] = self._offer(list(self._request.models))
+        if self._limits is not None:
+            update.update(dict.fromkeys(self._limits.pop_flags_off(), False))
+        return self._request.model_copy(update=update) if update else self._request
 
     def stop(self) -> None:
         """Pop no more (the pop in progress, if any, still delivers its job)."""
@@ -142,6 +168,8 @@ class Popper:
             return "in maintenance"
         if self._trouble is not None:
             return "horde unreachable" if self._trouble == "unreachable" else "horde failing"
+        if self._held_back:
+            return "not popping: every model withdrawn"
         if not self._request.models:
             return "waiting for a model"
         return "serving"
@@ -175,9 +203,22 @@ class Popper:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            self._held_back = not self._request_now().models
+            if self._held_back:  # the fault breaker holds every model back
+                await self._wait_for_breaker()
+                continue
             delay = await self._pop_once()
             if delay > 0:
                 await self._pause(delay)
+
+    async def _wait_for_breaker(self) -> None:
+        """Until a job changes state (a held job ending frees room) or the breaker's next change by itself."""
+        timeout = self._limits.reopens_in() if self._limits is not None else None
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except asyncio.TimeoutError:
+            return
 
     async def _pop_once(self) -> float:
         """One pop; returns how long to wait before the next one."""

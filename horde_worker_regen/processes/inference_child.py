@@ -70,8 +70,9 @@ class InferenceCore:
         try:
             result = self.backend.generate(spec, job.inputs)
         except InferenceError as error:
-            logger.warning(f"Job {spec.job_key} failed: {error}")
-            return JobFailed(self.incarnation, spec.job_key, str(error), started, time.monotonic())
+            logger.warning(f"Job {spec.job_key} failed ({error.kind}): {error}")
+            return JobFailed(self.incarnation, spec.job_key, str(error), started, time.monotonic(),
+                             error.kind, error.subject)
         except Exception as error:  # a backend bug must fault the job, not kill the slot
             logger.exception(f"Job {spec.job_key}: unexpected error in the backend")
             return JobFailed(self.incarnation, spec.job_key, f"{type(error).__name__}: {error}", started,

@@ -18,6 +18,11 @@ from typing import Any, Literal
 Censorship = Literal["nsfw", "csam"]
 # The stages of one job in an inference child, in order; the parent limits how long each may take.
 Stage = Literal["loading_model", "sampling", "post_processing", "encoding"]
+# Why a job failed, as the inference side knows it. "transient": this job only (a bad input, a timeout);
+# the others are deterministic, every job needing the same model or feature fails the same way.
+FailureKind = Literal["transient", "missing_model", "unloadable_model", "unsupported_feature", "failing_feature"]
+# The features a job may need that the pop request can refuse (each maps to an `allow_*` pop flag).
+Feature = Literal["post_processing", "lora", "controlnet", "img2img", "inpainting"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,13 +242,19 @@ class JobDone:
 
 @dataclass(frozen=True, slots=True)
 class JobFailed:
-    """The job could not be generated (the whole batch is faulted); the child stays usable."""
+    """The job could not be generated (the whole batch is faulted); the child stays usable.
+
+    `kind` says whether the failure is this job's alone or would recur; `subject` is what it is about:
+    the model name for the model kinds, a `Feature` for the feature kinds, empty when transient.
+    """
 
     incarnation: int
     job_key: str
     reason: str
     started_at: float
     finished_at: float
+    kind: FailureKind = "transient"
+    subject: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,10 @@ def format_duration(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting: int, *, paused: bool = False) -> str:
-    """One line: jobs, images, kudos, speed, idle time and slot use (and PAUSED while the owner paused popping)."""
+def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting: int, *, paused: bool = False,
+                  stopped: bool = False) -> str:
+    """One line: jobs, images, kudos, speed, idle time and slot use (and PAUSED while the owner paused popping,
+    NOT POPPING while the fault breaker has withdrawn every model)."""
     problems = ""
     if snapshot.faulted or snapshot.dropped:
         problems = f" ({snapshot.faulted} faulted, {snapshot.dropped} dropped)"
@@ -27,6 +29,7 @@ def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting:
         f"{snapshot.megapixelsteps_per_second:.2f} MPS/s | {snapshot.jobs_per_hour:,.0f} jobs/hr | "
         f"idle {format_duration(snapshot.idle_seconds)} | slots {slots_busy}/{slots} busy, {waiting} waiting | "
         f"up {format_duration(snapshot.uptime)}" + (" | PAUSED (not popping)" if paused else "")
+        + (" | NOT POPPING (every model withdrawn)" if stopped else "")
     )
 
 

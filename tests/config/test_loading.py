@@ -58,6 +58,7 @@ def test_unrelated_key_points_at_the_template(tmp_path: Path) -> None:
         ("horde_url: aihorde.net", "must start with http:// or https://"),
         ("priority_usernames: [db0]", "alias#id"),
         ("job_retries: 5", "job_retries: 5 is not valid (Input should be less than or equal to 3)"),
+        ("fault_breaker_cooldown: -5", "allowed: a whole number from 0 to 10080"),
         ("quarantine_model_after_strikes: 0", "allowed: a whole number from 1 to 10"),
         ("recycle_process_after_jobs: -1", "recycle_process_after_jobs: -1 is not valid"),
         ("recycle_process_above_rss_mib: lots", "recycle_process_above_rss_mib: 'lots' is not valid"),

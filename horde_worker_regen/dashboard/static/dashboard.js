@@ -79,6 +79,15 @@ function renderModels(models, downloads) {
   }
 }
 
+// What the fault breaker withdrew (models no longer offered, features refused), and whether popping stopped.
+function showWithdrawn(breaker) {
+  const withdrawn = breaker ? breaker.withdrawn : [];
+  const names = withdrawn.map((w) => `${w.feature ? "feature" : "model"} ${w.subject}`).join(", ");
+  const stopped = breaker && breaker.popping_stopped ? "Not popping: every model is withdrawn. " : "";
+  $("withdrawn").hidden = withdrawn.length === 0;
+  $("withdrawn").textContent = withdrawn.length ? `${stopped}Withdrawn after repeated faults: ${names}` : "";
+}
+
 function render(snap) {
   const worker = snap.worker, totals = snap.totals;
   paused = worker.paused;
@@ -92,6 +101,7 @@ function render(snap) {
   $("toggle").disabled = worker.stopping;
   $("maintenance").hidden = !worker.maintenance_message;
   $("maintenance").textContent = worker.maintenance_message ? `Maintenance: ${worker.maintenance_message}` : "";
+  showWithdrawn(snap.breaker);
   $("uptime").textContent = duration(worker.uptime_s);
   $("kudos-per-hour").textContent = number(totals.kudos_per_hour, 0);
   $("kudos-session").textContent = number(totals.kudos_session, 1);
