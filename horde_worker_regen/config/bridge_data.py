@@ -122,7 +122,12 @@ class BridgeData(BaseModel):
     )
     allow_lora: bool = Field(default=False, description="Accept jobs that use LoRAs.")
     allow_unsafe_ip: bool = Field(
-        default=True, description="Accept jobs from requesters on VPN or unsafe IPs."
+        default=True, description="Accept jobs from requesters on VPN or unsafe IPs (allow_unsafe_ipaddr in the pop)."
+    )
+    allow_private_source_urls: bool = Field(
+        default=False,
+        description="Let jobs make the worker fetch source images from loopback, private or link-local addresses "
+        "(redirects included); the horde's own origin is always allowed.",
     )
     extra_slow_worker: bool = Field(
         default=False, description="Very slow hardware: longer deadlines, fewer jobs."
