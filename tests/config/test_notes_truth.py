@@ -19,6 +19,7 @@ from horde_worker_regen.config.notes import (
     EffectNote,
     notes_summary,
 )
+from horde_worker_regen.config.roles import ALCHEMIST_KEYS, SCRIBE_KEYS
 from horde_worker_regen.horde.pop import build_pop_request
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 from tests.config.test_official_template import OFFICIAL_TEMPLATE, OPERATOR_ENV
@@ -107,3 +108,9 @@ def test_start_up_logs_one_info_line_for_all_the_notes(clean_env: None) -> None:
     # The source line, the one notes summary and the worker line; each note at DEBUG.
     assert levels.count("INFO") == 3
     assert levels.count("DEBUG") == len(resolved.notes)
+
+
+def test_the_compatibility_page_covers_every_noted_key() -> None:
+    page = (REPO_ROOT / "docs" / "config-compatibility.md").read_text(encoding="utf-8")
+    for key in (*COMPATIBILITY_NOTES, *SCRIBE_KEYS, *ALCHEMIST_KEYS, "dreamer", "allow_private_source_urls"):
+        assert f"`{key}`" in page, key
