@@ -268,8 +268,8 @@ class Worker:
             return
 
     def _url_guard(self) -> UrlGuard:
-        """Input URLs: http(s) only; with allow_unsafe_ip off, public addresses or the horde's own origin."""
-        return UrlGuard.for_horde(self._data.horde_url, self._data.allow_unsafe_ip)
+        """Input URLs: http(s) only; public addresses or the horde's own origin unless allow_private_source_urls."""
+        return UrlGuard.for_horde(self._data.horde_url, self._data.allow_private_source_urls)
 
     def _lora_fetcher(self, session: aiohttp.ClientSession) -> LoraFetcher:
         """LoRAs (with allow_lora) and TIs (always offered by capable bridges) are fetched in this process."""

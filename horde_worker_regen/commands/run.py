@@ -19,6 +19,7 @@ from horde_worker_regen.commands.startup_checks import StartupError, check_start
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import ResolvedConfig
 from horde_worker_regen.config.meta_instructions import ModelSelection
+from horde_worker_regen.config.notes import notes_summary
 from horde_worker_regen.horde.identity import HordeUnreachable, IdentityError, describe_user, find_user
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.logging import configure_logging
@@ -32,8 +33,11 @@ def _report_config(resolved: ResolvedConfig) -> None:
     data = resolved.data
     source = resolved.path if resolved.file_found else "AIWORKER_* environment variables"
     logger.info(f"Configuration read from {source}.")
+    summary = notes_summary(resolved.notes)
+    if summary is not None:
+        logger.info(summary)
     for note in resolved.notes:
-        logger.info(f"{note.key} {note.message}")
+        logger.debug(f"{note.key} {note.message}")
     logger.info(
         f"Worker '{data.dreamer_name}' at {data.horde_url}: max_threads={data.max_threads}, "
         f"queue_size={data.queue_size}, max_batch={data.max_batch}, max_power={data.max_power} "

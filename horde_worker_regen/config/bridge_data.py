@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from horde_worker_regen.config.roles import DEFAULT_ALCHEMIST_NAME, DEFAULT_FORMS, normalise_forms
 from horde_worker_regen.config.sections import (
     CustomModel,
     FakeBackendSettings,
@@ -122,7 +123,12 @@ class BridgeData(BaseModel):
     )
     allow_lora: bool = Field(default=False, description="Accept jobs that use LoRAs.")
     allow_unsafe_ip: bool = Field(
-        default=True, description="Accept jobs from requesters on VPN or unsafe IPs."
+        default=True, description="Accept jobs from requesters on VPN or unsafe IPs (allow_unsafe_ipaddr in the pop)."
+    )
+    allow_private_source_urls: bool = Field(
+        default=False,
+        description="Let jobs make the worker fetch source images from loopback, private or link-local addresses "
+        "(redirects included); the horde's own origin is always allowed.",
     )
     extra_slow_worker: bool = Field(
         default=False, description="Very slow hardware: longer deadlines, fewer jobs."
@@ -295,6 +301,40 @@ class BridgeData(BaseModel):
     temp_dir: Path | None = None
     always_download: bool = True
     disable_disk_cache: bool = False
+
+    # --- Other roles of the official file (see roles.py): the scribe's are ignored, the alchemist's checked ---
+    scribe_name: str = Field(default="An Awesome Scribe", max_length=100, description="Ignored: text worker.")
+    kai_url: str = Field(default="http://localhost:5000", max_length=2048, description="Ignored: text worker.")
+    max_length: int = Field(default=80, ge=1, le=1_000_000, description="Ignored: text worker.")
+    max_context_length: int = Field(default=1024, ge=1, le=10_000_000, description="Ignored: text worker.")
+    branded_model: bool = Field(default=True, description="Ignored: text worker.")
+    dreamer: bool = Field(default=True, description="Serve image jobs; this worker always does.")
+    alchemist: bool = Field(default=False, description="Serve alchemy jobs (not served yet).")
+    alchemist_name: str = Field(
+        default=DEFAULT_ALCHEMIST_NAME, min_length=1, max_length=100,
+        description="The alchemist's worker name; unique across the horde, so not dreamer_name.",
+    )
+    forms: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_FORMS),
+        description="Alchemy forms to serve (lower case, '-' as '_'); empty: caption, nsfw, interrogation, "
+        "post-process.",
+    )
+    alchemy_caption_enabled: bool = Field(default=False, description="Serve caption forms (BLIP costs memory).")
+    alchemy_allow_concurrent: bool = Field(default=True, description="Run alchemy alongside image jobs.")
+    alchemy_max_concurrency: int = Field(default=1, ge=1, le=16, description="Alchemy forms at once.")
+    alchemy_vram_headroom_mb: int = Field(
+        default=2000, ge=0, le=1_048_576, description="Free VRAM (MB) alchemy leaves for image jobs."
+    )
+
+    @field_validator("forms", mode="before")
+    @classmethod
+    def _forms_left_empty(cls, value: Any) -> Any:
+        return [] if value is None else value  # "forms:" with nothing after it: the defaults, as officially
+
+    @field_validator("forms")
+    @classmethod
+    def _forms_are_known(cls, value: list[str]) -> list[str]:
+        return normalise_forms(value)
 
     @field_validator("priority_usernames")
     @classmethod

@@ -86,31 +86,56 @@ def allowed_values(field_name: str) -> str:
     return phrase
 
 
+SECRET_FIELDS = frozenset({"api_key", "civitai_api_token", "dashboard_token"})
+
+
 def _shown_value(field_name: str, value: Any) -> str:
     """The rejected value, hidden when the field holds a secret."""
-    if field_name in {"api_key", "civitai_api_token", "dashboard_token"}:
+    if field_name in SECRET_FIELDS:
         return "<redacted>"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def describe_validation_error(error: ValidationError, spelling: dict[str, str]) -> list[str]:
-    """One line per invalid value: the key as written, the value, what is allowed."""
-    lines: list[str] = []
-    for detail in error.errors():
-        lines.append(_describe_one(detail, spelling))
-    return lines
+def _is_unset(value: Any) -> bool:
+    """Whether a rejected value is really an absent one (a secret left out, or set to nothing)."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value is None or value == ""
 
 
-def _describe_one(detail: ErrorDetails, spelling: dict[str, str]) -> str:
+def failing_fields(error: ValidationError) -> set[str]:
+    """The top-level fields a validation error is about."""
+    return {str(detail["loc"][0]) for detail in error.errors() if detail["loc"]}
+
+
+def describe_validation_error(
+    error: ValidationError, spelling: dict[str, str], labels: dict[str, str] | None = None
+) -> list[str]:
+    """One line per invalid value: where it was set, the value, what is allowed.
+
+    `spelling` maps a field to the key as the operator wrote it; `labels` maps a field set outside the
+    file to where it was set instead (an env var's name, a --set flag), so the line points there.
+    """
+    return [_describe_one(detail, spelling, labels or {}) for detail in error.errors()]
+
+
+def _describe_one(detail: ErrorDetails, spelling: dict[str, str], labels: dict[str, str]) -> str:
     location = [str(part) for part in detail["loc"]]
-    field_name = location[0] if location else ""
-    key = spelling.get(field_name, field_name)
-    where = ".".join([key, *location[1:]])
-    if field_name not in BridgeData.model_fields:
-        return f"{where}: {detail['msg']}"
-    value = _shown_value(field_name, detail.get("input"))
     reason = detail["msg"].removeprefix("Value error, ")
+    if not location:
+        return f"{reason}."  # a rule across several keys: the reason names them
+    field_name = location[0]
+    where = ".".join([spelling.get(field_name, field_name), *location[1:]])
+    label = labels.get(field_name)
+    if label:
+        where = label if len(location) == 1 else f"{label} (at {where})"
+    if field_name not in BridgeData.model_fields:
+        return f"{where}: {reason}"
+    if field_name in SECRET_FIELDS and _is_unset(detail.get("input")):
+        # "<redacted> is not valid" would suggest a value was given; nothing was.
+        return f"{where} is not set: {reason}."
+    value = _shown_value(field_name, detail.get("input"))
     if len(location) > 1:
         return f"{where}: {value} is not valid: {reason}."
     return f"{where}: {value} is not valid ({reason}); allowed: {allowed_values(field_name)}."

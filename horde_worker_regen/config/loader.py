@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from horde_worker_regen.config.bridge_data import BridgeData, accepted_keys
-from horde_worker_regen.config.errors import ConfigError, describe_validation_error, unknown_key_message
+from horde_worker_regen.config.errors import (
+    SECRET_FIELDS,
+    ConfigError,
+    describe_validation_error,
+    failing_fields,
+    unknown_key_message,
+)
 from horde_worker_regen.config.notes import EffectNote, effect_notes, rule_violations
 from horde_worker_regen.config.yaml_file import read_yaml_mapping
 
@@ -64,23 +70,34 @@ class MissingConfigFile(ConfigError):
         )
 
 
-def parse_text_value(field_name: str, text: str) -> Any:
+def parse_text_value(field_name: str, text: str, label: str | None = None) -> Any:
     """An env var or --set value: YAML for lists and mappings, plain text otherwise.
 
     Scalars stay text so that a key like "0000000000" or a numeric worker name is not turned
     into a number; pydantic converts "true" or "8" where the field wants a bool or an int.
+    `label` names where the text came from (the env var, the flag) for the error message.
     """
-    annotation = str(BridgeData.model_fields[field_name].annotation)
-    is_list = annotation.startswith("list")
+    annotation = BridgeData.model_fields[field_name].annotation
+    is_list = str(annotation).startswith("list")
     stripped = text.strip()
-    if stripped.startswith(("[", "{")):
+    if stripped.startswith(("[", "{")) and _is_structured(annotation):
         try:
             return yaml.safe_load(stripped)
-        except yaml.YAMLError as error:
-            raise ConfigError([f"{field_name}: {text!r} is not a valid YAML list ({error})."]) from None
+        except yaml.YAMLError:
+            shown = "<redacted>" if field_name in SECRET_FIELDS else repr(text)
+            raise ConfigError(
+                [f"{label or field_name}: {shown} is not a valid YAML list or mapping (e.g. ['a', 'b'])."]
+            ) from None
     if is_list:
         return [part.strip() for part in stripped.split(",") if part.strip()] if stripped else []
     return text
+
+
+def _is_structured(annotation: Any) -> bool:
+    """Whether a field holds a list or a mapping (so its text is YAML), not a scalar such as a key."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(str(annotation).startswith(kind) or f"{kind}[" in str(annotation) for kind in ("list", "dict"))
 
 
 def _collect(
@@ -116,10 +133,14 @@ def _env_settings(environ: Mapping[str, str], known: dict[str, str]) -> tuple[di
             continue
         raw[spelling] = (name, text)
     settings, more = _collect({k: v for k, v in raw.items()}, "env", known, "in the environment")
-    for setting in settings.values():
+    for setting in list(settings.values()):
         env_name, text = setting.value
         setting.source = f"env {env_name}"
-        setting.value = parse_text_value(setting.field_name, text)
+        try:
+            setting.value = parse_text_value(setting.field_name, text, env_name)
+        except ConfigError as error:
+            more += error.problems
+            del settings[setting.field_name]
     return settings, problems + more
 
 
@@ -138,9 +159,13 @@ def cli_settings(assignments: list[str], name: str | None) -> dict[str, str]:
 
 def _cli_settings(pairs: Mapping[str, str], known: dict[str, str]) -> tuple[dict[str, Setting], list[str]]:
     settings, problems = _collect(pairs, "cli", known, "in --set")
-    for setting in settings.values():
+    for setting in list(settings.values()):
         setting.source = f"cli {'-n' if setting.spelling == 'dreamer_name' else '--set ' + setting.spelling}"
-        setting.value = parse_text_value(setting.field_name, str(setting.value))
+        try:
+            setting.value = parse_text_value(setting.field_name, str(setting.value), _label(setting))
+        except ConfigError as error:
+            problems += error.problems
+            del settings[setting.field_name]
     return settings, problems
 
 
@@ -166,14 +191,17 @@ def load_config(
         raise MissingConfigFile(path)
     file_settings, file_problems = _file_settings(path, known) if file_found else ({}, [])
     problems = file_problems + env_problems + cli_problems
+    origins = {kind for kind, found in (("file", file_problems), ("env", env_problems), ("cli", cli_problems))
+               if found}
     merged = {**file_settings, **env_settings, **cli_merged}
     try:
-        data = _validate(merged, path)
-    except ConfigError as error:
+        data = _validate(merged)
+    except _InvalidValues as error:
         problems += error.problems
+        origins |= error.origins
     if problems:
         # Every mistake at once: unknown keys and bad values alike, so one edit fixes them all.
-        raise ConfigError(problems, str(path))
+        raise ConfigError(problems, _problem_source(origins, path, file_found))
     explicit = set(merged)
     violations = rule_violations(data, explicit)
     if violations:
@@ -181,10 +209,37 @@ def load_config(
     return ResolvedConfig(data, path, file_found, merged, effect_notes(data, explicit))
 
 
-def _validate(merged: dict[str, Setting], path: Path) -> BridgeData:
+class _InvalidValues(ConfigError):
+    """Values that failed validation, with the kinds of place they were set in (file, env, cli)."""
+
+    def __init__(self, problems: list[str], origins: set[str]) -> None:
+        self.origins = origins
+        super().__init__(problems)
+
+
+def _label(setting: Setting) -> str:
+    """Where a value set outside the file came from, as the operator would look for it."""
+    return setting.source.split(" ", 1)[1]
+
+
+def _problem_source(origins: set[str], path: Path, file_found: bool) -> str:
+    """The heading's "in ...": only the places the problems really come from.
+
+    A problem with a default value (e.g. a required secret left out) is the file's to fix when there
+    is one, else the environment's.
+    """
+    places = {"file": str(path), "env": "AIWORKER_* environment variables", "cli": "the command line"}
+    if not origins:
+        origins = {"file" if file_found else "env"}
+    return " and ".join(places[kind] for kind in ("file", "env", "cli") if kind in origins)
+
+
+def _validate(merged: dict[str, Setting]) -> BridgeData:
     values = {name: setting.value for name, setting in merged.items()}
     spelling = {name: setting.spelling for name, setting in merged.items()}
+    labels = {name: _label(setting) for name, setting in merged.items() if not setting.source.startswith("file")}
     try:
         return BridgeData.model_validate(values)
     except ValidationError as error:
-        raise ConfigError(describe_validation_error(error, spelling), str(path)) from None
+        origins = {merged[name].source.split(" ", 1)[0] for name in failing_fields(error) if name in merged}
+        raise _InvalidValues(describe_validation_error(error, spelling, labels), origins) from None

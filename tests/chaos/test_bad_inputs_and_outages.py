@@ -43,8 +43,10 @@ def _input_failure(pg: ProcessingGeneration) -> str | None:
 
 
 async def test_hostile_jobs_maintenance_and_a_horde_down_for_30s(tmp_path: Path, chaos_table: ChaosTable) -> None:
+    # The hostile source server listens on loopback: allow_private_source_urls lets it stand for a public host.
     async with ChaosRun("bad inputs, maintenance, horde down 30 s", tmp_path, chaos_table, max_threads=2,
-                        queue_size=2, horde_backoff_cap=4, fake_backend={"seconds_per_job": 0.5}) as run:
+                        queue_size=2, horde_backoff_cap=4, fake_backend={"seconds_per_job": 0.5},
+                        allow_private_source_urls=True) as run:
         await asyncio.to_thread(decompression_bomb)  # built once, before the server has to serve it
         tamper, hostile = run.chaos.tamper.add, run.hostile.url
         contract_breakers = [

@@ -1,7 +1,8 @@
 """The horde misbehaving on the wire: 5xx, dropped connections and 429s on pop, upload and submit,
 lost submit responses and expired upload URLs. Every one of them is recoverable, so every image must
-still be delivered. In the same run, with `allow_unsafe_ip: false`, source images that redirect to
-loopback, private and link-local addresses must never be fetched (the job goes on without them)."""
+still be delivered. In the same run, with the default settings (`allow_private_source_urls: false`), source
+images that redirect to loopback, private and link-local addresses must never be fetched (the job goes on
+without them)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ PRIVATE_TARGETS = ["http://10.255.255.1/x.png", "http://169.254.169.254/latest/m
 
 
 async def test_wire_faults_and_redirects_to_private_addresses(tmp_path: Path, chaos_table: ChaosTable) -> None:
-    async with ChaosRun("wire faults, redirects to private addresses", tmp_path, chaos_table, allow_unsafe_ip=False,
+    async with ChaosRun("wire faults, redirects to private addresses", tmp_path, chaos_table,
                         max_threads=2, queue_size=1, max_batch=2, max_power=64, fake_backend=FAST_JOBS) as run:
         rivers = [run.queue(f"a river {index}", n=1 + index % 2, width=512, height=512) for index in range(12)]
         redirect = f"{run.chaos.base_url}/chaos/redirect?to="

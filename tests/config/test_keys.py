@@ -11,6 +11,7 @@ import yaml
 from horde_worker_regen.commands.check_config import render_config
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import load_config
+from horde_worker_regen.config.roles import ALCHEMIST_KEYS, SCRIBE_KEYS
 from tests.support import TEMPLATE
 
 # The documented keys (feature-bar table) with their official defaults, where one is fixed.
@@ -35,6 +36,7 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
     "allow_sdxl_controlnet": False,
     "allow_lora": False,
     "allow_unsafe_ip": True,
+    "allow_private_source_urls": False,
     "extra_slow_worker": False,
     "limit_max_steps": False,
     "models_to_load": [],
@@ -97,6 +99,7 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "allow_sdxl_controlnet": True,
     "allow_lora": True,
     "allow_unsafe_ip": False,
+    "allow_private_source_urls": True,
     "extra_slow_worker": True,
     "limit_max_steps": True,
     "models_to_load": ["ALL SDXL", "Deliberate"],
@@ -162,6 +165,19 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "dashboard_host": "::1",
     "dashboard_port": 8080,
     "dashboard_token": "a-dashboard-token-of-length",
+    "scribe_name": "Round Trip Scribe",
+    "kai_url": "http://127.0.0.1:5001",
+    "max_length": 120,
+    "max_context_length": 2048,
+    "branded_model": False,
+    "dreamer": True,
+    "alchemist": True,
+    "alchemist_name": "Round Trip Alchemist",
+    "forms": ["caption", "strip_background"],
+    "alchemy_caption_enabled": True,
+    "alchemy_allow_concurrent": False,
+    "alchemy_max_concurrency": 2,
+    "alchemy_vram_headroom_mb": 4096,
 }
 
 
@@ -196,7 +212,8 @@ def test_template_parses_and_sets_every_key(clean_env: None) -> None:
     commented = {"civitai_api_token", "kudos_training_data_file", "dashboard_token"}
     compat_only = {"dynamic_models", "number_of_dynamic_models", "max_models_to_download", "ram_to_leave_free",
                    "vram_to_leave_free", "disable_terminal_ui", "temp_dir", "always_download", "disable_disk_cache"}
-    assert written == set(BridgeData.model_fields) - commented - compat_only
+    other_roles = set(SCRIBE_KEYS) | set(ALCHEMIST_KEYS) | {"dreamer"}  # described in comments, not written
+    assert written == set(BridgeData.model_fields) - commented - compat_only - other_roles
     assert resolved.data.models_to_load == ["TOP 2"]
     assert resolved.data.dreamer_name == "An Awesome Dreamer"
 

@@ -8,6 +8,7 @@ import pytest
 
 from horde_worker_regen.horde.errors import HordeRequestError
 from horde_worker_regen.horde.pop import SourceRefs
+from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.jobs.inputs import InputFetcher, InputRejected, image_kind, spec_for_inputs
 from tests.jobs.conftest import HordeSession, RecordingSleep, webp_bytes
 
@@ -16,7 +17,9 @@ MASK = webp_bytes(64, 64, (255, 255, 255))
 
 
 def _fetcher(session: HordeSession, sleep: RecordingSleep, max_bytes: int = 1 << 20) -> InputFetcher:
-    return InputFetcher(session.client, clock=lambda: 1000.0, max_bytes=max_bytes, sleep=sleep)
+    # The worker's own guard: the local horde listens on loopback, and its origin is the trusted one.
+    guard = UrlGuard.for_horde(session.horde.api_url, allow_private=False)
+    return InputFetcher(session.client, clock=lambda: 1000.0, max_bytes=max_bytes, sleep=sleep, guard=guard)
 
 
 async def test_source_and_mask_are_fetched_from_their_urls(horde_session: HordeSession) -> None:

@@ -1,6 +1,8 @@
 """Hostile or broken input images: each one fails only its own input, with a specific reason.
 
-Local aiohttp servers play the part of slow, endless and redirecting sources.
+Local aiohttp servers play the part of slow, endless and redirecting sources. They listen on loopback,
+so the fetcher used for them allows private addresses, as `allow_private_source_urls: true` would;
+the tests of the guard itself use the default, which refuses them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aiohttp import web
 from PIL import Image
 from yarl import URL
 
+from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.errors import HordeRequestError
 from horde_worker_regen.horde.pop import SourceRefs
@@ -99,8 +102,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 def _fetcher(session: aiohttp.ClientSession, guard: UrlGuard | None = None, **fields: object) -> InputFetcher:
     client = HordeClient(session, "http://127.0.0.1:9/api", "k" * 22)
-    return InputFetcher(client, clock=lambda: 1000.0, sleep=RecordingSleep(), guard=guard or UrlGuard(),
-                        **fields)  # type: ignore[arg-type]
+    guard = guard or UrlGuard(allow_private=True)
+    return InputFetcher(client, clock=lambda: 1000.0, sleep=RecordingSleep(), guard=guard, **fields)  # type: ignore[arg-type]
 
 
 async def test_a_slow_body_is_cut_by_the_total_timeout(session: aiohttp.ClientSession) -> None:
@@ -126,18 +129,42 @@ async def test_only_http_and_https_are_fetched(session: aiohttp.ClientSession, u
     assert inputs.source_image is None and metadata == [{"type": "source_image", "value": "download_failed"}]
 
 
-async def test_redirects_to_private_addresses_are_refused_when_unsafe_ips_are_off(
+async def test_redirects_to_private_addresses_are_refused_unless_the_operator_allows_them(
     session: aiohttp.ClientSession,
 ) -> None:
     async with serve(_source_routes) as private_base, serve(
         lambda app: app.router.add_get("/go", _redirect_to(f"{private_base}/image"))
     ) as horde_base:
         # The horde's own origin is trusted (local horde, presigned URLs on it); the hop it redirects to is not.
-        strict = UrlGuard.for_horde(f"{horde_base}/api", allow_unsafe_ip=False)
-        with pytest.raises(UnsafeUrl, match="non-public address"):
+        strict = UrlGuard.for_horde(f"{horde_base}/api", allow_private=False)
+        with pytest.raises(UnsafeUrl, match=r"non-public address.*allow_private_source_urls"):
             await _fetcher(session, strict).fetch_one(f"{horde_base}/go", DEADLINE, attempts=3)
-        lenient = UrlGuard.for_horde(f"{horde_base}/api", allow_unsafe_ip=True)
+        lenient = UrlGuard.for_horde(f"{horde_base}/api", allow_private=True)
         assert await _fetcher(session, lenient).fetch_one(f"{horde_base}/go", DEADLINE, attempts=3) == SOURCE
+
+
+def _guard_of(**settings: object) -> UrlGuard:
+    """The guard a worker builds from its configuration (orchestrator `_url_guard`)."""
+    data = BridgeData.model_validate({"horde_url": "http://127.0.0.1:7001/api/", **settings})
+    return UrlGuard.for_horde(data.horde_url, data.allow_private_source_urls)
+
+
+@pytest.mark.parametrize("allow_unsafe_ip", [True, False])
+async def test_allow_unsafe_ip_never_opens_the_worker_s_own_loopback(
+    session: aiohttp.ClientSession, allow_unsafe_ip: bool
+) -> None:
+    async with serve(_source_routes) as other_loopback_server:
+        url = f"{other_loopback_server}/image"
+        with pytest.raises(UnsafeUrl, match="non-public address"):
+            await _fetcher(session, _guard_of(allow_unsafe_ip=allow_unsafe_ip)).fetch_one(url, DEADLINE, attempts=3)
+        opened = _guard_of(allow_unsafe_ip=allow_unsafe_ip, allow_private_source_urls=True)
+        assert await _fetcher(session, opened).fetch_one(url, DEADLINE, attempts=3) == SOURCE
+
+
+async def test_the_horde_s_own_origin_is_fetched_with_the_default_settings(session: aiohttp.ClientSession) -> None:
+    async with serve(_source_routes) as horde_base:
+        guard = UrlGuard.for_horde(f"{horde_base}/api/", allow_private=BridgeData().allow_private_source_urls)
+        assert await _fetcher(session, guard).fetch_one(f"{horde_base}/image", DEADLINE, attempts=3) == SOURCE
 
 
 @pytest.mark.parametrize(
@@ -149,7 +176,7 @@ async def test_every_resolved_address_must_be_public(addresses: list[str], allow
     async def resolver(host: str, port: int) -> list[str]:
         return addresses
 
-    guard = UrlGuard(allow_unsafe_ip=False, resolver=resolver)
+    guard = UrlGuard(resolver=resolver)  # the default: private addresses refused
     if allowed:
         await guard.check(URL("https://images.example/a.webp"))
     else:
