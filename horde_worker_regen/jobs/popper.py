@@ -159,20 +159,17 @@ class Popper:
 
     @property
     def horde_state(self) -> str:
-        """What the popper is doing, in words for the dashboard and `/status.json`."""
-        if self._stopping:
-            return "stopping"
-        if self._paused:
-            return "paused by the owner"
-        if self.maintenance_message is not None:
-            return "in maintenance"
-        if self._trouble is not None:
-            return "horde unreachable" if self._trouble == "unreachable" else "horde failing"
-        if self._held_back:
-            return "not popping: every model withdrawn"
-        if not self._request.models:
-            return "waiting for a model"
-        return "serving"
+        """What the popper is doing, in words for the dashboard and `/status.json` (the first that holds)."""
+        states = (
+            (self._stopping, "stopping"),
+            (self._paused, "paused by the owner"),
+            (self.maintenance_message is not None, "in maintenance"),
+            (self._trouble == "unreachable", "horde unreachable"),
+            (self._trouble is not None, "horde failing"),
+            (self._held_back, "not popping: every model withdrawn"),
+            (not self._request.models, "waiting for a model"),
+        )
+        return next((words for holds, words in states if holds), "serving")
 
     def pause(self) -> None:
         """Pop no more until `resume()`: the jobs held finish, then the worker idles (the owner takes the GPU)."""
