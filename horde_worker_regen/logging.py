@@ -139,6 +139,8 @@ def configure_logging(
     state = FileLoggingState(_console_notifier(stream), resume_check_s=files.RESUME_CHECK_S)
     bridge_name, trace_name = log_file_names(process_index)
     bridge, trace = LogFile(logs_dir / bridge_name, state), LogFile(logs_dir / trace_name, state)
+    bridge.open()
+    trace.open()
     _replay_early(bridge, trace, level_no)
     common: dict[str, Any] = {
         "level": 0,

@@ -80,6 +80,14 @@ class LogFile:
         self._file: int | None = None
         self._rotate_at = next_midnight(datetime.datetime.now())
 
+    def open(self) -> None:
+        """Create the file now (so that every process's files exist from its start), or pause."""
+        try:
+            self._write_all(b"")
+        except OSError as error:
+            self._close()
+            self.state.pause(self.path.parent, error)
+
     def write(self, message: str) -> None:
         """Append one formatted record; on failure pause file logging instead of raising."""
         if not self.state.may_try():

@@ -14,7 +14,6 @@ import logging as stdlib_logging
 import os
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
@@ -48,16 +47,15 @@ def route_standard_logging() -> None:
     """Send standard `logging` and `warnings` through loguru."""
     stdlib_logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
     stdlib_logging.captureWarnings(True)
-    warnings.simplefilter("default")  # each distinct warning once, as Python does by default
 
 
 def log_output_line(origin: str, line: str) -> None:
-    """One line a library printed, as a third-party DEBUG record."""
+    """One line a library printed, as a third-party record (so DEBUG for the operator, kept in the trace log)."""
     if getattr(_in_log, "active", False):
         return  # written while logging (a sink's own complaint): dropping it is better than a loop
     _in_log.active = True
     try:
-        logger.patch(lambda record: record.update({"name": origin})).bind(third_party=True).debug(line)
+        logger.patch(lambda record: record.update({"name": origin})).bind(third_party=True).info(line)
     finally:
         _in_log.active = False
 

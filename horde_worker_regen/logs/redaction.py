@@ -54,8 +54,9 @@ def redact(text: str) -> str:
 class RedactingStream:
     """A text stream that redacts whole lines before passing them on.
 
-    Output is held until its line is complete (a secret split over two writes is still caught);
-    `flush` passes on a partial line, so prompts and progress bars are not delayed past a flush.
+    Output is held until its line is complete (a secret split over two writes is still caught), and
+    a little longer when a secret spans lines; `flush` passes on what is held, so prompts and
+    progress bars are not delayed past a flush.
     """
 
     def __init__(self, target: TextIO) -> None:
@@ -64,13 +65,15 @@ class RedactingStream:
         self._lock = threading.Lock()
 
     def write(self, text: str) -> int:
-        """Queue text; every complete line goes out redacted."""
+        """Queue text; complete lines go out redacted."""
         with self._lock:
-            self._pending += text
-            head, newline, tail = self._pending.rpartition("\n")
-            if newline:
-                self._pending = tail
-                self.target.write(redact(head + newline))
+            self._pending = redact(self._pending + text)
+            # A secret that spans lines may have arrived in part: keep back as much as it could hold.
+            keep_back = max((len(secret) for secret in _ordered if "\n" in secret), default=0)
+            end = self._pending.rfind("\n", 0, max(0, len(self._pending) - keep_back + 1)) + 1
+            if end:
+                out, self._pending = self._pending[:end], self._pending[end:]
+                self.target.write(out)
         return len(text)
 
     def flush(self) -> None:

@@ -9,7 +9,9 @@ process) is third-party: at most DEBUG, so the console and `bridge.log` show it 
 
 from __future__ import annotations
 
+import os
 import re
+import sysconfig
 import threading
 import traceback
 from dataclasses import dataclass
@@ -66,13 +68,24 @@ def harmless_outcome(message: str) -> tuple[bool, str]:
     return True, message
 
 
+_LIBRARY_FOLDERS = tuple({f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}",
+                          sysconfig.get_paths()["stdlib"] + os.sep})
+
+
+def _installed_library(path: str) -> bool:
+    return any(folder in path for folder in _LIBRARY_FOLDERS)
+
+
 def is_third_party(record: Record) -> bool:
-    """Whether a record comes from anything but the worker's own code."""
+    """Whether a record comes from a library (an installed package, the standard library) rather than
+    the worker's own code (or a script or test driving it)."""
     extra = record["extra"]
     if "third_party" in extra:
         return bool(extra["third_party"])
     name = record["name"] or ""
-    return not (name == OWN_PACKAGE or name.startswith(OWN_PACKAGE + "."))
+    if name == OWN_PACKAGE or name.startswith(OWN_PACKAGE + "."):
+        return False
+    return _installed_library(record["file"].path)
 
 
 def _traceback_text(record: Record) -> str:
