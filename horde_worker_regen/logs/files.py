@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,9 @@ from pathlib import Path
 
 RETENTION_FILES = 7
 RESUME_CHECK_S = 10.0
+# Writing resumes only with this much room: a nearly full disk that takes a line now and then would
+# otherwise pause and resume (and say so) over and over.
+RESUME_FREE_BYTES = 1024 * 1024
 
 Notify = Callable[[str, str], None]  # (level name, message): straight to the console, never to a file
 
@@ -39,21 +43,25 @@ class FileLoggingState:
         with self.lock:
             first, self.paused = not self.paused, True
             self.last_try = time.monotonic()
+            self.lost_lines += 1
         if first:
             reason = error.strerror or type(error).__name__
             self.notify("ERROR", f"Cannot write log files in {folder} ({reason}): file logging is paused and the "
                                  "worker keeps running; it resumes by itself once the disk has room again.")
 
-    def may_try(self) -> bool:
-        """Whether a paused file may try to write now (at most once per `resume_check_s`)."""
+    def may_try(self, folder: Path) -> bool:
+        """Whether a file may write now: always, unless paused; then at most once per `resume_check_s`,
+        and only once the disk has `RESUME_FREE_BYTES` free."""
         with self.lock:
             if not self.paused:
                 return True
-            if time.monotonic() - self.last_try < self.resume_check_s:
-                self.lost_lines += 1
-                return False
-            self.last_try = time.monotonic()
-            return True
+            now = time.monotonic()
+            if now - self.last_try >= self.resume_check_s:
+                self.last_try = now
+                if _free_bytes(folder) >= RESUME_FREE_BYTES:
+                    return True
+            self.lost_lines += 1
+            return False
 
     def resumed(self) -> str | None:
         """After a successful write: the notice to give if this ends an outage."""
@@ -61,9 +69,16 @@ class FileLoggingState:
             if not self.paused:
                 return None
             self.paused, lost, self.lost_lines = False, self.lost_lines, 0
-        message = f"File logging resumed; {lost} line(s) were not written while it was paused."
+        message = f"File logging resumed; {lost} log entries were not written while it was paused."
         self.notify("INFO", message)
         return message
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
 
 
 def next_midnight(now: datetime.datetime) -> datetime.datetime:
@@ -90,7 +105,7 @@ class LogFile:
 
     def write(self, message: str) -> None:
         """Append one formatted record; on failure pause file logging instead of raising."""
-        if not self.state.may_try():
+        if not self.state.may_try(self.path.parent):
             return
         try:
             self._rotate_if_due()
