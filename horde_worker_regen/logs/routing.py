@@ -73,7 +73,8 @@ _LIBRARY_FOLDERS = tuple({f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packa
 
 
 def _installed_library(path: str) -> bool:
-    return any(folder in path for folder in _LIBRARY_FOLDERS)
+    # "<frozen importlib._bootstrap>": a library's log call placed by frame depth lands in the importer.
+    return path.startswith("<frozen") or any(folder in path for folder in _LIBRARY_FOLDERS)
 
 
 def is_third_party(record: Record) -> bool:
