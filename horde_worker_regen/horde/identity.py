@@ -42,7 +42,12 @@ def horde_host(horde_url: str) -> str:
 
 async def find_user(data: BridgeData, session: aiohttp.ClientSession) -> UserDetailsResponse:
     """The owner of the configured API key, as the horde describes them."""
-    request = FindUserRequest(apikey=data.api_key.get_secret_value())
+    try:
+        request = FindUserRequest(apikey=data.api_key.get_secret_value())
+    except ValidationError:
+        # The error would quote the key; what the operator needs is what a key looks like.
+        raise IdentityError("The api_key is not an AI Horde API key (a key is 22 characters long). "
+                            "Copy yours again from https://aihorde.net/register.") from None
     url = data.horde_url.rstrip("/") + request.get_api_endpoint_subpath()
     headers = {"apikey": data.api_key.get_secret_value(), "Client-Agent": CLIENT_AGENT}
     timeout = aiohttp.ClientTimeout(total=IDENTITY_TIMEOUT_S)

@@ -19,6 +19,7 @@ from pathlib import Path
 from loguru import logger
 
 from horde_worker_regen.logging import configure_logging
+from horde_worker_regen.logs.hooks import capture_child_output, install_exception_hooks
 from horde_worker_regen.processes.messages import (
     CheckImages,
     ChildFailed,
@@ -47,10 +48,15 @@ class ChildLogging:
 
 
 def prepare_child_process(settings: ChildLogging) -> None:
-    """Ignore SIGINT (Ctrl+C reaches the whole process group; the parent decides) and set up logs."""
+    """Ignore SIGINT (Ctrl+C reaches the whole process group; the parent decides) and set up logs.
+
+    Whatever the child's libraries print (ComfyUI, torch, a C extension) goes to its trace log, not
+    to the operator's console; the child's own lines still reach the console, redacted."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    console = capture_child_output()
+    install_exception_hooks()
     configure_logging(settings.logs_dir, settings.verbosity, process_index=settings.process_index,
-                      secrets=settings.secrets)
+                      secrets=settings.secrets, console_stream=console)
 
 
 class ChildLink:
