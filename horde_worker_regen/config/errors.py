@@ -13,6 +13,7 @@ from pydantic import SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 
 from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.logs.redaction import SECRET_FIELDS
 
 
 class ConfigError(Exception):
@@ -86,7 +87,6 @@ def allowed_values(field_name: str) -> str:
     return phrase
 
 
-SECRET_FIELDS = frozenset({"api_key", "civitai_api_token", "dashboard_token"})
 
 
 def _shown_value(field_name: str, value: Any) -> str:

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ValidationError
 
 from horde_worker_regen.config.bridge_data import BridgeData, accepted_keys
 from horde_worker_regen.config.errors import (
-    SECRET_FIELDS,
     ConfigError,
     describe_validation_error,
     failing_fields,
