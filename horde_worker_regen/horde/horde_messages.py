@@ -42,12 +42,13 @@ def _message_of(entry: Any) -> HordeMessage | None:
     message_id, message = entry.get("id"), entry.get("message")
     if not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_ID_CHARS or UNPRINTABLE.search(message_id):
         return None
-    if not isinstance(message, str) or not message.strip():
+    text = printable(message, MAX_MESSAGE_CHARS).strip() if isinstance(message, str) else ""
+    if not text:
         return None
     origin, expiry = entry.get("origin"), entry.get("expiry")
     return HordeMessage(
         id=message_id,
-        message=printable(message, MAX_MESSAGE_CHARS),
+        message=text,
         origin=printable(origin, MAX_ORIGIN_CHARS) if isinstance(origin, str) else "",
         expiry=printable(expiry, MAX_EXPIRY_CHARS) if isinstance(expiry, str) else None,
     )
