@@ -45,7 +45,7 @@ LIFT_MAINTENANCE_HINT = (
 
 def backoff_delay(failures: int, cap: float, rng: random.Random) -> float:
     """1, 2, 4, ... seconds for the 1st, 2nd, 3rd failure, at most `cap`, jittered down by up to half."""
-    ceiling = min(cap, 2.0 ** max(0, failures - 1))
+    ceiling = min(cap, 2.0 ** min(max(0, failures - 1), 60))  # capped exponent: 2.0**1024 overflows
     return ceiling * rng.uniform(0.5, 1.0)
 
 

@@ -38,6 +38,8 @@ from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec
 from horde_worker_regen.safety.fake import FakeSafetyBackend
 from tests.worker_support import MODEL
 
+WORKER_NAME = "In-process Dreamer"
+
 
 @dataclass(frozen=True)
 class NoProcess:
@@ -105,7 +107,7 @@ async def start_worker(stack: Any, *, slots: int = 1) -> InProcessWorker:
     requester = horde.add_user("requester", trusted=True, kudos=100_000_000)
     session = await stack.enter_async_context(aiohttp.ClientSession())
     client = HordeClient(session, horde.api_url, owner.api_key)
-    data = BridgeData(api_key=owner.api_key, dreamer_name="In-process Dreamer", horde_url=horde.api_url)
+    data = BridgeData(api_key=owner.api_key, dreamer_name=WORKER_NAME, horde_url=horde.api_url)
     spec = ChildSpec("inference", print, None)
     pipeline = Pipeline(data=data, supervisor=CoreSupervisor(), registry=JobRegistry(),  # type: ignore[arg-type]
                         children=ChildSpecs(ChildSpec("safety", print, None), [spec] * slots), stats=WorkerStats(),

@@ -22,7 +22,7 @@ from horde_worker_regen.horde.field_checks import is_whole
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.localhorde import submit as horde_submit
 from horde_worker_regen.localhorde.entities import WaitingPrompt
-from tests.horde.inprocess_worker import InProcessWorker, start_worker
+from tests.horde.inprocess_worker import WORKER_NAME, InProcessWorker, start_worker
 from tests.worker_support import queue
 
 EXAMPLE_TIMEOUT_S = 20.0
@@ -65,6 +65,9 @@ class Examples:
 
     async def run(self, path: tuple[str | int, ...], value: Any) -> WaitingPrompt:
         horde = self.worker.horde
+        # More than 20 faults an hour put a worker into maintenance, as on the horde; its owner lifts it.
+        if horde.horde.worker(WORKER_NAME) is not None:
+            horde.horde.set_maintenance(WORKER_NAME, False)
         change = {"remove": True} if value is MISSING else {"value": value}
         rule = horde.horde.faults.add(endpoint="pop", kind="mangle", path=list(path), times=1, **change)
         wp = queue(horde, self.worker.requester, f"example {next(self.counter)}")

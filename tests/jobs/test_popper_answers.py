@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from horde_worker_regen.horde.client import HordeClient, NotJson
 from horde_worker_regen.horde.horde_messages import HordeMessage
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
 from horde_worker_regen.jobs import popper as popper_module
-from horde_worker_regen.jobs.popper import Popper, PopperSettings
+from horde_worker_regen.jobs.popper import Popper, PopperSettings, backoff_delay
 from horde_worker_regen.jobs.stats import WorkerStats
 from tests.horde.test_pop import JOB_ANSWER
 from tests.jobs.conftest import HordeSession
@@ -93,3 +94,8 @@ async def test_messages_are_kept_and_each_is_kept_once(horde_session: HordeSessi
     assert await popper._pop_once() == 0.0 and await popper._pop_once() == 0.0
     assert popper.horde_messages == [HordeMessage("m-1", "Please update  your worker", "moderator")]
     assert len(pipeline.registry) == 2
+
+
+def test_the_backoff_stays_at_its_cap_however_long_the_failures_last() -> None:
+    rng = random.Random(3)
+    assert all(4.0 <= backoff_delay(failures, 8.0, rng) <= 8.0 for failures in (5, 1025, 10**6))
