@@ -10,7 +10,9 @@ reaction; none of them retries by itself.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -50,10 +52,10 @@ class HordeClient:
         """The JSON body of an SDK request model: every set field, headers and nulls left out."""
         return request.model_dump(mode="json", by_alias=True, exclude=_NOT_IN_BODY, exclude_none=True)
 
-    async def pop(self, request: ImageGenerateJobPopRequest) -> dict[str, Any]:
-        """`POST /v2/generate/pop`; the raw JSON answer (parsed by `horde.pop`)."""
+    async def pop(self, request: ImageGenerateJobPopRequest) -> Any:
+        """`POST /v2/generate/pop`; the decoded answer whatever its shape, or `NotJson` (`horde.pop` reads it)."""
         url = self._base + request.get_api_endpoint_subpath()
-        return await self._post_json(url, self.body_of(request), POP_TIMEOUT_S)
+        return await self._request("POST", url, self.body_of(request), POP_TIMEOUT_S)
 
     async def submit(self, request: ImageGenerationJobSubmitRequest) -> float:
         """`POST /v2/generate/submit` for one id; the reward."""
@@ -130,13 +132,18 @@ class HordeClient:
 
     async def _request_json(self, method: str, url: str, body: dict[str, Any] | None,
                             timeout_s: float) -> dict[str, Any]:
+        answer = await self._request(method, url, body, timeout_s)
+        return answer if isinstance(answer, dict) else {}
+
+    async def _request(self, method: str, url: str, body: dict[str, Any] | None, timeout_s: float) -> Any:
+        """The decoded JSON answer (any shape; `NotJson` if it is not JSON); HordeRequestError for an error."""
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
             async with self._session.request(method, url, json=body, headers=self._headers,
                                              timeout=timeout) as response:
-                answer = await _json_or_empty(response)
+                answer = await _decoded(response)
                 if response.status >= 400:
-                    raise _error_from(response, answer)
+                    raise _error_from(response, answer if isinstance(answer, dict) else {})
                 return answer
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise HordeRequestError(None, None, f"no answer from {url}: {error!r}") from None
@@ -153,12 +160,19 @@ async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> byte
     return b"".join(chunks)
 
 
-async def _json_or_empty(response: aiohttp.ClientResponse) -> dict[str, Any]:
+@dataclass(frozen=True)
+class NotJson:
+    """An answer body that is not JSON (or nests too deeply to decode): only its size is kept."""
+
+    size: int
+
+
+async def _decoded(response: aiohttp.ClientResponse) -> Any:
+    body = await response.read()
     try:
-        answer = await response.json(content_type=None)
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
+        return json.loads(body) if body else {}
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the decoder can follow
+        return NotJson(len(body))
 
 
 def _error_from(response: aiohttp.ClientResponse, answer: dict[str, Any]) -> HordeRequestError:

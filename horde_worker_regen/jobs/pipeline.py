@@ -219,7 +219,8 @@ class Pipeline:
         self.registry.add(record)
         logger.debug(f"Job {record.key}: {len(record.ids)}x {job.spec.width}x{job.spec.height} on '{job.spec.model}'")
         if job.rejected is not None:
-            self.fault(record, f"its payload is outside the API contract: {job.rejected}")
+            record.gen_metadata = list(job.fault_metadata)
+            self.fault(record, f"its pop answer is outside the API contract: {job.rejected}")
         elif not job.spec.model:
             self.fault(record, "the horde sent the job without a model")
         elif self._needs_fetching(job):

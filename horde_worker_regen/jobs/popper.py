@@ -31,6 +31,7 @@ from loguru import logger
 
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.errors import ErrorAction, HordeRequestError, classify
+from horde_worker_regen.horde.horde_messages import HordeMessage, HordeMessageBoard
 from horde_worker_regen.horde.pop import MalformedPop, NoJob, PoppedJob, parse_pop_answer
 from horde_worker_regen.jobs.idle_watch import IdleWatch
 from horde_worker_regen.jobs.pipeline import Pipeline
@@ -50,7 +51,7 @@ LIFT_MAINTENANCE_HINT = (
 
 def backoff_delay(failures: int, cap: float, rng: random.Random) -> float:
     """1, 2, 4, ... seconds for the 1st, 2nd, 3rd failure, at most `cap`, jittered down by up to half."""
-    ceiling = min(cap, 2.0 ** max(0, failures - 1))
+    ceiling = min(cap, 2.0 ** min(max(0, failures - 1), 60))  # capped exponent: 2.0**1024 overflows
     return ceiling * rng.uniform(0.5, 1.0)
 
 
@@ -116,6 +117,7 @@ class Popper:
         self._started = clock()
         self._last_job_at: float | None = None  # when the last job arrived (idle pacing)
         self._held_back = False  # the fault breaker withdrew every model: no pop until one comes back
+        self._horde_messages = HordeMessageBoard()
         pipeline.registry.subscribe(self._registry_changed)
 
     def _registry_changed(self, record: JobRecord, previous: JobState) -> None:
@@ -221,15 +223,16 @@ class Popper:
         """One pop; returns how long to wait before the next one."""
         popped_at = self._clock()
         try:
-            answer = parse_pop_answer(await self._client.pop(self._request_now()))
+            raw = await self._client.pop(self._request_now())
         except HordeRequestError as error:
             return self._pop_failed(error)
-        except MalformedPop as error:
-            self._recovered()
-            logger.error(f"{error}")
-            return self._error_delay()
         self._recovered()
+        try:
+            answer = parse_pop_answer(raw)
+        except Exception as error:  # MalformedPop, or (belt and braces) anything else reading it
+            return self._not_understood(error)
         self._errors = 0
+        self._horde_messages.note(answer.messages)
         if isinstance(answer, PoppedJob):
             if self._idle is not None:
                 self._idle.job_arrived()
@@ -237,6 +240,17 @@ class Popper:
             self._pipeline.job_popped(answer, popped_at)
             return 0.0
         return self._no_job(answer, popped_at)
+
+    def _not_understood(self, error: Exception) -> float:
+        """A pop answer with nothing in it that can be reported: log why (briefly), back off, ask again."""
+        why = str(error) if isinstance(error, MalformedPop) else f"unexpected {type(error).__name__}"
+        logger.error(f"Pop answer not understood: {why[:200]}; asking again with backoff")
+        return self._error_delay()
+
+    @property
+    def horde_messages(self) -> list[HordeMessage]:
+        """The messages the horde sent with its pop answers, newest last (the latest few only)."""
+        return list(self._horde_messages.messages)
 
     def _recovered(self) -> None:
         """The horde answered a pop: end the unreachable and maintenance states, logging each end once."""

@@ -82,11 +82,15 @@ class Submitter:
         return await self._submit(record, report.index, request)
 
     async def report_fault(self, record: JobRecord, index: int) -> IdResult:
-        """Submit one id as faulted (once), so the horde re-queues it at once."""
+        """Submit one id as faulted (once), so the horde re-queues it at once.
+
+        The submit carries the job's gen_metadata: what is known of why it failed (a field of its pop
+        answer outside the contract, an input that could not be fetched)."""
         if self.clock() >= record.deadline:
             return self._dropped(record, index, "its deadline passed before the fault could be reported")
         request = ImageGenerationJobSubmitRequest(
-            id=record.ids[index], generation=FAULTED_GENERATION, state="faulted", seed=record.spec.seed_of(index)
+            id=record.ids[index], generation=FAULTED_GENERATION, state="faulted", seed=record.spec.seed_of(index),
+            gen_metadata=list(record.gen_metadata[:MAX_GEN_METADATA]),
         )
         result = await self._submit(record, index, request)
         if result.outcome is IdOutcome.SUBMITTED:

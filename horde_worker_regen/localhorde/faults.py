@@ -13,6 +13,10 @@ A rule names an endpoint (`pop`, `submit`, `upload`, `source`, ... or `*`) and a
   is applied, as the horde does for a worker name (pop) or job (submit) of another user.
 - `down`: the horde is down: the connection is cut before any answer and the request is not applied
   (the client sees a disconnect, as for a crashed or restarting server). Remove the rule to bring it back.
+- `mangle`: the next pop answer that carries a job (the job is handed out as usual) has one field
+  changed: `path` names it (`["payload", "sampler_name"]`, `["extra_source_images", 0, "image"]`),
+  and it is set to `value` (any JSON), or deleted with `remove: true`. A path that does not lead
+  into the answer leaves it as it is. For answers no sound horde would send, to test the worker.
 
 `times` limits how often a rule fires (None: until removed); `skip` lets that many matching
 requests through first. Rules are managed from Python (`FaultInjector`) or `POST /_admin/faults`.
@@ -23,6 +27,7 @@ jobs the horde handed out in a pop response the worker never received.
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,7 +41,7 @@ from horde_worker_regen.localhorde.errors import WRONG_CREDENTIALS_MESSAGE
 
 FaultKind = Literal[
     "error", "latency", "drop", "rate_limit", "expired_url", "empty_model", "maintenance", "wrong_credentials",
-    "down",
+    "down", "mangle",
 ]
 
 ENDPOINTS = (
@@ -62,6 +67,9 @@ class FaultRule(BaseModel):
     skip: int = Field(default=0, ge=0)
     retry_after: int = Field(default=1, ge=0)
     message: str | None = None
+    path: list[str | int] = Field(default_factory=list, description="`mangle`: the field changed.")
+    value: Any = Field(default=None, description="`mangle`: its new value (any JSON).")
+    remove: bool = Field(default=False, description="`mangle`: delete the field instead.")
     id: int = 0
     fired: int = 0
 
@@ -132,6 +140,33 @@ class FaultInjector:
             logger.debug(f"local horde fault fired: #{rule.id} {kind} at {endpoint}")
             return rule
         return None
+
+
+def mangle(answer: dict[str, Any], rule: FaultRule) -> bool:
+    """Apply a `mangle` rule to a pop answer; False if its path does not lead into the answer."""
+    if not rule.path:
+        return False
+    container: Any = answer
+    for step in rule.path[:-1]:
+        if not _has(container, step):
+            return False
+        container = container[step]
+    last = rule.path[-1]
+    if rule.remove:
+        if not _has(container, last):
+            return False
+        del container[last]
+    elif (isinstance(container, dict) and isinstance(last, str)) or _has(container, last):
+        container[last] = copy.deepcopy(rule.value)  # a new field of an object, or an existing item
+    else:
+        return False
+    return True
+
+
+def _has(container: Any, step: str | int) -> bool:
+    if isinstance(container, dict):
+        return isinstance(step, str) and step in container
+    return isinstance(container, list) and isinstance(step, int) and -len(container) <= step < len(container)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

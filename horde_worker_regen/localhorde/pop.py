@@ -19,6 +19,7 @@ from horde_worker_regen.localhorde.errors import (
     HordeError,
     invalid_api_key,
 )
+from horde_worker_regen.localhorde.faults import mangle
 from horde_worker_regen.localhorde.jobs import report_suspicion, set_maintenance, start_generations
 from horde_worker_regen.localhorde.kudos import uptime_reward
 from horde_worker_regen.localhorde.matching import (
@@ -212,7 +213,7 @@ def start_job(
     ]
     sources = SourceLinks(base, horde.signer, horde.state.objects, inline="r2_source" not in ctx.capabilities)
     logger.info(f"local horde: '{worker.name}' popped {count} of request {wp.id} on '{model}' (ttl {ttl})")
-    return job_response(
+    answer = job_response(
         wp,
         ids=[job.id for job in jobs],
         payload=job_payload(wp, seed=jobs[0].seed, n_iter=len(jobs)),
@@ -221,6 +222,9 @@ def start_job(
         upload_urls=urls,
         sources=sources,
     )
+    if (rule := horde.faults.take("pop", "mangle")) and not mangle(answer, rule):
+        logger.warning(f"local horde: mangle fault #{rule.id}: path {rule.path} is not in the pop answer")
+    return answer
 
 
 async def pop_handler(request: web.Request) -> web.Response:

@@ -55,7 +55,6 @@ def expected_start_delay(snapshot: CapacitySnapshot) -> float:
 # every second when idle. Right after work the next request is likely close behind (a requester
 # sending one image after another), so pops come faster for a while; after a long quiet spell they
 # slow down, sparing the horde scans that find nothing.
-IDLE_POP_FLOOR_S = 0.5
 HOT_WINDOW_S = 60.0
 HOT_POP_DIVISOR = 4.0
 HOT_POP_MIN_S = 0.2
@@ -66,14 +65,14 @@ LONG_IDLE_FACTOR = 2.0
 def idle_pop_delay(interval: float, since_last_job: float, *, had_job: bool) -> float:
     """Seconds between the start of an empty pop and the next one.
 
-    `interval` is the operator's `idle_pop_interval`; `since_last_job` is how long ago the last job
-    arrived (or the popper started, with `had_job` False). Within `HOT_WINDOW_S` of a job the worker
-    pops `HOT_POP_DIVISOR` times as often (never under `HOT_POP_MIN_S`); after `LONG_IDLE_S` without
-    one, `LONG_IDLE_FACTOR` times less often.
+    `interval` is the operator's `idle_pop_interval` (at least 0.5 s, as the configuration enforces);
+    `since_last_job` is how long ago the last job arrived (or the popper started, with `had_job`
+    False). Within `HOT_WINDOW_S` of a job the worker pops `HOT_POP_DIVISOR` times as often, but not
+    more often than every `HOT_POP_MIN_S`; after `LONG_IDLE_S` without one, `LONG_IDLE_FACTOR` times
+    less often.
     """
-    interval = max(IDLE_POP_FLOOR_S, interval)
     if had_job and since_last_job < HOT_WINDOW_S:
-        return max(HOT_POP_MIN_S, interval / HOT_POP_DIVISOR)
+        return max(min(HOT_POP_MIN_S, interval), interval / HOT_POP_DIVISOR)
     if since_last_job < LONG_IDLE_S:
         return interval
     return interval * LONG_IDLE_FACTOR

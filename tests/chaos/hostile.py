@@ -137,7 +137,8 @@ class PayloadTamper:
         if not isinstance(response.body, bytes):
             return response
         body = json.loads(response.body)
-        prompt = str((body.get("payload") or {}).get("prompt", ""))
+        payload = body.get("payload")  # not an object when a `mangle` fault made it something else
+        prompt = str(payload.get("prompt", "")) if isinstance(payload, dict) else ""
         markers = [marker for marker in self.rules if marker in prompt]
         if not body.get("ids") or not markers:
             return response

@@ -129,6 +129,31 @@ async def test_empty_model_fault(client: Client, horde: LocalHorde, owner: User,
     assert second["model"] == "Deliberate"
 
 
+async def test_mangle_fault_changes_one_field_of_the_next_job_answer_only(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    horde.faults.add(endpoint="pop", kind="mangle", path=["payload", "sampler_name"], value={"a": [1]}, times=1)
+    horde.faults.add(endpoint="pop", kind="mangle", path=["ttl"], remove=True, times=1)
+    _, no_job = await pop(client, owner)
+    assert no_job["ids"] == [] and no_job["payload"]["sampler_name"] == "k_euler_a"  # not a job: untouched
+    queue(horde, requester, params={"n": 3}, disable_batching=True)
+    _, first = await pop(client, owner)
+    assert first["payload"]["sampler_name"] == {"a": [1]} and first["ttl"] == 150
+    _, second = await pop(client, owner)
+    assert "ttl" not in second and second["payload"]["sampler_name"] == "k_euler_a"
+    _, third = await pop(client, owner)
+    assert third["ttl"] == 150 and horde.faults.rules() == []
+
+
+async def test_mangle_fault_with_a_path_outside_the_answer_changes_nothing(
+    client: Client, horde: LocalHorde, owner: User, requester: User
+) -> None:
+    queue(horde, requester)
+    horde.faults.add(endpoint="pop", kind="mangle", path=["extra_source_images", 0, "image"], value=1, times=1)
+    _, job = await pop(client, owner)
+    assert job["extra_source_images"] is None and len(job["ids"]) == 1
+
+
 async def test_maintenance_fault_forces_maintenance_until_cleared(
     client: Client, horde: LocalHorde, owner: User
 ) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.scheduling.policy import (
     HOT_POP_MIN_S,
     HOT_WINDOW_S,
-    IDLE_POP_FLOOR_S,
     LONG_IDLE_FACTOR,
     LONG_IDLE_S,
     idle_pop_delay,
@@ -34,16 +36,16 @@ def test_after_a_long_quiet_spell_it_pops_less_often() -> None:
     assert idle_pop_delay(1.0, LONG_IDLE_S + 1, had_job=False) == LONG_IDLE_FACTOR
 
 
-def test_the_floor_holds_for_any_setting() -> None:
-    assert idle_pop_delay(0.0, 120.0, had_job=True) == IDLE_POP_FLOOR_S
-    assert idle_pop_delay(-5.0, 120.0, had_job=False) == IDLE_POP_FLOOR_S
+def test_the_setting_has_a_floor_of_half_a_second() -> None:
+    assert BridgeData(idle_pop_interval=0.5).idle_pop_interval == 0.5
+    with pytest.raises(ValidationError, match="idle_pop_interval"):
+        BridgeData(idle_pop_interval=0.2)
 
 
 @given(intervals, ages, st.booleans())
 def test_the_wait_stays_within_its_bounds(interval: float, age: float, had_job: bool) -> None:
     delay = idle_pop_delay(interval, age, had_job=had_job)
-    setting = max(IDLE_POP_FLOOR_S, interval)
-    assert HOT_POP_MIN_S <= delay <= setting * LONG_IDLE_FACTOR
+    assert min(HOT_POP_MIN_S, interval) <= delay <= interval * LONG_IDLE_FACTOR
 
 
 @given(intervals, ages, ages)
