@@ -56,6 +56,9 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
             "maintenance_message": sources.popper.maintenance_message,
             "state": sources.popper.horde_state,
             "horde_url": sources.data.horde_url,
+            # Messages from the horde's moderators to this worker (or to all), newest last.
+            "horde_messages": [{"id": m.id, "message": m.message, "origin": m.origin, "expiry": m.expiry}
+                               for m in sources.popper.horde_messages],
         },
         "totals": {
             "jobs": figures.jobs, "images": figures.images, "faulted": figures.faulted, "dropped": figures.dropped,

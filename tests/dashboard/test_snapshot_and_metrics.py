@@ -89,7 +89,8 @@ async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(
     assert snap["totals"]["megapixelsteps_per_second"] == pytest.approx(figures.megapixelsteps_per_second)
     assert (snap["totals"]["jobs"], snap["totals"]["dropped"]) == (1, 1)
     assert snap["worker"] == {"name": "Dashboard Dreamer", "uptime_s": uptime, "paused": False, "stopping": False,
-                              "maintenance_message": None, "state": "serving", "horde_url": DATA.horde_url}
+                              "maintenance_message": None, "state": "serving", "horde_url": DATA.horde_url,
+                              "horde_messages": []}
     assert snap["totals"]["kudos_credited"] is None  # not read from the horde yet
 
 

@@ -88,6 +88,16 @@ function showWithdrawn(breaker) {
   $("withdrawn").textContent = withdrawn.length ? `${stopped}Withdrawn after repeated faults: ${names}` : "";
 }
 
+function renderHordeMessages(messages) {
+  const list = $("horde-messages");
+  list.hidden = messages.length === 0;
+  list.replaceChildren(...messages.map((m) => {
+    const item = document.createElement("li");
+    item.textContent = `Message from the horde${m.origin ? ` (${m.origin})` : ""}: ${m.message}`;
+    return item;
+  }));
+}
+
 function render(snap) {
   const worker = snap.worker, totals = snap.totals;
   paused = worker.paused;
@@ -97,6 +107,7 @@ function render(snap) {
   $("state").textContent = state;
   $("state").className = `badge ${state.split(" ").pop()}`;
   $("horde-url").textContent = worker.horde_url || "–";
+  renderHordeMessages(worker.horde_messages || []);
   $("toggle").textContent = paused ? "Resume popping" : "Pause popping";
   $("toggle").disabled = worker.stopping;
   $("maintenance").hidden = !worker.maintenance_message;
