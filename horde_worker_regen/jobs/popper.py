@@ -164,7 +164,7 @@ class Popper:
         """What the popper is doing, in words for the dashboard and `/status.json` (the first that holds)."""
         states = (
             (self._stopping, "stopping"),
-            (self._paused, "paused by the owner"),
+            (self._paused, "paused"),
             (self.maintenance_message is not None, "in maintenance"),
             (self._trouble == "unreachable", "horde unreachable"),
             (self._trouble is not None, "horde failing"),
