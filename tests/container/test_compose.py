@@ -64,6 +64,14 @@ def test_the_commented_gpu_examples_are_valid_too(tmp_path: Path, cached_models_
     environment = {**_interpolated(_service()["environment"]), **examples}
     environment["AIWORKER_CACHE_HOME"] = str(cached_models_dir)
     environment["AIWORKER_MODELS_TO_LOAD"] = "[Deliberate]"
+    # check-config refuses GPU settings this machine cannot honour, as run does: two simulated GPUs
+    # (the fake backend, which only runs against a local horde) stand in for the container's.
+    environment.update({
+        "AIWORKER_INFERENCE_BACKEND": "fake", "AIWORKER_SAFETY_BACKEND": "fake",
+        "AIWORKER_HORDE_URL": "http://127.0.0.1:7001/api/",
+        "AIWORKER_FAKE_BACKEND": '{"devices": [{"name": "Sim A", "vram_mb": 8000}, '
+                                 '{"name": "Sim B", "vram_mb": 8000}]}',
+    })
     result = _check_config(tmp_path, environment)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "gpu_device_indices: [0, 1]" in result.stdout
