@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from horde_worker_regen.cli import with_default_command
+from horde_worker_regen.cli import UsageError, unknown_command_message, unknown_option_message, with_default_command
 from tests.support import REPO_ROOT, SECRET_API_KEY, SECRET_CIVITAI_TOKEN, TEMPLATE
 
-COMMANDS = {"run", "check-config", "local-horde"}
+COMMANDS = {"run", "check-config", "local-horde", "demo"}
 OFFLINE_ENV = {"HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/stable_diffusion.json"}
 
 
@@ -50,6 +52,9 @@ def worker_dir(tmp_path: Path, cached_models_dir: Path) -> Path:
         (["-v", "-n", "Dreamer"], ["run", "-v", "-n", "Dreamer"]),
         (["--help"], ["--help"]),
         (["local-horde", "--port", "0"], ["local-horde", "--port", "0"]),
+        (["--local"], ["demo"]),
+        (["--local", "--fake-backends"], ["demo", "--fake-backends"]),
+        (["--nmae", "x"], ["run", "--nmae", "x"]),  # run's own parser names the unknown option
     ],
 )
 def test_run_is_the_default_subcommand(argv: list[str], expected: list[str]) -> None:
@@ -125,3 +130,69 @@ def test_version_and_help(tmp_path: Path) -> None:
     assert all(command in helptext for command in COMMANDS)
     run_help = run_cli("run", "--help", cwd=tmp_path).stdout
     assert "--config" in run_help and "--name" in run_help and "--verbose" in run_help and "--quiet" in run_help
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["chek-config"], "unknown command 'chek-config'; did you mean 'check-config'?"),
+        (["-v", "local-hord"], "unknown command 'local-hord'; did you mean 'local-horde'?"),
+        (["run", "--nmae", "Dreamer"], "unknown option '--nmae' for 'run'; did you mean '--name'?"),
+        (["check-config", "--no-modles"],
+         "unknown option '--no-modles' for 'check-config'; did you mean '--no-models'?"),
+        (["--set=max_threads=2", "--burts"], "unknown option '--burts' for 'run'; did you mean '--burst'?"),
+    ],
+)
+def test_a_mistyped_command_or_option_names_the_closest_and_exits_2(
+    tmp_path: Path, argv: list[str], expected: str
+) -> None:
+    result = run_cli(*argv, cwd=tmp_path)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert not (tmp_path / "logs").exists(), "nothing runs before the command line is understood"
+
+
+def test_a_pasted_secret_is_not_echoed_as_an_unknown_command(tmp_path: Path) -> None:
+    result = run_cli(SECRET_API_KEY, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown command" in result.stderr and "check-config" in result.stderr
+    assert SECRET_API_KEY not in result.stderr + result.stdout
+    result = run_cli("--nmae=" + SECRET_API_KEY, cwd=tmp_path)
+    assert result.returncode == 2 and "did you mean '--name'?" in result.stderr
+    assert SECRET_API_KEY not in result.stderr + result.stdout
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40))
+def test_an_unknown_word_is_echoed_only_beside_a_suggestion(word: str) -> None:
+    message = unknown_command_message(word, COMMANDS)
+    if "did you mean" in message:
+        assert f"unknown command '{word}'" in message
+    else:  # the same words whatever was typed: nothing of it is echoed
+        assert message == unknown_command_message("0123456789abcdef", COMMANDS)
+    option = unknown_option_message(f"--{word}={SECRET_API_KEY}", "run", ["--name", "--config", "--set"])
+    assert SECRET_API_KEY not in option
+
+
+@given(st.lists(st.sampled_from(["-v", "-q", "--burst", "-n", "x", "--set", "a=1", "check-config", "demo",
+                                 "--local", "chek", "--zz"]), max_size=8))
+def test_the_subcommand_comes_first_and_the_other_arguments_keep_their_order(argv: list[str]) -> None:
+    try:
+        arranged = with_default_command(argv, COMMANDS)
+    except UsageError:
+        assert any(word in {"chek", "x", "a=1"} for word in argv)  # only a bare word is refused
+        return
+    command, rest = arranged[0], arranged[1:]
+    assert command in COMMANDS
+    if argv[:1] == ["--local"]:
+        assert (command, rest) == ("demo", argv[1:])
+    elif command in argv:  # moved to the front from one of its positions
+        assert any(rest == argv[:i] + argv[i + 1:] for i, word in enumerate(argv) if word == command)
+    else:
+        assert (command, rest) == ("run", argv)
+
+
+def test_the_top_level_help_shows_the_daily_options(tmp_path: Path) -> None:
+    helptext = run_cli("--help", cwd=tmp_path).stdout
+    for option in ("-c FILE, --config FILE", "-n NAME, --name NAME", "--set KEY=VALUE", "-v, --verbose",
+                   "-q, --quiet", "--local"):
+        assert option in helptext, option
