@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from horde_worker_regen.cli import UsageError, unknown_command_message, unknown_option_message, with_default_command
 from tests.support import REPO_ROOT, SECRET_API_KEY, SECRET_CIVITAI_TOKEN, TEMPLATE
+from tests.worker_support import horde_with_users, run_burst, worker_folder
 
 COMMANDS = {"run", "check-config", "local-horde", "demo"}
 OFFLINE_ENV = {"HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/stable_diffusion.json"}
@@ -196,3 +198,17 @@ def test_the_top_level_help_shows_the_daily_options(tmp_path: Path) -> None:
     for option in ("-c FILE, --config FILE", "-n NAME, --name NAME", "--set KEY=VALUE", "-v, --verbose",
                    "-q, --quiet", "--local"):
         assert option in helptext, option
+
+
+async def test_a_busy_dashboard_port_names_its_holder_and_the_setting_to_change(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with horde_with_users() as (horde, owner, _):
+            folder = worker_folder(tmp_path, horde, owner, dashboard_port=port, dashboard_host="127.0.0.1")
+            worker = await run_burst(folder)
+    warning = next(line for line in worker.lines if "The dashboard cannot listen" in line)
+    assert f"127.0.0.1:{port}" in warning
+    assert f"held by pid {os.getpid()} (" in warning  # this test's process holds it
+    assert "dashboard_port" in warning and "dashboard_enabled: false" in warning
