@@ -229,7 +229,7 @@ def _main(argv: list[str] | None) -> int:
     if args.command != DEFAULT_COMMAND and threading.current_thread() is threading.main_thread():
         _restore_default_signal_actions()
     if not getattr(args, "reads_bridge_data", False):
-        configure_logging(Path("logs"), args.verbosity)
+        configure_logging(getattr(args, "logs_dir", None) or Path("logs"), args.verbosity)
         return handler(args)
     try:
         return handler(args)

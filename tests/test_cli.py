@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 from hypothesis import given
@@ -212,3 +215,51 @@ async def test_a_busy_dashboard_port_names_its_holder_and_the_setting_to_change(
     assert f"127.0.0.1:{port}" in warning
     assert f"held by pid {os.getpid()} (" in warning  # this test's process holds it
     assert "dashboard_port" in warning and "dashboard_enabled: false" in warning
+
+
+async def _announced(process: asyncio.subprocess.Process) -> dict[str, str]:
+    """The horde_url, api_key and model reference URL that `local-horde` prints at start."""
+    assert process.stdout is not None
+    found: dict[str, str] = {}
+    while len(found) < 3:
+        line = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
+        assert line, "local-horde exited before announcing itself"
+        if "horde_url for workers: " in line:
+            found["horde_url"] = line.split("horde_url for workers: ")[1].strip()
+        elif ": api_key " in line:
+            found["api_key"] = line.split(": api_key ")[1].strip()
+        elif "HORDE_MODEL_REFERENCE_URL=" in line:
+            found["reference"] = line.split("HORDE_MODEL_REFERENCE_URL=")[1].strip()
+    return found
+
+
+async def test_the_readme_local_horde_recipe_needs_no_internet(tmp_path: Path) -> None:
+    """`local-horde`, a request, then `run --burst` with the fake backends, from an empty models folder:
+    the model reference comes from the local horde, and its logs go to its --logs-dir."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
+    environ["PYTHONPATH"] = str(REPO_ROOT)
+    horde = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "horde_worker_regen", "local-horde", "--port", "0", "--logs-dir",
+        str(tmp_path / "horde-logs"), cwd=tmp_path, env=environ, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        announced = await _announced(horde)
+        async with aiohttp.ClientSession() as session, session.post(
+            f"{announced['horde_url']}/v2/generate/async", headers={"apikey": announced["api_key"]},
+            json={"prompt": "a red fox in snow", "params": {"n": 2, "width": 64, "height": 64, "steps": 2}},
+        ) as response:
+            assert response.status == 202
+        worker = await asyncio.to_thread(
+            run_cli, "run", "--burst", "-n", "Local Trial", "--set", f"horde_url={announced['horde_url']}", "--set",
+            f"api_key={announced['api_key']}", "--set", "inference_backend=fake", "--set", "safety_backend=fake",
+            "--set", "models_to_load=[Deliberate]", "--set", f"cache_home={tmp_path / 'models'}",
+            "--set", "dashboard_port=0", cwd=tmp_path, env={"HORDE_MODEL_REFERENCE_URL": announced["reference"]})
+        assert worker.returncode == 0, worker.stderr[-4000:]
+        horde.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(horde.wait(), 60) == 0
+    finally:
+        if horde.returncode is None:
+            horde.kill()
+            await horde.wait()
+    assert "Summary: 2 jobs" in worker.stderr or "Summary: 1 jobs" in worker.stderr, worker.stderr[-4000:]
+    assert list((tmp_path / "horde-logs").glob("*.log")), "the local horde logs under its --logs-dir"
