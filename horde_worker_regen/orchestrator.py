@@ -11,8 +11,8 @@ With `exit_on_unhandled_faults`, a fault the worker would otherwise recover from
 `Worker._unhandled_fault`) stops it gracefully with status 1, for a supervisor to restart it.
 Signal handlers only set events (the third excepted); the main coroutine does the work. A signal while
 the child processes start stops their start (a child not ready yet is killed at once, it holds no work)
-and the worker exits 0 without serving. They are delivered through `stop_signals`, which never leaves
-a moment where a signal would kill the process instead.
+and the worker exits 0 without serving. Before and after `Worker.run`, `stop_signals` handles them,
+so that a signal at start-up or during the exit summary never kills the process.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ from horde_worker_regen.processes.inference_child import InferenceChildConfig, i
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
 from horde_worker_regen.processes.supervisor import ChildSpec, ChildStartError, Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
-from horde_worker_regen.stop_signals import stop_signals
+from horde_worker_regen.stop_signals import STOP_SIGNALS, stop_signals
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -224,7 +224,12 @@ class Worker:
 
     async def run(self) -> int:
         """Run until stopped; returns the exit status."""
-        stop_signals.route_to(asyncio.get_running_loop(), self._on_signal)
+        loop = asyncio.get_running_loop()
+        # A signal the start-up checks took but have not handled yet comes here; the loop's own
+        # handlers then take over (their wake-up keeps a signal in step with the loop's I/O).
+        stop_signals.route_to(loop, self._on_signal)
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, self._on_signal, signum)
         self._remove_stale_abort_files()
         abort_watch = asyncio.create_task(self._watch_abort_files(), name="abort file")
         identity: asyncio.Task[None] | None = None
@@ -244,7 +249,9 @@ class Worker:
                 identity.cancel()
             if self._spool_lock is not None:
                 self._spool_lock.release()
-            stop_signals.ignore()  # everything is stopped: only the summary is left to print
+            for signum in STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
+            stop_signals.ignore()  # at once: everything is stopped, only the summary is left to print
             if self._stats is not None:
                 logger.info(format_summary(self._stats.snapshot()))
         return self._exit_code

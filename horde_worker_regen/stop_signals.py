@@ -9,8 +9,9 @@ the process; only what a signal does changes:
   loop, so it only ever runs between two steps of the loop's work;
 - ignored (the worker has stopped and is printing its summary): the stop is already under way.
 
-Plain `signal.signal` handlers rather than `loop.add_signal_handler`: the loop resets a signal to its
-default action when its handler is removed, and a SIGTERM in that gap would kill the worker.
+Plain `signal.signal` handlers, because the loop resets a signal to its default action when its
+handler is removed, and a SIGTERM then would kill the worker. The running worker uses the loop's own
+handlers (`orchestrator.Worker.run`), and hands the signals back here, with `ignore`, as it ends.
 """
 
 from __future__ import annotations
@@ -58,8 +59,10 @@ class StopSignals:
         self.install()
 
     def ignore(self) -> None:
-        """From now on, ignore both signals (the process is already stopping)."""
+        """From now on, ignore both signals (the process is already stopping); retakes them from an event
+        loop that handled them meanwhile."""
         self._mode, self._loop, self._handler = "ignore", None, None
+        self.install()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._mode == "ignore":
