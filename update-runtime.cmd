@@ -83,7 +83,17 @@ if not exist "%VENV_PY%" (
 echo Installing torch ^(%FLAVOUR% build^)...
 rem torch and torchvision come first and alone (--no-deps): they are the only packages that need
 rem the GPU-specific index. Their own dependencies come from the default index in the next step.
-"%VENV_PY%" -m pip --disable-pip-version-check install -q --no-deps -c "%CONSTRAINTS%" --extra-index-url "%TORCH_INDEX%" torch torchvision || exit /b 1
+rem One quick try before pip gets the torch index: pip itself would retry an unreachable one for minutes.
+set "TORCH_ARGS=--extra-index-url "%TORCH_INDEX%""
+if not defined TORCH_INDEX set "TORCH_ARGS="
+if defined TORCH_INDEX (
+    "%VENV_PY%" requirements\index_reachable.py "%TORCH_INDEX%"
+    if errorlevel 1 (
+        echo update-runtime.cmd: the torch index %TORCH_INDEX% cannot be reached; skipping it ^(torch comes from the default index^) 1>&2
+        set "TORCH_ARGS="
+    )
+)
+"%VENV_PY%" -m pip --disable-pip-version-check install -q --no-deps -c "%CONSTRAINTS%" %TORCH_ARGS% torch torchvision || exit /b 1
 
 set "EXTRAS="
 if "%DEV%"=="1" set "EXTRAS=[dev]"

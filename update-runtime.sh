@@ -93,6 +93,11 @@ fi
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 echo "Installing torch ($flavour build)..."
 torch_args=()
+# One quick try before pip gets the torch index: pip itself would retry an unreachable one for minutes.
+if [ -n "$torch_index" ] && ! "$VENV/bin/python" requirements/index_reachable.py "$torch_index"; then
+    echo "update-runtime.sh: the torch index $torch_index cannot be reached; skipping it (torch comes from the default index)" >&2
+    torch_index=""
+fi
 if [ -n "$torch_index" ]; then torch_args=(--extra-index-url "$torch_index"); fi
 # torch and torchvision come first and alone (--no-deps): they are the only packages that need
 # the GPU-specific index, and asking that index about every other package would be slow. Their

@@ -2,6 +2,14 @@
 
 import sys
 
-from horde_worker_regen.cli import main
+from horde_worker_regen.stop_signals import StopRequested, stop_signals
 
-sys.exit(main())
+# Before the slow imports below: a SIGTERM or Ctrl+C during them ends the command with exit 0.
+stop_signals.install()
+try:
+    from horde_worker_regen.cli import main
+
+    status = main()
+except StopRequested:
+    status = 0
+sys.exit(status)

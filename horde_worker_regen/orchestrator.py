@@ -9,7 +9,10 @@ once), give reports in progress a few seconds, exit 128+signal (1 for the file, 
 A third signal: kill every child process at once and exit 128+signal, reporting nothing more.
 With `exit_on_unhandled_faults`, a fault the worker would otherwise recover from by itself (see
 `Worker._unhandled_fault`) stops it gracefully with status 1, for a supervisor to restart it.
-Signal handlers only set events (the third excepted); the main coroutine does the work.
+Signal handlers only set events (the third excepted); the main coroutine does the work. A signal while
+the child processes start stops their start (a child not ready yet is killed at once, it holds no work)
+and the worker exits 0 without serving. Before and after `Worker.run`, `stop_signals` handles them,
+so that a signal at start-up or during the exit summary never kills the process.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ from horde_worker_regen.processes.inference_child import InferenceChildConfig, i
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
 from horde_worker_regen.processes.supervisor import ChildSpec, ChildStartError, Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
+from horde_worker_regen.stop_signals import STOP_SIGNALS, stop_signals
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -221,7 +225,10 @@ class Worker:
     async def run(self) -> int:
         """Run until stopped; returns the exit status."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # A signal the start-up checks took but have not handled yet comes here; the loop's own
+        # handlers then take over (their wake-up keeps a signal in step with the loop's I/O).
+        stop_signals.route_to(loop, self._on_signal)
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
         self._remove_stale_abort_files()
         abort_watch = asyncio.create_task(self._watch_abort_files(), name="abort file")
@@ -242,8 +249,9 @@ class Worker:
                 identity.cancel()
             if self._spool_lock is not None:
                 self._spool_lock.release()
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
+            stop_signals.ignore()  # at once: everything is stopped, only the summary is left to print
             if self._stats is not None:
                 logger.info(format_summary(self._stats.snapshot()))
         return self._exit_code
@@ -299,18 +307,46 @@ class Worker:
         supervisor.start_heartbeat()
         at_start = process_figures()
         try:
-            await self._serve(client, pipeline, stats, downloads)
+            if not self._stop.is_set():  # a signal while the last child came up: nothing to serve
+                await self._serve(client, pipeline, stats, downloads)
         finally:
             await self._stop_children(supervisor, pipeline)
         if self._options.metrics_file is not None:
             write_metrics(self._options.metrics_file, stats, len(self._plans), at_start)
 
     async def _start_children(self, pipeline: Pipeline) -> bool:
+        """Start the children unless a stop comes first; False (with every child stopped) if they did not all
+        come up, after saying why (a stop keeps its exit status 0)."""
+        starting = asyncio.create_task(self._start_all_children(pipeline), name="children start")
+        await self._first_of(starting, self._stop)
+        if starting.done():
+            started = starting.result()
+        else:
+            starting.cancel()  # the supervisor kills a child it was starting
+            await asyncio.gather(starting, return_exceptions=True)
+            logger.info("Stopped while the child processes were starting")
+            started = False
+        if not started:
+            await pipeline.abort(ABORT_GRACE_S)  # resumed reports get a few seconds; the spool keeps the rest
+        return started
+
+    async def _start_all_children(self, pipeline: Pipeline) -> bool:
         """The safety child starts while the GPUs are found (a probe takes seconds); then the inference slots.
 
-        False (after saying why, and with every child stopped) when the worker cannot start."""
+        False (after saying why) when the worker cannot start."""
         logger.info(f"Starting the safety process ({self._data.safety_backend}) and finding the GPUs")
         safety = asyncio.create_task(pipeline.start_safety(), name="safety start")
+        try:
+            planned = await self._start_after_safety(pipeline, safety)
+        except asyncio.CancelledError:  # a stop: the safety start must end with it, whatever step was under way
+            safety.cancel()
+            await asyncio.gather(safety, return_exceptions=True)
+            raise
+        if not planned:
+            self._exit_code = EXIT_FAILED
+        return planned
+
+    async def _start_after_safety(self, pipeline: Pipeline, safety: asyncio.Task[None]) -> bool:
         planned = await self._plan_devices()
         if planned:
             pipeline.use_inference(self._inference_specs(),
@@ -327,9 +363,6 @@ class Worker:
         except ChildStartError as error:
             logger.error(f"Cannot start: a child process failed to start: {error}")
             planned = False
-        if not planned:
-            self._exit_code = EXIT_FAILED
-            await pipeline.abort(ABORT_GRACE_S)  # resumed reports get a few seconds; the spool keeps the rest
         return planned
 
     async def _serve(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats,
@@ -411,11 +444,16 @@ class Worker:
     async def _unless_aborted(self, awaitable: Awaitable[Any]) -> None:
         """Wait for `awaitable`, or until an abort is requested (then a coroutine of ours is cancelled)."""
         main = asyncio.ensure_future(awaitable)
-        abort = asyncio.ensure_future(self._abort.wait())
-        await asyncio.wait({main, abort}, return_when=asyncio.FIRST_COMPLETED)
-        abort.cancel()
+        await self._first_of(main, self._abort)
         if not main.done() and main is not awaitable:
             main.cancel()
+
+    @staticmethod
+    async def _first_of(task: asyncio.Future[Any], event: asyncio.Event) -> None:
+        """Wait until `task` is done or `event` is set, whichever comes first (neither is cancelled)."""
+        waiter = asyncio.ensure_future(event.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
 
     async def _stop_children(self, supervisor: Supervisor, pipeline: Pipeline) -> None:
         pipeline.stop_restarting()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +144,37 @@ def test_runtime_stamp_ignores_line_endings(tmp_path: Path) -> None:
     assert stamp(REPO_ROOT).endswith("-cpu")
     (tmp_path / "requirements" / "constraints.txt").write_text("torch==9.9.9\n")
     assert stamp(tmp_path) != stamp(REPO_ROOT)
+
+
+def test_both_update_scripts_try_the_torch_index_once_before_pip_gets_it() -> None:
+    sh_probe = SH.index('requirements/index_reachable.py "$torch_index"')
+    assert sh_probe < SH.index('torch_args=(--extra-index-url "$torch_index")')
+    assert 'torch_index=""' in SH[sh_probe:]  # unreachable: skipped
+    cmd_probe = CMD.index('requirements\\index_reachable.py "%TORCH_INDEX%"')
+    assert cmd_probe < CMD.index("%TORCH_ARGS% torch torchvision")
+    assert 'set "TORCH_ARGS="' in CMD[cmd_probe:]
+
+
+def _probe(url: str) -> tuple[int, float]:
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "requirements" / "index_reachable.py"), url],
+                            capture_output=True, timeout=60)
+    return result.returncode, time.monotonic() - started
+
+
+def test_an_unreachable_index_is_given_up_after_one_quick_try() -> None:
+    with socket.socket() as closed:  # a port bound but not listening: connections are refused at once
+        closed.bind(("127.0.0.1", 0))
+        status, elapsed = _probe(f"http://127.0.0.1:{closed.getsockname()[1]}/whl/cpu")
+    assert status == 1 and elapsed < 10
+
+
+def test_an_index_that_answers_even_with_an_error_counts_as_reachable() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, _ = _probe(f"http://127.0.0.1:{server.server_address[1]}/whl/cpu")  # answers 501 to HEAD
+    finally:
+        server.shutdown()
+    assert status == 0

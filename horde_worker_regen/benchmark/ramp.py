@@ -191,13 +191,14 @@ def recommend_power(sizes: Sequence[Measurement], limits: Limits) -> Recommendat
     chosen = max(fits_ttl or fitting[:1], key=lambda m: m.setting.size)
     job_s = projected_job_seconds(chosen.mps_per_s, chosen.setting.size)
     ttl = job_ttl(chosen.setting.size, TYPICAL_STEPS, extra_slow)
+    side = f"{chosen.setting.size}x{chosen.setting.size}"
     if not fits_ttl:
         return Recommendation("max_power", 1, (
-            f"even a {TYPICAL_STEPS}-step {chosen.setting.size}x{chosen.setting.size} job takes about {job_s:.0f}s "
-            f"at {chosen.mps_per_s:.3g} MPS/s, over {TTL_MARGIN:.0%} of its {ttl:.0f}s ttl: the smallest max_power, "
-            "and ask for fewer steps (limit_max_steps) or faster hardware"))
+            f"the smallest value the horde takes, because even a {TYPICAL_STEPS}-step {side} job takes about "
+            f"{job_s:.0f}s at {chosen.mps_per_s:.3g} MPS/s, over {TTL_MARGIN:.0%} of its {ttl:.0f}s ttl; fewer steps "
+            "(limit_max_steps) or faster hardware would help more"))
     return Recommendation("max_power", chosen.setting.max_power, (
-        f"{chosen.setting.size}x{chosen.setting.size} is the largest size measured that fits in memory and whose "
+        f"the smallest value that covers {side}, the largest size measured that fits in memory and whose "
         f"{TYPICAL_STEPS}-step job ({job_s:.0f}s at {chosen.mps_per_s:.3g} MPS/s) takes at most "
         f"{TTL_MARGIN:.0%} of its {ttl:.0f}s ttl"))
 

@@ -41,10 +41,17 @@ def table(measurements: Sequence[Measurement]) -> str:
     return "\n".join(rows)
 
 
+def explanation(item: Recommendation) -> str:
+    """One line that reads alone: the key, the value recommended and why (`max_power 2: ...`)."""
+    value = str(item.value).lower() if isinstance(item.value, bool) else item.value
+    reason = " ".join(item.reason.split())  # one line, whatever the reason's wording
+    return f"{item.key} {value}: {reason}"
+
+
 def bridge_data_block(recommendations: Sequence[Recommendation]) -> str:
-    """The recommended keys as ready-to-paste bridgeData YAML, each with its reason as a comment above it."""
+    """The recommended keys as ready-to-paste bridgeData YAML, each with its one-line explanation above it."""
     lines = ["# Recommended by `horde-bridge.sh benchmark`"]
     for item in recommendations:
-        lines.append(f"# {item.key}: {item.reason}")
+        lines.append(f"# {explanation(item)}")
         lines.append(yaml.safe_dump({item.key: item.value}, default_flow_style=False).strip())
     return "\n".join(lines) + "\n"

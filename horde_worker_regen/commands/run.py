@@ -4,12 +4,15 @@ Start-up runs in order, each step able to stop with a clear message: configurati
 logging, the checks `check-config` makes too (`startup_checks`: key and name, backends, models,
 custom models' files, GPU settings), the horde identity check, the safety model, then the worker
 itself (`orchestrator.Worker`: child processes, popper, submitter, status).
+SIGINT or SIGTERM before the worker runs ends the start-up where it is, with exit 0 (`stop_signals`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -25,7 +28,9 @@ from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.logging import configure_logging
 from horde_worker_regen.orchestrator import RunOptions, Worker
 from horde_worker_regen.safety.weights import SafetyWeightsUnavailable, prepare_safety_backend
+from horde_worker_regen.stop_signals import stop_signals
 
+EXIT_OK = 0
 EXIT_STARTUP_FAILED = 1
 
 
@@ -93,13 +98,44 @@ async def prepare_safety(data: BridgeData) -> None:
         raise StartupError(str(error)) from None
 
 
-async def start_and_run(data: BridgeData, options: RunOptions) -> int:
-    """The start-up checks, then the worker until it stops; returns the exit status."""
+@dataclass
+class _StartupStop:
+    """A stop signal during the start-up checks: cancel them (a download or a request under way included)."""
+
+    task: asyncio.Task[int]
+    signum: int | None = None
+
+    def on_signal(self, signum: int) -> None:
+        if self.signum is None:
+            self.signum = signum
+            self.task.cancel()
+
+
+async def _checks(data: BridgeData) -> tuple[list[str], bool]:
+    """The start-up checks in order; the models to serve and whether the API key was checked."""
     selection = await check_startup(data, _report_selection)  # the refusals check-config shares
     _report_backends(data)
     identity_checked = await preflight(data)
     await prepare_safety(data)
-    return await Worker(data, selection.models, options, identity_checked=identity_checked).run()
+    return selection.models, identity_checked
+
+
+async def start_and_run(data: BridgeData, options: RunOptions) -> int:
+    """The start-up checks, then the worker until it stops; returns the exit status."""
+    task = asyncio.current_task()
+    assert task is not None
+    stop = _StartupStop(task)
+    stop_signals.route_to(asyncio.get_running_loop(), stop.on_signal)
+    try:
+        models, identity_checked = await _checks(data)
+    except asyncio.CancelledError:
+        if stop.signum is None:
+            raise
+        task.uncancel()
+        logger.info(f"{signal.Signals(stop.signum).name} received during the start-up checks; stopping")
+        return EXIT_OK
+    # The worker takes the signals over before its first await: none can fall between the two.
+    return await Worker(data, models, options, identity_checked=identity_checked).run()
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -117,5 +153,7 @@ def run_command(args: argparse.Namespace) -> int:
     except StartupError as error:
         logger.error(f"Cannot start: {error}")
         return EXIT_STARTUP_FAILED
+    finally:
+        stop_signals.ignore()  # stopping already: a late signal must not cut the exit short
     logger.info(f"Worker stopped (exit status {status}).")
     return status

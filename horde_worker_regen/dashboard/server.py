@@ -7,6 +7,7 @@ from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.app import dashboard_app
+from horde_worker_regen.dashboard.port_holder import port_taken_message
 from horde_worker_regen.dashboard.snapshot import DashboardSources
 
 
@@ -27,8 +28,7 @@ class DashboardServer:
         try:
             await site.start()
         except OSError as error:
-            logger.warning(f"The dashboard cannot listen on {host}:{port} ({error.strerror or error}); the worker "
-                           "goes on without it. Free the port or set another dashboard_port.")
+            logger.warning(port_taken_message(host, port, str(error.strerror or error)))
             await self._runner.cleanup()
             return False
         bound_port = self._runner.addresses[0][1]  # the one the system chose, with dashboard_port: 0

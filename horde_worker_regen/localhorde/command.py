@@ -1,7 +1,10 @@
 """The `local-horde` command: serve the local horde until Ctrl+C.
 
-python -m horde_worker_regen local-horde [--host 127.0.0.1] [--port 7001] [--config FILE]
+python -m horde_worker_regen local-horde [--host 127.0.0.1] [--port 7001] [--config FILE] [--logs-dir DIR]
 python -m horde_worker_regen.localhorde  (same options)
+
+Besides the API it serves its model reference at `/model_reference/stable_diffusion.json`, so that a
+worker pointed at it (`HORDE_MODEL_REFERENCE_URL`, printed at start) needs no internet at all.
 """
 
 from __future__ import annotations
@@ -20,8 +23,13 @@ from loguru import logger
 from horde_worker_regen.localhorde.app import create_app
 from horde_worker_regen.localhorde.config import DEFAULT_HOST, DEFAULT_PORT, LocalHordeConfig, UserConfig, load_config
 from horde_worker_regen.localhorde.context import LocalHorde
+from horde_worker_regen.localhorde.reference import BUNDLED_REFERENCE
+from horde_worker_regen.logging import configure_logging
+from horde_worker_regen.models.reference_cache import REFERENCE_URL_ENV
 
 DEFAULT_USER = UserConfig(username="localuser", kudos=10_000, trusted=True)
+REFERENCE_PATH = "/model_reference/stable_diffusion.json"
+DEFAULT_LOGS_DIR = Path("logs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fake-clock", action="store_true", default=None, help="time moves only via POST /_admin/clock"
     )
+    parser.add_argument("--logs-dir", type=Path, default=DEFAULT_LOGS_DIR,
+                        help="where log files go, as for the worker (default: ./logs)")
 
 
 def build_config(args: argparse.Namespace) -> LocalHordeConfig:
@@ -55,6 +65,7 @@ def _announce(horde: LocalHorde, base_url: str) -> None:
     print(f"Local horde listening on {base_url}", flush=True)
     print(f"  horde_url for workers: {base_url}/api")
     print(f"  admin API (loopback only): {base_url}/_admin/")
+    print(f"  model reference, so that workers need no internet: {REFERENCE_URL_ENV}={base_url}{REFERENCE_PATH}")
     for user in horde.state.users.values():
         if not user.is_anon:
             trust = "trusted" if user.trusted else "untrusted"
@@ -72,7 +83,14 @@ async def serve(config: LocalHordeConfig, on_started: Callable[[str, LocalHorde]
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     horde = LocalHorde(config)
-    runner = web.AppRunner(create_app(horde=horde))
+    app = create_app(horde=horde)
+    reference_file = Path(config.model_reference) if config.model_reference else BUNDLED_REFERENCE
+
+    async def model_reference(_: web.Request) -> web.StreamResponse:
+        return web.FileResponse(reference_file, headers={"Content-Type": "application/json"})
+
+    app.router.add_get(REFERENCE_PATH, model_reference)
+    runner = web.AppRunner(app)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port)
@@ -115,4 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m horde_worker_regen.localhorde`."""
     parser = argparse.ArgumentParser(prog="local-horde", description="Serve an embedded AI Horde for tests and demos.")
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    configure_logging(args.logs_dir, 0)
+    return run(args)

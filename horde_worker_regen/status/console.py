@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from loguru import logger
 
+from horde_worker_regen.horde.credit import Credited
 from horde_worker_regen.jobs.stats import StatsSnapshot
 
 
@@ -40,9 +41,12 @@ def _credited_short(snapshot: StatsSnapshot) -> str:
 
 def format_kudos(snapshot: StatsSnapshot) -> str:
     """The worker's estimate beside what the horde credited, labelled so that the owner can reconcile them."""
-    factor = f"x{snapshot.kudos_factor:.2f} bridge factor"
-    estimate = f"{snapshot.kudos_session:,.1f} kudos estimated (submit rewards {factor})"
-    credited = snapshot.kudos_credited
+    return kudos_text(snapshot.kudos_session, snapshot.kudos_factor, snapshot.kudos_credited)
+
+
+def kudos_text(estimated: float, factor: float, credited: Credited | None) -> str:
+    """`format_kudos` from the bare figures (the demo prints the same words from the worker's metrics file)."""
+    estimate = f"{estimated:,.1f} kudos estimated (submit rewards x{factor:.2f} bridge factor)"
     if credited is None:
         return f"{estimate}, credited by the horde: not read (it could not be asked)"
     return (f"{estimate}, {credited.total:,.1f} credited by the horde (jobs {credited.jobs:,.1f}, "

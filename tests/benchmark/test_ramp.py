@@ -16,7 +16,7 @@ from horde_worker_regen.benchmark.ramp import (
     stop_reason,
     too_slow_for,
 )
-from horde_worker_regen.benchmark.report import bridge_data_block, progress_line
+from horde_worker_regen.benchmark.report import bridge_data_block, explanation, progress_line
 from horde_worker_regen.config.bridge_data import BridgeData
 
 GIB = 1024**3
@@ -140,3 +140,17 @@ def test_a_machine_too_slow_for_any_size_gets_the_smallest_power_and_the_reason(
     assert power.value == 1
     assert "over 50% of its 450s ttl" in power.reason
     assert "would take about" in (too_slow_for(128, sizes) or "")
+
+
+def test_every_recommendation_is_explained_in_one_line_that_names_its_value() -> None:
+    for sizes in ([measured(64, 0.0003)], [measured(64, 0.2), measured(128, 0.6)], [measured(512, 3.0)]):
+        recommendations = recommend(sizes, [], [], LIMITS)
+        block = bridge_data_block(recommendations)
+        for item in recommendations:
+            line = explanation(item)
+            assert "\n" not in line and len(line.split(": ", 1)[1]) > 20, line
+            value = str(item.value).lower() if isinstance(item.value, bool) else str(item.value)
+            assert line.startswith(f"{item.key} {value}: ")
+            assert f"# {line}\n{item.key}: {value}\n" in block
+    floor = explanation(recommend([measured(64, 0.0003)], [], [], LIMITS)[0])
+    assert floor.startswith("max_power 1: the smallest value the horde takes, because even a 30-step 64x64 job")

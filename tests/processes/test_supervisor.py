@@ -128,3 +128,38 @@ async def test_a_cancelled_stop_still_ends_the_child(supervised: tuple[Superviso
     finally:
         if handle.process.is_alive():
             handle.process.kill()
+
+
+async def _starting_child(supervisor: Supervisor, tmp_path: Path) -> tuple[asyncio.Task[ChildHandle], ChildHandle]:
+    """A child that never becomes ready, with the task still waiting for it."""
+    starting = asyncio.get_running_loop().create_task(supervisor.start(ChildSpec("slow", targets.never_ready_main,
+                                                                                 tmp_path)))
+    while not supervisor.children:  # start() registers the child right after spawning it
+        await asyncio.sleep(0)
+    (handle,) = supervisor.children
+    return starting, handle
+
+
+async def test_a_cancelled_start_kills_the_child_it_was_starting(
+    supervised: tuple[Supervisor, Recorder], tmp_path: Path
+) -> None:
+    supervisor, recorder = supervised
+    starting, handle = await _starting_child(supervisor, tmp_path)
+    starting.cancel()  # a stop while the worker starts
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    await asyncio.wait_for(handle.exited.wait(), TIMEOUT)
+    assert not supervisor.children and recorder.lost.empty()
+
+
+async def test_stopping_a_child_still_starting_does_not_wait_for_the_stop_timeout(
+    supervised: tuple[Supervisor, Recorder], tmp_path: Path
+) -> None:
+    supervisor, _ = supervised
+    starting, handle = await _starting_child(supervisor, tmp_path)
+    begun = asyncio.get_running_loop().time()
+    await supervisor.stop(handle, timeout=TIMEOUT)  # it would never read a Shutdown
+    assert asyncio.get_running_loop().time() - begun < 5
+    assert handle.exited.is_set() and not handle.process.is_alive()
+    with pytest.raises(ChildStartError):
+        await starting
