@@ -59,10 +59,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.results import publish  # noqa: E402
 from horde_worker_regen.benchmark.session import BenchSession, Job, bench_horde, worker_environment  # noqa: E402
 from horde_worker_regen.models.test_checkpoint import TestCheckpoint, ensure_test_checkpoint  # noqa: E402
 
-RESULTS = REPO_ROOT / "bench" / "RESULTS.md"
 CHECKPOINT_CACHE = REPO_ROOT / "tests" / ".cache"
 TEMPLATE = REPO_ROOT / "bridgeData_template.yaml"
 FIXTURE_REFERENCE = REPO_ROOT / "tests" / "fixtures" / "stable_diffusion.json"
@@ -267,10 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rounds, per_image, loads = asyncio.run(measure(args))
     text = report(rounds, per_image, loads, args)
-    print(text)
-    if args.write:
-        with RESULTS.open("a", encoding="utf-8") as results:
-            results.write("\n" + text)
+    publish(text, write=args.write)
     return 0
 
 

@@ -34,7 +34,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.fake_worker import MODEL, RESULTS, prepare_worker_dir, worker_environment  # noqa: E402
+from bench.fake_worker import MODEL, prepare_worker_dir, worker_environment  # noqa: E402
+from bench.results import publish  # noqa: E402
 from horde_worker_regen.localhorde.config import LocalHordeConfig  # noqa: E402
 from horde_worker_regen.localhorde.entities import User, WaitingPrompt  # noqa: E402
 from horde_worker_regen.localhorde.requester import queue_request  # noqa: E402
@@ -155,10 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     text = report(samples, args)
-    print(text)
-    if args.write:
-        with RESULTS.open("a", encoding="utf-8") as results:
-            results.write("\n" + text)
+    publish(text, write=args.write)
     return 0
 
 
