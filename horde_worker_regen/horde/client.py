@@ -22,6 +22,7 @@ from yarl import URL
 
 from horde_worker_regen.horde.errors import HordeRequestError
 from horde_worker_regen.horde.identity import CLIENT_AGENT
+from horde_worker_regen.horde.reasons import plain_reason
 from horde_worker_regen.horde.retry_after import parse_retry_after
 from horde_worker_regen.horde.url_guard import UrlGuard
 
@@ -75,7 +76,7 @@ class HordeClient:
                     raise HordeRequestError(response.status, None, f"upload refused: {text}",
                                             _retry_after_of(response))
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise HordeRequestError(None, None, f"upload failed: {error!r}") from None
+            raise HordeRequestError(None, None, f"upload failed: {plain_reason(error)}") from None
 
     async def download(self, url: str, max_bytes: int, *, timeout_s: float = DOWNLOAD_TIMEOUT_S,
                        guard: UrlGuard | None = None) -> bytes:
@@ -89,7 +90,7 @@ class HordeClient:
         except TimeoutError:
             raise HordeRequestError(None, None, f"download took longer than {timeout_s:.0f}s") from None
         except aiohttp.ClientError as error:
-            raise HordeRequestError(None, None, f"download failed: {error!r}") from None
+            raise HordeRequestError(None, None, f"download failed: {plain_reason(error)}") from None
 
     async def _download_hops(self, url: URL, max_bytes: int, guard: UrlGuard) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
@@ -146,7 +147,12 @@ class HordeClient:
                     raise _error_from(response, answer if isinstance(answer, dict) else {})
                 return answer
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            raise HordeRequestError(None, None, f"no answer from {url}: {error!r}") from None
+            raise HordeRequestError(None, None, f"no answer from {_host_of(url)}: {plain_reason(error)}") from None
+
+
+def _host_of(url: str) -> str:
+    """The host (and port) of a request's URL: what the operator needs to know, without the path."""
+    return URL(url).raw_authority or url
 
 
 async def _read_capped(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:

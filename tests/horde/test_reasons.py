@@ -10,6 +10,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.horde.client import HordeClient
+from horde_worker_regen.horde.errors import HordeRequestError
+from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
 from horde_worker_regen.horde.reasons import plain_reason
 
 
@@ -68,3 +72,13 @@ async def test_a_server_that_never_answers_is_a_timeout(silent_server: str) -> N
 )
 def test_other_failures_have_plain_words(error: BaseException, words: str) -> None:
     assert plain_reason(error) == words
+
+
+async def test_the_client_names_the_host_and_the_plain_reason() -> None:
+    port = _closed_port()
+    data = BridgeData(api_key="k" * 22, dreamer_name="Reason Dreamer", horde_url=f"http://127.0.0.1:{port}/api/")
+    async with aiohttp.ClientSession() as session:
+        client = HordeClient(session, data.horde_url, data.api_key.get_secret_value())
+        with pytest.raises(HordeRequestError) as raised:
+            await client.pop(build_pop_request(data, ["Deliberate"], bridge_agent(1)))
+    assert raised.value.message == f"no answer from 127.0.0.1:{port}: connection refused"
