@@ -167,7 +167,7 @@ def test_a_pasted_secret_is_not_echoed_as_an_unknown_command(tmp_path: Path) -> 
     assert SECRET_API_KEY not in result.stderr + result.stdout
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40))
+@given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40))
 def test_an_unknown_word_is_echoed_only_beside_a_suggestion(word: str) -> None:
     message = unknown_command_message(word, COMMANDS)
     if "did you mean" in message:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TypedDict
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, WaitingPrompt
@@ -17,8 +18,16 @@ from horde_worker_regen.localhorde.requester import queue_request
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 from tests.worker_support import generations_of, run_burst, worker_folder
 
-DEVICES = [{"name": "Sim Big", "vram_mb": 16_000}, {"name": "Sim Small", "vram_mb": 4_000},
-           {"name": "Sim Mid", "vram_mb": 8_000}]
+
+class SimulatedDevice(TypedDict):
+    """One GPU of the fake backend's `devices` setting."""
+
+    name: str
+    vram_mb: int
+
+
+DEVICES: list[SimulatedDevice] = [{"name": "Sim Big", "vram_mb": 16_000}, {"name": "Sim Small", "vram_mb": 4_000},
+                                  {"name": "Sim Mid", "vram_mb": 8_000}]
 MODEL_MB = {"Deliberate": 3_000, "Dreamshaper": 6_000, "Anything Diffusion": 12_000, "stable_diffusion": 40_000}
 REQUESTS = {"Deliberate": 8, "Dreamshaper": 6, "Anything Diffusion": 3, "stable_diffusion": 1}
 RAN = re.compile(r"Simulated GPU (\d+): job \S+ '([^']+)' (\d+) MB from ([\d.]+) to ([\d.]+)")

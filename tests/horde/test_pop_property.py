@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from horde_worker_regen.horde.field_checks import is_whole
 from horde_worker_regen.jobs.record import JobRecord, JobState
+from horde_worker_regen.localhorde import jobs as horde_jobs
 from horde_worker_regen.localhorde import submit as horde_submit
 from horde_worker_regen.localhorde.entities import WaitingPrompt
 from tests.horde.inprocess_worker import WORKER_NAME, InProcessWorker, start_worker
@@ -101,7 +102,7 @@ class Examples:
 def gen_metadata_seen(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[dict[str, Any]]]:
     """The gen_metadata of every submit the local horde received, by id (faulted ones included)."""
     seen: dict[str, list[dict[str, Any]]] = {}
-    original = horde_submit.set_generation
+    original = horde_jobs.set_generation
 
     def recording(state: Any, reference: Any, pg: Any, submission: Any) -> float:
         seen[pg.id] = list(submission.gen_metadata)

@@ -21,6 +21,9 @@ class ReportingBackend:
     def generate(self, spec: GenerationSpec, inputs: JobInputs) -> Generation:
         return Generation([b"webp"] * self.images, (LORA_FAILED,))
 
+    def preload(self, model: str) -> None:
+        """Nothing to load: these tests never preload."""
+
 
 def test_gen_metadata_of_the_generation_reaches_job_done() -> None:
     result = InferenceCore(ReportingBackend(images=2), incarnation=3).run(RunJob(3, SPEC, JobInputs()))

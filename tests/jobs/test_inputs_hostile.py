@@ -45,7 +45,7 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 @asynccontextmanager
-async def serve(routes: Callable[[web.Application], None]) -> AsyncIterator[str]:
+async def serve(routes: Callable[[web.Application], object]) -> AsyncIterator[str]:
     """A local HTTP server; yields its base URL."""
     app = web.Application()
     routes(app)

@@ -98,7 +98,7 @@ async def test_with_no_retries_a_job_lost_with_its_process_still_strikes_its_mod
         pipeline.job_popped(_job(key, "A"), time.monotonic())
         handle = pipeline.slots.slots[0].handle
         assert handle is not None and pipeline.slots.slots[0].job_key == key
-        pipeline.on_child_lost(handle, "killed by signal 9")  # type: ignore[arg-type]
+        pipeline.on_child_lost(handle, "killed by signal 9")
         assert pipeline.registry.get(key).fault_reason  # type: ignore[union-attr]
         pipeline.slots.slots[0].handle = StubHandle("inference-0", incarnation=2)  # type: ignore[assignment]
     assert pipeline.guard.breaker.withdrawn[Subject("A")].cause.kind == "crashing_model"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import pytest
 from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest
@@ -111,9 +112,9 @@ async def test_pops_nothing_until_a_model_is_ready_then_offers_it(horde_session:
     pops: list[object] = []
 
     class CountingClient:
-        async def pop(self, request: object) -> dict[str, object]:
+        async def pop(self, request: ImageGenerateJobPopRequest) -> Any:
             pops.append(request)
-            return await horde_session.client.pop(request)  # type: ignore[arg-type]
+            return await horde_session.client.pop(request)
 
     popper, pipeline = _popper(horde_session, [], client=CountingClient())  # type: ignore[arg-type]
     popper.set_models([])
@@ -182,7 +183,8 @@ async def test_maintenance_stops_popping_keeps_checking_and_resumes_by_itself(
     assert "Too many faulted jobs" in told[0] and "remove_maintenance_on_init" in told[0]
     horde_session.horde.horde.set_maintenance("Popper Dreamer", False)
     assert await popper._pop_once() == 0.0  # the next check pops the waiting job
-    assert popper.maintenance_message is None and len(pipeline.registry) == 1
+    # The awaits above changed the message; mypy would keep the earlier assert's narrowing to str.
+    assert cast("str | None", popper.maintenance_message) is None and len(pipeline.registry) == 1
     assert any("out of maintenance; popping again" in line for line in warnings)
 
 

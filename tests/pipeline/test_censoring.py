@@ -94,7 +94,7 @@ def _assert_censored(results: list[Delivered], kind: str) -> None:
     for result in results:
         assert result.completed and not result.faulted and result.censored
         assert {"type": "censorship", "value": kind} in result.gen_metadata
-        assert result.image == censor_image(kind, WIDTH, HEIGHT)  # type: ignore[arg-type]
+        assert result.image == censor_image(kind, WIDTH, HEIGHT)
 
 
 def test_csam_is_always_censored(delivered: dict[str, list[Delivered]]) -> None:

@@ -18,11 +18,19 @@ from horde_worker_regen.processes.child_runtime import (
     report_startup_failure,
     serve,
 )
-from horde_worker_regen.processes.messages import ChildMessage, ChildReady, JobDone, RunJob, SafetyChecked
+from horde_worker_regen.processes.messages import (
+    CheckImages,
+    ChildMessage,
+    ChildReady,
+    JobDone,
+    RunJob,
+    SafetyChecked,
+)
 
 
 def _echo(link: ChildLink, work: Work) -> ChildMessage:
     if not isinstance(work, RunJob):
+        assert isinstance(work, CheckImages), "the echo child is never asked to preload"
         return SafetyChecked(link.incarnation, work.job_key, ())
     prompt = work.spec.prompt
     if prompt == "exit":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from horde_worker_regen.config.sections import FakeBackendSettings, FakeSafetySettings
 from horde_worker_regen.inference.backend import BackendCapabilities
 from horde_worker_regen.inference.fake import FakeInferenceBackend
@@ -36,6 +38,9 @@ class BrokenBackend:
         if self.raises:
             raise KeyError("oops")
         return [b"one"]
+
+    def preload(self, model: str) -> None:
+        """Nothing to load: these tests never preload."""
 
 
 def test_inference_core_answers_done_with_every_image_and_child_timestamps() -> None:
@@ -83,5 +88,5 @@ def test_an_image_that_cannot_be_checked_does_not_go_out() -> None:
     assert verdict.censorship == "csam" and verdict.replacement == censor_image("csam", 64, 64)
 
 
-def _fields(spec: GenerationSpec) -> dict[str, object]:
+def _fields(spec: GenerationSpec) -> dict[str, Any]:
     return {name: getattr(spec, name) for name in spec.__dataclass_fields__}

@@ -77,7 +77,7 @@ async def test_a_hung_work_thread_still_answers_pings(
     supervisor, recorder, handle = inference_child
     supervisor.start_heartbeat()
     supervisor.send(handle, RunJob(handle.incarnation, dataclasses.replace(SPEC, prompt="<fake:hang>"), JobInputs()))
-    steps = []
+    steps: list[int] = []
     while len(steps) < 5:
         _, message = await asyncio.wait_for(recorder.messages.get(), TIMEOUT)
         if isinstance(message, JobProgress):

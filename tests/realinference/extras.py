@@ -11,6 +11,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from safetensors.numpy import save_file
 
 from horde_worker_regen.models.lora_cache import LoraCache
@@ -39,7 +40,7 @@ def _checkpoint_shapes(checkpoint: Path) -> dict[str, list[int]]:
 def random_lora(checkpoint: Path, path: Path) -> None:
     """A kohya-format LoRA on the checkpoint's attention query projections (ComfyUI's `lora_unet_` keys)."""
     rng = np.random.default_rng(SEED)
-    tensors: dict[str, np.ndarray] = {}
+    tensors: dict[str, npt.NDArray[np.float32]] = {}
     for name, shape in _checkpoint_shapes(checkpoint).items():
         if not (name.startswith(CHECKPOINT_PREFIX) and name.endswith(TARGET_SUFFIX)):
             continue

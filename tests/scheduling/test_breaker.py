@@ -24,7 +24,7 @@ SPEC = GenerationSpec("j", "Healthy", "a fox", 512, 512, 20, 1, 7, "k_euler", 7.
 
 
 def breaker(cooldown_s: float | None = 600.0, **settings: int) -> FaultBreaker:
-    return FaultBreaker(BreakerSettings(cooldown_s=cooldown_s, **settings))  # type: ignore[arg-type]
+    return FaultBreaker(BreakerSettings(cooldown_s=cooldown_s, **settings))
 
 
 def test_two_deterministic_faults_withdraw_the_model_until_the_cooldown_passes() -> None:
