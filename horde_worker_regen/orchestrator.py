@@ -98,11 +98,12 @@ class Worker:
     """Owns every part of the running worker."""
 
     def __init__(self, data: BridgeData, models: list[str], options: RunOptions, *,
-                 identity_checked: bool = True) -> None:
+                 identity_checked: bool = True, devices: list[DeviceInfo] | None = None) -> None:
         self._data = data
         self._models = models
         self._options = options
         self._identity_checked = identity_checked  # False: the horde could not be asked at start
+        self._devices = devices  # the GPUs the start-up checks already found, if they had to look
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._exit_code = EXIT_OK
@@ -200,7 +201,10 @@ class Worker:
         return inference
 
     async def _find_devices(self) -> list[DeviceInfo]:
-        """The simulated GPUs of the fake backend, or the real ones (asked in a short-lived child)."""
+        """The GPUs the start-up checks found; else the fake backend's simulated ones, or the real ones
+        (asked in a short-lived child)."""
+        if self._devices is not None:
+            return self._devices
         if self._data.inference_backend == "fake":
             return fake_devices(self._data.fake_backend)
         return await asyncio.to_thread(discover_devices)

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 from loguru import logger
 
-from horde_worker_regen.commands.startup_checks import StartupError, check_startup, is_public_horde
+from horde_worker_regen.commands.startup_checks import CheckedStart, StartupError, check_startup, is_public_horde
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import ResolvedConfig
 from horde_worker_regen.config.meta_instructions import ModelSelection
@@ -111,13 +111,13 @@ class _StartupStop:
             self.task.cancel()
 
 
-async def _checks(data: BridgeData) -> tuple[list[str], bool]:
-    """The start-up checks in order; the models to serve and whether the API key was checked."""
-    selection = await check_startup(data, _report_selection)  # the refusals check-config shares
+async def _checks(data: BridgeData) -> tuple[CheckedStart, bool]:
+    """The start-up checks in order; what they found and whether the API key was checked."""
+    checked = await check_startup(data, _report_selection)  # the refusals check-config shares
     _report_backends(data)
     identity_checked = await preflight(data)
     await prepare_safety(data)
-    return selection.models, identity_checked
+    return checked, identity_checked
 
 
 async def start_and_run(data: BridgeData, options: RunOptions) -> int:
@@ -127,7 +127,7 @@ async def start_and_run(data: BridgeData, options: RunOptions) -> int:
     stop = _StartupStop(task)
     stop_signals.route_to(asyncio.get_running_loop(), stop.on_signal)
     try:
-        models, identity_checked = await _checks(data)
+        checked, identity_checked = await _checks(data)
     except asyncio.CancelledError:
         if stop.signum is None:
             raise
@@ -135,7 +135,8 @@ async def start_and_run(data: BridgeData, options: RunOptions) -> int:
         logger.info(f"{signal.Signals(stop.signum).name} received during the start-up checks; stopping")
         return EXIT_OK
     # The worker takes the signals over before its first await: none can fall between the two.
-    return await Worker(data, models, options, identity_checked=identity_checked).run()
+    return await Worker(data, checked.selection.models, options, identity_checked=identity_checked,
+                        devices=checked.devices).run()
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from horde_worker_regen.config.bridge_data import DEFAULT_WORKER_NAME, BridgeData
 from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.config.meta_instructions import MetaInstructionError, ModelSelection
-from horde_worker_regen.devices.discovery import discover_devices, fake_devices
+from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
 from horde_worker_regen.devices.plan import plan_slots
 from horde_worker_regen.inference.capabilities import BackendUnavailable, capabilities_of
 from horde_worker_regen.models.custom import custom_model_file_problems
@@ -100,10 +101,13 @@ async def resolve_served_models(data: BridgeData, report: Callable[[ModelSelecti
     return selection
 
 
-async def refuse_unfit_gpu_settings(data: BridgeData, models: list[str]) -> None:
-    """GPU settings that name GPUs this machine lacks, or per-GPU models and powers that cannot work."""
+async def refuse_unfit_gpu_settings(data: BridgeData, models: list[str]) -> list[DeviceInfo] | None:
+    """GPU settings that name GPUs this machine lacks, or per-GPU models and powers that cannot work.
+
+    Returns the GPUs found when it had to look (the worker then plans its slots on them without
+    probing again), None when there were no GPU settings to check."""
     if data.gpu_device_indices is None and not data.gpu_device_overrides:
-        return  # every GPU found (or the CPU) is used as is: nothing to contradict, no need to look
+        return None  # every GPU found (or the CPU) is used as is: nothing to contradict, no need to look
     if data.inference_backend == "fake":
         devices = fake_devices(data.fake_backend)
     else:
@@ -112,14 +116,23 @@ async def refuse_unfit_gpu_settings(data: BridgeData, models: list[str]) -> None
         plan_slots(data, devices, models)
     except ConfigError as error:
         raise StartupError(_refusal(error.problems)) from None
+    return devices
 
 
-async def check_startup(data: BridgeData, report: Callable[[ModelSelection], None]) -> ModelSelection:
-    """Every refusal made before the horde is asked anything, in start-up order; returns the models to serve.
+@dataclass(frozen=True)
+class CheckedStart:
+    """What the start-up checks found: the models to serve, and the GPUs if they had to look for them."""
+
+    selection: ModelSelection
+    devices: list[DeviceInfo] | None
+
+
+async def check_startup(data: BridgeData, report: Callable[[ModelSelection], None]) -> CheckedStart:
+    """Every refusal made before the horde is asked anything, in start-up order.
 
     Raises StartupError (ModelsUnresolved for the models) with the message the operator acts on.
     """
     refuse_settings(data)
     selection = await resolve_served_models(data, report)
-    await refuse_unfit_gpu_settings(data, selection.models)
-    return selection
+    devices = await refuse_unfit_gpu_settings(data, selection.models)
+    return CheckedStart(selection, devices)
