@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from horde_worker_regen.processes.messages import FailureKind, Feature, GenerationSpec, JobInputs, Stage
+from horde_worker_regen.processes.messages import FailureKind, GenerationSpec, JobInputs, Stage
 
 
 @dataclass(frozen=True)
@@ -49,44 +49,37 @@ class InferenceError(RuntimeError):
     subject: str = ""
 
 
-class ModelFileMissing(InferenceError):
+class LastingFailure(InferenceError):
+    """A deterministic failure: every job needing `subject` (a model name, or a feature such as
+    "post_processing") would fail the same way."""
+
+    def __init__(self, subject: str, detail: str) -> None:
+        super().__init__(detail)
+        self.subject = subject
+
+
+class ModelFileMissing(LastingFailure):
     """The model's file is not on disk (or the model is unknown to the backend)."""
 
     kind: FailureKind = "missing_model"
 
-    def __init__(self, model: str, detail: str) -> None:
-        super().__init__(detail)
-        self.subject = model
 
-
-class ModelUnloadable(InferenceError):
+class ModelUnloadable(LastingFailure):
     """The model's file is there but cannot be loaded (corrupt, or its reference entry is unusable)."""
 
     kind: FailureKind = "unloadable_model"
 
-    def __init__(self, model: str, detail: str) -> None:
-        super().__init__(detail)
-        self.subject = model
 
-
-class FeatureUnsupported(InferenceError):
+class FeatureUnsupported(LastingFailure):
     """The job needs a feature this backend cannot provide here (a post-processor model not installed)."""
 
     kind: FailureKind = "unsupported_feature"
 
-    def __init__(self, feature: Feature, detail: str) -> None:
-        super().__init__(detail)
-        self.subject = feature
 
-
-class FeatureFailed(InferenceError):
+class FeatureFailed(LastingFailure):
     """A feature the job needs failed while running (a post-processor that produced no image)."""
 
     kind: FailureKind = "failing_feature"
-
-    def __init__(self, feature: Feature, detail: str) -> None:
-        super().__init__(detail)
-        self.subject = feature
 
 
 class InferenceBackend(Protocol):
