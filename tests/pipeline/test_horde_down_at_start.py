@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -24,7 +23,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def _until(condition: Callable[[], Any], worker: WorkerProcess) -> None:
+async def _until(condition: Callable[[], Awaitable[bool]], worker: WorkerProcess) -> None:
     """Poll `condition` (state held by the horde in this process, or the worker's status page)."""
     async def wait() -> None:
         while not await condition():
@@ -59,7 +58,11 @@ async def test_a_horde_down_at_start_is_waited_for_and_served_when_back(tmp_path
         try:
             await _until(lambda: state_is("horde unreachable"), worker)
             fired = down.fired
-            await _until(lambda: asyncio.sleep(0, down.fired >= fired + 2), worker)  # it keeps trying
+
+            async def kept_trying() -> bool:
+                return down.fired >= fired + 2
+
+            await _until(kept_trying, worker)
             assert generations_of(horde, wp) == []
             horde.faults.remove(down.id)
             await _until(delivered, worker)
