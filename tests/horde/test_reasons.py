@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -15,12 +14,7 @@ from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.errors import HordeRequestError
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
 from horde_worker_regen.horde.reasons import plain_reason
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])  # closed again when the block ends: nothing listens there
+from tests.support import unused_port
 
 
 async def _failure_of(url: str, timeout: float = 5.0) -> BaseException:
@@ -55,7 +49,7 @@ async def silent_server() -> AsyncIterator[str]:
 
 
 async def test_a_refused_connection_says_so() -> None:
-    error = await _failure_of(f"http://127.0.0.1:{_closed_port()}/")
+    error = await _failure_of(f"http://127.0.0.1:{unused_port()}/")
     assert plain_reason(error) == "connection refused"
     assert "Error" not in plain_reason(error) and "(" not in plain_reason(error)
 
@@ -75,7 +69,7 @@ def test_other_failures_have_plain_words(error: BaseException, words: str) -> No
 
 
 async def test_the_client_names_the_host_and_the_plain_reason() -> None:
-    port = _closed_port()
+    port = unused_port()
     data = BridgeData(api_key="k" * 22, dreamer_name="Reason Dreamer", horde_url=f"http://127.0.0.1:{port}/api/")
     async with aiohttp.ClientSession() as session:
         client = HordeClient(session, data.horde_url, data.api_key.get_secret_value())

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 
+from tests.support import unused_port
 from tests.worker_support import WorkerProcess, generations_of, horde_with_users, queue, worker_folder
 
 CONDITION_TIMEOUT_S = 90.0
 POLL_S = 0.1
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _until(condition: Callable[[], Awaitable[bool]], worker: WorkerProcess) -> None:
@@ -34,7 +28,7 @@ async def _until(condition: Callable[[], Awaitable[bool]], worker: WorkerProcess
 
 
 async def test_a_horde_down_at_start_is_waited_for_and_served_when_back(tmp_path: Path) -> None:
-    port = _free_port()
+    port = unused_port()
     async with horde_with_users() as (horde, owner, requester), aiohttp.ClientSession() as session:
         wp = queue(horde, requester, "a quay at dawn", n=1)
         down = horde.faults.add(endpoint="*", kind="down")
