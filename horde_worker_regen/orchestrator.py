@@ -32,14 +32,14 @@ import aiohttp
 import psutil
 from loguru import logger
 
+from horde_worker_regen.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.dashboard.server import start_dashboard
 from horde_worker_regen.dashboard.snapshot import DashboardSources
-from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
+from horde_worker_regen.devices.discovery import DeviceInfo
 from horde_worker_regen.devices.model_sizes import model_sizes
 from horde_worker_regen.devices.placer import DevicePlacer
-from horde_worker_regen.devices.plan import SlotPlan, plan_slots, served_by_some_slot
+from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.credit import (
     BASELINE_TIMEOUT_S,
@@ -53,7 +53,6 @@ from horde_worker_regen.horde.maintenance import remove_maintenance
 from horde_worker_regen.horde.pop import REGEN_BRIDGE_NAME, bridge_agent, build_pop_request
 from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
-from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 from horde_worker_regen.jobs.idle_watch import IdleWatch
 from horde_worker_regen.jobs.inputs import InputFetcher
 from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
@@ -69,18 +68,14 @@ from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
 from horde_worker_regen.models.progress import StepProgress
-from horde_worker_regen.processes.child_runtime import ChildLogging
-from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
-from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
-from horde_worker_regen.processes.supervisor import ChildSpec, ChildStartError, Supervisor
+from horde_worker_regen.processes.supervisor import ChildStartError, Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
 from horde_worker_regen.stop_signals import STOP_SIGNALS, stop_signals
+from horde_worker_regen.worker_children import WorkerChildren, plan_devices
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 ABORT_GRACE_S = 5.0
-ABORT_FILE = ".abort"
-ABORT_FILE_POLL_S = 0.5
 HTTP_CONNECTIONS = 64
 
 
@@ -104,6 +99,7 @@ class Worker:
         self._options = options
         self._identity_checked = identity_checked  # False: the horde could not be asked at start
         self._devices = devices  # the GPUs the start-up checks already found, if they had to look
+        self._children = WorkerChildren(data, options.logs_dir, options.verbosity)
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._exit_code = EXIT_OK
@@ -157,25 +153,6 @@ class Worker:
         logger.remove()  # flushes the log files before the process ends
         os._exit(exit_code)
 
-    def _abort_files(self) -> list[Path]:
-        return [Path.cwd() / ABORT_FILE, self._options.logs_dir / ABORT_FILE]
-
-    def _remove_stale_abort_files(self) -> None:
-        for path in self._abort_files():
-            if path.exists():
-                logger.warning(f"Removed {path}, left from an earlier run (it would abort this one at once)")
-                path.unlink(missing_ok=True)
-
-    async def _watch_abort_files(self) -> None:
-        """An `.abort` file (as the official worker reads it) aborts like a second signal; it is removed."""
-        while not self._abort.is_set():
-            for path in self._abort_files():
-                if path.exists():
-                    path.unlink(missing_ok=True)
-                    self._begin_abort(f"{path} found", EXIT_FAILED)
-                    return
-            await asyncio.sleep(ABORT_FILE_POLL_S)  # a plain file offers nothing to wait on
-
     def _unhandled_fault(self, reason: str) -> None:
         """A fault the worker recovers from by itself: a child process lost (crash, hang, silence), an
         inference slot that cannot be restarted, or an unexpected error in the pipeline, the popper or the
@@ -183,47 +160,13 @@ class Worker:
         if self._data.exit_on_unhandled_faults:
             self.request_stop(f"exit_on_unhandled_faults is set and {reason}", EXIT_FAILED)
 
-    def _child_logging(self, index: int) -> ChildLogging:
-        return ChildLogging(self._options.logs_dir.resolve(), self._options.verbosity, index,
-                            tuple(self._data.secrets()))
-
-    def _safety_spec(self) -> ChildSpec:
-        return ChildSpec("safety", safety_main, SafetyChildConfig.from_bridge_data(self._child_logging(0), self._data))
-
-    def _inference_specs(self) -> list[ChildSpec]:
-        """One inference child per planned slot, pinned to its GPU (the plan needs the GPUs found first)."""
-        inference = []
-        for n, plan in enumerate(self._plans, start=1):
-            device = plan.device.index if plan.device is not None else None
-            inference.append(ChildSpec(f"inference-{n}", inference_main, InferenceChildConfig(
-                self._child_logging(n), self._data.inference_backend, self._data.fake_backend,
-                HordelibSettings.from_bridge_data(self._data, n, device), device)))
-        return inference
-
-    async def _find_devices(self) -> list[DeviceInfo]:
-        """The GPUs the start-up checks found; else the fake backend's simulated ones, or the real ones
-        (asked in a short-lived child)."""
-        if self._devices is not None:
-            return self._devices
-        if self._data.inference_backend == "fake":
-            return fake_devices(self._data.fake_backend)
-        return await asyncio.to_thread(discover_devices)
-
     async def _plan_devices(self) -> bool:
         """Decide the slots per GPU; False (after saying why) when the GPU settings do not fit this machine."""
-        devices = await self._find_devices()
-        try:
-            self._plans = plan_slots(self._data, devices, self._models)
-        except ConfigError as error:
-            logger.error(f"Cannot start: {error}")
+        plans = await plan_devices(self._data, self._models, self._devices)
+        if plans is None:
             self._exit_code = EXIT_FAILED
             return False
-        for device in devices:
-            threads = sum(1 for plan in self._plans if plan.device == device)
-            if threads:
-                logger.info(f"{device.describe()}: {threads} inference process(es)")
-        if not devices:
-            logger.info("No GPU found: inference runs on the CPU")
+        self._plans = plans
         return True
 
     async def run(self) -> int:
@@ -234,8 +177,10 @@ class Worker:
         stop_signals.route_to(loop, self._on_signal)
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
-        self._remove_stale_abort_files()
-        abort_watch = asyncio.create_task(self._watch_abort_files(), name="abort file")
+        abort_files = abort_file_paths(self._options.logs_dir)
+        remove_stale_abort_files(abort_files)
+        abort_watch = asyncio.create_task(watch_abort_files(
+            abort_files, self._abort, lambda path: self._begin_abort(f"{path} found", EXIT_FAILED)), name="abort file")
         identity: asyncio.Task[None] | None = None
         try:
             connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
@@ -300,7 +245,8 @@ class Worker:
             return
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
         spool = ResultSpool(self._data.spool_folder)
-        pipeline = Pipeline(data=self._data, supervisor=supervisor, children=ChildSpecs(self._safety_spec(), []),
+        children = ChildSpecs(self._children.safety_spec(), [])  # the inference slots once the GPUs are known
+        pipeline = Pipeline(data=self._data, supervisor=supervisor, children=children,
                             registry=JobRegistry(), stats=stats, submitter=Submitter(client),
                             fetcher=InputFetcher(client, guard=self._url_guard()),
                             on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras, spool=spool)
@@ -353,7 +299,7 @@ class Worker:
     async def _start_after_safety(self, pipeline: Pipeline, safety: asyncio.Task[None]) -> bool:
         planned = await self._plan_devices()
         if planned:
-            pipeline.use_inference(self._inference_specs(),
+            pipeline.use_inference(self._children.inference_specs(self._plans),
                                    DevicePlacer(self._plans, model_sizes(self._data, self._models)))
             logger.info(f"Starting {len(self._plans)} inference process(es) ({self._data.inference_backend})")
         try:
