@@ -83,6 +83,7 @@ def _write_source(source: Path, size: int) -> None:
 
 def _app(source: Path, size: int, cut: dict[str, bool]) -> web.Application:
     """Serves `source`; while `cut["armed"]`, one full request is cut at half way."""
+
     async def serve(request: web.Request) -> web.StreamResponse:
         if cut["armed"] and "Range" not in request.headers:
             cut["armed"] = False
@@ -101,10 +102,12 @@ def _app(source: Path, size: int, cut: dict[str, bool]) -> web.Application:
     return app
 
 
-async def _downloads(url: str, folder: Path, size: int, sha: str, *, repeat: int,
-                     cut: dict[str, bool]) -> dict[str, float]:
+async def _downloads(
+    url: str, folder: Path, size: int, sha: str, *, repeat: int, cut: dict[str, bool]
+) -> dict[str, float]:
     figures: dict[str, float] = {}
     async with aiohttp.ClientSession() as session:
+
         async def plain() -> None:
             async with session.get(url) as response:
                 async for _chunk in response.content.iter_chunked(MB):
@@ -157,11 +160,16 @@ async def _measure(folder: Path, size: int, repeat: int) -> dict[str, float]:
 
 def _report(figures: dict[str, float], size: int, command: str) -> str:
     plain = figures["plain read"]
-    lines = [f"### {datetime.date.today().isoformat()}: downloading a {size // MB} MB model file on loopback", "",
-             f"Command: `{command}`  ",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, "
-             f"Python {platform.python_version()}", "",
-             "| Figure | Time | MB/s | vs plain read |", "|---|---|---|---|"]
+    lines = [
+        f"### {datetime.date.today().isoformat()}: downloading a {size // MB} MB model file on loopback",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, "
+        f"Python {platform.python_version()}",
+        "",
+        "| Figure | Time | MB/s | vs plain read |",
+        "|---|---|---|---|",
+    ]
     for name, seconds in figures.items():
         if name == "manifest check":
             lines.append(f"| {name} (per start, per file) | {seconds * 1e6:.0f} µs | | |")

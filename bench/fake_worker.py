@@ -67,8 +67,11 @@ def queue_requests(
 ) -> None:
     """`args.jobs` single-image requests of `args.size` pixels square for MODEL."""
     for index in range(args.jobs):
-        body = {"prompt": f"{prompt} {index}", "models": [MODEL],
-                "params": {"width": args.size, "height": args.size, "steps": steps, "n": 1}}
+        body = {
+            "prompt": f"{prompt} {index}",
+            "models": [MODEL],
+            "params": {"width": args.size, "height": args.size, "steps": steps, "n": 1},
+        }
         queue_request(horde.horde, requester, body)
 
 

@@ -126,7 +126,7 @@ class BareLoop:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             if line.startswith(prefix):
-                return line[len(prefix):].strip()
+                return line[len(prefix) :].strip()
         raise RuntimeError(f"the bare loop exited (status {self.process.wait()}) before printing {prefix}")
 
     def block(self, job: Job, jobs: int) -> float:
@@ -172,8 +172,11 @@ async def interleave(session: BenchSession, bare: BareLoop, args: argparse.Names
             worker_s = (await session.run_block(job, args.jobs, BLOCK_TIMEOUT_S, sample_memory=False)).seconds
             bare_s = await asyncio.to_thread(bare.block, job, args.jobs)
         label = "warm-up" if index == 0 else f"round {index}/{args.rounds}"
-        print(f"{label}: bare {bare_s / args.jobs:.3f} s/job, worker {worker_s / args.jobs:.3f} s/job, "
-              f"{worker_s / bare_s - 1:+.1%}", flush=True)
+        print(
+            f"{label}: bare {bare_s / args.jobs:.3f} s/job, worker {worker_s / args.jobs:.3f} s/job, "
+            f"{worker_s / bare_s - 1:+.1%}",
+            flush=True,
+        )
         if index:
             rounds.append((bare_s, worker_s))
     return rounds
@@ -223,8 +226,9 @@ async def measure(args: argparse.Namespace) -> tuple[list[tuple[float, float]], 
     return rounds, per_image, loads
 
 
-def report(rounds: list[tuple[float, float]], per_image: dict[int, list[float]], loads: list[str],
-           args: argparse.Namespace) -> str:
+def report(
+    rounds: list[tuple[float, float]], per_image: dict[int, list[float]], loads: list[str], args: argparse.Namespace
+) -> str:
     ratios = sorted(worker / bare - 1 for bare, worker in rounds)
     quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
     pooled = sum(w for _, w in rounds) / sum(b for b, _ in rounds) - 1

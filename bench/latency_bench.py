@@ -58,8 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=40, help="requests sent one after another")
     parser.add_argument("--seconds-per-job", type=float, default=1.0, help="fake backend time per job")
-    parser.add_argument("--idle-pop-interval", type=float, default=None,
-                        help="idle_pop_interval for the worker (default: the template's)")
+    parser.add_argument(
+        "--idle-pop-interval",
+        type=float,
+        default=None,
+        help="idle_pop_interval for the worker (default: the template's)",
+    )
     parser.add_argument("--size", type=int, default=512, help="image width and height")
     parser.add_argument("--write", action="store_true", help="append the figures to bench/RESULTS.md")
     return parser.parse_args(argv)
@@ -75,14 +79,20 @@ async def _until(condition: object, timeout: float, what: str) -> None:
 
 async def one_request(horde: RunningLocalHorde, requester: User, index: int, size: int) -> Sample:
     """Send one request and wait for its image."""
-    body = {"prompt": f"latency {index}", "models": [MODEL], "params": {"width": size, "height": size,
-                                                                          "steps": 20, "n": 1}}
+    body = {
+        "prompt": f"latency {index}",
+        "models": [MODEL],
+        "params": {"width": size, "height": size, "steps": 20, "n": 1},
+    }
     sent = time.monotonic()
     wp: WaitingPrompt = queue_request(horde.horde, requester, body)
     await _until(lambda: bool(horde.state.generations_of(wp)), REQUEST_TIMEOUT_S, f"request {index} to be popped")
     popped = time.monotonic() - sent
-    await _until(lambda: all(pg.is_completed for pg in horde.state.generations_of(wp)), REQUEST_TIMEOUT_S,
-                 f"request {index} to be completed")
+    await _until(
+        lambda: all(pg.is_completed for pg in horde.state.generations_of(wp)),
+        REQUEST_TIMEOUT_S,
+        f"request {index} to be completed",
+    )
     return Sample(popped, time.monotonic() - sent)
 
 
@@ -98,8 +108,16 @@ async def measure(folder: Path, args: argparse.Namespace) -> list[Sample]:
         args.threads, args.queue_size = 1, 1
         prepare_worker_dir(folder, horde, owner, args, settings)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "horde_worker_regen", "run", "-q", "--logs-dir", str(folder / "logs"),
-            cwd=folder, env=worker_environment(), stdin=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "horde_worker_regen",
+            "run",
+            "-q",
+            "--logs-dir",
+            str(folder / "logs"),
+            cwd=folder,
+            env=worker_environment(),
+            stdin=asyncio.subprocess.DEVNULL,
         )
         try:
             await _until(lambda: bool(horde.state.workers), READY_TIMEOUT_S, "the worker's first pop")
@@ -120,30 +138,34 @@ def report(samples: list[Sample], args: argparse.Namespace) -> str:
     latencies = [sample.latency for sample in samples]
     waits = [sample.popped_after for sample in samples]
     interval = "template default" if args.idle_pop_interval is None else f"{args.idle_pop_interval:g} s"
-    command = (f".venv/bin/python -m bench.latency_bench --requests {args.requests} "
-               f"--seconds-per-job {args.seconds_per_job:g}"
-               + (f" --idle-pop-interval {args.idle_pop_interval:g}" if args.idle_pop_interval is not None else ""))
-    return "\n".join([
-        f"### {datetime.date.today().isoformat()}: closed-loop latency, {args.requests} requests, "
-        f"{backend * 1000:.0f} ms per job, idle_pop_interval {interval}",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, "
-        f"Python {platform.python_version()}",
-        "",
-        "| Figure | p50 | p95 | max |",
-        "|---|---|---|---|",
-        f"| Latency / backend time | {_quantile(latencies, 0.5) / backend:.2f}x | "
-        f"{_quantile(latencies, 0.95) / backend:.2f}x | {max(latencies) / backend:.2f}x |",
-        f"| Wait before the pop / backend time | {_quantile(waits, 0.5) / backend:.2f}x | "
-        f"{_quantile(waits, 0.95) / backend:.2f}x | {max(waits) / backend:.2f}x |",
-        f"| Latency, seconds | {_quantile(latencies, 0.5):.2f} | {_quantile(latencies, 0.95):.2f} | "
-        f"{max(latencies):.2f} |",
-        "",
-        f"Mean latency {statistics.fmean(latencies):.2f} s; the first request (after the worker's idle start) "
-        f"took {latencies[0]:.2f} s.",
-        "",
-    ])
+    command = (
+        f".venv/bin/python -m bench.latency_bench --requests {args.requests} "
+        f"--seconds-per-job {args.seconds_per_job:g}"
+        + (f" --idle-pop-interval {args.idle_pop_interval:g}" if args.idle_pop_interval is not None else "")
+    )
+    return "\n".join(
+        [
+            f"### {datetime.date.today().isoformat()}: closed-loop latency, {args.requests} requests, "
+            f"{backend * 1000:.0f} ms per job, idle_pop_interval {interval}",
+            "",
+            f"Command: `{command}`  ",
+            f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, "
+            f"Python {platform.python_version()}",
+            "",
+            "| Figure | p50 | p95 | max |",
+            "|---|---|---|---|",
+            f"| Latency / backend time | {_quantile(latencies, 0.5) / backend:.2f}x | "
+            f"{_quantile(latencies, 0.95) / backend:.2f}x | {max(latencies) / backend:.2f}x |",
+            f"| Wait before the pop / backend time | {_quantile(waits, 0.5) / backend:.2f}x | "
+            f"{_quantile(waits, 0.95) / backend:.2f}x | {max(waits) / backend:.2f}x |",
+            f"| Latency, seconds | {_quantile(latencies, 0.5):.2f} | {_quantile(latencies, 0.95):.2f} | "
+            f"{max(latencies):.2f} |",
+            "",
+            f"Mean latency {statistics.fmean(latencies):.2f} s; the first request (after the worker's idle start) "
+            f"took {latencies[0]:.2f} s.",
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

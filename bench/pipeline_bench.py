@@ -62,8 +62,19 @@ async def run_worker(folder: Path, args: argparse.Namespace) -> tuple[dict[str, 
         metrics = folder / "metrics.json"
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "horde_worker_regen", "run", "--burst", "-q", "--logs-dir", str(folder / "logs"),
-            "--metrics-file", str(metrics), cwd=folder, env=environ, stdin=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "horde_worker_regen",
+            "run",
+            "--burst",
+            "-q",
+            "--logs-dir",
+            str(folder / "logs"),
+            "--metrics-file",
+            str(metrics),
+            cwd=folder,
+            env=environ,
+            stdin=asyncio.subprocess.DEVNULL,
         )
         status = await process.wait()
         wall = time.monotonic() - started
@@ -98,7 +109,8 @@ def slot_figures(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     window_end = min(intervals[-1][1] for intervals in by_slot.values())
     clipped = sum(
         max(0.0, min(end, window_end) - max(start, window_start))
-        for intervals in by_slot.values() for start, end in intervals
+        for intervals in by_slot.values()
+        for start, end in intervals
     )
     return {
         "duty_span": busy / span,
@@ -116,8 +128,10 @@ def report(metrics: dict[str, Any], wall: float, args: argparse.Namespace) -> st
     process, at_start = metrics["process"], metrics["process_at_start"]
     cpu = process["cpu_user_s"] + process["cpu_system_s"] - at_start["cpu_user_s"] - at_start["cpu_system_s"]
     startup_cpu = at_start["cpu_user_s"] + at_start["cpu_system_s"]
-    command = (f".venv/bin/python -m bench.pipeline_bench --jobs {args.jobs} --seconds-per-job {args.seconds_per_job}"
-               f" --threads {args.threads} --queue-size {args.queue_size} --size {args.size}")
+    command = (
+        f".venv/bin/python -m bench.pipeline_bench --jobs {args.jobs} --seconds-per-job {args.seconds_per_job}"
+        f" --threads {args.threads} --queue-size {args.queue_size} --size {args.size}"
+    )
     lines = [
         f"### {datetime.date.today().isoformat()}: {args.jobs} jobs, {args.threads} slots, "
         f"{args.seconds_per_job * 1000:.0f} ms per job, {args.size}x{args.size}",

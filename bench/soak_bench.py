@@ -162,8 +162,17 @@ async def soak(folder: Path, args: argparse.Namespace) -> SoakRun:
         environ = worker_environment()
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "horde_worker_regen", "run", "--burst", "--logs-dir", str(folder / "logs"),
-            cwd=folder, env=environ, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "horde_worker_regen",
+            "run",
+            "--burst",
+            "--logs-dir",
+            str(folder / "logs"),
+            cwd=folder,
+            env=environ,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
         assert process.stdout is not None
@@ -197,9 +206,14 @@ def rss_figures(run: SoakRun, jobs: int) -> dict[str, float]:
     after_warm_up = [s for s in run.samples if low <= s.delivered < jobs]
     warm_mib, final_mib = statistics.median(warm) / 2**20, statistics.median(final) / 2**20
     slope = statistics.linear_regression([s.delivered for s in after_warm_up], [s.rss for s in after_warm_up]).slope
-    return {"warm": warm_mib, "final": final_mib, "growth": final_mib / warm_mib - 1,
-            "peak": max(s.rss for s in after_warm_up) / 2**20, "samples": len(run.samples),
-            "kib_per_job": slope / 1024}
+    return {
+        "warm": warm_mib,
+        "final": final_mib,
+        "growth": final_mib / warm_mib - 1,
+        "peak": max(s.rss for s in after_warm_up) / 2**20,
+        "samples": len(run.samples),
+        "kib_per_job": slope / 1024,
+    }
 
 
 def report(run: SoakRun, args: argparse.Namespace) -> tuple[str, bool]:
@@ -216,10 +230,12 @@ def report(run: SoakRun, args: argparse.Namespace) -> tuple[str, bool]:
     ok = (run.status == 0 and run.delivered == args.jobs and run.lost == 0 and rss["growth"] < GROWTH_LIMIT
           and recycles != [] and recycled <= inference and expected - args.threads <= len(inference) <= expected
           and not run.left_running)  # fmt: skip
-    command = (f".venv/bin/python -m bench.soak_bench --jobs {args.jobs} --seconds-per-job {args.seconds_per_job}"
-               f" --threads {args.threads} --queue-size {args.queue_size} --size {args.size}"
-               f" --recycle-after-jobs {args.recycle_after_jobs} --recycle-above-rss-mib {args.recycle_above_rss_mib}"
-               f" --leak-mib-per-job {args.leak_mib_per_job}")
+    command = (
+        f".venv/bin/python -m bench.soak_bench --jobs {args.jobs} --seconds-per-job {args.seconds_per_job}"
+        f" --threads {args.threads} --queue-size {args.queue_size} --size {args.size}"
+        f" --recycle-after-jobs {args.recycle_after_jobs} --recycle-above-rss-mib {args.recycle_above_rss_mib}"
+        f" --leak-mib-per-job {args.leak_mib_per_job}"
+    )
     lines = [
         f"### {datetime.date.today().isoformat()}: soak, {args.jobs} fake jobs with child recycling",
         "",

@@ -39,12 +39,18 @@ _FLAG_OPTIONS = re.compile(r"^(-[vq]+|--verbose|--quiet|--burst|--no-models|--.+
 def _add_worker_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by the subcommands that read bridgeData."""
     parser.add_argument(
-        "-c", "--config", type=Path, default=Path("bridgeData.yaml"),
+        "-c",
+        "--config",
+        type=Path,
+        default=Path("bridgeData.yaml"),
         help="the bridgeData file to read (default: ./bridgeData.yaml)",
     )
     parser.add_argument("-n", "--name", help="worker name; overrides dreamer_name from the file and env")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override any bridgeData key, e.g. --set max_threads=2 (repeatable; wins over file and env)",
     )
     parser.add_argument("--logs-dir", type=Path, default=Path("logs"), help="where log files go (default: ./logs)")
@@ -59,20 +65,25 @@ def _add_verbosity(parser: argparse.ArgumentParser) -> None:
 def _add_daily_options_help(parser: argparse.ArgumentParser) -> None:
     """The options people use every day, shown by the top-level --help (they belong to `run`, the default)."""
     group = parser.add_argument_group(
-        "options of run (the default subcommand; `SUBCOMMAND --help` lists each subcommand's own)")
+        "options of run (the default subcommand; `SUBCOMMAND --help` lists each subcommand's own)"
+    )
     shown: list[tuple[list[str], dict[str, object]]] = [
         (["-c", "--config"], {"metavar": "FILE", "help": "the bridgeData file to read (default: ./bridgeData.yaml)"}),
         (["-n", "--name"], {"metavar": "NAME", "help": "worker name; overrides dreamer_name from the file and env"}),
         (["--set"], {"metavar": "KEY=VALUE", "help": "override any bridgeData key, e.g. --set max_threads=2"}),
         (["-v", "--verbose"], {"action": "store_true", "help": "more detail (-v debug, -vv trace)"}),
         (["-q", "--quiet"], {"action": "store_true", "help": "less output (-q warnings, -qq errors)"}),
-        ([LOCAL_FLAG], {"action": "store_true",
-                        "help": "the demo: a local horde, demo requests, the worker, images saved (= demo)"}),
+        (
+            [LOCAL_FLAG],
+            {
+                "action": "store_true",
+                "help": "the demo: a local horde, demo requests, the worker, images saved (= demo)",
+            },
+        ),
     ]
     for flags, options in shown:
         # Never parsed here: the arguments are handed to the subcommand (see `with_default_command`).
-        group.add_argument(*flags, dest=f"_shown_{flags[-1].lstrip('-')}", default=argparse.SUPPRESS,
-                           **options)  # type: ignore[arg-type]
+        group.add_argument(*flags, dest=f"_shown_{flags[-1].lstrip('-')}", default=argparse.SUPPRESS, **options)  # type: ignore[arg-type]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="An AI Horde image worker. Without a subcommand, 'run' is assumed.",
         epilog="Examples: horde-worker-regen -n 'My Dreamer' | horde-worker-regen check-config | "
-               "horde-worker-regen --local",
+        "horde-worker-regen --local",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_daily_options_help(parser)
@@ -92,11 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser = commands.add_parser("run", help="start the worker (default)")
     _add_worker_options(run_parser)
     run_parser.add_argument(
-        "--burst", action="store_true",
+        "--burst",
+        action="store_true",
         help="stop (exit 0) once the horde has no job and nothing is in flight; for tests and trial runs",
     )
     run_parser.add_argument(
-        "--metrics-file", type=Path, default=None, metavar="PATH",
+        "--metrics-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
         help="write every job's timings and the main process's CPU/RSS as JSON here at exit (benchmarks)",
     )
     run_parser.set_defaults(handler=run.run_command, reads_bridge_data=True)
@@ -107,16 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check_parser.set_defaults(handler=check_config.check_config_command, reads_bridge_data=True)
     download_parser = commands.add_parser(
-        "download-models", help="download and verify the configured models, then exit (no serving)")
+        "download-models", help="download and verify the configured models, then exit (no serving)"
+    )
     _add_worker_options(download_parser)
     download_parser.set_defaults(handler=download_models.download_models_command, reads_bridge_data=True)
     demo_parser = commands.add_parser(
-        "demo", help="try everything locally: a local horde, demo requests, the worker, images saved (no network)")
+        "demo", help="try everything locally: a local horde, demo requests, the worker, images saved (no network)"
+    )
     demo.add_arguments(demo_parser)
     _add_verbosity(demo_parser)
     demo_parser.set_defaults(handler=demo.demo_command)
     benchmark_parser = commands.add_parser(
-        "benchmark", help="measure this machine against a local horde and recommend max_power, max_batch, max_threads")
+        "benchmark", help="measure this machine against a local horde and recommend max_power, max_batch, max_threads"
+    )
     benchmark.add_arguments(benchmark_parser)
     _add_verbosity(benchmark_parser)
     benchmark_parser.set_defaults(handler=benchmark.benchmark_command)
@@ -173,7 +191,7 @@ def with_default_command(argv: list[str], commands: set[str]) -> list[str]:
             return [LOCAL_COMMAND, *argv[1:]]
         if not token.startswith("-"):
             if token in commands:
-                return [token, *argv[:index], *argv[index + 1:]]
+                return [token, *argv[:index], *argv[index + 1 :]]
             if after_unknown_option:
                 break  # the value of an option `run` does not know: its parser names that option
             raise UsageError(unknown_command_message(token, commands))

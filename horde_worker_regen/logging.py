@@ -30,8 +30,15 @@ from horde_worker_regen.logs.routing import prepare_record, shown_at, traced_at
 if TYPE_CHECKING:
     from loguru import Message, Record
 
-__all__ = ["REDACTED", "configure_logging", "install_process_hooks", "level_for_verbosity", "log_file_names",
-           "redact", "register_secrets"]
+__all__ = [
+    "REDACTED",
+    "configure_logging",
+    "install_process_hooks",
+    "level_for_verbosity",
+    "log_file_names",
+    "redact",
+    "register_secrets",
+]
 
 ROTATION = "00:00"
 RETENTION_FILES = files.RETENTION_FILES
@@ -43,8 +50,9 @@ _FILE_FORMAT = (
     "{time:YYYY-MM-DD HH:mm:ss.SSS} | {extra[effective_level]: <8} | {process} | {name}:{function}:{line}"
     " - {message}{extra[traceback]}\n"
 )
-_CONSOLE_FORMAT = ("<green>{time:HH:mm:ss}</green> | <level>{extra[effective_level]: <7}</level> | "
-                   "<level>{message}</level>")
+_CONSOLE_FORMAT = (
+    "<green>{time:HH:mm:ss}</green> | <level>{extra[effective_level]: <7}</level> | <level>{message}</level>"
+)
 
 # Records logged before `configure_logging` (a config file's warning, say): shown on the console at
 # once, and written to the log files once the process knows where they are.
@@ -88,8 +96,15 @@ def install_process_hooks() -> None:
     install_exception_hooks()
     logger.remove()  # loguru's default sink would print every library's DEBUG line, unredacted
     logger.configure(patcher=prepare_record)
-    logger.add(sys.stderr, format=_console_format_with_traceback, filter=shown_at(_LEVEL_NUMBERS["INFO"]),
-               level=0, colorize=None, backtrace=False, diagnose=False)
+    logger.add(
+        sys.stderr,
+        format=_console_format_with_traceback,
+        filter=shown_at(_LEVEL_NUMBERS["INFO"]),
+        level=0,
+        colorize=None,
+        backtrace=False,
+        diagnose=False,
+    )
     logger.add(_keep_early, format=_file_format, level=0, filter=shown_at(_LEVEL_NUMBERS["TRACE"]))
     route_standard_logging()
 
@@ -134,8 +149,15 @@ def configure_logging(
     logger.configure(patcher=prepare_record)
     if console:
         console_format = _console_format_with_traceback if verbosity > 0 else _console_format
-        logger.add(stream, level=0, filter=shown_at(level_no), format=console_format, colorize=None,
-                   backtrace=False, diagnose=False)
+        logger.add(
+            stream,
+            level=0,
+            filter=shown_at(level_no),
+            format=console_format,
+            colorize=None,
+            backtrace=False,
+            diagnose=False,
+        )
     state = FileLoggingState(_console_notifier(stream), resume_check_s=files.RESUME_CHECK_S)
     bridge_name, trace_name = log_file_names(process_index)
     bridge, trace = LogFile(logs_dir / bridge_name, state), LogFile(logs_dir / trace_name, state)

@@ -43,8 +43,9 @@ def _kudos(stats: WorkerStats) -> dict[str, Any]:
         "estimated": snapshot.kudos_session,
         "rewards": stats.kudos,
         "bridge_factor": snapshot.kudos_factor,
-        "credited": None if credited is None else {"total": credited.total, "jobs": credited.jobs,
-                                                   "uptime": credited.uptime},
+        "credited": None
+        if credited is None
+        else {"total": credited.total, "jobs": credited.jobs, "uptime": credited.uptime},
     }
 
 

@@ -92,8 +92,15 @@ class RunOptions:
 class Worker:
     """Owns every part of the running worker."""
 
-    def __init__(self, data: BridgeData, models: list[str], options: RunOptions, *,
-                 identity_checked: bool = True, devices: list[DeviceInfo] | None = None) -> None:
+    def __init__(
+        self,
+        data: BridgeData,
+        models: list[str],
+        options: RunOptions,
+        *,
+        identity_checked: bool = True,
+        devices: list[DeviceInfo] | None = None,
+    ) -> None:
         self._data = data
         self._models = models
         self._options = options
@@ -135,8 +142,10 @@ class Worker:
         """Stop at once: fault what is left so the horde re-queues it, then exit with `exit_code`."""
         if self._abort.is_set():
             return
-        logger.warning(f"{why}: faulting what is left so the horde re-queues it, then exiting "
-                       "(a further SIGINT or SIGTERM kills everything at once)")
+        logger.warning(
+            f"{why}: faulting what is left so the horde re-queues it, then exiting "
+            "(a further SIGINT or SIGTERM kills everything at once)"
+        )
         self._stop.set()
         self._exit_code = exit_code
         self._abort.set()
@@ -179,15 +188,21 @@ class Worker:
             loop.add_signal_handler(signum, self._on_signal, signum)
         abort_files = abort_file_paths(self._options.logs_dir)
         remove_stale_abort_files(abort_files)
-        abort_watch = asyncio.create_task(watch_abort_files(
-            abort_files, self._abort, lambda path: self._begin_abort(f"{path} found", EXIT_FAILED)), name="abort file")
+        abort_watch = asyncio.create_task(
+            watch_abort_files(abort_files, self._abort, lambda path: self._begin_abort(f"{path} found", EXIT_FAILED)),
+            name="abort file",
+        )
         identity: asyncio.Task[None] | None = None
         try:
             connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
             async with aiohttp.ClientSession(connector=connector) as session:
                 client = HordeClient(session, self._data.horde_url, self._data.api_key.get_secret_value())
-                downloads = ModelDownloads(self._data, self._models, downloader_for(self._data, session),
-                                           fetch_files=backend_needs_model_files(self._data))
+                downloads = ModelDownloads(
+                    self._data,
+                    self._models,
+                    downloader_for(self._data, session),
+                    fetch_files=backend_needs_model_files(self._data),
+                )
                 loras = self._lora_fetcher(session)
                 if not self._identity_checked:
                     identity = asyncio.create_task(self._check_identity_later(session), name="identity")
@@ -230,8 +245,12 @@ class Worker:
 
     def _lora_fetcher(self, session: aiohttp.ClientSession) -> LoraFetcher:
         """LoRAs (with allow_lora) and TIs (always offered by capable bridges) are fetched in this process."""
-        return LoraFetcher(self._data.cache_home, downloader_for(self._data, session),
-                           max_cache_gb=self._data.max_lora_cache_size, timeout_s=float(self._data.download_timeout))
+        return LoraFetcher(
+            self._data.cache_home,
+            downloader_for(self._data, session),
+            max_cache_gb=self._data.max_lora_cache_size,
+            timeout_s=float(self._data.download_timeout),
+        )
 
     async def _run_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
         write_custom_models(self._data)  # read by the inference children when they start
@@ -246,10 +265,18 @@ class Worker:
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
         spool = ResultSpool(self._data.spool_folder)
         children = ChildSpecs(self._children.safety_spec(), [])  # the inference slots once the GPUs are known
-        pipeline = Pipeline(data=self._data, supervisor=supervisor, children=children,
-                            registry=JobRegistry(), stats=stats, submitter=Submitter(client),
-                            fetcher=InputFetcher(client, guard=self._url_guard()),
-                            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED), loras=loras, spool=spool)
+        pipeline = Pipeline(
+            data=self._data,
+            supervisor=supervisor,
+            children=children,
+            registry=JobRegistry(),
+            stats=stats,
+            submitter=Submitter(client),
+            fetcher=InputFetcher(client, guard=self._url_guard()),
+            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED),
+            loras=loras,
+            spool=spool,
+        )
         pipeline.on_unhandled_fault = self._unhandled_fault
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start
         if not await self._start_children(pipeline):
@@ -299,8 +326,10 @@ class Worker:
     async def _start_after_safety(self, pipeline: Pipeline, safety: asyncio.Task[None]) -> bool:
         planned = await self._plan_devices()
         if planned:
-            pipeline.use_inference(self._children.inference_specs(self._plans),
-                                   DevicePlacer(self._plans, model_sizes(self._data, self._models)))
+            pipeline.use_inference(
+                self._children.inference_specs(self._plans),
+                DevicePlacer(self._plans, model_sizes(self._data, self._models)),
+            )
             logger.info(f"Starting {len(self._plans)} inference process(es) ({self._data.inference_backend})")
         try:
             if not planned:
@@ -315,8 +344,9 @@ class Worker:
             planned = False
         return planned
 
-    async def _serve(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats,
-                     downloads: ModelDownloads) -> None:
+    async def _serve(
+        self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats, downloads: ModelDownloads
+    ) -> None:
         capabilities = capabilities_of(self._data.inference_backend)
         agent = bridge_agent(capabilities.version)
         for note in optional_kinds(self._data).notes:
@@ -326,19 +356,34 @@ class Worker:
             await remove_maintenance(client, self._data.dreamer_name)
         credit = CreditWatch(client, self._data.dreamer_name, self._credited)
         await credit.bounded_read(BASELINE_TIMEOUT_S)  # what the horde had credited before this run
-        settings = PopperSettings(len(self._plans), self._data.queue_size, burst=self._options.burst,
-                                  idle_interval=self._data.idle_pop_interval,
-                                  backoff_cap=self._data.horde_backoff_cap)
-        self.popper = popper = Popper(client, request, pipeline, stats, settings, on_stop=self.request_stop,
-                        offer=pipeline.offer,
-                        idle=IdleWatch(self._data.minutes_allowed_without_jobs, self._data.max_power))
+        settings = PopperSettings(
+            len(self._plans),
+            self._data.queue_size,
+            burst=self._options.burst,
+            idle_interval=self._data.idle_pop_interval,
+            backoff_cap=self._data.horde_backoff_cap,
+        )
+        self.popper = popper = Popper(
+            client,
+            request,
+            pipeline,
+            stats,
+            settings,
+            on_stop=self.request_stop,
+            offer=pipeline.offer,
+            idle=IdleWatch(self._data.minutes_allowed_without_jobs, self._data.max_power),
+        )
         popper.limit_with(pipeline)
-        logger.info(f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({agent})"
-                    + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else ""))
+        logger.info(
+            f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({agent})"
+            + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else "")
+        )
         popper_task = asyncio.create_task(popper.run(), name="popper")
         popper_task.add_done_callback(self._popper_ended)
-        downloads_task = asyncio.create_task(downloads.run(
-            lambda ready: popper.set_models(served_by_some_slot(ready, self._plans))), name="model downloads")
+        downloads_task = asyncio.create_task(
+            downloads.run(lambda ready: popper.set_models(served_by_some_slot(ready, self._plans))),
+            name="model downloads",
+        )
         downloads_task.add_done_callback(lambda task: self._downloads_ended(task, downloads))
         credit_task = asyncio.create_task(credit.run(), name="kudos credited")
         status_task = asyncio.create_task(report_status_forever(
@@ -348,8 +393,9 @@ class Worker:
                                   stopped=pipeline.guard.popping_stopped)), name="status")  # fmt: skip
         dashboard = None
         try:
-            dashboard = await start_dashboard(self._data, DashboardSources(
-                self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set))
+            dashboard = await start_dashboard(
+                self._data, DashboardSources(self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set)
+            )
             await self._stop.wait()
             popper.stop()
             await self._unless_aborted(popper_task)

@@ -43,9 +43,19 @@ class WorkerChildren:
         inference = []
         for n, plan in enumerate(plans, start=1):
             device = plan.device.index if plan.device is not None else None
-            inference.append(ChildSpec(f"inference-{n}", inference_main, InferenceChildConfig(
-                self._logging(n), self.data.inference_backend, self.data.fake_backend,
-                HordelibSettings.from_bridge_data(self.data, n, device), device)))
+            inference.append(
+                ChildSpec(
+                    f"inference-{n}",
+                    inference_main,
+                    InferenceChildConfig(
+                        self._logging(n),
+                        self.data.inference_backend,
+                        self.data.fake_backend,
+                        HordelibSettings.from_bridge_data(self.data, n, device),
+                        device,
+                    ),
+                )
+            )
         return inference
 
 

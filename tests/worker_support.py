@@ -66,8 +66,16 @@ def worker_folder(tmp_path: Path, horde: RunningLocalHorde, owner: User, **setti
 
 def queue(horde: RunningLocalHorde, requester: User, prompt: str, **params: Any) -> WaitingPrompt:
     """Queue a request for MODEL; keyword arguments go to `params` unless they are top-level fields."""
-    top_level = {"nsfw", "censor_nsfw", "source_image", "source_processing", "source_mask", "r2",
-                 "disable_batching", "extra_source_images"}
+    top_level = {
+        "nsfw",
+        "censor_nsfw",
+        "source_image",
+        "source_processing",
+        "source_mask",
+        "r2",
+        "disable_batching",
+        "extra_source_images",
+    }
     body: dict[str, Any] = {"prompt": prompt, "models": [MODEL], "params": {}}
     for key, value in params.items():
         (body if key in top_level else body["params"])[key] = value
@@ -79,12 +87,14 @@ def generations_of(horde: RunningLocalHorde, wp: WaitingPrompt) -> list[Processi
     return list(horde.state.generations_of(wp))
 
 
-def assert_all_submitted_once(horde: RunningLocalHorde, requests: Iterable[WaitingPrompt],
-                              submit_counter: Counter[str]) -> None:
+def assert_all_submitted_once(
+    horde: RunningLocalHorde, requests: Iterable[WaitingPrompt], submit_counter: Counter[str]
+) -> None:
     """Every job of every request completed, not faulted, and submitted exactly once."""
     for wp in requests:
-        assert all(pg.is_completed and not pg.faulted and submit_counter[pg.id] == 1
-                   for pg in generations_of(horde, wp)), wp.id
+        assert all(
+            pg.is_completed and not pg.faulted and submit_counter[pg.id] == 1 for pg in generations_of(horde, wp)
+        ), wp.id
 
 
 def stored_image(horde: RunningLocalHorde, pg: ProcessingGeneration) -> Image.Image:
@@ -111,9 +121,18 @@ class WorkerProcess:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
         environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "horde_worker_regen", "run", "--logs-dir", str(self.folder / "logs"), *args,
-            cwd=self.folder, env=environ, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "horde_worker_regen",
+            "run",
+            "--logs-dir",
+            str(self.folder / "logs"),
+            *args,
+            cwd=self.folder,
+            env=environ,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         self._reader = asyncio.create_task(self._read())
         return self
@@ -190,8 +209,9 @@ class WorkerProcess:
             await self._process.wait()
 
 
-async def run_burst(folder: Path, *args: str, expected_status: int = 0,
-                    timeout: float = PROCESS_TIMEOUT_S) -> WorkerProcess:
+async def run_burst(
+    folder: Path, *args: str, expected_status: int = 0, timeout: float = PROCESS_TIMEOUT_S
+) -> WorkerProcess:
     """Run the worker in burst mode to its end, assert its exit status, and never leave it running."""
     worker = await WorkerProcess(folder).start("--burst", *args)
     try:
@@ -200,10 +220,14 @@ async def run_burst(folder: Path, *args: str, expected_status: int = 0,
         await worker.kill()
     return worker
 
+
 def error_lines(logs_dir: Path) -> list[str]:
     """ERROR (or worse) lines from every trace log of the run (main process and children)."""
     found = []
     for path in sorted(logs_dir.glob("trace*.log")):
-        found += [f"{path.name}: {line}" for line in path.read_text().splitlines() if "| ERROR" in line
-                  or "| CRITICAL" in line]
+        found += [
+            f"{path.name}: {line}"
+            for line in path.read_text().splitlines()
+            if "| ERROR" in line or "| CRITICAL" in line
+        ]
     return found

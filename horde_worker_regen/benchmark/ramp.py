@@ -135,8 +135,7 @@ def stop_reason(history: Sequence[Measurement], limits: Limits) -> str | None:
     if len(history) > 1:
         best_before = max(m.mps_per_s for m in history[:-1])
         if latest.mps_per_s < best_before * (1 + limits.min_gain):
-            return (f"throughput {latest.mps_per_s:.3g} MPS/s is not {limits.min_gain:.0%} over "
-                    f"{best_before:.3g}")
+            return f"throughput {latest.mps_per_s:.3g} MPS/s is not {limits.min_gain:.0%} over {best_before:.3g}"
     return None
 
 
@@ -154,8 +153,10 @@ def too_slow_for(size: int, history: Sequence[Measurement]) -> str | None:
     job_s, ttl = projected_job_seconds(speed, size), job_ttl(size, TYPICAL_STEPS, extra_slow=True)
     if job_s <= TTL_MARGIN * ttl:
         return None
-    return (f"a {TYPICAL_STEPS}-step {size}x{size} job would take about {job_s:.0f}s at {speed:.3g} MPS/s, over "
-            f"{TTL_MARGIN:.0%} of its {ttl:.0f}s ttl even as an extra-slow worker")
+    return (
+        f"a {TYPICAL_STEPS}-step {size}x{size} job would take about {job_s:.0f}s at {speed:.3g} MPS/s, over "
+        f"{TTL_MARGIN:.0%} of its {ttl:.0f}s ttl even as an extra-slow worker"
+    )
 
 
 def next_size(history: Sequence[Measurement], limits: Limits, sizes: Sequence[int] = SIZES) -> int | None:
@@ -193,14 +194,24 @@ def recommend_power(sizes: Sequence[Measurement], limits: Limits) -> Recommendat
     ttl = job_ttl(chosen.setting.size, TYPICAL_STEPS, extra_slow)
     side = f"{chosen.setting.size}x{chosen.setting.size}"
     if not fits_ttl:
-        return Recommendation("max_power", 1, (
-            f"the smallest value the horde takes, because even a {TYPICAL_STEPS}-step {side} job takes about "
-            f"{job_s:.0f}s at {chosen.mps_per_s:.3g} MPS/s, over {TTL_MARGIN:.0%} of its {ttl:.0f}s ttl; fewer steps "
-            "(limit_max_steps) or faster hardware would help more"))
-    return Recommendation("max_power", chosen.setting.max_power, (
-        f"the smallest value that covers {side}, the largest size measured that fits in memory and whose "
-        f"{TYPICAL_STEPS}-step job ({job_s:.0f}s at {chosen.mps_per_s:.3g} MPS/s) takes at most "
-        f"{TTL_MARGIN:.0%} of its {ttl:.0f}s ttl"))
+        return Recommendation(
+            "max_power",
+            1,
+            (
+                f"the smallest value the horde takes, because even a {TYPICAL_STEPS}-step {side} job takes about "
+                f"{job_s:.0f}s at {chosen.mps_per_s:.3g} MPS/s, over {TTL_MARGIN:.0%} of its {ttl:.0f}s ttl; "
+                "fewer steps (limit_max_steps) or faster hardware would help more"
+            ),
+        )
+    return Recommendation(
+        "max_power",
+        chosen.setting.max_power,
+        (
+            f"the smallest value that covers {side}, the largest size measured that fits in memory and whose "
+            f"{TYPICAL_STEPS}-step job ({job_s:.0f}s at {chosen.mps_per_s:.3g} MPS/s) takes at most "
+            f"{TTL_MARGIN:.0%} of its {ttl:.0f}s ttl"
+        ),
+    )
 
 
 def recommend_batch(batches: Sequence[Measurement], power: int, limits: Limits) -> Recommendation:
@@ -212,16 +223,22 @@ def recommend_batch(batches: Sequence[Measurement], power: int, limits: Limits) 
                    side, TYPICAL_STEPS, chosen.mps_per_s < EXTRA_SLOW_MPS)]  # fmt: skip
     value = min((m.setting.n_iter for m in fitting), default=1)
     figures = ", ".join(f"{m.setting.n_iter}: {m.mps_per_s:.3g}" for m in batches)
-    return Recommendation("max_batch", value, (
-        f"MPS/s by n_iter ({figures}); n_iter {value} is the fastest whose batch at max_power fits its ttl"))
+    return Recommendation(
+        "max_batch",
+        value,
+        (f"MPS/s by n_iter ({figures}); n_iter {value} is the fastest whose batch at max_power fits its ttl"),
+    )
 
 
 def recommend_threads(threads: Sequence[Measurement], limits: Limits) -> Recommendation:
     """max_threads: the thread count with the best throughput within memory."""
     chosen = best(threads, limits)
     figures = ", ".join(f"{m.setting.threads}: {m.mps_per_s:.3g}" for m in threads)
-    return Recommendation("max_threads", chosen.setting.threads,
-                          f"MPS/s by thread count ({figures}); more threads gave no more or ran out of memory")
+    return Recommendation(
+        "max_threads",
+        chosen.setting.threads,
+        f"MPS/s by thread count ({figures}); more threads gave no more or ran out of memory",
+    )
 
 
 def recommend_queue(chosen: Measurement, power: int) -> Recommendation:
@@ -229,24 +246,40 @@ def recommend_queue(chosen: Measurement, power: int) -> Recommendation:
     side = math.isqrt(power * PIXELS_PER_POWER)
     job_s = projected_job_seconds(chosen.mps_per_s, side)
     if job_s < QUICK_JOB_S:
-        return Recommendation("queue_size", 2, (
-            f"a {TYPICAL_STEPS}-step {side}x{side} job takes about {job_s:.1f}s, so a second queued job hides the "
-            "pop round-trip"))
-    return Recommendation("queue_size", 1, (
-        f"a {TYPICAL_STEPS}-step {side}x{side} job takes about {job_s:.1f}s, far longer than a pop: one queued job "
-        "keeps every slot busy without holding jobs other workers could start sooner"))
+        return Recommendation(
+            "queue_size",
+            2,
+            (
+                f"a {TYPICAL_STEPS}-step {side}x{side} job takes about {job_s:.1f}s, so a second queued job hides the "
+                "pop round-trip"
+            ),
+        )
+    return Recommendation(
+        "queue_size",
+        1,
+        (
+            f"a {TYPICAL_STEPS}-step {side}x{side} job takes about {job_s:.1f}s, far longer than a pop: one queued job "
+            "keeps every slot busy without holding jobs other workers could start sooner"
+        ),
+    )
 
 
 def recommend_slow(chosen: Measurement) -> Recommendation:
     """extra_slow_worker: only below 0.1 MPS/s (horde-api.md)."""
     slow = chosen.mps_per_s < EXTRA_SLOW_MPS
-    return Recommendation("extra_slow_worker", slow, (
-        f"{chosen.mps_per_s:.3g} MPS/s is {'below' if slow else 'at or above'} the horde's {EXTRA_SLOW_MPS} MPS/s "
-        "mark for extra-slow workers"))
+    return Recommendation(
+        "extra_slow_worker",
+        slow,
+        (
+            f"{chosen.mps_per_s:.3g} MPS/s is {'below' if slow else 'at or above'} the horde's {EXTRA_SLOW_MPS} MPS/s "
+            "mark for extra-slow workers"
+        ),
+    )
 
 
-def recommend(sizes: Sequence[Measurement], batches: Sequence[Measurement], threads: Sequence[Measurement],
-              limits: Limits) -> list[Recommendation]:
+def recommend(
+    sizes: Sequence[Measurement], batches: Sequence[Measurement], threads: Sequence[Measurement], limits: Limits
+) -> list[Recommendation]:
     """Every recommendation, from the three dimensions' measurements (batches and threads may be empty)."""
     power = recommend_power(sizes, limits)
     power_value = int(power.value)

@@ -21,23 +21,30 @@ def _memory(measurement: Measurement) -> str:
 def setting_label(measurement: Measurement) -> str:
     """`256x256 (max_power 2), n_iter 4, 1 thread`."""
     s = measurement.setting
-    return (f"{s.size}x{s.size} (max_power {s.max_power}), n_iter {s.n_iter}, "
-            f"{s.threads} thread{'s' if s.threads > 1 else ''}")
+    return (
+        f"{s.size}x{s.size} (max_power {s.max_power}), n_iter {s.n_iter}, "
+        f"{s.threads} thread{'s' if s.threads > 1 else ''}"
+    )
 
 
 def progress_line(phase: str, measurement: Measurement, stop: str | None) -> str:
     """The line printed as soon as a setting is measured."""
-    line = (f"[{phase}] {setting_label(measurement)}: {measurement.mps_per_s:.3g} MPS/s, "
-            f"{measurement.jobs_per_hour:,.0f} jobs/hr, {measurement.kudos_per_hour:,.0f} kudos/hr, "
-            f"{measurement.seconds_per_job:.2f} s/job, peak {_memory(measurement)}")
+    line = (
+        f"[{phase}] {setting_label(measurement)}: {measurement.mps_per_s:.3g} MPS/s, "
+        f"{measurement.jobs_per_hour:,.0f} jobs/hr, {measurement.kudos_per_hour:,.0f} kudos/hr, "
+        f"{measurement.seconds_per_job:.2f} s/job, peak {_memory(measurement)}"
+    )
     return f"{line}; stop: {stop}" if stop else line
 
 
 def table(measurements: Sequence[Measurement]) -> str:
     """Every setting measured, as a Markdown table."""
     rows = ["| setting | MPS/s | jobs/hr | kudos/hr | s/job | peak memory |", "|---|---|---|---|---|---|"]
-    rows += [f"| {setting_label(m)} | {m.mps_per_s:.3g} | {m.jobs_per_hour:,.0f} | {m.kudos_per_hour:,.0f} | "
-             f"{m.seconds_per_job:.2f} | {_memory(m)} |" for m in measurements]
+    rows += [
+        f"| {setting_label(m)} | {m.mps_per_s:.3g} | {m.jobs_per_hour:,.0f} | {m.kudos_per_hour:,.0f} | "
+        f"{m.seconds_per_job:.2f} | {_memory(m)} |"
+        for m in measurements
+    ]
     return "\n".join(rows)
 
 

@@ -85,8 +85,9 @@ def worker_settings(cache_home: Path, model: BenchModel, plan: RampPlan, threads
 class Ramp:
     """One benchmark run: `run()` fills a RampResult, printing a line per setting."""
 
-    def __init__(self, folder: Path, cache_home: Path, model: BenchModel, plan: RampPlan,
-                 say: Callable[[str], None]) -> None:
+    def __init__(
+        self, folder: Path, cache_home: Path, model: BenchModel, plan: RampPlan, say: Callable[[str], None]
+    ) -> None:
         self.folder, self.cache_home, self.model, self.plan, self.say = folder, cache_home, model, plan, say
         self.result = RampResult()
         self._deadline = time.monotonic() + plan.max_seconds  # restarted once the first worker is warm
@@ -100,13 +101,21 @@ class Ramp:
             self.say(f"Stopping: {note}.")
         return False
 
-    async def _measure(self, session: BenchSession, phase: str, setting: Setting,
-                       history: list[Measurement]) -> Measurement:
+    async def _measure(
+        self, session: BenchSession, phase: str, setting: Setting, history: list[Measurement]
+    ) -> Measurement:
         count = self.plan.jobs * setting.threads
         timeout = self.plan.limits.max_job_seconds * count + 300
         block = await session.run_block(Job(setting.size, self.plan.steps, setting.n_iter), count, timeout)
-        measurement = Measurement(setting, self.plan.steps, block.requests, block.seconds, block.kudos,
-                                  block.peak_ram_bytes, block.peak_vram_bytes)
+        measurement = Measurement(
+            setting,
+            self.plan.steps,
+            block.requests,
+            block.seconds,
+            block.kudos,
+            block.peak_ram_bytes,
+            block.peak_vram_bytes,
+        )
         history.append(measurement)
         stop = stop_reason(history, self.plan.limits)
         self.say(progress_line(phase, measurement, stop))

@@ -134,9 +134,18 @@ class BenchSession:
         """
         with (self.folder / "worker.out").open("wb") as console:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "horde_worker_regen", "run", "--logs-dir", str(self.folder / "logs"),
-                cwd=self.folder, env=worker_environment(), stdin=asyncio.subprocess.DEVNULL,
-                stdout=console, stderr=asyncio.subprocess.STDOUT)
+                sys.executable,
+                "-m",
+                "horde_worker_regen",
+                "run",
+                "--logs-dir",
+                str(self.folder / "logs"),
+                cwd=self.folder,
+                env=worker_environment(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=console,
+                stderr=asyncio.subprocess.STDOUT,
+            )
 
     async def stop(self, timeout: float = 60.0) -> None:
         """Ask the worker to finish (SIGINT, as Ctrl+C) and wait; kill it if it does not."""
@@ -176,11 +185,15 @@ class BenchSession:
             if len(done) == count * job.n_iter:
                 break
             if self._process.returncode is not None:
-                raise WorkerFailed(f"the worker exited with status {self._process.returncode}; see "
-                                   f"{self.folder / 'worker.out'} and {self.folder / 'logs'}")
+                raise WorkerFailed(
+                    f"the worker exited with status {self._process.returncode}; see "
+                    f"{self.folder / 'worker.out'} and {self.folder / 'logs'}"
+                )
             if loop.time() > deadline:
-                raise WorkerFailed(f"{len(done)} of {count * job.n_iter} images submitted after {timeout:.0f}s; "
-                                   f"see {self.folder / 'logs'}")
+                raise WorkerFailed(
+                    f"{len(done)} of {count * job.n_iter} images submitted after {timeout:.0f}s; "
+                    f"see {self.folder / 'logs'}"
+                )
             if sample_memory and loop.time() >= next_sample:
                 next_sample = loop.time() + MEMORY_INTERVAL_S
                 peak_ram = max(peak_ram, tree_rss(process))
@@ -189,8 +202,14 @@ class BenchSession:
             await asyncio.sleep(POLL_INTERVAL_S)  # polling the horde's records, not synchronising
         first_pop = min(pg.start_time for pg in done)
         last_submit = max(pg.submit_time or 0.0 for pg in done)
-        return BlockResult(requests=count, images=len(done), seconds=last_submit - first_pop,
-                           kudos=sum(pg.reward for pg in done), peak_ram_bytes=peak_ram, peak_vram_bytes=peak_vram)
+        return BlockResult(
+            requests=count,
+            images=len(done),
+            seconds=last_submit - first_pop,
+            kudos=sum(pg.reward for pg in done),
+            peak_ram_bytes=peak_ram,
+            peak_vram_bytes=peak_vram,
+        )
 
 
 @contextlib.asynccontextmanager

@@ -40,21 +40,42 @@ DEFAULT_JOBS, DEFAULT_STEPS, DEFAULT_MAX_SECONDS = 3, 10, 1800.0
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The subcommand's options."""
-    parser.add_argument("-c", "--config", type=Path, default=Path("bridgeData.yaml"),
-                        help="bridgeData whose models_to_load and cache_home are used (default: ./bridgeData.yaml)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a short run (CI): 64 and 128 px, n_iter 1-2, one thread, 2 jobs per setting, 2 steps")
-    parser.add_argument("--max-seconds", type=float, default=None,
-                        help="start no new setting after this many seconds of measuring, model loading not counted "
-                             "(default 1800; 60 with --quick)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=Path("bridgeData.yaml"),
+        help="bridgeData whose models_to_load and cache_home are used (default: ./bridgeData.yaml)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run (CI): 64 and 128 px, n_iter 1-2, one thread, 2 jobs per setting, 2 steps",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="start no new setting after this many seconds of measuring, model loading not counted "
+        "(default 1800; 60 with --quick)",
+    )
     parser.add_argument("--steps", type=int, default=None, help="sampling steps per job (default 10; 2 with --quick)")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="jobs per setting and thread (default 3; 2 with --quick)")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="jobs per setting and thread (default 3; 2 with --quick)"
+    )
     parser.add_argument("--max-threads", type=int, default=2, help="the most max_threads to try (default 2)")
-    parser.add_argument("--output-dir", type=Path, default=Path("benchmark"),
-                        help="where the report and the recommended bridgeData go (default: ./benchmark)")
-    parser.add_argument("--test-model-dir", type=Path, default=None,
-                        help="where the test model is built and kept (default: <cache_home>/demo, as for demo)")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("benchmark"),
+        help="where the report and the recommended bridgeData go (default: ./benchmark)",
+    )
+    parser.add_argument(
+        "--test-model-dir",
+        type=Path,
+        default=None,
+        help="where the test model is built and kept (default: <cache_home>/demo, as for demo)",
+    )
 
 
 def read_bridge_data(path: Path) -> BridgeData:
@@ -90,9 +111,12 @@ def choose_model(data: BridgeData, test_model_dir: Path | None) -> BenchModel:
         return found
     from horde_worker_regen.models.test_checkpoint import ensure_test_checkpoint
 
-    print(f"None of the configured models ({', '.join(data.models_to_load) or 'none'}) is an SD 1.5 model on disk "
-          f"in {cache_home}: benchmarking with the random-weight test model instead (SD 1.5-shaped, so its speed "
-          "is that of a real SD 1.5 model; its images are noise).", flush=True)
+    print(
+        f"None of the configured models ({', '.join(data.models_to_load) or 'none'}) is an SD 1.5 model on disk "
+        f"in {cache_home}: benchmarking with the random-weight test model instead (SD 1.5-shaped, so its speed "
+        "is that of a real SD 1.5 model; its images are noise).",
+        flush=True,
+    )
     checkpoint = ensure_test_checkpoint(test_model_dir or cache_home / "demo")
     return BenchModel(checkpoint.name, checkpoint.path, test_model=True, reference_entry=checkpoint.reference_entry)
 
@@ -115,7 +139,9 @@ def write_outputs(output_dir: Path, model: BenchModel, plan: RampPlan, result: R
     notes = "".join(f"- {note}\n" for note in result.notes)
     (output_dir / "report.md").write_text(
         f"Model: {kind}; {plan.steps} steps, {plan.jobs} jobs per setting and thread; fake safety check.\n\n"
-        f"{table(result.all)}\n\n{notes}\n```yaml\n{block}```\n", encoding="utf-8")
+        f"{table(result.all)}\n\n{notes}\n```yaml\n{block}```\n",
+        encoding="utf-8",
+    )
     path = output_dir / "recommended_bridgeData.yaml"
     path.write_text(block, encoding="utf-8")
     return path

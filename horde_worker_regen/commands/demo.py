@@ -76,13 +76,21 @@ class DemoRequest:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's options."""
-    parser.add_argument("--output", type=Path, default=None,
-                        help="where the images go (default: ./demo-output/<timestamp>/)")
-    parser.add_argument("--cache-home", type=Path, default=Path("models"),
-                        help="models folder: an SD 1.5 model found here is used; the demo keeps its own files in "
-                             "its demo/ subfolder (default: ./models)")
-    parser.add_argument("--fake-backends", action="store_true",
-                        help="use the fake inference and safety backends (test patterns; seconds, not minutes)")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="where the images go (default: ./demo-output/<timestamp>/)"
+    )
+    parser.add_argument(
+        "--cache-home",
+        type=Path,
+        default=Path("models"),
+        help="models folder: an SD 1.5 model found here is used; the demo keeps its own files in "
+        "its demo/ subfolder (default: ./models)",
+    )
+    parser.add_argument(
+        "--fake-backends",
+        action="store_true",
+        help="use the fake inference and safety backends (test patterns; seconds, not minutes)",
+    )
 
 
 def _image_b64(size: int, mask: bool = False) -> str:
@@ -105,8 +113,15 @@ def demo_requests(model: str, scale: int = 1) -> list[DemoRequest]:
     pipeline; `scale` 4 makes them real-sized (256-512 px, 8-16 steps) for a real model."""
 
     def body(prompt: str, size: int, steps: int, n: int = 1, **extra: Any) -> dict[str, Any]:
-        params = {"width": size * scale, "height": size * scale, "steps": steps * scale, "n": n,
-                  "sampler_name": "k_euler", "cfg_scale": 7.0, "seed": "1234"}
+        params = {
+            "width": size * scale,
+            "height": size * scale,
+            "steps": steps * scale,
+            "n": n,
+            "sampler_name": "k_euler",
+            "cfg_scale": 7.0,
+            "seed": "1234",
+        }
         return {"prompt": prompt, "models": [model], "params": params, "nsfw": False, "r2": True, **extra}
 
     source, mask = _image_b64(64 * scale), _image_b64(64 * scale, mask=True)
@@ -114,10 +129,13 @@ def demo_requests(model: str, scale: int = 1) -> list[DemoRequest]:
         DemoRequest(f"txt2img-{64 * scale}", body("a lighthouse on a cliff at dusk", 64, 2)),
         DemoRequest(f"txt2img-{128 * scale}", body("a red fox in fresh snow, morning light", 128, 4)),
         DemoRequest("batch-of-3", body("a bowl of fruit on a wooden table", 64, 2, n=3)),
-        DemoRequest("img2img", body("a sunflower, oil painting", 64, 3, source_image=source,
-                                    source_processing="img2img")),
-        DemoRequest("inpainting", body("a full moon", 64, 3, source_image=source, source_mask=mask,
-                                       source_processing="inpainting")),
+        DemoRequest(
+            "img2img", body("a sunflower, oil painting", 64, 3, source_image=source, source_processing="img2img")
+        ),
+        DemoRequest(
+            "inpainting",
+            body("a full moon", 64, 3, source_image=source, source_mask=mask, source_processing="inpainting"),
+        ),
         DemoRequest(f"txt2img-{128 * scale}-b", body("a paper boat on a puddle ### blurry", 128, 2)),
     ]
 
@@ -166,12 +184,18 @@ def prepare_model(cache_home: Path, fake: bool) -> DemoModel:
 
     folder = demo_cache_home(cache_home)
     if checkpoint_path(folder).exists():
-        print(f"No Stable Diffusion 1.5 model found in {cache_home.resolve()}: using the random-weight test model "
-              f"built earlier ({checkpoint_path(folder)}).", flush=True)
+        print(
+            f"No Stable Diffusion 1.5 model found in {cache_home.resolve()}: using the random-weight test model "
+            f"built earlier ({checkpoint_path(folder)}).",
+            flush=True,
+        )
         checkpoint = ensure_test_checkpoint(folder)
     else:
-        print(f"No Stable Diffusion 1.5 model found in {cache_home.resolve()}: building (once) the random-weight "
-              "test model...", flush=True)
+        print(
+            f"No Stable Diffusion 1.5 model found in {cache_home.resolve()}: building (once) the random-weight "
+            "test model...",
+            flush=True,
+        )
         started = time.monotonic()
         checkpoint = ensure_test_checkpoint(folder)
         print(f"Test model ready in {time.monotonic() - started:.0f}s: {checkpoint.path}", flush=True)
@@ -182,8 +206,11 @@ def safety_environment(cache_home: Path, fake: bool) -> dict[str, str]:
     """The real safety weights when all are on disk; otherwise the announced random stand-in."""
     if fake or not missing_files(safety_folder(cache_home, "download")):
         return {}
-    print("The safety model's weights are not on disk (and are not downloaded for the demo): the NSFW/CSAM "
-          "check runs with random stand-in weights, so its verdicts mean nothing here.", flush=True)
+    print(
+        "The safety model's weights are not on disk (and are not downloaded for the demo): the NSFW/CSAM "
+        "check runs with random stand-in weights, so its verdicts mean nothing here.",
+        flush=True,
+    )
     return {WEIGHTS_ENV_VAR: STAND_IN}
 
 
@@ -227,13 +254,15 @@ async def serve_reference(model: DemoModel) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def queue_requests(session: aiohttp.ClientSession, api_url: str, api_key: str,
-                         requests: list[DemoRequest]) -> dict[str, str]:
+async def queue_requests(
+    session: aiohttp.ClientSession, api_url: str, api_key: str, requests: list[DemoRequest]
+) -> dict[str, str]:
     """Queue every request as a requester would (HTTP); returns request id → label."""
     queued: dict[str, str] = {}
     for request in requests:
-        async with session.post(f"{api_url}/v2/generate/async", json=request.body,
-                                headers={"apikey": api_key}) as response:
+        async with session.post(
+            f"{api_url}/v2/generate/async", json=request.body, headers={"apikey": api_key}
+        ) as response:
             answer = await response.json()
             if response.status != 202:
                 raise DemoError(f"the local horde refused the {request.label} request: {answer}")
@@ -249,9 +278,21 @@ def metrics_path(folder: Path) -> Path:
 async def run_worker(folder: Path, environ: dict[str, str]) -> int:
     """`run --burst` in a subprocess (the command an operator runs); its output goes straight to the console."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "horde_worker_regen", "run", "--burst", "--config", str(folder / "bridgeData.yaml"),
-        "--logs-dir", str(folder / "logs"), "--metrics-file", str(metrics_path(folder)), cwd=folder, env=environ,
-        stdin=asyncio.subprocess.DEVNULL)
+        sys.executable,
+        "-m",
+        "horde_worker_regen",
+        "run",
+        "--burst",
+        "--config",
+        str(folder / "bridgeData.yaml"),
+        "--logs-dir",
+        str(folder / "logs"),
+        "--metrics-file",
+        str(metrics_path(folder)),
+        cwd=folder,
+        env=environ,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
     try:
         return await asyncio.wait_for(process.wait(), WORKER_TIMEOUT_S)
     finally:
@@ -268,8 +309,9 @@ def worker_environment(extra: dict[str, str], reference_url: str, demo_home: Pat
     return {**environ, REFERENCE_URL_ENV: reference_url, "AIWORKER_CACHE_HOME": str(demo_home), **extra}
 
 
-async def save_images(session: aiohttp.ClientSession, api_url: str, queued: dict[str, str],
-                      output: Path) -> tuple[list[Path], list[str]]:
+async def save_images(
+    session: aiohttp.ClientSession, api_url: str, queued: dict[str, str], output: Path
+) -> tuple[list[Path], list[str]]:
     """Fetch each request's status and images as a requester would; returns the files and the problems."""
     saved: list[Path] = []
     problems: list[str] = []
@@ -277,8 +319,9 @@ async def save_images(session: aiohttp.ClientSession, api_url: str, queued: dict
         async with session.get(f"{api_url}/v2/generate/status/{request_id}") as response:
             status = await response.json()
         if not status.get("done") or status.get("faulted"):
-            problems.append(f"{label}: not completed ({status.get('finished', 0)} finished, "
-                            f"faulted={status.get('faulted')})")
+            problems.append(
+                f"{label}: not completed ({status.get('finished', 0)} finished, faulted={status.get('faulted')})"
+            )
         for index, generation in enumerate(status.get("generations", []), start=1):
             async with session.get(generation["img"]) as image_response:
                 data = await image_response.read()
@@ -316,15 +359,20 @@ def kudos_from_metrics(text: str) -> str:
     try:
         kudos = json.loads(text)["kudos"]
         credited = kudos.get("credited")
-        return kudos_text(float(kudos["estimated"]), float(kudos["bridge_factor"]),
-                          None if credited is None else Credited(float(credited["total"]), float(credited["jobs"]),
-                                                                 float(credited["uptime"]), 0.0))
+        return kudos_text(
+            float(kudos["estimated"]),
+            float(kudos["bridge_factor"]),
+            None
+            if credited is None
+            else Credited(float(credited["total"]), float(credited["jobs"]), float(credited["uptime"]), 0.0),
+        )
     except (ValueError, TypeError, KeyError, AttributeError):
         return UNKNOWN_KUDOS
 
 
-async def _run_against(horde: RunningLocalHorde, model: DemoModel, options: argparse.Namespace,
-                       output: Path) -> DemoOutcome:
+async def _run_against(
+    horde: RunningLocalHorde, model: DemoModel, options: argparse.Namespace, output: Path
+) -> DemoOutcome:
     owner = horde.add_user("demo-owner", trusted=True, roles=["customizer"])
     requester = horde.add_user("demo-requester", kudos=1_000_000)
     horde.horde.register_model(model.name, DEMO_BASELINE)
@@ -340,8 +388,10 @@ async def _run_against(horde: RunningLocalHorde, model: DemoModel, options: argp
     async with aiohttp.ClientSession() as session, serve_reference(model) as reference_url:
         requests = demo_requests(model.name, scale=4 if not model.noise else 1)
         queued = await queue_requests(session, horde.api_url, requester.api_key, requests)
-        print(f"Queued {len(queued)} demo requests on the local horde at {horde.api_url}; starting the worker.",
-              flush=True)
+        print(
+            f"Queued {len(queued)} demo requests on the local horde at {horde.api_url}; starting the worker.",
+            flush=True,
+        )
         status = await run_worker(folder, worker_environment(extra, reference_url, demo_home))
         saved, problems = await save_images(session, horde.api_url, queued, output)
     return DemoOutcome(status, saved, problems, worker_kudos(metrics_path(folder)), len(queued))
@@ -352,15 +402,19 @@ def _print_summary(outcome: DemoOutcome, output: Path, model: DemoModel, fake: b
     print(f"Demo images ({len(outcome.saved)} from {outcome.requests} requests) are in {output}:")
     for path in outcome.saved:
         print(f"  {path.name}")
-    print(f"The worker earned {outcome.kudos} on the local horde (worker exit status "
-          f"{outcome.worker_status}); its logs are in {output / 'worker' / 'logs'}.")
+    print(
+        f"The worker earned {outcome.kudos} on the local horde (worker exit status "
+        f"{outcome.worker_status}); its logs are in {output / 'worker' / 'logs'}."
+    )
     for problem in outcome.problems:
         print(f"  problem: {problem}")
     if fake:
         print("These are test patterns from the fake backends: only the pipeline is being proven.")
     elif model.noise:
-        print(f"The images are noise: they come from '{model.name}', a random-weight test model, because the "
-              "demo runs without real models. Only the pipeline is being proven, not image quality.")
+        print(
+            f"The images are noise: they come from '{model.name}', a random-weight test model, because the "
+            "demo runs without real models. Only the pipeline is being proven, not image quality."
+        )
     sys.stdout.flush()
 
 

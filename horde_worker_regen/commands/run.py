@@ -73,8 +73,10 @@ async def preflight(data: BridgeData) -> bool:
         try:
             user = await find_user(data, session)
         except HordeUnreachable as error:
-            logger.warning(f"{error}; starting anyway: popping waits and retries with backoff (at most "
-                           f"{data.horde_backoff_cap:.0f}s between tries) and the API key is checked once it answers")
+            logger.warning(
+                f"{error}; starting anyway: popping waits and retries with backoff (at most "
+                f"{data.horde_backoff_cap:.0f}s between tries) and the API key is checked once it answers"
+            )
             return False
         except IdentityError as error:
             raise StartupError(str(error)) from None
@@ -135,8 +137,9 @@ async def start_and_run(data: BridgeData, options: RunOptions) -> int:
         logger.info(f"{signal.Signals(stop.signum).name} received during the start-up checks; stopping")
         return EXIT_OK
     # The worker takes the signals over before its first await: none can fall between the two.
-    return await Worker(data, checked.selection.models, options, identity_checked=identity_checked,
-                        devices=checked.devices).run()
+    return await Worker(
+        data, checked.selection.models, options, identity_checked=identity_checked, devices=checked.devices
+    ).run()
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -147,8 +150,7 @@ def run_command(args: argparse.Namespace) -> int:
     logs_dir = Path(args.logs_dir)
     configure_logging(logs_dir, args.verbosity, secrets=resolved.data.secrets())
     _report_config(resolved)
-    options = RunOptions(logs_dir=logs_dir, verbosity=args.verbosity, burst=args.burst,
-                         metrics_file=args.metrics_file)
+    options = RunOptions(logs_dir=logs_dir, verbosity=args.verbosity, burst=args.burst, metrics_file=args.metrics_file)
     try:
         status = asyncio.run(start_and_run(resolved.data, options))
     except StartupError as error:

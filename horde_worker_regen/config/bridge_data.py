@@ -52,8 +52,6 @@ def is_loopback_host(host: str) -> bool:
         return False  # a host name: it may resolve to any interface
 
 
-
-
 class BridgeData(BaseModel):
     """The worker's settings as read from bridgeData.yaml, env vars and CLI flags."""
 
@@ -80,31 +78,23 @@ class BridgeData(BaseModel):
     max_threads: int = Field(default=1, ge=1, le=16, description="Jobs inferring at once.")
     queue_size: int = Field(default=1, ge=0, le=4, description="Extra jobs held ready.")
     max_batch: int = Field(default=1, ge=1, le=20, description="Most images per job (batching).")
-    max_power: int = Field(
-        default=8, ge=1, le=512, description="Largest image: max_power x 8 x 64 x 64 pixels."
-    )
+    max_power: int = Field(default=8, ge=1, le=512, description="Largest image: max_power x 8 x 64 x 64 pixels.")
     safety_on_gpu: bool = Field(default=False, description="Run the safety model on the GPU.")
     gpu_device_indices: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(
-        default=None, description="Which GPUs to use, by CUDA index (PCI bus order); default: every GPU found.",
+        default=None,
+        description="Which GPUs to use, by CUDA index (PCI bus order); default: every GPU found.",
     )
     gpu_device_overrides: dict[Annotated[int, Field(ge=0, le=63)], GpuDeviceSettings] = Field(
-        default_factory=dict, description="Per-GPU max_threads, max_power and models_to_load, by CUDA index.",
+        default_factory=dict,
+        description="Per-GPU max_threads, max_power and models_to_load, by CUDA index.",
     )
 
     # --- Content policy ---------------------------------------------------------------
-    require_upfront_kudos: bool = Field(
-        default=False, description="Only serve requesters who already hold the kudos."
-    )
+    require_upfront_kudos: bool = Field(default=False, description="Only serve requesters who already hold the kudos.")
     nsfw: bool = Field(default=True, description="Accept jobs that request NSFW content.")
-    censor_nsfw: bool = Field(
-        default=False, description="Censor NSFW images found in SFW requests."
-    )
-    censorlist: list[str] = Field(
-        default_factory=list, description="Words whose presence censors the result."
-    )
-    blacklist: list[str] = Field(
-        default_factory=list, description="Words whose presence makes the horde skip a job."
-    )
+    censor_nsfw: bool = Field(default=False, description="Censor NSFW images found in SFW requests.")
+    censorlist: list[str] = Field(default_factory=list, description="Words whose presence censors the result.")
+    blacklist: list[str] = Field(default_factory=list, description="Words whose presence makes the horde skip a job.")
 
     # --- Job kinds accepted -------------------------------------------------------------
     allow_img2img: bool = Field(default=True, description="Accept img2img jobs.")
@@ -130,12 +120,8 @@ class BridgeData(BaseModel):
         description="Let jobs make the worker fetch source images from loopback, private or link-local addresses "
         "(redirects included); the horde's own origin is always allowed.",
     )
-    extra_slow_worker: bool = Field(
-        default=False, description="Very slow hardware: longer deadlines, fewer jobs."
-    )
-    limit_max_steps: bool = Field(
-        default=False, description="Skip jobs with more steps than the model usually needs."
-    )
+    extra_slow_worker: bool = Field(default=False, description="Very slow hardware: longer deadlines, fewer jobs.")
+    limit_max_steps: bool = Field(default=False, description="Skip jobs with more steps than the model usually needs.")
 
     # --- Models -----------------------------------------------------------------------
     models_to_load: list[str] = Field(
@@ -148,9 +134,7 @@ class BridgeData(BaseModel):
         validation_alias=AliasChoices("models_to_skip", "image_models_to_skip"),
         description="Model names and meta-instructions to leave out.",
     )
-    load_large_models: bool = Field(
-        default=False, description="Let meta-instructions include Flux and Stable Cascade."
-    )
+    load_large_models: bool = Field(default=False, description="Let meta-instructions include Flux and Stable Cascade.")
     custom_models: list[CustomModel] = Field(
         default_factory=list, description="Local checkpoints (needs the horde's customizer role)."
     )
@@ -164,9 +148,7 @@ class BridgeData(BaseModel):
         description="Folder where finished results wait until submitted, so a crash loses none "
         "(default: cache_home/spool/<dreamer_name>); one worker at a time may use it.",
     )
-    max_lora_cache_size: int = Field(
-        default=10, ge=10, le=2048, description="LoRA cache limit in GB."
-    )
+    max_lora_cache_size: int = Field(default=10, ge=10, le=2048, description="LoRA cache limit in GB.")
     civitai_api_token: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("civitai_api_token", "CIVIT_API_TOKEN"),
@@ -209,16 +191,22 @@ class BridgeData(BaseModel):
         default=15, description="Longest single step of a 512x512 image; scaled by the job's pixels x batch."
     )
     job_retries: int = Field(
-        default=1, ge=0, le=3,
+        default=1,
+        ge=0,
+        le=3,
         description="Times a job whose inference process was lost or killed is retried on a fresh process.",
     )
     quarantine_model_after_strikes: int = Field(
-        default=2, ge=1, le=10,
+        default=2,
+        ge=1,
+        le=10,
         description="Jobs of a model that each killed every process they ran on, with no success in between, "
         "before the model is quarantined (no longer offered until fault_breaker_cooldown passes).",
     )
     fault_breaker_cooldown: int = Field(
-        default=60, ge=0, le=10_080,
+        default=60,
+        ge=0,
+        le=10_080,
         description="Minutes a model or feature stays withdrawn after its jobs keep faulting "
         "(0: until the worker restarts).",
     )
@@ -226,7 +214,9 @@ class BridgeData(BaseModel):
         default=0, ge=0, le=100_000, description="Restart an inference process after this many jobs (0: never)."
     )
     recycle_process_above_rss_mib: int = Field(
-        default=0, ge=0, le=1_048_576,
+        default=0,
+        ge=0,
+        le=1_048_576,
         description="Restart an inference process, between jobs, whose resident memory exceeds this (0: never).",
     )
 
@@ -234,9 +224,7 @@ class BridgeData(BaseModel):
     minutes_allowed_without_jobs: int = Field(
         default=30, ge=0, le=10_080, description="Warn after this long without a job (0: never)."
     )
-    stats_output_frequency: int = Field(
-        default=30, ge=1, le=3600, description="Seconds between status lines."
-    )
+    stats_output_frequency: int = Field(default=30, ge=1, le=3600, description="Seconds between status lines.")
     suppress_speed_warnings: bool = False
     limited_console_messages: bool = False
 
@@ -245,7 +233,8 @@ class BridgeData(BaseModel):
         default=True, description="Serve the web dashboard, /status.json, /metrics and /healthz."
     )
     dashboard_host: str = Field(
-        default="127.0.0.1", min_length=1,
+        default="127.0.0.1",
+        min_length=1,
         description="Address the dashboard listens on; anything but loopback needs dashboard_token.",
     )
     dashboard_port: int = Field(
@@ -258,9 +247,7 @@ class BridgeData(BaseModel):
     )
 
     # --- Fault policy ---------------------------------------------------------------------
-    remove_maintenance_on_init: bool = Field(
-        default=False, description="Take the worker out of maintenance at start."
-    )
+    remove_maintenance_on_init: bool = Field(default=False, description="Take the worker out of maintenance at start.")
     exit_on_unhandled_faults: bool = Field(
         default=False,
         description="Stop the worker (exit status 1) when a fault it cannot handle occurs: an unexpected "
@@ -311,7 +298,9 @@ class BridgeData(BaseModel):
     dreamer: bool = Field(default=True, description="Serve image jobs; this worker always does.")
     alchemist: bool = Field(default=False, description="Serve alchemy jobs (not served yet).")
     alchemist_name: str = Field(
-        default=DEFAULT_ALCHEMIST_NAME, min_length=1, max_length=100,
+        default=DEFAULT_ALCHEMIST_NAME,
+        min_length=1,
+        max_length=100,
         description="The alchemist's worker name; unique across the horde, so not dreamer_name.",
     )
     forms: list[str] = Field(
@@ -381,11 +370,14 @@ class BridgeData(BaseModel):
         """An override must name a selected GPU and may only lower max_power (the horde sees one max_pixels)."""
         for index, override in self.gpu_device_overrides.items():
             if self.gpu_device_indices is not None and index not in self.gpu_device_indices:
-                raise ValueError(f"gpu_device_overrides: GPU {index} is not in gpu_device_indices "
-                                 f"{self.gpu_device_indices}")
+                raise ValueError(
+                    f"gpu_device_overrides: GPU {index} is not in gpu_device_indices {self.gpu_device_indices}"
+                )
             if override.max_power is not None and override.max_power > self.max_power:
-                raise ValueError(f"gpu_device_overrides: GPU {index} max_power {override.max_power} is above the "
-                                 f"worker's max_power {self.max_power}; raise max_power or lower the override")
+                raise ValueError(
+                    f"gpu_device_overrides: GPU {index} max_power {override.max_power} is above the "
+                    f"worker's max_power {self.max_power}; raise max_power or lower the override"
+                )
         return self
 
     @field_validator("horde_url")

@@ -87,8 +87,6 @@ def allowed_values(field_name: str) -> str:
     return phrase
 
 
-
-
 def _shown_value(field_name: str, value: Any) -> str:
     """The rejected value, hidden when the field holds a secret."""
     if field_name in SECRET_FIELDS:

@@ -191,8 +191,7 @@ def load_config(
         raise MissingConfigFile(path)
     file_settings, file_problems = _file_settings(path, known) if file_found else ({}, [])
     problems = file_problems + env_problems + cli_problems
-    origins = {kind for kind, found in (("file", file_problems), ("env", env_problems), ("cli", cli_problems))
-               if found}
+    origins = {kind for kind, found in (("file", file_problems), ("env", env_problems), ("cli", cli_problems)) if found}
     merged = {**file_settings, **env_settings, **cli_merged}
     register_secrets(setting.value for name, setting in merged.items() if name in SECRET_FIELDS)
     try:

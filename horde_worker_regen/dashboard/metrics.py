@@ -49,20 +49,32 @@ class SnapshotCollector(Collector):
         for name, text in _GAUGES.items():
             yield GaugeMetricFamily(f"{PREFIX}_{name}", text, value=totals[name])
         worker = snap["worker"]
-        yield GaugeMetricFamily(f"{PREFIX}_uptime_seconds", "Seconds since the worker started.",
-                                value=worker["uptime_s"])
-        yield GaugeMetricFamily(f"{PREFIX}_paused", "1 while the owner has paused popping.",
-                                value=1.0 if worker["paused"] else 0.0)
-        yield GaugeMetricFamily(f"{PREFIX}_maintenance", "1 while the horde holds the worker in maintenance.",
-                                value=1.0 if worker["maintenance_message"] else 0.0)
+        yield GaugeMetricFamily(
+            f"{PREFIX}_uptime_seconds", "Seconds since the worker started.", value=worker["uptime_s"]
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_paused", "1 while the owner has paused popping.", value=1.0 if worker["paused"] else 0.0
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_maintenance",
+            "1 while the horde holds the worker in maintenance.",
+            value=1.0 if worker["maintenance_message"] else 0.0,
+        )
         credited = totals["kudos_credited"]
         if credited is not None:
-            yield GaugeMetricFamily(f"{PREFIX}_kudos_credited", "Kudos the horde credited this worker since it "
-                                    "started (read a few times an hour).", value=credited["total"])
-        yield GaugeMetricFamily(f"{PREFIX}_kudos_bridge_factor", "The horde's kudos multiplier for this bridge "
-                                "version (applied to the kudos estimate).", value=totals["kudos_factor"])
-        yield GaugeMetricFamily(f"{PREFIX}_queued_jobs", "Jobs popped and waiting for a slot.",
-                                value=len(snap["queue"]))
+            yield GaugeMetricFamily(
+                f"{PREFIX}_kudos_credited",
+                "Kudos the horde credited this worker since it started (read a few times an hour).",
+                value=credited["total"],
+            )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_kudos_bridge_factor",
+            "The horde's kudos multiplier for this bridge version (applied to the kudos estimate).",
+            value=totals["kudos_factor"],
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_queued_jobs", "Jobs popped and waiting for a slot.", value=len(snap["queue"])
+        )
         yield from _slot_families(snap)
 
 

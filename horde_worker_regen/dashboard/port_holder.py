@@ -45,5 +45,7 @@ def port_taken_message(host: str, port: int, reason: str) -> str:
     """What to say, and what to change, when the dashboard cannot listen on host:port."""
     holder = port_holder(host, port)
     held = f"; it is held by {holder}" if holder else ""
-    return (f"The dashboard cannot listen on {host}:{port} ({reason}{held}); the worker goes on without it. "
-            f"Set dashboard_port to a free port (0: any free port), or dashboard_enabled: false to run without it.")
+    return (
+        f"The dashboard cannot listen on {host}:{port} ({reason}{held}); the worker goes on without it. "
+        f"Set dashboard_port to a free port (0: any free port), or dashboard_enabled: false to run without it."
+    )

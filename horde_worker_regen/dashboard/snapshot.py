@@ -57,16 +57,24 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
             "state": sources.popper.horde_state,
             "horde_url": sources.data.horde_url,
             # Messages from the horde's moderators to this worker (or to all), newest last.
-            "horde_messages": [{"id": m.id, "message": m.message, "origin": m.origin, "expiry": m.expiry}
-                               for m in sources.popper.horde_messages],
+            "horde_messages": [
+                {"id": m.id, "message": m.message, "origin": m.origin, "expiry": m.expiry}
+                for m in sources.popper.horde_messages
+            ],
         },
         "totals": {
-            "jobs": figures.jobs, "images": figures.images, "faulted": figures.faulted, "dropped": figures.dropped,
-            "kudos_session": figures.kudos_session, "kudos_per_hour": figures.kudos_per_hour,
-            "kudos_factor": figures.kudos_factor, "kudos_credited": _credited(figures.kudos_credited),
+            "jobs": figures.jobs,
+            "images": figures.images,
+            "faulted": figures.faulted,
+            "dropped": figures.dropped,
+            "kudos_session": figures.kudos_session,
+            "kudos_per_hour": figures.kudos_per_hour,
+            "kudos_factor": figures.kudos_factor,
+            "kudos_credited": _credited(figures.kudos_credited),
             "megapixelsteps": sources.stats.megapixelsteps,
             "megapixelsteps_per_second": figures.megapixelsteps_per_second,
-            "jobs_per_hour": figures.jobs_per_hour, "idle_s": figures.idle_seconds,
+            "jobs_per_hour": figures.jobs_per_hour,
+            "idle_s": figures.idle_seconds,
         },
         "slots": [_slot(sources, slot, figures.uptime) for slot in sources.pipeline.slots.slots],
         "queue": [_queued(record) for record in sources.pipeline.registry if record.state in _QUEUE_STATES],
@@ -75,8 +83,13 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
         "downloads": _downloads(sources.downloads),
         "breaker": sources.pipeline.guard.status(),
         "faults": [
-            {"at": fault.at, "job": fault.job_key, "images": fault.images, "outcome": fault.outcome,
-             "reason": fault.reason}
+            {
+                "at": fault.at,
+                "job": fault.job_key,
+                "images": fault.images,
+                "outcome": fault.outcome,
+                "reason": fault.reason,
+            }
             for fault in reversed(sources.pipeline.recent_faults)
         ],
     }
@@ -117,14 +130,27 @@ def _device(slot: Slot) -> dict[str, Any] | None:
     device = slot.device
     if device is None:
         return {"kind": "cpu", "label": "CPU"}
-    return {"kind": "gpu", "label": f"GPU {device.index} ({device.name})", "index": device.index,
-            "name": device.name, "total_mb": device.total_mb, "free_mb_at_start": device.free_mb}
+    return {
+        "kind": "gpu",
+        "label": f"GPU {device.index} ({device.name})",
+        "index": device.index,
+        "name": device.name,
+        "total_mb": device.total_mb,
+        "free_mb_at_start": device.free_mb,
+    }
 
 
 def _queued(record: JobRecord) -> dict[str, Any]:
     spec = record.spec
-    return {"job": record.key, "state": record.state.value, "model": spec.model, "images": len(record.ids),
-            "width": spec.width, "height": spec.height, "steps": spec.steps}
+    return {
+        "job": record.key,
+        "state": record.state.value,
+        "model": spec.model,
+        "images": len(record.ids),
+        "width": spec.width,
+        "height": spec.height,
+        "steps": spec.steps,
+    }
 
 
 def _models(sources: DashboardSources) -> dict[str, Any]:

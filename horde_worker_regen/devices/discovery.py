@@ -95,8 +95,9 @@ def _probe_child(probe: Callable[[], list[DeviceInfo]], answer: Connection) -> N
         answer.close()
 
 
-def discover_devices(timeout: float = DISCOVERY_TIMEOUT_S,
-                     probe: Callable[[], list[DeviceInfo]] = probe_devices) -> list[DeviceInfo]:
+def discover_devices(
+    timeout: float = DISCOVERY_TIMEOUT_S, probe: Callable[[], list[DeviceInfo]] = probe_devices
+) -> list[DeviceInfo]:
     """The GPUs of this machine, asked in a spawned child that exits straight after.
 
     A child that does not answer within `timeout` (a wedged driver) is killed and the worker runs on
@@ -118,8 +119,10 @@ def discover_devices(timeout: float = DISCOVERY_TIMEOUT_S,
             child.kill()
             child.join()
     if answer is None:
-        logger.warning(f"GPU discovery did not answer within {timeout:.0f}s and was killed; running on the CPU "
-                       "(check the GPU driver with nvidia-smi)")
+        logger.warning(
+            f"GPU discovery did not answer within {timeout:.0f}s and was killed; running on the CPU "
+            "(check the GPU driver with nvidia-smi)"
+        )
         return []
     if isinstance(answer, BaseException):
         logger.warning(f"GPU discovery failed ({type(answer).__name__}: {answer}); running on the CPU")
@@ -130,5 +133,6 @@ def discover_devices(timeout: float = DISCOVERY_TIMEOUT_S,
 
 def fake_devices(settings: FakeBackendSettings) -> list[DeviceInfo]:
     """The fake backend's simulated GPUs, numbered in the order they are configured."""
-    return [DeviceInfo(index, device.name, device.vram_mb, device.vram_mb)
-            for index, device in enumerate(settings.devices)]
+    return [
+        DeviceInfo(index, device.name, device.vram_mb, device.vram_mb) for index, device in enumerate(settings.devices)
+    ]

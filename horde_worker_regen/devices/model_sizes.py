@@ -30,8 +30,11 @@ def _size_on_disk(entry: dict[str, Any]) -> int | None:
     if isinstance(size, int) and size > 0:
         return size
     files = entry.get("config", {}).get("files", []) if isinstance(entry.get("config"), dict) else []
-    total = sum(f.get("size_on_disk_bytes", 0) for f in files if isinstance(f, dict)
-                and isinstance(f.get("size_on_disk_bytes"), int))
+    total = sum(
+        f.get("size_on_disk_bytes", 0)
+        for f in files
+        if isinstance(f, dict) and isinstance(f.get("size_on_disk_bytes"), int)
+    )
     return total or None
 
 
@@ -48,8 +51,9 @@ def model_sizes(data: BridgeData, served: Sequence[str]) -> ModelSizes:
     """The memory figures placement uses for this configuration."""
     if data.inference_backend == "fake":
         fake = data.fake_backend
-        return ModelSizes({m: fake.model_vram_mb.get(m, fake.default_model_vram_mb) for m in served},
-                          fake.default_model_vram_mb)
+        return ModelSizes(
+            {m: fake.model_vram_mb.get(m, fake.default_model_vram_mb) for m in served}, fake.default_model_vram_mb
+        )
     reference = _reference(data)
     custom = {model.name: model.baseline for model in data.custom_models}
     sizes = {}

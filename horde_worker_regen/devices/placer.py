@@ -37,8 +37,11 @@ class DevicePlacer:
         seats = []
         for slot in slots:
             plan = self._plans[slot.index] if slot.index < len(self._plans) else SlotPlan(None)
-            seats.append(SeatView(slot.index, self.device_of(slot.index), slot.idle, slot.model,
-                                  plan.allowed_models, plan.max_pixels))
+            seats.append(
+                SeatView(
+                    slot.index, self.device_of(slot.index), slot.idle, slot.model, plan.allowed_models, plan.max_pixels
+                )
+            )
         return seats
 
     def _learn(self, slots: Sequence[Slot]) -> None:
@@ -63,8 +66,11 @@ class DevicePlacer:
         capacity: dict[int | None, int] = dict(self._gpu_capacity)
         ceiling: dict[int | None, int] = dict(self._gpu_capacity)
         if any(seat.device is None for seat in seats):
-            busy = sum(self._sizes.by_model.get(seat.model, self._sizes.default_mb)
-                       for seat in seats if seat.device is None and not seat.idle and seat.model)
+            busy = sum(
+                self._sizes.by_model.get(seat.model, self._sizes.default_mb)
+                for seat in seats
+                if seat.device is None and not seat.idle and seat.model
+            )
             memory = psutil.virtual_memory()
             capacity[None] = memory.available // MB + busy
             ceiling[None] = memory.total // MB
@@ -75,13 +81,22 @@ class DevicePlacer:
         self._learn(slots)
         seats = self._seats(slots)
         capacity, ceiling = self._capacities(seats)
-        placement = place_job(JobNeeds(model, pixels), seats, capacity_mb=capacity, sizes=self._sizes.by_model,
-                              default_mb=self._sizes.default_mb, queued_models=queued_models, ceiling_mb=ceiling)
+        placement = place_job(
+            JobNeeds(model, pixels),
+            seats,
+            capacity_mb=capacity,
+            sizes=self._sizes.by_model,
+            default_mb=self._sizes.default_mb,
+            queued_models=queued_models,
+            ceiling_mb=ceiling,
+        )
         if placement.oversize and model not in self._told_oversize:
             self._told_oversize.add(model)
             device = self.device_of(placement.slot or 0)
             where = f"GPU {device}" if device is not None else "the CPU"
-            logger.info(f"'{model}' needs about {self._sizes.by_model.get(model, self._sizes.default_mb)} MB by "
-                        f"estimate, more than {where} offers ({ceiling.get(device, 0)} MB): its jobs run alone "
-                        "there and rely on the backend offloading weights")
+            logger.info(
+                f"'{model}' needs about {self._sizes.by_model.get(model, self._sizes.default_mb)} MB by "
+                f"estimate, more than {where} offers ({ceiling.get(device, 0)} MB): its jobs run alone "
+                "there and rely on the backend offloading weights"
+            )
         return placement

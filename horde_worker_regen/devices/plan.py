@@ -35,22 +35,34 @@ def plan_slots(data: BridgeData, devices: Sequence[DeviceInfo], served: Sequence
     """The slots to start, in order; ConfigError when the GPU settings do not match this machine."""
     if not devices:
         if data.gpu_device_indices is not None or data.gpu_device_overrides:
-            raise ConfigError([f"gpu_device_indices / gpu_device_overrides name GPUs, but no GPU was found "
-                               f"(indexes configured: {data.gpu_device_indices or list(data.gpu_device_overrides)}). "
-                               "Remove them to run on the CPU."])
+            raise ConfigError(
+                [
+                    f"gpu_device_indices / gpu_device_overrides name GPUs, but no GPU was found "
+                    f"(indexes configured: {data.gpu_device_indices or list(data.gpu_device_overrides)}). "
+                    "Remove them to run on the CPU."
+                ]
+            )
         return [SlotPlan(None) for _ in range(data.max_threads)]
     by_index = {device.index: device for device in devices}
     wanted = data.gpu_device_indices if data.gpu_device_indices is not None else sorted(by_index)
-    problems = [f"gpu_device_indices: there is no GPU {index}; found: {_found(devices)}"
-                for index in wanted if index not in by_index]
-    problems += [f"gpu_device_overrides: there is no GPU {index}; found: {_found(devices)}"
-                 for index in data.gpu_device_overrides if index not in by_index]
+    problems = [
+        f"gpu_device_indices: there is no GPU {index}; found: {_found(devices)}"
+        for index in wanted
+        if index not in by_index
+    ]
+    problems += [
+        f"gpu_device_overrides: there is no GPU {index}; found: {_found(devices)}"
+        for index in data.gpu_device_overrides
+        if index not in by_index
+    ]
     served_set = set(served)
     for index, settings in data.gpu_device_overrides.items():
         unknown = sorted(set(settings.models_to_load or ()) - served_set)
         if unknown:
-            problems.append(f"gpu_device_overrides: GPU {index} models_to_load {unknown} are not among the served "
-                            f"models ({', '.join(sorted(served_set)[:10])})")
+            problems.append(
+                f"gpu_device_overrides: GPU {index} models_to_load {unknown} are not among the served "
+                f"models ({', '.join(sorted(served_set)[:10])})"
+            )
     if problems:
         raise ConfigError(problems)
     plans = []
@@ -75,13 +87,16 @@ def _check_max_power(data: BridgeData, plans: Sequence[SlotPlan], served: Sequen
         allowed = [plan for plan in plans if plan.allowed_models is None or model in plan.allowed_models]
         if not allowed or any(plan.max_pixels is None for plan in allowed):
             continue
-        powers = {plan.device.index: (plan.max_pixels or 0) // PIXELS_PER_POWER
-                  for plan in allowed if plan.device is not None}
+        powers = {
+            plan.device.index: (plan.max_pixels or 0) // PIXELS_PER_POWER for plan in allowed if plan.device is not None
+        }
         if max(powers.values(), default=data.max_power) < data.max_power:
             listed = ", ".join(f"GPU {index} max_power {power}" for index, power in sorted(powers.items()))
-            problems.append(f"gpu_device_overrides: '{model}' may run only on {listed}, below the worker's max_power "
-                            f"{data.max_power}, which the horde is told; raise those overrides' max_power or lower "
-                            "max_power")
+            problems.append(
+                f"gpu_device_overrides: '{model}' may run only on {listed}, below the worker's max_power "
+                f"{data.max_power}, which the horde is told; raise those overrides' max_power or lower "
+                "max_power"
+            )
     if problems:
         raise ConfigError(problems)
 

@@ -69,17 +69,18 @@ class HordeClient:
         """PUT one WebP image to its presigned upload URL."""
         timeout = aiohttp.ClientTimeout(total=UPLOAD_TIMEOUT_S)
         try:
-            async with self._session.put(url, data=data, headers={"Content-Type": "image/webp"},
-                                         timeout=timeout) as response:
+            async with self._session.put(
+                url, data=data, headers={"Content-Type": "image/webp"}, timeout=timeout
+            ) as response:
                 if response.status >= 300:
                     text = _one_line(await response.text(errors="replace"))
-                    raise HordeRequestError(response.status, None, f"upload refused: {text}",
-                                            _retry_after_of(response))
+                    raise HordeRequestError(response.status, None, f"upload refused: {text}", _retry_after_of(response))
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             raise HordeRequestError(None, None, f"upload failed: {plain_reason(error)}") from None
 
-    async def download(self, url: str, max_bytes: int, *, timeout_s: float = DOWNLOAD_TIMEOUT_S,
-                       guard: UrlGuard | None = None) -> bytes:
+    async def download(
+        self, url: str, max_bytes: int, *, timeout_s: float = DOWNLOAD_TIMEOUT_S, guard: UrlGuard | None = None
+    ) -> bytes:
         """GET an input image: every redirect hop checked by `guard`, at most `max_bytes` read while
         streaming, the whole download (hops and body) within `timeout_s`. Raises `HordeRequestError`,
         or `UnsafeUrl` for a URL (or redirect) the guard refuses."""
@@ -131,8 +132,9 @@ class HordeClient:
     async def _post_json(self, url: str, body: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         return await self._request_json("POST", url, body, timeout_s)
 
-    async def _request_json(self, method: str, url: str, body: dict[str, Any] | None,
-                            timeout_s: float) -> dict[str, Any]:
+    async def _request_json(
+        self, method: str, url: str, body: dict[str, Any] | None, timeout_s: float
+    ) -> dict[str, Any]:
         answer = await self._request(method, url, body, timeout_s)
         return answer if isinstance(answer, dict) else {}
 
@@ -140,8 +142,9 @@ class HordeClient:
         """The decoded JSON answer (any shape; `NotJson` if it is not JSON); HordeRequestError for an error."""
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
-            async with self._session.request(method, url, json=body, headers=self._headers,
-                                             timeout=timeout) as response:
+            async with self._session.request(
+                method, url, json=body, headers=self._headers, timeout=timeout
+            ) as response:
                 answer = await _decoded(response)
                 if response.status >= 400:
                     raise _error_from(response, answer if isinstance(answer, dict) else {})
@@ -198,4 +201,3 @@ def _one_line(text: str) -> str:
     """Untrusted text fit for a log line: control characters (newlines too) blanked, length bounded."""
     flat = "".join(char if char.isprintable() else " " for char in text[: MAX_ERROR_TEXT + 1])
     return flat if len(flat) <= MAX_ERROR_TEXT else flat[:MAX_ERROR_TEXT] + "…"
-

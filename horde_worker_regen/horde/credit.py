@@ -65,15 +65,21 @@ def _reading(record: dict[str, Any] | None) -> _Reading:
         return _Reading(0.0, 0.0, 0.0)  # not created yet: everything it will earn is this run's
     details = record.get("kudos_details")
     details = details if isinstance(details, dict) else {}
-    return _Reading(_number(record.get("kudos_rewards")), _number(details.get("generated")),
-                    _number(details.get("uptime")))
+    return _Reading(
+        _number(record.get("kudos_rewards")), _number(details.get("generated")), _number(details.get("uptime"))
+    )
 
 
 class CreditWatch:
     """Reads the worker's record on the horde and keeps what this run was credited."""
 
-    def __init__(self, client: HordeClient, worker_name: str, on_reading: Callable[[Credited], None],
-                 wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: HordeClient,
+        worker_name: str,
+        on_reading: Callable[[Credited], None],
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._name = worker_name
         self._on_reading = on_reading
@@ -92,8 +98,9 @@ class CreditWatch:
         if self._baseline is None:
             self._baseline = reading
         base = self._baseline
-        self.credited = Credited(reading.total - base.total, reading.jobs - base.jobs, reading.uptime - base.uptime,
-                                 self._wall_clock())
+        self.credited = Credited(
+            reading.total - base.total, reading.jobs - base.jobs, reading.uptime - base.uptime, self._wall_clock()
+        )
         self._on_reading(self.credited)
 
     async def _record(self) -> dict[str, Any] | None:

@@ -29,9 +29,7 @@ class ErrorAction(Enum):
 class HordeRequestError(RuntimeError):
     """A request the horde answered with an error status, or that never got an answer."""
 
-    def __init__(
-        self, status: int | None, rc: str | None, message: str, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, status: int | None, rc: str | None, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"HTTP {status} {rc or ''}: {message}" if status else message)
         self.status = status
         self.rc = rc
@@ -92,8 +90,11 @@ def _by_return_code(error: HordeRequestError) -> Classified | None:
         return None
     action = RC_ACTIONS.get(rc)
     if action is None:
-        return Classified(ErrorAction.BACK_OFF, UNKNOWN_RC_DELAY_S,
-                          f"the horde answered with a return code this worker does not know ({rc}: {error.message})")
+        return Classified(
+            ErrorAction.BACK_OFF,
+            UNKNOWN_RC_DELAY_S,
+            f"the horde answered with a return code this worker does not know ({rc}: {error.message})",
+        )
     hint = RC_HINTS.get(rc, rc)
     if rc == "BadRequest" and "unrecognised models" in error.message:
         hint = UNKNOWN_MODELS_HINT

@@ -155,8 +155,9 @@ def list_of(item: Check, max_items: int) -> Check:
     return check
 
 
-def fields_problem(obj: Mapping[str, Any], path: str, checks: Mapping[str, Check],
-                   required: Collection[str] = ()) -> Problem | None:
+def fields_problem(
+    obj: Mapping[str, Any], path: str, checks: Mapping[str, Check], required: Collection[str] = ()
+) -> Problem | None:
     """The first field of `obj` outside its check; null counts as absent. Fields without a check are ignored."""
     for name, check in checks.items():
         where = f"{path}.{name}" if path else name

@@ -46,8 +46,10 @@ async def find_user(data: BridgeData, session: aiohttp.ClientSession) -> UserDet
         request = FindUserRequest(apikey=data.api_key.get_secret_value())
     except ValidationError:
         # The error would quote the key; what the operator needs is what a key looks like.
-        raise IdentityError("The api_key is not an AI Horde API key (a key is 22 characters long). "
-                            "Copy yours again from https://aihorde.net/register.") from None
+        raise IdentityError(
+            "The api_key is not an AI Horde API key (a key is 22 characters long). "
+            "Copy yours again from https://aihorde.net/register."
+        ) from None
     url = data.horde_url.rstrip("/") + request.get_api_endpoint_subpath()
     headers = {"apikey": data.api_key.get_secret_value(), "Client-Agent": CLIENT_AGENT}
     timeout = aiohttp.ClientTimeout(total=IDENTITY_TIMEOUT_S)

@@ -19,14 +19,17 @@ async def remove_maintenance(client: HordeClient, worker_name: str) -> bool:
     try:
         worker_id = await client.worker_id_by_name(worker_name)
         if worker_id is None:
-            logger.info(f"remove_maintenance_on_init: the horde has no worker named '{worker_name}' yet; "
-                        "nothing to lift")
+            logger.info(
+                f"remove_maintenance_on_init: the horde has no worker named '{worker_name}' yet; nothing to lift"
+            )
             return False
         answer = await client.set_maintenance(worker_id, False)
     except HordeRequestError as error:
         hint = classify(error).operator_message
-        logger.warning(f"remove_maintenance_on_init: could not take the worker out of maintenance ({error})"
-                       + (f": {hint}" if hint else ""))
+        logger.warning(
+            f"remove_maintenance_on_init: could not take the worker out of maintenance ({error})"
+            + (f": {hint}" if hint else "")
+        )
         return False
     lifted = answer.get("maintenance") is False
     if lifted:

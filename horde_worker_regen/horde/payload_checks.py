@@ -79,8 +79,9 @@ _TI = record({
     "name": text(min_chars=1, max_chars=255, plain=True), "inject_ti": choice(("prompt", "negprompt"), "injection"),
     "strength": number(-5, 5),
 }, required=("name",))  # fmt: skip
-_EXTRA_TEXT = record({"text": text(max_chars=10_000), "reference": text(max_chars=255, plain=True)},
-                     required=("text", "reference"))
+_EXTRA_TEXT = record(
+    {"text": text(max_chars=10_000), "reference": text(max_chars=255, plain=True)}, required=("text", "reference")
+)
 _SIDE = whole(MIN_SIDE, MAX_SIDE, SIDE_STEP)
 _STRENGTH = number(0, 1)
 

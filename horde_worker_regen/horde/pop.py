@@ -122,8 +122,13 @@ MAX_REF_CHARS = 255
 _ID = text(min_chars=1, max_chars=MAX_ID_CHARS, plain=True)
 _UPLOAD_URL = text(max_chars=MAX_URL_CHARS, plain=True)
 # The gen_metadata `type` (horde-api.md §1.4) that names a rejected field best; "information" otherwise.
-_METADATA_TYPES = {"source_image": "source_image", "source_mask": "source_mask",
-                   "extra_source_images": "extra_source_images", "payload.loras": "lora", "payload.tis": "ti"}
+_METADATA_TYPES = {
+    "source_image": "source_image",
+    "source_mask": "source_mask",
+    "extra_source_images": "extra_source_images",
+    "payload.loras": "lora",
+    "payload.tis": "ti",
+}
 
 
 def seed_number(seed: str | None) -> int:
@@ -135,8 +140,11 @@ def seed_number(seed: str | None) -> int:
 
 def _kind(value: Any) -> str:
     """What a value is, without any of its content (for lines about answers that are not understood)."""
-    return describe(value) if value is None or isinstance(value, bool | int | float | list | dict) else (
-        f"text of {len(value)} characters" if isinstance(value, str) else type(value).__name__)
+    return (
+        describe(value)
+        if value is None or isinstance(value, bool | int | float | list | dict)
+        else (f"text of {len(value)} characters" if isinstance(value, str) else type(value).__name__)
+    )
 
 
 def _ids_of(body: Any) -> tuple[str, ...]:
@@ -185,8 +193,9 @@ def _spec(body: dict[str, Any], ids: tuple[str, ...]) -> GenerationSpec:
 
 
 def _sources(body: dict[str, Any]) -> SourceRefs:
-    extras = tuple((entry["image"], float(_default(entry, "strength", 1.0)))
-                   for entry in body.get("extra_source_images") or ())
+    extras = tuple(
+        (entry["image"], float(_default(entry, "strength", 1.0))) for entry in body.get("extra_source_images") or ()
+    )
     return SourceRefs(body.get("source_image") or None, body.get("source_mask") or None, extras)
 
 
@@ -216,21 +225,40 @@ def _legacy_id_problem(body: dict[str, Any], ids: tuple[str, ...]) -> Problem | 
     return Problem("id", f"{_kind(legacy)} is not one of the answer's ids")
 
 
-def _rejected(body: dict[str, Any], ids: tuple[str, ...], uploads: tuple[str | None, ...], problem: Problem,
-              messages: tuple[HordeMessage, ...]) -> PoppedJob:
+def _rejected(
+    body: dict[str, Any],
+    ids: tuple[str, ...],
+    uploads: tuple[str | None, ...],
+    problem: Problem,
+    messages: tuple[HordeMessage, ...],
+) -> PoppedJob:
     """A job to fault at once: enough of a spec for its record, the reason, and its gen_metadata entry."""
     model, raw_ttl = body.get("model"), body.get("ttl")
     if not isinstance(model, str) or len(model) > MAX_MODEL_CHARS or UNPRINTABLE.search(model):
         model = ""
     ttl = raw_ttl if is_whole(raw_ttl) and 0 < raw_ttl <= MAX_TTL_S else DEFAULT_TTL_S
-    spec = GenerationSpec(job_key=ids[0], model=model, prompt="", width=512, height=512,
-                          steps=1, n_iter=len(ids), seed=0, sampler_name="k_euler", cfg_scale=5.0, karras=False,
-                          denoising_strength=None, post_processing=(), source_processing="txt2img")
+    spec = GenerationSpec(
+        job_key=ids[0],
+        model=model,
+        prompt="",
+        width=512,
+        height=512,
+        steps=1,
+        n_iter=len(ids),
+        seed=0,
+        sampler_name="k_euler",
+        cfg_scale=5.0,
+        karras=False,
+        denoising_strength=None,
+        post_processing=(),
+        source_processing="txt2img",
+    )
     reason = str(problem)
     field = next((name for name in _METADATA_TYPES if problem.field.startswith(name)), "")
     entry = {"type": _METADATA_TYPES.get(field, "information"), "value": "parse_failed", "ref": reason[:MAX_REF_CHARS]}
-    return PoppedJob(ids, uploads, ttl, spec, SourceRefs(), False,
-                     rejected=reason, fault_metadata=(entry,), messages=messages)
+    return PoppedJob(
+        ids, uploads, ttl, spec, SourceRefs(), False, rejected=reason, fault_metadata=(entry,), messages=messages
+    )
 
 
 def _job(body: dict[str, Any], ids: tuple[str, ...], messages: tuple[HordeMessage, ...]) -> PoppedJob:
@@ -241,8 +269,15 @@ def _job(body: dict[str, Any], ids: tuple[str, ...], messages: tuple[HordeMessag
         return _rejected(body, unique, uploads, Problem("ids", f"{len(ids) - len(unique)} id(s) repeated"), messages)
     if problem := upload_problem or _legacy_id_problem(body, ids) or job_problem(body):
         return _rejected(body, ids, uploads, problem, messages)
-    return PoppedJob(ids=ids, upload_urls=uploads, ttl=body["ttl"], spec=_spec(body, ids), sources=_sources(body),
-                     use_nsfw_censor=bool(body["payload"].get("use_nsfw_censor")), messages=messages)
+    return PoppedJob(
+        ids=ids,
+        upload_urls=uploads,
+        ttl=body["ttl"],
+        spec=_spec(body, ids),
+        sources=_sources(body),
+        use_nsfw_censor=bool(body["payload"].get("use_nsfw_censor")),
+        messages=messages,
+    )
 
 
 def _skipped(raw: Any) -> dict[str, int]:
@@ -280,5 +315,10 @@ def parse_pop_answer(body: Any) -> PoppedJob | NoJob:
     except Exception as error:  # every id is still reported, faulted
         logger.opt(exception=error).error("Unexpected error while reading a pop answer; its job is faulted")
         unique = tuple(dict.fromkeys(ids))
-        return _rejected(body, unique, (None,) * len(unique),
-                         Problem("(answer)", f"could not be read ({type(error).__name__})"), messages)
+        return _rejected(
+            body,
+            unique,
+            (None,) * len(unique),
+            Problem("(answer)", f"could not be read ({type(error).__name__})"),
+            messages,
+        )

@@ -30,10 +30,14 @@ def _os_reason(error: OSError) -> str | None:
 _FIXED_WORDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
     ((asyncio.TimeoutError, TimeoutError, aiohttp.ServerTimeoutError), "no answer in time"),
     (aiohttp.ClientConnectorDNSError, "the host name could not be resolved"),
-    ((aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError),
-     "the TLS connection failed (certificate or proxy problem)"),
-    ((aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError),
-     "the server closed the connection before answering"),
+    (
+        (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError),
+        "the TLS connection failed (certificate or proxy problem)",
+    ),
+    (
+        (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError),
+        "the server closed the connection before answering",
+    ),
 )
 
 

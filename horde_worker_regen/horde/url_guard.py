@@ -41,8 +41,9 @@ def _origin(url: URL) -> tuple[str, str, int | None]:
 
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", maxsplit=1)[0])
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
-                or ip.is_unspecified)
+    return not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+    )
 
 
 @dataclass
@@ -71,5 +72,7 @@ class UrlGuard:
             raise UnsafeUrl(f"{url.host} does not resolve ({error})") from None
         private = [address for address in addresses if not _is_public(address)]
         if private or not addresses:
-            raise UnsafeUrl(f"{url.host} resolves to a non-public address ({', '.join(private) or 'none'}) "
-                            "and allow_private_source_urls is off")
+            raise UnsafeUrl(
+                f"{url.host} resolves to a non-public address ({', '.join(private) or 'none'}) "
+                "and allow_private_source_urls is off"
+            )

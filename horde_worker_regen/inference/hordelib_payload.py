@@ -26,8 +26,9 @@ _PASSED_THROUGH = (
 _SAMPLER_SPELLINGS = {"DDIM": "ddim"}
 
 FACE_FIXERS = frozenset({"GFPGAN", "CodeFormers"})
-UPSCALERS = frozenset({"RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "NMKD_Siax",
-                       "4x_AnimeSharp"})
+UPSCALERS = frozenset(
+    {"RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "NMKD_Siax", "4x_AnimeSharp"}
+)
 BACKGROUND_REMOVAL = "strip_background"
 
 

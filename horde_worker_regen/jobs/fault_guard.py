@@ -33,9 +33,9 @@ _HOLDING = (JobState.POPPED, JobState.INPUTS_FETCHED, JobState.QUEUED, JobState.
 
 _ADVICE = {
     "missing_model": "its file is not on disk: run download-models (or check cache_home), or remove it "
-                     "from models_to_load",
+    "from models_to_load",
     "unloadable_model": "its file cannot be loaded: delete it so that it is downloaded again, or remove it "
-                        "from models_to_load",
+    "from models_to_load",
     "crashing_model": "Check its file (delete it to download it again) or remove it from models_to_load",
     "unsupported_feature": "this worker cannot provide it: install what it needs, or set {flags} to false",
     "failing_feature": "it fails every time: check what it needs in the log, or set {flags} to false",
@@ -52,20 +52,29 @@ def withdrawal_line(withdrawal: Withdrawal) -> str:
     """The ERROR line of a withdrawal: what failed, what is no longer asked for, how long, what to do."""
     cause, subject = withdrawal.cause, withdrawal.cause.subject
     flags = " and ".join(FEATURE_FLAGS.get(subject.name, ())) if subject.feature else ""
-    refused = (f"Jobs needing {subject.name} are refused ({flags} off)" if subject.feature
-               else "It is no longer offered to the horde")
+    refused = (
+        f"Jobs needing {subject.name} are refused ({flags} off)"
+        if subject.feature
+        else "It is no longer offered to the horde"
+    )
     if withdrawal.by_cap:
-        return (f"{subject.describe(capital=True)} withdrawn: {withdrawal.faults} of its images faulted within "
-                f"the hour (last: {withdrawal.reason}). {refused} {_lasting(withdrawal)}, to keep this worker "
-                "out of the horde's maintenance. Look at the faults above and fix their cause, then restart.")
+        return (
+            f"{subject.describe(capital=True)} withdrawn: {withdrawal.faults} of its images faulted within "
+            f"the hour (last: {withdrawal.reason}). {refused} {_lasting(withdrawal)}, to keep this worker "
+            "out of the horde's maintenance. Look at the faults above and fix their cause, then restart."
+        )
     if cause.kind == "crashing_model":
-        return (f"Model '{subject.name}' quarantined: {withdrawal.faults} of its jobs in a row killed every "
-                f"inference process they ran on. {refused} {_lasting(withdrawal)}. "
-                f"{_ADVICE[cause.kind]}, then restart.")
+        return (
+            f"Model '{subject.name}' quarantined: {withdrawal.faults} of its jobs in a row killed every "
+            f"inference process they ran on. {refused} {_lasting(withdrawal)}. "
+            f"{_ADVICE[cause.kind]}, then restart."
+        )
     advice = _ADVICE.get(cause.kind, "fix the cause").format(flags=flags)
-    return (f"{subject.describe(capital=True)} withdrawn: {withdrawal.faults} of its jobs in a row failed "
-            f"({withdrawal.reason}). {refused} {_lasting(withdrawal)}, to keep this worker out of the horde's "
-            f"maintenance. To fix: {advice}; then restart the worker.")
+    return (
+        f"{subject.describe(capital=True)} withdrawn: {withdrawal.faults} of its jobs in a row failed "
+        f"({withdrawal.reason}). {refused} {_lasting(withdrawal)}, to keep this worker out of the horde's "
+        f"maintenance. To fix: {advice}; then restart the worker."
+    )
 
 
 class FaultGuard:
@@ -83,10 +92,13 @@ class FaultGuard:
         if withdrawal is not None:
             logger.error(withdrawal_line(withdrawal))
         elif cause.deterministic and cause.subject not in self.breaker.withdrawn:
-            limit = self.breaker.settings.crash_strikes if cause.kind == "crashing_model" else \
-                self.breaker.settings.strikes
-            logger.warning(f"{cause.subject.describe(capital=True)}: strike {self.breaker.strikes_of(cause)} "
-                           f"of {limit} toward withdrawal ({cause.kind})")
+            limit = (
+                self.breaker.settings.crash_strikes if cause.kind == "crashing_model" else self.breaker.settings.strikes
+            )
+            logger.warning(
+                f"{cause.subject.describe(capital=True)}: strike {self.breaker.strikes_of(cause)} "
+                f"of {limit} toward withdrawal ({cause.kind})"
+            )
         return withdrawal
 
     def succeeded(self, spec: GenerationSpec) -> None:
@@ -115,8 +127,9 @@ class FaultGuard:
         """End the withdrawals whose cool-down has passed, saying so; the time now."""
         now = self._clock()
         for ended in self.breaker.reinstate(now):
-            logger.info(f"{ended.cause.subject.describe(capital=True)}: its cool-down has passed; "
-                        "it is asked for again")
+            logger.info(
+                f"{ended.cause.subject.describe(capital=True)}: its cool-down has passed; it is asked for again"
+            )
         return now
 
     def _held_ids(self) -> Counter[Subject]:
@@ -129,9 +142,11 @@ class FaultGuard:
 
     def _note_stopped(self, stopped: bool) -> None:
         if stopped and not self.popping_stopped:
-            logger.error("Every model this worker serves is withdrawn by the fault breaker (see above): popping "
-                         "has stopped. The worker keeps running and finishes the jobs it holds; it pops again "
-                         "when a cool-down passes, or restart it once the cause is fixed.")
+            logger.error(
+                "Every model this worker serves is withdrawn by the fault breaker (see above): popping "
+                "has stopped. The worker keeps running and finishes the jobs it holds; it pops again "
+                "when a cool-down passes, or restart it once the cause is fixed."
+            )
         elif self.popping_stopped and not stopped:
             logger.info("A model is offered again: popping resumes")
         self.popping_stopped = stopped

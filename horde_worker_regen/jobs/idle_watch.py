@@ -64,11 +64,14 @@ class IdleWatch:
 
     def _message(self, models: Sequence[str]) -> str:
         offered = ", ".join(models[:5]) + (f" and {len(models) - 5} more" if len(models) > 5 else "")
-        lines = [f"No job for {self._minutes} minutes (minutes_allowed_without_jobs: {self._minutes}). Likely reasons: "
-                 f"nobody is asking for the models offered ({offered or 'none'}); max_power {self._max_power} is "
-                 "too low for the requests waiting; kinds of job this worker turns off (allow_* keys)."]
+        lines = [
+            f"No job for {self._minutes} minutes (minutes_allowed_without_jobs: {self._minutes}). Likely reasons: "
+            f"nobody is asking for the models offered ({offered or 'none'}); max_power {self._max_power} is "
+            "too low for the requests waiting; kinds of job this worker turns off (allow_* keys)."
+        ]
         if self._skipped:
-            counts = "; ".join(f"{SKIP_HINTS.get(reason, reason)}: {count}"
-                               for reason, count in self._skipped.most_common())
+            counts = "; ".join(
+                f"{SKIP_HINTS.get(reason, reason)}: {count}" for reason, count in self._skipped.most_common()
+            )
             lines.append(f"The horde passed requests by for: {counts}.")
         return " ".join(lines)

@@ -133,8 +133,9 @@ class Pipeline:
         self._gpu_limits = StageLimits.from_bridge_data(data)
         self._cpu_limits = StageLimits.from_bridge_data(data, on_cpu=True)
         self._recycling = RecyclePolicy.from_bridge_data(data)
-        settings = BreakerSettings.from_minutes(data.fault_breaker_cooldown, data.quarantine_model_after_strikes,
-                                                data.max_batch)
+        settings = BreakerSettings.from_minutes(
+            data.fault_breaker_cooldown, data.quarantine_model_after_strikes, data.max_batch
+        )
         self.guard = FaultGuard(FaultBreaker(settings), registry, clock)
         self._losses: dict[str, int] = {}  # job key -> inference processes lost while running it
 
@@ -238,7 +239,8 @@ class Pipeline:
         """Images and LoRAs/TIs at once; this runs while earlier jobs hold the slots."""
         extras = self._loras.fetch(record.spec) if self._loras is not None else _no_extras(record.spec)
         (inputs, metadata), (spec, extra_metadata) = await asyncio.gather(
-            self._fetcher.fetch(record.sources, record.deadline), extras)
+            self._fetcher.fetch(record.sources, record.deadline), extras
+        )
         record.inputs, record.gen_metadata = inputs, metadata + extra_metadata
         record.spec = spec_for_inputs(spec, inputs)
         self._enqueue(record)
@@ -283,8 +285,9 @@ class Pipeline:
                 self.fault(record, "it could no longer finish before its deadline", _transient(record))
                 return True
             others = [r.spec.model for r in queued if r is not record]
-            placement = self._placer.place(record.spec.model, record.spec.width * record.spec.height,
-                                           self.slots.slots, others)
+            placement = self._placer.place(
+                record.spec.model, record.spec.width * record.spec.height, self.slots.slots, others
+            )
             if placement.never is not None:
                 self.fault(record, f"it can never run on this worker: {placement.never}", _transient(record))
                 return True
@@ -362,8 +365,9 @@ class Pipeline:
         if losses <= retries:
             decision = start_decision(self._clock(), record.deadline, self._stats.expected_job_seconds)
             if decision is StartDecision.RUN:
-                logger.warning(f"Job {record.key}: {reason}; retrying it on a fresh process "
-                               f"(retry {losses} of {retries})")
+                logger.warning(
+                    f"Job {record.key}: {reason}; retrying it on a fresh process (retry {losses} of {retries})"
+                )
                 record.spec = dataclasses.replace(record.spec, attempt=losses)
                 self.registry.move(record, JobState.QUEUED)
                 self.dispatch()
@@ -470,8 +474,12 @@ class Pipeline:
 
     def _check_request(self, record: JobRecord) -> CheckImages:
         spec = record.spec
-        policy = censor_policy(worker_nsfw=self._data.nsfw, use_nsfw_censor=record.use_nsfw_censor,
-                               prompt=spec.prompt, censorlist=self._data.censorlist)
+        policy = censor_policy(
+            worker_nsfw=self._data.nsfw,
+            use_nsfw_censor=record.use_nsfw_censor,
+            prompt=spec.prompt,
+            censorlist=self._data.censorlist,
+        )
         return CheckImages(0, record.key, spec.prompt, spec.width, spec.height, record.images, policy)
 
     def _on_safety_checked(self, message: SafetyChecked) -> None:
@@ -481,8 +489,9 @@ class Pipeline:
         if record is None or record.state is not JobState.SAFETY:
             return
         if len(message.verdicts) != len(record.images):
-            self.fault(record, f"{len(message.verdicts)} safety verdicts for {len(record.images)} images",
-                       _transient(record))
+            self.fault(
+                record, f"{len(message.verdicts)} safety verdicts for {len(record.images)} images", _transient(record)
+            )
             return
         record.verdicts = message.verdicts
         self._start_reporting(record)

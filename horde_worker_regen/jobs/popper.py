@@ -300,8 +300,9 @@ class Popper:
 
     def _in_maintenance(self, message: str) -> float:
         if self.maintenance_message != message:
-            logger.warning(f"The horde keeps this worker in maintenance: {message or '(no message)'}. "
-                           + LIFT_MAINTENANCE_HINT)
+            logger.warning(
+                f"The horde keeps this worker in maintenance: {message or '(no message)'}. " + LIFT_MAINTENANCE_HINT
+            )
         self.maintenance_message = message
         return self._error_delay()
 
@@ -309,8 +310,10 @@ class Popper:
         trouble = "unreachable" if error.status is None else "failing"
         if trouble != self._trouble:
             what = "cannot be reached" if error.status is None else f"is failing (HTTP {error.status})"
-            logger.warning(f"The horde {what}: {error.message}. Jobs in flight go on; popping waits and retries "
-                           f"with backoff (at most {self._settings.backoff_cap:.0f}s between tries)")
+            logger.warning(
+                f"The horde {what}: {error.message}. Jobs in flight go on; popping waits and retries "
+                f"with backoff (at most {self._settings.backoff_cap:.0f}s between tries)"
+            )
             if self._trouble is None:
                 self._trouble_since = self._clock()
             self._trouble = trouble

@@ -32,8 +32,9 @@ def image_reports(record: JobRecord) -> list[ImageReport]:
     return reports
 
 
-async def report_job(submitter: Submitter, record: JobRecord,
-                     reports: list[ImageReport] | None = None) -> dict[int, IdResult]:
+async def report_job(
+    submitter: Submitter, record: JobRecord, reports: list[ImageReport] | None = None
+) -> dict[int, IdResult]:
     """Submit every id of the job (`reports`, its images, or faults if it failed); one result per id."""
     if reports is None and (record.fault_reason is not None or not record.images):
         coroutines = [submitter.report_fault(record, index) for index in range(len(record.ids))]

@@ -75,8 +75,9 @@ def parse_entry(data: bytes) -> SpoolEntry:
     try:
         entry = SpoolEntry.model_validate_json(data)
     except ValidationError as error:
-        raise CorruptEntry(f"not a complete spool entry ({error.error_count()} problem(s): "
-                           f"{error.errors()[0]['msg']})") from None
+        raise CorruptEntry(
+            f"not a complete spool entry ({error.error_count()} problem(s): {error.errors()[0]['msg']})"
+        ) from None
     if hashlib.sha256(entry.image).hexdigest() != entry.image_sha256:
         raise CorruptEntry("its image does not match its checksum")
     return entry
@@ -87,11 +88,20 @@ def entries_for(record: JobRecord, reports: Iterable[ImageReport], wall_deadline
     spec = record.spec
     return [
         SpoolEntry(
-            job_id=record.ids[report.index], upload_url=record.upload_urls[report.index],
-            seed=spec.seed_of(report.index), state=report.state, censored=report.state != "ok",
-            gen_metadata=report.gen_metadata, deadline=wall_deadline, ttl=record.ttl, model=spec.model,
-            width=spec.width, height=spec.height, steps=spec.steps,
-            image_sha256=hashlib.sha256(report.image).hexdigest(), image=report.image,
+            job_id=record.ids[report.index],
+            upload_url=record.upload_urls[report.index],
+            seed=spec.seed_of(report.index),
+            state=report.state,
+            censored=report.state != "ok",
+            gen_metadata=report.gen_metadata,
+            deadline=wall_deadline,
+            ttl=record.ttl,
+            model=spec.model,
+            width=spec.width,
+            height=spec.height,
+            steps=spec.steps,
+            image_sha256=hashlib.sha256(report.image).hexdigest(),
+            image=report.image,
         )
         for report in reports
     ]
@@ -113,8 +123,9 @@ def record_for(entry: SpoolEntry, now: float, wall_now: float) -> tuple[JobRecor
 class ResultSpool:
     """The spool folder: atomic writes, removal, and reading back what an earlier run left."""
 
-    def __init__(self, folder: Path, wall_clock: Callable[[], float] = time.time,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, folder: Path, wall_clock: Callable[[], float] = time.time, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.folder = folder
         self._wall_clock = wall_clock
         self._clock = clock
@@ -170,8 +181,10 @@ class ResultSpool:
         except OSError:
             free = "free space unknown"
         cause = "the disk is full" if error.errno == errno.ENOSPC else f"{error.strerror or error}"
-        logger.error(f"Cannot spool the result to {path} ({cause}; {free}): it is uploaded from memory, "
-                     "but would be lost if the worker crashed before submitting it")
+        logger.error(
+            f"Cannot spool the result to {path} ({cause}; {free}): it is uploaded from memory, "
+            "but would be lost if the worker crashed before submitting it"
+        )
 
     def remove(self, job_ids: Iterable[str]) -> None:
         """Forget the entries of ids whose report has ended."""
@@ -213,8 +226,9 @@ class Resumer(Protocol):
         """Report a result an earlier run generated."""
 
 
-def resume_spooled(spool: ResultSpool, resumer: Resumer, now: float | None = None,
-                   wall_now: float | None = None) -> int:
+def resume_spooled(
+    spool: ResultSpool, resumer: Resumer, now: float | None = None, wall_now: float | None = None
+) -> int:
     """Hand every spooled result still within its deadline to reporting, drop the rest; returns how many resumed."""
     now = time.monotonic() if now is None else now
     wall_now = time.time() if wall_now is None else wall_now

@@ -59,8 +59,10 @@ class SpoolLock:
             folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
-            logger.warning(f"Cannot lock the spool folder {folder} ({error.strerror or error}); "
-                           "nothing keeps a second worker from using it")
+            logger.warning(
+                f"Cannot lock the spool folder {folder} ({error.strerror or error}); "
+                "nothing keeps a second worker from using it"
+            )
             return cls(None)
         if not _try_lock(fd):
             os.close(fd)

@@ -61,8 +61,9 @@ class StatsSnapshot:
 class WorkerStats:
     """Accumulates what the worker did since it started."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, *, keep_timings: bool = False,
-                 kudos_factor: float = 1.0) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, keep_timings: bool = False, kudos_factor: float = 1.0
+    ) -> None:
         # Per-job timings are only kept for `run --metrics-file`: a worker serving for weeks must not grow.
         self._keep_timings = keep_timings
         self._clock = clock

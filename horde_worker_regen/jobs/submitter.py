@@ -89,7 +89,10 @@ class Submitter:
         if self.clock() >= record.deadline:
             return self._dropped(record, index, "its deadline passed before the fault could be reported")
         request = ImageGenerationJobSubmitRequest(
-            id=record.ids[index], generation=FAULTED_GENERATION, state="faulted", seed=record.spec.seed_of(index),
+            id=record.ids[index],
+            generation=FAULTED_GENERATION,
+            state="faulted",
+            seed=record.spec.seed_of(index),
             gen_metadata=list(record.gen_metadata[:MAX_GEN_METADATA]),
         )
         result = await self._submit(record, index, request)
@@ -131,8 +134,10 @@ class Submitter:
                     return self._dropped(record, index, f"no successful submit before its deadline ({error})")
                 why = f"; {verdict.operator_message}" if verdict.operator_message else ""
                 log = logger.debug if error.status == 429 else logger.warning  # a rate limit is routine
-                log(f"Job {record.ids[index]}: submit attempt {attempt + 1} failed ({error}){why}; "
-                    f"retrying in {wait:.1f}s")
+                log(
+                    f"Job {record.ids[index]}: submit attempt {attempt + 1} failed ({error}){why}; "
+                    f"retrying in {wait:.1f}s"
+                )
                 await self.sleep(wait)
                 attempt += 1
                 continue

@@ -41,8 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fake-clock", action="store_true", default=None, help="time moves only via POST /_admin/clock"
     )
-    parser.add_argument("--logs-dir", type=Path, default=DEFAULT_LOGS_DIR,
-                        help="where log files go, as for the worker (default: ./logs)")
+    parser.add_argument(
+        "--logs-dir",
+        type=Path,
+        default=DEFAULT_LOGS_DIR,
+        help="where log files go, as for the worker (default: ./logs)",
+    )
 
 
 def build_config(args: argparse.Namespace) -> LocalHordeConfig:

@@ -233,4 +233,3 @@ class SubmitAttempt:
 
     state: str  # the submitted `state`: ok, censored, csam or faulted
     applied: bool  # the job was neither completed nor faulted before it, and credentials were right
-

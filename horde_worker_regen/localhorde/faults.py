@@ -40,8 +40,16 @@ from pydantic import BaseModel, Field
 from horde_worker_regen.localhorde.errors import WRONG_CREDENTIALS_MESSAGE
 
 FaultKind = Literal[
-    "error", "latency", "drop", "rate_limit", "expired_url", "empty_model", "maintenance", "wrong_credentials",
-    "down", "mangle",
+    "error",
+    "latency",
+    "drop",
+    "rate_limit",
+    "expired_url",
+    "empty_model",
+    "maintenance",
+    "wrong_credentials",
+    "down",
+    "mangle",
 ]
 
 ENDPOINTS = (

@@ -38,6 +38,5 @@ def warn_if_exposed(path: Path, holds_secret: bool) -> bool:
         if resolved in _warned:
             return False
         _warned.add(resolved)
-    logger.warning(f"{path} holds your API key and other users of this machine can read it. "
-                   f"Run: chmod 600 {resolved}")
+    logger.warning(f"{path} holds your API key and other users of this machine can read it. Run: chmod 600 {resolved}")
     return True

@@ -46,8 +46,11 @@ class FileLoggingState:
             self.lost_lines += 1
         if first:
             reason = error.strerror or type(error).__name__
-            self.notify("ERROR", f"Cannot write log files in {folder} ({reason}): file logging is paused and the "
-                                 "worker keeps running; it resumes by itself once the disk has room again.")
+            self.notify(
+                "ERROR",
+                f"Cannot write log files in {folder} ({reason}): file logging is paused and the "
+                "worker keeps running; it resumes by itself once the disk has room again.",
+            )
 
     def may_try(self, folder: Path) -> bool:
         """Whether a file may write now: always, unless paused; then at most once per `resume_check_s`,
@@ -160,7 +163,10 @@ class LogFile:
         return candidate
 
     def _remove_old(self) -> None:
-        rotated = sorted(self.path.parent.glob(f"{self.path.stem}.*{self.path.suffix}"),
-                         key=lambda path: path.stat().st_mtime, reverse=True)
+        rotated = sorted(
+            self.path.parent.glob(f"{self.path.stem}.*{self.path.suffix}"),
+            key=lambda path: path.stat().st_mtime,
+            reverse=True,
+        )
         for old in rotated[RETENTION_FILES:]:
             old.unlink(missing_ok=True)

@@ -118,14 +118,14 @@ def capture_child_output() -> TextIO:
 ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], Any]
 
 
-def log_uncaught(kind: type[BaseException], error: BaseException, trace: TracebackType | None,
-                 where: str = "") -> None:
+def log_uncaught(kind: type[BaseException], error: BaseException, trace: TracebackType | None, where: str = "") -> None:
     """An exception nothing caught, as a CRITICAL record (redacted like every other)."""
     if issubclass(kind, KeyboardInterrupt):
         return
     place = f" in thread {where}" if where else ""
     logger.opt(exception=(kind, error, trace)).critical(
-        f"Unexpected error{place}: {kind.__name__}: {error} (the traceback is in the trace log)")
+        f"Unexpected error{place}: {kind.__name__}: {error} (the traceback is in the trace log)"
+    )
 
 
 def _thread_hook(arguments: threading.ExceptHookArgs) -> None:

@@ -39,12 +39,17 @@ class HarmlessRule:
     summary: str | None = None
 
 
-_AUDIO_SUMMARY = ("ComfyUI's audio nodes are not loaded (torchaudio is not installed): "
-                  "an image worker does not need them")
+_AUDIO_SUMMARY = (
+    "ComfyUI's audio nodes are not loaded (torchaudio is not installed): an image worker does not need them"
+)
 HARMLESS: tuple[HarmlessRule, ...] = (
     HarmlessRule(re.compile(r"torchaudio|IMPORT FAILED: nodes_audio"), _AUDIO_SUMMARY),
-    HarmlessRule(re.compile(r"some comfy_extras/ nodes did not import correctly|missing dependencies added the"
-                            r" last time you updated ComfyUI|pip install -r requirements\.txt")),
+    HarmlessRule(
+        re.compile(
+            r"some comfy_extras/ nodes did not import correctly|missing dependencies added the"
+            r" last time you updated ComfyUI|pip install -r requirements\.txt"
+        )
+    ),
     HarmlessRule(re.compile(r"has conflict with protected namespace")),  # pydantic, about libraries' models
     HarmlessRule(re.compile(r"The pynvml package is deprecated")),
     HarmlessRule(re.compile(r"\d{12,}(\.\d+)? MB usable")),  # ComfyUI on the CPU: a figure of no meaning
@@ -68,8 +73,9 @@ def harmless_outcome(message: str) -> tuple[bool, str]:
     return True, message
 
 
-_LIBRARY_FOLDERS = tuple({f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}",
-                          sysconfig.get_paths()["stdlib"] + os.sep})
+_LIBRARY_FOLDERS = tuple(
+    {f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}", sysconfig.get_paths()["stdlib"] + os.sep}
+)
 
 
 def _installed_library(path: str) -> bool:

@@ -102,8 +102,9 @@ def header_problem(header: bytes, data_size: int) -> str | None:
         return "is not a safetensors file (a tensor entry of its header is malformed)"
     needed = max(end for end in ends if end is not None)
     if needed > data_size:
-        return (f"is truncated: its tensors need {needed:,} bytes after the header, it holds {data_size:,} "
-                "(copy it again)")
+        return (
+            f"is truncated: its tensors need {needed:,} bytes after the header, it holds {data_size:,} (copy it again)"
+        )
     if all("lora" in name.lower() for name in tensors):
         return "is a LoRA, not a checkpoint (every tensor is a LoRA weight)"
     return None
@@ -113,6 +114,6 @@ def torch_file_problem(head: bytes) -> str | None:
     """What is wrong with a file read by `torch.load`, from its first 9 bytes, or None."""
     if head.startswith(_ZIP_MAGIC) or head[:1] == bytes([_PICKLE_PROTOCOL_OPCODE]):
         return None
-    if head[_LENGTH_BYTES:_LENGTH_BYTES + 1] == b"{":
+    if head[_LENGTH_BYTES : _LENGTH_BYTES + 1] == b"{":
         return "looks like a safetensors file: rename it to end in .safetensors, the suffix decides how it is read"
     return "is not a checkpoint: neither a PyTorch file (zip or pickle) nor, by its suffix, a safetensors file"

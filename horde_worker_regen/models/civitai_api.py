@@ -53,9 +53,14 @@ def _pick_file(version: dict[str, Any]) -> RemoteFile:
     chosen = candidates[0]
     hashes = chosen.get("hashes") or {}
     size_kb = chosen.get("sizeKB")
-    return RemoteFile(version["id"], str(chosen.get("name") or f"{version['id']}.safetensors"),
-                      str(chosen["downloadUrl"]), str(hashes["SHA256"]).lower() if hashes.get("SHA256") else None,
-                      int(size_kb * 1024) if isinstance(size_kb, int | float) else None, trained_words(version))
+    return RemoteFile(
+        version["id"],
+        str(chosen.get("name") or f"{version['id']}.safetensors"),
+        str(chosen["downloadUrl"]),
+        str(hashes["SHA256"]).lower() if hashes.get("SHA256") else None,
+        int(size_kb * 1024) if isinstance(size_kb, int | float) else None,
+        trained_words(version),
+    )
 
 
 def trained_words(version: dict[str, Any]) -> tuple[str, ...]:
@@ -81,8 +86,9 @@ async def _get_json(session: aiohttp.ClientSession, url: str, headers: dict[str,
         return await response.json(content_type=None)
 
 
-async def resolve(session: aiohttp.ClientSession, kind: str, name: str, is_version: bool,
-                  headers: dict[str, str]) -> RemoteFile:
+async def resolve(
+    session: aiohttp.ClientSession, kind: str, name: str, is_version: bool, headers: dict[str, str]
+) -> RemoteFile:
     """The file `name` refers to; NotFound, aiohttp errors or timeouts otherwise."""
     base = civitai_api_url()
     if name.isdigit() and is_version:

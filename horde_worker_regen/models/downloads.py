@@ -32,8 +32,13 @@ RESUME_ATTEMPTS = 5
 DISK_MARGIN_BYTES = 64 * 1024 * 1024
 READ_TIMEOUT_S = 60.0
 CIVITAI_HOSTS = ("civitai.com",)
-_RETRYABLE = (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
-              asyncio.TimeoutError, ConnectionResetError)
+_RETRYABLE = (
+    aiohttp.ClientPayloadError,
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    asyncio.TimeoutError,
+    ConnectionResetError,
+)
 
 
 class DiskUsage(NamedTuple):
@@ -123,8 +128,15 @@ class Downloader:
                 f"{free / mb:.0f} MB are free on {dest.parent}; free some space or move cache_home"
             )
 
-    async def fetch(self, url: str, dest: Path, *, sha256: str | None = None, size: int | None = None,
-                    total_timeout: float | None = None) -> Path:
+    async def fetch(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        sha256: str | None = None,
+        size: int | None = None,
+        total_timeout: float | None = None,
+    ) -> Path:
         """Download `url` to `dest` (resuming a `.partial` left there); returns `dest`."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".partial")
@@ -166,8 +178,9 @@ class Downloader:
             if response.status == 416 and offset:
                 return  # the partial file already holds every byte; the checksum decides
             if response.status not in (200, 206):
-                raise DownloadFailed(f"{partial.name[:-8]}: the server answered HTTP {response.status}",
-                                     status=response.status)
+                raise DownloadFailed(
+                    f"{partial.name[:-8]}: the server answered HTTP {response.status}", status=response.status
+                )
             if response.status == 200:
                 offset = 0  # no range support: start over
             total = _total_from(response, offset)
@@ -177,8 +190,9 @@ class Downloader:
             progress.done_bytes = offset
             await self._write_body(response, partial, offset, progress)
 
-    async def _write_body(self, response: aiohttp.ClientResponse, partial: Path, offset: int,
-                          progress: DownloadProgress) -> None:
+    async def _write_body(
+        self, response: aiohttp.ClientResponse, partial: Path, offset: int, progress: DownloadProgress
+    ) -> None:
         try:
             with partial.open("r+b" if offset else "wb") as handle:
                 if offset:  # resume: drop anything past the bytes the server will not resend ("wb" empties it)
@@ -202,8 +216,9 @@ class Downloader:
         actual = await asyncio.to_thread(sha256_of, partial)
         if actual != sha256.lower():
             partial.unlink(missing_ok=True)
-            raise ChecksumMismatch(f"{partial.name[:-8]}: sha256 is {actual}, the reference says {sha256.lower()}; "
-                                   "the file was discarded")
+            raise ChecksumMismatch(
+                f"{partial.name[:-8]}: sha256 is {actual}, the reference says {sha256.lower()}; the file was discarded"
+            )
 
 
 def _write_failed(partial: Path, written: int, error: OSError) -> DownloadFailed:
@@ -227,4 +242,3 @@ def _size(path: Path) -> int:
 def describe_error(error: BaseException) -> str:
     """A one-line reason for logs and reports."""
     return str(error) or type(error).__name__
-

@@ -62,8 +62,10 @@ class LoraCache:
 
     def _save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        files = {name: {"size": f.size, "last_used": f.last_used, "triggers": list(f.triggers)}
-                 for name, f in self.files.items()}
+        files = {
+            name: {"size": f.size, "last_used": f.last_used, "triggers": list(f.triggers)}
+            for name, f in self.files.items()
+        }
         partial = self.folder / (INDEX_NAME + ".partial")
         partial.write_text(json.dumps({"refs": self.refs, "files": files}, indent=1), encoding="utf-8")
         os.replace(partial, self.folder / INDEX_NAME)
@@ -110,8 +112,12 @@ class LoraCache:
     def evict(self, keep: set[str]) -> list[str]:
         """Delete the least recently used files of the budget group (never this folder's `keep`) until under the cap."""
         evicted: list[str] = []
-        candidates = sorted((f.last_used, index, name) for index, cache in enumerate(self.budget_group)
-                            for name, f in cache.files.items() if not (cache is self and name in keep))
+        candidates = sorted(
+            (f.last_used, index, name)
+            for index, cache in enumerate(self.budget_group)
+            for name, f in cache.files.items()
+            if not (cache is self and name in keep)
+        )
         touched: set[int] = set()
         for _, index, name in candidates:
             if self.budget_bytes() <= self.max_bytes:

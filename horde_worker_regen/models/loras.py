@@ -72,8 +72,15 @@ def refs_of(payload: dict[str, Any]) -> list[ExtraRef]:
 class LoraFetcher:
     """Fetches LoRAs/TIs into the caches; one download per reference even when jobs ask at once."""
 
-    def __init__(self, cache_home: Path, downloader: Downloader, *, max_cache_gb: int, timeout_s: float,
-                 backoff: SourceBackoff | None = None) -> None:
+    def __init__(
+        self,
+        cache_home: Path,
+        downloader: Downloader,
+        *,
+        max_cache_gb: int,
+        timeout_s: float,
+        backoff: SourceBackoff | None = None,
+    ) -> None:
         limit = max_cache_gb * 1024**3
         self.caches = {kind: LoraCache(cache_home / kind, limit) for kind in PAYLOAD_KEYS}
         share_budget(*self.caches.values())  # LoRAs and TIs together stay under the one cap
@@ -89,16 +96,25 @@ class LoraFetcher:
             return spec, []
         paths = await asyncio.gather(*(self.path_for(ref) for ref in refs))
         found = {(ref.kind, ref.name): path for ref, path in zip(refs, paths, strict=True) if path is not None}
-        metadata = [{"type": ref.kind, "value": "download_failed", "ref": ref.name[:255]}
-                    for ref, path in zip(refs, paths, strict=True) if path is None]
+        metadata = [
+            {"type": ref.kind, "value": "download_failed", "ref": ref.name[:255]}
+            for ref, path in zip(refs, paths, strict=True)
+            if path is None
+        ]
         payload = dict(spec.payload)
         for kind, key in PAYLOAD_KEYS.items():
             if key in payload:
-                payload[key] = [entry for entry in payload[key] or ()
-                                if isinstance(entry, dict) and (kind, str(entry.get("name") or "").strip()) in found]
+                payload[key] = [
+                    entry
+                    for entry in payload[key] or ()
+                    if isinstance(entry, dict) and (kind, str(entry.get("name") or "").strip()) in found
+                ]
         files = {kind: {name: str(path) for (k, name), path in found.items() if k == kind} for kind in PAYLOAD_KEYS}
-        triggers = {name: words for name, path in files["lora"].items()
-                    if (words := self.caches["lora"].triggers(Path(path).name))}
+        triggers = {
+            name: words
+            for name, path in files["lora"].items()
+            if (words := self.caches["lora"].triggers(Path(path).name))
+        }
         fetched = replace(spec, payload=payload, lora_files=files["lora"], ti_files=files["ti"], lora_triggers=triggers)
         return fetched, metadata
 

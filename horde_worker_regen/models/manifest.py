@@ -64,7 +64,9 @@ class VerifiedManifest:
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".partial")
-        payload = {key: {"size": stamp.size, "mtime_ns": stamp.mtime_ns, "sha256": stamp.sha256}
-                   for key, stamp in self._entries.items()}
+        payload = {
+            key: {"size": stamp.size, "mtime_ns": stamp.mtime_ns, "sha256": stamp.sha256}
+            for key, stamp in self._entries.items()
+        }
         partial.write_text(json.dumps(payload, indent=1), encoding="utf-8")
         os.replace(partial, self.path)

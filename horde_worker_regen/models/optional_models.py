@@ -37,13 +37,17 @@ def optional_kinds(data: BridgeData) -> OptionalKinds:
         return OptionalKinds(data.allow_post_processing, data.allow_controlnet)
     notes: list[str] = []
     post_processing, controlnet = data.allow_post_processing, data.allow_controlnet
-    for flag, names in (("allow_post_processing", POST_PROCESSING_REFERENCES),
-                        ("allow_controlnet", CONTROLNET_REFERENCES)):
+    for flag, names in (
+        ("allow_post_processing", POST_PROCESSING_REFERENCES),
+        ("allow_controlnet", CONTROLNET_REFERENCES),
+    ):
         missing = _missing(data, names) if getattr(data, flag) else []
         if missing:
             files = ", ".join(f"{name}.json" for name in missing)
-            notes.append(f"{flag} is set but the model references {files} are not in "
-                         f"{ReferencePaths(data.cache_home).reference.parent}; not asking the horde for those jobs.")
+            notes.append(
+                f"{flag} is set but the model references {files} are not in "
+                f"{ReferencePaths(data.cache_home).reference.parent}; not asking the horde for those jobs."
+            )
             if flag == "allow_post_processing":
                 post_processing = False
             else:

@@ -107,5 +107,6 @@ class StepProgress:
         self.done += 1
         elapsed = self.clock() - self.started_at
         suffix = f": {what}" if what else ""
-        logger.info(f"{self.label} {progress_bar(self.done, self.total)} {self.done}/{self.total} "
-                    f"({elapsed:.1f} s){suffix}")
+        logger.info(
+            f"{self.label} {progress_bar(self.done, self.total)} {self.done}/{self.total} ({elapsed:.1f} s){suffix}"
+        )

@@ -155,12 +155,12 @@ def build(path: Path, seed: int) -> None:
     from safetensors.torch import save_file
 
     state: dict[str, Any] = {}
-    for prefix, module in (("model.diffusion_model.", _unet()), ("cond_stage_model.", _clip()),
-                           (_VAE_PREFIX, _vae())):
+    for prefix, module in (("model.diffusion_model.", _unet()), ("cond_stage_model.", _clip()), (_VAE_PREFIX, _vae())):
         state.update({prefix + key: value for key, value in module.state_dict().items()})
     partial = path.with_name(path.name + ".partial")
-    save_file(_filled(state, seed), str(partial), metadata={"recipe": json.dumps({"version": RECIPE_VERSION,
-                                                                                  "seed": seed})})
+    save_file(
+        _filled(state, seed), str(partial), metadata={"recipe": json.dumps({"version": RECIPE_VERSION, "seed": seed})}
+    )
     os.replace(partial, path)
 
 

@@ -55,8 +55,13 @@ def prepare_child_process(settings: ChildLogging) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     console = capture_child_output()
     install_exception_hooks()
-    configure_logging(settings.logs_dir, settings.verbosity, process_index=settings.process_index,
-                      secrets=settings.secrets, console_stream=console)
+    configure_logging(
+        settings.logs_dir,
+        settings.verbosity,
+        process_index=settings.process_index,
+        secrets=settings.secrets,
+        console_stream=console,
+    )
 
 
 class ChildLink:

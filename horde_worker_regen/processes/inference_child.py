@@ -71,12 +71,14 @@ class InferenceCore:
             result = self.backend.generate(spec, job.inputs)
         except InferenceError as error:
             logger.warning(f"Job {spec.job_key} failed ({error.kind}): {error}")
-            return JobFailed(self.incarnation, spec.job_key, str(error), started, time.monotonic(),
-                             error.kind, error.subject)
+            return JobFailed(
+                self.incarnation, spec.job_key, str(error), started, time.monotonic(), error.kind, error.subject
+            )
         except Exception as error:  # a backend bug must fault the job, not kill the slot
             logger.exception(f"Job {spec.job_key}: unexpected error in the backend")
-            return JobFailed(self.incarnation, spec.job_key, f"{type(error).__name__}: {error}", started,
-                             time.monotonic())
+            return JobFailed(
+                self.incarnation, spec.job_key, f"{type(error).__name__}: {error}", started, time.monotonic()
+            )
         finished = time.monotonic()
         images, metadata = (result.images, result.gen_metadata) if isinstance(result, Generation) else (result, ())
         if len(images) != spec.n_iter:
@@ -105,8 +107,12 @@ class InferenceCore:
         return ChildFailed(self.incarnation, f"an inference child cannot handle {type(work).__name__}")
 
 
-def build_backend(config: InferenceChildConfig, progress: ProgressSink | None = None,
-                  stage: StageSink | None = None, incarnation: int = 0) -> InferenceBackend:
+def build_backend(
+    config: InferenceChildConfig,
+    progress: ProgressSink | None = None,
+    stage: StageSink | None = None,
+    incarnation: int = 0,
+) -> InferenceBackend:
     """The configured backend; hordelib is imported here, in the child, never in the main process."""
     if config.backend == "fake":
         from horde_worker_regen.inference.fake import FakeInferenceBackend

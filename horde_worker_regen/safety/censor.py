@@ -79,13 +79,19 @@ def label_layout(kind: Censorship, width: int, height: int) -> Label:
             if lines is None or line_height * len(lines) > inner_height:
                 continue
             top = (height - line_height * len(lines)) // 2
-            return Label(font_size, tuple(_placed(line, font, width, top + index * line_height, line_height)
-                                          for index, line in enumerate(lines)))
+            return Label(
+                font_size,
+                tuple(
+                    _placed(line, font, width, top + index * line_height, line_height)
+                    for index, line in enumerate(lines)
+                ),
+            )
     return Label(_MIN_FONT_PX, ())
 
 
-def _placed(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, y: int,
-            line_height: int) -> LabelLine:
+def _placed(
+    text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, y: int, line_height: int
+) -> LabelLine:
     text_width = round(font.getlength(text))
     return LabelLine(text, (width - text_width) // 2, y, text_width, line_height)
 
@@ -102,4 +108,3 @@ def censor_image(kind: Censorship, width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "WEBP", quality=80)
     return buffer.getvalue()
-

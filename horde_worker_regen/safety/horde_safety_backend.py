@@ -41,15 +41,33 @@ OPEN_CLIP_ARCHITECTURE = "ViT-L-14-quickgelu"
 STAND_IN_ARCHITECTURE = "horde-worker-stand-in-clip"
 STAND_IN_WIDTH = 64
 STAND_IN_CONFIG = {
-    "embed_dim": STAND_IN_WIDTH, "quick_gelu": True,
+    "embed_dim": STAND_IN_WIDTH,
+    "quick_gelu": True,
     "vision_cfg": {"image_size": 224, "layers": 2, "width": STAND_IN_WIDTH, "patch_size": 32},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": STAND_IN_WIDTH, "heads": 2, "layers": 2},
 }
 STAND_IN_SEED = 0
 # clip-interrogator's trending label table is built in code, not read from a data file.
-_TRENDING_SITES = ("Artstation", "behance", "cg society", "cgsociety", "deviantart", "dribble", "flickr",
-                   "instagram", "pexels", "pinterest", "pixabay", "pixiv", "polycount", "reddit", "shutterstock",
-                   "tumblr", "unsplash", "zbrush central")
+_TRENDING_SITES = (
+    "Artstation",
+    "behance",
+    "cg society",
+    "cgsociety",
+    "deviantart",
+    "dribble",
+    "flickr",
+    "instagram",
+    "pexels",
+    "pinterest",
+    "pixabay",
+    "pixiv",
+    "polycount",
+    "reddit",
+    "shutterstock",
+    "tumblr",
+    "unsplash",
+    "zbrush central",
+)
 
 
 def safety_device(on_gpu: bool) -> str:
@@ -68,8 +86,12 @@ def stand_in_label_tables() -> dict[str, list[str]]:
     data = Config.data_path
     artists = load_list(data, "artists.txt")
     sites = _TRENDING_SITES
-    trending = [*sites, *(f"trending on {site}" for site in sites), *(f"featured on {site}" for site in sites),
-                *(f"{site} contest winner" for site in sites)]
+    trending = [
+        *sites,
+        *(f"trending on {site}" for site in sites),
+        *(f"featured on {site}" for site in sites),
+        *(f"{site} contest winner" for site in sites),
+    ]
     return {
         "artists": [f"by {name}" for name in artists] + [f"inspired by {name}" for name in artists],
         "flavors": load_list(data, "flavors.txt"),
@@ -114,8 +136,8 @@ def _clip_model(folder: Path, pretrained: str | None, device: str) -> tuple[Any,
         architecture = STAND_IN_ARCHITECTURE
         torch.manual_seed(STAND_IN_SEED)  # the stand-in is the same model in every process
     model, _, preprocess = open_clip.create_model_and_transforms(
-        architecture, pretrained=pretrained, precision="fp16" if device == "cuda" else "fp32", device=device,
-        jit=False)
+        architecture, pretrained=pretrained, precision="fp16" if device == "cuda" else "fp32", device=device, jit=False
+    )
     model.eval()
     return model, preprocess
 
@@ -147,8 +169,9 @@ class HordeSafetyBackend:
         folder = safety_folder(cache_home, mode)
         if mode != STAND_IN and (missing := missing_files(folder)):
             # Start-up downloads them first; missing here means they went away since.
-            raise SafetyWeightsUnavailable(f"safety model files missing in {folder}: "
-                                           f"{', '.join(file.path.name for file in missing)}")
+            raise SafetyWeightsUnavailable(
+                f"safety model files missing in {folder}: {', '.join(file.path.name for file in missing)}"
+            )
         # horde_safety fixes its cache folder from AIWORKER_CACHE_HOME when first imported.
         os.environ["AIWORKER_CACHE_HOME"] = str(cache_root(cache_home, mode))
         from horde_worker_regen.torch_compat import ensure_torchvision_importable

@@ -60,8 +60,10 @@ def weights_mode(environ: Mapping[str, str] = os.environ) -> WeightsMode:
         return "download"
     if value == STAND_IN:
         return STAND_IN
-    raise SafetyWeightsUnavailable(f"{WEIGHTS_ENV_VAR}={value!r} is not understood; leave it unset "
-                                   f"(real weights) or set it to {STAND_IN!r} (tests and the demo only)")
+    raise SafetyWeightsUnavailable(
+        f"{WEIGHTS_ENV_VAR}={value!r} is not understood; leave it unset "
+        f"(real weights) or set it to {STAND_IN!r} (tests and the demo only)"
+    )
 
 
 def safety_folder(cache_home: Path, mode: WeightsMode) -> Path:
@@ -85,8 +87,12 @@ def required_files(folder: Path, endpoint: str | None = None) -> tuple[WeightsFi
     """The CLIP weights and every label table, with their download URLs."""
     base = (endpoint or os.environ.get(HF_ENDPOINT_ENV_VAR) or DEFAULT_HF_ENDPOINT).rstrip("/")
     files = [WeightsFile(f"{base}/{CLIP_WEIGHTS_REPO}/resolve/main/{CLIP_WEIGHTS_FILE}", folder / CLIP_WEIGHTS_NAME)]
-    files += [WeightsFile(f"{base}/{LABEL_CACHE_REPO}/resolve/main/{label_cache_name(table)}",
-                          folder / label_cache_name(table)) for table in LABEL_TABLES]
+    files += [
+        WeightsFile(
+            f"{base}/{LABEL_CACHE_REPO}/resolve/main/{label_cache_name(table)}", folder / label_cache_name(table)
+        )
+        for table in LABEL_TABLES
+    ]
     return tuple(files)
 
 
@@ -147,8 +153,9 @@ def _unavailable(file: WeightsFile, folder: Path, reason: str) -> SafetyWeightsU
     )
 
 
-async def ensure_safety_weights(cache_home: Path, *, endpoint: str | None = None,
-                                clock: Callable[[], float] = time.monotonic) -> Path:
+async def ensure_safety_weights(
+    cache_home: Path, *, endpoint: str | None = None, clock: Callable[[], float] = time.monotonic
+) -> Path:
     """Download whatever the safety model still lacks; returns its folder. SafetyWeightsUnavailable if impossible."""
     folder = safety_folder(cache_home, "download")
     missing = missing_files(folder, endpoint)
@@ -177,8 +184,11 @@ async def prepare_safety_backend(backend: str, cache_home: Path, *, public_horde
         if public_horde:
             raise SafetyWeightsUnavailable(
                 f"{WEIGHTS_ENV_VAR}={STAND_IN} gives the safety check random weights whose verdicts mean nothing; "
-                f"it only runs against a local horde. Unset {WEIGHTS_ENV_VAR}.")
-        logger.warning(f"{WEIGHTS_ENV_VAR}={STAND_IN}: the safety check runs with RANDOM weights (tests and the "
-                       "demo only); its NSFW/CSAM verdicts mean nothing")
+                f"it only runs against a local horde. Unset {WEIGHTS_ENV_VAR}."
+            )
+        logger.warning(
+            f"{WEIGHTS_ENV_VAR}={STAND_IN}: the safety check runs with RANDOM weights (tests and the "
+            "demo only); its NSFW/CSAM verdicts mean nothing"
+        )
         return
     await ensure_safety_weights(cache_home)

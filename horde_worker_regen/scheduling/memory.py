@@ -114,12 +114,16 @@ def place_job(
     need = sizes.get(job.model, default_mb)
     eligible = [seat for seat in seats if _may_run(seat, job)]
     if not eligible:
-        return Placement(never=f"no device may run '{job.model}' at {job.pixels:,} pixels "
-                               "(per-device models_to_load and max_power)")
+        return Placement(
+            never=f"no device may run '{job.model}' at {job.pixels:,} pixels (per-device models_to_load and max_power)"
+        )
     if all(need > ceiling.get(seat.device, 0) for seat in eligible):
         return _place_oversize(eligible, seats, ceiling)
-    fitting = [seat for seat in eligible if seat.idle
-               and capacity_mb.get(seat.device, 0) - _busy_mb(seat.device, seats, sizes, default_mb) >= need]
+    fitting = [
+        seat
+        for seat in eligible
+        if seat.idle and capacity_mb.get(seat.device, 0) - _busy_mb(seat.device, seats, sizes, default_mb) >= need
+    ]
     if not fitting:
         return Placement()
     holding = [seat.index for seat in fitting if seat.model == job.model]
@@ -132,11 +136,15 @@ def place_job(
     return Placement(slot=min(fitting, key=lambda seat: (demand[seat.model or ""], seat.index)).index)
 
 
-def _place_oversize(eligible: Sequence[SeatView], seats: Sequence[SeatView],
-                    ceiling: Mapping[int | None, int]) -> Placement:
+def _place_oversize(
+    eligible: Sequence[SeatView], seats: Sequence[SeatView], ceiling: Mapping[int | None, int]
+) -> Placement:
     """A job whose estimate exceeds every device that may run it: alone on the largest free such device."""
-    alone = [seat for seat in eligible if seat.idle
-             and not any(other.device == seat.device and not other.idle for other in seats)]
+    alone = [
+        seat
+        for seat in eligible
+        if seat.idle and not any(other.device == seat.device and not other.idle for other in seats)
+    ]
     if not alone:
         return Placement()  # wait until some such device has no other job running
     best = min(alone, key=lambda seat: (-ceiling.get(seat.device, 0), seat.index))

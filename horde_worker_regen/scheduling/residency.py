@@ -47,6 +47,7 @@ def offer_order(models: Sequence[str], slots: Sequence[SlotView]) -> list[str]:
     First the models loaded in an idle slot (they start at once, no load), then those loaded in a busy
     slot, then the rest, each group in the configured order.
     """
+
     def rank(model: str) -> int:
         if any(slot.idle and slot.model == model for slot in slots):
             return 0

@@ -17,8 +17,9 @@ def format_duration(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting: int, *, paused: bool = False,
-                  stopped: bool = False) -> str:
+def format_status(
+    snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting: int, *, paused: bool = False, stopped: bool = False
+) -> str:
     """One line: jobs, images, kudos, speed, idle time and slot use (and PAUSED while the owner paused popping,
     NOT POPPING while the fault breaker has withdrawn every model)."""
     problems = ""
@@ -29,7 +30,8 @@ def format_status(snapshot: StatsSnapshot, slots_busy: int, slots: int, waiting:
         f"kudos {snapshot.kudos_session:,.1f} est., {_credited_short(snapshot)}, {snapshot.kudos_per_hour:,.0f}/hr | "
         f"{snapshot.megapixelsteps_per_second:.2f} MPS/s | {snapshot.jobs_per_hour:,.0f} jobs/hr | "
         f"idle {format_duration(snapshot.idle_seconds)} | slots {slots_busy}/{slots} busy, {waiting} waiting | "
-        f"up {format_duration(snapshot.uptime)}" + (" | PAUSED (not popping)" if paused else "")
+        f"up {format_duration(snapshot.uptime)}"
+        + (" | PAUSED (not popping)" if paused else "")
         + (" | NOT POPPING (every model withdrawn)" if stopped else "")
     )
 
@@ -49,8 +51,10 @@ def kudos_text(estimated: float, factor: float, credited: Credited | None) -> st
     estimate = f"{estimated:,.1f} kudos estimated (submit rewards x{factor:.2f} bridge factor)"
     if credited is None:
         return f"{estimate}, credited by the horde: not read (it could not be asked)"
-    return (f"{estimate}, {credited.total:,.1f} credited by the horde (jobs {credited.jobs:,.1f}, "
-            f"uptime {credited.uptime:,.1f})")
+    return (
+        f"{estimate}, {credited.total:,.1f} credited by the horde (jobs {credited.jobs:,.1f}, "
+        f"uptime {credited.uptime:,.1f})"
+    )
 
 
 def format_summary(snapshot: StatsSnapshot) -> str:

@@ -20,8 +20,9 @@ KEYS = {"max_power", "max_batch", "max_threads", "queue_size", "extra_slow_worke
 
 def test_quick_benchmark_recommends_valid_bridge_data(tmp_path: Path) -> None:
     ensure_test_checkpoint(CHECKPOINT_CACHE)  # built once per checkout, shared with the real-inference tests
-    (tmp_path / "bridgeData.yaml").write_text(yaml.safe_dump({"models_to_load": ["Deliberate"],
-                                                              "cache_home": str(tmp_path / "models")}))
+    (tmp_path / "bridgeData.yaml").write_text(
+        yaml.safe_dump({"models_to_load": ["Deliberate"], "cache_home": str(tmp_path / "models")})
+    )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
     environ["PYTHONPATH"] = str(REPO_ROOT)
     completed = subprocess.run(

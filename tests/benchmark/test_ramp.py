@@ -23,12 +23,14 @@ GIB = 1024**3
 LIMITS = Limits(total_ram_bytes=16 * GIB)
 
 
-def measured(size: int, mps: float, *, n_iter: int = 1, threads: int = 1, ram_gib: float = 2.0,
-             steps: int = 10, jobs: int = 4) -> Measurement:
+def measured(
+    size: int, mps: float, *, n_iter: int = 1, threads: int = 1, ram_gib: float = 2.0, steps: int = 10, jobs: int = 4
+) -> Measurement:
     """A measurement whose throughput is `mps` megapixel-steps per second."""
     seconds = jobs * n_iter * size * size * steps / 1_000_000 / mps
-    return Measurement(Setting(size, n_iter, threads), steps, jobs, seconds, kudos=jobs * 2.0,
-                       peak_ram_bytes=int(ram_gib * GIB))
+    return Measurement(
+        Setting(size, n_iter, threads), steps, jobs, seconds, kudos=jobs * 2.0, peak_ram_bytes=int(ram_gib * GIB)
+    )
 
 
 def test_max_power_covers_the_size() -> None:

@@ -110,4 +110,3 @@ def child_pids(lines: list[str]) -> dict[str, int]:
             if match["name"] not in latest or latest[match["name"]][0] < incarnation:
                 latest[match["name"]] = (incarnation, pid)
     return {name: pid for name, (_, pid) in latest.items()}
-

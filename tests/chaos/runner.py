@@ -53,8 +53,13 @@ class ChaosWorker(WorkerProcess):
         environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
         command = [sys.executable, "-m", "horde_worker_regen", "run", "--logs-dir", str(self.folder / "logs"), *args]
         self._process = await asyncio.create_subprocess_exec(
-            *self.wrapper, *command, cwd=self.folder, env=environ, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            *self.wrapper,
+            *command,
+            cwd=self.folder,
+            env=environ,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         self._reader = asyncio.create_task(self._read())
         return self

@@ -44,9 +44,16 @@ def _input_failure(pg: ProcessingGeneration) -> str | None:
 
 async def test_hostile_jobs_maintenance_and_a_horde_down_for_30s(tmp_path: Path, chaos_table: ChaosTable) -> None:
     # The hostile source server listens on loopback: allow_private_source_urls lets it stand for a public host.
-    async with ChaosRun("bad inputs, maintenance, horde down 30 s", tmp_path, chaos_table, max_threads=2,
-                        queue_size=2, horde_backoff_cap=4, fake_backend={"seconds_per_job": 0.5},
-                        allow_private_source_urls=True) as run:
+    async with ChaosRun(
+        "bad inputs, maintenance, horde down 30 s",
+        tmp_path,
+        chaos_table,
+        max_threads=2,
+        queue_size=2,
+        horde_backoff_cap=4,
+        fake_backend={"seconds_per_job": 0.5},
+        allow_private_source_urls=True,
+    ) as run:
         await asyncio.to_thread(decompression_bomb)  # built once, before the server has to serve it
         tamper, hostile = run.chaos.tamper.add, run.hostile.url
         contract_breakers = [
@@ -54,8 +61,13 @@ async def test_hostile_jobs_maintenance_and_a_horde_down_for_30s(tmp_path: Path,
             run.queue(f"a cat {tamper('<chaos:huge>', _set(width=1_048_576, height=1_048_576))}"),
             run.queue(f"a cat {tamper('<chaos:negative>', _set(height=-512))}"),
             run.queue(f"a cat {tamper('<chaos:unparsable>', _set(ddim_steps='many', cfg_scale={'x': 1}))}"),
-            run.queue("a cat " + tamper("<chaos:mega-prompt>", lambda b: b["payload"].update(
-                prompt=b["payload"]["prompt"] + " and a mouse" * 300_000))),  # 3.6 MB
+            run.queue(
+                "a cat "
+                + tamper(
+                    "<chaos:mega-prompt>",
+                    lambda b: b["payload"].update(prompt=b["payload"]["prompt"] + " and a mouse" * 300_000),
+                )
+            ),  # 3.6 MB
         ]
         nul = run.queue(f"a cat {tamper('<chaos:nul>', _set(prompt=NUL_PROMPT))}")
         bad_sources = [
@@ -66,11 +78,17 @@ async def test_hostile_jobs_maintenance_and_a_horde_down_for_30s(tmp_path: Path,
             run.queue("a dog, truncated", source_image=hostile("/truncated.png")),
             run.queue("a dog, bomb", source_image=hostile("/bomb.png")),
             run.queue("a dog, endless", source_image=hostile("/endless.png")),
-            run.queue(f"a dog, slow {tamper('<chaos:short-ttl>', lambda b: b.update(ttl=SHORT_TTL))}",
-                      source_image=hostile("/slow.png")),
+            run.queue(
+                f"a dog, slow {tamper('<chaos:short-ttl>', lambda b: b.update(ttl=SHORT_TTL))}",
+                source_image=hostile("/slow.png"),
+            ),
         ]
-        odd_sizes = run.queue("a dog, odd sizes", source_image=hostile("/image/37x901.png"),
-                              source_mask=hostile("/image/1000x17.png"), source_processing="inpainting")
+        odd_sizes = run.queue(
+            "a dog, odd sizes",
+            source_image=hostile("/image/37x901.png"),
+            source_mask=hostile("/image/1000x17.png"),
+            source_processing="inpainting",
+        )
         worker = await run.start_worker()
         await run.wait_until(lambda: run.hostile.hits["slow"] > 0, "the trickling source to be requested")
 
@@ -80,16 +98,18 @@ async def test_hostile_jobs_maintenance_and_a_horde_down_for_30s(tmp_path: Path,
         handed_out = len(run.chaos.ledger.batches)
         during_maintenance = [run.queue(f"a bird {index}") for index in range(3)]
         refused = run.chaos.ledger.pop_errors["WorkerMaintenance"]
-        await run.wait_until(lambda: run.chaos.ledger.pop_errors["WorkerMaintenance"] >= refused + 2,
-                             "two pops refused for maintenance")
+        await run.wait_until(
+            lambda: run.chaos.ledger.pop_errors["WorkerMaintenance"] >= refused + 2, "two pops refused for maintenance"
+        )
         assert len(run.chaos.ledger.batches) == handed_out
         run.chaos.horde.set_maintenance(WORKER_NAME, False)
         await run.wait_settled(during_maintenance)
 
         # The horde goes down with jobs in flight, and requests arrive meanwhile; then it comes back.
         before_outage = [run.queue(f"a fish {index}", steps=10) for index in range(4)]
-        await run.wait_until(lambda: any(run.chaos.horde.state.generations_of(wp) for wp in before_outage),
-                             "a job to be in flight")
+        await run.wait_until(
+            lambda: any(run.chaos.horde.state.generations_of(wp) for wp in before_outage), "a job to be in flight"
+        )
         await run.chaos.stop()
         run.injected("horde down 30 s")
         during_outage = [run.queue(f"a frog {index}") for index in range(3)]

@@ -41,9 +41,15 @@ def _gone(process: psutil.Process) -> bool:
 
 
 async def test_children_killed_hung_and_crashing_at_start_up(tmp_path: Path, chaos_table: ChaosTable) -> None:
-    async with ChaosRun("children: SIGKILL, SIGSTOP, start-up crash", tmp_path, chaos_table,
-                        max_threads=2, queue_size=1, process_timeout=LIVENESS_TIMEOUT_S,
-                        fake_backend={"seconds_per_job": JOB_SECONDS}) as run:
+    async with ChaosRun(
+        "children: SIGKILL, SIGSTOP, start-up crash",
+        tmp_path,
+        chaos_table,
+        max_threads=2,
+        queue_size=1,
+        process_timeout=LIVENESS_TIMEOUT_S,
+        fake_backend={"seconds_per_job": JOB_SECONDS},
+    ) as run:
         healthy = [run.queue(f"a forest {index}", n=1) for index in range(24)]
         worker = await run.start_worker()
         await worker.wait_for_line("Serving ")

@@ -19,17 +19,33 @@ PRIVATE_TARGETS = ["http://10.255.255.1/x.png", "http://169.254.169.254/latest/m
 
 
 async def test_wire_faults_and_redirects_to_private_addresses(tmp_path: Path, chaos_table: ChaosTable) -> None:
-    async with ChaosRun("wire faults, redirects to private addresses", tmp_path, chaos_table,
-                        max_threads=2, queue_size=1, max_batch=2, max_power=64, fake_backend=FAST_JOBS) as run:
+    async with ChaosRun(
+        "wire faults, redirects to private addresses",
+        tmp_path,
+        chaos_table,
+        max_threads=2,
+        queue_size=1,
+        max_batch=2,
+        max_power=64,
+        fake_backend=FAST_JOBS,
+    ) as run:
         rivers = [run.queue(f"a river {index}", n=1 + index % 2, width=512, height=512) for index in range(12)]
         redirect = f"{run.chaos.base_url}/chaos/redirect?to="
         secret = run.hostile.url("/secret/64x64.png")  # loopback, but not the horde's origin
-        targets = [secret, run.hostile.url("/secret/64x64.png", host="localhost"), *PRIVATE_TARGETS,
-                   redirect + quote(redirect + quote(secret))]  # two hops on the horde, then loopback
-        refused = [run.queue(f"a redirect {index}", source_image=redirect + quote(target))
-                   for index, target in enumerate(targets)]
-        trusted = run.queue("a redirect within the horde", source_image=redirect + quote(
-            f"{run.chaos.base_url}/chaos/image/512x512.png"))
+        targets = [
+            secret,
+            run.hostile.url("/secret/64x64.png", host="localhost"),
+            *PRIVATE_TARGETS,
+            redirect + quote(redirect + quote(secret)),
+        ]  # two hops on the horde, then loopback
+        refused = [
+            run.queue(f"a redirect {index}", source_image=redirect + quote(target))
+            for index, target in enumerate(targets)
+        ]
+        trusted = run.queue(
+            "a redirect within the horde",
+            source_image=redirect + quote(f"{run.chaos.base_url}/chaos/image/512x512.png"),
+        )
         # `skip` spreads the faults over different jobs; a successful pop resets the pop back-off.
         run.fault("pop", "error", status=500, times=1)
         run.fault("pop", "error", status=503, times=1, skip=3)

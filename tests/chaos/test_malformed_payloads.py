@@ -45,8 +45,9 @@ HARMLESS: list[tuple[list[str | int], Any]] = [(["skipped"], "lots"), (["message
 
 
 async def test_malformed_payloads_fault_their_own_job_only(tmp_path: Path, chaos_table: ChaosTable) -> None:
-    async with ChaosRun("malformed payloads", tmp_path, chaos_table, max_threads=1, queue_size=1,
-                        fake_backend={"seconds_per_job": 0.1}) as run:
+    async with ChaosRun(
+        "malformed payloads", tmp_path, chaos_table, max_threads=1, queue_size=1, fake_backend={"seconds_per_job": 0.1}
+    ) as run:
         for path, value in [*WRONG_TYPES, *HARMLESS]:
             change = {"remove": True} if value is None else {"value": value}
             run.fault("pop", "mangle", path=path, times=1, **change)
@@ -59,7 +60,7 @@ async def test_malformed_payloads_fault_their_own_job_only(tmp_path: Path, chaos
 
         accounting = run.accounting()
         batches = run.chaos.ledger.batches  # in pop order: the n-th job answer took the n-th rule
-        mangled, harmless = batches[:len(WRONG_TYPES)], batches[len(WRONG_TYPES):len(WRONG_TYPES) + len(HARMLESS)]
+        mangled, harmless = batches[: len(WRONG_TYPES)], batches[len(WRONG_TYPES) : len(WRONG_TYPES) + len(HARMLESS)]
         for (path, _), ids in zip(WRONG_TYPES, mangled, strict=True):
             assert all(job_id in accounting.faulted for job_id in ids), f"{path}: {ids} not faulted"
         for (path, _), ids in zip(HARMLESS, harmless, strict=True):

@@ -18,9 +18,15 @@ BROKEN_REQUESTS = 25  # more than the horde's 20 aborts an hour, were each to be
 async def test_a_model_whose_file_is_missing_is_withdrawn_after_two_faults(
     tmp_path: Path, chaos_table: ChaosTable
 ) -> None:
-    async with ChaosRun("missing model file", tmp_path, chaos_table, models_to_load=[BROKEN, MODEL],
-                        max_threads=1, queue_size=1,
-                        fake_backend={"seconds_per_job": 0.1, "missing_models": [BROKEN]}) as run:
+    async with ChaosRun(
+        "missing model file",
+        tmp_path,
+        chaos_table,
+        models_to_load=[BROKEN, MODEL],
+        max_threads=1,
+        queue_size=1,
+        fake_backend={"seconds_per_job": 0.1, "missing_models": [BROKEN]},
+    ) as run:
         broken = [run.queue(f"a tower {index}", model=BROKEN, n=1) for index in range(BROKEN_REQUESTS)]
         healthy = [run.queue(f"a field {index}", n=1) for index in range(6)]
         worker = await run.start_worker()

@@ -16,8 +16,14 @@ POISON = "Dreamshaper"
 async def test_a_poison_model_is_quarantined_while_the_healthy_one_keeps_serving(
     tmp_path: Path, chaos_table: ChaosTable
 ) -> None:
-    async with ChaosRun("poison model", tmp_path, chaos_table, models_to_load=[MODEL, POISON], max_threads=2,
-                        fake_backend={"seconds_per_job": 0.2, "poison_models": [POISON]}) as run:
+    async with ChaosRun(
+        "poison model",
+        tmp_path,
+        chaos_table,
+        models_to_load=[MODEL, POISON],
+        max_threads=2,
+        fake_backend={"seconds_per_job": 0.2, "poison_models": [POISON]},
+    ) as run:
         poisoned = [run.queue(f"a tower {index}", model=POISON, n=1) for index in range(3)]
         healthy = [run.queue(f"a field {index}", n=1) for index in range(8)]
         worker = await run.start_worker()

@@ -21,8 +21,16 @@ POP_BURST = 10
 
 
 async def test_bursts_of_429_on_pop_upload_and_submit_cost_no_image(tmp_path: Path, chaos_table: ChaosTable) -> None:
-    async with ChaosRun("rate limited", tmp_path, chaos_table, max_threads=1, queue_size=1, max_batch=2,
-                        max_power=64, fake_backend=FAST_JOBS) as run:
+    async with ChaosRun(
+        "rate limited",
+        tmp_path,
+        chaos_table,
+        max_threads=1,
+        queue_size=1,
+        max_batch=2,
+        max_power=64,
+        fake_backend=FAST_JOBS,
+    ) as run:
         alone = run.queue("a lighthouse alone", n=1, width=512, height=512)
         run.fault("pop", "rate_limit", times=POP_BURST, retry_after=1)
         run.fault("upload", "rate_limit", times=UPLOAD_BURST, retry_after=1)

@@ -31,8 +31,16 @@ async def test_a_worker_killed_with_results_in_its_spool_submits_them_once_after
     tmp_path: Path, chaos_table: ChaosTable
 ) -> None:
     spool = tmp_path / "spool"
-    async with ChaosRun("worker SIGKILL, restart from the spool", tmp_path, chaos_table, spool_dir=str(spool),
-                        max_threads=2, max_batch=2, max_power=64, fake_backend={"seconds_per_job": 0.2}) as run:
+    async with ChaosRun(
+        "worker SIGKILL, restart from the spool",
+        tmp_path,
+        chaos_table,
+        spool_dir=str(spool),
+        max_threads=2,
+        max_batch=2,
+        max_power=64,
+        fake_backend={"seconds_per_job": 0.2},
+    ) as run:
         requests = [run.queue(f"a lighthouse {index}", n=1 + index % 2) for index in range(4)]
         images = sum(wp.n for wp in requests)
         refusing = run.fault("submit", "error", status=503)  # refused before it is applied: results wait
@@ -42,10 +50,12 @@ async def test_a_worker_killed_with_results_in_its_spool_submits_them_once_after
         first.send_signal(signal.SIGKILL)
         run.injected("worker SIGKILL")
         assert await run.wait_exit(first) == -signal.SIGKILL
-        await run.wait_until(lambda: not first.watch.orphans(), f"the killed worker's children {children} to exit",
-                             needs_worker=False)
-        assert {path.stem for path in _spooled(spool)} == {pg.id for wp in requests
-                                                          for pg in run.chaos.horde.state.generations_of(wp)}
+        await run.wait_until(
+            lambda: not first.watch.orphans(), f"the killed worker's children {children} to exit", needs_worker=False
+        )
+        assert {path.stem for path in _spooled(spool)} == {
+            pg.id for wp in requests for pg in run.chaos.horde.state.generations_of(wp)
+        }
 
         run.chaos.horde.faults.remove(refusing.id)
         second = await run.start_worker()
@@ -61,8 +71,14 @@ async def test_a_worker_killed_with_results_in_its_spool_submits_them_once_after
 async def test_a_full_disk_under_the_spool_loses_no_result(tmp_path: Path, chaos_table: ChaosTable) -> None:
     spool = tmp_path / "full-disk"
     spool.mkdir()
-    async with ChaosRun("disk full under the spool", tmp_path, chaos_table, spool_dir=str(spool), max_threads=2,
-                        fake_backend={"seconds_per_job": 0.1}) as run:
+    async with ChaosRun(
+        "disk full under the spool",
+        tmp_path,
+        chaos_table,
+        spool_dir=str(spool),
+        max_threads=2,
+        fake_backend={"seconds_per_job": 0.1},
+    ) as run:
         requests = [run.queue(f"a desert {index}") for index in range(6)]
         worker = await run.start_worker(wrapper=full_disk(spool))
         await run.wait_settled()

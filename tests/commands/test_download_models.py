@@ -21,18 +21,29 @@ SHA = hashlib.sha256(BODY).hexdigest()
 
 
 def _entry(url: str, sha: str) -> dict[str, Any]:
-    return {"name": "Local One", "baseline": "stable diffusion 1", "type": "ckpt", "nsfw": False,
-            "size_on_disk_bytes": len(BODY), "config": {
-                "files": [{"path": "local_one.safetensors", "sha256sum": sha}],
-                "download": [{"file_name": "local_one.safetensors", "file_path": "", "file_url": url}]}}
+    return {
+        "name": "Local One",
+        "baseline": "stable diffusion 1",
+        "type": "ckpt",
+        "nsfw": False,
+        "size_on_disk_bytes": len(BODY),
+        "config": {
+            "files": [{"path": "local_one.safetensors", "sha256sum": sha}],
+            "download": [{"file_name": "local_one.safetensors", "file_path": "", "file_url": url}],
+        },
+    }
 
 
 def _folder(tmp_path: Path, reference: dict[str, Any]) -> Path:
     paths = ReferencePaths(tmp_path / "models")
     paths.reference.parent.mkdir(parents=True, exist_ok=True)
     paths.reference.write_text(json.dumps(reference))
-    settings = {"api_key": "k" * 22, "horde_url": "http://127.0.0.1:9/", "cache_home": str(paths.cache_home),
-                "models_to_load": list(reference)}
+    settings = {
+        "api_key": "k" * 22,
+        "horde_url": "http://127.0.0.1:9/",
+        "cache_home": str(paths.cache_home),
+        "models_to_load": list(reference),
+    }
     (tmp_path / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
     return tmp_path
 
@@ -41,9 +52,18 @@ async def _download_models(folder: Path) -> tuple[int, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
     environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "horde_worker_regen", "download-models", "--logs-dir", str(folder / "logs"),
-        cwd=folder, env=environ, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "horde_worker_regen",
+        "download-models",
+        "--logs-dir",
+        str(folder / "logs"),
+        cwd=folder,
+        env=environ,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await asyncio.wait_for(process.communicate(), 120)
     return process.returncode or 0, output.decode(errors="replace")
 

@@ -31,8 +31,9 @@ CHECK_PREFIX = "# ERROR: Cannot start: "
 
 def write_safetensors(path: Path, tensor_names: list[str]) -> Path:
     """A small, well-formed safetensors file: one float32 per tensor."""
-    header = {name: {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]}
-              for i, name in enumerate(tensor_names)}
+    header = {
+        name: {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i, name in enumerate(tensor_names)
+    }
     encoded = json.dumps(header).encode()
     path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + bytes(4 * len(tensor_names)))
     return path
@@ -63,6 +64,7 @@ def _custom(file: Callable[[Path], Path], name: str = "My Own Model") -> Callabl
     def change(folder: Path, settings: dict[str, Any]) -> None:
         settings["custom_models"] = [{"name": name, "baseline": "stable_diffusion_1", "filepath": str(file(folder))}]
         settings["models_to_load"] = [name]
+
     return change
 
 
@@ -70,6 +72,7 @@ def _written(name: str, content: bytes) -> Callable[[Path], Path]:
     def write(folder: Path) -> Path:
         (folder / name).write_bytes(content)
         return folder / name
+
     return write
 
 
@@ -79,32 +82,46 @@ CASES = {
     "missing dreamer_name": Case(_drop("dreamer_name"), "dreamer_name is not set"),
     "fake backends on a public horde": Case(
         _set(inference_backend="fake", safety_backend="fake", horde_url="https://aihorde.net/api/"),
-        "the fake backends make test patterns"),
+        "the fake backends make test patterns",
+    ),
     "a backend this version lacks": Case(_set(inference_backend="comfy"), "inference_backend", config_error=True),
     "unknown models, nothing left to serve": Case(_set(models_to_load=["Delibrate"]), "No model to serve"),
-    "no model reference": Case(lambda folder, settings: settings.update(cache_home=str(folder / "empty")),
-                               "is not cached at"),
+    "no model reference": Case(
+        lambda folder, settings: settings.update(cache_home=str(folder / "empty")), "is not cached at"
+    ),
     "a GPU this machine lacks": Case(
         _set(inference_backend="fake", safety_backend="fake", fake_backend=FAKE_GPU, gpu_device_indices=[1]),
-        "gpu_device_indices: there is no GPU 1"),
+        "gpu_device_indices: there is no GPU 1",
+    ),
     "a per-GPU model that is not served": Case(
-        _set(inference_backend="fake", safety_backend="fake", fake_backend=FAKE_GPU,
-             gpu_device_overrides={0: {"models_to_load": ["Anything Diffusion"]}}),
-        "are not among the served models"),
-    "custom model named like a reference model": Case(_custom(checkpoint, name="Deliberate"),
-                                                      "custom_models.0.name: 'Deliberate' is the name of a model"),
+        _set(
+            inference_backend="fake",
+            safety_backend="fake",
+            fake_backend=FAKE_GPU,
+            gpu_device_overrides={0: {"models_to_load": ["Anything Diffusion"]}},
+        ),
+        "are not among the served models",
+    ),
+    "custom model named like a reference model": Case(
+        _custom(checkpoint, name="Deliberate"), "custom_models.0.name: 'Deliberate' is the name of a model"
+    ),
     "custom model file missing": Case(_custom(lambda folder: folder / "absent.safetensors"), "does not exist"),
     "custom model file empty": Case(_custom(_written("empty.safetensors", b"")), "is empty"),
-    "custom model file not a checkpoint": Case(_custom(_written("page.safetensors", b"<html>Not found</html>")),
-                                               "is not a safetensors file"),
+    "custom model file not a checkpoint": Case(
+        _custom(_written("page.safetensors", b"<html>Not found</html>")), "is not a safetensors file"
+    ),
     "custom model file a LoRA": Case(
         _custom(lambda folder: write_safetensors(folder / "lora.safetensors", ["lora_unet_down.lora_up.weight"])),
-        "is a LoRA, not a checkpoint"),
+        "is a LoRA, not a checkpoint",
+    ),
     "custom model file unfinished": Case(_custom(_written("mine.safetensors.part", b"PK\x03\x04")), "ends in .part"),
     "two custom models of one name": Case(
-        lambda folder, settings: settings.update(custom_models=[
-            {"name": name, "filepath": str(checkpoint(folder))} for name in ("Mine", "mine")]),
-        "each custom model needs a name of its own", config_error=True),
+        lambda folder, settings: settings.update(
+            custom_models=[{"name": name, "filepath": str(checkpoint(folder))} for name in ("Mine", "mine")]
+        ),
+        "each custom model needs a name of its own",
+        config_error=True,
+    ),
 }
 
 
@@ -118,13 +135,22 @@ def _offline(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> Iterator[None]
 
 def worker_settings(cache_home: Path) -> dict[str, Any]:
     settings: dict[str, Any] = yaml.safe_load(TEMPLATE.read_text())
-    settings.update({"api_key": SECRET_API_KEY, "dreamer_name": "Refusal Test Dreamer", "cache_home": str(cache_home),
-                     "horde_url": f"{CLOSED_PORT_URL}/api/", "models_to_load": ["Deliberate"], "dashboard_port": 0})
+    settings.update(
+        {
+            "api_key": SECRET_API_KEY,
+            "dreamer_name": "Refusal Test Dreamer",
+            "cache_home": str(cache_home),
+            "horde_url": f"{CLOSED_PORT_URL}/api/",
+            "models_to_load": ["Deliberate"],
+            "dashboard_port": 0,
+        }
+    )
     return settings
 
 
-def invoke(folder: Path, command: str, capsys: pytest.CaptureFixture[str],
-                monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+def invoke(
+    folder: Path, command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
     """(exit status, stdout, stderr) of one CLI command run in `folder`."""
     monkeypatch.chdir(folder)
     capsys.readouterr()
@@ -142,7 +168,10 @@ def message_after(text: str, prefix: str) -> list[str]:
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_check_config_refuses_what_run_refuses_with_the_same_reason(
-    case: Case, tmp_path: Path, cached_models_dir: Path, capsys: pytest.CaptureFixture[str],
+    case: Case,
+    tmp_path: Path,
+    cached_models_dir: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = worker_settings(cached_models_dir)
@@ -164,7 +193,10 @@ def test_check_config_refuses_what_run_refuses_with_the_same_reason(
 
 @pytest.mark.parametrize("content", ["", 'api_key: "0000000000"\n'], ids=["empty", "anonymous"])
 def test_an_empty_config_file_is_refused_by_both_with_every_problem(
-    content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    content: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (tmp_path / "bridgeData.yaml").write_text(content)
     run_status, _, run_err = invoke(tmp_path, "run", capsys, monkeypatch)
@@ -177,7 +209,9 @@ def test_an_empty_config_file_is_refused_by_both_with_every_problem(
 
 
 def test_a_missing_config_file_is_refused_by_both_alike(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run_status, _, run_err = invoke(tmp_path, "run", capsys, monkeypatch)
     check_status, _, check_err = invoke(tmp_path, "check-config", capsys, monkeypatch)
@@ -186,7 +220,10 @@ def test_a_missing_config_file_is_refused_by_both_alike(
 
 
 def test_a_configuration_run_accepts_is_valid_for_check_config(
-    tmp_path: Path, cached_models_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    cached_models_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = worker_settings(cached_models_dir)
     _custom(checkpoint)(tmp_path, settings)

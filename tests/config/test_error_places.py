@@ -101,12 +101,24 @@ def test_text_for_a_plain_text_field_is_never_reinterpreted(text: str) -> None:
     [
         ("max_threads: 1\nmax_power: 8: 16\n", "line 2, column 13", "a ':' where none can be", "max_power: 8: 16"),
         ("nsfw: true\nmax_power\nmax_batch: 2\n", "line 3, column 1", "a line without its ':'", "max_power"),
-        ("dreamer_name: 'My Dreamer\nnsfw: true\n", "at the end of the file", "a quote that is never closed",
-         "dreamer_name: 'My Dreamer"),
-        ('cache_home: "D:\\horde\\models"\n', "line 1, column 17", "a backslash in double quotes",
-         'cache_home: "D:\\horde\\models"'),
-        ("models_to_load: ['TOP 2'\nnsfw: true\n", "line 2, column 1", "a list opened with '['",
-         "models_to_load: ['TOP 2'"),
+        (
+            "dreamer_name: 'My Dreamer\nnsfw: true\n",
+            "at the end of the file",
+            "a quote that is never closed",
+            "dreamer_name: 'My Dreamer",
+        ),
+        (
+            'cache_home: "D:\\horde\\models"\n',
+            "line 1, column 17",
+            "a backslash in double quotes",
+            'cache_home: "D:\\horde\\models"',
+        ),
+        (
+            "models_to_load: ['TOP 2'\nnsfw: true\n",
+            "line 2, column 1",
+            "a list opened with '['",
+            "models_to_load: ['TOP 2'",
+        ),
     ],
 )
 def test_a_yaml_syntax_error_shows_file_line_column_and_the_line(

@@ -69,9 +69,18 @@ DOCUMENTED_DEFAULTS: dict[str, Any] = {
     "capture_kudos_training_data": False,
 }
 DOCUMENTED_WITHOUT_FIXED_DEFAULT = [
-    "api_key", "civitai_api_token", "kudos_training_data_file", "dynamic_models", "number_of_dynamic_models",
-    "max_models_to_download", "ram_to_leave_free", "vram_to_leave_free", "disable_terminal_ui", "temp_dir",
-    "always_download", "disable_disk_cache",
+    "api_key",
+    "civitai_api_token",
+    "kudos_training_data_file",
+    "dynamic_models",
+    "number_of_dynamic_models",
+    "max_models_to_download",
+    "ram_to_leave_free",
+    "vram_to_leave_free",
+    "disable_terminal_ui",
+    "temp_dir",
+    "always_download",
+    "disable_disk_cache",
 ]
 
 # A non-default value per key, used to prove each key is read and lands where it should.
@@ -151,15 +160,26 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "disable_disk_cache": True,
     "inference_backend": "fake",
     "safety_backend": "fake",
-    "fake_backend": {"seconds_per_step": 0.01, "seconds_per_image": 0.5, "seconds_per_job": 0.2,
-                     "fail_marker": "FAILME", "crash_marker": "CRASHME", "download_models": True,
-                     "devices": [{"name": "Sim", "vram_mb": 4096}], "model_vram_mb": {"Deliberate": 3000},
-                     "default_model_vram_mb": 2000,
-                     "hang_marker": "HANGME", "hang_once_marker": "HANG1ME",
-                     "slow_marker": "SLOWME", "slow_seconds": 2.0, "seconds_per_load": 0.5,
-                     "poison_models": ["Bad Model"], "missing_models": ["Gone Model"],
-                     "fail_start_from_incarnation": 7,
-                     "memory_growth_mib_per_job": 4},
+    "fake_backend": {
+        "seconds_per_step": 0.01,
+        "seconds_per_image": 0.5,
+        "seconds_per_job": 0.2,
+        "fail_marker": "FAILME",
+        "crash_marker": "CRASHME",
+        "download_models": True,
+        "devices": [{"name": "Sim", "vram_mb": 4096}],
+        "model_vram_mb": {"Deliberate": 3000},
+        "default_model_vram_mb": 2000,
+        "hang_marker": "HANGME",
+        "hang_once_marker": "HANG1ME",
+        "slow_marker": "SLOWME",
+        "slow_seconds": 2.0,
+        "seconds_per_load": 0.5,
+        "poison_models": ["Bad Model"],
+        "missing_models": ["Gone Model"],
+        "fail_start_from_incarnation": 7,
+        "memory_growth_mib_per_job": 4,
+    },
     "fake_safety": {"nsfw_marker": "NSFWME", "csam_marker": "CSAMME"},
     "dashboard_enabled": False,
     "dashboard_host": "::1",
@@ -210,8 +230,17 @@ def test_template_parses_and_sets_every_key(clean_env: None) -> None:
     resolved = load_config(TEMPLATE, {})
     written = set(yaml.safe_load(TEMPLATE.read_text()))
     commented = {"civitai_api_token", "kudos_training_data_file", "dashboard_token"}
-    compat_only = {"dynamic_models", "number_of_dynamic_models", "max_models_to_download", "ram_to_leave_free",
-                   "vram_to_leave_free", "disable_terminal_ui", "temp_dir", "always_download", "disable_disk_cache"}
+    compat_only = {
+        "dynamic_models",
+        "number_of_dynamic_models",
+        "max_models_to_download",
+        "ram_to_leave_free",
+        "vram_to_leave_free",
+        "disable_terminal_ui",
+        "temp_dir",
+        "always_download",
+        "disable_disk_cache",
+    }
     other_roles = set(SCRIBE_KEYS) | set(ALCHEMIST_KEYS) | {"dreamer"}  # described in comments, not written
     assert written == set(BridgeData.model_fields) - commented - compat_only - other_roles
     assert resolved.data.models_to_load == ["TOP 2"]

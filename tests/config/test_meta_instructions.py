@@ -30,8 +30,12 @@ def _load(reference: ModelReference, *entries: str, large: bool = False, skip: t
         ("ALL SD21", SD21),
         ("ALL INPAINTING", ["Deliberate Inpainting"]),
         ("ALL NSFW", ["Anything Diffusion", "Deliberate", "Deliberate Inpainting", "Juggernaut XL"]),
-        ("ALL SFW", sorted(set(SD15 + SD21 + SDXL) - {"Anything Diffusion", "Deliberate", "Deliberate Inpainting",
-                                                       "Juggernaut XL"})),
+        (
+            "ALL SFW",
+            sorted(
+                set(SD15 + SD21 + SDXL) - {"Anything Diffusion", "Deliberate", "Deliberate Inpainting", "Juggernaut XL"}
+            ),
+        ),
         ("ALL", sorted(SD15 + SD21 + SDXL)),
         ("ALL MODELS", sorted(SD15 + SD21 + SDXL)),
     ],
@@ -54,8 +58,11 @@ def test_a_large_model_named_explicitly_is_kept(reference: ModelReference) -> No
 def test_top_n_follows_usage(reference: ModelReference) -> None:
     # Flux is the third most used, but it is large: without load_large_models TOP 3 skips it.
     assert _load(reference, "TOP 3") == ["AlbedoBase XL (SDXL)", "Deliberate", "Juggernaut XL"]
-    assert _load(reference, "TOP 3", large=True) == ["AlbedoBase XL (SDXL)", "Deliberate",
-                                                     "Flux.1-Schnell fp8 (Compact)"]
+    assert _load(reference, "TOP 3", large=True) == [
+        "AlbedoBase XL (SDXL)",
+        "Deliberate",
+        "Flux.1-Schnell fp8 (Compact)",
+    ]
 
 
 def test_bottom_n_takes_the_least_used(reference: ModelReference) -> None:
@@ -104,8 +111,10 @@ def test_custom_models_count_as_known(reference: ModelReference) -> None:
     selection = select_from_reference(data, reference)
     assert selection.models == ["My Own Model", "Deliberate"]
     assert selection.unknown == {}
-    assert "My Own Model" in select_from_reference(data.model_copy(update={"models_to_load": ["ALL SD15"]}),
-                                                   reference).models
+    assert (
+        "My Own Model"
+        in select_from_reference(data.model_copy(update={"models_to_load": ["ALL SD15"]}), reference).models
+    )
 
 
 @pytest.mark.parametrize("entry", ["ALL", "ALL SDXL MODELS", "top 5", "BOTTOM  2", "all inpainting"])

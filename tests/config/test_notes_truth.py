@@ -38,8 +38,13 @@ def _flipped(key: str) -> Any:
     default = BridgeData.model_fields[key].get_default(call_default_factory=True)
     if isinstance(default, bool):
         return not default
-    return {"number_of_dynamic_models": 3, "max_models_to_download": 2, "ram_to_leave_free": "10%",
-            "vram_to_leave_free": 1024, "temp_dir": "/srv/tmp"}[key]
+    return {
+        "number_of_dynamic_models": 3,
+        "max_models_to_download": 2,
+        "ram_to_leave_free": "10%",
+        "vram_to_leave_free": 1024,
+        "temp_dir": "/srv/tmp",
+    }[key]
 
 
 def _observed(data: BridgeData) -> tuple[Any, ...]:
@@ -70,8 +75,11 @@ def test_each_note_matches_what_the_key_changes(key: str, tmp_path: Path) -> Non
 def test_no_code_reads_a_key_noted_as_without_effect(key: str) -> None:
     """If a module starts using one of these keys, its note must change with it."""
     reader = re.compile(rf"\.{key}\b")
-    readers = [path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
-               if path.parent.name != "config" and reader.search(path.read_text(encoding="utf-8"))]
+    readers = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if path.parent.name != "config" and reader.search(path.read_text(encoding="utf-8"))
+    ]
     assert readers == []
 
 
@@ -83,8 +91,10 @@ def test_every_knob_of_the_official_worker_has_a_true_note() -> None:
 def test_high_memory_mode_with_unloading_on_gets_a_note(tmp_path: Path) -> None:
     path = tmp_path / "bridgeData.yaml"
     path.write_text("high_memory_mode: true\n")
-    assert any("unload_models_from_vram_often: true" in note.message and note.key == "high_memory_mode"
-               for note in load_config(path, {}).notes)
+    assert any(
+        "unload_models_from_vram_often: true" in note.message and note.key == "high_memory_mode"
+        for note in load_config(path, {}).notes
+    )
     path.write_text("high_memory_mode: true\nunload_models_from_vram_often: false\n")
     assert [note.key for note in load_config(path, {}).notes].count("high_memory_mode") == 1
 

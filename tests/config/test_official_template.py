@@ -57,14 +57,16 @@ def test_the_official_template_loads_with_one_notice_per_other_role(clean_env: N
     assert resolved.data.forms == ["caption", "nsfw", "interrogation", POST_PROCESS_GROUP]
     role_notes = [note for note in resolved.notes if note.message in (SCRIBE_NOTE, ALCHEMIST_NOTE)]
     assert [(note.key.split(", "), note.message) for note in role_notes] == [
-        (SCRIBE, SCRIBE_NOTE), (["alchemist_name", "forms"], ALCHEMIST_NOTE),
+        (SCRIBE, SCRIBE_NOTE),
+        (["alchemist_name", "forms"], ALCHEMIST_NOTE),
     ]
 
 
 def test_check_config_accepts_the_official_template_filled_in_by_flags(tmp_path: Path) -> None:
     (tmp_path / "bridgeData.yaml").write_text(OFFICIAL_TEMPLATE.read_text())
-    result = run_cli("check-config", "--no-models", "--set", f"api_key={SECRET_API_KEY}", "-n", "Migrated Dreamer",
-                     cwd=tmp_path)
+    result = run_cli(
+        "check-config", "--no-models", "--set", f"api_key={SECRET_API_KEY}", "-n", "Migrated Dreamer", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "unknown key" not in result.stdout + result.stderr
     assert SECRET_API_KEY not in result.stdout + result.stderr
@@ -113,8 +115,10 @@ def test_dreamer_false_is_refused_while_alchemy_is_not_served(tmp_path: Path) ->
 
 
 def test_the_beta_keys_are_accepted_and_checked(tmp_path: Path) -> None:
-    text = ("dreamer: true\nalchemist: true\nalchemy_caption_enabled: true\nalchemy_allow_concurrent: false\n"
-            "alchemy_max_concurrency: 2\nalchemy_vram_headroom_mb: 4096\n")
+    text = (
+        "dreamer: true\nalchemist: true\nalchemy_caption_enabled: true\nalchemy_allow_concurrent: false\n"
+        "alchemy_max_concurrency: 2\nalchemy_vram_headroom_mb: 4096\n"
+    )
     resolved = load_config(_write(tmp_path, text), {})
     assert (resolved.data.alchemist, resolved.data.alchemy_max_concurrency) == (True, 2)
     assert [note.message for note in resolved.notes].count(ALCHEMIST_NOTE) == 1
@@ -124,8 +128,14 @@ def test_the_beta_keys_are_accepted_and_checked(tmp_path: Path) -> None:
 
 def test_the_beta_defaults_are_the_beta_worker_s() -> None:
     data = BridgeData()
-    assert (data.dreamer, data.alchemist, data.alchemy_caption_enabled, data.alchemy_allow_concurrent,
-            data.alchemy_max_concurrency, data.alchemy_vram_headroom_mb) == (True, False, False, True, 1, 2000)
+    assert (
+        data.dreamer,
+        data.alchemist,
+        data.alchemy_caption_enabled,
+        data.alchemy_allow_concurrent,
+        data.alchemy_max_concurrency,
+        data.alchemy_vram_headroom_mb,
+    ) == (True, False, False, True, 1, 2000)
 
 
 _FORM_SPELLINGS = st.sampled_from([*HORDE_FORM_NAMES.values(), "post-process", "Post_Process", "CAPTION"])

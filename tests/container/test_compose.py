@@ -34,11 +34,21 @@ def _interpolated(environment: dict[str, Any]) -> dict[str, str]:
 
 
 def _check_config(tmp_path: Path, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT),
-           "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json", **environment}
-    return subprocess.run([sys.executable, "-m", "horde_worker_regen", "check-config", "--logs-dir",
-                           str(tmp_path / "logs")], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(REPO_ROOT),
+        "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json",
+        **environment,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "horde_worker_regen", "check-config", "--logs-dir", str(tmp_path / "logs")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_compose_environment_alone_is_a_valid_configuration(tmp_path: Path, cached_models_dir: Path) -> None:
@@ -66,12 +76,15 @@ def test_the_commented_gpu_examples_are_valid_too(tmp_path: Path, cached_models_
     environment["AIWORKER_MODELS_TO_LOAD"] = "[Deliberate]"
     # check-config refuses GPU settings this machine cannot honour, as run does: two simulated GPUs
     # (the fake backend, which only runs against a local horde) stand in for the container's.
-    environment.update({
-        "AIWORKER_INFERENCE_BACKEND": "fake", "AIWORKER_SAFETY_BACKEND": "fake",
-        "AIWORKER_HORDE_URL": "http://127.0.0.1:7001/api/",
-        "AIWORKER_FAKE_BACKEND": '{"devices": [{"name": "Sim A", "vram_mb": 8000}, '
-                                 '{"name": "Sim B", "vram_mb": 8000}]}',
-    })
+    environment.update(
+        {
+            "AIWORKER_INFERENCE_BACKEND": "fake",
+            "AIWORKER_SAFETY_BACKEND": "fake",
+            "AIWORKER_HORDE_URL": "http://127.0.0.1:7001/api/",
+            "AIWORKER_FAKE_BACKEND": '{"devices": [{"name": "Sim A", "vram_mb": 8000}, '
+            '{"name": "Sim B", "vram_mb": 8000}]}',
+        }
+    )
     result = _check_config(tmp_path, environment)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "gpu_device_indices: [0, 1]" in result.stdout

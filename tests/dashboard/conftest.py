@@ -49,20 +49,36 @@ class Parts:
     clock: Clock
 
 
-def build_parts(session: aiohttp.ClientSession, data: BridgeData, slots: int = 2,
-                horde_url: str = "http://127.0.0.1:9/api/") -> Parts:
+def build_parts(
+    session: aiohttp.ClientSession, data: BridgeData, slots: int = 2, horde_url: str = "http://127.0.0.1:9/api/"
+) -> Parts:
     """Real pipeline, popper, statistics and downloads on one test clock; nothing is started."""
     clock = Clock()
     stats = WorkerStats(clock=clock)
     spec = ChildSpec("stub", print, None)
-    pipeline = Pipeline(data=data, supervisor=StubSupervisor(), children=ChildSpecs(spec, [spec] * slots),  # type: ignore[arg-type]
-                        registry=JobRegistry(clock), stats=stats, submitter=None, fetcher=None,  # type: ignore[arg-type]
-                        on_fatal=print, clock=clock)
+    pipeline = Pipeline(
+        data=data,
+        supervisor=StubSupervisor(),
+        children=ChildSpecs(spec, [spec] * slots),  # type: ignore[arg-type]
+        registry=JobRegistry(clock),
+        stats=stats,
+        submitter=None,
+        fetcher=None,  # type: ignore[arg-type]
+        on_fatal=print,
+        clock=clock,
+    )
     for slot in pipeline.slots.slots:
         slot.handle = StubHandle(f"inference-{slot.index}")  # type: ignore[assignment]
     client = HordeClient(session, horde_url, data.api_key.get_secret_value())
-    popper = Popper(client, build_pop_request(data, [MODEL], bridge_agent(1)), pipeline, stats,
-                    PopperSettings(slots, data.queue_size), on_stop=lambda reason, code: None, clock=clock)
+    popper = Popper(
+        client,
+        build_pop_request(data, [MODEL], bridge_agent(1)),
+        pipeline,
+        stats,
+        PopperSettings(slots, data.queue_size),
+        on_stop=lambda reason, code: None,
+        clock=clock,
+    )
     downloads = ModelDownloads(data, [MODEL], Downloader(session), fetch_files=False)
     sources = DashboardSources(data, stats, pipeline, popper, downloads, clock=clock)
     return Parts(sources, pipeline, stats, popper, clock)

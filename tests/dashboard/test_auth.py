@@ -130,16 +130,17 @@ def test_the_token_is_a_secret_for_redaction() -> None:
     assert TOKEN not in repr(data)
 
 
-async def test_a_taken_port_costs_only_the_dashboard(session: aiohttp.ClientSession,
-                                                     caplog_loguru: list[str]) -> None:
+async def test_a_taken_port_costs_only_the_dashboard(session: aiohttp.ClientSession, caplog_loguru: list[str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         data = BridgeData(api_key="k" * 22, dashboard_port=port)
         assert await start_dashboard(data, build_parts(session, data).sources) is None
-    assert any(f"The dashboard cannot listen on 127.0.0.1:{port}" in line and "goes on without it" in line
-               for line in caplog_loguru)
+    assert any(
+        f"The dashboard cannot listen on 127.0.0.1:{port}" in line and "goes on without it" in line
+        for line in caplog_loguru
+    )
 
 
 async def test_port_zero_listens_on_a_free_port_and_disabled_starts_nothing(session: aiohttp.ClientSession) -> None:

@@ -21,8 +21,12 @@ async def test_withdrawn_subjects_show_everywhere_and_shape_the_pop(session: aio
     handle = pipeline.slots.slots[0].handle
     assert handle is not None
     assert popper._request_now().allow_img2img is True
-    failures = [("p1", "failing_feature", "img2img"), ("p2", "failing_feature", "img2img"),
-                ("m1", "missing_model", MODEL), ("m2", "missing_model", MODEL)]
+    failures = [
+        ("p1", "failing_feature", "img2img"),
+        ("p2", "failing_feature", "img2img"),
+        ("m1", "missing_model", MODEL),
+        ("m2", "missing_model", MODEL),
+    ]
     for key, kind, subject in failures:
         pipeline.job_popped(_job(key, MODEL), parts.clock())
         pipeline.on_child_message(handle, JobFailed(1, key, "it failed", 0.0, 0.0, kind, subject))  # type: ignore[arg-type]

@@ -43,8 +43,11 @@ def _open_and_watch_jobs_run(driver: webdriver.Chrome, url: str) -> int:
     driver.get(f"{url}?token={TOKEN}")
     wait_until(driver, lambda d: text_of(d, "state") == "serving", "the page to show the worker serving")
     assert "token" not in driver.current_url  # the link's token became a cookie, not a lingering address
-    wait_until(driver, lambda d: re.search(rf"\b[1-{STEPS - 1}]/{STEPS}\b", text_of(d, "slots")),
-               "a slot to show a step part way through its job")
+    wait_until(
+        driver,
+        lambda d: re.search(rf"\b[1-{STEPS - 1}]/{STEPS}\b", text_of(d, "slots")),
+        "a slot to show a step part way through its job",
+    )
     assert "CPU" in text_of(driver, "slots")  # the fake backend's child is not pinned to a GPU
     first = _int(driver, "jobs")
     wait_until(driver, lambda d: _int(d, "jobs") > first, "the jobs count to go up")
@@ -55,8 +58,11 @@ def _open_and_watch_jobs_run(driver: webdriver.Chrome, url: str) -> int:
 def _pause(driver: webdriver.Chrome) -> None:
     driver.find_element(By.ID, "toggle").click()
     wait_until(driver, lambda d: text_of(d, "state") == "paused", "the page to show the worker paused")
-    wait_until(driver, lambda d: "busy" not in text_of(d, "slots") and text_of(d, "queue") == "empty",
-               "the jobs in flight to finish")
+    wait_until(
+        driver,
+        lambda d: "busy" not in text_of(d, "slots") and text_of(d, "queue") == "empty",
+        "the jobs in flight to finish",
+    )
 
 
 def _resume_and_watch_jobs_flow(driver: webdriver.Chrome, jobs_when_paused: int, screenshot: Path) -> None:
@@ -64,8 +70,11 @@ def _resume_and_watch_jobs_flow(driver: webdriver.Chrome, jobs_when_paused: int,
     driver.find_element(By.ID, "toggle").click()
     wait_until(driver, lambda d: text_of(d, "state") == "serving", "the page to show the worker serving again")
     wait_until(driver, lambda d: _int(d, "jobs") > jobs_when_paused, "jobs to flow again")
-    wait_until(driver, lambda d: re.search(rf"\b[1-{STEPS - 1}]/{STEPS}\b", text_of(d, "slots")),
-               "a running job's step, for the screenshot")
+    wait_until(
+        driver,
+        lambda d: re.search(rf"\b[1-{STEPS - 1}]/{STEPS}\b", text_of(d, "slots")),
+        "a running job's step, for the screenshot",
+    )
     driver.save_screenshot(str(screenshot))
 
 
@@ -79,8 +88,15 @@ async def test_the_dashboard_shows_live_figures_and_pauses_and_resumes_popping(t
         requester = horde.add_user("requester", trusted=True, kudos=10_000_000)
         for index in range(REQUESTS):
             queue(horde, requester, f"dashboard {index}", width=512, height=512, steps=STEPS)
-        folder = worker_folder(tmp_path, horde, owner, max_threads=1, queue_size=1, dashboard_token=TOKEN,
-                               fake_backend={"seconds_per_step": SECONDS_PER_STEP})
+        folder = worker_folder(
+            tmp_path,
+            horde,
+            owner,
+            max_threads=1,
+            queue_size=1,
+            dashboard_token=TOKEN,
+            fake_backend={"seconds_per_step": SECONDS_PER_STEP},
+        )
         worker = await WorkerProcess(folder).start()
         try:
             url = (await worker.wait_for_line("Dashboard on ")).split("Dashboard on ")[1].split()[0]

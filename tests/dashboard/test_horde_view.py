@@ -9,8 +9,12 @@ from horde_worker_regen.dashboard.snapshot import build_snapshot
 from tests.dashboard.conftest import build_parts
 from tests.worker_support import horde_with_users, queue
 
-MESSAGE = {"id": "01fb01b1-198c-431d-824f-f84e42e99974", "message": "Please update your worker <b>now</b>",
-           "origin": "AI Horde Moderators", "expiry": "Thu, 06 Aug 2026 12:00:00 -0000"}
+MESSAGE = {
+    "id": "01fb01b1-198c-431d-824f-f84e42e99974",
+    "message": "Please update your worker <b>now</b>",
+    "origin": "AI Horde Moderators",
+    "expiry": "Thu, 06 Aug 2026 12:00:00 -0000",
+}
 
 
 async def test_moderator_messages_and_the_horde_state_reach_the_status_page(session: aiohttp.ClientSession) -> None:

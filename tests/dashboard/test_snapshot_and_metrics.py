@@ -51,7 +51,8 @@ def _busy_worker(parts: Parts) -> None:
     assert handle is not None
     parts.pipeline.on_child_message(handle, JobProgress(1, "run-0", 4, 10))
     parts.sources.downloads.store.downloader.progress["model.safetensors"] = DownloadProgress(
-        "model.safetensors", 1000, done_bytes=250, started_at=parts.clock.now - 5, now=parts.clock.now)
+        "model.safetensors", 1000, done_bytes=250, started_at=parts.clock.now - 5, now=parts.clock.now
+    )
     parts.clock.now += 10.0
 
 
@@ -62,8 +63,11 @@ async def _client(parts: Parts) -> AsyncIterator[TestClient[aiohttp.web.Request,
 
 
 def _metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(session: aiohttp.ClientSession) -> None:
@@ -72,7 +76,12 @@ async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(
     snap = build_snapshot(parts.sources)
     first, second = snap["slots"]
     assert (first["state"], first["model"], first["job"]["job"], first["step"], first["total_steps"]) == (
-        "busy", MODEL, "run-0", 4, 10)
+        "busy",
+        MODEL,
+        "run-0",
+        4,
+        10,
+    )
     assert (second["job"]["job"], second["step"], second["total_steps"]) == ("run-1", 0, 0)
     uptime = snap["worker"]["uptime_s"]
     assert uptime == pytest.approx(40.0)
@@ -80,17 +89,33 @@ async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(
     assert [job["job"] for job in snap["queue"]] == ["waiting"]
     assert snap["models"]["on_disk"] == [MODEL]
     assert snap["models"]["in_memory"] == [{"slot": 0, "model": MODEL}, {"slot": 1, "model": MODEL}]
-    assert snap["downloads"] == [{"file": "model.safetensors", "done_bytes": 250, "total_bytes": 1000,
-                                  "bytes_per_second": 50.0, "eta_s": 15.0, "error": None}]
+    assert snap["downloads"] == [
+        {
+            "file": "model.safetensors",
+            "done_bytes": 250,
+            "total_bytes": 1000,
+            "bytes_per_second": 50.0,
+            "eta_s": 15.0,
+            "error": None,
+        }
+    ]
     assert [(f["job"], f["outcome"], f["reason"]) for f in snap["faults"]] == [
-        ("late", "dropped", "its deadline passed before a slot was free")]
+        ("late", "dropped", "its deadline passed before a slot was free")
+    ]
     figures = parts.stats.snapshot()
     assert snap["totals"]["kudos_session"] == figures.kudos_session == 12.5
     assert snap["totals"]["megapixelsteps_per_second"] == pytest.approx(figures.megapixelsteps_per_second)
     assert (snap["totals"]["jobs"], snap["totals"]["dropped"]) == (1, 1)
-    assert snap["worker"] == {"name": "Dashboard Dreamer", "uptime_s": uptime, "paused": False, "stopping": False,
-                              "maintenance_message": None, "state": "serving", "horde_url": DATA.horde_url,
-                              "horde_messages": []}
+    assert snap["worker"] == {
+        "name": "Dashboard Dreamer",
+        "uptime_s": uptime,
+        "paused": False,
+        "stopping": False,
+        "maintenance_message": None,
+        "state": "serving",
+        "horde_url": DATA.horde_url,
+        "horde_messages": [],
+    }
     assert snap["totals"]["kudos_credited"] is None  # not read from the horde yet
 
 
@@ -136,8 +161,14 @@ async def test_status_json_shows_the_gpu_or_cpu_each_slot_child_came_up_on(sessi
     async with _client(parts) as client:
         status = await (await client.get("/status.json")).json()
     assert [slot["device"] for slot in status["slots"]] == [
-        {"kind": "gpu", "label": "GPU 1 (NVIDIA RTX 4090)", "index": 1, "name": "NVIDIA RTX 4090",
-         "total_mb": 24564, "free_mb_at_start": 23000},
+        {
+            "kind": "gpu",
+            "label": "GPU 1 (NVIDIA RTX 4090)",
+            "index": 1,
+            "name": "NVIDIA RTX 4090",
+            "total_mb": 24564,
+            "free_mb_at_start": 23000,
+        },
         {"kind": "cpu", "label": "CPU"},
         None,
     ]

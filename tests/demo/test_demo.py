@@ -89,13 +89,22 @@ def test_a_real_sd15_model_on_disk_is_used_with_real_sizes(tmp_path: Path) -> No
     assert find_real_model(tmp_path) is None  # no reference cached
     paths = ReferencePaths(tmp_path)
     paths.reference.parent.mkdir(parents=True)
-    paths.reference.write_text(json.dumps({
-        "Big XL": {"baseline": "stable_diffusion_xl", "config": {"files": [{"path": "big.safetensors"}]}},
-        "Painter": {"baseline": "stable diffusion 1", "inpainting": True,
-                    "config": {"files": [{"path": "paint.safetensors"}]}},
-        "Dreamy": {"baseline": "stable diffusion 1", "config": {"files": [{"path": "dreamy.yaml"},
-                                                                          {"path": "dreamy.safetensors"}]}},
-    }))
+    paths.reference.write_text(
+        json.dumps(
+            {
+                "Big XL": {"baseline": "stable_diffusion_xl", "config": {"files": [{"path": "big.safetensors"}]}},
+                "Painter": {
+                    "baseline": "stable diffusion 1",
+                    "inpainting": True,
+                    "config": {"files": [{"path": "paint.safetensors"}]},
+                },
+                "Dreamy": {
+                    "baseline": "stable diffusion 1",
+                    "config": {"files": [{"path": "dreamy.yaml"}, {"path": "dreamy.safetensors"}]},
+                },
+            }
+        )
+    )
     assert find_real_model(tmp_path) is None  # listed, but no file on disk
     (tmp_path / "compvis").mkdir()
     for name in ("big.safetensors", "paint.safetensors", "dreamy.safetensors"):
@@ -137,21 +146,34 @@ def test_both_bridge_scripts_map_local_to_the_demo() -> None:
     assert 'if [ "${1:-}" = "--local" ]; then\n    set -- demo "${@:2}"' in shell
     windows = (REPO_ROOT / "horde-bridge.cmd").read_text().replace("\r\n", "\n")
     assert 'if /i "%~1"=="--local" goto local' in windows
-    assert '-m horde_worker_regen demo %2 %3 %4 %5 %6 %7 %8 %9' in windows
+    assert "-m horde_worker_regen demo %2 %3 %4 %5 %6 %7 %8 %9" in windows
 
 
 def test_the_demo_kudos_line_reads_the_worker_figures(tmp_path: Path) -> None:
     metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps({"kudos": {"estimated": 2.232, "rewards": 2.48, "bridge_factor": 0.9,
-                                             "credited": {"total": 2.5, "jobs": 2.23, "uptime": 0.27}}}))
-    assert worker_kudos(metrics) == ("2.2 kudos estimated (submit rewards x0.90 bridge factor), 2.5 credited by "
-                                     "the horde (jobs 2.2, uptime 0.3)")
+    metrics.write_text(
+        json.dumps(
+            {
+                "kudos": {
+                    "estimated": 2.232,
+                    "rewards": 2.48,
+                    "bridge_factor": 0.9,
+                    "credited": {"total": 2.5, "jobs": 2.23, "uptime": 0.27},
+                }
+            }
+        )
+    )
+    assert worker_kudos(metrics) == (
+        "2.2 kudos estimated (submit rewards x0.90 bridge factor), 2.5 credited by the horde (jobs 2.2, uptime 0.3)"
+    )
     assert worker_kudos(tmp_path / "missing.json") == "kudos unknown (the worker wrote no figures)"
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                      max_size=4), max_leaves=10)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
 CREDITED = st.dictionaries(st.sampled_from(["total", "jobs", "uptime"]), JSON_VALUES)
 KUDOS = st.dictionaries(st.sampled_from(["estimated", "bridge_factor", "rewards", "credited"]), JSON_VALUES | CREDITED)
 

@@ -19,11 +19,20 @@ from tests.support import REPO_ROOT
 
 def test_discovery_runs_in_a_child_and_leaves_the_main_process_without_torch() -> None:
     # Whatever this machine has (no GPU here: an empty list), the answer comes from a spawned child.
-    script = ("import sys\nfrom horde_worker_regen.devices.discovery import discover_devices\n"
-              "found = discover_devices()\nprint(all(d.total_mb > 0 for d in found), len(found))\n"
-              "print('torch' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT,
-                            env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}, timeout=120, check=True)
+    script = (
+        "import sys\nfrom horde_worker_regen.devices.discovery import discover_devices\n"
+        "found = discover_devices()\nprint(all(d.total_mb > 0 for d in found), len(found))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+        check=True,
+    )
     sane, torch_loaded = result.stdout.strip().splitlines()[-2:]
     assert sane.startswith("True ")
     assert torch_loaded == "False"
@@ -64,8 +73,9 @@ def test_pinning_sets_the_cuda_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_fake_devices_are_numbered_in_order_and_report_themselves() -> None:
-    settings = FakeBackendSettings(devices=[FakeDevice(name="Big", vram_mb=16_000),
-                                            FakeDevice(name="Small", vram_mb=4_000)])
+    settings = FakeBackendSettings(
+        devices=[FakeDevice(name="Big", vram_mb=16_000), FakeDevice(name="Small", vram_mb=4_000)]
+    )
     assert fake_devices(settings) == [DeviceInfo(0, "Big", 16_000, 16_000), DeviceInfo(1, "Small", 4_000, 4_000)]
     report = report_fake_device(settings, 1)
     assert report.describe() == "GPU 1 (Small, 4000 of 4000 MB free)"

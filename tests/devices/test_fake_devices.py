@@ -16,7 +16,8 @@ from horde_worker_regen.processes.messages import DeviceReport, GenerationSpec, 
 
 SETTINGS = FakeBackendSettings(
     devices=[FakeDevice(name="Sim A", vram_mb=8_000), FakeDevice(name="Sim B", vram_mb=4_000)],
-    model_vram_mb={"Big": 6_000}, default_model_vram_mb=2_000,
+    model_vram_mb={"Big": 6_000},
+    default_model_vram_mb=2_000,
 )
 
 

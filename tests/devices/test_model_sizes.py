@@ -17,12 +17,18 @@ GB = 1024 * 1024 * 1024
 def test_sizes_come_from_the_cached_reference_else_the_baseline(tmp_path: Path) -> None:
     paths = ReferencePaths(tmp_path)
     paths.reference.parent.mkdir(parents=True)
-    paths.reference.write_text(json.dumps({
-        "Big XL": {"baseline": "stable_diffusion_xl", "size_on_disk_bytes": 7 * GB},
-        "Split": {"baseline": "stable diffusion 1", "config": {"files": [{"size_on_disk_bytes": GB},
-                                                                          {"size_on_disk_bytes": GB}]}},
-        "No Size": {"baseline": "stable_diffusion_xl"},
-    }))
+    paths.reference.write_text(
+        json.dumps(
+            {
+                "Big XL": {"baseline": "stable_diffusion_xl", "size_on_disk_bytes": 7 * GB},
+                "Split": {
+                    "baseline": "stable diffusion 1",
+                    "config": {"files": [{"size_on_disk_bytes": GB}, {"size_on_disk_bytes": GB}]},
+                },
+                "No Size": {"baseline": "stable_diffusion_xl"},
+            }
+        )
+    )
     data = BridgeData(cache_home=tmp_path, custom_models=[CustomModel(name="Mine", filepath=tmp_path / "m.st")])
     sizes = model_sizes(data, ["Big XL", "Split", "No Size", "Mine", "Unknown"])
     assert sizes.by_model == {

@@ -29,8 +29,12 @@ def test_every_gpu_found_gets_max_threads_slots_by_default() -> None:
 
 
 def test_selected_gpus_and_overrides_apply() -> None:
-    data = BridgeData(max_threads=1, max_power=32, gpu_device_indices=[1, 0], gpu_device_overrides={
-        1: GpuDeviceSettings(max_threads=2, max_power=8, models_to_load=["Deliberate"])})
+    data = BridgeData(
+        max_threads=1,
+        max_power=32,
+        gpu_device_indices=[1, 0],
+        gpu_device_overrides={1: GpuDeviceSettings(max_threads=2, max_power=8, models_to_load=["Deliberate"])},
+    )
     plans = plan_slots(data, DEVICES, SERVED)
     assert [plan.device.index for plan in plans if plan.device] == [1, 1, 0]
     assert plans[0].allowed_models == frozenset({"Deliberate"}) and plans[0].max_pixels == 8 * PIXELS_PER_POWER
@@ -41,7 +45,8 @@ def test_an_unknown_index_names_what_was_found() -> None:
     with pytest.raises(ConfigError) as caught:
         plan_slots(BridgeData(gpu_device_indices=[0, 3]), DEVICES, SERVED)
     assert "gpu_device_indices: there is no GPU 3; found: GPU 0 (Card A, 24000 MB), GPU 1 (Card B, 8000 MB)" in str(
-        caught.value)
+        caught.value
+    )
 
 
 def test_gpu_settings_on_a_machine_without_a_gpu_are_an_error_not_a_silent_cpu_run() -> None:
@@ -57,9 +62,13 @@ def test_a_per_gpu_model_that_is_not_served_is_named() -> None:
 
 def test_a_model_only_on_gpus_below_the_worker_max_power_is_named() -> None:
     # The horde is told max_power 32; Dreamshaper may run only on GPU 1, limited to 8: it would fault.
-    data = BridgeData(max_power=32, gpu_device_overrides={
-        0: GpuDeviceSettings(models_to_load=["Deliberate"]),
-        1: GpuDeviceSettings(max_power=8, models_to_load=["Deliberate", "Dreamshaper"])})
+    data = BridgeData(
+        max_power=32,
+        gpu_device_overrides={
+            0: GpuDeviceSettings(models_to_load=["Deliberate"]),
+            1: GpuDeviceSettings(max_power=8, models_to_load=["Deliberate", "Dreamshaper"]),
+        },
+    )
     with pytest.raises(ConfigError) as caught:
         plan_slots(data, DEVICES, SERVED)
     message = str(caught.value)
@@ -71,8 +80,12 @@ def test_a_model_only_on_gpus_below_the_worker_max_power_is_named() -> None:
 
 
 def test_only_models_some_slot_may_run_are_offered() -> None:
-    data = BridgeData(gpu_device_overrides={0: GpuDeviceSettings(models_to_load=["Dreamshaper"]),
-                                            1: GpuDeviceSettings(models_to_load=["Dreamshaper"])})
+    data = BridgeData(
+        gpu_device_overrides={
+            0: GpuDeviceSettings(models_to_load=["Dreamshaper"]),
+            1: GpuDeviceSettings(models_to_load=["Dreamshaper"]),
+        }
+    )
     assert served_by_some_slot(SERVED, plan_slots(data, DEVICES, SERVED)) == ["Dreamshaper"]
     assert served_by_some_slot(SERVED, plan_slots(BridgeData(), DEVICES, SERVED)) == SERVED
 
@@ -85,25 +98,36 @@ def _problems(tmp_path: Path, settings: dict[str, object], environ: dict[str, st
     return str(caught.value)
 
 
-@pytest.mark.parametrize(("settings", "expected"), [
-    ({"gpu_device_indices": [0, 0]}, "each GPU index may appear once; got [0, 0]"),
-    ({"gpu_device_indices": []}, "leave gpu_device_indices out to use every GPU found"),
-    ({"gpu_device_indices": [-1]}, "gpu_device_indices.0: -1 is not valid"),
-    ({"gpu_device_indices": [0], "gpu_device_overrides": {2: {"max_threads": 2}}},
-     "GPU 2 is not in gpu_device_indices [0]"),
-    ({"gpu_device_overrides": {0: {"max_threads": 40}}}, "gpu_device_overrides.0.max_threads: 40 is not valid"),
-    ({"gpu_device_overrides": {0: {"max_power": 64}}}, "GPU 0 max_power 64 is above the worker's max_power 8"),
-    ({"gpu_device_overrides": {0: {"threads": 2}}}, "gpu_device_overrides.0.threads"),
-    ({"fake_backend": {"devices": [{"name": "x", "vram_mb": 10}]}}, "fake_backend.devices.0.vram_mb: 10 is not valid"),
-])
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"gpu_device_indices": [0, 0]}, "each GPU index may appear once; got [0, 0]"),
+        ({"gpu_device_indices": []}, "leave gpu_device_indices out to use every GPU found"),
+        ({"gpu_device_indices": [-1]}, "gpu_device_indices.0: -1 is not valid"),
+        (
+            {"gpu_device_indices": [0], "gpu_device_overrides": {2: {"max_threads": 2}}},
+            "GPU 2 is not in gpu_device_indices [0]",
+        ),
+        ({"gpu_device_overrides": {0: {"max_threads": 40}}}, "gpu_device_overrides.0.max_threads: 40 is not valid"),
+        ({"gpu_device_overrides": {0: {"max_power": 64}}}, "GPU 0 max_power 64 is above the worker's max_power 8"),
+        ({"gpu_device_overrides": {0: {"threads": 2}}}, "gpu_device_overrides.0.threads"),
+        (
+            {"fake_backend": {"devices": [{"name": "x", "vram_mb": 10}]}},
+            "fake_backend.devices.0.vram_mb: 10 is not valid",
+        ),
+    ],
+)
 def test_bad_gpu_settings_name_the_key_and_value(tmp_path: Path, settings: dict[str, object], expected: str) -> None:
     assert expected in _problems(tmp_path, settings)
 
 
 def test_gpu_settings_from_env_vars(tmp_path: Path) -> None:
     path = tmp_path / "missing.yaml"
-    environ = {"AIWORKER_API_KEY": "abcdefghijklmnopqrstuv", "AIWORKER_GPU_DEVICE_INDICES": "0,1",
-               "AIWORKER_GPU_DEVICE_OVERRIDES": "{1: {max_threads: 2, models_to_load: [Deliberate]}}"}
+    environ = {
+        "AIWORKER_API_KEY": "abcdefghijklmnopqrstuv",
+        "AIWORKER_GPU_DEVICE_INDICES": "0,1",
+        "AIWORKER_GPU_DEVICE_OVERRIDES": "{1: {max_threads: 2, models_to_load: [Deliberate]}}",
+    }
     data = load_config(path, environ, {}).data
     assert data.gpu_device_indices == [0, 1]
     assert data.gpu_device_overrides[1].max_threads == 2

@@ -101,21 +101,34 @@ class InProcessWorker:
 
 async def start_worker(stack: Any, *, slots: int = 1) -> InProcessWorker:
     """Serve a local horde and start popping from it (`stack`: an AsyncExitStack that owns both)."""
-    horde = await stack.enter_async_context(serve_local_horde(LocalHordeConfig(sweep_interval=0,
-                                                                               detect_suspicion=False)))
+    horde = await stack.enter_async_context(
+        serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False))
+    )
     owner = horde.add_user("owner", trusted=True)
     requester = horde.add_user("requester", trusted=True, kudos=100_000_000)
     session = await stack.enter_async_context(aiohttp.ClientSession())
     client = HordeClient(session, horde.api_url, owner.api_key)
     data = BridgeData(api_key=owner.api_key, dreamer_name=WORKER_NAME, horde_url=horde.api_url)
     spec = ChildSpec("inference", print, None)
-    pipeline = Pipeline(data=data, supervisor=CoreSupervisor(), registry=JobRegistry(),  # type: ignore[arg-type]
-                        children=ChildSpecs(ChildSpec("safety", print, None), [spec] * slots), stats=WorkerStats(),
-                        submitter=Submitter(client, sleep=no_wait), on_fatal=print,
-                        fetcher=InputFetcher(client, sleep=no_wait, guard=UrlGuard.for_horde(horde.api_url, True)))
+    pipeline = Pipeline(
+        data=data,
+        supervisor=CoreSupervisor(),
+        registry=JobRegistry(),  # type: ignore[arg-type]
+        children=ChildSpecs(ChildSpec("safety", print, None), [spec] * slots),
+        stats=WorkerStats(),
+        submitter=Submitter(client, sleep=no_wait),
+        on_fatal=print,
+        fetcher=InputFetcher(client, sleep=no_wait, guard=UrlGuard.for_horde(horde.api_url, True)),
+    )
     await pipeline.start_children()
-    popper = Popper(client, build_pop_request(data, [MODEL], bridge_agent(1)), pipeline, WorkerStats(),
-                    PopperSettings(slots, 0, idle_interval=0.02, backoff_cap=0.1), on_stop=print)
+    popper = Popper(
+        client,
+        build_pop_request(data, [MODEL], bridge_agent(1)),
+        pipeline,
+        WorkerStats(),
+        PopperSettings(slots, 0, idle_interval=0.02, backoff_cap=0.1),
+        on_stop=print,
+    )
     task = asyncio.get_running_loop().create_task(popper.run())
     stack.push_async_callback(_stop, popper, task)
     return InProcessWorker(horde, owner, requester, pipeline, popper, task)

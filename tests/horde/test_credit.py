@@ -12,8 +12,14 @@ from tests.jobs.conftest import HordeSession, webp_bytes
 
 @pytest.mark.parametrize(
     ("name", "version", "factor"),
-    [(REGEN_BRIDGE_NAME, 13, 1.0), (REGEN_BRIDGE_NAME, 14, 1.0), (REGEN_BRIDGE_NAME, 9, 0.9),
-     (REGEN_BRIDGE_NAME, 1, 0.9), ("AI Horde Worker", 26, 0.9), ("My Own Bridge", 13, 0.75)],
+    [
+        (REGEN_BRIDGE_NAME, 13, 1.0),
+        (REGEN_BRIDGE_NAME, 14, 1.0),
+        (REGEN_BRIDGE_NAME, 9, 0.9),
+        (REGEN_BRIDGE_NAME, 1, 0.9),
+        ("AI Horde Worker", 26, 0.9),
+        ("My Own Bridge", 13, 0.75),
+    ],
 )
 def test_the_factor_follows_the_bridge_name_and_version(name: str, version: int, factor: float) -> None:
     assert bridge_kudos_factor(name, version) == factor

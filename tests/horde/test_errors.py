@@ -135,8 +135,14 @@ def test_every_documented_rc_gets_its_reaction(status: int, rc: str, action: Err
 
 @pytest.mark.parametrize(
     ("status", "action"),
-    [(None, ErrorAction.RETRY), (408, ErrorAction.RETRY), (500, ErrorAction.RETRY), (503, ErrorAction.RETRY),
-     (429, ErrorAction.BACK_OFF), (400, ErrorAction.FATAL)],
+    [
+        (None, ErrorAction.RETRY),
+        (408, ErrorAction.RETRY),
+        (500, ErrorAction.RETRY),
+        (503, ErrorAction.RETRY),
+        (429, ErrorAction.BACK_OFF),
+        (400, ErrorAction.FATAL),
+    ],
 )
 def test_answers_without_an_rc(status: int | None, action: ErrorAction) -> None:
     assert classify(HordeRequestError(status, None, "message")).action is action

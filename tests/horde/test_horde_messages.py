@@ -38,11 +38,15 @@ def test_the_board_remembers_a_bounded_number_of_ids() -> None:
     assert board.note([HordeMessage("a", "1")]) == [HordeMessage("a", "1")]  # forgotten, so told again
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                                 max_size=4), max_leaves=10)
-_ENTRY = st.fixed_dictionaries({"id": _JSON | st.text(min_size=1, max_size=10), "message": _JSON | st.text()},
-                               optional={"origin": _JSON, "expiry": _JSON})
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10,
+)
+_ENTRY = st.fixed_dictionaries(
+    {"id": _JSON | st.text(min_size=1, max_size=10), "message": _JSON | st.text()},
+    optional={"origin": _JSON, "expiry": _JSON},
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -134,8 +134,9 @@ def _with(**changes: Any) -> dict[str, Any]:
         ({"id": 7}, "id: 7 is not one of the answer's ids"),
     ],
 )
-def test_a_top_level_field_outside_the_contract_is_rejected_with_its_reason(changes: dict[str, Any],
-                                                                               reason: str) -> None:
+def test_a_top_level_field_outside_the_contract_is_rejected_with_its_reason(
+    changes: dict[str, Any], reason: str
+) -> None:
     job = parse_pop_answer(_with(**changes))
     assert isinstance(job, PoppedJob)
     assert job.rejected is not None and job.rejected.startswith(reason)
@@ -180,8 +181,12 @@ def test_malformed_skipped_counts_never_fault_and_keep_what_is_sound(skipped: An
 
 
 def test_messages_are_read_and_invalid_ones_skipped() -> None:
-    messages = [{"id": "m1", "message": "be\x1b[31m nice", "origin": "moderator", "expiry": "Thu, 06 Aug 2026"},
-                {"id": 2, "message": "no id"}, "text", {"id": "m3", "message": ["not text"]}]
+    messages = [
+        {"id": "m1", "message": "be\x1b[31m nice", "origin": "moderator", "expiry": "Thu, 06 Aug 2026"},
+        {"id": 2, "message": "no id"},
+        "text",
+        {"id": "m3", "message": ["not text"]},
+    ]
     job = parse_pop_answer(_with(messages=messages))
     assert isinstance(job, PoppedJob)
     assert job.messages == (HordeMessage("m1", "be [31m nice", "moderator", "Thu, 06 Aug 2026"),)
@@ -189,8 +194,18 @@ def test_messages_are_read_and_invalid_ones_skipped() -> None:
 
 @pytest.mark.parametrize(
     "answer",
-    [NotJson(12), ["ids"], "a text", 42, None, {"ids": {"a": 1}}, {"ids": [None]}, {"ids": "x"},
-     {"ids": ["bad\nid"]}, {"ids": None, "id": ["x"]}],
+    [
+        NotJson(12),
+        ["ids"],
+        "a text",
+        42,
+        None,
+        {"ids": {"a": 1}},
+        {"ids": [None]},
+        {"ids": "x"},
+        {"ids": ["bad\nid"]},
+        {"ids": None, "id": ["x"]},
+    ],
 )
 def test_an_answer_whose_ids_cannot_be_read_is_malformed(answer: Any) -> None:
     with pytest.raises(MalformedPop) as raised:
@@ -215,7 +230,8 @@ _JSON = st.recursive(
     max_leaves=8,
 )  # fmt: skip
 _PATHS = [(name,) for name in JOB_ANSWER if name not in ("ids", "id")] + [
-    ("payload", name) for name in (*JOB_ANSWER["payload"], "loras", "tis", "special", "extra_texts", "clip_skip")]
+    ("payload", name) for name in (*JOB_ANSWER["payload"], "loras", "tis", "special", "extra_texts", "clip_skip")
+]
 
 
 @settings(max_examples=300, deadline=None)

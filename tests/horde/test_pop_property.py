@@ -40,8 +40,11 @@ FIELDS: list[tuple[str | int, ...]] = [
 ]  # fmt: skip
 _SCALARS = (st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.integers(10**20, 10**40)
             | st.floats() | st.text(max_size=30))  # fmt: skip
-VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12) | st.just(MISSING)
+VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+) | st.just(MISSING)
 
 
 class Examples:
@@ -131,8 +134,9 @@ def test_any_value_in_any_field_is_reported_once_and_the_worker_keeps_popping(
         example()
         sound = queue(examples.worker.horde, examples.worker.requester, "a sound job after them all")
         state, registry = examples.worker.horde.state, examples.worker.pipeline.registry
-        loop.run_until_complete(examples.until(
-            lambda: any(pg.is_completed for pg in state.generations_of(sound)) and not registry))
+        loop.run_until_complete(
+            examples.until(lambda: any(pg.is_completed for pg in state.generations_of(sound)) and not registry)
+        )
         assert [pg.faulted for pg in state.generations_of(sound)] == [False]
     finally:
         loop.run_until_complete(stack.aclose())

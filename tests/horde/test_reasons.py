@@ -60,9 +60,11 @@ async def test_a_server_that_never_answers_is_a_timeout(silent_server: str) -> N
 
 @pytest.mark.parametrize(
     ("error", "words"),
-    [(aiohttp.ServerDisconnectedError(), "the server closed the connection before answering"),
-     (ConnectionResetError(104, "Connection reset by peer"), "connection reset"),
-     (ValueError("anything else"), "a network error")],
+    [
+        (aiohttp.ServerDisconnectedError(), "the server closed the connection before answering"),
+        (ConnectionResetError(104, "Connection reset by peer"), "connection reset"),
+        (ValueError("anything else"), "a network error"),
+    ],
 )
 def test_other_failures_have_plain_words(error: BaseException, words: str) -> None:
     assert plain_reason(error) == words

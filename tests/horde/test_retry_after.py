@@ -23,7 +23,7 @@ def test_whole_seconds_are_honoured_up_to_the_cap(seconds: int) -> None:
     assert parse_retry_after(str(seconds), NOW) == min(float(seconds), MAX_RETRY_AFTER_S)
 
 
-@given(st.integers(min_value=-10**6, max_value=10**6))
+@given(st.integers(min_value=-(10**6), max_value=10**6))
 def test_an_http_date_is_the_time_until_it(offset: int) -> None:
     header = formatdate(NOW + offset, usegmt=True)
     assert parse_retry_after(header, NOW) == min(MAX_RETRY_AFTER_S, max(0.0, float(offset)))

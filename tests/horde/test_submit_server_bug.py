@@ -18,7 +18,8 @@ async def test_a_500_is_retried_until_the_deadline_and_credits_nothing(horde_ses
     unknown_key = HordeClient(horde_session.session, horde_session.horde.api_url, "z" * 22)
     clock = SleepingClock()
     result = await Submitter(unknown_key, clock=clock, sleep=clock.sleep).report_image(
-        record, ImageReport(0, webp_bytes()))
+        record, ImageReport(0, webp_bytes())
+    )
     assert result.outcome is IdOutcome.DROPPED and "deadline" in result.reason
     assert len(clock.delays) > 8  # more tries than the old fixed count allowed
     assert record.deadline - 31 < clock.now <= record.deadline - LAST_TRY_MARGIN_S  # until, never past, it

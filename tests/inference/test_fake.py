@@ -43,7 +43,8 @@ def test_images_are_deterministic_in_seed_prompt_and_index() -> None:
 
 def test_duration_per_step_and_image_or_fixed_per_job() -> None:
     assert job_duration(FakeBackendSettings(seconds_per_step=0.01, seconds_per_image=0.5), SPEC) == pytest.approx(
-        3 * (20 * 0.01 + 0.5))
+        3 * (20 * 0.01 + 0.5)
+    )
     assert job_duration(FakeBackendSettings(seconds_per_step=1, seconds_per_job=0.2), SPEC) == 0.2
     backend = FakeInferenceBackend(FakeBackendSettings(seconds_per_job=0.15))
     started = time.monotonic()
@@ -82,5 +83,6 @@ def test_with_seconds_per_step_each_step_is_reported_as_progress() -> None:
     assert reported == [("job", step, 5) for step in range(1, 6)]
     # A fixed job time is spread over the steps too: the stage watchdog times each one.
     FakeInferenceBackend(FakeBackendSettings(seconds_per_job=0.0), lambda *step: reported.append(step)).generate(
-        spec, JobInputs())
+        spec, JobInputs()
+    )
     assert reported[5:] == [("job", step, 5) for step in range(1, 6)]

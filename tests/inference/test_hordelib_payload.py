@@ -11,9 +11,30 @@ from PIL import Image
 from horde_worker_regen.inference.hordelib_payload import UnreadableInput, hordelib_payload, post_processing_steps
 from horde_worker_regen.processes.messages import ExtraSourceImage, GenerationSpec, JobInputs
 
-SPEC = GenerationSpec("job-1", "Deliberate", "a fox###blurry", 512, 768, 20, 2, 77, "k_euler_a", 6.5, True, None, (),
-                      "txt2img", payload={"tiling": True, "clip_skip": 2, "hires_fix": False, "loras": [{"name": "1"}],
-                                          "unrelated": "dropped", "post_processing": ["GFPGAN"]})
+SPEC = GenerationSpec(
+    "job-1",
+    "Deliberate",
+    "a fox###blurry",
+    512,
+    768,
+    20,
+    2,
+    77,
+    "k_euler_a",
+    6.5,
+    True,
+    None,
+    (),
+    "txt2img",
+    payload={
+        "tiling": True,
+        "clip_skip": 2,
+        "hires_fix": False,
+        "loras": [{"name": "1"}],
+        "unrelated": "dropped",
+        "post_processing": ["GFPGAN"],
+    },
+)
 
 
 def _png(mode: str = "RGB") -> bytes:

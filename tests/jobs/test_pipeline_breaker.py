@@ -53,8 +53,12 @@ async def test_a_failing_post_processor_turns_post_processing_off() -> None:
     assert handle is not None
     for key in ("p1", "p2"):
         pipeline.job_popped(_job(key, "Healthy"), time.monotonic())
-        pipeline.on_child_message(handle, JobFailed(1, key, "post-processor GFPGAN produced no image", 0.0, 0.0,
-                                                    "failing_feature", "post_processing"))
+        pipeline.on_child_message(
+            handle,
+            JobFailed(
+                1, key, "post-processor GFPGAN produced no image", 0.0, 0.0, "failing_feature", "post_processing"
+            ),
+        )
     assert pipeline.pop_flags_off() == {"allow_post_processing"}
     assert pipeline.offer(["Healthy"]) == ["Healthy"]
     assert Subject("post_processing", feature=True) in pipeline.guard.breaker.withdrawn

@@ -51,21 +51,31 @@ class StubSupervisor:
         return True
 
 
-def _pipeline(slots: int, fetcher: Any = None, loras: LoraFetcher | None = None,
-              data: BridgeData | None = None) -> tuple[Pipeline, StubSupervisor]:
+def _pipeline(
+    slots: int, fetcher: Any = None, loras: LoraFetcher | None = None, data: BridgeData | None = None
+) -> tuple[Pipeline, StubSupervisor]:
     supervisor = StubSupervisor()
     spec = ChildSpec("stub", print, None)
-    pipeline = Pipeline(data=data or BridgeData(api_key="k" * 22), supervisor=supervisor,  # type: ignore[arg-type]
-                        children=ChildSpecs(spec, [spec] * slots), registry=JobRegistry(), stats=WorkerStats(),
-                        submitter=None, fetcher=fetcher, on_fatal=print, loras=loras)  # type: ignore[arg-type]
+    pipeline = Pipeline(
+        data=data or BridgeData(api_key="k" * 22),
+        supervisor=supervisor,  # type: ignore[arg-type]
+        children=ChildSpecs(spec, [spec] * slots),
+        registry=JobRegistry(),
+        stats=WorkerStats(),
+        submitter=None,
+        fetcher=fetcher,
+        on_fatal=print,
+        loras=loras,
+    )  # type: ignore[arg-type]
     for slot in pipeline.slots.slots:
         slot.handle = StubHandle(f"inference-{slot.index}")  # type: ignore[assignment]
     return pipeline, supervisor
 
 
 def _job(key: str, model: str, payload: dict[str, Any] | None = None) -> PoppedJob:
-    spec = GenerationSpec(key, model, "a fox", 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img",
-                          payload or {})
+    spec = GenerationSpec(
+        key, model, "a fox", 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img", payload or {}
+    )
     return PoppedJob((key,), (None,), 150, spec, SourceRefs(), False)
 
 

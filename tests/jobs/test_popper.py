@@ -34,14 +34,24 @@ class StubPipeline:
         return record
 
 
-def _popper(session: HordeSession, stops: list[tuple[str, int]], *, burst: bool = False,
-            client: HordeClient | None = None, backoff_cap: float = 60.0) -> tuple[Popper, StubPipeline]:
+def _popper(
+    session: HordeSession,
+    stops: list[tuple[str, int]],
+    *,
+    burst: bool = False,
+    client: HordeClient | None = None,
+    backoff_cap: float = 60.0,
+) -> tuple[Popper, StubPipeline]:
     data = BridgeData(api_key=session.owner.api_key, dreamer_name="Popper Dreamer", horde_url=session.horde.api_url)
     pipeline = StubPipeline()
-    popper = Popper(client or session.client, build_pop_request(data, [MODEL], bridge_agent(1)), pipeline,  # type: ignore[arg-type]
-                    WorkerStats(), PopperSettings(slots=2, queue_size=1, burst=burst, idle_interval=7.0,
-                                                   backoff_cap=backoff_cap),
-                    on_stop=lambda reason, code: stops.append((reason, code)))
+    popper = Popper(
+        client or session.client,
+        build_pop_request(data, [MODEL], bridge_agent(1)),
+        pipeline,  # type: ignore[arg-type]
+        WorkerStats(),
+        PopperSettings(slots=2, queue_size=1, burst=burst, idle_interval=7.0, backoff_cap=backoff_cap),
+        on_stop=lambda reason, code: stops.append((reason, code)),
+    )
     return popper, pipeline
 
 
@@ -100,8 +110,9 @@ async def test_a_fatal_error_stops_the_worker_with_a_message(horde_session: Hord
     stops: list[tuple[str, int]] = []
     popper, _ = _popper(horde_session, stops)
     other = horde_session.horde.add_user("other", trusted=True)
-    stranger, _ = _popper(horde_session, stops,
-                          client=HordeClient(horde_session.session, horde_session.horde.api_url, other.api_key))
+    stranger, _ = _popper(
+        horde_session, stops, client=HordeClient(horde_session.session, horde_session.horde.api_url, other.api_key)
+    )
     await popper._pop_once()  # creates the worker for the owner
     assert await stranger._pop_once() == 0.0  # the same name with another user's key
     assert stops and stops[-1][1] == 1 and "unique dreamer_name" in stops[-1][0]
@@ -153,8 +164,12 @@ async def test_each_pop_offers_the_models_in_the_order_residency_gives(horde_ses
 def warnings() -> Iterator[list[str]]:
     """The popper's WARNING and INFO lines, as an operator reads them."""
     lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(str(message).strip()), level="INFO",
-                      filter="horde_worker_regen.jobs.popper", format="{level} {message}")
+    sink = logger.add(
+        lambda message: lines.append(str(message).strip()),
+        level="INFO",
+        filter="horde_worker_regen.jobs.popper",
+        format="{level} {message}",
+    )
     yield lines
     logger.remove(sink)
 

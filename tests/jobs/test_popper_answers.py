@@ -41,9 +41,14 @@ class ScriptedClient:
 def _popper(client: Any, api_key: str = "k" * 22, url: str = "http://127.0.0.1:9") -> tuple[Popper, StubPipeline]:
     data = BridgeData(api_key=api_key, dreamer_name="Answers Dreamer", horde_url=url)
     pipeline = StubPipeline()
-    popper = Popper(client, build_pop_request(data, [MODEL], bridge_agent(1)), pipeline,  # type: ignore[arg-type]
-                    WorkerStats(), PopperSettings(slots=2, queue_size=1, backoff_cap=8.0),
-                    on_stop=lambda reason, code: pytest.fail(f"the popper stopped: {reason}"))
+    popper = Popper(
+        client,
+        build_pop_request(data, [MODEL], bridge_agent(1)),
+        pipeline,  # type: ignore[arg-type]
+        WorkerStats(),
+        PopperSettings(slots=2, queue_size=1, backoff_cap=8.0),
+        on_stop=lambda reason, code: pytest.fail(f"the popper stopped: {reason}"),
+    )
     return popper, pipeline
 
 
@@ -70,8 +75,9 @@ async def test_an_unexpected_error_while_parsing_counts_as_an_unreadable_answer(
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe\x00", b"[" * 100_000 + b"]" * 100_000])
-async def test_the_client_hands_a_body_that_is_not_json_over_as_such(aiohttp_server: AiohttpServer,
-                                                                    body: bytes) -> None:
+async def test_the_client_hands_a_body_that_is_not_json_over_as_such(
+    aiohttp_server: AiohttpServer, body: bytes
+) -> None:
     async def answer(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 

@@ -18,14 +18,21 @@ from horde_worker_regen.jobs.record import (
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.processes.messages import GenerationSpec
 
-HAPPY_PATH = [JobState.INPUTS_FETCHED, JobState.QUEUED, JobState.RUNNING, JobState.SAFETY, JobState.UPLOADING,
-              JobState.SUBMITTED]
+HAPPY_PATH = [
+    JobState.INPUTS_FETCHED,
+    JobState.QUEUED,
+    JobState.RUNNING,
+    JobState.SAFETY,
+    JobState.UPLOADING,
+    JobState.SUBMITTED,
+]
 
 
 def make_record(key: str = "id-0", images: int = 2, ttl: int = 150, popped_at: float = 10.0) -> JobRecord:
     ids = tuple(f"{key}-{i}" if i else key for i in range(images))
-    spec = GenerationSpec(key, "Deliberate", "a fox", 512, 768, 30, images, 7, "k_euler", 5.0, True, None, (),
-                          "txt2img")
+    spec = GenerationSpec(
+        key, "Deliberate", "a fox", 512, 768, 30, images, 7, "k_euler", 5.0, True, None, (), "txt2img"
+    )
     job = PoppedJob(ids, tuple(f"http://r2/{i}" for i in ids), ttl, spec, SourceRefs(), False)
     return JobRecord.from_pop(job, popped_at)
 

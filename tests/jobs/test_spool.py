@@ -132,8 +132,14 @@ def test_a_write_cut_off_by_the_kernel_leaves_nothing_behind(tmp_path: Path) -> 
                            image_sha256=hashlib.sha256(image).hexdigest(), image=image)
         print("written" if ResultSpool(Path({str(tmp_path / "spool")!r})).write([entry]) else "not written")
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        check=True,
+    )
     assert "not written" in done.stdout, done.stdout + done.stderr
     assert "Cannot spool the result to" in done.stdout and "File too large" in done.stdout
     assert _files(tmp_path / "spool") == []
@@ -172,8 +178,9 @@ async def test_entries_past_their_deadline_are_dropped_with_one_line_each(
     spool = ResultSpool(tmp_path / "spool")
     record = await horde_session.pop_record(n=2, popped_at=time.monotonic())
     live, late = entries_for(record, _reports(), WALL_NOW)
-    spool.write([live.model_copy(update={"deadline": WALL_NOW + 100}),
-                 late.model_copy(update={"deadline": WALL_NOW - 42})])
+    spool.write(
+        [live.model_copy(update={"deadline": WALL_NOW + 100}), late.model_copy(update={"deadline": WALL_NOW - 42})]
+    )
     collecting = CollectingPipeline()
     assert resume_spooled(spool, collecting, now=500.0, wall_now=WALL_NOW) == 1
     [(resumed, [report])] = collecting.resumed
@@ -189,4 +196,5 @@ def test_a_spool_dir_that_is_a_file_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(config, {})
     assert "spool_dir" in str(caught.value) and f"must be a folder, but {tmp_path / 'results'} is a file" in str(
-        caught.value)
+        caught.value
+    )

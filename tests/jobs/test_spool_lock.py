@@ -32,8 +32,13 @@ def test_workers_sharing_a_cache_home_get_their_own_spool_folders(tmp_path: Path
 
 def test_a_spool_folder_held_by_another_process_is_refused_until_it_exits(tmp_path: Path) -> None:
     folder = tmp_path / "spool" / "Night_Owl"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[2],
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         with pytest.raises(SpoolInUse) as refused:

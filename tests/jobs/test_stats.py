@@ -23,7 +23,8 @@ def _ended(stats: WorkerStats, clock: Clock, state: JobState, reward: float, key
     record.state = state
     record.started_at, record.finished_at = clock.now - 2.0, clock.now
     outcome = {JobState.SUBMITTED: IdOutcome.SUBMITTED, JobState.FAULTED: IdOutcome.FAULTED}.get(
-        state, IdOutcome.DROPPED)
+        state, IdOutcome.DROPPED
+    )
     record.results = {0: IdResult(outcome, reward), 1: IdResult(outcome, 0.0)}
     stats.job_ended(record)
 
@@ -68,8 +69,16 @@ def test_the_status_line_is_one_compact_line() -> None:
     clock.now = 3725.0  # the reward is now more than an hour old
     line = format_status(stats.snapshot(), slots_busy=1, slots=2, waiting=1)
     assert "\n" not in line
-    for part in ("1 jobs", "2 images", "kudos 12.5 est., credited not read yet, 0/hr", "MPS/s", "jobs/hr",
-                 "idle 1:01:35", "slots 1/2 busy, 1 waiting", "up 1:02:05"):
+    for part in (
+        "1 jobs",
+        "2 images",
+        "kudos 12.5 est., credited not read yet, 0/hr",
+        "MPS/s",
+        "jobs/hr",
+        "idle 1:01:35",
+        "slots 1/2 busy, 1 waiting",
+        "up 1:02:05",
+    ):
         assert part in line
     assert format_duration(59.9) == "0:00:59"
 

@@ -81,8 +81,9 @@ async def test_a_job_the_horde_aborted_is_dropped_not_faulted(horde_session: Hor
 
 async def test_a_job_the_horde_forgot_is_dropped(horde_session: HordeSession) -> None:
     record = await horde_session.pop_record()
-    horde_session.horde.state.delete_request(horde_session.horde.state.requests[
-        horde_session.horde.state.generations[record.ids[0]].wp_id])
+    horde_session.horde.state.delete_request(
+        horde_session.horde.state.requests[horde_session.horde.state.generations[record.ids[0]].wp_id]
+    )
     result = await _submitter(horde_session, RecordingSleep()).report_image(record, ImageReport(0, webp_bytes()))
     assert result.outcome is IdOutcome.DROPPED and "InvalidJobID" in result.reason
 

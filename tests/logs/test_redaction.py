@@ -12,8 +12,9 @@ from horde_worker_regen.logs.redaction import MIN_SECRET_LENGTH, REDACTED, Redac
 
 # Keys of every shape an operator might paste: quotes, blanks, newlines, non-ASCII letters.
 KEY_ALPHABET = st.sampled_from(list("abcXYZ019-_ '\"\\\n\téкл漢"))
-SECRETS = st.text(KEY_ALPHABET, min_size=MIN_SECRET_LENGTH + 2, max_size=40).filter(lambda key: key.strip() == key
-                                                                                      and len(set(key)) > 3)
+SECRETS = st.text(KEY_ALPHABET, min_size=MIN_SECRET_LENGTH + 2, max_size=40).filter(
+    lambda key: key.strip() == key and len(set(key)) > 3
+)
 SURROUNDINGS = st.text(st.sampled_from(list("mn ,:=[]'\"")), max_size=12)
 
 

@@ -46,8 +46,13 @@ def test_library_output_goes_to_the_trace_log_only(tmp_path: Path, capsys: pytes
         assert "the worker's own line" in text
         assert "Retrying connection" not in text and "Job Slowdown" not in text
         assert "deprecation" not in text and "comfy prints" not in text
-    for line in ("Retrying connection", "Job Slowdown", "a library's deprecation", "comfy prints a line",
-                 "and half of another"):
+    for line in (
+        "Retrying connection",
+        "Job Slowdown",
+        "a library's deprecation",
+        "comfy prints a line",
+        "and half of another",
+    ):
         assert any(line in row and "| DEBUG" in row for row in trace.splitlines()), line
     assert "the worker's own line" not in trace
 
@@ -59,8 +64,9 @@ def test_library_output_is_shown_with_verbose(tmp_path: Path, capsys: pytest.Cap
     assert "Job Slowdown" in bridge and "Job Slowdown" in capsys.readouterr().err
 
 
-def test_known_harmless_messages_are_dropped_or_summed_up_once(tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_known_harmless_messages_are_dropped_or_summed_up_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     configure_logging(tmp_path, verbosity=2)
     comfy = stdlib_logging.getLogger("comfy.nodes")
     comfy.warning("Traceback (most recent call last):\nModuleNotFoundError: No module named 'torchaudio'")
@@ -103,8 +109,9 @@ def test_uncaught_errors_of_threads_are_logged_redacted(tmp_path: Path, capsys: 
         assert SECRET_API_KEY not in text
 
 
-def test_a_config_file_others_can_read_warns_once_with_the_command(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_config_file_others_can_read_warns_once_with_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     configure_logging(tmp_path / "logs", verbosity=0)
     config = tmp_path / "bridgeData.yaml"
     config.write_text(f"api_key: {SECRET_API_KEY}\n")

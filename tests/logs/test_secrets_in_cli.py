@@ -23,8 +23,9 @@ KEY_CHARACTERS = st.sampled_from([*"QZqz7X", " ", "'", '"', "\n", "é", "к", "\
 
 
 def _key_of_length(low: int, high: int) -> st.SearchStrategy[str]:
-    return (st.text(KEY_CHARACTERS, min_size=low, max_size=high)
-            .filter(lambda key: sum(c in "QZqz7X" for c in key) >= 6 and len(key) != 22))
+    return st.text(KEY_CHARACTERS, min_size=low, max_size=high).filter(
+        lambda key: sum(c in "QZqz7X" for c in key) >= 6 and len(key) != 22
+    )
 
 
 INVALID_KEYS = st.one_of(
@@ -48,9 +49,18 @@ def _folder(root: Path, api_key: str) -> Path:
     shutil.copy(FIXTURES / "stable_diffusion.json", paths.reference)
     shutil.copy(FIXTURES / "image_model_usage.json", paths.usage)
     data = yaml.safe_load(TEMPLATE.read_text())
-    data.update({"api_key": api_key, "dreamer_name": "Secret Keeping Dreamer", "horde_url": UNREACHABLE,
-                 "cache_home": str(paths.cache_home), "models_to_load": ["Deliberate"], "inference_backend": "fake",
-                 "safety_backend": "fake", "dashboard_port": 0})
+    data.update(
+        {
+            "api_key": api_key,
+            "dreamer_name": "Secret Keeping Dreamer",
+            "horde_url": UNREACHABLE,
+            "cache_home": str(paths.cache_home),
+            "models_to_load": ["Deliberate"],
+            "inference_backend": "fake",
+            "safety_backend": "fake",
+            "dashboard_port": 0,
+        }
+    )
     (root / "bridgeData.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
     return root
 
@@ -62,9 +72,16 @@ def _everything_written(folder: Path, *results: subprocess.CompletedProcess[str]
 
 
 def _cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "horde_worker_regen", *args, "--logs-dir", str(folder / "logs")],
-                          cwd=folder, env=_environment(), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "horde_worker_regen", *args, "--logs-dir", str(folder / "logs")],
+        cwd=folder,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
 
 
 def _assert_absent(key: str, text: str) -> None:

@@ -26,8 +26,9 @@ class FakeCivitai:
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
     base: str = ""
 
-    def add(self, version_id: int, body: bytes, name: str | None = None,
-            trained_words: list[str] | None = None) -> None:
+    def add(
+        self, version_id: int, body: bytes, name: str | None = None, trained_words: list[str] | None = None
+    ) -> None:
         self.files[version_id] = body
         if name:
             self.names[name] = version_id
@@ -36,11 +37,20 @@ class FakeCivitai:
 
     def version(self, version_id: int) -> dict[str, Any]:
         body = self.files[version_id]
-        return {"id": version_id, "modelId": version_id + 1000, "files": [{
-            "name": f"lora {version_id}.safetensors", "sizeKB": len(body) / 1024, "primary": True,
-            "hashes": {"SHA256": hashlib.sha256(body).hexdigest().upper()},
-            "downloadUrl": f"{self.base}/download/{version_id}"}],
-            "trainedWords": self.trained_words.get(version_id, [])}
+        return {
+            "id": version_id,
+            "modelId": version_id + 1000,
+            "files": [
+                {
+                    "name": f"lora {version_id}.safetensors",
+                    "sizeKB": len(body) / 1024,
+                    "primary": True,
+                    "hashes": {"SHA256": hashlib.sha256(body).hexdigest().upper()},
+                    "downloadUrl": f"{self.base}/download/{version_id}",
+                }
+            ],
+            "trainedWords": self.trained_words.get(version_id, []),
+        }
 
     def model(self, version_id: int) -> dict[str, Any]:
         name = next((n for n, v in self.names.items() if v == version_id), f"model {version_id}")
@@ -70,6 +80,7 @@ async def _api(request: web.Request, fake: FakeCivitai) -> web.StreamResponse:
 @asynccontextmanager
 async def civitai_server(fake: FakeCivitai) -> AsyncIterator[str]:
     """Serve `fake`; yields the API base URL (`.../api/v1`)."""
+
     async def handle(request: web.Request) -> web.StreamResponse:
         return await _api(request, fake)
 

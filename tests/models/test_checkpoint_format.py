@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from horde_worker_regen.models.checkpoint_format import checkpoint_problem, header_problem
 
 TENSOR_NAME = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40).filter(
-    lambda name: name != "__metadata__")
+    lambda name: name != "__metadata__"
+)
 CHECKPOINT_NAMES = st.lists(TENSOR_NAME, min_size=1, max_size=6, unique=True).filter(
-    lambda names: not all("lora" in name.lower() for name in names))
+    lambda names: not all("lora" in name.lower() for name in names)
+)
 
 
 def safetensors_bytes(sizes: dict[str, int]) -> bytes:
@@ -41,23 +43,31 @@ def test_any_bytes_give_a_verdict_never_an_exception(content: bytes, suffix: str
     assert problem is None or problem.strip()
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children,
-                                                                                       max_size=3)),
-       st.integers(min_value=0, max_value=1 << 40))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    ),
+    st.integers(min_value=0, max_value=1 << 40),
+)
 def test_any_json_header_gives_a_verdict(header: object, data_size: int) -> None:
     problem = header_problem(json.dumps(header).encode(), data_size)
     assert problem is None or problem.strip()
 
 
-@given(CHECKPOINT_NAMES.flatmap(lambda names: st.fixed_dictionaries(
-    {name: st.integers(min_value=0, max_value=64) for name in names})))
+@given(
+    CHECKPOINT_NAMES.flatmap(
+        lambda names: st.fixed_dictionaries({name: st.integers(min_value=0, max_value=64) for name in names})
+    )
+)
 def test_a_well_formed_safetensors_checkpoint_is_accepted(sizes: dict[str, int]) -> None:
     assert problem_of(safetensors_bytes(sizes), ".safetensors") is None
 
 
-@given(st.dictionaries(TENSOR_NAME, st.integers(min_value=1, max_value=64), min_size=1, max_size=4),
-       st.integers(min_value=1, max_value=64))
+@given(
+    st.dictionaries(TENSOR_NAME, st.integers(min_value=1, max_value=64), min_size=1, max_size=4),
+    st.integers(min_value=1, max_value=64),
+)
 def test_a_truncated_safetensors_file_is_refused(sizes: dict[str, int], cut: int) -> None:
     content = safetensors_bytes(sizes)
     cut = min(cut, len(content))

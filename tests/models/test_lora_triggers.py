@@ -20,8 +20,9 @@ WORDS = ["pixel art", "", "8bit sprite"]  # CivitAI lists blank entries at times
 
 
 def _spec(loras: list[dict[str, Any]]) -> GenerationSpec:
-    return GenerationSpec("job", "Deliberate", "a fox", 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img",
-                          {"loras": loras})
+    return GenerationSpec(
+        "job", "Deliberate", "a fox", 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img", {"loras": loras}
+    )
 
 
 @pytest.fixture

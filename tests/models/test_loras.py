@@ -29,8 +29,9 @@ class ManualClock:
 
 def spec(loras: list[dict[str, Any]] = (), tis: list[dict[str, Any]] = ()) -> GenerationSpec:  # type: ignore[assignment]
     payload = {"loras": list(loras), "tis": list(tis)}
-    return GenerationSpec("job", "Deliberate", "a fox", 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img",
-                          payload)
+    return GenerationSpec(
+        "job", "Deliberate", "a fox", 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img", payload
+    )
 
 
 @pytest.fixture
@@ -41,11 +42,18 @@ def civitai_files() -> FakeCivitai:
     return fake
 
 
-def fetcher(tmp_path: Path, session: aiohttp.ClientSession, *, timeout: float = 30.0, token: str | None = None,
-            clock: ManualClock | None = None) -> LoraFetcher:
+def fetcher(
+    tmp_path: Path,
+    session: aiohttp.ClientSession,
+    *,
+    timeout: float = 30.0,
+    token: str | None = None,
+    clock: ManualClock | None = None,
+) -> LoraFetcher:
     downloader = Downloader(session, civitai_token=token, token_hosts=("127.0.0.1",))
-    return LoraFetcher(tmp_path, downloader, max_cache_gb=10, timeout_s=timeout,
-                       backoff=SourceBackoff(clock=clock or ManualClock()))
+    return LoraFetcher(
+        tmp_path, downloader, max_cache_gb=10, timeout_s=timeout, backoff=SourceBackoff(clock=clock or ManualClock())
+    )
 
 
 async def test_version_id_is_downloaded_with_the_token_then_served_from_the_cache(
@@ -121,8 +129,15 @@ async def test_a_checksum_mismatch_fails_only_that_lora(
 ) -> None:
     civitai.add(556, b"the real bytes")
     real_version = civitai.version
-    monkeypatch.setattr(civitai, "version", lambda version_id: real_version(version_id) if version_id != 556 else {
-        **real_version(556), "files": [{**real_version(556)["files"][0], "hashes": {"SHA256": "00" * 32}}]})
+    monkeypatch.setattr(
+        civitai,
+        "version",
+        lambda version_id: (
+            real_version(version_id)
+            if version_id != 556
+            else {**real_version(556), "files": [{**real_version(556)["files"][0], "hashes": {"SHA256": "00" * 32}}]}
+        ),
+    )
     loras = fetcher(tmp_path, session)
     _, metadata = await loras.fetch(spec([{"name": "556", "is_version": True}]))
     assert metadata == [{"type": "lora", "value": "download_failed", "ref": "556"}]

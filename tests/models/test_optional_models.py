@@ -12,8 +12,9 @@ from horde_worker_regen.models.reference_cache import ReferencePaths
 
 
 def _data(cache_home: Path, **fields: object) -> BridgeData:
-    return BridgeData.model_validate({"cache_home": str(cache_home), "allow_controlnet": True,
-                                      "allow_sdxl_controlnet": True, **fields})
+    return BridgeData.model_validate(
+        {"cache_home": str(cache_home), "allow_controlnet": True, "allow_sdxl_controlnet": True, **fields}
+    )
 
 
 def _body(data: BridgeData) -> dict[str, object]:

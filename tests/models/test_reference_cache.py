@@ -32,8 +32,11 @@ def _reference_app(reference: dict[str, Any], usage: dict[str, Any], hits: list[
 
 
 async def test_online_start_downloads_and_caches(
-    aiohttp_server: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    reference_json: dict[str, Any], usage_json: dict[str, Any],
+    aiohttp_server: ServerFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reference_json: dict[str, Any],
+    usage_json: dict[str, Any],
 ) -> None:
     hits: list[str] = []
     server = await aiohttp_server(_reference_app(reference_json, usage_json, hits))
@@ -59,9 +62,7 @@ async def test_offline_start_uses_the_cached_copy(
     assert ReferencePaths(cached_models_dir).new_format_reference.is_file()
 
 
-async def test_an_existing_new_format_reference_is_left_alone(
-    cached_models_dir: Path, offline_reference: None
-) -> None:
+async def test_an_existing_new_format_reference_is_left_alone(cached_models_dir: Path, offline_reference: None) -> None:
     paths = ReferencePaths(cached_models_dir)
     paths.new_format_reference.write_text('{"kept": {}}')
     await load_model_reference(cached_models_dir, "http://127.0.0.1:9/api/")

@@ -24,9 +24,15 @@ SHA = hashlib.sha256(BODY).hexdigest()
 
 
 def entry(url: str, sha: str = SHA, name: str = "m.safetensors") -> dict[str, Any]:
-    return {"name": "M", "baseline": "stable diffusion 1", "size_on_disk_bytes": len(BODY), "config": {
-        "files": [{"path": name, "sha256sum": sha}, {"path": "v1-inference.yaml"}],
-        "download": [{"file_name": name, "file_path": "", "file_url": url}]}}
+    return {
+        "name": "M",
+        "baseline": "stable diffusion 1",
+        "size_on_disk_bytes": len(BODY),
+        "config": {
+            "files": [{"path": name, "sha256sum": sha}, {"path": "v1-inference.yaml"}],
+            "download": [{"file_name": name, "file_path": "", "file_url": url}],
+        },
+    }
 
 
 def bridge(tmp_path: Path, reference: dict[str, Any], **settings: Any) -> BridgeData:
@@ -95,8 +101,9 @@ async def test_custom_models_are_written_with_absolute_paths_and_never_hashed(
     checkpoint = tmp_path / "mine.safetensors"
     checkpoint.write_bytes(b"x")
     monkeypatch.chdir(tmp_path)
-    data = bridge(tmp_path, {}, custom_models=[{"name": "Mine", "baseline": "stable_diffusion_1",
-                                                "filepath": "mine.safetensors"}])
+    data = bridge(
+        tmp_path, {}, custom_models=[{"name": "Mine", "baseline": "stable_diffusion_1", "filepath": "mine.safetensors"}]
+    )
     path = write_custom_models(data)
     assert path == custom_models_path(tmp_path)
     written = json.loads(path.read_text())

@@ -31,8 +31,10 @@ def _with_download(folder: Path, url: str) -> None:
 async def test_a_model_is_offered_once_its_background_download_is_verified(tmp_path: Path) -> None:
     gate = asyncio.Event()
     served = ServedFile(BODY, gate=gate)
-    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde, \
-            file_server({"/deliberate": served}) as base:
+    async with (
+        serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde,
+        file_server({"/deliberate": served}) as base,
+    ):
         owner = horde.add_user("owner", trusted=True)
         requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
         folder = worker_folder(tmp_path, horde, owner, fake_backend={"download_models": True})
@@ -55,8 +57,10 @@ async def test_a_model_is_offered_once_its_background_download_is_verified(tmp_p
 
 async def test_the_worker_stops_when_no_model_can_be_verified(tmp_path: Path) -> None:
     served = ServedFile(b"not the weights the reference describes")
-    async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde, \
-            file_server({"/deliberate": served}) as base:
+    async with (
+        serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde,
+        file_server({"/deliberate": served}) as base,
+    ):
         owner = horde.add_user("owner", trusted=True)
         folder = worker_folder(tmp_path, horde, owner, fake_backend={"download_models": True})
         _with_download(folder, f"{base}/deliberate")

@@ -29,14 +29,22 @@ NAME = "Pipeline Test Dreamer"
 
 
 @asynccontextmanager
-async def _one_slot_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User,
-                           submits: int) -> AsyncIterator[WorkerProcess]:
+async def _one_slot_worker(
+    tmp_path: Path, horde: RunningLocalHorde, owner: User, submits: int
+) -> AsyncIterator[WorkerProcess]:
     """A one-slot worker (1 s jobs, no queue, 0.5 s horde backoff cap), handed over once its first job started.
 
     After the test's steps it must submit `submits` jobs in all, then stop on SIGINT with status 0.
     """
-    folder = worker_folder(tmp_path, horde, owner, max_threads=1, queue_size=0, horde_backoff_cap=0.5,
-                           fake_backend={"seconds_per_job": 1.0})
+    folder = worker_folder(
+        tmp_path,
+        horde,
+        owner,
+        max_threads=1,
+        queue_size=0,
+        horde_backoff_cap=0.5,
+        fake_backend={"seconds_per_job": 1.0},
+    )
     worker = await WorkerProcess(folder).start("-v")
     try:
         await worker.wait_for_line("started on slot")

@@ -56,8 +56,9 @@ def _delivered(horde: RunningLocalHorde, wp: Any) -> list[Delivered]:
     found = []
     for pg in generations_of(horde, wp):
         stored = horde.state.objects.get(GENERATIONS_BUCKET, f"{pg.id}.webp")
-        found.append(Delivered(pg.is_completed, pg.faulted, pg.censored, pg.gen_metadata,
-                               stored.data if stored else b""))
+        found.append(
+            Delivered(pg.is_completed, pg.faulted, pg.censored, pg.gen_metadata, stored.data if stored else b"")
+        )
     return found
 
 
@@ -71,12 +72,21 @@ async def _scenario(tmp_path: Path) -> dict[str, list[Delivered]]:
             return queue(horde, requester, case["prompt"], n=2, width=WIDTH, height=HEIGHT, **fields)
 
         sfw_request = request(SFW_WORKER_CASE)
-        sfw_folder = worker_folder(tmp_path / "sfw", horde, owner, dreamer_name="SFW Dreamer", nsfw=False,
-                                   max_batch=2, max_power=64)
+        sfw_folder = worker_folder(
+            tmp_path / "sfw", horde, owner, dreamer_name="SFW Dreamer", nsfw=False, max_batch=2, max_power=64
+        )
         await _run_worker(sfw_folder)
         requests = {name: request(case) for name, case in NSFW_WORKER_CASES.items()}
-        nsfw_folder = worker_folder(tmp_path / "nsfw", horde, owner, dreamer_name="NSFW Dreamer", nsfw=True,
-                                    censorlist=[CENSORED_WORD.upper()], max_batch=2, max_power=64)
+        nsfw_folder = worker_folder(
+            tmp_path / "nsfw",
+            horde,
+            owner,
+            dreamer_name="NSFW Dreamer",
+            nsfw=True,
+            censorlist=[CENSORED_WORD.upper()],
+            max_batch=2,
+            max_power=64,
+        )
         await _run_worker(nsfw_folder)
         results = {name: _delivered(horde, wp) for name, wp in requests.items()}
         results["sfw_worker"] = _delivered(horde, sfw_request)

@@ -71,8 +71,12 @@ async def test_two_hundred_mixed_requests_are_all_submitted_once(
     assert error_lines(folder / "logs") == []
     assert "Status: " in worker.output and "kudos" in worker.output
     logs = folder / "logs"
-    assert {path.name for path in logs.glob("bridge*.log")} == {"bridge.log", "bridge_0.log", "bridge_1.log",
-                                                                 "bridge_2.log"}
+    assert {path.name for path in logs.glob("bridge*.log")} == {
+        "bridge.log",
+        "bridge_0.log",
+        "bridge_1.log",
+        "bridge_2.log",
+    }
     assert owner.api_key not in worker.output
     assert not any(owner.api_key in path.read_text() for path in logs.iterdir())
     pids = _child_pids(worker.output)

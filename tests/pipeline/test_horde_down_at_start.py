@@ -19,6 +19,7 @@ POLL_S = 0.1
 
 async def _until(condition: Callable[[], Awaitable[bool]], worker: WorkerProcess) -> None:
     """Poll `condition` (state held by the horde in this process, or the worker's status page)."""
+
     async def wait() -> None:
         while not await condition():
             assert worker.still_running(), worker.output
@@ -32,8 +33,9 @@ async def test_a_horde_down_at_start_is_waited_for_and_served_when_back(tmp_path
     async with horde_with_users() as (horde, owner, requester), aiohttp.ClientSession() as session:
         wp = queue(horde, requester, "a quay at dawn", n=1)
         down = horde.faults.add(endpoint="*", kind="down")
-        folder = worker_folder(tmp_path, horde, owner, max_threads=1, queue_size=0, horde_backoff_cap=0.5,
-                               dashboard_port=port)
+        folder = worker_folder(
+            tmp_path, horde, owner, max_threads=1, queue_size=0, horde_backoff_cap=0.5, dashboard_port=port
+        )
         worker = await WorkerProcess(folder).start()
 
         async def state() -> str | None:

@@ -34,11 +34,26 @@ async def test_inputs_are_fetched_and_failures_become_gen_metadata(
     async with serve_local_horde(LocalHordeConfig(sweep_interval=0, detect_suspicion=False)) as horde:
         owner = horde.add_user("owner", trusted=True)
         requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
-        img2img = queue(horde, requester, "a red barn", width=512, height=512, n=2,
-                        source_image=_source(512, 512), denoising_strength=0.6)
-        inpainting = queue(horde, requester, "a blue door", width=512, height=512,
-                           source_image=_source(512, 512), source_mask=_source(512, 512),
-                           source_processing="inpainting")
+        img2img = queue(
+            horde,
+            requester,
+            "a red barn",
+            width=512,
+            height=512,
+            n=2,
+            source_image=_source(512, 512),
+            denoising_strength=0.6,
+        )
+        inpainting = queue(
+            horde,
+            requester,
+            "a blue door",
+            width=512,
+            height=512,
+            source_image=_source(512, 512),
+            source_mask=_source(512, 512),
+            source_processing="inpainting",
+        )
         folder = worker_folder(tmp_path, horde, owner, max_batch=2, max_power=32, queue_size=0)
         await run_burst(folder)
         for wp in (img2img, inpainting):

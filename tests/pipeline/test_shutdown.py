@@ -49,8 +49,9 @@ async def test_one_signal_finishes_and_submits_everything_in_flight(
         owner = horde.add_user("owner", trusted=True)
         requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
         requests = [queue(horde, requester, f"a harbour {index}", n=1) for index in range(20)]
-        folder = worker_folder(tmp_path, horde, owner, max_threads=2, queue_size=1,
-                               fake_backend={"seconds_per_job": 0.5})
+        folder = worker_folder(
+            tmp_path, horde, owner, max_threads=2, queue_size=1, fake_backend={"seconds_per_job": 0.5}
+        )
         worker = await WorkerProcess(folder).start("-v")
         try:
             await worker.wait_for_line("started on slot")
@@ -79,8 +80,16 @@ async def test_a_second_signal_faults_what_is_left_and_exits_at_once(
         requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
         requests = [queue(horde, requester, f"a glacier {index}", n=2) for index in range(4)]
         # Jobs far longer than the test allows: only an abort can end it in time.
-        folder = worker_folder(tmp_path, horde, owner, max_threads=2, queue_size=1, max_batch=2, max_power=64,
-                               fake_backend={"seconds_per_job": 600})
+        folder = worker_folder(
+            tmp_path,
+            horde,
+            owner,
+            max_threads=2,
+            queue_size=1,
+            max_batch=2,
+            max_power=64,
+            fake_backend={"seconds_per_job": 600},
+        )
         worker = await WorkerProcess(folder).start("-v")
         try:
             await worker.wait_for_line("started on slot 0")

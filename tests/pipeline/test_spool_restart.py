@@ -77,8 +77,7 @@ async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_res
         horde.faults.clear()
         second = await run_burst(folder)
         resumed = [job_id for job_id in ids if job_id != late.stem]
-        assert {job_id: submit_counter[job_id] for job_id in ids} == {
-            **{job_id: 1 for job_id in resumed}, late.stem: 0}
+        assert {job_id: submit_counter[job_id] for job_id in ids} == {**{job_id: 1 for job_id in resumed}, late.stem: 0}
         for pg in (horde.state.generations[job_id] for job_id in resumed):
             stored = horde.state.objects.get(GENERATIONS_BUCKET, f"{pg.id}.webp")
             assert pg.is_completed and stored is not None

@@ -125,8 +125,15 @@ async def test_a_poison_model_is_quarantined_and_the_other_model_keeps_serving(
     async with horde_with_users() as (horde, owner, requester):
         poisoned = [_queue_for(horde, requester, POISON, f"a tower {index}") for index in range(3)]
         healthy = [queue(horde, requester, f"a field {index}", n=1) for index in range(4)]
-        folder = worker_folder(tmp_path, horde, owner, models_to_load=[MODEL, POISON], max_threads=2,
-                               fake_backend={"seconds_per_job": 0.0, "poison_models": [POISON]}, **QUICK)
+        folder = worker_folder(
+            tmp_path,
+            horde,
+            owner,
+            models_to_load=[MODEL, POISON],
+            max_threads=2,
+            fake_backend={"seconds_per_job": 0.0, "poison_models": [POISON]},
+            **QUICK,
+        )
         worker = await run_burst(folder)
         assert_all_submitted_once(horde, healthy, submit_counter)
         poison_jobs = [pg for wp in poisoned for pg in generations_of(horde, wp)]
@@ -164,8 +171,11 @@ async def test_a_child_whose_memory_grows_past_the_limit_is_recycled(
         folder = worker_folder(tmp_path, horde, owner, recycle_process_above_rss_mib=200, fake_backend=fake)
         worker = await run_burst(folder, "-v")
         assert_all_submitted_once(horde, requests, submit_counter)
-    assert re.search(r"Recycling slot 0 \(inference-1#2, pid \d+\): its memory is \d+ MiB "
-                     r"\(recycle_process_above_rss_mib: 200\)", worker.output)
+    assert re.search(
+        r"Recycling slot 0 \(inference-1#2, pid \d+\): its memory is \d+ MiB "
+        r"\(recycle_process_above_rss_mib: 200\)",
+        worker.output,
+    )
     assert f"{MODEL} preloaded by inference-1#3" in worker.output
     assert error_lines(folder / "logs") == []
 
@@ -198,6 +208,9 @@ async def test_a_slot_whose_process_keeps_failing_to_start_is_taken_out_of_servi
         assert "Stopping: every inference slot is out of service" in worker.output
     else:
         assert status == 0
-        unexpected = [line for line in error_lines(folder / "logs")
-                      if out_of_service not in line and "Child process could not start" not in line]
+        unexpected = [
+            line
+            for line in error_lines(folder / "logs")
+            if out_of_service not in line and "Child process could not start" not in line
+        ]
         assert unexpected == []

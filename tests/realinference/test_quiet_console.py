@@ -23,11 +23,24 @@ def console_problems(lines: list[str]) -> list[str]:
 
 async def test_the_console_shows_only_the_workers_own_lines(tmp_path: Path, test_checkpoint: TestCheckpoint) -> None:
     async with checkpoint_horde(test_checkpoint) as (horde, owner, requester):
-        queue_request(horde.horde, requester, {
-            "prompt": "a lighthouse", "models": [test_checkpoint.name],
-            "params": {"width": 64, "height": 64, "steps": 2, "sampler_name": "k_euler"}})
-        folder = hordelib_worker_folder(tmp_path, horde, owner, test_checkpoint, inference_step_timeout=600,
-                                        post_process_timeout=600, preload_timeout=600)
+        queue_request(
+            horde.horde,
+            requester,
+            {
+                "prompt": "a lighthouse",
+                "models": [test_checkpoint.name],
+                "params": {"width": 64, "height": 64, "steps": 2, "sampler_name": "k_euler"},
+            },
+        )
+        folder = hordelib_worker_folder(
+            tmp_path,
+            horde,
+            owner,
+            test_checkpoint,
+            inference_step_timeout=600,
+            post_process_timeout=600,
+            preload_timeout=600,
+        )
         worker = await run_burst(folder, timeout=900)
     first_image = next(index for index, line in enumerate(worker.lines) if "submitted:" in line)
     assert first_image + 1 <= MAX_CONSOLE_LINES_TO_FIRST_IMAGE, worker.output

@@ -64,8 +64,13 @@ def ensure_upscaler(cache: Path) -> Path:
 
 def reference_entry(file_name: str) -> dict[str, object]:
     """An esrgan.json entry as in the horde model reference (no checksum: a local file is not verified)."""
-    return {"name": UPSCALER, "type": "realesrgan", "description": "Random-weight stand-in for tests.",
-            "config": {"files": [{"path": file_name}], "download": []}, "available": False}
+    return {
+        "name": UPSCALER,
+        "type": "realesrgan",
+        "description": "Random-weight stand-in for tests.",
+        "config": {"files": [{"path": file_name}], "download": []},
+        "available": False,
+    }
 
 
 def install_upscaler(cache_home: Path, weights: Path) -> None:

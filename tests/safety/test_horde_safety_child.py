@@ -35,8 +35,14 @@ def _webp(colour: tuple[int, int, int], size: tuple[int, int]) -> bytes:
 
 
 def _config(tmp_path: Path, cache_home: Path, weights: str) -> SafetyChildConfig:
-    return SafetyChildConfig(ChildLogging(tmp_path / "logs", 0, 0), "horde_safety", FakeSafetySettings(),
-                             cache_home, on_gpu=True, weights=weights)  # type: ignore[arg-type]
+    return SafetyChildConfig(
+        ChildLogging(tmp_path / "logs", 0, 0),
+        "horde_safety",
+        FakeSafetySettings(),
+        cache_home,
+        on_gpu=True,
+        weights=weights,
+    )  # type: ignore[arg-type]
 
 
 async def test_stand_in_weights_check_images_through_the_real_horde_safety(tmp_path: Path) -> None:
@@ -45,13 +51,15 @@ async def test_stand_in_weights_check_images_through_the_real_horde_safety(tmp_p
     supervisor.bind(lambda handle, message: messages.put_nowait(message), lambda handle, reason: None)
     cache_home = tmp_path / "models"
     try:
-        handle: ChildHandle = await supervisor.start(ChildSpec("safety", safety_main,
-                                                               _config(tmp_path, cache_home, STAND_IN)))
+        handle: ChildHandle = await supervisor.start(
+            ChildSpec("safety", safety_main, _config(tmp_path, cache_home, STAND_IN))
+        )
         images = (_webp((200, 120, 90), (64, 64)), _webp((20, 40, 60), (64, 64)))
         for censor_nsfw in (True, False):
             policy = CensorPolicy(censor_nsfw=censor_nsfw)
-            request = CheckImages(handle.incarnation, f"job-{censor_nsfw}", "a portrait ### blurry", 64, 64, images,
-                                  policy)
+            request = CheckImages(
+                handle.incarnation, f"job-{censor_nsfw}", "a portrait ### blurry", 64, 64, images, policy
+            )
             assert supervisor.send(handle, request)
             answer = await asyncio.wait_for(messages.get(), CHECK_TIMEOUT_S)
             assert isinstance(answer, SafetyChecked) and answer.job_key == request.job_key

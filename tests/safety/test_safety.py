@@ -27,10 +27,12 @@ CLEAN, NSFW, CSAM = SafetyScores(False, False), SafetyScores(True, False), Safet
         (True, False, "a cat ### badword", True),  # the negative prompt counts too
     ],
 )
-def test_when_nsfw_images_are_censored(worker_nsfw: bool, use_nsfw_censor: bool, prompt: str,
-                                       censor_nsfw: bool) -> None:
-    policy = censor_policy(worker_nsfw=worker_nsfw, use_nsfw_censor=use_nsfw_censor, prompt=prompt,
-                           censorlist=["badword"])
+def test_when_nsfw_images_are_censored(
+    worker_nsfw: bool, use_nsfw_censor: bool, prompt: str, censor_nsfw: bool
+) -> None:
+    policy = censor_policy(
+        worker_nsfw=worker_nsfw, use_nsfw_censor=use_nsfw_censor, prompt=prompt, censorlist=["badword"]
+    )
     assert policy.censor_nsfw is censor_nsfw
     assert censorship_for(NSFW, policy) == ("nsfw" if censor_nsfw else None)
     assert censorship_for(CLEAN, policy) is None

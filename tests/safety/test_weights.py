@@ -98,7 +98,10 @@ async def test_an_unreachable_hub_stops_with_what_to_do(tmp_path: Path) -> None:
 def test_urls_follow_hf_endpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HF_ENDPOINT", "http://mirror.example/")
     urls = [file.url for file in required_files(tmp_path)]
-    assert urls[0] == "http://mirror.example/timm/vit_large_patch14_clip_224.openai/resolve/main/open_clip_pytorch_model.bin"
+    assert (
+        urls[0]
+        == "http://mirror.example/timm/vit_large_patch14_clip_224.openai/resolve/main/open_clip_pytorch_model.bin"
+    )
     assert urls[1] == "http://mirror.example/pharma/ci-preprocess/resolve/main/ViT-L-14_openai_artists.safetensors"
 
 
@@ -132,10 +135,15 @@ class _Result:
         self.is_nsfw, self.is_csam = is_nsfw, is_csam
 
 
-@pytest.mark.parametrize(("nsfw", "csam", "expected"), [
-    (False, False, (False, False)), (True, False, (True, False)), (True, True, (True, True)),
-    (False, True, (True, True)),  # CSAM is always NSFW too
-])
+@pytest.mark.parametrize(
+    ("nsfw", "csam", "expected"),
+    [
+        (False, False, (False, False)),
+        (True, False, (True, False)),
+        (True, True, (True, True)),
+        (False, True, (True, True)),  # CSAM is always NSFW too
+    ],
+)
 def test_horde_safety_results_map_onto_scores(nsfw: bool, csam: bool, expected: tuple[bool, bool]) -> None:
     scores = scores_from(_Result(nsfw, csam))
     assert (scores.is_nsfw, scores.is_csam) == expected
@@ -155,7 +163,8 @@ async def test_progress_is_logged_while_a_file_downloads(tmp_path: Path, hub: tu
         await ensure_safety_weights(tmp_path, endpoint=endpoint, clock=lambda: float(next(ticks)))
     finally:
         logger.remove(sink)
-    assert any(line.startswith(f"Downloading {CLIP_WEIGHTS_NAME}: ") and "% of " in line and "MB/s" in line
-               for line in lines)
+    assert any(
+        line.startswith(f"Downloading {CLIP_WEIGHTS_NAME}: ") and "% of " in line and "MB/s" in line for line in lines
+    )
     assert any(line.startswith(f"Downloaded {CLIP_WEIGHTS_NAME}: 100% of ") for line in lines)
     assert any("Downloading 7 safety model file(s)" in line for line in lines)

@@ -121,15 +121,27 @@ def test_all_withdrawn_only_when_every_served_model_is() -> None:
 
 def test_the_features_a_job_needs() -> None:
     assert features_of(SPEC) == frozenset()
-    job = replace(SPEC, post_processing=("GFPGAN",), source_processing="inpainting",
-                  payload={"loras": [{"name": "1"}], "control_type": "canny"})
+    job = replace(
+        SPEC,
+        post_processing=("GFPGAN",),
+        source_processing="inpainting",
+        payload={"loras": [{"name": "1"}], "control_type": "canny"},
+    )
     assert features_of(job) == {"post_processing", "inpainting", "lora", "controlnet"}
     assert features_of(replace(SPEC, source_processing="img2img")) == {"img2img"}
 
 
-@given(st.lists(st.tuples(st.sampled_from(["transient", "missing_model", "failing_feature"]),
-                          st.sampled_from(["Broken", "Healthy", "lora"]),
-                          st.floats(0, 7200), st.integers(1, 4)), max_size=60))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["transient", "missing_model", "failing_feature"]),
+            st.sampled_from(["Broken", "Healthy", "lora"]),
+            st.floats(0, 7200),
+            st.integers(1, 4),
+        ),
+        max_size=60,
+    )
+)
 def test_no_cause_faults_more_ids_in_an_hour_than_the_cap(
     faults: list[tuple[str, str, float, int]],
 ) -> None:

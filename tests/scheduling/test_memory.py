@@ -18,8 +18,9 @@ PIXELS = 512 * 512
 
 
 def _place(model: str, seats: list[SeatView], queued: tuple[str, ...] = (), pixels: int = PIXELS) -> Placement:
-    return place_job(JobNeeds(model, pixels), seats, capacity_mb=CAPACITY, sizes=SIZES, default_mb=8_000,
-                     queued_models=queued)
+    return place_job(
+        JobNeeds(model, pixels), seats, capacity_mb=CAPACITY, sizes=SIZES, default_mb=8_000, queued_models=queued
+    )
 
 
 def test_a_model_goes_only_to_a_device_large_enough() -> None:
@@ -76,8 +77,11 @@ def test_max_pixels_per_device() -> None:
 
 
 def test_residency_preferences_hold_among_fitting_slots() -> None:
-    seats = [SeatView(0, 0, idle=True, model="small"), SeatView(1, 0, idle=True, model="mid"),
-             SeatView(2, 0, idle=True)]
+    seats = [
+        SeatView(0, 0, idle=True, model="small"),
+        SeatView(1, 0, idle=True, model="mid"),
+        SeatView(2, 0, idle=True),
+    ]
     assert _place("mid", seats).slot == 1  # already holds it
     assert _place("big", seats).slot == 2  # an empty slot before evicting anything
     assert _place("big", seats[:2], queued=("small",)).slot == 1  # evict what the queue needs least
@@ -87,8 +91,9 @@ def test_cpu_slots_use_the_ram_figure() -> None:
     seats = [SeatView(0, None, idle=True)]
     fits = place_job(JobNeeds("mid", PIXELS), seats, capacity_mb={None: 7_000}, sizes=SIZES, default_mb=0)
     assert fits.slot == 0
-    waits = place_job(JobNeeds("mid", PIXELS), seats, capacity_mb={None: 5_000}, sizes=SIZES, default_mb=0,
-                      ceiling_mb={None: 32_000})
+    waits = place_job(
+        JobNeeds("mid", PIXELS), seats, capacity_mb={None: 5_000}, sizes=SIZES, default_mb=0, ceiling_mb={None: 32_000}
+    )
     assert waits == Placement()
 
 

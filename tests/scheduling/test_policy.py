@@ -16,8 +16,15 @@ from horde_worker_regen.scheduling.policy import (
 )
 
 
-def snapshot(running: int = 0, waiting: int = 0, *, slots: int = 2, queue_size: int = 1, job_s: float = 1.0,
-             accepting: bool = True) -> CapacitySnapshot:
+def snapshot(
+    running: int = 0,
+    waiting: int = 0,
+    *,
+    slots: int = 2,
+    queue_size: int = 1,
+    job_s: float = 1.0,
+    accepting: bool = True,
+) -> CapacitySnapshot:
     return CapacitySnapshot(slots, queue_size, running, waiting, job_s, accepting)
 
 

@@ -14,20 +14,44 @@ from horde_worker_regen.localhorde.testing import serve_local_horde
 from horde_worker_regen.status.console import format_summary
 from tests.worker_support import generations_of, queue, run_burst, worker_folder
 
-SUMMARY = re.compile(r"Summary: (\d+) jobs, (\d+) images, ([\d,.]+) kudos estimated \(submit rewards x0\.90 bridge "
-                     r"factor\), ([\d,.]+) credited by the horde \(jobs ([\d,.]+), uptime [\d,.]+\), (\d+) faulted, "
-                     r"(\d+) dropped, up \d+:\d\d:\d\d")
+SUMMARY = re.compile(
+    r"Summary: (\d+) jobs, (\d+) images, ([\d,.]+) kudos estimated \(submit rewards x0\.90 bridge "
+    r"factor\), ([\d,.]+) credited by the horde \(jobs ([\d,.]+), uptime [\d,.]+\), (\d+) faulted, "
+    r"(\d+) dropped, up \d+:\d\d:\d\d"
+)
 
 
 def test_the_summary_line_holds_the_totals_and_both_kudos_figures() -> None:
-    snapshot = StatsSnapshot(uptime=3_725.0, jobs=12, images=30, faulted=1, dropped=2, kudos_session=1_234.56,
-                             kudos_per_hour=0, megapixelsteps_per_second=0, jobs_per_hour=0, idle_seconds=0,
-                             kudos_factor=0.9, kudos_credited=Credited(1_284.5, 1_234.5, 50.0, 0.0))
+    snapshot = StatsSnapshot(
+        uptime=3_725.0,
+        jobs=12,
+        images=30,
+        faulted=1,
+        dropped=2,
+        kudos_session=1_234.56,
+        kudos_per_hour=0,
+        megapixelsteps_per_second=0,
+        jobs_per_hour=0,
+        idle_seconds=0,
+        kudos_factor=0.9,
+        kudos_credited=Credited(1_284.5, 1_234.5, 50.0, 0.0),
+    )
     assert format_summary(snapshot) == (
         "Summary: 12 jobs, 30 images, 1,234.6 kudos estimated (submit rewards x0.90 bridge factor), "
-        "1,284.5 credited by the horde (jobs 1,234.5, uptime 50.0), 1 faulted, 2 dropped, up 1:02:05")
-    unread = StatsSnapshot(uptime=5.0, jobs=0, images=0, faulted=0, dropped=0, kudos_session=0, kudos_per_hour=0,
-                           megapixelsteps_per_second=0, jobs_per_hour=0, idle_seconds=0)
+        "1,284.5 credited by the horde (jobs 1,234.5, uptime 50.0), 1 faulted, 2 dropped, up 1:02:05"
+    )
+    unread = StatsSnapshot(
+        uptime=5.0,
+        jobs=0,
+        images=0,
+        faulted=0,
+        dropped=0,
+        kudos_session=0,
+        kudos_per_hour=0,
+        megapixelsteps_per_second=0,
+        jobs_per_hour=0,
+        idle_seconds=0,
+    )
     assert "credited by the horde: not read" in format_summary(unread)
 
 
