@@ -2,7 +2,7 @@
 
 import sys
 
-from horde_worker_regen.stop_signals import StopRequested, stop_signals
+from horde_worker_regen.worker.stop_signals import StopRequested, stop_signals
 
 # Before the slow imports below: a SIGTERM or Ctrl+C during them ends the command with exit 0.
 stop_signals.install()

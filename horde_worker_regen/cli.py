@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import re
 import signal
 import sys
@@ -18,10 +17,8 @@ from pathlib import Path
 
 from horde_worker_regen import __version__
 from horde_worker_regen.config.errors import ConfigError
-from horde_worker_regen.config.loader import ResolvedConfig, cli_settings, load_config
-from horde_worker_regen.logging import configure_logging, install_process_hooks
-from horde_worker_regen.logs.exposure import holds_secret, warn_if_exposed
-from horde_worker_regen.stop_signals import StopRequested
+from horde_worker_regen.logs.setup import configure_logging, install_process_hooks
+from horde_worker_regen.worker.stop_signals import StopRequested
 
 PROG = "horde-worker-regen"
 DEFAULT_COMMAND = "run"
@@ -213,13 +210,6 @@ def parse_arguments(parser: argparse.ArgumentParser, raw_argv: list[str]) -> arg
         options = subcommands[args.command]._option_string_actions
         raise UsageError(unknown_option_message(unknown[0], args.command, options))
     return args
-
-
-def resolve_config(args: argparse.Namespace) -> ResolvedConfig:
-    """The configuration from the file, then AIWORKER_* env vars, then CLI flags."""
-    resolved = load_config(args.config, os.environ, cli_settings(args.set, args.name))
-    warn_if_exposed(resolved.path, holds_secret({name: resolved.source_of(name) for name in resolved.settings}))
-    return resolved
 
 
 def _restore_default_signal_actions() -> None:

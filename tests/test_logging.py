@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from horde_worker_regen.logging import REDACTED, configure_logging, level_for_verbosity, log_file_names
+from horde_worker_regen.logs.setup import REDACTED, configure_logging, level_for_verbosity, log_file_names
 from tests.support import SECRET_API_KEY, SECRET_CIVITAI_TOKEN
 
 

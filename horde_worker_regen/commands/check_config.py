@@ -19,8 +19,8 @@ from pydantic import BaseModel, SecretStr
 from horde_worker_regen.commands.startup_checks import ModelsUnresolved, StartupError, check_startup, refuse_settings
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import ResolvedConfig
-from horde_worker_regen.config.meta_instructions import ModelSelection
-from horde_worker_regen.logging import REDACTED, configure_logging
+from horde_worker_regen.logs.setup import REDACTED, configure_logging
+from horde_worker_regen.models.meta_instructions import ModelSelection
 
 EXIT_VALID = 0
 EXIT_REFUSED = 2
@@ -87,7 +87,7 @@ def _verdict(data: BridgeData, resolve_models: bool, shown: list[str]) -> tuple[
 
 def check_config_command(args: argparse.Namespace) -> int:
     """Print the resolved configuration and whether `run` would start with it; returns the exit status."""
-    from horde_worker_regen.cli import resolve_config
+    from horde_worker_regen.commands.resolve import resolve_config
 
     resolved = resolve_config(args)
     configure_logging(args.logs_dir, args.verbosity - 1, secrets=resolved.data.secrets())

@@ -37,8 +37,9 @@ from PIL import Image, ImageDraw
 from horde_worker_regen.horde.credit import Credited
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
-from horde_worker_regen.models.reference_cache import REFERENCE_URL_ENV, ReferencePaths
+from horde_worker_regen.models.reference_cache import ReferencePaths
 from horde_worker_regen.safety.weights import STAND_IN, WEIGHTS_ENV_VAR, missing_files, safety_folder
+from horde_worker_regen.shared.environment import REFERENCE_URL_ENV
 from horde_worker_regen.status.console import kudos_text
 
 EXIT_OK = 0

@@ -15,10 +15,10 @@ import aiohttp
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.config.meta_instructions import MetaInstructionError
-from horde_worker_regen.logging import configure_logging
+from horde_worker_regen.logs.setup import configure_logging
 from horde_worker_regen.models.background import ModelDownloads, downloader_for
 from horde_worker_regen.models.custom import write_custom_models
+from horde_worker_regen.models.meta_instructions import MetaInstructionError
 from horde_worker_regen.models.reference_cache import ReferenceUnavailable
 from horde_worker_regen.models.selection import CustomModelClash, select_models
 
@@ -53,7 +53,7 @@ async def download_all(data: BridgeData) -> int:
 
 def download_models_command(args: argparse.Namespace) -> int:
     """The `download-models` subcommand; returns the exit status."""
-    from horde_worker_regen.cli import resolve_config
+    from horde_worker_regen.commands.resolve import resolve_config
 
     resolved = resolve_config(args)
     configure_logging(Path(args.logs_dir), args.verbosity, secrets=resolved.data.secrets())

@@ -21,14 +21,14 @@ from loguru import logger
 from horde_worker_regen.commands.startup_checks import CheckedStart, StartupError, check_startup, is_public_horde
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import ResolvedConfig
-from horde_worker_regen.config.meta_instructions import ModelSelection
 from horde_worker_regen.config.notes import notes_summary
 from horde_worker_regen.horde.identity import HordeUnreachable, IdentityError, describe_user, find_user
 from horde_worker_regen.inference.capabilities import capabilities_of
-from horde_worker_regen.logging import configure_logging
-from horde_worker_regen.orchestrator import RunOptions, Worker
+from horde_worker_regen.logs.setup import configure_logging
+from horde_worker_regen.models.meta_instructions import ModelSelection
 from horde_worker_regen.safety.weights import SafetyWeightsUnavailable, prepare_safety_backend
-from horde_worker_regen.stop_signals import stop_signals
+from horde_worker_regen.worker.orchestrator import RunOptions, Worker
+from horde_worker_regen.worker.stop_signals import stop_signals
 
 EXIT_OK = 0
 EXIT_STARTUP_FAILED = 1
@@ -144,7 +144,7 @@ async def start_and_run(data: BridgeData, options: RunOptions) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Start the worker; returns the exit status."""
-    from horde_worker_regen.cli import resolve_config
+    from horde_worker_regen.commands.resolve import resolve_config
 
     resolved = resolve_config(args)
     logs_dir = Path(args.logs_dir)

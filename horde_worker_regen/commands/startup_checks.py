@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 
 from horde_worker_regen.config.bridge_data import DEFAULT_WORKER_NAME, BridgeData
 from horde_worker_regen.config.errors import ConfigError
-from horde_worker_regen.config.meta_instructions import MetaInstructionError, ModelSelection
 from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
 from horde_worker_regen.devices.plan import plan_slots
 from horde_worker_regen.inference.capabilities import BackendUnavailable, capabilities_of
 from horde_worker_regen.models.custom import custom_model_file_problems
+from horde_worker_regen.models.meta_instructions import MetaInstructionError, ModelSelection
 from horde_worker_regen.models.reference_cache import ReferenceUnavailable
 from horde_worker_regen.models.selection import CustomModelClash, select_models
 

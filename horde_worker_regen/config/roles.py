@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 
-from horde_worker_regen.horde.payload_checks import KNOWN_POST_PROCESSORS
+from horde_worker_regen.shared.post_processors import KNOWN_POST_PROCESSORS
 
 SCRIBE_KEYS = ("scribe_name", "kai_url", "max_length", "max_context_length", "branded_model")
 ALCHEMIST_KEYS = (

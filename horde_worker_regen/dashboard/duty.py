@@ -6,7 +6,7 @@ costs the same after a million jobs as after ten; the job a slot runs now counts
 
 from __future__ import annotations
 
-from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.pipeline.stats import WorkerStats
 
 
 class SlotDuty:

@@ -15,12 +15,12 @@ from typing import Any
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.duty import SlotDuty
 from horde_worker_regen.horde.credit import Credited
-from horde_worker_regen.jobs.pipeline import Pipeline
-from horde_worker_regen.jobs.popper import Popper
 from horde_worker_regen.jobs.record import JobRecord, JobState
-from horde_worker_regen.jobs.stats import WorkerStats
 from horde_worker_regen.models.background import ModelDownloads
-from horde_worker_regen.processes.slots import Slot
+from horde_worker_regen.pipeline.pipeline import Pipeline
+from horde_worker_regen.pipeline.popper import Popper
+from horde_worker_regen.pipeline.slots import Slot
+from horde_worker_regen.pipeline.stats import WorkerStats
 
 Snapshot = dict[str, Any]
 _QUEUE_STATES = (JobState.POPPED, JobState.INPUTS_FETCHED, JobState.QUEUED)

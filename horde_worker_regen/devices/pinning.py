@@ -13,7 +13,7 @@ import warnings
 
 from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.devices.discovery import MB
-from horde_worker_regen.processes.messages import DeviceReport
+from horde_worker_regen.devices.report import DeviceReport
 
 
 def pin_to_device(index: int) -> None:

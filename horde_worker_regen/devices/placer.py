@@ -7,16 +7,30 @@ from the `ChildReady` of its children, and measures the RAM left for CPU slots w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import psutil
 from loguru import logger
 
 from horde_worker_regen.devices.model_sizes import ModelSizes
 from horde_worker_regen.devices.plan import SlotPlan
-from horde_worker_regen.processes.slots import Slot
+from horde_worker_regen.devices.report import DeviceReport
 from horde_worker_regen.scheduling.memory import JobNeeds, Placement, SeatView, place_job
 
 MB = 1024 * 1024
+
+
+class PlacedSlot(Protocol):
+    """What placement needs of an inference slot (the pipeline's `Slot` is one)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def idle(self) -> bool: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def device(self) -> DeviceReport | None: ...
 
 
 class DevicePlacer:
@@ -33,7 +47,7 @@ class DevicePlacer:
         plan = self._plans[slot_index] if slot_index < len(self._plans) else None
         return plan.device.index if plan is not None and plan.device is not None else None
 
-    def _seats(self, slots: Sequence[Slot]) -> list[SeatView]:
+    def _seats(self, slots: Sequence[PlacedSlot]) -> list[SeatView]:
         seats = []
         for slot in slots:
             plan = self._plans[slot.index] if slot.index < len(self._plans) else SlotPlan(None)
@@ -44,15 +58,12 @@ class DevicePlacer:
             )
         return seats
 
-    def _learn(self, slots: Sequence[Slot]) -> None:
+    def _learn(self, slots: Sequence[PlacedSlot]) -> None:
         """A GPU's capacity: the most free memory any of its children reported when it came up."""
         if not any(plan.device is not None for plan in self._plans):
             return  # CPU slots only: their capacity is measured with psutil at each placement
         for slot in slots:
-            handle = slot.handle
-            if handle is None or not handle.ready.done() or handle.ready.cancelled() or handle.ready.exception():
-                continue
-            report = handle.ready.result().device
+            report = slot.device
             if report is not None and report.total_mb > 0:
                 known = self._gpu_capacity.get(report.index, 0)
                 self._gpu_capacity[report.index] = max(known, report.free_mb)
@@ -76,7 +87,7 @@ class DevicePlacer:
             ceiling[None] = memory.total // MB
         return capacity, ceiling
 
-    def place(self, model: str, pixels: int, slots: Sequence[Slot], queued_models: Sequence[str]) -> Placement:
+    def place(self, model: str, pixels: int, slots: Sequence[PlacedSlot], queued_models: Sequence[str]) -> Placement:
         """Where a job for `model` at `pixels` goes now (see `place_job`)."""
         self._learn(slots)
         seats = self._seats(slots)

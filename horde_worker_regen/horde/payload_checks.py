@@ -27,16 +27,11 @@ from horde_worker_regen.horde.field_checks import (
     text,
     whole,
 )
+from horde_worker_regen.shared.post_processors import KNOWN_POST_PROCESSORS
 
 KNOWN_SAMPLERS = frozenset({
     "k_lms", "k_heun", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a", "k_dpm_fast", "k_dpm_adaptive",
     "k_dpmpp_2s_a", "k_dpmpp_2m", "dpmsolver", "k_dpmpp_sde", "DDIM", "lcm",
-})  # fmt: skip
-KNOWN_POST_PROCESSORS = frozenset({
-    "GFPGAN", "RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "NMKD_Siax",
-    "4x_AnimeSharp", "CodeFormers", "strip_background", "4xNomos8kSC", "4xLSDIRplus",
-    "4xNomosWebPhoto_RealPLKSR", "4xNomos2_realplksr_dysample", "4xNomos2_hq_dat2",
-    "2xModernSpanimationV1", "GFPGANv1.3", "RestoreFormer",
 })  # fmt: skip
 KNOWN_CONTROL_TYPES = frozenset({"canny", "hed", "depth", "normal", "openpose", "seg", "scribble", "fakescribbles",
                                  "hough"})  # fmt: skip

@@ -36,8 +36,8 @@ from horde_worker_regen.horde.payload_checks import (
     job_problem,
     known_payload,
 )
+from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
 from horde_worker_regen.models.optional_models import optional_kinds
-from horde_worker_regen.processes.messages import GenerationSpec
 
 REGEN_BRIDGE_NAME = "AI Horde Worker reGen"
 PROJECT_URL = "https://github.com/Haidra-Org/horde-worker-reGen"
@@ -80,15 +80,6 @@ def build_pop_request(data: BridgeData, models: list[str], agent: str) -> ImageG
 
 class MalformedPop(ValueError):
     """The pop answer could not be understood: nothing in it can be reported."""
-
-
-@dataclass(frozen=True)
-class SourceRefs:
-    """Where the job's input images are: URLs, or base64 text from a bridge without `r2_source`."""
-
-    source_image: str | None = None
-    source_mask: str | None = None
-    extra_source_images: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

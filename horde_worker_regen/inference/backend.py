@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from horde_worker_regen.processes.messages import FailureKind, GenerationSpec, JobInputs, Stage
+from horde_worker_regen.jobs.spec import FailureKind, GenerationSpec, JobInputs, Stage
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from horde_worker_regen.inference.backend import (
     StageSink,
 )
 from horde_worker_regen.inference.capabilities import FAKE_CAPABILITIES
-from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
+from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 
 CRASH_EXIT_CODE = 70
 POISON_EXIT_CODE = 71

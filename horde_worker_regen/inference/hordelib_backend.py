@@ -48,7 +48,7 @@ from horde_worker_regen.inference.hordelib_payload import (
     post_processing_steps,
 )
 from horde_worker_regen.inference.hordelib_settings import LEGACY_REFERENCE, HordelibSettings, hordelib_environment
-from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
+from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 
 WEBP_QUALITY = 95
 # Model managers that start from nothing (LoRAs and TIs are fetched per job), and those that need

@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from horde_worker_regen.processes.messages import GenerationSpec
+from horde_worker_regen.jobs.spec import GenerationSpec
 
 # Prefix of the reference keys registered here: no CivitAI name or id looks like it, so a key of
 # ours is never confused with an entry hordelib downloaded itself.

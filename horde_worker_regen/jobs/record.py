@@ -16,10 +16,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
-from horde_worker_regen.horde.pop import PoppedJob, SourceRefs
-from horde_worker_regen.processes.messages import GenerationSpec, ImageVerdict, JobInputs
+from horde_worker_regen.jobs.spec import GenerationSpec, ImageVerdict, JobInputs, SourceRefs
+
+
+class PoppedBatch(Protocol):
+    """What a record is made from: a parsed pop answer (`horde.pop.PoppedJob` is one)."""
+
+    @property
+    def ids(self) -> tuple[str, ...]: ...
+    @property
+    def upload_urls(self) -> tuple[str | None, ...]: ...
+    @property
+    def spec(self) -> GenerationSpec: ...
+    @property
+    def sources(self) -> SourceRefs: ...
+    @property
+    def use_nsfw_censor(self) -> bool: ...
+    @property
+    def ttl(self) -> int: ...
 
 
 class JobState(Enum):
@@ -105,7 +121,7 @@ class JobRecord:
     results: dict[int, IdResult] = field(default_factory=dict)
 
     @classmethod
-    def from_pop(cls, job: PoppedJob, popped_at: float) -> JobRecord:
+    def from_pop(cls, job: PoppedBatch, popped_at: float) -> JobRecord:
         """A fresh record for a job just popped (`popped_at` on the monotonic clock)."""
         record = cls(job.ids, job.upload_urls, job.spec, job.sources, job.use_nsfw_censor, job.ttl, popped_at)
         record.entered[JobState.POPPED] = popped_at

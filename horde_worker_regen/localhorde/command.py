@@ -24,8 +24,8 @@ from horde_worker_regen.localhorde.app import create_app
 from horde_worker_regen.localhorde.config import DEFAULT_HOST, DEFAULT_PORT, LocalHordeConfig, UserConfig, load_config
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.reference import BUNDLED_REFERENCE
-from horde_worker_regen.logging import configure_logging
-from horde_worker_regen.models.reference_cache import REFERENCE_URL_ENV
+from horde_worker_regen.logs.setup import configure_logging
+from horde_worker_regen.shared.environment import REFERENCE_URL_ENV
 
 DEFAULT_USER = UserConfig(username="localuser", kudos=10_000, trusted=True)
 REFERENCE_PATH = "/model_reference/stable_diffusion.json"

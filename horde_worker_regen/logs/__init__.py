@@ -1,4 +1,4 @@
 """The logging layer: secret redaction, routing of third-party output, resilient log files, process hooks.
 
-`horde_worker_regen.logging.configure_logging` puts the pieces together for one process.
+`horde_worker_regen.logs.setup.configure_logging` puts the pieces together for one process.
 """

@@ -23,12 +23,12 @@ from urllib.parse import urlsplit
 import aiohttp
 from loguru import logger
 
+from horde_worker_regen.jobs.spec import GenerationSpec
 from horde_worker_regen.models.backoff import SourceBackoff
 from horde_worker_regen.models.civitai import civitai_api_url
 from horde_worker_regen.models.civitai_api import NotFound, resolve
 from horde_worker_regen.models.downloads import Downloader, DownloadFailed, describe_error
 from horde_worker_regen.models.lora_cache import LoraCache, share_budget
-from horde_worker_regen.processes.messages import GenerationSpec
 
 PAYLOAD_KEYS = {"lora": "loras", "ti": "tis"}
 _FAILURES = (DownloadFailed, aiohttp.ClientError, asyncio.TimeoutError)

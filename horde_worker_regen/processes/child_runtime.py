@@ -18,14 +18,14 @@ from pathlib import Path
 
 from loguru import logger
 
-from horde_worker_regen.logging import configure_logging
+from horde_worker_regen.devices.report import DeviceReport
 from horde_worker_regen.logs.hooks import capture_child_output, install_exception_hooks
+from horde_worker_regen.logs.setup import configure_logging
 from horde_worker_regen.processes.messages import (
     CheckImages,
     ChildFailed,
     ChildMessage,
     ChildReady,
-    DeviceReport,
     Ping,
     Pong,
     Preload,

@@ -1,27 +1,21 @@
-"""The inference child: `InferenceCore` (a plain class, testable in-process) and the process entry point.
+"""The inference child: the inference core (`inference/core.py`) behind a pipe, and the process entry point.
 
-The core turns one `RunJob` into one `JobDone` or `JobFailed`, timing it with the child's monotonic
-clock. The entry point sets up the process, builds the configured backend and serves jobs.
-Nothing here imports torch; a real backend imports it inside the child, when it is built.
+`InferenceChild` turns one `RunJob` into one `JobDone` or `JobFailed` through the core. The entry point
+sets up the process, builds the configured backend and serves jobs. Nothing here imports torch; a real
+backend imports it inside the child, when it is built.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from loguru import logger
-
 from horde_worker_regen.config.sections import FakeBackendSettings
-from horde_worker_regen.inference.backend import (
-    Generation,
-    InferenceBackend,
-    InferenceError,
-    ProgressSink,
-    StageSink,
-)
+from horde_worker_regen.devices.report import DeviceReport
+from horde_worker_regen.inference.backend import InferenceBackend, ProgressSink, StageSink
+from horde_worker_regen.inference.core import InferenceCore
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings
+from horde_worker_regen.jobs.spec import GenerationFailed, Stage
 from horde_worker_regen.processes.child_runtime import (
     ChildLink,
     ChildLogging,
@@ -33,7 +27,6 @@ from horde_worker_regen.processes.child_runtime import (
 from horde_worker_regen.processes.messages import (
     ChildFailed,
     ChildMessage,
-    DeviceReport,
     JobDone,
     JobFailed,
     JobProgress,
@@ -41,7 +34,6 @@ from horde_worker_regen.processes.messages import (
     ModelPreloaded,
     Preload,
     RunJob,
-    Stage,
 )
 
 
@@ -56,54 +48,25 @@ class InferenceChildConfig:
     device_index: int | None = None  # the GPU this child is pinned to; None: the CPU
 
 
-class InferenceCore:
-    """Runs jobs on a backend; no process, no pipe."""
+class InferenceChild:
+    """The inference core behind the pipe: work messages in, answer messages out."""
 
-    def __init__(self, backend: InferenceBackend, incarnation: int) -> None:
-        self.backend = backend
+    def __init__(self, core: InferenceCore, incarnation: int) -> None:
+        self.core = core
         self.incarnation = incarnation
-
-    def run(self, job: RunJob) -> JobDone | JobFailed:
-        """Generate one job; an error of the backend becomes `JobFailed`, never an exception."""
-        spec = job.spec
-        started = time.monotonic()
-        try:
-            result = self.backend.generate(spec, job.inputs)
-        except InferenceError as error:
-            logger.warning(f"Job {spec.job_key} failed ({error.kind}): {error}")
-            return JobFailed(
-                self.incarnation, spec.job_key, str(error), started, time.monotonic(), error.kind, error.subject
-            )
-        except Exception as error:  # a backend bug must fault the job, not kill the slot
-            logger.exception(f"Job {spec.job_key}: unexpected error in the backend")
-            return JobFailed(
-                self.incarnation, spec.job_key, f"{type(error).__name__}: {error}", started, time.monotonic()
-            )
-        finished = time.monotonic()
-        images, metadata = (result.images, result.gen_metadata) if isinstance(result, Generation) else (result, ())
-        if len(images) != spec.n_iter:
-            reason = f"the backend returned {len(images)} images for a batch of {spec.n_iter}"
-            logger.error(f"Job {spec.job_key}: {reason}")
-            return JobFailed(self.incarnation, spec.job_key, reason, started, finished)
-        logger.debug(f"Job {spec.job_key}: {spec.n_iter} image(s) in {finished - started:.3f}s")
-        return JobDone(self.incarnation, spec.job_key, tuple(images), started, finished, metadata)
-
-    def preload(self, work: Preload) -> ModelPreloaded:
-        """Load a model with no job; a failure is reported, the child stays usable."""
-        try:
-            self.backend.preload(work.model)
-        except Exception as error:  # the next job loads it again, and faults if it cannot
-            logger.warning(f"Preloading {work.model} failed: {error}")
-            return ModelPreloaded(self.incarnation, work.model, f"{type(error).__name__}: {error}")
-        logger.debug(f"Preloaded {work.model}")
-        return ModelPreloaded(self.incarnation, work.model)
 
     def handle(self, work: Work) -> ChildMessage:
         """Answer one work message."""
         if isinstance(work, RunJob):
-            return self.run(work)
+            outcome = self.core.run(work.spec, work.inputs)
+            key = work.spec.job_key
+            if isinstance(outcome, GenerationFailed):
+                return JobFailed(self.incarnation, key, outcome.reason, outcome.started_at, outcome.finished_at,
+                                 outcome.kind, outcome.subject)  # fmt: skip
+            return JobDone(self.incarnation, key, outcome.images, outcome.started_at, outcome.finished_at,
+                           outcome.gen_metadata)  # fmt: skip
         if isinstance(work, Preload):
-            return self.preload(work)
+            return ModelPreloaded(self.incarnation, work.model, self.core.preload(work.model) or "")
         return ChildFailed(self.incarnation, f"an inference child cannot handle {type(work).__name__}")
 
 
@@ -154,8 +117,10 @@ def inference_main(connection: Connection, incarnation: int, config: InferenceCh
         link.send(JobStage(incarnation, job_key, stage))
 
     try:
-        core = InferenceCore(build_backend(config, report_progress, report_stage, incarnation), incarnation)
+        child = InferenceChild(
+            InferenceCore(build_backend(config, report_progress, report_stage, incarnation)), incarnation
+        )
     except Exception as error:
         report_startup_failure(link, error)
         return
-    serve(link, config.backend, core.handle, device)
+    serve(link, config.backend, child.handle, device)

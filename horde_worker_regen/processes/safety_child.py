@@ -1,8 +1,6 @@
-"""The safety child: `SafetyCore` (a plain class, testable in-process) and the process entry point.
+"""The safety child: the safety core (`safety/core.py`) behind a pipe, and the process entry point.
 
-Every generated image passes through it. For each image the backend gives NSFW/CSAM scores, the
-pure policy decides whether to censor, and a censored image is replaced by the censor image of the
-same size, built here so the parent never encodes an image.
+Every generated image passes through it before anything is uploaded.
 """
 
 from __future__ import annotations
@@ -11,10 +9,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from loguru import logger
-
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.sections import FakeSafetySettings
+from horde_worker_regen.jobs.spec import ImagesToCheck
 from horde_worker_regen.processes.child_runtime import (
     ChildLink,
     ChildLogging,
@@ -23,10 +20,9 @@ from horde_worker_regen.processes.child_runtime import (
     report_startup_failure,
     serve,
 )
-from horde_worker_regen.processes.messages import CheckImages, ChildFailed, ChildMessage, ImageVerdict, SafetyChecked
-from horde_worker_regen.safety.backend import SafetyBackend, SafetyScores
-from horde_worker_regen.safety.censor import censor_image
-from horde_worker_regen.safety.policy import censorship_for
+from horde_worker_regen.processes.messages import CheckImages, ChildFailed, ChildMessage, SafetyChecked
+from horde_worker_regen.safety.backend import SafetyBackend
+from horde_worker_regen.safety.core import SafetyCore
 from horde_worker_regen.safety.weights import WeightsMode, weights_mode
 
 
@@ -48,37 +44,18 @@ class SafetyChildConfig:
         return cls(logging, data.safety_backend, data.fake_safety, data.cache_home, data.safety_on_gpu, weights)
 
 
-class SafetyCore:
-    """Checks and censors the images of one job at a time; no process, no pipe."""
+class SafetyChild:
+    """The safety core behind the pipe: `CheckImages` in, `SafetyChecked` out."""
 
-    def __init__(self, backend: SafetyBackend, incarnation: int) -> None:
-        self.backend = backend
+    def __init__(self, core: SafetyCore, incarnation: int) -> None:
+        self.core = core
         self.incarnation = incarnation
-
-    def verdict(self, image: bytes, request: CheckImages) -> ImageVerdict:
-        """The verdict on one image, with its replacement when it must be censored."""
-        try:
-            scores = self.backend.check(image, request.prompt)
-        except Exception:
-            # Unchecked images must not go out: treat a failed check as CSAM, the strictest outcome.
-            logger.exception(f"Job {request.job_key}: the safety check failed; censoring the image")
-            scores = SafetyScores(is_nsfw=True, is_csam=True)
-        censorship = censorship_for(scores, request.policy)
-        replacement = censor_image(censorship, request.width, request.height) if censorship else None
-        return ImageVerdict(scores.is_nsfw, scores.is_csam, censorship, replacement)
-
-    def check(self, request: CheckImages) -> SafetyChecked:
-        """Verdicts for every image of the job, in order."""
-        verdicts = tuple(self.verdict(image, request) for image in request.images)
-        censored = sum(1 for verdict in verdicts if verdict.censorship)
-        if censored:
-            logger.info(f"Job {request.job_key}: {censored} of {len(verdicts)} image(s) censored")
-        return SafetyChecked(self.incarnation, request.job_key, verdicts)
 
     def handle(self, work: Work) -> ChildMessage:
         """Answer one work message."""
         if isinstance(work, CheckImages):
-            return self.check(work)
+            request = ImagesToCheck(work.job_key, work.prompt, work.width, work.height, work.images, work.policy)
+            return SafetyChecked(self.incarnation, work.job_key, self.core.check(request))
         return ChildFailed(self.incarnation, f"the safety child cannot handle {type(work).__name__}")
 
 
@@ -100,8 +77,8 @@ def safety_main(connection: Connection, incarnation: int, config: SafetyChildCon
     prepare_child_process(config.logging)
     link = ChildLink(connection, incarnation)
     try:
-        core = SafetyCore(build_safety_backend(config), incarnation)
+        child = SafetyChild(SafetyCore(build_safety_backend(config)), incarnation)
     except Exception as error:
         report_startup_failure(link, error)
         return
-    serve(link, config.backend, core.handle)
+    serve(link, config.backend, child.handle)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from horde_worker_regen.processes.messages import Censorship
+from horde_worker_regen.jobs.spec import Censorship
 
 _BACKGROUND: dict[Censorship, tuple[int, int, int]] = {"nsfw": (48, 48, 56), "csam": (0, 0, 0)}
 # From the fullest wording to the shortest; the first that fits the image is drawn.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from horde_worker_regen.processes.messages import CensorPolicy, Censorship
+from horde_worker_regen.jobs.spec import CensorPolicy, Censorship
 from horde_worker_regen.safety.backend import SafetyScores
 
 

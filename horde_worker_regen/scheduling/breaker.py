@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from horde_worker_regen.processes.messages import FailureKind, Feature, GenerationSpec
+from horde_worker_regen.jobs.spec import FailureKind, Feature, GenerationSpec
 
 CauseKind = FailureKind | Literal["crashing_model"]
 DETERMINISTIC_KINDS: frozenset[str] = frozenset(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from loguru import logger
 
 from horde_worker_regen.horde.credit import Credited
-from horde_worker_regen.jobs.stats import StatsSnapshot
+from horde_worker_regen.pipeline.stats import StatsSnapshot
 
 
 def format_duration(seconds: float) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.config.meta_instructions import MetaInstructionError, is_meta_instruction, resolve_models
 from horde_worker_regen.config.sections import CustomModel
+from horde_worker_regen.models.meta_instructions import MetaInstructionError, is_meta_instruction, resolve_models
 from horde_worker_regen.models.reference import ModelReference
 from horde_worker_regen.models.selection import select_from_reference
 

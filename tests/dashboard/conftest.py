@@ -16,12 +16,12 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
-from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
-from horde_worker_regen.jobs.popper import Popper, PopperSettings
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.jobs.stats import WorkerStats
 from horde_worker_regen.models.background import ModelDownloads
 from horde_worker_regen.models.downloads import Downloader
+from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
+from horde_worker_regen.pipeline.popper import Popper, PopperSettings
+from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.processes.supervisor import ChildSpec
 from tests.jobs.test_pipeline_intake import StubHandle, StubSupervisor
 
@@ -58,11 +58,11 @@ def build_parts(
     spec = ChildSpec("stub", print, None)
     pipeline = Pipeline(
         data=data,
-        supervisor=StubSupervisor(),
-        children=ChildSpecs(spec, [spec] * slots),  # type: ignore[arg-type]
+        supervisor=StubSupervisor(),  # type: ignore[arg-type]
+        children=ChildSpecs(spec, [spec] * slots),
         registry=JobRegistry(clock),
         stats=stats,
-        submitter=None,
+        submitter=None,  # type: ignore[arg-type]
         fetcher=None,  # type: ignore[arg-type]
         on_fatal=print,
         clock=clock,

@@ -13,10 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.app import dashboard_app
 from horde_worker_regen.dashboard.snapshot import build_snapshot
-from horde_worker_regen.horde.pop import PoppedJob, SourceRefs
+from horde_worker_regen.devices.report import DeviceReport
+from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
+from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
 from horde_worker_regen.models.progress import DownloadProgress
-from horde_worker_regen.processes.messages import ChildReady, DeviceReport, GenerationSpec, JobProgress
+from horde_worker_regen.processes.messages import ChildReady, JobProgress
 from horde_worker_regen.status.console import format_status
 from tests.dashboard.conftest import MODEL, Parts, build_parts
 from tests.jobs.test_record import make_record

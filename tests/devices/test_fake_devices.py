@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from horde_worker_regen.config.sections import FakeBackendSettings, FakeDevice
+from horde_worker_regen.devices.report import DeviceReport
 from horde_worker_regen.inference.backend import InferenceError
 from horde_worker_regen.inference.fake import FakeInferenceBackend
+from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, pin_and_report
-from horde_worker_regen.processes.messages import DeviceReport, GenerationSpec, JobInputs
 
 SETTINGS = FakeBackendSettings(
     devices=[FakeDevice(name="Sim A", vram_mb=8_000), FakeDevice(name="Sim B", vram_mb=4_000)],

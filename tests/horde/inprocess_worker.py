@@ -21,20 +21,22 @@ from horde_worker_regen.config.sections import FakeBackendSettings, FakeSafetySe
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
 from horde_worker_regen.horde.url_guard import UrlGuard
+from horde_worker_regen.inference.core import InferenceCore
 from horde_worker_regen.inference.fake import FakeInferenceBackend
-from horde_worker_regen.jobs.inputs import InputFetcher
-from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
-from horde_worker_regen.jobs.popper import Popper, PopperSettings
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.jobs.stats import WorkerStats
-from horde_worker_regen.jobs.submitter import Submitter
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
-from horde_worker_regen.processes.inference_child import InferenceCore
+from horde_worker_regen.pipeline.inputs import InputFetcher
+from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
+from horde_worker_regen.pipeline.popper import Popper, PopperSettings
+from horde_worker_regen.pipeline.stats import WorkerStats
+from horde_worker_regen.pipeline.submitter import Submitter
+from horde_worker_regen.processes.inference_child import InferenceChild
 from horde_worker_regen.processes.messages import ChildReady
-from horde_worker_regen.processes.safety_child import SafetyCore
+from horde_worker_regen.processes.safety_child import SafetyChild
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec
+from horde_worker_regen.safety.core import SafetyCore
 from horde_worker_regen.safety.fake import FakeSafetyBackend
 from tests.worker_support import MODEL
 
@@ -53,7 +55,7 @@ class CoreSupervisor:
 
     def __init__(self) -> None:
         self._incarnations = itertools.count(1)
-        self._cores: dict[int, InferenceCore | SafetyCore] = {}
+        self._cores: dict[int, InferenceChild | SafetyChild] = {}
 
     def bind(self, on_message: Any, on_lost: Any) -> None:
         self._on_message = on_message
@@ -63,9 +65,11 @@ class CoreSupervisor:
         ready: asyncio.Future[ChildReady] = asyncio.get_running_loop().create_future()
         ready.set_result(ChildReady(incarnation, 0, "fake"))
         if spec.name == "safety":
-            self._cores[incarnation] = SafetyCore(FakeSafetyBackend(FakeSafetySettings()), incarnation)
+            self._cores[incarnation] = SafetyChild(SafetyCore(FakeSafetyBackend(FakeSafetySettings())), incarnation)
         else:
-            self._cores[incarnation] = InferenceCore(FakeInferenceBackend(FakeBackendSettings()), incarnation)
+            self._cores[incarnation] = InferenceChild(
+                InferenceCore(FakeInferenceBackend(FakeBackendSettings())), incarnation
+            )
         return ChildHandle(spec, incarnation, NoProcess(), None, ready, 0.0)  # type: ignore[arg-type]
 
     def send(self, handle: ChildHandle, message: Any) -> bool:
@@ -112,8 +116,8 @@ async def start_worker(stack: Any, *, slots: int = 1) -> InProcessWorker:
     spec = ChildSpec("inference", print, None)
     pipeline = Pipeline(
         data=data,
-        supervisor=CoreSupervisor(),
-        registry=JobRegistry(),  # type: ignore[arg-type]
+        supervisor=CoreSupervisor(),  # type: ignore[arg-type]
+        registry=JobRegistry(),
         children=ChildSpecs(ChildSpec("safety", print, None), [spec] * slots),
         stats=WorkerStats(),
         submitter=Submitter(client, sleep=no_wait),

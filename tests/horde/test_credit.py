@@ -6,7 +6,7 @@ import pytest
 
 from horde_worker_regen.horde.credit import Credited, CreditWatch, bridge_kudos_factor
 from horde_worker_regen.horde.pop import REGEN_BRIDGE_NAME
-from horde_worker_regen.jobs.submitter import ImageReport, Submitter
+from horde_worker_regen.pipeline.submitter import ImageReport, Submitter
 from tests.jobs.conftest import HordeSession, webp_bytes
 
 

@@ -24,7 +24,7 @@ from horde_worker_regen.horde.pop import (
     build_pop_request,
     parse_pop_answer,
 )
-from horde_worker_regen.jobs.submitter import Submitter
+from horde_worker_regen.pipeline.submitter import Submitter
 from tests.horde.test_pop import JOB_ANSWER, NO_JOB_ANSWER
 from tests.jobs.conftest import HordeSession
 from tests.jobs.test_pipeline_intake import _pipeline

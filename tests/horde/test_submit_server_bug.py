@@ -8,7 +8,7 @@ from __future__ import annotations
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.errors import ErrorAction, HordeRequestError, classify
 from horde_worker_regen.jobs.record import IdOutcome
-from horde_worker_regen.jobs.submitter import LAST_TRY_MARGIN_S, ImageReport, Submitter
+from horde_worker_regen.pipeline.submitter import LAST_TRY_MARGIN_S, ImageReport, Submitter
 from tests.jobs.conftest import HordeSession, webp_bytes
 from tests.jobs.fake_time import SleepingClock
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from horde_worker_regen.inference.backend import BackendCapabilities, Generation
-from horde_worker_regen.processes.inference_child import InferenceCore
-from horde_worker_regen.processes.messages import GenerationSpec, JobDone, JobFailed, JobInputs, RunJob
+from horde_worker_regen.inference.core import InferenceCore
+from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
+from horde_worker_regen.processes.inference_child import InferenceChild
+from horde_worker_regen.processes.messages import JobDone, JobFailed, RunJob
 
 SPEC = GenerationSpec("job-1", "Deliberate", "a fox", 64, 64, 2, 2, 5, "k_euler", 5.0, False, None, (), "txt2img")
 LORA_FAILED = {"type": "lora", "value": "download_failed", "ref": "247778"}
@@ -26,11 +28,11 @@ class ReportingBackend:
 
 
 def test_gen_metadata_of_the_generation_reaches_job_done() -> None:
-    result = InferenceCore(ReportingBackend(images=2), incarnation=3).run(RunJob(3, SPEC, JobInputs()))
+    result = InferenceChild(InferenceCore(ReportingBackend(images=2)), 3).handle(RunJob(3, SPEC, JobInputs()))
     assert isinstance(result, JobDone)
     assert result.images == (b"webp", b"webp") and result.gen_metadata == (LORA_FAILED,)
 
 
 def test_a_generation_with_the_wrong_number_of_images_still_faults_the_job() -> None:
-    result = InferenceCore(ReportingBackend(images=1), incarnation=3).run(RunJob(3, SPEC, JobInputs()))
+    result = InferenceChild(InferenceCore(ReportingBackend(images=1)), 3).handle(RunJob(3, SPEC, JobInputs()))
     assert isinstance(result, JobFailed) and "1 images for a batch of 2" in result.reason

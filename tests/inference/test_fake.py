@@ -13,7 +13,7 @@ from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.inference.backend import InferenceError, ModelFileMissing
 from horde_worker_regen.inference.capabilities import BackendUnavailable, capabilities_of
 from horde_worker_regen.inference.fake import FakeInferenceBackend, job_duration
-from horde_worker_regen.processes.messages import GenerationSpec, JobInputs
+from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 
 SPEC = GenerationSpec("job", "Deliberate", "a fox", 640, 384, 20, 3, 41, "k_euler", 5.0, True, None, (), "txt2img")
 

@@ -17,7 +17,7 @@ from horde_worker_regen.inference.hordelib_extras import (
     register,
     unregister,
 )
-from horde_worker_regen.processes.messages import GenerationSpec
+from horde_worker_regen.jobs.spec import GenerationSpec
 
 SPEC = GenerationSpec("job-1", "Deliberate", "a fox", 512, 512, 20, 1, 7, "k_euler", 7.0, False, None, (), "txt2img")
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from horde_worker_regen.inference.hordelib_payload import UnreadableInput, hordelib_payload, post_processing_steps
-from horde_worker_regen.processes.messages import ExtraSourceImage, GenerationSpec, JobInputs
+from horde_worker_regen.jobs.spec import ExtraSourceImage, GenerationSpec, JobInputs
 
 SPEC = GenerationSpec(
     "job-1",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
-from horde_worker_regen.jobs.idle_watch import IdleWatch
-from horde_worker_regen.jobs.popper import Popper, PopperSettings
-from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.pipeline.idle_watch import IdleWatch
+from horde_worker_regen.pipeline.popper import Popper, PopperSettings
+from horde_worker_regen.pipeline.stats import WorkerStats
 from tests.jobs.conftest import HordeSession
 from tests.jobs.test_popper import StubPipeline
 from tests.worker_support import MODEL, queue

@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from horde_worker_regen.horde.errors import HordeRequestError
-from horde_worker_regen.horde.pop import SourceRefs
 from horde_worker_regen.horde.url_guard import UrlGuard
-from horde_worker_regen.jobs.inputs import InputFetcher, InputRejected, image_kind, spec_for_inputs
+from horde_worker_regen.jobs.spec import SourceRefs
+from horde_worker_regen.pipeline.inputs import InputFetcher, InputRejected, image_kind, spec_for_inputs
 from tests.jobs.conftest import HordeSession, RecordingSleep, webp_bytes
 
 SOURCE = webp_bytes(64, 64, (200, 10, 10))

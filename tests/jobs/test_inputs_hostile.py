@@ -25,9 +25,9 @@ from yarl import URL
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.errors import HordeRequestError
-from horde_worker_regen.horde.pop import SourceRefs
 from horde_worker_regen.horde.url_guard import UnsafeUrl, UrlGuard
-from horde_worker_regen.jobs.inputs import MAX_INPUT_PIXELS, InputFetcher, InputRejected, check_image
+from horde_worker_regen.jobs.spec import SourceRefs
+from horde_worker_regen.pipeline.inputs import MAX_INPUT_PIXELS, InputFetcher, InputRejected, check_image
 from tests.jobs.conftest import RecordingSleep, webp_bytes
 
 SOURCE = webp_bytes(64, 64, (20, 30, 200))

@@ -12,14 +12,15 @@ import aiohttp
 import pytest
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.horde.pop import PoppedJob, SourceRefs
-from horde_worker_regen.jobs.inputs import InputFetcher
-from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
+from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
 from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.models.loras import LoraFetcher
-from horde_worker_regen.processes.messages import GenerationSpec, JobFailed, RunJob
+from horde_worker_regen.pipeline.inputs import InputFetcher
+from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
+from horde_worker_regen.pipeline.stats import WorkerStats
+from horde_worker_regen.processes.messages import JobFailed, RunJob
 from horde_worker_regen.processes.supervisor import ChildSpec
 from horde_worker_regen.scheduling.breaker import Subject
 from tests.models.civitai_server import FakeCivitai, civitai_server
@@ -62,11 +63,11 @@ def _pipeline(
         children=ChildSpecs(spec, [spec] * slots),
         registry=JobRegistry(),
         stats=WorkerStats(),
-        submitter=None,
+        submitter=None,  # type: ignore[arg-type]
         fetcher=fetcher,
         on_fatal=print,
         loras=loras,
-    )  # type: ignore[arg-type]
+    )
     for slot in pipeline.slots.slots:
         slot.handle = StubHandle(f"inference-{slot.index}")  # type: ignore[assignment]
     return pipeline, supervisor

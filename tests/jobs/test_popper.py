@@ -14,10 +14,10 @@ from loguru import logger
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import PoppedJob, bridge_agent, build_pop_request
-from horde_worker_regen.jobs.popper import Popper, PopperSettings, backoff_delay
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.pipeline.popper import Popper, PopperSettings, backoff_delay
+from horde_worker_regen.pipeline.stats import WorkerStats
 from tests.jobs.conftest import HordeSession
 from tests.worker_support import MODEL, queue
 
@@ -167,7 +167,7 @@ def warnings() -> Iterator[list[str]]:
     sink = logger.add(
         lambda message: lines.append(str(message).strip()),
         level="INFO",
-        filter="horde_worker_regen.jobs.popper",
+        filter="horde_worker_regen.pipeline.popper",
         format="{level} {message}",
     )
     yield lines

@@ -16,9 +16,9 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.client import HordeClient, NotJson
 from horde_worker_regen.horde.horde_messages import HordeMessage
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
-from horde_worker_regen.jobs import popper as popper_module
-from horde_worker_regen.jobs.popper import Popper, PopperSettings, backoff_delay
-from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.pipeline import popper as popper_module
+from horde_worker_regen.pipeline.popper import Popper, PopperSettings, backoff_delay
+from horde_worker_regen.pipeline.stats import WorkerStats
 from tests.horde.test_pop import JOB_ANSWER
 from tests.jobs.conftest import HordeSession
 from tests.jobs.test_popper import StubPipeline

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from horde_worker_regen.horde.pop import PoppedJob, SourceRefs
+from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.record import (
     ALLOWED_TRANSITIONS,
     IdOutcome,
@@ -16,7 +16,7 @@ from horde_worker_regen.jobs.record import (
     JobState,
 )
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.processes.messages import GenerationSpec
+from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
 
 HAPPY_PATH = [
     JobState.INPUTS_FETCHED,

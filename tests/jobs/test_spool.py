@@ -15,7 +15,8 @@ import pytest
 from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.config.loader import load_config
 from horde_worker_regen.jobs.record import IdOutcome, JobRecord
-from horde_worker_regen.jobs.spool import (
+from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
+from horde_worker_regen.pipeline.spool import (
     REJECTED,
     TEMP_PREFIX,
     ResultSpool,
@@ -24,8 +25,7 @@ from horde_worker_regen.jobs.spool import (
     record_for,
     resume_spooled,
 )
-from horde_worker_regen.jobs.submitter import ImageReport, Submitter
-from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
+from horde_worker_regen.pipeline.submitter import ImageReport, Submitter
 from tests.jobs.conftest import HordeSession, RecordingSleep, webp_bytes
 from tests.support import REPO_ROOT
 
@@ -119,7 +119,7 @@ def test_a_write_cut_off_by_the_kernel_leaves_nothing_behind(tmp_path: Path) -> 
     script = textwrap.dedent(f"""
         import resource, signal, sys
         from pathlib import Path
-        from horde_worker_regen.jobs.spool import ResultSpool, SpoolEntry
+        from horde_worker_regen.pipeline.spool import ResultSpool, SpoolEntry
         from loguru import logger
         logger.remove()
         logger.add(sys.stdout, format="{{message}}")

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.jobs.spool_lock import LOCK_NAME, SpoolInUse, SpoolLock
+from horde_worker_regen.pipeline.spool_lock import LOCK_NAME, SpoolInUse, SpoolLock
 
 HOLD = """
 import sys
 from pathlib import Path
-from horde_worker_regen.jobs.spool_lock import SpoolLock
+from horde_worker_regen.pipeline.spool_lock import SpoolLock
 lock = SpoolLock.take(Path(sys.argv[1]), "first")
 print("locked", flush=True)
 sys.stdin.read()  # hold it until the test closes our stdin

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
-from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.status.console import format_duration, format_status
 from tests.jobs.test_record import make_record
 

@@ -10,8 +10,8 @@ from horde_sdk.ai_horde_api.apimodels import ImageGenerationJobSubmitRequest
 
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.jobs.record import IdOutcome, JobRecord
-from horde_worker_regen.jobs.submitter import LAST_TRY_MARGIN_S, UPLOAD_RESERVE_S, ImageReport, Submitter
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
+from horde_worker_regen.pipeline.submitter import LAST_TRY_MARGIN_S, UPLOAD_RESERVE_S, ImageReport, Submitter
 from horde_worker_regen.scheduling.policy import retry_delay
 from tests.jobs.conftest import HordeSession, RecordingSleep, webp_bytes
 from tests.jobs.fake_time import SleepingClock

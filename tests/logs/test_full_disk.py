@@ -22,7 +22,7 @@ SCRIPT = f"""
 import sys
 from pathlib import Path
 from loguru import logger
-from horde_worker_regen.logging import configure_logging, install_process_hooks
+from horde_worker_regen.logs.setup import configure_logging, install_process_hooks
 from horde_worker_regen.logs import files
 
 logs = Path(sys.argv[1])

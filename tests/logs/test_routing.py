@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from horde_worker_regen.logging import configure_logging
 from horde_worker_regen.logs.exposure import warn_if_exposed
 from horde_worker_regen.logs.hooks import LineToLog, log_uncaught
+from horde_worker_regen.logs.setup import configure_logging
 from tests.support import SECRET_API_KEY
 
 

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from horde_worker_regen.inference.hordelib_extras import local_extras
+from horde_worker_regen.jobs.spec import GenerationSpec
 from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.models.loras import LoraFetcher
-from horde_worker_regen.processes.messages import GenerationSpec
 from tests.models.civitai_server import FakeCivitai
 
 LORA = b"lora weights " * 500

@@ -9,11 +9,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from horde_worker_regen.jobs.spec import GenerationSpec
 from horde_worker_regen.models.backoff import SourceBackoff
 from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.models.lora_cache import LoraCache
 from horde_worker_regen.models.loras import LoraFetcher, refs_of
-from horde_worker_regen.processes.messages import GenerationSpec
 from tests.models.civitai_server import FakeCivitai
 
 LORA = b"lora weights " * 2000

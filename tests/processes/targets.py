@@ -18,14 +18,7 @@ from horde_worker_regen.processes.child_runtime import (
     report_startup_failure,
     serve,
 )
-from horde_worker_regen.processes.messages import (
-    CheckImages,
-    ChildMessage,
-    ChildReady,
-    JobDone,
-    RunJob,
-    SafetyChecked,
-)
+from horde_worker_regen.processes.messages import CheckImages, ChildMessage, ChildReady, JobDone, RunJob, SafetyChecked
 
 
 def _echo(link: ChildLink, work: Work) -> ChildMessage:

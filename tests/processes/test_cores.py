@@ -6,21 +6,15 @@ from typing import Any
 
 from horde_worker_regen.config.sections import FakeBackendSettings, FakeSafetySettings
 from horde_worker_regen.inference.backend import BackendCapabilities
+from horde_worker_regen.inference.core import InferenceCore
 from horde_worker_regen.inference.fake import FakeInferenceBackend
-from horde_worker_regen.processes.inference_child import InferenceCore
-from horde_worker_regen.processes.messages import (
-    CensorPolicy,
-    CheckImages,
-    ChildFailed,
-    GenerationSpec,
-    JobDone,
-    JobFailed,
-    JobInputs,
-    RunJob,
-)
-from horde_worker_regen.processes.safety_child import SafetyCore
+from horde_worker_regen.jobs.spec import CensorPolicy, GenerationSpec, ImagesToCheck, JobInputs
+from horde_worker_regen.processes.inference_child import InferenceChild
+from horde_worker_regen.processes.messages import CheckImages, ChildFailed, JobDone, JobFailed, RunJob, SafetyChecked
+from horde_worker_regen.processes.safety_child import SafetyChild
 from horde_worker_regen.safety.backend import SafetyScores
 from horde_worker_regen.safety.censor import censor_image
+from horde_worker_regen.safety.core import SafetyCore
 from horde_worker_regen.safety.fake import FakeSafetyBackend
 
 SPEC = GenerationSpec("job-1", "Deliberate", "a fox", 128, 64, 10, 2, 5, "k_euler", 5.0, True, None, (), "txt2img")
@@ -44,33 +38,37 @@ class BrokenBackend:
 
 
 def test_inference_core_answers_done_with_every_image_and_child_timestamps() -> None:
-    core = InferenceCore(FakeInferenceBackend(FakeBackendSettings()), incarnation=4)
-    result = core.run(RunJob(4, SPEC, JobInputs()))
+    core = InferenceChild(InferenceCore(FakeInferenceBackend(FakeBackendSettings())), 4)
+    result = core.handle(RunJob(4, SPEC, JobInputs()))
     assert isinstance(result, JobDone)
     assert result.incarnation == 4 and result.job_key == "job-1" and len(result.images) == 2
     assert result.finished_at >= result.started_at
 
 
 def test_inference_core_turns_every_failure_into_job_failed() -> None:
-    fake = InferenceCore(FakeInferenceBackend(FakeBackendSettings(fail_marker="!")), incarnation=1)
-    assert isinstance(fake.run(RunJob(1, GenerationSpec(**{**_fields(SPEC), "prompt": "!"}), JobInputs())), JobFailed)
+    fake = InferenceChild(InferenceCore(FakeInferenceBackend(FakeBackendSettings(fail_marker="!"))), 1)
+    assert isinstance(
+        fake.handle(RunJob(1, GenerationSpec(**{**_fields(SPEC), "prompt": "!"}), JobInputs())), JobFailed
+    )
     for raises, reason in ((True, "KeyError"), (False, "returned 1 images for a batch of 2")):
-        result = InferenceCore(BrokenBackend(raises), incarnation=1).run(RunJob(1, SPEC, JobInputs()))
+        result = InferenceChild(InferenceCore(BrokenBackend(raises)), 1).handle(RunJob(1, SPEC, JobInputs()))
         assert isinstance(result, JobFailed) and reason in result.reason
 
 
 def test_inference_core_refuses_safety_work() -> None:
-    core = InferenceCore(FakeInferenceBackend(FakeBackendSettings()), incarnation=1)
+    core = InferenceChild(InferenceCore(FakeInferenceBackend(FakeBackendSettings())), 1)
     assert isinstance(core.handle(CheckImages(1, "k", "p", 64, 64, (), CensorPolicy(False))), ChildFailed)
 
 
 def test_safety_core_censors_by_policy_and_replaces_with_the_censor_image() -> None:
-    core = SafetyCore(FakeSafetyBackend(FakeSafetySettings(nsfw_marker="[n]")), incarnation=2)
-    keep = core.check(CheckImages(2, "a", "x [n]", 64, 32, (b"img0", b"img1"), CensorPolicy(censor_nsfw=False)))
+    child = SafetyChild(SafetyCore(FakeSafetyBackend(FakeSafetySettings(nsfw_marker="[n]"))), 2)
+    keep = child.handle(CheckImages(2, "a", "x [n]", 64, 32, (b"img0", b"img1"), CensorPolicy(censor_nsfw=False)))
+    assert isinstance(keep, SafetyChecked) and keep.incarnation == 2 and keep.job_key == "a"
     assert [(v.is_nsfw, v.censorship, v.replacement) for v in keep.verdicts] == [(True, None, None)] * 2
-    censor = core.check(CheckImages(2, "b", "x [n]", 64, 32, (b"img0",), CensorPolicy(censor_nsfw=True)))
-    assert censor.verdicts[0].censorship == "nsfw"
-    assert censor.verdicts[0].replacement == censor_image("nsfw", 64, 32)
+    core = SafetyCore(FakeSafetyBackend(FakeSafetySettings(nsfw_marker="[n]")))
+    [censored] = core.check(ImagesToCheck("b", "x [n]", 64, 32, (b"img0",), CensorPolicy(censor_nsfw=True)))
+    assert censored.censorship == "nsfw"
+    assert censored.replacement == censor_image("nsfw", 64, 32)
 
 
 class ExplodingSafety:
@@ -83,8 +81,8 @@ class ExplodingSafety:
 
 
 def test_an_image_that_cannot_be_checked_does_not_go_out() -> None:
-    core = SafetyCore(ExplodingSafety(), incarnation=1)
-    verdict = core.check(CheckImages(1, "c", "p", 64, 64, (b"img",), CensorPolicy(False))).verdicts[0]
+    core = SafetyCore(ExplodingSafety())
+    [verdict] = core.check(ImagesToCheck("c", "p", 64, 64, (b"img",), CensorPolicy(False)))
     assert verdict.censorship == "csam" and verdict.replacement == censor_image("csam", 64, 64)
 
 

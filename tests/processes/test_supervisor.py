@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from horde_worker_regen.processes.messages import ChildMessage, GenerationSpec, JobDone, JobInputs, RunJob
+from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
+from horde_worker_regen.processes.messages import ChildMessage, JobDone, RunJob
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
 from tests.processes import targets
 

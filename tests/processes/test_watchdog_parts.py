@@ -15,20 +15,12 @@ import pytest_asyncio
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.inference.fake import POISON_EXIT_CODE, FakeInferenceBackend
+from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
+from horde_worker_regen.pipeline.recycling import RecyclePolicy, resident_mib
+from horde_worker_regen.pipeline.stage_watch import CPU_STAGE_FACTOR, StageLimits
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
-from horde_worker_regen.processes.messages import (
-    GenerationSpec,
-    JobDone,
-    JobInputs,
-    JobProgress,
-    JobStage,
-    ModelPreloaded,
-    Preload,
-    RunJob,
-)
-from horde_worker_regen.processes.recycling import RecyclePolicy, resident_mib
-from horde_worker_regen.processes.stage_watch import CPU_STAGE_FACTOR, StageLimits
+from horde_worker_regen.processes.messages import JobDone, JobProgress, JobStage, ModelPreloaded, Preload, RunJob
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
 from horde_worker_regen.scheduling.breaker import BreakerSettings, Cause, FaultBreaker, Subject, pop_gate
 from tests.processes.test_supervisor import Recorder

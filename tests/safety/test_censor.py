@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from horde_worker_regen.processes.messages import Censorship
+from horde_worker_regen.jobs.spec import Censorship
 from horde_worker_regen.safety.censor import LABELS, censor_image, label_layout
 
 HORDE_SIDES = st.integers(min_value=1, max_value=32).map(lambda n: n * 64)  # 64 to 2048 px, as the horde sends

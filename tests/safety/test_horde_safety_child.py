@@ -15,8 +15,9 @@ import pytest
 from PIL import Image
 
 from horde_worker_regen.config.sections import FakeSafetySettings
+from horde_worker_regen.jobs.spec import CensorPolicy
 from horde_worker_regen.processes.child_runtime import ChildLogging
-from horde_worker_regen.processes.messages import CensorPolicy, CheckImages, ChildMessage, SafetyChecked
+from horde_worker_regen.processes.messages import CheckImages, ChildMessage, SafetyChecked
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
 from horde_worker_regen.safety.backend import SafetyScores
@@ -41,8 +42,8 @@ def _config(tmp_path: Path, cache_home: Path, weights: str) -> SafetyChildConfig
         FakeSafetySettings(),
         cache_home,
         on_gpu=True,
-        weights=weights,
-    )  # type: ignore[arg-type]
+        weights=weights,  # type: ignore[arg-type]
+    )
 
 
 async def test_stand_in_weights_check_images_through_the_real_horde_safety(tmp_path: Path) -> None:

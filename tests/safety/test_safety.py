@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from horde_worker_regen.config.sections import FakeSafetySettings
-from horde_worker_regen.processes.messages import CensorPolicy
+from horde_worker_regen.jobs.spec import CensorPolicy
 from horde_worker_regen.safety.backend import SafetyScores
 from horde_worker_regen.safety.censor import censor_image
 from horde_worker_regen.safety.fake import FakeSafetyBackend

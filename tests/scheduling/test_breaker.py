@@ -7,7 +7,7 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from horde_worker_regen.processes.messages import GenerationSpec
+from horde_worker_regen.jobs.spec import GenerationSpec
 from horde_worker_regen.scheduling.breaker import (
     BreakerSettings,
     Cause,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from horde_worker_regen.horde.credit import Credited
-from horde_worker_regen.jobs.stats import StatsSnapshot
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
+from horde_worker_regen.pipeline.stats import StatsSnapshot
 from horde_worker_regen.status.console import format_summary
 from tests.worker_support import generations_of, queue, run_burst, worker_folder
 

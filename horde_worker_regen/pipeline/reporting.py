@@ -10,8 +10,8 @@ import asyncio
 from typing import Any
 
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord
-from horde_worker_regen.jobs.submitter import ImageReport, Submitter
-from horde_worker_regen.processes.messages import ImageVerdict
+from horde_worker_regen.jobs.spec import ImageVerdict
+from horde_worker_regen.pipeline.submitter import ImageReport, Submitter
 
 _STATE_FOR_CENSORSHIP = {"nsfw": "censored", "csam": "csam"}
 

@@ -15,7 +15,7 @@ from loguru import logger
 
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.processes.messages import GenerationSpec
+from horde_worker_regen.jobs.spec import GenerationSpec
 from horde_worker_regen.scheduling.breaker import (
     FEATURE_FLAGS,
     Cause,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.pipeline.stats import WorkerStats
 
 
 def process_figures() -> dict[str, Any]:

@@ -33,10 +33,10 @@ from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.errors import ErrorAction, HordeRequestError, classify
 from horde_worker_regen.horde.horde_messages import HordeMessage, HordeMessageBoard
 from horde_worker_regen.horde.pop import MalformedPop, NoJob, PoppedJob, parse_pop_answer
-from horde_worker_regen.jobs.idle_watch import IdleWatch
-from horde_worker_regen.jobs.pipeline import Pipeline
 from horde_worker_regen.jobs.record import JobRecord, JobState
-from horde_worker_regen.jobs.stats import WorkerStats
+from horde_worker_regen.pipeline.idle_watch import IdleWatch
+from horde_worker_regen.pipeline.pipeline import Pipeline
+from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.scheduling.policy import CapacitySnapshot, idle_pop_delay, pop_allowance
 
 IDLE_POP_INTERVAL_S = 1.0

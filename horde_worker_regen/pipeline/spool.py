@@ -29,10 +29,9 @@ from typing import Any, Protocol
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from horde_worker_regen.horde.pop import SourceRefs
 from horde_worker_regen.jobs.record import JobRecord, JobState
-from horde_worker_regen.jobs.submitter import ImageReport
-from horde_worker_regen.processes.messages import GenerationSpec
+from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
+from horde_worker_regen.pipeline.submitter import ImageReport
 
 SUFFIX = ".json"
 TEMP_PREFIX = ".partial-"

@@ -22,34 +22,32 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.devices.model_sizes import ModelSizes
 from horde_worker_regen.devices.placer import DevicePlacer
 from horde_worker_regen.horde.pop import PoppedJob
-from horde_worker_regen.jobs.fault_guard import FaultGuard
-from horde_worker_regen.jobs.inputs import InputFetcher, spec_for_inputs
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.jobs.reporting import image_reports, report_job
-from horde_worker_regen.jobs.spool import ResultSpool, entries_for
-from horde_worker_regen.jobs.stats import WorkerStats
-from horde_worker_regen.jobs.submitter import ImageReport, Submitter
+from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs, Stage
 from horde_worker_regen.models.loras import LoraFetcher, refs_of
+from horde_worker_regen.pipeline.fault_guard import FaultGuard
+from horde_worker_regen.pipeline.inputs import InputFetcher, spec_for_inputs
+from horde_worker_regen.pipeline.recycling import RecyclePolicy
+from horde_worker_regen.pipeline.reporting import image_reports, report_job
+from horde_worker_regen.pipeline.safety_link import SafetyLink
+from horde_worker_regen.pipeline.slots import Slot, SlotPool
+from horde_worker_regen.pipeline.spool import ResultSpool, entries_for
+from horde_worker_regen.pipeline.stage_watch import StageLimits
+from horde_worker_regen.pipeline.stats import WorkerStats
+from horde_worker_regen.pipeline.submitter import ImageReport, Submitter
 from horde_worker_regen.processes.messages import (
     CheckImages,
     ChildFailed,
     ChildMessage,
-    GenerationSpec,
     JobDone,
     JobFailed,
-    JobInputs,
     JobProgress,
     JobStage,
     ModelPreloaded,
     RunJob,
     SafetyChecked,
-    Stage,
 )
-from horde_worker_regen.processes.recycling import RecyclePolicy
-from horde_worker_regen.processes.safety_link import SafetyLink
-from horde_worker_regen.processes.slots import Slot, SlotPool
-from horde_worker_regen.processes.stage_watch import StageLimits
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
 from horde_worker_regen.safety.policy import censor_policy
 from horde_worker_regen.scheduling.breaker import (

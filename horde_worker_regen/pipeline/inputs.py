@@ -28,9 +28,8 @@ from yarl import URL
 
 from horde_worker_regen.horde.client import DOWNLOAD_TIMEOUT_S, HordeClient
 from horde_worker_regen.horde.errors import HordeRequestError
-from horde_worker_regen.horde.pop import SourceRefs
 from horde_worker_regen.horde.url_guard import UnsafeUrl, UrlGuard
-from horde_worker_regen.processes.messages import ExtraSourceImage, GenerationSpec, JobInputs
+from horde_worker_regen.jobs.spec import ExtraSourceImage, GenerationSpec, JobInputs, SourceRefs
 from horde_worker_regen.scheduling.policy import retry_delay
 
 MAX_INPUT_BYTES = 24 * 1024 * 1024

@@ -16,7 +16,8 @@ from typing import Any
 
 from loguru import logger
 
-from horde_worker_regen.processes.messages import ChildReady, DeviceReport, Preload
+from horde_worker_regen.devices.report import DeviceReport
+from horde_worker_regen.processes.messages import ChildReady, Preload
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
 from horde_worker_regen.scheduling.policy import retry_delay
 from horde_worker_regen.scheduling.residency import SlotView

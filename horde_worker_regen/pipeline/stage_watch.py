@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.processes.messages import GenerationSpec, Stage
+from horde_worker_regen.jobs.spec import GenerationSpec, Stage
 
 REFERENCE_PIXELS = 512 * 512
 # Post-processing grows with the batch: the official worker allows 3 s more per image of max_batch.

@@ -32,7 +32,6 @@ import aiohttp
 import psutil
 from loguru import logger
 
-from horde_worker_regen.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.server import start_dashboard
 from horde_worker_regen.dashboard.snapshot import DashboardSources
@@ -53,25 +52,26 @@ from horde_worker_regen.horde.maintenance import remove_maintenance
 from horde_worker_regen.horde.pop import REGEN_BRIDGE_NAME, bridge_agent, build_pop_request
 from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
-from horde_worker_regen.jobs.idle_watch import IdleWatch
-from horde_worker_regen.jobs.inputs import InputFetcher
-from horde_worker_regen.jobs.pipeline import ChildSpecs, Pipeline
-from horde_worker_regen.jobs.popper import Popper, PopperSettings, backoff_delay
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.jobs.spool import ResultSpool, resume_spooled
-from horde_worker_regen.jobs.spool_lock import SpoolInUse, SpoolLock
-from horde_worker_regen.jobs.stats import WorkerStats
-from horde_worker_regen.jobs.submitter import Submitter
-from horde_worker_regen.metrics import process_figures, write_metrics
 from horde_worker_regen.models.background import ModelDownloads, backend_needs_model_files, downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
 from horde_worker_regen.models.progress import StepProgress
+from horde_worker_regen.pipeline.idle_watch import IdleWatch
+from horde_worker_regen.pipeline.inputs import InputFetcher
+from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
+from horde_worker_regen.pipeline.popper import Popper, PopperSettings, backoff_delay
+from horde_worker_regen.pipeline.spool import ResultSpool, resume_spooled
+from horde_worker_regen.pipeline.spool_lock import SpoolInUse, SpoolLock
+from horde_worker_regen.pipeline.stats import WorkerStats
+from horde_worker_regen.pipeline.submitter import Submitter
 from horde_worker_regen.processes.supervisor import ChildStartError, Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
-from horde_worker_regen.stop_signals import STOP_SIGNALS, stop_signals
-from horde_worker_regen.worker_children import WorkerChildren, plan_devices
+from horde_worker_regen.worker.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
+from horde_worker_regen.worker.children import WorkerChildren, plan_devices
+from horde_worker_regen.worker.metrics import process_figures, write_metrics
+from horde_worker_regen.worker.stop_signals import STOP_SIGNALS, stop_signals
 
 EXIT_OK = 0
 EXIT_FAILED = 1
