@@ -22,6 +22,7 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.devices.model_sizes import ModelSizes
 from horde_worker_regen.devices.placer import DevicePlacer
 from horde_worker_regen.horde.pop import PoppedJob
+from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs, Stage
@@ -36,6 +37,7 @@ from horde_worker_regen.pipeline.spool import ResultSpool, entries_for
 from horde_worker_regen.pipeline.stage_watch import StageLimits
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.pipeline.submitter import ImageReport, Submitter
+from horde_worker_regen.processes.client import ChildClient
 from horde_worker_regen.processes.messages import (
     CheckImages,
     ChildFailed,
@@ -48,7 +50,7 @@ from horde_worker_regen.processes.messages import (
     RunJob,
     SafetyChecked,
 )
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
+from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec
 from horde_worker_regen.safety.policy import censor_policy
 from horde_worker_regen.scheduling.breaker import (
     FEATURE_FLAGS,
@@ -97,7 +99,7 @@ class Pipeline:
         self,
         *,
         data: BridgeData,
-        supervisor: Supervisor,
+        supervisor: ChildClient,
         children: ChildSpecs,
         registry: JobRegistry,
         stats: WorkerStats,
@@ -108,8 +110,10 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         spool: ResultSpool | None = None,
         placer: DevicePlacer | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self._data = data
+        self.events = events if events is not None else EventLog(clock)
         self._supervisor = supervisor
         supervisor.bind(self.on_child_message, self.on_child_lost)
         self.slots = SlotPool(supervisor, children.inference)
@@ -163,6 +167,7 @@ class Pipeline:
             self._on_inference_result(handle, message)
         elif isinstance(message, JobStage):
             logger.debug(f"Job {message.job_key}: {message.stage} on {handle.name}")
+            self.events.emit("stage_started", message.job_key, stage=message.stage, child=handle.name)
             self._on_stage(handle, message.job_key, message.stage)
         elif isinstance(message, JobProgress):
             logger.trace(f"Job {message.job_key}: step {message.step}/{message.total_steps}")
@@ -216,6 +221,8 @@ class Pipeline:
         """Register a job just popped and start preparing it."""
         record = JobRecord.from_pop(job, popped_at)
         self.registry.add(record)
+        self.events.emit("job_popped", record.key, ids=list(record.ids), model=job.spec.model,
+                         images=len(record.ids), ttl=record.ttl)  # fmt: skip
         logger.debug(f"Job {record.key}: {len(record.ids)}x {job.spec.width}x{job.spec.height} on '{job.spec.model}'")
         if job.rejected is not None:
             record.gen_metadata = list(job.fault_metadata)
@@ -246,6 +253,7 @@ class Pipeline:
     def _enqueue(self, record: JobRecord) -> None:
         self.registry.move(record, JobState.INPUTS_FETCHED)
         self.registry.move(record, JobState.QUEUED)
+        self.events.emit("job_queued", record.key)
         self.dispatch()
 
     # --- inference ------------------------------------------------------------------------------
@@ -302,6 +310,8 @@ class Pipeline:
         slot.job_key, slot.model = record.key, record.spec.model
         record.slot, record.slot_incarnation = slot.index, handle.incarnation
         self.registry.move(record, JobState.RUNNING)
+        self.events.emit("job_started", record.key, slot=slot.index, child=handle.name, attempt=record.spec.attempt)
+        self.events.emit("stage_started", record.key, stage="loading_model", child=handle.name)
         device = self._placer.device_of(slot.index)
         where = f" (GPU {device})" if device is not None else ""
         logger.debug(f"Job {record.key} started on slot {slot.index}{where}")
@@ -352,6 +362,7 @@ class Pipeline:
             return
         reason = f"{handle.name} spent more than {limit:.0f}s {what} and was killed"
         logger.warning(f"Job {key}: {reason}")
+        self.events.emit("child_killed", key, child=handle.name, reason=reason)
         self.on_unhandled_fault(reason)
         self._supervisor.kill(handle)
         self._child_gone(slot, handle, reason)
@@ -367,6 +378,7 @@ class Pipeline:
                     f"Job {record.key}: {reason}; retrying it on a fresh process (retry {losses} of {retries})"
                 )
                 record.spec = dataclasses.replace(record.spec, attempt=losses)
+                self.events.emit("job_retried", record.key, attempt=losses, reason=reason)
                 self.registry.move(record, JobState.QUEUED)
                 self.dispatch()
                 return
@@ -413,6 +425,7 @@ class Pipeline:
         reason = self._recycling.reason(slot.jobs_run, handle.process.pid)
         if reason is None:
             return False
+        self.events.emit("child_recycled", child=handle.name, reason=reason)
         self.slots.recycle(slot, reason, lambda: self._recycled(slot), self._slot_gave_up)
         return True
 
@@ -428,6 +441,7 @@ class Pipeline:
             return
         limit = self._limits(slot).load
         logger.warning(f"{handle.name} did not preload {slot.model} within {limit:.0f}s; replacing it")
+        self.events.emit("child_killed", child=handle.name, reason="its preload took too long")
         self._supervisor.kill(handle)
         self._child_gone(slot, handle, "its preload took too long")
 
@@ -449,6 +463,8 @@ class Pipeline:
             logger.debug(f"Ignored a result for job {message.job_key} that {handle.name} no longer holds")
             return
         slot.release()
+        self.events.emit("inference_finished", message.job_key, slot=slot.index, ok=isinstance(message, JobDone),
+                         started_at=message.started_at, finished_at=message.finished_at)  # fmt: skip
         if isinstance(message, JobFailed):
             slot.model = None  # the model may not have loaded; do not count on it being resident
         else:
@@ -492,6 +508,8 @@ class Pipeline:
             )
             return
         record.verdicts = message.verdicts
+        censored = sum(1 for verdict in message.verdicts if verdict.censorship)
+        self.events.emit("job_checked", record.key, censored=censored)
         self._start_reporting(record)
 
     # --- reporting ------------------------------------------------------------------------------
@@ -503,6 +521,7 @@ class Pipeline:
         doing and nothing here could avoid it (a payload outside the contract, a stop).
         """
         logger.warning(f"Job {record.key} ({len(record.ids)} image(s)) faulted: {reason}")
+        self.events.emit("job_faulted", record.key, reason=reason, cause=_described(cause))
         self._count(record, cause, reason)
         self.recent_faults.append(RecentFault(time.time(), record.key, len(record.ids), "faulted", reason))
         record.fault_reason = reason
@@ -513,6 +532,7 @@ class Pipeline:
     def drop(self, record: JobRecord, reason: str, cause: Cause | None = None) -> None:
         """End a job without reporting it (the horde aborts it by itself, which it counts as a fault)."""
         logger.warning(f"Job {record.key} ({len(record.ids)} image(s)) dropped: {reason}")
+        self.events.emit("job_dropped", record.key, reason=reason, cause=_described(cause))
         self._count(record, cause, reason)
         self.recent_faults.append(RecentFault(time.time(), record.key, len(record.ids), "dropped", reason))
         self._safety.forget(record.key)
@@ -522,6 +542,8 @@ class Pipeline:
 
     def _count(self, record: JobRecord, cause: Cause | None, reason: str) -> None:
         if cause is not None and (withdrawal := self.guard.count(record, cause, reason)) is not None:
+            subject = withdrawal.cause.subject.describe()
+            self.events.emit("subject_withdrawn", record.key, subject=subject, reason=withdrawal.reason)
             self._withdrawn(withdrawal)
 
     def _start_reporting(self, record: JobRecord, reports: list[ImageReport] | None = None) -> None:
@@ -552,6 +574,9 @@ class Pipeline:
         record.images, record.verdicts, record.inputs = (), (), JobInputs()
         self.registry.move(record, state)
         self._stats.job_ended(record)
+        self.events.emit("job_ended", record.key, state=state.value, images=len(record.ids), reward=record.reward,
+                         slot=record.slot, popped_at=record.popped_at, started_at=record.started_at,
+                         finished_at=record.finished_at)  # fmt: skip
         if state is JobState.SUBMITTED:
             logger.info(f"Job {record.key} submitted: {len(record.ids)} image(s), {record.reward:.2f} kudos")
 
@@ -616,3 +641,8 @@ def _failure_cause(record: JobRecord, message: JobFailed) -> Cause:
     if message.kind in FEATURE_KINDS:
         return Cause.of(message.kind, message.subject) if message.subject in FEATURE_FLAGS else _transient(record)
     return Cause.of(message.kind, message.subject or record.spec.model)
+
+
+def _described(cause: Cause | None) -> str | None:
+    """A fault's cause for the event log: `kind: subject`, or None when it is none of this worker's doing."""
+    return None if cause is None else f"{cause.kind}: {cause.subject.describe()}"

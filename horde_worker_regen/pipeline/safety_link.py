@@ -14,8 +14,9 @@ from dataclasses import replace
 
 from loguru import logger
 
+from horde_worker_regen.processes.client import ChildClient
 from horde_worker_regen.processes.messages import CheckImages
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
+from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError
 from horde_worker_regen.scheduling.policy import retry_delay
 
 MAX_SAFETY_ATTEMPTS = 3
@@ -27,7 +28,7 @@ class SafetyLink:
 
     def __init__(
         self,
-        supervisor: Supervisor,
+        supervisor: ChildClient,
         spec: ChildSpec,
         on_check_abandoned: Callable[[str, str], None],
         on_give_up: Callable[[str], None],

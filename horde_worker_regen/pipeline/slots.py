@@ -17,8 +17,9 @@ from typing import Any
 from loguru import logger
 
 from horde_worker_regen.devices.report import DeviceReport
+from horde_worker_regen.processes.client import ChildClient
 from horde_worker_regen.processes.messages import ChildReady, Preload
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
+from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError
 from horde_worker_regen.scheduling.policy import retry_delay
 from horde_worker_regen.scheduling.residency import SlotView
 
@@ -81,7 +82,7 @@ class Slot:
 class SlotPool:
     """Every inference slot, started and replaced through the supervisor."""
 
-    def __init__(self, supervisor: Supervisor, specs: list[ChildSpec]) -> None:
+    def __init__(self, supervisor: ChildClient, specs: list[ChildSpec]) -> None:
         self._supervisor = supervisor
         self.slots = [Slot(index, spec) for index, spec in enumerate(specs)]
         self._replacing: set[asyncio.Task[None]] = set()

@@ -21,6 +21,7 @@ from typing import Any
 
 from loguru import logger
 
+from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.processes.channel import Channel
 from horde_worker_regen.processes.messages import (
     ChildFailed,
@@ -76,8 +77,14 @@ class Supervisor:
     """Owns the child processes of the worker."""
 
     def __init__(
-        self, *, liveness_timeout: float, ping_interval: float = 5.0, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        liveness_timeout: float,
+        ping_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        events: EventLog | None = None,
     ) -> None:
+        self.events = events if events is not None else EventLog(clock)
         self._on_message: Callable[[ChildHandle, ChildMessage], None] = lambda handle, message: None
         self._on_lost: Callable[[ChildHandle, str], None] = lambda handle, reason: None
         self._liveness_timeout = liveness_timeout
@@ -131,6 +138,7 @@ class Supervisor:
             raise ChildStartError(f"{handle.name}: {reason}") from None
         where = f", on {ready.device.describe()}" if ready.device is not None else ""
         logger.info(f"{handle.name} ready (pid {ready.pid}, backend {ready.backend}{where})")
+        self.events.emit("child_started", child=handle.name, pid=ready.pid, backend=ready.backend)
         return handle
 
     def send(self, handle: ChildHandle, message: ParentMessage) -> bool:
@@ -193,6 +201,7 @@ class Supervisor:
             return
         self.kill(handle)
         logger.warning(f"{handle.name} lost: {reason}")
+        self.events.emit("child_lost", child=handle.name, reason=reason)
         self._on_lost(handle, reason)
 
     def kill(self, handle: ChildHandle) -> None:

@@ -1,17 +1,13 @@
-"""The metrics file `run --metrics-file` writes at exit: every job's timings and the main process's cost.
+"""The figures the first and last records of the event log carry: the main process's cost, the kudos.
 
-Used by the pipeline benchmark (`bench/pipeline_bench.py`). Job times are on the monotonic clock;
-`started_at`/`finished_at` are stamped by the inference child, the others by the main process.
-CPU and RSS are the main process's own (children excluded).
+CPU and RSS are the main process's own (children excluded); `worker_started` carries them as serving
+begins, `worker_stopped` at exit, so the difference is what serving cost.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import resource
-import time
-from pathlib import Path
 from typing import Any
 
 from horde_worker_regen.pipeline.stats import WorkerStats
@@ -35,7 +31,7 @@ def process_figures() -> dict[str, Any]:
     }
 
 
-def _kudos(stats: WorkerStats) -> dict[str, Any]:
+def kudos_figures(stats: WorkerStats) -> dict[str, Any]:
     """The worker's estimate, the bridge factor in it, and what the horde credited (None if never read)."""
     snapshot = stats.snapshot()
     credited = snapshot.kudos_credited
@@ -47,18 +43,3 @@ def _kudos(stats: WorkerStats) -> dict[str, Any]:
         if credited is None
         else {"total": credited.total, "jobs": credited.jobs, "uptime": credited.uptime},
     }
-
-
-def write_metrics(path: Path, stats: WorkerStats, slots: int, at_start: dict[str, Any]) -> None:
-    """Write the metrics JSON file (`at_start`: `process_figures()` when the worker began serving)."""
-    payload = {
-        "slots": slots,
-        "started_at": stats.started,
-        "ended_at": time.monotonic(),
-        "process_at_start": at_start,
-        "process": process_figures(),
-        "jobs": stats.timings_as_dicts(),
-        "kudos": _kudos(stats),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload), encoding="utf-8")

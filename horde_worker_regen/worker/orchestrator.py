@@ -52,6 +52,7 @@ from horde_worker_regen.horde.maintenance import remove_maintenance
 from horde_worker_regen.horde.pop import REGEN_BRIDGE_NAME, bridge_agent, build_pop_request
 from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
+from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.models.background import ModelDownloads, backend_needs_model_files, downloader_for
 from horde_worker_regen.models.custom import write_custom_models
@@ -70,7 +71,8 @@ from horde_worker_regen.processes.supervisor import ChildStartError, Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
 from horde_worker_regen.worker.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
 from horde_worker_regen.worker.children import WorkerChildren, plan_devices
-from horde_worker_regen.worker.metrics import process_figures, write_metrics
+from horde_worker_regen.worker.event_file import EventFile
+from horde_worker_regen.worker.metrics import kudos_figures, process_figures
 from horde_worker_regen.worker.stop_signals import STOP_SIGNALS, stop_signals
 
 EXIT_OK = 0
@@ -116,6 +118,7 @@ class Worker:
         self._plans: list[SlotPlan] = []
         self._stats: WorkerStats | None = None
         self._spool_lock: SpoolLock | None = None  # held from before the spool is read until the worker exits
+        self.events = EventLog()  # every job and child event of this run (`--metrics-file` writes them)
 
     def request_stop(self, reason: str, exit_code: int) -> None:
         """Stop popping and shut down gracefully (called by signals, burst mode and fatal errors)."""
@@ -253,6 +256,17 @@ class Worker:
         )
 
     async def _run_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
+        """Serve, with the event log written to the metrics file (if asked) from the first child's start on."""
+        event_file = EventFile(self._options.metrics_file) if self._options.metrics_file is not None else None
+        if event_file is not None:
+            self.events.add_sink(event_file)
+        try:
+            await self._serve_with(client, downloads, loras)
+        finally:
+            if event_file is not None:
+                event_file.close()
+
+    async def _serve_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
         write_custom_models(self._data)  # read by the inference children when they start
         factor = bridge_kudos_factor(REGEN_BRIDGE_NAME, capabilities_of(self._data.inference_backend).version)
         self._stats = stats = WorkerStats(keep_timings=self._options.metrics_file is not None, kudos_factor=factor)
@@ -262,7 +276,7 @@ class Worker:
             logger.error(f"Cannot start: {error}")
             self._exit_code = EXIT_FAILED
             return
-        supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout))
+        supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout), events=self.events)
         spool = ResultSpool(self._data.spool_folder)
         children = ChildSpecs(self._children.safety_spec(), [])  # the inference slots once the GPUs are known
         pipeline = Pipeline(
@@ -276,20 +290,20 @@ class Worker:
             on_fatal=lambda why: self.request_stop(why, EXIT_FAILED),
             loras=loras,
             spool=spool,
+            events=self.events,
         )
         pipeline.on_unhandled_fault = self._unhandled_fault
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start
         if not await self._start_children(pipeline):
             return
         supervisor.start_heartbeat()
-        at_start = process_figures()
+        self.events.emit("worker_started", slots=len(self._plans), process=process_figures())
         try:
             if not self._stop.is_set():  # a signal while the last child came up: nothing to serve
                 await self._serve(client, pipeline, stats, downloads)
         finally:
             await self._stop_children(supervisor, pipeline)
-        if self._options.metrics_file is not None:
-            write_metrics(self._options.metrics_file, stats, len(self._plans), at_start)
+        self.events.emit("worker_stopped", process=process_figures(), kudos=kudos_figures(stats))
 
     async def _start_children(self, pipeline: Pipeline) -> bool:
         """Start the children unless a stop comes first; False (with every child stopped) if they did not all
