@@ -36,6 +36,7 @@ from horde_worker_regen.horde.payload_checks import (
     job_problem,
     known_payload,
 )
+from horde_worker_regen.jobs.pop_flags import POP_FLAG_NAMES
 from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
 from horde_worker_regen.models.optional_models import optional_kinds
 
@@ -49,12 +50,30 @@ def bridge_agent(capability_version: int) -> str:
     return f"{REGEN_BRIDGE_NAME}:{capability_version}:{PROJECT_URL}"
 
 
+def pop_flag_values(data: BridgeData) -> dict[str, bool]:
+    """Every `allow_*` flag of `jobs.pop_flags.POP_FLAGS` as the configuration sets it.
+
+    A flag is true only when the worker can honour it: painting needs img2img, SDXL ControlNet needs
+    ControlNet, and post-processing and ControlNet need their model references (`optional_kinds`).
+    """
+    kinds = optional_kinds(data)
+    values = {
+        "allow_img2img": data.allow_img2img,
+        "allow_painting": effective_allow_painting(data),
+        "allow_post_processing": kinds.post_processing,
+        "allow_controlnet": kinds.controlnet,
+        "allow_sdxl_controlnet": effective_allow_sdxl_controlnet(data) and kinds.controlnet,
+        "allow_lora": data.allow_lora,
+        "allow_unsafe_ipaddr": data.allow_unsafe_ip,
+    }
+    return {name: values[name] for name in POP_FLAG_NAMES}  # a flag added to the list must be set here
+
+
 def build_pop_request(data: BridgeData, models: list[str], agent: str) -> ImageGenerateJobPopRequest:
     """The pop request with every field the server reads set from the configuration.
 
     The API key travels as a header (set by `HordeClient`), not in the model.
     """
-    kinds = optional_kinds(data)
     return ImageGenerateJobPopRequest(
         name=data.dreamer_name,
         models=models,
@@ -66,15 +85,9 @@ def build_pop_request(data: BridgeData, models: list[str], agent: str) -> ImageG
         threads=data.max_threads,
         require_upfront_kudos=data.require_upfront_kudos,
         priority_usernames=list(data.priority_usernames),
-        allow_img2img=data.allow_img2img,
-        allow_painting=effective_allow_painting(data),
-        allow_unsafe_ipaddr=data.allow_unsafe_ip,
-        allow_post_processing=kinds.post_processing,
-        allow_controlnet=kinds.controlnet,
-        allow_sdxl_controlnet=effective_allow_sdxl_controlnet(data) and kinds.controlnet,
-        allow_lora=data.allow_lora,
         limit_max_steps=data.limit_max_steps,
         extra_slow_worker=data.extra_slow_worker,
+        **pop_flag_values(data),
     )
 
 

@@ -13,17 +13,18 @@ from typing import Any
 
 from loguru import logger
 
+from horde_worker_regen.jobs.pop_flags import FEATURE_FLAGS
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.jobs.spec import GenerationSpec
 from horde_worker_regen.scheduling.breaker import (
-    FEATURE_FLAGS,
     Cause,
     FaultBreaker,
     PopGate,
     Subject,
     Withdrawal,
     all_withdrawn,
+    blocking,
     pop_gate,
     subjects_of,
 )
@@ -92,12 +93,9 @@ class FaultGuard:
         if withdrawal is not None:
             logger.error(withdrawal_line(withdrawal))
         elif cause.deterministic and cause.subject not in self.breaker.withdrawn:
-            limit = (
-                self.breaker.settings.crash_strikes if cause.kind == "crashing_model" else self.breaker.settings.strikes
-            )
             logger.warning(
                 f"{cause.subject.describe(capital=True)}: strike {self.breaker.strikes_of(cause)} "
-                f"of {limit} toward withdrawal ({cause.kind})"
+                f"of {self.breaker.limit_of(cause)} toward withdrawal ({cause.kind})"
             )
         return withdrawal
 
@@ -107,11 +105,7 @@ class FaultGuard:
 
     def blocking(self, spec: GenerationSpec) -> Withdrawal | None:
         """A deterministic withdrawal the job needs a subject of: it would fail the same way, so it is not run."""
-        for subject in subjects_of(spec):
-            withdrawal = self.breaker.withdrawn.get(subject)
-            if withdrawal is not None and withdrawal.cause.deterministic and not withdrawal.by_cap:
-                return withdrawal
-        return None
+        return blocking(self.breaker, spec)
 
     def gate(self, models: list[str]) -> PopGate:
         """What the next pop may ask for (notes when every served model is withdrawn, and when no longer)."""

@@ -8,19 +8,18 @@ faulted by the caller) so that one poisonous image cannot crash the child foreve
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
 from loguru import logger
 
+from horde_worker_regen.pipeline.child_seat import ChildSeat
 from horde_worker_regen.processes.client import ChildClient
 from horde_worker_regen.processes.messages import CheckImages
+from horde_worker_regen.processes.restarts import GaveUp
 from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError
-from horde_worker_regen.scheduling.policy import retry_delay
 
 MAX_SAFETY_ATTEMPTS = 3
-RESTART_ATTEMPTS = 3
 
 
 class SafetyLink:
@@ -34,17 +33,27 @@ class SafetyLink:
         on_give_up: Callable[[str], None],
     ) -> None:
         self._supervisor = supervisor
-        self._spec = spec
+        self.seat = ChildSeat(supervisor, spec)
         self._on_check_abandoned = on_check_abandoned
         self._on_give_up = on_give_up
-        self.handle: ChildHandle | None = None
         self._pending: dict[str, CheckImages] = {}
         self._attempts: dict[str, int] = {}
-        self._restart: asyncio.Task[None] | None = None
+        self.restarting = True  # off once shutdown begins: a lost child is not replaced
+
+    @property
+    def handle(self) -> ChildHandle | None:
+        """The safety child, while one is up."""
+        return self.seat.handle
 
     async def start(self) -> None:
         """Start the safety child; ChildStartError if it does not come up."""
-        self.handle = await self._supervisor.start(self._spec)
+        self.seat.starting()
+        try:
+            handle = await self._supervisor.start(self.seat.spec)
+        except ChildStartError:
+            self.seat.failed()
+            raise
+        self.seat.up(handle)
 
     def check(self, request: CheckImages) -> None:
         """Send a check now, or as soon as a replacement child is ready."""
@@ -70,34 +79,37 @@ class SafetyLink:
         """True if `handle` is the current safety child."""
         return handle is self.handle
 
-    def lost(self, reason: str, restart: bool) -> None:
+    def lost(self, reason: str) -> None:
         """The safety child was lost: abandon checks that failed too often, restart and resend the rest."""
-        self.handle = None
+        self.seat.lost()
         for job_key in list(self._pending):
             self._attempts[job_key] += 1
             if self._attempts[job_key] > MAX_SAFETY_ATTEMPTS:
                 self.forget(job_key)
                 self._on_check_abandoned(job_key, f"the safety check failed {MAX_SAFETY_ATTEMPTS} times ({reason})")
-        if restart:
-            self._restart = asyncio.get_running_loop().create_task(self._restart_child())
+        if self.restarting:
+            self.seat.restart(_log_failed_attempt, self._restarted, self._gave_up)
+        else:
+            self.seat.stopped()
 
-    async def _restart_child(self) -> None:
-        for attempt in range(RESTART_ATTEMPTS):
-            try:
-                self.handle = await self._supervisor.start(self._spec)
-            except ChildStartError as error:
-                logger.warning(f"Safety process restart attempt {attempt + 1} failed: {error}")
-                await asyncio.sleep(retry_delay(attempt, base=1.0))
-                continue
-            for request in list(self._pending.values()):
-                self._send(request)
-            return
+    def _restarted(self, handle: ChildHandle) -> None:
+        self.seat.up(handle)
+        for request in list(self._pending.values()):
+            self._send(request)
+
+    def _gave_up(self, gave_up: GaveUp) -> None:
+        self.seat.failed()
         for job_key in list(self._pending):
             self.forget(job_key)
             self._on_check_abandoned(job_key, "the safety process could not be restarted")
-        self._on_give_up(f"the safety process could not be restarted after {RESTART_ATTEMPTS} attempts")
+        self._on_give_up(f"the safety process could not be restarted after {gave_up.attempts} attempts")
 
-    def cancel_restart(self) -> None:
-        """Stop restarting the child (shutdown)."""
-        if self._restart is not None:
-            self._restart.cancel()
+    def stop_restarting(self) -> None:
+        """Stop restarting the child (shutdown); a restart under way is cancelled."""
+        self.restarting = False
+        if self.seat.restarting:
+            self.seat.stopped()
+
+
+def _log_failed_attempt(attempt: int, error: ChildStartError) -> None:
+    logger.warning(f"Safety process restart attempt {attempt} failed: {error}")

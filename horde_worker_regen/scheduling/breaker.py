@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from horde_worker_regen.jobs.pop_flags import FEATURE_FLAGS
 from horde_worker_regen.jobs.spec import FailureKind, Feature, GenerationSpec
 
 CauseKind = FailureKind | Literal["crashing_model"]
@@ -32,14 +33,6 @@ DETERMINISTIC_KINDS: frozenset[str] = frozenset(
     {"missing_model", "unloadable_model", "crashing_model", "unsupported_feature", "failing_feature"}
 )
 FEATURE_KINDS: frozenset[str] = frozenset({"unsupported_feature", "failing_feature"})
-# The pop flags that refuse the jobs needing each feature.
-FEATURE_FLAGS: dict[str, tuple[str, ...]] = {
-    "post_processing": ("allow_post_processing",),
-    "lora": ("allow_lora",),
-    "controlnet": ("allow_controlnet", "allow_sdxl_controlnet"),
-    "img2img": ("allow_img2img",),
-    "inpainting": ("allow_painting",),
-}
 PAINTING = frozenset({"inpainting", "outpainting"})
 HOUR_S = 3600.0
 
@@ -123,14 +116,15 @@ class FaultBreaker:
             return None  # already withdrawn: its held jobs ending, counted but starting nothing new
         if cause.deterministic:
             self._strikes[cause] += 1
-            if self._strikes[cause] >= self._limit(cause):
+            if self._strikes[cause] >= self.limit_of(cause):
                 return self._withdraw(cause, self._strikes[cause], False, reason, now)
         faulted = self._faulted(cause)
         if faulted >= self.settings.cap:
             return self._withdraw(cause, faulted, True, reason, now)
         return None
 
-    def _limit(self, cause: Cause) -> int:
+    def limit_of(self, cause: Cause) -> int:
+        """The strikes that withdraw a subject through a deterministic `cause`."""
         return self.settings.crash_strikes if cause.kind == "crashing_model" else self.settings.strikes
 
     def _withdraw(self, cause: Cause, faults: int, by_cap: bool, reason: str, now: float) -> Withdrawal:
@@ -231,6 +225,18 @@ def pop_gate(breaker: FaultBreaker, models: list[str], held_ids: Mapping[Subject
         if not breaker.offerable(Subject(name, feature=True), held_ids.get(Subject(name, feature=True), 0), now)
     ]  # fmt: skip
     return PopGate(offered, frozenset(flag for name in refused for flag in FEATURE_FLAGS[name]))
+
+
+def blocking(breaker: FaultBreaker, spec: GenerationSpec) -> Withdrawal | None:
+    """A deterministic withdrawal of a subject the job needs: it would fail the same way, so it is not run.
+
+    A rolling-cap withdrawal is no verdict on the job (it may well succeed), so it blocks nothing.
+    """
+    for subject in subjects_of(spec):
+        withdrawal = breaker.withdrawn.get(subject)
+        if withdrawal is not None and withdrawal.cause.deterministic and not withdrawal.by_cap:
+            return withdrawal
+    return None
 
 
 def all_withdrawn(breaker: FaultBreaker, models: list[str]) -> bool:

@@ -63,6 +63,7 @@ from horde_worker_regen.pipeline.idle_watch import IdleWatch
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.pipeline.popper import Popper, PopperSettings, backoff_delay
+from horde_worker_regen.pipeline.settings import PipelineServices, PipelineSettings
 from horde_worker_regen.pipeline.spool import ResultSpool, resume_spooled
 from horde_worker_regen.pipeline.spool_lock import SpoolInUse, SpoolLock
 from horde_worker_regen.pipeline.stats import WorkerStats
@@ -279,18 +280,21 @@ class Worker:
         supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout), events=self.events)
         spool = ResultSpool(self._data.spool_folder)
         children = ChildSpecs(self._children.safety_spec(), [])  # the inference slots once the GPUs are known
-        pipeline = Pipeline(
-            data=self._data,
+        services = PipelineServices(
             supervisor=supervisor,
-            children=children,
             registry=JobRegistry(),
             stats=stats,
             submitter=Submitter(client),
             fetcher=InputFetcher(client, guard=self._url_guard()),
-            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED),
             loras=loras,
             spool=spool,
             events=self.events,
+        )
+        pipeline = Pipeline(
+            PipelineSettings.from_bridge_data(self._data),
+            services,
+            children,
+            on_fatal=lambda why: self.request_stop(why, EXIT_FAILED),
         )
         pipeline.on_unhandled_fault = self._unhandled_fault
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start

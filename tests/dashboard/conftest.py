@@ -21,9 +21,10 @@ from horde_worker_regen.models.background import ModelDownloads
 from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.pipeline.popper import Popper, PopperSettings
+from horde_worker_regen.pipeline.settings import PipelineServices, PipelineSettings
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.processes.supervisor import ChildSpec
-from tests.jobs.test_pipeline_intake import StubHandle, StubSupervisor
+from tests.jobs.test_pipeline_intake import StubHandle, StubSupervisor, slot_up
 
 MODEL = "Deliberate"
 
@@ -56,19 +57,19 @@ def build_parts(
     clock = Clock()
     stats = WorkerStats(clock=clock)
     spec = ChildSpec("stub", print, None)
-    pipeline = Pipeline(
-        data=data,
+    services = PipelineServices(
         supervisor=StubSupervisor(),  # type: ignore[arg-type]
-        children=ChildSpecs(spec, [spec] * slots),
         registry=JobRegistry(clock),
         stats=stats,
         submitter=None,  # type: ignore[arg-type]
         fetcher=None,  # type: ignore[arg-type]
-        on_fatal=print,
         clock=clock,
     )
+    pipeline = Pipeline(
+        PipelineSettings.from_bridge_data(data), services, ChildSpecs(spec, [spec] * slots), on_fatal=print
+    )
     for slot in pipeline.slots.slots:
-        slot.handle = StubHandle(f"inference-{slot.index}")  # type: ignore[assignment]
+        slot_up(slot, StubHandle(f"inference-{slot.index}"))
     client = HordeClient(session, horde_url, data.api_key.get_secret_value())
     popper = Popper(
         client,

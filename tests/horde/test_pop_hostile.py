@@ -95,8 +95,7 @@ async def test_a_rejected_job_is_faulted_on_the_horde_and_the_next_job_runs(hord
     request = build_pop_request(data, [MODEL], bridge_agent(1))
     answer = await horde_session.client.pop(request)
     answer["payload"]["sampler_name"] = "k_evil"  # what a broken or hostile horde might send
-    pipeline, supervisor = _pipeline(1)
-    pipeline._submitter = Submitter(horde_session.client)
+    pipeline, supervisor = _pipeline(1, submitter=Submitter(horde_session.client))
     record = pipeline.job_popped(parse_pop_answer(answer), time.monotonic())  # type: ignore[arg-type]
     while not record.state.is_terminal:
         await asyncio.wait_for(pipeline.registry.wait_empty(), 10)

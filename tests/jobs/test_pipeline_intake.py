@@ -19,6 +19,8 @@ from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
+from horde_worker_regen.pipeline.settings import PipelineServices, PipelineSettings
+from horde_worker_regen.pipeline.slots import Slot
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.processes.messages import JobFailed, RunJob
 from horde_worker_regen.processes.supervisor import ChildSpec
@@ -53,24 +55,33 @@ class StubSupervisor:
 
 
 def _pipeline(
-    slots: int, fetcher: Any = None, loras: LoraFetcher | None = None, data: BridgeData | None = None
+    slots: int,
+    fetcher: Any = None,
+    loras: LoraFetcher | None = None,
+    data: BridgeData | None = None,
+    submitter: Any = None,
 ) -> tuple[Pipeline, StubSupervisor]:
     supervisor = StubSupervisor()
     spec = ChildSpec("stub", print, None)
-    pipeline = Pipeline(
-        data=data or BridgeData(api_key="k" * 22),
+    services = PipelineServices(
         supervisor=supervisor,  # type: ignore[arg-type]
-        children=ChildSpecs(spec, [spec] * slots),
         registry=JobRegistry(),
         stats=WorkerStats(),
-        submitter=None,  # type: ignore[arg-type]
+        submitter=submitter,
         fetcher=fetcher,
-        on_fatal=print,
         loras=loras,
     )
+    settings = PipelineSettings.from_bridge_data(data or BridgeData(api_key="k" * 22))
+    pipeline = Pipeline(settings, services, ChildSpecs(spec, [spec] * slots), on_fatal=print)
     for slot in pipeline.slots.slots:
-        slot.handle = StubHandle(f"inference-{slot.index}")  # type: ignore[assignment]
+        slot_up(slot, StubHandle(f"inference-{slot.index}"))
     return pipeline, supervisor
+
+
+def slot_up(slot: Slot, handle: StubHandle) -> None:
+    """The slot's child is up (a stub: no process is started)."""
+    slot.starting()
+    slot.came_up(handle)  # type: ignore[arg-type]
 
 
 def _job(key: str, model: str, payload: dict[str, Any] | None = None) -> PoppedJob:
@@ -111,7 +122,7 @@ async def test_with_no_retries_a_job_lost_with_its_process_still_strikes_its_mod
         assert handle is not None and pipeline.slots.slots[0].job_key == key
         pipeline.on_child_lost(handle, "killed by signal 9")
         assert pipeline.registry.get(key).fault_reason  # type: ignore[union-attr]
-        pipeline.slots.slots[0].handle = StubHandle("inference-0", incarnation=2)  # type: ignore[assignment]
+        slot_up(pipeline.slots.slots[0], StubHandle("inference-0", incarnation=2))
     assert pipeline.guard.breaker.withdrawn[Subject("A")].cause.kind == "crashing_model"
     assert pipeline.offer(["A", "B"]) == ["B"]
 
