@@ -105,4 +105,5 @@ class ChildSeat:
             return False
         assert self._restart is not None
         self._restart.cancel()
+        self._restart = None
         return True
