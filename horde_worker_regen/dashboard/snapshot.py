@@ -19,7 +19,7 @@ from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.models.background import ModelDownloads
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.popper import Popper
-from horde_worker_regen.pipeline.slots import Slot
+from horde_worker_regen.pipeline.slot import Slot
 from horde_worker_regen.pipeline.stats import WorkerStats
 
 Snapshot = dict[str, Any]

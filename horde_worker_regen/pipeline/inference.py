@@ -22,7 +22,8 @@ from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.pipeline.reporter import Reporter
 from horde_worker_regen.pipeline.safety_stage import SafetyStage
 from horde_worker_regen.pipeline.settings import InferenceSettings, PipelineContext
-from horde_worker_regen.pipeline.slots import Slot, SlotPool
+from horde_worker_regen.pipeline.slot import Slot
+from horde_worker_regen.pipeline.slots import SlotPool
 from horde_worker_regen.pipeline.stage_watch import StageLimits
 from horde_worker_regen.pipeline.watchdogs import WatchdogHooks, Watchdogs
 from horde_worker_regen.processes.client import ChildClient

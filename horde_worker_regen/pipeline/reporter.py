@@ -19,10 +19,10 @@ from loguru import logger
 
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord, JobState
 from horde_worker_regen.jobs.spec import JobInputs
-from horde_worker_regen.pipeline.reporting import image_reports, report_job
+from horde_worker_regen.pipeline.reporting import IdReporter, image_reports, report_job
 from horde_worker_regen.pipeline.settings import PipelineContext
 from horde_worker_regen.pipeline.spool import ResultSpool, entries_for
-from horde_worker_regen.pipeline.submitter import ImageReport, Submitter
+from horde_worker_regen.pipeline.submitter import ImageReport
 from horde_worker_regen.scheduling.breaker import Cause, Withdrawal
 from horde_worker_regen.scheduling.retries import described, transient_cause
 
@@ -53,7 +53,7 @@ class Reporter:
     """Reports every job once: its images, or its fault; drops what cannot be reported."""
 
     def __init__(
-        self, context: PipelineContext, submitter: Submitter, spool: ResultSpool | None, hooks: ReporterHooks
+        self, context: PipelineContext, submitter: IdReporter, spool: ResultSpool | None, hooks: ReporterHooks
     ) -> None:
         self._context = context
         self._submitter = submitter

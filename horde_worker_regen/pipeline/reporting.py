@@ -7,13 +7,25 @@ entry, or a `faulted` submit when the job failed. A faulted batch reports every 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobRecord
 from horde_worker_regen.jobs.spec import ImageVerdict
-from horde_worker_regen.pipeline.submitter import ImageReport, Submitter
+from horde_worker_regen.pipeline.submitter import ImageReport
 
 _STATE_FOR_CENSORSHIP = {"nsfw": "censored", "csam": "csam"}
+
+
+class IdReporter(Protocol):
+    """What reports each id of a job to the horde: the `Submitter` (or a fake of it in tests)."""
+
+    async def report_image(self, record: JobRecord, report: ImageReport) -> IdResult:
+        """Upload and submit the image of one id."""
+        ...
+
+    async def report_fault(self, record: JobRecord, index: int) -> IdResult:
+        """Submit one id as faulted."""
+        ...
 
 
 def image_reports(record: JobRecord) -> list[ImageReport]:
@@ -33,7 +45,7 @@ def image_reports(record: JobRecord) -> list[ImageReport]:
 
 
 async def report_job(
-    submitter: Submitter, record: JobRecord, reports: list[ImageReport] | None = None
+    submitter: IdReporter, record: JobRecord, reports: list[ImageReport] | None = None
 ) -> dict[int, IdResult]:
     """Submit every id of the job (`reports`, its images, or faults if it failed); one result per id."""
     if reports is None and (record.fault_reason is not None or not record.images):

@@ -18,10 +18,10 @@ from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.pipeline.fault_guard import FaultGuard
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.recycling import RecyclePolicy
+from horde_worker_regen.pipeline.reporting import IdReporter
 from horde_worker_regen.pipeline.spool import ResultSpool
 from horde_worker_regen.pipeline.stage_watch import StageLimits
 from horde_worker_regen.pipeline.stats import WorkerStats
-from horde_worker_regen.pipeline.submitter import Submitter
 from horde_worker_regen.processes.client import ChildClient
 from horde_worker_regen.scheduling.breaker import BreakerSettings
 
@@ -74,7 +74,7 @@ class PipelineServices:
     supervisor: ChildClient
     registry: JobRegistry
     stats: WorkerStats
-    submitter: Submitter
+    submitter: IdReporter  # the `Submitter`
     fetcher: InputFetcher
     loras: LoraFetcher | None = None  # LoRAs and TIs fetched before a job is queued
     spool: ResultSpool | None = None  # results kept on disk until submitted

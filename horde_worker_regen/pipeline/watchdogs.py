@@ -18,7 +18,7 @@ from loguru import logger
 from horde_worker_regen.jobs.record import JobRecord
 from horde_worker_regen.jobs.spec import Stage
 from horde_worker_regen.pipeline.settings import PipelineContext
-from horde_worker_regen.pipeline.slots import Slot
+from horde_worker_regen.pipeline.slot import Slot
 from horde_worker_regen.pipeline.stage_watch import StageLimits
 from horde_worker_regen.processes.supervisor import ChildHandle
 

@@ -20,7 +20,7 @@ from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.pipeline.settings import PipelineServices, PipelineSettings
-from horde_worker_regen.pipeline.slots import Slot
+from horde_worker_regen.pipeline.slot import Slot
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.processes.messages import JobFailed, RunJob
 from horde_worker_regen.processes.supervisor import ChildSpec

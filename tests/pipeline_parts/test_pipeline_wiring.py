@@ -78,18 +78,12 @@ def _key_of(message: Any) -> str:
 
 
 async def start_rig(slots: int = 1, data: BridgeData = DATA, limits: StageLimits | None = None) -> Rig:
-    children, submitter, fatal = FakeChildren(), FakeSubmitter(), []
+    children, submitter, fatal = FakeChildren(), FakeSubmitter(), list[str]()
     settings = PipelineSettings.from_bridge_data(data)
     if limits is not None:
         settings = replace(settings, inference=replace(settings.inference, gpu_limits=limits, cpu_limits=limits))
-    services = PipelineServices(
-        children,
-        JobRegistry(),
-        WorkerStats(),
-        submitter,
-        fetcher=None,
-        events=children.events,  # type: ignore[arg-type]
-    )
+    fetcher: Any = None  # no job here has inputs to fetch
+    services = PipelineServices(children, JobRegistry(), WorkerStats(), submitter, fetcher, events=children.events)
     inference = [ChildSpec(f"inference-{index + 1}", print, None) for index in range(slots)]
     pipeline = Pipeline(settings, services, ChildSpecs(SAFETY, inference), on_fatal=fatal.append)
     await pipeline.start_children()

@@ -39,7 +39,7 @@ def test_the_pop_request_sets_every_flag_of_the_list_from_the_configuration() ->
     ],
 )
 def test_each_flag_as_the_configuration_allows_it(settings: dict[str, bool], flag: str, value: bool) -> None:
-    data = BridgeData(api_key="k" * 22, inference_backend="fake", **settings)  # type: ignore[arg-type]
+    data = BridgeData(api_key="k" * 22, inference_backend="fake", **settings)
     assert pop_flag_values(data)[flag] is value
 
 

@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
+from horde_worker_regen.jobs.spec import CensorPolicy
 from horde_worker_regen.pipeline.lifecycle import ChildState
 from horde_worker_regen.pipeline.safety_link import MAX_SAFETY_ATTEMPTS, SafetyLink
 from horde_worker_regen.processes import restarts
 from horde_worker_regen.processes.messages import CheckImages
 from horde_worker_regen.processes.supervisor import ChildSpec
-from horde_worker_regen.safety.policy import CensorPolicy
 from tests.pipeline_parts.fakes import FakeChildren
 
 SPEC = ChildSpec("safety", print, None)
@@ -50,9 +50,9 @@ async def _replaced(children: FakeChildren, link: SafetyLink) -> None:
     """Lose the current child and wait until its replacement is up and has been sent what was pending."""
     replacement = children.next_start()
     link.lost("it exited with code -9")
-    assert link.seat.state is ChildState.LOST and link.handle is None
-    assert await asyncio.wait_for(replacement, 5) is link.handle
-    assert link.seat.state is ChildState.READY
+    assert (link.seat.state, link.handle) == (ChildState.LOST, None)
+    fresh = await asyncio.wait_for(replacement, 5)
+    assert (link.seat.state, link.handle) == (ChildState.READY, fresh)
 
 
 async def test_checks_pending_when_the_child_is_lost_go_to_its_replacement() -> None:
@@ -62,7 +62,7 @@ async def test_checks_pending_when_the_child_is_lost_go_to_its_replacement() -> 
     link.check(_check("b"))
     assert link.answered("a") and not link.answered("a")  # a duplicate answer is ignored
     await _replaced(children, link)
-    sent = [(handle.incarnation, message.job_key, message.incarnation) for handle, message in children.sent]
+    sent = [(handle.incarnation, check.job_key, check.incarnation) for handle, check in children.of_type(CheckImages)]
     assert sent == [(1, "a", 1), (1, "b", 1), (2, "b", 2)]  # only the unanswered one, tagged anew
     assert recorder.abandoned == []
 

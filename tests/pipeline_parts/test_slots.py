@@ -108,14 +108,14 @@ async def test_a_recycled_slot_stops_its_child_and_preloads_the_model_it_held(mo
     old, slot.model, slot.jobs_run = slot.handle, model, 5
     outcome = Outcome()
     pool.recycle(slot, "it has run 5 jobs", outcome.on_ready, outcome.on_give_up)
-    assert slot.state is SlotState.REPLACING and slot.seat.state is ChildState.STOPPING
+    assert (slot.state, slot.seat.state) == (SlotState.REPLACING, ChildState.STOPPING)
     await asyncio.wait_for(outcome.ready, 5)
     assert children.stopped == [old] and slot.handle is not old and slot.jobs_run == 0
     preloads = [(handle, message.model) for handle, message in children.of_type(Preload)]
     if model is None:
-        assert slot.state is SlotState.IDLE and preloads == []
+        assert (slot.state, preloads) == (SlotState.IDLE, [])
         return
-    assert slot.state is SlotState.PRELOADING and slot.model == model and not slot.idle
+    assert (slot.state, slot.model, slot.idle) == (SlotState.PRELOADING, model, False)
     assert preloads == [(slot.handle, model)]
     slot.preloaded(failed=False)
     assert slot.idle and slot.model == model
@@ -140,7 +140,7 @@ async def test_shutdown_cancels_a_replacement_under_way_and_its_slot_is_down() -
     pool.child_gone(pool.slots[0], outcome.on_ready, outcome.on_give_up)
     assert pool.slots[0].seat.restarting
     pool.stop_restarting()
-    assert pool.slots[0].state is SlotState.DOWN and not pool.slots[0].seat.restarting
+    assert (pool.slots[0].state, pool.slots[0].seat.restarting) == (SlotState.DOWN, False)
     assert pool.slots[1].state is SlotState.IDLE  # a child that is up stays up until it is stopped
     children.hold_starts.set()
     assert len(children.started) == 2 and not outcome.ready.done() and not outcome.gave_up.done()
