@@ -1,8 +1,9 @@
 """The event log as a JSON-lines file: what `run --metrics-file PATH` writes, one record per line.
 
 Each line is one `Event.as_json()` object, written and flushed as it happens, so the file can be read
-while the worker runs and holds everything up to a crash. The first record is `worker_started`, the
-last `worker_stopped` (with the main process's CPU and memory and the kudos figures). Text values are
+while the worker runs and holds everything up to a crash. `worker_started` marks when serving begins
+(after the children's `child_started` records) with the main process's CPU and memory so far; the
+last record is `worker_stopped`, with the same figures at exit and the kudos. Text values are
 redacted like log lines (a reason may quote a URL or a library's message that holds a key).
 
 The file never stops the worker: if it cannot be opened, or a write fails (a full disk, a file closed
