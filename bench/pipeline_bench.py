@@ -4,11 +4,12 @@
 
 The local horde runs in this process on loopback with `--jobs` single-image 512x512 requests queued
 (a full queue). The worker runs as a subprocess through the real CLI (`run --burst`) with the fake
-backends and writes its metrics file at exit. Slot timings are the inference child's own
-`time.monotonic()` stamps at the start and end of each job (`started_at`, `finished_at`), so the
-hand-off gap (end of one job to start of the next on the same slot) includes the result message,
-the main loop's reaction and the next `RunJob` message. Main-process CPU and RSS come from
-`getrusage`/psutil inside the worker at exit (children excluded).
+backends and writes its event log (`--metrics-file`, JSON lines). Slot timings come from its
+`inference_finished` records: the inference child's own `time.monotonic()` stamps at the start and
+end of each job (`started_at`, `finished_at`), so the hand-off gap (end of one job to start of the
+next on the same slot) includes the result message, the main loop's reaction and the next `RunJob`
+message. Main-process CPU and RSS come from the `process` figures of the `worker_started` and
+`worker_stopped` records (`getrusage`/psutil inside the worker, children excluded).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import argparse
 import asyncio
 import datetime
 import itertools
-import json
 import os
 import platform
 import shutil
@@ -42,6 +42,9 @@ from bench.fake_worker import (  # noqa: E402
 )
 from horde_worker_regen.localhorde.config import LocalHordeConfig  # noqa: E402
 from horde_worker_regen.localhorde.testing import serve_local_horde  # noqa: E402
+from horde_worker_regen.worker.event_file import read_event_file  # noqa: E402
+
+Records = list[dict[str, Any]]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,8 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def run_worker(folder: Path, args: argparse.Namespace) -> tuple[dict[str, Any], float]:
-    """Queue the work, run the worker until it drains the queue; its metrics and the wall time."""
+async def run_worker(folder: Path, args: argparse.Namespace) -> tuple[Records, float]:
+    """Queue the work, run the worker until it drains the queue; its event records and the wall time."""
     config = LocalHordeConfig(sweep_interval=0, detect_suspicion=False)
     async with serve_local_horde(config) as horde:
         owner = horde.add_user("bench-owner", trusted=True)
@@ -59,7 +62,7 @@ async def run_worker(folder: Path, args: argparse.Namespace) -> tuple[dict[str, 
         queue_requests(horde, requester, args, "benchmark", steps=30)
         prepare_worker_dir(folder, horde, owner, args, {"dreamer_name": "Bench Dreamer", "stats_output_frequency": 10})
         environ = worker_environment()
-        metrics = folder / "metrics.json"
+        metrics = folder / "metrics.jsonl"
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -83,7 +86,7 @@ async def run_worker(folder: Path, args: argparse.Namespace) -> tuple[dict[str, 
         submitted = sum(1 for pg in horde.state.generations.values() if pg.is_completed and not pg.faulted)
         if submitted != args.jobs:
             raise SystemExit(f"only {submitted} of {args.jobs} images were submitted")
-    return json.loads(metrics.read_text()), wall
+    return read_event_file(metrics), wall
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -92,12 +95,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-def slot_figures(jobs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Duty (busy / span per slot, and over the window where every slot had work) and hand-off gaps."""
+def slot_figures(records: Records) -> dict[str, Any]:
+    """Duty (busy / span per slot, and over the window where every slot had work) and hand-off gaps,
+    from the child-stamped times of the `inference_finished` records."""
     by_slot: dict[int, list[tuple[float, float]]] = {}
-    for job in jobs:
-        if job["started_at"] is not None and job["finished_at"] is not None:
-            by_slot.setdefault(job["slot"], []).append((job["started_at"], job["finished_at"]))
+    for record in records:
+        start, end = record.get("started_at"), record.get("finished_at")
+        if record["kind"] == "inference_finished" and start is not None and end is not None:
+            by_slot.setdefault(record["slot"], []).append((start, end))
+    if not by_slot:
+        raise SystemExit("the event file has no timed inference_finished record")
     busy = span = 0.0
     gaps: list[float] = []
     for intervals in by_slot.values():
@@ -105,6 +112,7 @@ def slot_figures(jobs: list[dict[str, Any]]) -> dict[str, Any]:
         busy += sum(end - start for start, end in intervals)
         span += intervals[-1][1] - intervals[0][0]
         gaps += [nxt[0] - prev[1] for prev, nxt in itertools.pairwise(intervals)]
+    gaps = gaps or [0.0]  # one job per slot: no hand-off to measure
     window_start = max(intervals[0][0] for intervals in by_slot.values())
     window_end = min(intervals[-1][1] for intervals in by_slot.values())
     clipped = sum(
@@ -112,22 +120,54 @@ def slot_figures(jobs: list[dict[str, Any]]) -> dict[str, Any]:
         for intervals in by_slot.values()
         for start, end in intervals
     )
+    window = len(by_slot) * (window_end - window_start)
     return {
-        "duty_span": busy / span,
-        "duty_common_window": clipped / (len(by_slot) * (window_end - window_start)),
+        "duty_span": busy / span if span > 0 else 1.0,
+        "duty_common_window": clipped / window if window > 0 else float("nan"),
         "gap_ms": {name: 1000 * percentile(gaps, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
         "gap_max_ms": 1000 * max(gaps),
         "jobs_timed": sum(len(intervals) for intervals in by_slot.values()),
+        "slots_used": len(by_slot),
     }
 
 
-def report(metrics: dict[str, Any], wall: float, args: argparse.Namespace) -> str:
+def one_record(records: Records, kind: str) -> dict[str, Any]:
+    """The record of `kind` (the last one, if the worker wrote several); SystemExit if it wrote none."""
+    found = [record for record in records if record["kind"] == kind]
+    if not found:
+        raise SystemExit(f"the event file has no {kind} record (did the worker stop cleanly?)")
+    return found[-1]
+
+
+def pops_per_second(records: Records) -> float:
+    """Jobs popped per second from the first pop to the last: what one main process hands the slots at most
+    when pops come back to back (the slots can take `slots / seconds per job`)."""
+    stamps = [float(record["at"]) for record in records if record["kind"] == "job_popped"]
+    if len(stamps) < 2 or stamps[-1] <= stamps[0]:
+        return float("nan")
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def cpu_seconds(process: dict[str, Any]) -> float:
+    """User plus system CPU seconds of a `process` figure."""
+    return float(process["cpu_user_s"]) + float(process["cpu_system_s"])
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (the machine may be shared: they say what else ran)."""
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def report(records: Records, wall: float, args: argparse.Namespace, load: tuple[str, str]) -> str:
     """The figures as Markdown."""
-    jobs = metrics["jobs"]
-    slots = slot_figures(jobs)
-    process, at_start = metrics["process"], metrics["process_at_start"]
-    cpu = process["cpu_user_s"] + process["cpu_system_s"] - at_start["cpu_user_s"] - at_start["cpu_system_s"]
-    startup_cpu = at_start["cpu_user_s"] + at_start["cpu_system_s"]
+    slots = slot_figures(records)
+    jobs = sum(1 for record in records if record["kind"] == "job_ended")
+    at_start, process = (
+        one_record(records, "worker_started")["process"],
+        one_record(records, "worker_stopped")["process"],
+    )
+    cpu = cpu_seconds(process) - cpu_seconds(at_start)
+    startup_cpu = cpu_seconds(at_start)
     command = (
         f".venv/bin/python -m bench.pipeline_bench --jobs {args.jobs} --seconds-per-job {args.seconds_per_job}"
         f" --threads {args.threads} --queue-size {args.queue_size} --size {args.size}"
@@ -138,7 +178,8 @@ def report(metrics: dict[str, Any], wall: float, args: argparse.Namespace) -> st
         "",
         f"Command: `{command}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}, "
-        f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}  ",
+        f"Load average (1 / 5 / 15 min, the worker's own included): {load[0]} before, {load[1]} after  ",
         "",
         "| Figure | Value |",
         "|---|---|",
@@ -148,8 +189,11 @@ def report(metrics: dict[str, Any], wall: float, args: argparse.Namespace) -> st
         f"{slots['gap_ms']['p99']:.2f} ms |",
         f"| Hand-off gap max | {slots['gap_max_ms']:.2f} ms |",
         f"| Jobs timed | {slots['jobs_timed']} |",
+        f"| Slots that ran jobs | {slots['slots_used']} of {args.threads} |",
+        f"| Jobs popped per second (first pop to last) | {pops_per_second(records):.1f} "
+        f"(the slots could take {args.threads / args.seconds_per_job:.1f}) |",
         f"| Wall time (worker start to exit) | {wall:.1f} s |",
-        f"| Main process CPU while serving | {cpu:.2f} s, {1000 * cpu / len(jobs):.2f} ms per job |",
+        f"| Main process CPU while serving | {cpu:.2f} s, {1000 * cpu / max(jobs, 1):.2f} ms per job |",
         f"| Main process CPU for start-up (imports, checks, spawning) | {startup_cpu:.2f} s |",
         f"| Main process RSS when serving began / at exit | {at_start['rss_bytes'] / 2**20:.1f} / "
         f"{process['rss_bytes'] / 2**20:.1f} MiB |",
@@ -164,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     logger.add(sys.stderr, level="WARNING")
     folder = args.keep or Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    metrics, wall = asyncio.run(run_worker(folder, args))
-    text = report(metrics, wall, args)
+    load_before = load_average()
+    records, wall = asyncio.run(run_worker(folder, args))
+    text = report(records, wall, args, (load_before, load_average()))
     print(text)
     if args.write:
         with RESULTS.open("a", encoding="utf-8") as results:

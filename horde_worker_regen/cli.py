@@ -109,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="PATH",
-        help="write every job's timings and the main process's CPU/RSS as JSON here at exit (benchmarks)",
+        help=(
+            "write the event log here as JSON lines, as it happens: every job's pop, stages, faults, retries "
+            "and end, each child's start and loss, and the main process's CPU/RSS and kudos at exit"
+        ),
     )
     run_parser.set_defaults(handler=run.run_command, reads_bridge_data=True)
     check_parser = commands.add_parser("check-config", help="validate bridgeData and print the resolved settings")

@@ -41,6 +41,7 @@ from horde_worker_regen.models.reference_cache import ReferencePaths
 from horde_worker_regen.safety.weights import STAND_IN, WEIGHTS_ENV_VAR, missing_files, safety_folder
 from horde_worker_regen.shared.environment import REFERENCE_URL_ENV
 from horde_worker_regen.status.console import kudos_text
+from horde_worker_regen.worker.event_file import parse_event_lines
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -272,8 +273,8 @@ async def queue_requests(
 
 
 def metrics_path(folder: Path) -> Path:
-    """Where the demo worker writes its figures at exit (`run --metrics-file`)."""
-    return folder / "metrics.json"
+    """Where the demo worker writes its event log, figures at exit last (`run --metrics-file`, JSON lines)."""
+    return folder / "metrics.jsonl"
 
 
 async def run_worker(folder: Path, environ: dict[str, str]) -> int:
@@ -350,15 +351,19 @@ UNKNOWN_KUDOS = "kudos unknown (the worker wrote no figures)"
 def worker_kudos(metrics_file: Path) -> str:
     """The kudos the worker reported at exit (estimate, bridge factor, credited), in its summary's words."""
     try:
-        return kudos_from_metrics(metrics_file.read_text(encoding="utf-8"))
+        return kudos_from_metrics(metrics_file.read_bytes().decode("utf-8", errors="replace"))
     except OSError:
         return UNKNOWN_KUDOS
 
 
 def kudos_from_metrics(text: str) -> str:
-    """`worker_kudos` from the file's text, read as untrusted: anything missing or malformed reads as unknown."""
+    """`worker_kudos` from the event file's text, read as untrusted: the kudos of its `worker_stopped`
+    record; anything missing or malformed reads as unknown."""
+    stopped = [record for record in parse_event_lines(text) if record["kind"] == "worker_stopped"]
+    if not stopped:
+        return UNKNOWN_KUDOS  # the worker did not get to stop cleanly
     try:
-        kudos = json.loads(text)["kudos"]
+        kudos = stopped[-1]["kudos"]
         credited = kudos.get("credited")
         return kudos_text(
             float(kudos["estimated"]),

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from loguru import logger
+
 # What can happen. Job events carry `job`; child events carry `child` (its name with its incarnation).
 EventKind = Literal[
     "worker_started",  # serving begins: slots, process figures at start
@@ -37,6 +39,8 @@ EventKind = Literal[
 ]
 
 DEFAULT_KEPT = 10_000  # records kept in memory; a worker serving for weeks must not grow
+# Every record's own keys: a field of the same name would hide the stamp or the job, so it is left out.
+RESERVED = frozenset({"kind", "at", "job"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +57,7 @@ class Event:
         record: dict[str, Any] = {"kind": self.kind, "at": self.at}
         if self.job is not None:
             record["job"] = self.job
-        record.update(self.fields)
+        record.update((name, value) for name, value in self.fields.items() if name not in RESERVED)
         return record
 
 
@@ -70,16 +74,23 @@ class EventLog:
         self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
 
     def emit(self, kind: EventKind, job: str | None = None, **fields: Any) -> Event:
-        """Record an event now."""
+        """Record an event now. Never raises for a sink's sake: emitters are in the middle of a job's change."""
         event = Event(kind, self._clock(), job, fields)
         self._records.append(event)
-        for sink in self._sinks:
-            sink(event)
+        for sink in list(self._sinks):
+            try:
+                sink(event)
+            except Exception as error:  # a broken sink loses its records, never the worker's state
+                self._sinks.remove(sink)
+                logger.warning(f"The event log stopped feeding {sink!r} after it failed on a {kind} record: {error!r}")
         self._wake(event)
         return event
 
     def add_sink(self, sink: Sink) -> None:
-        """Hand every later record to `sink` too (called on the event loop; it must not block for long)."""
+        """Hand every later record to `sink` too (called on the event loop; it must not block for long).
+
+        A sink that raises is removed (and that is logged once): it should handle its own failures.
+        """
         self._sinks.append(sink)
 
     def __iter__(self) -> Iterator[Event]:

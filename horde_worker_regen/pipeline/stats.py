@@ -1,9 +1,11 @@
-"""Kudos and speed statistics: per-job rewards and timings, kudos/hr, MPS/s, jobs/hr, idle time.
+"""Kudos and speed statistics: totals, kudos/hr, MPS/s, jobs/hr, idle time, busy seconds per slot.
 
-Fed by the pipeline when a job ends; read by the status line and the metrics file. Timings are on
-the monotonic clock; `started_at`/`finished_at` are the inference child's own timestamps. Kudos are
-the worker's estimate (submit rewards times the horde's bridge factor, `kudos_factor`) beside what the
-horde says it credited (`credited`, set by `horde.credit.CreditWatch`).
+Fed by the pipeline when a job ends; read by the status line, the dashboard and the last record of the
+event log. Only running totals are kept, so a worker serving for weeks does not grow; each job's own
+timings are in its `job_ended` event. Timings are on the monotonic clock; `started_at`/`finished_at`
+are the inference child's own timestamps. Kudos are the worker's estimate (submit rewards times the
+horde's bridge factor, `kudos_factor`) beside what the horde says it credited (`credited`, set by
+`horde.credit.CreditWatch`).
 """
 
 from __future__ import annotations
@@ -11,33 +13,15 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from horde_worker_regen.horde.credit import Credited
 from horde_worker_regen.jobs.record import JobRecord, JobState
 
 KUDOS_WINDOW_S = 3600.0
-MAX_TIMINGS_KEPT = 100_000
 # Weight of the newest job in the running average of job duration.
 DURATION_SMOOTHING = 0.2
 INITIAL_JOB_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class JobTiming:
-    """One finished job, as the metrics file records it."""
-
-    key: str
-    state: str
-    images: int
-    slot: int | None
-    popped_at: float
-    started_at: float | None
-    finished_at: float | None
-    ended_at: float
-    reward: float
-    megapixelsteps: float
 
 
 @dataclass(frozen=True)
@@ -61,18 +45,13 @@ class StatsSnapshot:
 class WorkerStats:
     """Accumulates what the worker did since it started."""
 
-    def __init__(
-        self, clock: Callable[[], float] = time.monotonic, *, keep_timings: bool = False, kudos_factor: float = 1.0
-    ) -> None:
-        # Per-job timings are only kept for `run --metrics-file`: a worker serving for weeks must not grow.
-        self._keep_timings = keep_timings
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, kudos_factor: float = 1.0) -> None:
         self._clock = clock
         self.started = clock()
         self.jobs = self.images = self.faulted = self.dropped = 0
         self.kudos = 0.0
         self.megapixelsteps = 0.0
         self.expected_job_seconds = INITIAL_JOB_SECONDS
-        self.timings: list[JobTiming] = []
         self.slot_busy_seconds: dict[int, float] = defaultdict(float)
         self._rewards: deque[tuple[float, float]] = deque()
         self._idle_total = 0.0
@@ -99,16 +78,6 @@ class WorkerStats:
             self.expected_job_seconds += DURATION_SMOOTHING * (duration - self.expected_job_seconds)
             if record.slot is not None:
                 self.slot_busy_seconds[record.slot] += max(0.0, duration)
-        if self._keep_timings and len(self.timings) < MAX_TIMINGS_KEPT:
-            self.timings.append(self._timing(record, now, reward))
-
-    @staticmethod
-    def _timing(record: JobRecord, now: float, reward: float) -> JobTiming:
-        return JobTiming(
-            key=record.key, state=record.state.value, images=len(record.ids), slot=record.slot,
-            popped_at=record.popped_at, started_at=record.started_at, finished_at=record.finished_at,
-            ended_at=now, reward=reward, megapixelsteps=record.megapixelsteps,
-        )  # fmt: skip
 
     def set_in_flight(self, in_flight: bool) -> None:
         """Track time with no job at all in the worker (idle: nothing popped is being worked on)."""
@@ -139,7 +108,3 @@ class WorkerStats:
             megapixelsteps_per_second=self.megapixelsteps / uptime, jobs_per_hour=self.jobs * 3600.0 / uptime,
             idle_seconds=idle, kudos_factor=self.kudos_factor, kudos_credited=self.credited,
         )  # fmt: skip
-
-    def timings_as_dicts(self) -> list[dict[str, Any]]:
-        """Every recorded job timing, for the metrics file."""
-        return [asdict(timing) for timing in self.timings]

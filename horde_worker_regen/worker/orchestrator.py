@@ -270,7 +270,7 @@ class Worker:
     async def _serve_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
         write_custom_models(self._data)  # read by the inference children when they start
         factor = bridge_kudos_factor(REGEN_BRIDGE_NAME, capabilities_of(self._data.inference_backend).version)
-        self._stats = stats = WorkerStats(keep_timings=self._options.metrics_file is not None, kudos_factor=factor)
+        self._stats = stats = WorkerStats(kudos_factor=factor)
         try:
             self._spool_lock = SpoolLock.take(self._data.spool_folder, self._data.dreamer_name)
         except SpoolInUse as error:

@@ -27,6 +27,7 @@ from horde_worker_regen.commands.demo import (
     worker_kudos,
     worker_settings,
 )
+from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from horde_worker_regen.safety.weights import (
     CLIP_WEIGHTS_NAME,
@@ -35,6 +36,7 @@ from horde_worker_regen.safety.weights import (
     required_files,
     safety_folder,
 )
+from horde_worker_regen.worker.event_file import EventFile
 from tests.support import REPO_ROOT
 
 MODEL = DemoModel("Test Model", Path("/models/test.safetensors"), noise=True)
@@ -149,24 +151,44 @@ def test_both_bridge_scripts_map_local_to_the_demo() -> None:
     assert "-m horde_worker_regen demo %2 %3 %4 %5 %6 %7 %8 %9" in windows
 
 
-def test_the_demo_kudos_line_reads_the_worker_figures(tmp_path: Path) -> None:
-    metrics = tmp_path / "metrics.json"
-    metrics.write_text(
-        json.dumps(
-            {
-                "kudos": {
-                    "estimated": 2.232,
-                    "rewards": 2.48,
-                    "bridge_factor": 0.9,
-                    "credited": {"total": 2.5, "jobs": 2.23, "uptime": 0.27},
-                }
-            }
-        )
-    )
-    assert worker_kudos(metrics) == (
-        "2.2 kudos estimated (submit rewards x0.90 bridge factor), 2.5 credited by the horde (jobs 2.2, uptime 0.3)"
-    )
-    assert worker_kudos(tmp_path / "missing.json") == "kudos unknown (the worker wrote no figures)"
+KUDOS_AT_EXIT = {
+    "estimated": 2.232,
+    "rewards": 2.48,
+    "bridge_factor": 0.9,
+    "credited": {"total": 2.5, "jobs": 2.23, "uptime": 0.27},
+}
+KUDOS_LINE = (
+    "2.2 kudos estimated (submit rewards x0.90 bridge factor), 2.5 credited by the horde (jobs 2.2, uptime 0.3)"
+)
+
+
+def write_run(path: Path, *, stopped: bool) -> None:
+    """An event file as a worker run writes it: serving began, a job ended, and (if `stopped`) the exit record."""
+    events, sink = EventLog(), EventFile(path)
+    events.add_sink(sink)
+    events.emit("worker_started", slots=1, process={"cpu_user_s": 1.0})
+    events.emit("job_ended", "job-1", state="submitted", reward=2.48)
+    if stopped:
+        events.emit("worker_stopped", process={"cpu_user_s": 2.0}, kudos=KUDOS_AT_EXIT)
+    sink.close()
+
+
+def test_the_demo_kudos_line_reads_the_worker_figures_at_exit(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    write_run(metrics, stopped=True)
+    assert worker_kudos(metrics) == KUDOS_LINE
+    with metrics.open("a") as file:
+        file.write('{"kind":"worker_st')  # a torn line after it changes nothing
+    assert worker_kudos(metrics) == KUDOS_LINE
+
+
+def test_without_the_exit_record_the_demo_says_the_kudos_are_unknown(tmp_path: Path) -> None:
+    metrics = tmp_path / "metrics.jsonl"
+    write_run(metrics, stopped=False)  # the worker was killed before it could stop
+    assert worker_kudos(metrics) == UNKNOWN_KUDOS
+    assert worker_kudos(tmp_path / "missing.jsonl") == UNKNOWN_KUDOS
+    metrics.write_bytes(b"\xff\xfe not an event file\n")
+    assert worker_kudos(metrics) == UNKNOWN_KUDOS
 
 
 JSON_VALUES = st.recursive(
@@ -176,9 +198,18 @@ JSON_VALUES = st.recursive(
 )
 CREDITED = st.dictionaries(st.sampled_from(["total", "jobs", "uptime"]), JSON_VALUES)
 KUDOS = st.dictionaries(st.sampled_from(["estimated", "bridge_factor", "rewards", "credited"]), JSON_VALUES | CREDITED)
+STOPPED = st.fixed_dictionaries({"kind": st.just("worker_stopped"), "kudos": KUDOS | JSON_VALUES})
+LINES = st.lists(st.one_of(STOPPED.map(json.dumps), JSON_VALUES.map(json.dumps), st.text(max_size=20)), max_size=5)
 
 
-@given(st.one_of(st.fixed_dictionaries({"kudos": KUDOS}), JSON_VALUES))
-def test_a_malformed_metrics_file_never_breaks_the_demo_summary(content: object) -> None:
-    line = kudos_from_metrics(json.dumps(content))
+@given(LINES)
+def test_a_malformed_metrics_file_never_breaks_the_demo_summary(lines: list[str]) -> None:
+    line = kudos_from_metrics("\n".join(lines))
     assert line == UNKNOWN_KUDOS or " kudos estimated (submit rewards x" in line
+
+
+@given(st.floats(0, 1e6), st.floats(0.01, 10), LINES)
+def test_the_last_exit_record_wins_whatever_comes_before_it(estimated: float, factor: float, lines: list[str]) -> None:
+    last = {"kind": "worker_stopped", "kudos": {"estimated": estimated, "bridge_factor": factor, "credited": None}}
+    line = kudos_from_metrics("\n".join([*lines, json.dumps(last)]))
+    assert line.startswith(f"{estimated:,.1f} kudos estimated (submit rewards x{factor:.2f}")

@@ -31,7 +31,7 @@ def _ended(stats: WorkerStats, clock: Clock, state: JobState, reward: float, key
 
 def test_rewards_rates_and_idle_time() -> None:
     clock = Clock()
-    stats = WorkerStats(clock=clock, keep_timings=True)
+    stats = WorkerStats(clock=clock)
     clock.now = 10.0  # idle for the first 10 s
     stats.set_in_flight(True)
     clock.now = 40.0
@@ -46,7 +46,6 @@ def test_rewards_rates_and_idle_time() -> None:
     assert snapshot.jobs_per_hour == pytest.approx(60.0)
     assert snapshot.idle_seconds == pytest.approx(10.0 + 20.0)
     assert snapshot.megapixelsteps_per_second == pytest.approx(512 * 768 * 30 * 2 / 1e6 / 60)
-    assert [timing.key for timing in stats.timings] == ["a", "b"]
 
 
 def test_the_expected_job_duration_follows_measured_jobs() -> None:
@@ -81,16 +80,6 @@ def test_the_status_line_is_one_compact_line() -> None:
     ):
         assert part in line
     assert format_duration(59.9) == "0:00:59"
-
-
-def test_a_long_running_worker_keeps_no_per_job_records_unless_asked() -> None:
-    clock = Clock()
-    stats = WorkerStats(clock=clock)
-    for index in range(50):
-        clock.now += 2.0
-        _ended(stats, clock, JobState.SUBMITTED, 1.0, f"j{index}")
-    assert stats.timings == []
-    assert stats.jobs == 50
 
 
 def test_busy_seconds_add_up_per_slot() -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from horde_worker_regen.logs import redaction
 from horde_worker_regen.logs.redaction import MIN_SECRET_LENGTH, REDACTED, RedactingStream, redact, register_secrets
 
 # Keys of every shape an operator might paste: quotes, blanks, newlines, non-ASCII letters.
@@ -16,6 +19,17 @@ SECRETS = st.text(KEY_ALPHABET, min_size=MIN_SECRET_LENGTH + 2, max_size=40).fil
     lambda key: key.strip() == key and len(set(key)) > 3
 )
 SURROUNDINGS = st.text(st.sampled_from(list("mn ,:=[]'\"")), max_size=12)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _secrets_forgotten_afterwards() -> Iterator[None]:
+    """The random secrets registered here would redact parts of other tests' output: forget them."""
+    secrets, ordered = set(redaction._secrets), list(redaction._ordered)
+    yield
+    with redaction._lock:
+        redaction._secrets.clear()
+        redaction._secrets.update(secrets)
+        redaction._ordered[:] = ordered
 
 
 def _printed_forms(secret: str) -> list[str]:
