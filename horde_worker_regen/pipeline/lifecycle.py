@@ -1,28 +1,23 @@
 """The lifecycles of an inference slot and of a child the pipeline keeps running, with their allowed moves.
 
-An inference slot (one per inference process the worker runs)::
+An inference slot (one per inference process the worker runs):
 
-    DOWN --> STARTING --> IDLE <--> BUSY
-                 |         |  ^       |
-                 |         v  |       |
-                 |       REPLACING <--+            a child lost, killed or recycled
-                 |         |  |  ^
-                 |         |  v  |
-                 |         |  PRELOADING --> IDLE  a recycled child's successor reloads its model
-                 v         v
-              OUT_OF_SERVICE                       its process keeps failing to start
+    DOWN -> STARTING                              its first child is being started
+    STARTING -> IDLE | OUT_OF_SERVICE             it came up, or did not
+    IDLE -> BUSY -> IDLE                          a job sent to its child; the job's result back
+    IDLE | BUSY | PRELOADING -> REPLACING         its child lost or killed (or, between jobs, recycled)
+    REPLACING -> IDLE | PRELOADING                a new child is up (first reloading a recycled one's model)
+    PRELOADING -> IDLE                            the model is loaded (or failed to load)
+    REPLACING -> OUT_OF_SERVICE                   no new child came up: given up until the worker restarts
+    any state but OUT_OF_SERVICE -> DOWN          shutdown: no child, none coming
 
-    every state but OUT_OF_SERVICE --> DOWN        shutdown: no child, none coming
+A child, as the slot (or the safety link) it serves sees it:
 
-A child (a slot's current process, or the safety child), as the place it serves sees it::
-
-    STOPPED --> STARTING --> READY --> STOPPING --> STARTING   recycled: stopped on purpose, a new one
-                   |           |
-                   |           +-----> LOST -----> STARTING   died, went silent, or killed by a watchdog
-                   v
-                 FAILED                                       could not be started: given up
-
-    every state but FAILED --> STOPPED                        shutdown: no replacement
+    STOPPED -> STARTING -> READY                  started, and up
+    STARTING -> FAILED                            it could not be started: given up
+    READY -> LOST -> STARTING                     it died, went silent or was killed; a new one starts
+    READY -> STOPPING -> STARTING                 recycled: stopped on purpose, a new one starts
+    any state but FAILED -> STOPPED               shutdown: no replacement
 
 Every move goes through `move`, which refuses one its table does not list: a slot that is not idle
 cannot take a job, and a lost child cannot serve again without being started anew.
