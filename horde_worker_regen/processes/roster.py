@@ -140,8 +140,8 @@ class ChildRoster(ABC, Generic[H]):
         if not handle.ready.done():
             handle.ready.set_exception(ChildStartError(reason))  # `start` kills it and reports it
             return
-        if handle.stopping:
-            return
+        if handle.stopping or handle.ready.cancelled() or handle.ready.exception() is not None:
+            return  # stopped on purpose, or its start failed: `start` reports that (the exit may come first)
         self.kill(handle)
         logger.warning(f"{handle.name} lost: {reason}")
         self.events.emit("child_lost", child=handle.name, reason=reason)

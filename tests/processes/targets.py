@@ -18,7 +18,15 @@ from horde_worker_regen.processes.child_runtime import (
     report_startup_failure,
     serve,
 )
-from horde_worker_regen.processes.messages import CheckImages, ChildMessage, ChildReady, JobDone, RunJob, SafetyChecked
+from horde_worker_regen.processes.messages import (
+    CheckImages,
+    ChildMessage,
+    ChildReady,
+    JobDone,
+    JobProgress,
+    RunJob,
+    SafetyChecked,
+)
 
 
 def _echo(link: ChildLink, work: Work) -> ChildMessage:
@@ -52,5 +60,7 @@ def deaf_main(connection: Connection, incarnation: int, logs_dir: Path) -> None:
 
 
 def never_ready_main(connection: Connection, incarnation: int, logs_dir: Path) -> None:
-    """Still starting, for as long as it lives (as a child importing a large library): never says ready."""
+    """Still starting, for as long as it lives (as a child importing a large library): never says ready,
+    only, once, that it is under way (so that a test knows the child is up without polling)."""
+    connection.send(JobProgress(incarnation, "start-up", 0, 1))
     time.sleep(600)
