@@ -16,7 +16,9 @@ it says later is dropped. The fake backend's crashes end the thread, not the pro
 child that exited with the crash's code.
 
 Hooks for tests, to do what happens to processes: `crash` (the child dies with an exit code), `freeze`
-(it stops answering, as under SIGSTOP, so the liveness watch loses it), `fail_next_starts`.
+(it stops answering, as under SIGSTOP, so the liveness watch loses it), `fail_next_starts`; and to play
+a child: `hold` (it takes work and starts none of it), `say` (it sends a message); `sent` records what
+the parent sent each child.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
@@ -60,6 +63,7 @@ from horde_worker_regen.processes.roster import ChildRoster
 from horde_worker_regen.processes.safety_child import SafetyChild, SafetyChildConfig, build_safety_backend
 from horde_worker_regen.safety.core import SafetyCore
 
+SENT_KEPT = 10_000
 TERMINATED = -signal.SIGTERM  # the exit code of a child process ended by `kill`
 # What a ready child tells: its backend's name, the GPU it is pinned to, and how it answers work.
 Served = tuple[str, DeviceReport | None, WorkHandler]
@@ -88,6 +92,8 @@ class InProcessChild:
         self.name = name
         self.incarnation = incarnation
         self.frozen = False  # nothing it says arrives (SIGSTOP): no pong, no answer
+        self._go = threading.Event()  # cleared: work is taken but not started (`InProcessChildren.hold`)
+        self._go.set()
         self.thread: threading.Thread | None = None
         self._loop = loop
         self._work: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
@@ -128,9 +134,17 @@ class InProcessChild:
         return True
 
     def close(self) -> None:
-        """The parent lets go: nothing more is sent or delivered; an idle thread ends."""
+        """The parent lets go: nothing more is sent or delivered; an idle or held thread ends."""
         self._dead = True
         self._work.put(None)
+        self._go.set()
+
+    def hold(self, held: bool) -> None:
+        """Hold work (take it, start none of it) or let it go on."""
+        if held:
+            self._go.clear()
+        else:
+            self._go.set()
 
     def end(self, code: int) -> None:
         """The child ended (on the event loop): keep its first exit code, deliver nothing more."""
@@ -167,7 +181,10 @@ class InProcessChild:
             self.post(ChildFailed(self.incarnation, f"{type(error).__name__}: {error}"))
             return
         self.post(ChildReady(self.incarnation, os.getpid(), backend, device))
-        while (work := self._work.get()) is not None and not self._dead:
+        while (work := self._work.get()) is not None:
+            self._go.wait()
+            if self._dead:
+                return
             self.post(handle(work))
 
     def _exited(self, code: int) -> None:
@@ -195,6 +212,13 @@ class InProcessChildren(ChildRoster[InProcessHandle]):
     ) -> None:
         super().__init__(liveness_timeout=liveness_timeout, ping_interval=ping_interval, clock=clock, events=events)
         self._failing_starts: list[str] = []
+        # What the parent sent each child (by name), pings aside, for tests to check; the latest only.
+        self.sent: deque[tuple[str, ParentMessage]] = deque(maxlen=SENT_KEPT)
+
+    def send(self, handle: ChildHandle, message: ParentMessage) -> bool:
+        """Send a message to a child (recorded in `sent`); False if it is gone."""
+        self._record(handle, message)
+        return super().send(handle, message)
 
     def fail_next_starts(self, count: int, reason: str = "a simulated start-up failure") -> None:
         """The next `count` children to start fail to (each says `reason`, as a child process would)."""
@@ -210,6 +234,19 @@ class InProcessChildren(ChildRoster[InProcessHandle]):
     def freeze(self, handle: ChildHandle) -> None:
         """The child stops answering, pings included (SIGSTOP): the liveness watch loses it in time."""
         self._own(handle).process.frozen = True
+
+    def hold(self, handle: ChildHandle, held: bool = True) -> None:
+        """The child takes work but starts none of it (`held=False`: it goes on), answering pings all the
+        while: a model load that never ends, or a job whose answer the test gives (`say`)."""
+        self._own(handle).process.hold(held)
+
+    def say(self, handle: ChildHandle, message: ChildMessage) -> None:
+        """The child sends `message` (it arrives on a later turn of the loop, as any message of the child)."""
+        self._own(handle).process.post(message)
+
+    def _record(self, handle: ChildHandle, message: ParentMessage) -> None:
+        if not isinstance(message, Ping):
+            self.sent.append((handle.name, message))
 
     def _launch(self, spec: ChildSpec, incarnation: int) -> InProcessHandle:
         _refuse_what_cannot_run_here(spec)

@@ -192,3 +192,32 @@ async def test_a_stop_that_times_out_on_a_hung_job_kills_the_child(
     client.send(handle, RunJob(handle.incarnation, dataclasses.replace(SPEC, prompt="<fake:hang>"), JobInputs()))
     await client.stop(handle, timeout=0.2)
     assert handle.process.exitcode == -15 and recorder.lost.empty()
+
+
+async def test_a_held_child_takes_work_but_starts_none_and_answers_what_the_test_says(
+    children: tuple[InProcessChildren, Recorder],
+) -> None:
+    client, recorder = children
+    handle = await client.start(_inference())
+    client.start_heartbeat()
+    client.hold(handle)
+    client.send(handle, RunJob(handle.incarnation, SPEC, JobInputs()))
+    client.say(handle, JobDone(handle.incarnation, "job-1", (b"said",), 0.0, 0.0))
+    answer = await _answer(recorder)
+    assert isinstance(answer, JobDone) and answer.images == (b"said",)  # the held job never ran
+    assert client.sent[-1] == ("inference-1#1", RunJob(handle.incarnation, SPEC, JobInputs()))
+    client.hold(handle, held=False)  # the held job now runs
+    answer = await _answer(recorder)
+    assert isinstance(answer, JobDone) and answer.images != (b"said",)
+    assert recorder.lost.empty() and client.children == {handle}  # pongs went on while it held
+
+
+async def test_a_held_childs_thread_ends_when_it_is_killed(children: tuple[InProcessChildren, Recorder]) -> None:
+    client, recorder = children
+    handle = await client.start(_inference())
+    assert isinstance(handle, InProcessHandle) and handle.process.thread is not None
+    client.hold(handle)
+    client.send(handle, RunJob(handle.incarnation, SPEC, JobInputs()))
+    client.kill(handle)
+    await asyncio.to_thread(handle.process.thread.join, TIMEOUT)
+    assert not handle.process.thread.is_alive() and recorder.messages.empty()
