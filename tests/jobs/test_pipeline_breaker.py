@@ -28,7 +28,7 @@ async def test_two_missing_model_faults_withdraw_the_model_and_settle_its_queued
     pipeline.registry.subscribe(on_change)
     now = time.monotonic()
     for key, model in (("b1", "Broken"), ("b2", "Broken"), ("h1", "Healthy"), ("b3", "Broken")):
-        pipeline.job_popped(_job(key, model), now)
+        pipeline.job_popped(_job(key_of(key), model), now)
     for key in ("b1", "b2", "h1", "b3"):
         await pipeline.events.wait_for(_is("job_ended", key), TIMEOUT)
     # One strike: the next job of the model runs and settles it; no more of it is popped meanwhile.
@@ -57,7 +57,7 @@ async def _failed_twice(pipelines: PipelineFactory, kind: FailureKind, subject: 
     handle = pipeline.slots.slots[0].handle
     assert handle is not None
     for key in ("x1", "x2"):
-        pipeline.job_popped(_job(key, "Healthy"), time.monotonic())
+        pipeline.job_popped(_job(key_of(key), "Healthy"), time.monotonic())
         children.say(handle, JobFailed(handle.incarnation, key_of(key), reason, 0.0, 0.0, kind, subject))
         await pipeline.events.wait_for(_is("job_faulted", key), TIMEOUT)
     return pipeline

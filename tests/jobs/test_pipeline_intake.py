@@ -39,8 +39,7 @@ def name_of(key: str | None) -> str:
 JOB_NAMES = [*(f"{prefix}{n}" for prefix in "jbhpx" for n in range(1, 4))]
 
 
-def _job(name: str, model: str, payload: dict[str, Any] | None = None, prompt: str = "a fox") -> PoppedJob:
-    key = key_of(name)
+def _job(key: str, model: str, payload: dict[str, Any] | None = None, prompt: str = "a fox") -> PoppedJob:
     spec = GenerationSpec(
         key, model, prompt, 64, 64, 2, 1, 1, "k_euler", 7.0, False, None, (), "txt2img", payload or {}
     )
@@ -60,8 +59,8 @@ def _jobs(pipeline: Pipeline, kind: EventKind) -> list[str]:
 async def test_a_job_goes_to_the_slot_holding_its_model(pipelines: PipelineFactory) -> None:
     pipeline, children = await pipelines(3, hold=True)
     pipeline.slots.slots[0].model, pipeline.slots.slots[1].model = "B", "A"
-    pipeline.job_popped(_job("j1", "A"), time.monotonic())
-    pipeline.job_popped(_job("j2", "C"), time.monotonic())
+    pipeline.job_popped(_job(key_of("j1"), "A"), time.monotonic())
+    pipeline.job_popped(_job(key_of("j2"), "C"), time.monotonic())
     placed = {name_of(event.job): event.fields["slot"] for event in pipeline.events.of_kind("job_started")}
     assert placed == {"j1": 1, "j2": 2}  # C loads into the empty slot, not over B
     sent = {name_of(message.spec.job_key): child for child, message in children.sent if isinstance(message, RunJob)}
@@ -72,7 +71,7 @@ async def test_a_job_goes_to_the_slot_holding_its_model(pipelines: PipelineFacto
 
 async def test_a_failed_job_leaves_its_slot_holding_no_model(pipelines: PipelineFactory) -> None:
     pipeline, _ = await pipelines(1)
-    pipeline.job_popped(_job("j1", "A", prompt="a fox <fake:fail>"), time.monotonic())
+    pipeline.job_popped(_job(key_of("j1"), "A", prompt="a fox <fake:fail>"), time.monotonic())
     assert [slot.model for slot in pipeline.slots.slots] == ["A"]
     finished = await pipeline.events.wait_for(_is("inference_finished", "j1"), TIMEOUT)
     assert finished.fields["ok"] is False
@@ -85,7 +84,7 @@ async def test_with_no_retries_a_job_lost_with_its_process_still_strikes_its_mod
 ) -> None:
     pipeline, _ = await pipelines(1, job_retries=0, quarantine_model_after_strikes=2)
     for key in ("j1", "j2"):  # j2 waits for the child j1 crashes, then crashes its replacement
-        pipeline.job_popped(_job(key, "A", prompt="a fox <fake:crash>"), time.monotonic())
+        pipeline.job_popped(_job(key_of(key), "A", prompt="a fox <fake:crash>"), time.monotonic())
     withdrawn = await pipeline.events.wait_for(_is("subject_withdrawn"), TIMEOUT)
     assert name_of(withdrawn.job) == "j2" and withdrawn.fields["subject"] == "model 'A'"
     faults = {name_of(event.job): event.fields["reason"] for event in pipeline.events.of_kind("job_faulted")}
@@ -109,7 +108,7 @@ async def test_loras_are_fetched_before_the_job_is_queued_and_failures_reported(
         loras = LoraFetcher(tmp_path, Downloader(session), max_cache_gb=10, timeout_s=30)
         pipeline, children = await pipelines(1, hold=True, loras=loras)
         payload = {"loras": [{"name": "11", "is_version": True}, {"name": "12", "is_version": True}]}
-        record = pipeline.job_popped(_job("j1", "A", payload), time.monotonic())
+        record = pipeline.job_popped(_job(key_of("j1"), "A", payload), time.monotonic())
         assert pipeline.events.of_kind("job_queued") == []  # its LoRAs are being fetched
         started: Event = await pipeline.events.wait_for(_is("job_started", "j1"), TIMEOUT)
     assert started.fields["slot"] == 0
