@@ -18,6 +18,7 @@ from tests.jobs.test_inputs_hostile import png_claiming
 from tests.worker_support import (
     WorkerProcess,
     error_lines,
+    events_of,
     generations_of,
     horde_with_users,
     queue,
@@ -109,10 +110,12 @@ async def test_a_decompression_bomb_source_faults_nothing_but_its_own_input(tmp_
         hostile = queue(horde, requester, "a quarry", width=512, height=512, source_image=bomb)
         healthy = queue(horde, requester, "an orchard", width=512, height=512)
         folder = worker_folder(tmp_path, horde, owner, max_threads=2)
-        worker = await run_burst(folder)
+        metrics = folder / "events.jsonl"
+        await run_burst(folder, "--metrics-file", str(metrics))
         [pg] = generations_of(horde, hostile)
         assert pg.is_completed and not pg.faulted  # served as txt2img, and the requester is told why
         assert {"type": "source_image", "value": "parse_failed"} in pg.gen_metadata
         assert all(pg.is_completed and not pg.faulted for pg in generations_of(horde, healthy))
-    assert "The source image is not usable: a decompression bomb" in worker.output
+    assert {record["state"] for record in events_of(metrics, "job_ended")} == {"submitted"}
+    assert events_of(metrics, "job_faulted", "job_dropped") == []
     assert error_lines(folder / "logs") == []

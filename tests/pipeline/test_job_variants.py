@@ -14,6 +14,7 @@ from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
 from tests.worker_support import (
     error_lines,
+    events_of,
     generations_of,
     queue,
     run_burst,
@@ -71,11 +72,10 @@ async def test_an_unfetchable_source_falls_back_to_txt2img_and_says_so(tmp_path:
         wp = queue(horde, requester, "a green field", width=512, height=512, source_image=_source(512, 512))
         horde.faults.add(endpoint="source", kind="expired_url", times=1)
         folder = worker_folder(tmp_path, horde, owner)
-        worker = await run_burst(folder)
+        await run_burst(folder)
         [pg] = generations_of(horde, wp)
         assert pg.is_completed and not pg.faulted
         assert {"type": "source_image", "value": "download_failed"} in pg.gen_metadata
-    assert "Could not fetch the source image" in worker.output
     assert error_lines(folder / "logs") == []
 
 
@@ -88,8 +88,11 @@ async def test_a_job_popped_without_a_model_is_faulted_and_served_again(
         wp = queue(horde, requester, "a quiet street")
         horde.faults.add(endpoint="pop", kind="empty_model", times=1)
         folder = worker_folder(tmp_path, horde, owner)
-        worker = await run_burst(folder)
+        metrics = folder / "events.jsonl"
+        await run_burst(folder, "--metrics-file", str(metrics))
         first, second = generations_of(horde, wp)
         assert first.faulted and submit_counter[first.id] == 1
         assert second.is_completed and not second.faulted
-    assert "the horde sent the job without a model" in worker.output
+    [fault] = events_of(metrics, "job_faulted")
+    assert (fault["job"], fault["reason"]) == (first.id, "the horde sent the job without a model")
+    assert events_of(metrics, "job_started")[0]["job"] == second.id  # the faulted one never reached a slot
