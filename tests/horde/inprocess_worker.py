@@ -99,7 +99,13 @@ async def start_worker(stack: contextlib.AsyncExitStack, *, slots: int = 1) -> I
     requester = horde.add_user("requester", trusted=True, kudos=100_000_000)
     session = await stack.enter_async_context(aiohttp.ClientSession())
     client = HordeClient(session, horde.api_url, owner.api_key)
-    data = BridgeData(api_key=owner.api_key, dreamer_name=WORKER_NAME, horde_url=horde.api_url)
+    data = BridgeData(
+        api_key=owner.api_key,
+        dreamer_name=WORKER_NAME,
+        horde_url=horde.api_url,
+        inference_backend="fake",
+        safety_backend="fake",
+    )
     children = InProcessChildren(liveness_timeout=LIVENESS_S)
     stack.push_async_callback(children.kill_all)
     pipeline = build_pipeline(data, children, client, slots=slots)
