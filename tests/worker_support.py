@@ -1,7 +1,10 @@
-"""Running the real worker CLI as a subprocess against a local horde, for pipeline tests.
+"""Running the worker against a local horde, for pipeline tests: the real CLI in a subprocess, or the
+whole `Worker` in this process with its children on threads.
 
-`WorkerProcess` collects the worker's console output line by line and lets a test wait for a line
-(an event the worker logs) instead of sleeping.
+`WorkerProcess` runs the CLI, collects its console output line by line and lets a test wait for a line
+instead of sleeping; with `--metrics-file` the worker writes its event log (`events_of`). `WorkerInProcess`
+runs `Worker` on `InProcessChildren`: a test waits for and asserts on `worker.events`, and does to the
+children what happens to processes (`children.crash`, `children.freeze`, ...).
 """
 
 from __future__ import annotations
@@ -13,20 +16,28 @@ import shutil
 import signal
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
+from loguru import logger
 from PIL import Image
 
+from horde_worker_regen.config.loader import load_config
+from horde_worker_regen.jobs.events import Event, EventKind, EventLog
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, WaitingPrompt
 from horde_worker_regen.localhorde.requester import queue_request
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
 from horde_worker_regen.models.reference_cache import ReferencePaths
+from horde_worker_regen.processes.handle import ChildHandle
+from horde_worker_regen.processes.in_process import InProcessChildren
+from horde_worker_regen.worker.event_file import read_event_file
+from horde_worker_regen.worker.orchestrator import RunOptions, Worker
+from horde_worker_regen.worker.stop_signals import STOP_SIGNALS
 from tests.support import FIXTURES, REPO_ROOT, TEMPLATE
 
 MODEL = "Deliberate"
@@ -231,3 +242,72 @@ def error_lines(logs_dir: Path) -> list[str]:
             if "| ERROR" in line or "| CRITICAL" in line
         ]
     return found
+
+
+def events_of(path: Path, *kinds: str) -> list[dict[str, Any]]:
+    """The records of an event file (`run --metrics-file`), of these kinds (all when none is given)."""
+    return [record for record in read_event_file(path) if not kinds or record["kind"] in kinds]
+
+
+class WorkerInProcess:
+    """The whole worker (`Worker`, as `run` starts it after its checks) in this process, its children run
+    on threads by `InProcessChildren`, with the folder's bridgeData.yaml and its logs folder.
+
+    Loguru lines of ERROR or worse logged while it runs are kept in `errors`."""
+
+    def __init__(self, folder: Path, *, burst: bool = True) -> None:
+        data = load_config(folder / "bridgeData.yaml").data
+        options = RunOptions(logs_dir=folder / "logs", burst=burst)
+        self._children: InProcessChildren | None = None
+        self.worker = Worker(data, list(data.models_to_load), options, child_client=self._child_client)
+        self.errors: list[str] = []
+
+    def _child_client(self, *, liveness_timeout: float, events: EventLog) -> InProcessChildren:
+        self._children = InProcessChildren(liveness_timeout=liveness_timeout, events=events)
+        return self._children
+
+    @property
+    def events(self) -> EventLog:
+        """Everything that happened to the worker's jobs and children."""
+        return self.worker.events
+
+    @property
+    def children(self) -> InProcessChildren:
+        """The worker's children (once it has started them)."""
+        assert self._children is not None, "the worker has not started its children yet"
+        return self._children
+
+    def child(self, name: str) -> ChildHandle:
+        """The running child called `name` (e.g. inference-1#2)."""
+        [handle] = [handle for handle in self.children.children if handle.name == name]
+        return handle
+
+    @asynccontextmanager
+    async def running(self, timeout: float = PROCESS_TIMEOUT_S) -> AsyncIterator[asyncio.Task[int]]:
+        """The worker running in a task while the test acts on it (cancelled if the test fails meanwhile)."""
+        task = asyncio.get_running_loop().create_task(self.run(timeout))
+        try:
+            yield task
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def run(self, timeout: float = PROCESS_TIMEOUT_S) -> int:
+        """Run the worker to its end; its exit status. The test process's own signal handlers are restored."""
+        handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+        sink = logger.add(lambda message: self.errors.append(str(message)), level="ERROR")
+        try:
+            return await asyncio.wait_for(self.worker.run(), timeout)
+        finally:
+            logger.remove(sink)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+
+    def of_kind(self, *kinds: EventKind) -> list[Event]:
+        """The events of these kinds, oldest first."""
+        return self.events.of_kind(*kinds)
+
+    async def wait_for(self, predicate: Callable[[Event], bool], timeout: float = PROCESS_TIMEOUT_S) -> Event:
+        """The first event (past or to come) that satisfies `predicate`."""
+        return await self.events.wait_for(predicate, timeout)

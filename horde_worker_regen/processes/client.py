@@ -1,7 +1,8 @@
 """What the pipeline needs of its children, whoever runs them: the child client interface.
 
 `Supervisor` runs each child in its own process; `InProcessChildren` (`processes/in_process.py`) runs
-the same cores in this process for tests. The pipeline is written against this protocol only.
+the same cores in this process for tests. The pipeline is written against this protocol only, and the
+worker builds its child client through a `ChildClientFactory` (both classes are one).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from horde_worker_regen.jobs.events import EventLog
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec
 from horde_worker_regen.processes.messages import ChildMessage, ParentMessage
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec
 
 MessageCallback = Callable[[ChildHandle, ChildMessage], None]
 LostCallback = Callable[[ChildHandle, str], None]
@@ -45,3 +46,10 @@ class ChildClient(Protocol):
 
     def start_heartbeat(self) -> None:
         """Watch every child's liveness from now on."""
+
+
+class ChildClientFactory(Protocol):
+    """Makes the child client of a worker run: `Supervisor`, or `InProcessChildren` in tests."""
+
+    def __call__(self, *, liveness_timeout: float, events: EventLog) -> ChildClient:
+        """A child client that loses a child silent for `liveness_timeout` s and records to `events`."""

@@ -7,8 +7,11 @@ backend imports it inside the child, when it is built.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from typing import NoReturn
 
 from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.devices.report import DeviceReport
@@ -35,6 +38,8 @@ from horde_worker_regen.processes.messages import (
     Preload,
     RunJob,
 )
+
+ExitProcess = Callable[[int], NoReturn]
 
 
 @dataclass(frozen=True)
@@ -75,12 +80,18 @@ def build_backend(
     progress: ProgressSink | None = None,
     stage: StageSink | None = None,
     incarnation: int = 0,
+    *,
+    exit_process: ExitProcess = os._exit,
 ) -> InferenceBackend:
-    """The configured backend; hordelib is imported here, in the child, never in the main process."""
+    """The configured backend; hordelib is imported here, in the child, never in the main process.
+
+    `exit_process` is how the fake backend's simulated crashes end what it runs in (the process)."""
     if config.backend == "fake":
         from horde_worker_regen.inference.fake import FakeInferenceBackend
 
-        return FakeInferenceBackend(config.fake, progress, config.device_index, stage, incarnation)
+        return FakeInferenceBackend(
+            config.fake, progress, config.device_index, stage, incarnation, exit_process=exit_process
+        )
     if config.backend == "hordelib" and config.hordelib is not None:
         from horde_worker_regen.inference.hordelib_backend import HordelibBackend
 

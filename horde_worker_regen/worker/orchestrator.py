@@ -68,6 +68,7 @@ from horde_worker_regen.pipeline.spool import ResultSpool, resume_spooled
 from horde_worker_regen.pipeline.spool_lock import SpoolInUse, SpoolLock
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.pipeline.submitter import Submitter
+from horde_worker_regen.processes.client import ChildClient, ChildClientFactory
 from horde_worker_regen.processes.supervisor import ChildStartError, Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
 from horde_worker_regen.worker.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
@@ -103,12 +104,14 @@ class Worker:
         *,
         identity_checked: bool = True,
         devices: list[DeviceInfo] | None = None,
+        child_client: ChildClientFactory = Supervisor,
     ) -> None:
         self._data = data
         self._models = models
         self._options = options
         self._identity_checked = identity_checked  # False: the horde could not be asked at start
         self._devices = devices  # the GPUs the start-up checks already found, if they had to look
+        self._child_client = child_client  # child processes; tests run the children in this process
         self._children = WorkerChildren(data, options.logs_dir, options.verbosity)
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
@@ -277,7 +280,7 @@ class Worker:
             logger.error(f"Cannot start: {error}")
             self._exit_code = EXIT_FAILED
             return
-        supervisor = Supervisor(liveness_timeout=float(self._data.process_timeout), events=self.events)
+        supervisor = self._child_client(liveness_timeout=float(self._data.process_timeout), events=self.events)
         spool = ResultSpool(self._data.spool_folder)
         children = ChildSpecs(self._children.safety_spec(), [])  # the inference slots once the GPUs are known
         services = PipelineServices(
@@ -469,7 +472,7 @@ class Worker:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
 
-    async def _stop_children(self, supervisor: Supervisor, pipeline: Pipeline) -> None:
+    async def _stop_children(self, supervisor: ChildClient, pipeline: Pipeline) -> None:
         pipeline.stop_restarting()
         if self._abort.is_set():
             await supervisor.kill_all()

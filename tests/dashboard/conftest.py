@@ -1,11 +1,13 @@
 """A worker's live parts without child processes: a real pipeline, popper, statistics and model downloads.
 
-The supervisor is the stub the pipeline tests use (every slot "up", messages recorded), so jobs can
-be put on slots and progress reported exactly as the inference children would.
+The children run in this process (`InProcessChildren`, the fake backends) and the inference children hold
+their jobs, so a test puts jobs on slots and reports their progress as the children would; every child
+started for a test is killed after it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,17 +18,18 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import bridge_agent, build_pop_request
-from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.models.background import ModelDownloads
 from horde_worker_regen.models.downloads import Downloader
-from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
+from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.popper import Popper, PopperSettings
-from horde_worker_regen.pipeline.settings import PipelineServices, PipelineSettings
 from horde_worker_regen.pipeline.stats import WorkerStats
-from horde_worker_regen.processes.supervisor import ChildSpec
-from tests.jobs.test_pipeline_intake import StubHandle, StubSupervisor, slot_up
+from horde_worker_regen.processes.in_process import InProcessChildren
+from tests.horde.inprocess_worker import build_pipeline
 
 MODEL = "Deliberate"
+LIVENESS_S = 30.0
+# The children started by `build_parts` during the current test (killed after it).
+_STARTED: list[InProcessChildren] = []
 
 
 class Clock:
@@ -50,27 +53,24 @@ class Parts:
     clock: Clock
 
 
-def build_parts(
+async def build_parts(
     session: aiohttp.ClientSession, data: BridgeData, slots: int = 2, horde_url: str = "http://127.0.0.1:9/api/"
 ) -> Parts:
-    """Real pipeline, popper, statistics and downloads on one test clock; nothing is started."""
+    """Real pipeline (its children started and holding their jobs), popper, statistics and downloads on
+    one test clock; nothing pops."""
     clock = Clock()
     stats = WorkerStats(clock=clock)
-    spec = ChildSpec("stub", print, None)
-    services = PipelineServices(
-        supervisor=StubSupervisor(),  # type: ignore[arg-type]
-        registry=JobRegistry(clock),
-        stats=stats,
-        submitter=None,  # type: ignore[arg-type]
-        fetcher=None,  # type: ignore[arg-type]
-        clock=clock,
-    )
-    pipeline = Pipeline(
-        PipelineSettings.from_bridge_data(data), services, ChildSpecs(spec, [spec] * slots), on_fatal=print
-    )
-    for slot in pipeline.slots.slots:
-        slot_up(slot, StubHandle(f"inference-{slot.index}"))
     client = HordeClient(session, horde_url, data.api_key.get_secret_value())
+    children = InProcessChildren(liveness_timeout=LIVENESS_S)
+    _STARTED.append(children)
+    # The children run in this process: the fake backends, whatever `data` says.
+    in_process = data.model_copy(update={"inference_backend": "fake", "safety_backend": "fake"})
+    pipeline = build_pipeline(in_process, children, client, slots=slots, stats=stats, clock=clock,
+                              retry_sleep=asyncio.sleep)  # fmt: skip
+    await pipeline.start_children()
+    for slot in pipeline.slots.slots:
+        assert slot.handle is not None
+        children.hold(slot.handle)
     popper = Popper(
         client,
         build_pop_request(data, [MODEL], bridge_agent(1)),
@@ -83,6 +83,13 @@ def build_parts(
     downloads = ModelDownloads(data, [MODEL], Downloader(session), fetch_files=False)
     sources = DashboardSources(data, stats, pipeline, popper, downloads, clock=clock)
     return Parts(sources, pipeline, stats, popper, clock)
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _kill_started_children() -> AsyncIterator[None]:
+    yield
+    while _STARTED:
+        await _STARTED.pop().kill_all()
 
 
 @pytest_asyncio.fixture

@@ -22,7 +22,7 @@ DATA = BridgeData(api_key="k" * 22, dashboard_token=TOKEN)
 
 
 async def _client(session: aiohttp.ClientSession) -> TestClient[aiohttp.web.Request, aiohttp.web.Application]:
-    parts = build_parts(session, DATA)
+    parts = await build_parts(session, DATA)
     return TestClient(TestServer(dashboard_app(parts.sources, TOKEN)))
 
 
@@ -66,7 +66,7 @@ async def test_healthz_is_open_for_the_container_healthcheck(session: aiohttp.Cl
 
 
 async def test_a_post_from_another_site_is_refused_even_without_a_token(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, BridgeData(api_key="k" * 22))
+    parts = await build_parts(session, BridgeData(api_key="k" * 22))
     async with TestClient(TestServer(dashboard_app(parts.sources, None))) as client:
         response = await client.post("/pause", headers={"Origin": "https://evil.example"})
         assert response.status == 403 and not parts.popper.paused
@@ -77,7 +77,7 @@ async def test_a_post_from_another_site_is_refused_even_without_a_token(session:
 
 @pytest.mark.parametrize("host", ["evil.example:7070", "evil.example", "192.168.1.5:7070", "localhost.evil.example"])
 async def test_without_a_token_another_host_name_is_refused(session: aiohttp.ClientSession, host: str) -> None:
-    parts = build_parts(session, BridgeData(api_key="k" * 22))
+    parts = await build_parts(session, BridgeData(api_key="k" * 22))
     async with TestClient(TestServer(dashboard_app(parts.sources, None))) as client:
         origin = f"http://{host}"  # a DNS-rebinding page is same-origin with itself
         response = await client.get("/status.json", headers={"Host": host})
@@ -89,7 +89,7 @@ async def test_without_a_token_another_host_name_is_refused(session: aiohttp.Cli
 
 @pytest.mark.parametrize("host", ["localhost:7070", "127.0.0.1:7070", "[::1]:7070", "LOCALHOST"])
 async def test_without_a_token_loopback_names_are_served(session: aiohttp.ClientSession, host: str) -> None:
-    parts = build_parts(session, BridgeData(api_key="k" * 22))
+    parts = await build_parts(session, BridgeData(api_key="k" * 22))
     async with TestClient(TestServer(dashboard_app(parts.sources, None))) as client:
         assert (await client.get("/status.json", headers={"Host": host})).status == 200
 
@@ -136,7 +136,7 @@ async def test_a_taken_port_costs_only_the_dashboard(session: aiohttp.ClientSess
         taken.listen()
         port = taken.getsockname()[1]
         data = BridgeData(api_key="k" * 22, dashboard_port=port)
-        assert await start_dashboard(data, build_parts(session, data).sources) is None
+        assert await start_dashboard(data, (await build_parts(session, data)).sources) is None
     assert any(
         f"The dashboard cannot listen on 127.0.0.1:{port}" in line and "goes on without it" in line
         for line in caplog_loguru
@@ -145,7 +145,7 @@ async def test_a_taken_port_costs_only_the_dashboard(session: aiohttp.ClientSess
 
 async def test_port_zero_listens_on_a_free_port_and_disabled_starts_nothing(session: aiohttp.ClientSession) -> None:
     data = BridgeData(api_key="k" * 22, dashboard_port=0)
-    server = await start_dashboard(data, build_parts(session, data).sources)
+    server = await start_dashboard(data, (await build_parts(session, data)).sources)
     assert isinstance(server, DashboardServer) and server.url is not None
     try:
         async with session.get(server.url + "healthz") as response:
@@ -153,4 +153,4 @@ async def test_port_zero_listens_on_a_free_port_and_disabled_starts_nothing(sess
     finally:
         await server.stop()
     disabled = data.model_copy(update={"dashboard_enabled": False})
-    assert await start_dashboard(disabled, build_parts(session, disabled).sources) is None
+    assert await start_dashboard(disabled, (await build_parts(session, disabled)).sources) is None

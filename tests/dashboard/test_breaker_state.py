@@ -14,7 +14,7 @@ from tests.worker_support import MODEL
 
 
 async def test_withdrawn_subjects_show_everywhere_and_shape_the_pop(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, BridgeData(api_key="k" * 22, models_to_load=[MODEL]), slots=1)
+    parts = await build_parts(session, BridgeData(api_key="k" * 22, models_to_load=[MODEL]), slots=1)
     pipeline, popper = parts.pipeline, parts.popper
     popper._offer = pipeline.offer  # as the worker wires them
     popper.limit_with(pipeline)

@@ -20,7 +20,7 @@ MESSAGE = {
 async def test_moderator_messages_and_the_horde_state_reach_the_status_page(session: aiohttp.ClientSession) -> None:
     async with horde_with_users() as (horde, owner, requester):
         data = BridgeData(api_key=owner.api_key, dreamer_name="Dashboard Dreamer", horde_url=horde.api_url)
-        parts = build_parts(session, data, horde_url=horde.api_url)
+        parts = await build_parts(session, data, horde_url=horde.api_url)
         worker = build_snapshot(parts.sources)["worker"]
         assert (worker["horde_url"], worker["state"], worker["horde_messages"]) == (data.horde_url, "serving", [])
 

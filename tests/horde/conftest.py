@@ -1,3 +1,3 @@
-"""Fixtures of the horde-client tests: the local horde session the job tests use."""
+"""Fixtures of the horde-client tests: the local horde session and the pipelines the job tests use."""
 
-from tests.jobs.conftest import horde_session  # noqa: F401 (a fixture, found by pytest by its name)
+from tests.jobs.conftest import horde_session, pipelines  # noqa: F401 (fixtures, found by pytest by their names)

@@ -24,10 +24,9 @@ from horde_worker_regen.horde.pop import (
     build_pop_request,
     parse_pop_answer,
 )
-from horde_worker_regen.pipeline.submitter import Submitter
+from horde_worker_regen.processes.messages import RunJob
 from tests.horde.test_pop import JOB_ANSWER, NO_JOB_ANSWER
-from tests.jobs.conftest import HordeSession
-from tests.jobs.test_pipeline_intake import _pipeline
+from tests.jobs.conftest import HordeSession, PipelineFactory
 from tests.worker_support import MODEL, queue
 
 MISSING = object()
@@ -88,25 +87,28 @@ def test_ids_that_cannot_be_faulted_make_the_answer_malformed(ids: Any) -> None:
         parse_pop_answer(answer)
 
 
-async def test_a_rejected_job_is_faulted_on_the_horde_and_the_next_job_runs(horde_session: HordeSession) -> None:
+async def test_a_rejected_job_is_faulted_on_the_horde_and_the_next_job_runs(
+    horde_session: HordeSession, pipelines: PipelineFactory
+) -> None:
     horde = horde_session.horde
     hostile = queue(horde, horde_session.requester, "a trap")
     data = BridgeData(api_key=horde_session.owner.api_key, dreamer_name="Unit Dreamer", horde_url=horde.api_url)
     request = build_pop_request(data, [MODEL], bridge_agent(1))
     answer = await horde_session.client.pop(request)
     answer["payload"]["sampler_name"] = "k_evil"  # what a broken or hostile horde might send
-    pipeline, supervisor = _pipeline(1, submitter=Submitter(horde_session.client))
-    record = pipeline.job_popped(parse_pop_answer(answer), time.monotonic())  # type: ignore[arg-type]
-    while not record.state.is_terminal:
-        await asyncio.wait_for(pipeline.registry.wait_empty(), 10)
-    assert "unknown sampler 'k_evil'" in (record.fault_reason or "")
+    pipeline, children = await pipelines(1, hold=True)
+    job = parse_pop_answer(answer)
+    assert isinstance(job, PoppedJob)
+    record = pipeline.job_popped(job, time.monotonic())
+    await asyncio.wait_for(pipeline.registry.wait_empty(), 10)
+    assert record.state.is_terminal and "unknown sampler 'k_evil'" in (record.fault_reason or "")
     assert all(pg.faulted for pg in horde.state.generations_of(hostile))
-    assert supervisor.sent == []  # nothing of it reached an inference process
+    assert list(children.sent) == []  # nothing of it reached an inference process
     # The fault re-queued the image at once; popped again with a sound payload, it runs.
     second = parse_pop_answer(await horde_session.client.pop(request))
     assert isinstance(second, PoppedJob) and second.rejected is None
     pipeline.job_popped(second, time.monotonic())
-    assert [message.spec.prompt for _, message in supervisor.sent] == ["a trap"]
+    assert [message.spec.prompt for _, message in children.sent if isinstance(message, RunJob)] == ["a trap"]
 
 
 def _with(**changes: Any) -> dict[str, Any]:

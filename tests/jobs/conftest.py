@@ -1,11 +1,12 @@
-"""A local horde with a fake clock, a horde client on it, and a way to pop one real job."""
+"""A local horde with a fake clock, a horde client on it, a way to pop one real job, and pipelines whose
+children run in this process (`InProcessChildren`), reporting to that horde."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import pytest_asyncio
@@ -19,7 +20,14 @@ from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
+from horde_worker_regen.models.loras import LoraFetcher
+from horde_worker_regen.pipeline.pipeline import Pipeline
+from horde_worker_regen.processes.in_process import InProcessChildren
+from tests.horde.inprocess_worker import build_pipeline
 from tests.worker_support import MODEL, queue
+
+LIVENESS_S = 30.0
+ABORT_GRACE_S = 10.0
 
 
 @dataclass
@@ -71,3 +79,44 @@ class RecordingSleep:
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+
+
+class PipelineFactory(Protocol):
+    """Makes a started pipeline (see `pipelines`)."""
+
+    def __call__(
+        self, slots: int = 1, *, hold: bool = False, loras: LoraFetcher | None = None, **settings: Any
+    ) -> Awaitable[tuple[Pipeline, InProcessChildren]]: ...
+
+
+@pytest_asyncio.fixture
+async def pipelines(horde_session: HordeSession) -> AsyncIterator[PipelineFactory]:
+    """Started pipelines with the fake backends in this process, reporting to the local horde.
+
+    `settings` are the worker's; with `hold`, the inference children take their jobs but start none, so
+    that the test plays them (`InProcessChildren.say`). Each is aborted at the end, as by a second signal."""
+    made: list[Pipeline] = []
+
+    async def make(
+        slots: int = 1, *, hold: bool = False, loras: LoraFetcher | None = None, **settings: Any
+    ) -> tuple[Pipeline, InProcessChildren]:
+        data = BridgeData(
+            api_key=horde_session.owner.api_key,
+            horde_url=horde_session.horde.api_url,
+            inference_backend="fake",
+            safety_backend="fake",
+            **settings,
+        )
+        children = InProcessChildren(liveness_timeout=LIVENESS_S)
+        pipeline = build_pipeline(data, children, horde_session.client, slots=slots, loras=loras)
+        made.append(pipeline)
+        await pipeline.start_children()
+        for slot in pipeline.slots.slots:
+            if hold and slot.handle is not None:
+                children.hold(slot.handle)
+        return pipeline, children
+
+    yield make
+    for pipeline in made:
+        # As the worker aborts: children killed, what is left faulted, its reports given a moment.
+        await pipeline.abort(ABORT_GRACE_S)

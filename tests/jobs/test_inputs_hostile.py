@@ -65,7 +65,7 @@ async def _slow(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     for _ in range(600):  # a byte a second at best: only a total timeout ends this
         await response.write(b"\0")
-        await asyncio.sleep(1)
+        await asyncio.sleep(1)  # the fault itself (a source trickling its bytes), not a wait for anything
     return response
 
 

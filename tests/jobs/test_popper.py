@@ -131,12 +131,19 @@ async def test_pops_nothing_until_a_model_is_ready_then_offers_it(horde_session:
     popper.set_models([])
     popped = asyncio.Event()
     pipeline.registry.subscribe(lambda record, previous: popped.set())
-    task = asyncio.create_task(popper.run())
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(popper.run())
+    pops_before_a_model: list[int] = []
+
+    def a_download_finished() -> None:
+        pops_before_a_model.append(len(pops))
+        popper.set_models([MODEL])
+
+    # Callbacks run in order: the popper's first step (up to its first wait), then this one.
+    loop.call_soon(a_download_finished)
     try:
-        await asyncio.sleep(0)  # one turn of the loop: the popper runs up to its first wait
-        assert pops == []
-        popper.set_models([MODEL])  # a download finished
         await asyncio.wait_for(popped.wait(), 10)
+        assert pops_before_a_model == [0]
         assert popper.models == [MODEL]
         assert len(horde_session.horde.state.generations) == 1
     finally:

@@ -16,6 +16,7 @@ from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.testing import RunningLocalHorde
 from tests.jobs.test_inputs_hostile import png_claiming
 from tests.worker_support import (
+    WorkerInProcess,
     WorkerProcess,
     error_lines,
     generations_of,
@@ -108,11 +109,11 @@ async def test_a_decompression_bomb_source_faults_nothing_but_its_own_input(tmp_
         bomb = base64.b64encode(png_claiming(100_000, 100_000)).decode()
         hostile = queue(horde, requester, "a quarry", width=512, height=512, source_image=bomb)
         healthy = queue(horde, requester, "an orchard", width=512, height=512)
-        folder = worker_folder(tmp_path, horde, owner, max_threads=2)
-        worker = await run_burst(folder)
+        worker = WorkerInProcess(worker_folder(tmp_path, horde, owner, max_threads=2))  # children on threads
+        assert await worker.run() == 0
         [pg] = generations_of(horde, hostile)
         assert pg.is_completed and not pg.faulted  # served as txt2img, and the requester is told why
         assert {"type": "source_image", "value": "parse_failed"} in pg.gen_metadata
         assert all(pg.is_completed and not pg.faulted for pg in generations_of(horde, healthy))
-    assert "The source image is not usable: a decompression bomb" in worker.output
-    assert error_lines(folder / "logs") == []
+    assert {event.fields["state"] for event in worker.of_kind("job_ended")} == {"submitted"}
+    assert worker.of_kind("job_faulted", "job_dropped") == [] and worker.errors == []

@@ -1,7 +1,8 @@
 """Every image goes through the safety process; each censoring case ends as the contract says.
 
 One scenario runs two workers in turn against one local horde: an SFW worker (`nsfw: false`) on the
-SFW request, then an NSFW worker with a censorlist on the other cases. Each case is its own test.
+SFW request, then an NSFW worker with a censorlist on the other cases. Each case is its own test. The
+workers run in this process, their children (the fake safety backend's core among them) on threads.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
 from horde_worker_regen.safety.censor import censor_image
-from tests.worker_support import error_lines, generations_of, queue, run_burst, worker_folder
+from tests.worker_support import WorkerInProcess, generations_of, queue, worker_folder
 
 NSFW = "<fake:nsfw>"
 CSAM = "<fake:csam>"
@@ -48,8 +49,10 @@ SFW_WORKER_CASE = {"prompt": f"a beach {NSFW}", "nsfw": False, "censor_nsfw": Fa
 
 
 async def _run_worker(folder: Path) -> None:
-    await run_burst(folder)
-    assert error_lines(folder / "logs") == []
+    worker = WorkerInProcess(folder)
+    assert await worker.run() == 0
+    assert worker.errors == []
+    assert len(worker.of_kind("job_checked")) == len(worker.of_kind("job_ended"))  # every job went through safety
 
 
 def _delivered(horde: RunningLocalHorde, wp: Any) -> list[Delivered]:

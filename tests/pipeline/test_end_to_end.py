@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import os
 from pathlib import Path
 
@@ -11,16 +10,20 @@ import pytest
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
-from tests.worker_support import WorkerProcess, error_lines, generations_of, queue, stored_image, worker_folder
+from tests.worker_support import (
+    WorkerProcess,
+    error_lines,
+    events_of,
+    generations_of,
+    queue,
+    stored_image,
+    worker_folder,
+)
 
 SIZES = [(512, 512), (768, 512), (512, 768), (1024, 1024), (640, 384)]
 BATCHES = [1, 2, 3, 4]
 REQUESTS = 200
 SEED = 1000
-
-
-def _child_pids(output: str) -> list[int]:
-    return [int(line.split("(pid ")[1].split(",")[0]) for line in output.splitlines() if " ready (pid " in line]
 
 
 def _process_exists(pid: int) -> bool:
@@ -44,7 +47,8 @@ async def test_two_hundred_mixed_requests_are_all_submitted_once(
             wp = queue(horde, requester, f"e2e {index}", width=width, height=height, n=n, seed=str(SEED))
             requests.append((wp, width, height, n))
         folder = worker_folder(tmp_path, horde, owner, max_threads=2, queue_size=1, max_batch=4, max_power=64)
-        worker = await WorkerProcess(folder).start("--burst", "--metrics-file", str(folder / "metrics.json"))
+        metrics = folder / "events.jsonl"
+        worker = await WorkerProcess(folder).start("--burst", "--metrics-file", str(metrics))
         try:
             status = await worker.wait()
         finally:
@@ -64,10 +68,13 @@ async def test_two_hundred_mixed_requests_are_all_submitted_once(
                 assert image.format == "WEBP" and image.size == (width, height)
         assert set(submit_counter) == popped_ids
         assert set(submit_counter.values()) == {1}
-        metrics = json.loads((folder / "metrics.json").read_text())
-        rewards = sum(job["reward"] for job in metrics["jobs"])
+        ended = events_of(metrics, "job_ended")
+        assert sum(record["images"] for record in ended) == len(popped_ids)
+        rewards = sum(record["reward"] for record in ended)
         assert rewards == pytest.approx(sum(pg.reward for pg in horde.state.generations.values()))
-        assert all(job["state"] == "submitted" for job in metrics["jobs"])
+        assert {record["state"] for record in ended} == {"submitted"}
+        records = events_of(metrics)
+        assert (records[0]["kind"], records[-1]["kind"]) == ("child_started", "worker_stopped")
     assert error_lines(folder / "logs") == []
     assert "Status: " in worker.output and "kudos" in worker.output
     logs = folder / "logs"
@@ -79,6 +86,7 @@ async def test_two_hundred_mixed_requests_are_all_submitted_once(
     }
     assert owner.api_key not in worker.output
     assert not any(owner.api_key in path.read_text() for path in logs.iterdir())
-    pids = _child_pids(worker.output)
-    assert len(pids) == 3  # one safety and two inference processes, none replaced
+    started = events_of(metrics, "child_started")
+    assert [record["child"] for record in started] == ["safety#1", "inference-1#2", "inference-2#3"]  # none replaced
+    pids = [record["pid"] for record in started]
     assert not any(_process_exists(pid) for pid in pids)

@@ -22,15 +22,25 @@ import pytest
 from horde_worker_regen.localhorde import pop as horde_pop
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
-from tests.worker_support import WorkerProcess, error_lines, generations_of, horde_with_users, queue, worker_folder
+from tests.worker_support import (
+    WorkerProcess,
+    error_lines,
+    events_of,
+    generations_of,
+    horde_with_users,
+    queue,
+    worker_folder,
+)
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM]
 RUN_MARKER = "HORDE_WORKER_TEST_RUN"
 PROMPT_STOP_S = 3.0
 
 
-def _child_pids(output: str) -> list[int]:
-    return [int(line.split("(pid ")[1].split(",")[0]) for line in output.splitlines() if " ready (pid " in line]
+def _child_pids(metrics: Path) -> list[int]:
+    pids = [int(record["pid"]) for record in events_of(metrics, "child_started")]
+    assert pids, "no child was started"
+    return pids
 
 
 def _alive(pid: int) -> bool:
@@ -52,7 +62,8 @@ async def test_one_signal_finishes_and_submits_everything_in_flight(
         folder = worker_folder(
             tmp_path, horde, owner, max_threads=2, queue_size=1, fake_backend={"seconds_per_job": 0.5}
         )
-        worker = await WorkerProcess(folder).start("-v")
+        metrics = folder / "events.jsonl"
+        worker = await WorkerProcess(folder).start("-v", "--metrics-file", str(metrics))
         try:
             await worker.wait_for_line("started on slot")
             worker.send_signal(signum)
@@ -66,9 +77,11 @@ async def test_one_signal_finishes_and_submits_everything_in_flight(
         assert all(submit_counter[pg.id] == 1 for pg in popped)
         assert len(popped) < len(requests), "popping went on after the signal"
         assert sum(wp.n for wp in requests) == len(requests) - len(popped)
-    assert f"{signum.name} received; finishing the jobs in flight" in worker.output
+    assert f"{signum.name} received; finishing the jobs in flight" in worker.output  # what the operator is told
+    ended = events_of(metrics, "job_ended")
+    assert len(ended) == len(popped) and {record["state"] for record in ended} == {"submitted"}
     assert error_lines(folder / "logs") == []
-    assert not any(_alive(pid) for pid in _child_pids(worker.output))
+    assert not any(_alive(pid) for pid in _child_pids(metrics))
 
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
@@ -90,7 +103,8 @@ async def test_a_second_signal_faults_what_is_left_and_exits_at_once(
             max_power=64,
             fake_backend={"seconds_per_job": 600},
         )
-        worker = await WorkerProcess(folder).start("-v")
+        metrics = folder / "events.jsonl"
+        worker = await WorkerProcess(folder).start("-v", "--metrics-file", str(metrics))
         try:
             await worker.wait_for_line("started on slot 0")
             await worker.wait_for_line("started on slot 1")
@@ -107,8 +121,11 @@ async def test_a_second_signal_faults_what_is_left_and_exits_at_once(
         assert all(submit_counter[pg.id] == 1 for pg in popped)
         # One faulted submit per id re-queues each image exactly once: every request is whole again.
         assert all(wp.n == 2 for wp in requests)
+    faults = events_of(metrics, "job_faulted")
+    assert {record["reason"] for record in faults} == {"the worker was stopped before it finished"}
+    assert sum(len(record["ids"]) for record in events_of(metrics, "job_popped")) == len(popped)
     assert error_lines(folder / "logs") == []
-    assert not any(_alive(pid) for pid in _child_pids(worker.output))
+    assert not any(_alive(pid) for pid in _child_pids(metrics))
 
 
 @dataclass(frozen=True)

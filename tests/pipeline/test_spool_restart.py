@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
@@ -15,9 +13,9 @@ from horde_worker_regen.localhorde.testing import serve_local_horde
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
 from horde_worker_regen.safety.censor import censor_image
 from tests.worker_support import (
-    PROCESS_TIMEOUT_S,
     WorkerProcess,
     error_lines,
+    events_of,
     generations_of,
     queue,
     run_burst,
@@ -26,20 +24,6 @@ from tests.worker_support import (
 
 JOBS = 3
 NSFW = "<fake:nsfw>"
-POLL_S = 0.05
-
-
-async def _wait_until(condition: Callable[[], bool], what: str, timeout: float = PROCESS_TIMEOUT_S) -> None:
-    """Check `condition` until it holds (a file system state has no event to wait on), or fail after `timeout`."""
-
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(POLL_S)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def _entries(spool: Path) -> list[Path]:
@@ -60,7 +44,9 @@ async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_res
         spool = tmp_path / "models" / "spool" / "Pipeline_Test_Dreamer"  # the default: cache_home/spool/<name>
         first = await WorkerProcess(folder).start()
         try:
-            await _wait_until(lambda: len(_entries(spool)) == JOBS, f"{JOBS} spooled results")
+            # Each result is spooled before its first submit, which the horde refuses: the moment to kill.
+            await first.wait_for_count("submit attempt 1 failed", JOBS)
+            assert len(_entries(spool)) == JOBS
             first.send_signal(signal.SIGKILL)
             assert await first.wait() == -signal.SIGKILL
         finally:
@@ -75,7 +61,8 @@ async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_res
         late.write_text(json.dumps({**entry, "deadline": time.time() - 30}))
 
         horde.faults.clear()
-        second = await run_burst(folder)
+        metrics = folder / "events.jsonl"
+        second = await run_burst(folder, "--metrics-file", str(metrics))
         resumed = [job_id for job_id in ids if job_id != late.stem]
         assert {job_id: submit_counter[job_id] for job_id in ids} == {**{job_id: 1 for job_id in resumed}, late.stem: 0}
         for pg in (horde.state.generations[job_id] for job_id in resumed):
@@ -85,12 +72,13 @@ async def test_results_spooled_by_a_killed_worker_are_submitted_once_after_a_res
             assert (stored.data == censor_image("nsfw", 512, 512)) == (pg.id == censored_id)
             assert ({"type": "censorship", "value": "nsfw"} in pg.gen_metadata) == (pg.id == censored_id)
     assert _entries(spool) == [] and list(spool.iterdir()) == [spool / ".worker.lock"]
+    ended = {record["job"]: record["state"] for record in events_of(metrics, "job_ended")}
+    assert ended == {job_id: "submitted" for job_id in resumed}  # the late one was never registered
+    assert events_of(metrics, "job_popped") == []  # nothing else was there to pop
+    # What the operator is told: the late result's fate, and the resumed ones counted like any submit.
     assert second.output.count(f"Spooled result {late.stem} dropped: its deadline passed 3") == 1
-    assert f"Resuming {JOBS - 1} spooled result(s)" in second.output
-    assert all(f"Job {job_id} submitted: 1 image(s)" in second.output for job_id in resumed)
     final_status = [line for line in second.lines if "Status:" in line][-1]
-    assert f"Status: {JOBS - 1} jobs, {JOBS - 1} images" in final_status  # counted like any submit
-    assert "already submitted" not in second.output
+    assert f"Status: {JOBS - 1} jobs, {JOBS - 1} images" in final_status
     assert error_lines(folder / "logs") == []
 
 
@@ -104,13 +92,15 @@ async def test_a_spool_that_cannot_be_written_is_logged_and_the_result_still_goe
         requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
         wp = queue(horde, requester, "a lighthouse", n=1)
         folder = worker_folder(tmp_path, horde, owner, spool_dir=str(blocker / "spool"))
-        worker = await run_burst(folder)
+        metrics = folder / "events.jsonl"
+        worker = await run_burst(folder, "--metrics-file", str(metrics))
         [pg] = generations_of(horde, wp)
         assert pg.is_completed and submit_counter[pg.id] == 1
+    assert [(record["job"], record["state"]) for record in events_of(metrics, "job_ended")] == [(pg.id, "submitted")]
+    # What the operator is told: where the spool write failed, why, and that the result went out anyway.
     [line] = [line for line in worker.output.splitlines() if "Cannot spool the result to" in line]
     assert str(blocker / "spool" / f"{pg.id}.json") in line and "Not a directory" in line
     assert "MB free" in line and "uploaded from memory" in line
-    assert f"Job {pg.id} submitted" in worker.output
 
 
 async def test_a_second_worker_on_the_same_spool_refuses_to_start(tmp_path: Path) -> None:

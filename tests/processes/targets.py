@@ -18,7 +18,15 @@ from horde_worker_regen.processes.child_runtime import (
     report_startup_failure,
     serve,
 )
-from horde_worker_regen.processes.messages import CheckImages, ChildMessage, ChildReady, JobDone, RunJob, SafetyChecked
+from horde_worker_regen.processes.messages import (
+    CheckImages,
+    ChildMessage,
+    ChildReady,
+    JobDone,
+    JobProgress,
+    RunJob,
+    SafetyChecked,
+)
 
 
 def _echo(link: ChildLink, work: Work) -> ChildMessage:
@@ -48,9 +56,11 @@ def failing_main(connection: Connection, incarnation: int, logs_dir: Path) -> No
 def deaf_main(connection: Connection, incarnation: int, logs_dir: Path) -> None:
     """Says it is ready, then never reads its pipe again (no pongs): a wedged child."""
     connection.send(ChildReady(incarnation, os.getpid(), "deaf"))
-    time.sleep(600)
+    time.sleep(600)  # the fault itself: alive, and deaf
 
 
 def never_ready_main(connection: Connection, incarnation: int, logs_dir: Path) -> None:
-    """Still starting, for as long as it lives (as a child importing a large library): never says ready."""
-    time.sleep(600)
+    """Still starting, for as long as it lives (as a child importing a large library): never says ready,
+    only, once, that it is under way (so that a test knows the child is up without polling)."""
+    connection.send(JobProgress(incarnation, "start-up", 0, 1))
+    time.sleep(600)  # the fault itself: a start-up that never ends

@@ -13,8 +13,8 @@ import pytest
 import pytest_asyncio
 
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
-from horde_worker_regen.processes.messages import ChildMessage, JobDone, RunJob
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
+from horde_worker_regen.processes.messages import ChildMessage, JobDone, JobProgress, RunJob
+from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, ProcessHandle, Supervisor
 from tests.processes import targets
 
 TIMEOUT = 30.0
@@ -117,12 +117,13 @@ async def test_children_ignore_sigint_so_the_parent_decides(
 async def test_a_cancelled_stop_still_ends_the_child(supervised: tuple[Supervisor, Recorder], tmp_path: Path) -> None:
     supervisor, _ = supervised
     handle = await supervisor.start(ChildSpec("deaf", targets.deaf_main, tmp_path))  # never reads its Shutdown
-    stopping = asyncio.get_running_loop().create_task(supervisor.stop(handle, timeout=TIMEOUT))
-    while not handle.stopping:  # stop() has sent Shutdown and waits for the exit
-        await asyncio.sleep(0)
-    stopping.cancel()  # an abort cancels the recycle waiting in stop()
+    loop = asyncio.get_running_loop()
+    stopping = loop.create_task(supervisor.stop(handle, timeout=TIMEOUT))
+    # Callbacks run in order: the task's first step (it sends Shutdown and waits for the exit), then this.
+    loop.call_soon(stopping.cancel)  # an abort cancels the recycle waiting in stop()
     with pytest.raises(asyncio.CancelledError):
         await stopping
+    assert handle.stopping  # it was cancelled while it waited, not before it began
     try:
         await asyncio.wait_for(supervisor.kill_all(), TIMEOUT)
         assert not handle.process.is_alive()
@@ -131,14 +132,16 @@ async def test_a_cancelled_stop_still_ends_the_child(supervised: tuple[Superviso
             handle.process.kill()
 
 
-async def _starting_child(supervisor: Supervisor, tmp_path: Path) -> tuple[asyncio.Task[ChildHandle], ChildHandle]:
-    """A child that never becomes ready, with the task still waiting for it."""
+async def _starting_child(
+    supervisor: Supervisor, recorder: Recorder, tmp_path: Path
+) -> tuple[asyncio.Task[ProcessHandle], ProcessHandle]:
+    """A child that never becomes ready, with the task still waiting for it (once the child said it is loading)."""
     starting = asyncio.get_running_loop().create_task(
         supervisor.start(ChildSpec("slow", targets.never_ready_main, tmp_path))
     )
-    while not supervisor.children:  # start() registers the child right after spawning it
-        await asyncio.sleep(0)
-    (handle,) = supervisor.children
+    handle, message = await asyncio.wait_for(recorder.messages.get(), TIMEOUT)
+    assert isinstance(message, JobProgress) and supervisor.children == {handle}
+    assert isinstance(handle, ProcessHandle)
     return starting, handle
 
 
@@ -146,7 +149,7 @@ async def test_a_cancelled_start_kills_the_child_it_was_starting(
     supervised: tuple[Supervisor, Recorder], tmp_path: Path
 ) -> None:
     supervisor, recorder = supervised
-    starting, handle = await _starting_child(supervisor, tmp_path)
+    starting, handle = await _starting_child(supervisor, recorder, tmp_path)
     starting.cancel()  # a stop while the worker starts
     with pytest.raises(asyncio.CancelledError):
         await starting
@@ -157,8 +160,8 @@ async def test_a_cancelled_start_kills_the_child_it_was_starting(
 async def test_stopping_a_child_still_starting_does_not_wait_for_the_stop_timeout(
     supervised: tuple[Supervisor, Recorder], tmp_path: Path
 ) -> None:
-    supervisor, _ = supervised
-    starting, handle = await _starting_child(supervisor, tmp_path)
+    supervisor, recorder = supervised
+    starting, handle = await _starting_child(supervisor, recorder, tmp_path)
     begun = asyncio.get_running_loop().time()
     await supervisor.stop(handle, timeout=TIMEOUT)  # it would never read a Shutdown
     assert asyncio.get_running_loop().time() - begun < 5
