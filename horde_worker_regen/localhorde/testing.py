@@ -31,6 +31,8 @@ from horde_worker_regen.localhorde.jobs import SweepReport
 from horde_worker_regen.localhorde.reference import ModelReference
 from horde_worker_regen.localhorde.state import HordeState
 
+SHUTDOWN_GRACE_S = 2.0  # seconds a held request may delay the server's stop
+
 
 @dataclass
 class RunningLocalHorde:
@@ -84,7 +86,9 @@ async def serve_local_horde(
     """Start the server on `host:port` (0: a free port) and stop it on exit."""
     config = config or LocalHordeConfig(sweep_interval=0)
     horde = LocalHorde(config, clock=clock, reference=reference)
-    runner = web.AppRunner(create_app(horde=horde), access_log=None)
+    # A request a fault holds open (a hung pop, a trickled answer) must not keep the server from stopping
+    # for aiohttp's default 60 s: this server is stopped at the end of every test and demo run.
+    runner = web.AppRunner(create_app(horde=horde), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
