@@ -16,9 +16,10 @@ it says later is dropped. The fake backend's crashes end the thread, not the pro
 child that exited with the crash's code.
 
 Hooks for tests, to do what happens to processes: `crash` (the child dies with an exit code), `freeze`
-(it stops answering, as under SIGSTOP, so the liveness watch loses it), `fail_next_starts`; and to play
-a child: `hold` (it takes work and starts none of it), `say` (it sends a message); `sent` records what
-the parent sent each child.
+(it stops answering, as under SIGSTOP, so the liveness watch loses it), `fail_next_starts`,
+`hold_starts` (a start waits, as for a slow import, until `release_starts`); and to play a child:
+`hold` (it takes work and starts none of it), `hold_new_children` (every child started from now on is
+held from its start), `say` (it sends a message); `sent` records what the parent sent each child.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ class InProcessChildren(ChildRoster[InProcessHandle]):
     ) -> None:
         super().__init__(liveness_timeout=liveness_timeout, ping_interval=ping_interval, clock=clock, events=events)
         self._failing_starts: list[str] = []
+        self._holding_new = False  # children started from now on hold their work (`hold_new_children`)
+        self._holding_starts = False
+        self._held_starts: list[tuple[InProcessHandle, Callable[[], Served]]] = []
+        self._newly_held: asyncio.Queue[InProcessHandle] = asyncio.Queue()
         # What the parent sent each child (by name), pings aside, for tests to check; the latest only.
         self.sent: deque[tuple[str, ParentMessage]] = deque(maxlen=SENT_KEPT)
 
@@ -97,9 +102,45 @@ class InProcessChildren(ChildRoster[InProcessHandle]):
         while: a model load that never ends, or a job whose answer the test gives (`say`)."""
         self._own(handle).process.hold(held)
 
-    def say(self, handle: ChildHandle, message: ChildMessage) -> None:
-        """The child sends `message` (it arrives on a later turn of the loop, as any message of the child)."""
-        self._own(handle).process.post(message)
+    def hold_new_children(self, held: bool = True) -> None:
+        """Every child started from now on is held from its start (`hold`), so that the test plays it;
+        `held=False`: those started later are not (the ones already held stay so)."""
+        self._holding_new = held
+
+    def hold_starts(self) -> None:
+        """Children started from now on come up only when released (`release_starts`): until then they
+        say nothing, not even that they are ready, as a child still importing its libraries."""
+        self._holding_starts = True
+
+    async def held_start(self) -> InProcessHandle:
+        """The next child whose start was held (waiting until one is, if none is yet)."""
+        return await self._newly_held.get()
+
+    def release_starts(self) -> list[InProcessHandle]:
+        """Starts are held no more: the held children still starting go on (returned); one whose start
+        was given up meanwhile (killed, or its `start` cancelled) never runs."""
+        self._holding_starts = False
+        held, self._held_starts = self._held_starts, []
+        released = []
+        for handle, build in held:
+            if handle.process.exitcode is None:
+                handle.process.run(build)
+                released.append(handle)
+        return released
+
+    def say(self, handle: ChildHandle, message: ChildMessage) -> asyncio.Future[None]:
+        """The child sends `message` (it arrives on a later turn of the loop, as any message of the child).
+
+        The future is done once the owner has had it (or it was dropped: the child is gone or frozen),
+        so that a test can await what the owner does with a message before it looks."""
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def handed_over() -> None:
+            if not delivered.done():  # a test that stopped waiting cancelled it
+                delivered.set_result(None)
+
+        self._own(handle).process.post(message, handed_over)
+        return delivered
 
     def _record(self, handle: ChildHandle, message: ParentMessage) -> None:
         if not isinstance(message, Ping):
@@ -111,16 +152,25 @@ class InProcessChildren(ChildRoster[InProcessHandle]):
         child = InProcessChild(loop, f"{spec.name}#{incarnation}", incarnation)
         handle = InProcessHandle(spec, incarnation, child, child, loop.create_future(), self._clock())
         child.attach(lambda message: self._route(handle, message), lambda code: self._exited(handle, code))
+        child.hold(self._holding_new)
+        build = self._build(spec, child)
+        if self._holding_starts:
+            self._held_starts.append((handle, build))
+            self._newly_held.put_nowait(handle)
+        else:
+            child.run(build)
+        return handle
+
+    def _build(self, spec: ChildSpec, child: InProcessChild) -> Callable[[], Served]:
+        """What the child's work thread builds before it says it is ready (or fails to)."""
         if self._failing_starts:
             reason = self._failing_starts.pop(0)
-            child.run(lambda: _fail_start(reason))
-        elif isinstance(spec.config, InferenceChildConfig):
+            return lambda: _fail_start(reason)
+        if isinstance(spec.config, InferenceChildConfig):
             inference = spec.config
-            child.run(lambda: _serve_inference(inference, child))
-        else:
-            safety = spec.config
-            child.run(lambda: _serve_safety(safety, child))
-        return handle
+            return lambda: _serve_inference(inference, child)
+        safety = spec.config
+        return lambda: _serve_safety(safety, child)
 
     def _own(self, handle: ChildHandle) -> InProcessHandle:
         if not isinstance(handle, InProcessHandle):

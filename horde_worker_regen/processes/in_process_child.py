@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import queue
 import threading
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from loguru import logger
 
@@ -35,7 +36,6 @@ from horde_worker_regen.processes.messages import (
 
 # What a ready child tells: its backend's name, the GPU it is pinned to, and how it answers work.
 Served = tuple[str, DeviceReport | None, WorkHandler]
-T = TypeVar("T")
 
 
 class ChildExit(BaseException):
@@ -107,6 +107,11 @@ class InProcessChild:
         self._work.put(None)
         self._go.set()
 
+    @property
+    def held(self) -> bool:
+        """True while it takes work but starts none of it."""
+        return not self._go.is_set()
+
     def hold(self, held: bool) -> None:
         """Hold work (take it, start none of it) or let it go on."""
         if held:
@@ -120,18 +125,23 @@ class InProcessChild:
             self._exitcode = code
         self.close()
 
-    def post(self, message: ChildMessage) -> None:
-        """Send a message to the parent (from any thread); it arrives on a later turn of the loop."""
-        self._call_on_loop(self._deliver, message)
+    def post(self, message: ChildMessage, then: Callable[[], None] | None = None) -> None:
+        """Send a message to the parent (from any thread); it arrives on a later turn of the loop, where
+        `then` is called once it was handed over (or dropped: the child is gone or frozen)."""
+        self._call_on_loop(functools.partial(self._deliver, message, then))
 
-    def _deliver(self, message: ChildMessage) -> None:
-        if not self._dead and not self.frozen:
-            self._on_message(message)
+    def _deliver(self, message: ChildMessage, then: Callable[[], None] | None = None) -> None:
+        try:
+            if not self._dead and not self.frozen:
+                self._on_message(message)
+        finally:
+            if then is not None:
+                then()
 
-    def _call_on_loop(self, callback: Callable[[T], None], argument: T) -> None:
+    def _call_on_loop(self, callback: Callable[[], None]) -> None:
         # An abandoned thread may outlive the loop it reported to: what it says then goes nowhere.
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(callback, argument)
+            self._loop.call_soon_threadsafe(callback)
 
     def _serve(self, build: Callable[[], Served]) -> None:
         code = 0
@@ -139,7 +149,7 @@ class InProcessChild:
             self._answer_work(build)
         except ChildExit as crash:
             code = crash.code  # a crash says nothing more
-        self._call_on_loop(self._exited, code)
+        self._call_on_loop(functools.partial(self._exited, code))
 
     def _answer_work(self, build: Callable[[], Served]) -> None:
         try:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from horde_worker_regen.processes.in_process import InProcessChildren
 from horde_worker_regen.processes.restarts import GaveUp, start_with_retries
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError
-from tests.pipeline_parts.fakes import FakeChildren
+from horde_worker_regen.processes.supervisor import ChildHandle, ChildStartError
+from tests.pipeline_parts.children import inference_specs
 
-SPEC = ChildSpec("inference-1", print, None)
+[SPEC] = inference_specs(1)
 
 
 @pytest.mark.parametrize(
@@ -22,9 +23,9 @@ SPEC = ChildSpec("inference-1", print, None)
     ],
 )
 async def test_a_child_is_started_again_with_backoff_until_it_gives_up(
-    failing: int, waits: list[float], attempts_reported: list[int], started: bool
+    failing: int, waits: list[float], attempts_reported: list[int], started: bool, children: InProcessChildren
 ) -> None:
-    children = FakeChildren(failing_starts=failing)
+    children.fail_next_starts(failing, "it exited with code 1")
     slept: list[float] = []
     reported: list[int] = []
 
@@ -39,4 +40,4 @@ async def test_a_child_is_started_again_with_backoff_until_it_gives_up(
     assert isinstance(result, ChildHandle) is started
     if not started:
         assert isinstance(result, GaveUp) and result.attempts == 3 and len(result.errors) == 3
-        assert result.last == "inference-1#3: it exited with code 1"
+        assert result.last == "inference-1#3: RuntimeError: it exited with code 1"

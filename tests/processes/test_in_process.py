@@ -221,3 +221,57 @@ async def test_a_held_childs_thread_ends_when_it_is_killed(children: tuple[InPro
     client.kill(handle)
     await asyncio.to_thread(handle.process.thread.join, TIMEOUT)
     assert not handle.process.thread.is_alive() and recorder.messages.empty()
+
+
+async def test_a_said_message_can_be_awaited_until_the_owner_has_had_it(
+    children: tuple[InProcessChildren, Recorder],
+) -> None:
+    client, recorder = children
+    handle = await client.start(_inference())
+    said = JobDone(handle.incarnation, "job-1", (b"said",), 0.0, 0.0)
+    delivered = client.say(handle, said)
+    assert not delivered.done() and recorder.messages.empty()  # it arrives on a later turn of the loop
+    await asyncio.wait_for(delivered, TIMEOUT)
+    assert recorder.messages.get_nowait() == (handle, said)
+    client.freeze(handle)
+    await asyncio.wait_for(client.say(handle, said), TIMEOUT)  # dropped by a frozen child: done all the same
+    assert recorder.messages.empty()
+
+
+async def test_children_started_while_new_ones_are_held_are_held_from_their_start(
+    children: tuple[InProcessChildren, Recorder],
+) -> None:
+    client, recorder = children
+    before = await client.start(_inference())
+    client.hold_new_children()
+    held = await client.start(_inference())
+    client.hold_new_children(held=False)
+    after = await client.start(_inference())
+    assert isinstance(before, InProcessHandle) and isinstance(after, InProcessHandle)
+    assert isinstance(held, InProcessHandle)
+    assert (before.process.held, held.process.held, after.process.held) == (False, True, False)
+    client.send(held, RunJob(held.incarnation, SPEC, JobInputs()))
+    client.hold(held, held=False)
+    answer = await _answer(recorder)
+    assert isinstance(answer, JobDone) and answer.incarnation == held.incarnation
+
+
+async def test_a_held_start_comes_up_only_once_released_and_a_start_given_up_meanwhile_never(
+    children: tuple[InProcessChildren, Recorder],
+) -> None:
+    client, recorder = children
+    client.hold_starts()
+    starting = asyncio.create_task(client.start(_inference()))
+    handle = await asyncio.wait_for(client.held_start(), TIMEOUT)
+    assert not starting.done() and not handle.ready.done() and handle.process.thread is None
+    cancelled = asyncio.create_task(client.start(_inference()))
+    given_up = await asyncio.wait_for(client.held_start(), TIMEOUT)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert given_up.process.exitcode == -15 and given_up not in client.children  # the cancelled start ended it
+    assert client.release_starts() == [handle]
+    assert await asyncio.wait_for(starting, TIMEOUT) is handle
+    assert given_up.process.thread is None  # it never ran
+    third = await client.start(_inference())  # starts are no longer held
+    assert third.incarnation == 3 and client.children == {handle, third} and recorder.lost.empty()
