@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from loguru import logger
@@ -60,6 +61,20 @@ def endpoint_of(request: web.Request) -> str | None:
     return ENDPOINT_NAMES.get(request.match_info.handler)
 
 
+def make_change_middleware(horde: LocalHorde) -> Any:
+    """Build the outermost middleware: once a request has been handled (whatever the answer, and after
+    every inner middleware has seen it), announce that the horde's state may have changed."""
+
+    @web.middleware
+    async def notify_changes(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        finally:
+            horde.changes.notify()
+
+    return notify_changes
+
+
 def seed_requests(horde: LocalHorde) -> None:
     """Queue the requests listed in the configuration."""
     for seed in horde.config.requests:
@@ -108,7 +123,12 @@ def create_app(
     horde = horde or LocalHorde(config, clock=clock, reference=reference)
     seed_requests(horde)
     app = web.Application(
-        middlewares=[make_fault_middleware(horde.faults, endpoint_of, horde.clock.now), error_middleware, admin_guard],
+        middlewares=[
+            make_change_middleware(horde),
+            make_fault_middleware(horde.faults, endpoint_of, horde.clock.now),
+            error_middleware,
+            admin_guard,
+        ],
         client_max_size=64 * 1024 * 1024,
     )
     app[HORDE_KEY] = horde

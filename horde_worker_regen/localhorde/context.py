@@ -1,7 +1,8 @@
 """`LocalHorde`: the one object every handler reaches through `request.app[HORDE_KEY]`.
 
 It is also the Python API tests use to drive the server: create users, queue requests, switch
-faults, move a fake clock, run the sweep, look at workers and jobs.
+faults, move a fake clock, run the sweep, look at workers and jobs, and wait for a change of state
+(`changes`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from horde_worker_regen.localhorde.changes import StateChanges
 from horde_worker_regen.localhorde.clock import Clock, FakeClock, SystemClock
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.entities import User, Worker
@@ -22,7 +24,7 @@ from horde_worker_regen.localhorde.urls import UrlSigner
 
 
 class LocalHorde:
-    """Configuration, clock, model reference, state, faults and URL signing of one server."""
+    """Configuration, clock, model reference, state, faults, URL signing and change announcements of one server."""
 
     def __init__(
         self,
@@ -38,6 +40,7 @@ class LocalHorde:
         self.reference = reference or self._load_reference()
         self.state = HordeState(clock, detect_suspicion=self.config.detect_suspicion)
         self.faults = FaultInjector()
+        self.changes = StateChanges()  # announced after each request handled and each sweep
         secret = self.config.url_secret.encode() if self.config.url_secret else secrets.token_bytes(32)
         self.signer = UrlSigner(secret)
         self._apply_config()
@@ -112,7 +115,9 @@ class LocalHorde:
 
     def sweep(self) -> SweepReport:
         """Run the 60-second sweep now: abort stale jobs, delete expired requests."""
-        return sweep(self.state)
+        report = sweep(self.state)
+        self.changes.notify()
+        return report
 
     def public_base(self, request: web.Request) -> str:
         """Scheme and host for the URLs handed out (config `public_url`, else what the client used)."""

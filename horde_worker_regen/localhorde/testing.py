@@ -10,6 +10,8 @@ or, in a conftest:
     local_horde = local_horde_fixture()            # an async fixture yielding RunningLocalHorde
 
 The fixture defaults to no background sweep (call `horde.sweep()`), so tests stay deterministic.
+A test waits for the server's state to reach a condition with `await horde.wait_for_state(predicate,
+timeout)`, which wakes on each request the server handles, not on a timer.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ class RunningLocalHorde:
     def sweep(self) -> SweepReport:
         """Run the ttl/expiry sweep now."""
         return self.horde.sweep()
+
+    async def wait_for_state(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Return as soon as `predicate()` (a condition on the horde's state) holds: checked now and after
+        each request the server handles and each sweep, never by polling. TimeoutError after `timeout` s."""
+        await self.horde.changes.wait_for(predicate, timeout)
 
 
 @contextlib.asynccontextmanager
