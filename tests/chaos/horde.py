@@ -4,6 +4,7 @@ separate server of hostile inputs."""
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -58,12 +59,13 @@ class _Server:
 class ChaosHorde(_Server):
     """The embedded horde with its ledger, a payload tamperer, and hostile routes under /chaos on its origin."""
 
-    def __init__(self, config: LocalHordeConfig | None = None) -> None:
+    def __init__(self, config: LocalHordeConfig | None = None, on_hit: Callable[[], None] = lambda: None) -> None:
         super().__init__()
         self.horde = LocalHorde(config or LocalHordeConfig(sweep_interval=0, detect_suspicion=False))
         self.ledger = HordeLedger()
         self.tamper = PayloadTamper()
         self.hits: collections.Counter[str] = collections.Counter()
+        self.on_hit = on_hit  # told of each hit on a hostile route as it arrives
 
     @property
     def running(self) -> RunningLocalHorde:
@@ -75,21 +77,22 @@ class ChaosHorde(_Server):
         app = create_app(horde=self.horde)
         app.middlewares.append(self.ledger.middleware)
         app.middlewares.append(self.tamper.middleware)
-        add_hostile_routes(app, self.hits)
+        add_hostile_routes(app, self.hits, on_hit=self.on_hit)
         return app
 
 
 class HostileServer(_Server):
     """The hostile routes on their own origin (another port: not the horde's)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_hit: Callable[[], None] = lambda: None) -> None:
         super().__init__()
         self.hits: collections.Counter[str] = collections.Counter()
+        self.on_hit = on_hit  # told of each hit as it arrives
 
     def make_app(self) -> web.Application:
         """Only the hostile routes."""
         app = web.Application()
-        add_hostile_routes(app, self.hits)
+        add_hostile_routes(app, self.hits, on_hit=self.on_hit)
         return app
 
     def url(self, path: str, host: str = HOST) -> str:

@@ -3,7 +3,8 @@ that turns a job's payload into something outside the API contract.
 
 `add_hostile_routes` mounts the routes on any aiohttp app (the chaos horde's own, so they share its
 origin, or a separate server): images of any size, text, a truncated PNG, a decompression bomb, a
-body that trickles a byte at a time, a body that never ends, and redirects. Every hit is counted.
+body that trickles a byte at a time, a body that never ends, and redirects. Every hit is counted and
+announced.
 `PayloadTamper` rewrites the pop answer of a job whose prompt carries a marker (`<chaos:...>`).
 """
 
@@ -54,12 +55,19 @@ def decompression_bomb() -> bytes:
     return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
 
 
-def add_hostile_routes(app: web.Application, hits: collections.Counter[str], prefix: str = "/chaos") -> None:
-    """Mount the hostile routes under `prefix`; `hits` counts requests per route name."""
+def add_hostile_routes(
+    app: web.Application,
+    hits: collections.Counter[str],
+    prefix: str = "/chaos",
+    on_hit: Callable[[], None] = lambda: None,
+) -> None:
+    """Mount the hostile routes under `prefix`; `hits` counts requests per route name, and `on_hit` is told of
+    each as it arrives (a trickling answer may never end)."""
 
     def counted(name: str, handler: Handler) -> Handler:
         async def wrapper(request: web.Request) -> web.StreamResponse:
             hits[name] += 1
+            on_hit()
             return await handler(request)
 
         return wrapper

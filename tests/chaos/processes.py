@@ -1,21 +1,26 @@
 """The worker's process tree, watched with psutil from the worker's PID.
 
 Every descendant ever seen is remembered (with its creation time, so a reused PID is not mistaken
-for it); after the worker has exited, any of them still running is an orphan.
+for it); after the worker has exited, any of them still running is an orphan. The tree is sampled
+in the background so that a descendant that lives only briefly is remembered too; nothing waits on
+that sampling: a wait for a process's exit is woken by the exit itself (`exited`), a wait for a new
+child by the child showing itself (`next_child`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import signal
+from pathlib import Path
 
 import psutil
 
+from tests.chaos.folder_watch import FolderWatch
+
 WATCH_INTERVAL_S = 0.1
-# While waiting for a new child (to kill it before it is ready), look more often.
-FAST_INTERVAL_S = 0.02
 # "<name>#<incarnation> ready (pid <pid>, backend <backend>)", as the supervisor logs a child it started.
 READY = re.compile(r"(?P<name>[a-z]+(?:-\d+)?)#(?P<incarnation>\d+) ready \(pid (?P<pid>\d+)")
 
@@ -55,19 +60,24 @@ class ProcessWatch:
     async def _watch(self) -> None:
         while True:
             self.sample()
-            await asyncio.sleep(WATCH_INTERVAL_S)  # a sampling period, not a wait for an event
+            # A sampling period, to remember short-lived descendants for the orphan count at the end;
+            # nothing waits for this loop to see something.
+            await asyncio.sleep(WATCH_INTERVAL_S)
 
-    async def next_child(self, known: set[int], timeout: float) -> psutil.Process:
-        """The first descendant not in `known` (waiting, sampling often, for the worker to start one)."""
+    async def next_child(self, known: set[int], working_folder: Path, timeout: float) -> psutil.Process:
+        """The first descendant not in `known`, once the worker has started one (TimeoutError after `timeout` s).
 
-        async def scan() -> psutil.Process:
-            while True:
-                for child in self.sample():
-                    if child.pid not in known:
-                        return child
-                await asyncio.sleep(FAST_INTERVAL_S)  # a sampling period, not a wait for an event
-
-        return await asyncio.wait_for(scan(), timeout)
+        The worker runs in `working_folder`, and so do the children it spawns: each is a fresh Python
+        (`python -c ...`, so its working folder leads `sys.path`) that lists that folder on its first
+        import, a few tens of milliseconds into its life and long before it has imported its own code,
+        let alone said it is ready. Each opening in the folder is the cue to look at the tree again."""
+        with FolderWatch(working_folder) as watch:
+            async with asyncio.timeout(timeout):
+                while True:
+                    for child in self.sample():
+                        if child.pid not in known:
+                            return child
+                    await watch.opened()
 
     def orphans(self) -> list[int]:
         """Descendants still running (zombies count as gone: they only wait to be reaped)."""
@@ -80,11 +90,11 @@ class ProcessWatch:
 
     async def wait_gone(self, timeout: float) -> None:
         """Give descendants that are on their way out (e.g. multiprocessing's resource tracker, which
-        exits when it sees the worker's end of its pipe close) up to `timeout` s to be gone."""
+        exits when it sees the worker's end of its pipe close) up to `timeout` s to exit."""
+        leaving = [self.seen[pid] for pid in self.orphans()]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                while self.orphans():
-                    await asyncio.sleep(FAST_INTERVAL_S)  # a polling period: their exit is what is waited for
+                await asyncio.gather(*(exited(process) for process in leaving))
 
     def describe(self, pid: int) -> str:
         """`pid (status, command line)` of a descendant, for a report."""
@@ -99,6 +109,35 @@ class ProcessWatch:
         for pid in self.orphans():
             with contextlib.suppress(psutil.NoSuchProcess):
                 self.seen[pid].send_signal(signal.SIGKILL)
+
+
+async def exited(process: psutil.Process) -> None:
+    """Return once `process` has exited; a zombie has (it only waits for its parent to reap it).
+
+    Woken by the exit itself: a pidfd (Linux 5.3) becomes readable when its process exits. Not
+    `psutil.wait_procs`: for a process that is not this one's child it waits until the process is
+    reaped, checking on a timer, and an orphan is reaped by PID 1, which may take its time."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return  # gone, and reaped
+    try:
+        if not process.is_running():
+            return  # its PID was reused before the pidfd was opened: the process watched is gone
+        loop = asyncio.get_running_loop()
+        exit_seen: asyncio.Future[None] = loop.create_future()
+
+        def on_exit() -> None:
+            if not exit_seen.done():  # the pidfd stays readable until it is closed
+                exit_seen.set_result(None)
+
+        loop.add_reader(pidfd, on_exit)
+        try:
+            await exit_seen
+        finally:
+            loop.remove_reader(pidfd)
+    finally:
+        os.close(pidfd)
 
 
 def child_pids(lines: list[str]) -> dict[str, int]:

@@ -2,6 +2,10 @@
 the end a row of figures for the table and the scenario's invariants (no id lost, no orphan
 process, no worker crash).
 
+A scenario waits for conditions with `wait_until`, which checks its condition again on each event
+that can change what the condition reads (`ChaosRun.changes`): a request the horde handled, a sweep,
+a hit on a hostile route, a line the worker printed, a worker's exit. Nothing is polled on a timer.
+
     async with ChaosRun("network", tmp_path, chaos_table, max_threads=2) as run:
         run.queue("a lake", n=2)
         run.fault("submit", "drop", times=1)
@@ -17,18 +21,20 @@ import collections
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import psutil
+
+from horde_worker_regen.localhorde.changes import StateChanges
 from horde_worker_regen.localhorde.entities import User, WaitingPrompt
 from horde_worker_regen.localhorde.faults import FaultRule
 from horde_worker_regen.localhorde.requester import queue_request
 from tests.chaos.horde import ChaosHorde, HostileServer
 from tests.chaos.ledger import Accounting, account
-from tests.chaos.processes import READY, ProcessWatch, child_pids
+from tests.chaos.processes import READY, ProcessWatch, child_pids, exited
 from tests.chaos.table import ChaosTable, ScenarioRow
 from tests.support import REPO_ROOT
 from tests.worker_support import WorkerProcess, queue, worker_folder
@@ -36,16 +42,23 @@ from tests.worker_support import WorkerProcess, queue, worker_folder
 SETTLE_TIMEOUT_S = 90.0
 # A process of the worker's tree still running this long after the worker exited is an orphan.
 ORPHAN_GRACE_S = 5.0
-CONDITION_POLL_S = 0.05
+# How long a failure report waits for the rest of an exited worker's output (its children may hold the pipe).
+OUTPUT_END_WAIT_S = 5.0
 
 
 class ChaosWorker(WorkerProcess):
-    """The worker CLI with its PID, its process tree watched, and the exit status it is allowed."""
+    """The worker CLI with its PID, its process tree watched, and the exit status it is allowed; `on_change`
+    is told of each line it prints, the end of its output and its exit."""
 
     watch: ProcessWatch
     expected_status: frozenset[int] = frozenset({0})
     status: int | None = None
     wrapper: tuple[str, ...] = ()  # a command the worker's command line is handed to (it must exec it)
+
+    def __init__(self, folder: Path, on_change: Callable[[], None]) -> None:
+        super().__init__(folder)
+        self.on_change = on_change
+        self._exit: asyncio.Task[int] | None = None
 
     async def start(self, *args: str) -> ChaosWorker:
         """Start `run` (through `wrapper`, if any) with `--logs-dir <folder>/logs` and the given arguments."""
@@ -62,7 +75,30 @@ class ChaosWorker(WorkerProcess):
             stderr=asyncio.subprocess.STDOUT,
         )
         self._reader = asyncio.create_task(self._read())
+        self._reader.add_done_callback(lambda _: self.on_change())
+        self._exit = asyncio.create_task(self._process.wait())
+        self._exit.add_done_callback(lambda _: self.on_change())
         return self
+
+    async def _read(self) -> None:
+        """Gather the output (as the base class does), telling `on_change` of each line."""
+        assert self._process is not None and self._process.stdout is not None
+        async for raw in self._process.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+            self._new_line.set()
+            self.on_change()
+        self._new_line.set()
+
+    @property
+    def process_exited(self) -> bool:
+        """True once the worker's main process has exited (its output may still be on its way)."""
+        return self._exit is not None and self._exit.done()
+
+    async def final_output(self) -> str:
+        """The output of an exited worker, once it has all been read (or after OUTPUT_END_WAIT_S)."""
+        assert self._reader is not None
+        await asyncio.wait([self._reader], timeout=OUTPUT_END_WAIT_S)
+        return self.output
 
     def children(self) -> dict[str, int]:
         """name (`safety`, `inference-0`, ...) → PID of its latest incarnation, from the log."""
@@ -85,11 +121,6 @@ class ChaosWorker(WorkerProcess):
                 await self._new_line.wait()
 
         return await asyncio.wait_for(scan(), timeout)
-
-    @property
-    def exited(self) -> bool:
-        """True once the process has exited and its output is read."""
-        return self._reader is not None and self._reader.done()
 
     async def wait_for_ready(self, name: str, start: int, timeout: float = SETTLE_TIMEOUT_S) -> int:
         """PID of the first child `name` (`safety`, `inference-1`, ...) announced ready at or after line `start`."""
@@ -122,8 +153,11 @@ class ChaosRun:
         self.folder = tmp_path
         self.table = table
         self.settings = settings
-        self.chaos = ChaosHorde()
-        self.hostile = HostileServer()
+        # Every event a condition of `wait_until` may read is announced here.
+        self.changes = StateChanges()
+        self.chaos = ChaosHorde(on_hit=self.changes.notify)
+        self.chaos.horde.changes.subscribe(self.changes.notify)
+        self.hostile = HostileServer(on_hit=self.changes.notify)
         self.requests: list[WaitingPrompt] = []
         self.workers: list[ChaosWorker] = []
         self.rules: list[tuple[str, FaultRule]] = []
@@ -184,7 +218,7 @@ class ChaosRun:
         self, *args: str, verbose: bool = True, wrapper: tuple[str, ...] = (), expected_status: int = 0
     ) -> ChaosWorker:
         """Start the worker CLI (`-v`: job starts are logged) and watch its process tree."""
-        worker = ChaosWorker(self.folder)
+        worker = ChaosWorker(self.folder, self.changes.notify)
         worker.wrapper = wrapper
         worker.expected_status = frozenset({expected_status})
         await worker.start(*(("-v",) if verbose else ()), *args)
@@ -205,15 +239,31 @@ class ChaosRun:
     async def wait_until(
         self, condition: Callable[[], bool], what: str, timeout: float = SETTLE_TIMEOUT_S, *, needs_worker: bool = True
     ) -> None:
-        """Wait for a condition on the horde's state (it runs in this event loop, so it is polled); give up at
-        once if it `needs_worker` and no worker runs any more."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-            if needs_worker and self.workers and all(worker.exited for worker in self.workers):
-                raise AssertionError(f"the worker exited while waiting for {what}:\n{self.workers[-1].output[-5000:]}")
-            await asyncio.sleep(CONDITION_POLL_S)  # a polling period: the condition is what is waited for
+        """Wait for a condition on the horde's state, the hostile routes' hits or the workers' output: it is
+        checked now and after each event announced in `changes`. Give up at once if it `needs_worker` and no
+        worker runs any more."""
+
+        def worker_gone() -> bool:
+            return needs_worker and bool(self.workers) and all(worker.process_exited for worker in self.workers)
+
+        try:
+            await self.changes.wait_for(lambda: condition() or worker_gone(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}") from None
+        if not condition():
+            output = await self.workers[-1].final_output()
+            if not condition():  # the rest of its output may have been what the condition waited for
+                raise AssertionError(f"the worker exited while waiting for {what}:\n{output[-5000:]}")
+
+    async def wait_exited(self, process: psutil.Process, what: str, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """Wait for a process of the worker's tree to exit (`wait_until`, woken by that exit too)."""
+        exit_seen = asyncio.create_task(exited(process))
+        exit_seen.add_done_callback(lambda _: self.changes.notify())
+        try:
+            await self.wait_until(exit_seen.done, what, timeout)
+            exit_seen.result()  # an error watching it, if any
+        finally:
+            exit_seen.cancel()
 
     def accounting(self) -> Accounting:
         """Where every id handed out so far ended (from the horde's state and the worker's logs)."""

@@ -7,8 +7,6 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import psutil
-
 from tests.chaos.processes import READY
 from tests.chaos.runner import ChaosRun, ChaosWorker
 from tests.chaos.table import ChaosTable
@@ -33,13 +31,6 @@ async def _signal_mid_job(run: ChaosRun, worker: ChaosWorker, slot: int, signum:
     return started
 
 
-def _gone(process: psutil.Process) -> bool:
-    try:
-        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 async def test_children_killed_hung_and_crashing_at_start_up(tmp_path: Path, chaos_table: ChaosTable) -> None:
     async with ChaosRun(
         "children: SIGKILL, SIGSTOP, start-up crash",
@@ -57,7 +48,7 @@ async def test_children_killed_hung_and_crashing_at_start_up(tmp_path: Path, cha
         # SIGKILL an inference child in the middle of its job, then kill its replacement before it is up.
         known = set(worker.watch.seen)
         mark = await _signal_mid_job(run, worker, 0, signal.SIGKILL, "inference child SIGKILL mid-job")
-        replacement = await worker.watch.next_child(known, timeout=30)
+        replacement = await worker.watch.next_child(known, worker.folder, timeout=30)
         replacement.send_signal(signal.SIGKILL)
         run.injected("inference child crash at start-up")
         assert await worker.wait_for_ready(_inference_name(0), mark) != replacement.pid
@@ -66,7 +57,7 @@ async def test_children_killed_hung_and_crashing_at_start_up(tmp_path: Path, cha
         stopped = worker.watch.seen[worker.children()[_inference_name(1)]]
         mark = await _signal_mid_job(run, worker, 1, signal.SIGSTOP, "inference child hang mid-job (SIGSTOP)")
         await worker.wait_for_ready(_inference_name(1), mark)
-        await run.wait_until(lambda: _gone(stopped), "the stopped child to be killed")
+        await run.wait_exited(stopped, "the stopped child to be killed")
 
         # SIGKILL the safety child while jobs flow.
         mark = len(worker.lines)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.chaos.runner import ChaosRun
+from tests.chaos.runner import SETTLE_TIMEOUT_S, ChaosRun
 from tests.chaos.table import ChaosTable
 
 # A tmpfs of 64 KiB, filled up, mounted over a folder in a user and mount namespace of the worker's
@@ -45,14 +45,14 @@ async def test_a_worker_killed_with_results_in_its_spool_submits_them_once_after
         images = sum(wp.n for wp in requests)
         refusing = run.fault("submit", "error", status=503)  # refused before it is applied: results wait
         first = await run.start_worker(expected_status=-signal.SIGKILL)
+        # Each result is written to the spool before its upload and submit: the requests that follow wake this.
         await run.wait_until(lambda: len(_spooled(spool)) == images, f"{images} results in the spool")
         children = [child.pid for child in first.watch.sample()]
         first.send_signal(signal.SIGKILL)
         run.injected("worker SIGKILL")
         assert await run.wait_exit(first) == -signal.SIGKILL
-        await run.wait_until(
-            lambda: not first.watch.orphans(), f"the killed worker's children {children} to exit", needs_worker=False
-        )
+        await first.watch.wait_gone(SETTLE_TIMEOUT_S)
+        assert not first.watch.orphans(), f"the killed worker's children {children} did not exit"
         assert {path.stem for path in _spooled(spool)} == {
             pg.id for wp in requests for pg in run.chaos.horde.state.generations_of(wp)
         }
