@@ -54,6 +54,7 @@ def test_both_update_scripts_install_the_same_way() -> None:
         assert constraints in script
         assert "https://download.pytorch.org/whl/cpu" in script
         assert "--no-deps" in script and "torch torchvision" in script
+        assert "install -q --no-compile" in script  # Python compiles what it imports, when it first does
         assert '-e ".' in script
         assert ".runtime-stamp" in script and ".runtime-flavour" in script and ".runtime-dev" in script
         assert "stamp.py" in script
