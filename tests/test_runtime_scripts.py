@@ -54,6 +54,7 @@ def test_both_update_scripts_install_the_same_way() -> None:
         assert constraints in script
         assert "https://download.pytorch.org/whl/cpu" in script
         assert "--no-deps" in script and "torch torchvision" in script
+        assert "install -q --no-compile" in script  # Python compiles what it imports, when it first does
         assert '-e ".' in script
         assert ".runtime-stamp" in script and ".runtime-flavour" in script and ".runtime-dev" in script
         assert "stamp.py" in script
@@ -190,3 +191,9 @@ def test_an_index_that_answers_even_with_an_error_counts_as_reachable() -> None:
     finally:
         server.shutdown()
     assert status == 0
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    command = "./update-runtime.sh --dev && .venv/bin/python -m pytest"
+    assert f"\n{command}\n" in (REPO_ROOT / "README.md").read_text()
+    assert (REPO_ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == command

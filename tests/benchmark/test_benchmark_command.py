@@ -12,21 +12,21 @@ import yaml
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.models.test_checkpoint import ensure_test_checkpoint
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, TEST_CACHE, building_in_test_cache
 
-CHECKPOINT_CACHE = REPO_ROOT / "tests" / ".cache"
 KEYS = {"max_power", "max_batch", "max_threads", "queue_size", "extra_slow_worker"}
 
 
 def test_quick_benchmark_recommends_valid_bridge_data(tmp_path: Path) -> None:
-    ensure_test_checkpoint(CHECKPOINT_CACHE)  # built once per checkout, shared with the real-inference tests
+    with building_in_test_cache() as cache:
+        ensure_test_checkpoint(cache)  # built once per checkout, shared with the real-inference tests
     (tmp_path / "bridgeData.yaml").write_text(
         yaml.safe_dump({"models_to_load": ["Deliberate"], "cache_home": str(tmp_path / "models")})
     )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
     environ["PYTHONPATH"] = str(REPO_ROOT)
     completed = subprocess.run(
-        [sys.executable, "-m", "horde_worker_regen", "benchmark", "--quick", "--test-model-dir", str(CHECKPOINT_CACHE),
+        [sys.executable, "-m", "horde_worker_regen", "benchmark", "--quick", "--test-model-dir", str(TEST_CACHE),
          "--output-dir", str(tmp_path / "out")],
         cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     output = completed.stdout

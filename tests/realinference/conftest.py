@@ -13,19 +13,17 @@ from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.testing import RunningLocalHorde
 from horde_worker_regen.models.test_checkpoint import TEST_MODEL_BASELINE, TestCheckpoint, ensure_test_checkpoint
 from tests.pipeline.conftest import submit_counter
-from tests.support import REPO_ROOT
+from tests.support import building_in_test_cache
 from tests.worker_support import horde_with_users, worker_folder
 
 __all__ = ["submit_counter"]  # the pipeline tests' submit counter, shared
 
-# Ignored by git; kept between runs so the ~450 MiB checkpoint is built once per checkout.
-CHECKPOINT_CACHE = REPO_ROOT / "tests" / ".cache"
-
 
 @pytest.fixture(scope="session")
 def test_checkpoint() -> TestCheckpoint:
-    """The SD 1.5-shaped random-weight checkpoint (deterministic from its seed)."""
-    return ensure_test_checkpoint(CHECKPOINT_CACHE)
+    """The SD 1.5-shaped random-weight checkpoint (deterministic from its seed), built once per checkout."""
+    with building_in_test_cache() as cache:
+        return ensure_test_checkpoint(cache)
 
 
 @asynccontextmanager

@@ -18,9 +18,10 @@ from horde_worker_regen.localhorde.requester import queue_request
 from horde_worker_regen.localhorde.testing import RunningLocalHorde
 from horde_worker_regen.models.lora_cache import LoraCache
 from horde_worker_regen.models.test_checkpoint import TestCheckpoint
-from tests.realinference.conftest import CHECKPOINT_CACHE, checkpoint_horde, hordelib_worker_folder
+from tests.realinference.conftest import checkpoint_horde, hordelib_worker_folder
 from tests.realinference.extras import CACHE_LIMIT, LOCAL_LORA, LORA_FILE, random_lora
 from tests.realinference.upscaler import SCALE, UPSCALER, ensure_upscaler, install_upscaler
+from tests.support import building_in_test_cache
 from tests.worker_support import error_lines, generations_of, run_burst, stored_image
 
 SIZE = 64
@@ -95,7 +96,9 @@ async def _run_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User, che
         tmp_path, horde, owner, checkpoint, max_batch=4, queue_size=0, allow_lora=True, allow_post_processing=True
     )
     _seed_lora_with_trigger(tmp_path / "models", checkpoint.path)
-    install_upscaler(tmp_path / "models", ensure_upscaler(CHECKPOINT_CACHE))
+    with building_in_test_cache() as cache:
+        upscaler = ensure_upscaler(cache)
+    install_upscaler(tmp_path / "models", upscaler)
     await run_burst(folder, timeout=WORKER_TIMEOUT_S)
     return folder
 
