@@ -148,6 +148,14 @@ def pops_per_second(records: Records) -> float:
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
+def pop_round_trip_ms(records: Records) -> str:
+    """`p50 / p95` of the pop requests' round trips (request sent to answer read), in ms."""
+    seconds = [float(record["seconds"]) for record in records if record["kind"] == "pop_answered"]
+    if not seconds:
+        return "n/a"
+    return f"{1000 * percentile(seconds, 0.5):.2f} / {1000 * percentile(seconds, 0.95):.2f} ms"
+
+
 def cpu_seconds(process: dict[str, Any]) -> float:
     """User plus system CPU seconds of a `process` figure."""
     return float(process["cpu_user_s"]) + float(process["cpu_system_s"])
@@ -192,6 +200,7 @@ def report(records: Records, wall: float, args: argparse.Namespace, load: tuple[
         f"| Slots that ran jobs | {slots['slots_used']} of {args.threads} |",
         f"| Jobs popped per second (first pop to last) | {pops_per_second(records):.1f} "
         f"(the slots could take {args.threads / args.seconds_per_job:.1f}) |",
+        f"| Pop round trip p50 / p95 | {pop_round_trip_ms(records)} |",
         f"| Wall time (worker start to exit) | {wall:.1f} s |",
         f"| Main process CPU while serving | {cpu:.2f} s, {1000 * cpu / max(jobs, 1):.2f} ms per job |",
         f"| Main process CPU for start-up (imports, checks, spawning) | {startup_cpu:.2f} s |",

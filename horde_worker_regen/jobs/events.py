@@ -21,6 +21,7 @@ from loguru import logger
 EventKind = Literal[
     "worker_started",  # serving begins: slots, process figures at start
     "worker_stopped",  # the last record: process figures, kudos, counts
+    "pop_answered",  # the horde answered a pop: seconds (the round trip), job (its key, if it gave one)
     "job_popped",  # ids, model, images, ttl
     "job_queued",  # inputs fetched (or none needed): waiting for a slot
     "job_started",  # on a slot: slot, child, attempt

@@ -233,6 +233,8 @@ class Popper:
             return self._not_understood(error)
         self._errors = 0
         self._horde_messages.note(answer.messages)
+        job = answer.ids[0] if isinstance(answer, PoppedJob) and answer.ids else None
+        self._pipeline.events.emit("pop_answered", job, seconds=round(self._clock() - popped_at, 6))
         if isinstance(answer, PoppedJob):
             if self._idle is not None:
                 self._idle.job_arrived()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pipeline_bench import parse_args, pops_per_second, report, slot_figures
+from bench.pipeline_bench import parse_args, pop_round_trip_ms, pops_per_second, report, slot_figures
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.worker.event_file import EventFile, read_event_file
 
@@ -71,3 +71,9 @@ def test_the_pop_rate_counts_pops_over_the_time_they_took() -> None:
     records.insert(2, {"kind": "job_started", "at": 10.7})
     assert pops_per_second(records) == pytest.approx(3 / 2.0)
     assert pops_per_second(records[:1]) != pops_per_second(records[:1])  # one pop: no rate (NaN)
+
+
+def test_the_pop_round_trip_is_read_from_the_answered_pops() -> None:
+    records = [{"kind": "pop_answered", "at": 1.0, "seconds": seconds} for seconds in (0.002, 0.004, 0.001, 0.020)]
+    assert pop_round_trip_ms(records) == "2.00 / 20.00 ms"
+    assert pop_round_trip_ms([{"kind": "job_popped", "at": 1.0}]) == "n/a"

@@ -12,7 +12,7 @@ from horde_worker_regen.worker.event_file import read_event_file
 from tests.worker_support import generations_of, horde_with_users, queue, run_burst, worker_folder
 
 # Each job's path through the pipeline, in order (a job's records may interleave with other jobs').
-SUBMITTED_PATH = ["job_popped", "job_queued", "job_started", "inference_finished", "job_checked", "job_ended"]
+SUBMITTED_PATH = ["pop_answered", "job_popped", "job_queued", "job_started", "inference_finished", "job_checked", "job_ended"]
 
 
 def path_of(records: list[dict[str, Any]], job: str) -> list[str]:
@@ -32,6 +32,9 @@ async def test_a_run_writes_every_job_from_pop_to_end_between_start_and_stop(tmp
     kinds = [record["kind"] for record in records]
     assert kinds.count("worker_started") == 1 and kinds[-1] == "worker_stopped"
     assert kinds.index("worker_started") < kinds.index("job_popped")
+    # Every pop the horde answered, with or without a job, is timed; the burst run ends on an empty one.
+    answers = [record for record in records if record["kind"] == "pop_answered"]
+    assert all(record["seconds"] >= 0 for record in answers) and "job" not in answers[-1]
     assert [record["at"] for record in records] == sorted(record["at"] for record in records)
 
     ended = {record["job"]: record for record in records if record["kind"] == "job_ended"}
