@@ -19,6 +19,7 @@ from loguru import logger
 from horde_worker_regen.devices.model_sizes import ModelSizes
 from horde_worker_regen.devices.placer import DevicePlacer
 from horde_worker_regen.jobs.record import JobRecord, JobState
+from horde_worker_regen.jobs.spec import GenerationFailed
 from horde_worker_regen.pipeline.reporter import Reporter
 from horde_worker_regen.pipeline.safety_stage import SafetyStage
 from horde_worker_regen.pipeline.settings import InferenceSettings, PipelineContext
@@ -126,9 +127,10 @@ class InferenceStage:
             logger.debug(f"Ignored a result for job {message.job_key} that {handle.name} no longer holds")
             return
         slot.release()
+        outcome = message.result if isinstance(message, JobDone) else message.failure
         self._context.events.emit("inference_finished", message.job_key, slot=slot.index,
-                                  ok=isinstance(message, JobDone), started_at=message.started_at,
-                                  finished_at=message.finished_at)  # fmt: skip
+                                  ok=isinstance(message, JobDone), started_at=outcome.started_at,
+                                  finished_at=outcome.finished_at)  # fmt: skip
         if isinstance(message, JobFailed):
             slot.model = None  # the model may not have loaded; do not count on it being resident
         else:
@@ -138,14 +140,14 @@ class InferenceStage:
         record = self._context.registry.get(message.job_key)
         if record is None or record.state is not JobState.RUNNING:
             return
-        record.started_at, record.finished_at = message.started_at, message.finished_at
-        if isinstance(message, JobFailed):
-            cause = failure_cause(message.kind, message.subject, record.spec.model)
-            self._reporter.fault(record, message.reason, cause)
+        record.started_at, record.finished_at = outcome.started_at, outcome.finished_at
+        if isinstance(outcome, GenerationFailed):
+            cause = failure_cause(outcome.kind, outcome.subject, record.spec.model)
+            self._reporter.fault(record, outcome.reason, cause)
             return
         self._context.guard.succeeded(record.spec)
-        record.images = message.images
-        record.gen_metadata = record.gen_metadata + list(message.gen_metadata)
+        record.images = outcome.images
+        record.gen_metadata = record.gen_metadata + list(outcome.gen_metadata)
         self._safety.check(record)
 
     def on_preloaded(self, handle: ChildHandle, message: ModelPreloaded) -> None:

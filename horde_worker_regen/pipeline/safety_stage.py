@@ -8,6 +8,7 @@ reporting; a check that cannot be answered faults the job, since images must not
 from __future__ import annotations
 
 from horde_worker_regen.jobs.record import JobRecord, JobState
+from horde_worker_regen.jobs.spec import ImagesToCheck
 from horde_worker_regen.pipeline.reporter import Reporter
 from horde_worker_regen.pipeline.safety_link import SafetyLink
 from horde_worker_regen.pipeline.settings import CensorSettings, PipelineContext
@@ -38,7 +39,7 @@ class SafetyStage:
             prompt=spec.prompt,
             censorlist=self._censor.censorlist,
         )
-        return CheckImages(0, record.key, spec.prompt, spec.width, spec.height, record.images, policy)
+        return CheckImages(0, ImagesToCheck(record.key, spec.prompt, spec.width, spec.height, record.images, policy))
 
     def on_checked(self, message: SafetyChecked) -> None:
         """The safety child's verdicts for a job: report it (or fault it if they do not fit its images)."""

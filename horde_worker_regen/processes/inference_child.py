@@ -64,12 +64,9 @@ class InferenceChild:
         """Answer one work message."""
         if isinstance(work, RunJob):
             outcome = self.core.run(work.spec, work.inputs)
-            key = work.spec.job_key
             if isinstance(outcome, GenerationFailed):
-                return JobFailed(self.incarnation, key, outcome.reason, outcome.started_at, outcome.finished_at,
-                                 outcome.kind, outcome.subject)  # fmt: skip
-            return JobDone(self.incarnation, key, outcome.images, outcome.started_at, outcome.finished_at,
-                           outcome.gen_metadata)  # fmt: skip
+                return JobFailed(self.incarnation, work.spec.job_key, outcome)
+            return JobDone(self.incarnation, work.spec.job_key, outcome)
         if isinstance(work, Preload):
             return ModelPreloaded(self.incarnation, work.model, self.core.preload(work.model) or "")
         return ChildFailed(self.incarnation, f"an inference child cannot handle {type(work).__name__}")

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 from horde_worker_regen.devices.report import DeviceReport
 from horde_worker_regen.jobs.spec import (
-    CensorPolicy,
-    FailureKind,
+    Generated,
+    GenerationFailed,
     GenerationSpec,
+    ImagesToCheck,
     ImageVerdict,
     JobInputs,
     Stage,
@@ -56,12 +57,12 @@ class CheckImages:
     """Check every image of one job and answer `SafetyChecked`, with censor images where needed."""
 
     incarnation: int
-    job_key: str
-    prompt: str
-    width: int
-    height: int
-    images: tuple[bytes, ...]
-    policy: CensorPolicy
+    request: ImagesToCheck
+
+    @property
+    def job_key(self) -> str:
+        """The key of the job whose images these are."""
+        return self.request.job_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,35 +135,23 @@ class ModelPreloaded:
 
 @dataclass(frozen=True, slots=True)
 class JobDone:
-    """Every image of the job, WebP-encoded, in batch order; times are `time.monotonic()` in the child.
-
-    `gen_metadata` holds the horde `gen_metadata` entries the generation itself produced for every
-    image of the batch (a LoRA that could not be fetched, a source image that could not be parsed).
-    """
+    """Answer to `RunJob`: what the inference core made of the job (`Generated`: every image, WebP, in
+    batch order, the `gen_metadata` the generation produced, times on the child's monotonic clock)."""
 
     incarnation: int
     job_key: str
-    images: tuple[bytes, ...]
-    started_at: float
-    finished_at: float
-    gen_metadata: tuple[dict[str, str], ...] = ()
+    result: Generated
 
 
 @dataclass(frozen=True, slots=True)
 class JobFailed:
-    """The job could not be generated (the whole batch is faulted); the child stays usable.
-
-    `kind` says whether the failure is this job's alone or would recur; `subject` is what it is about:
-    the model name for the model kinds, a `Feature` for the feature kinds, empty when transient.
-    """
+    """Answer to `RunJob` when the job could not be generated (the whole batch is faulted); the child
+    stays usable. `GenerationFailed` says why, and whether every job needing the same model or feature
+    would fail alike."""
 
     incarnation: int
     job_key: str
-    reason: str
-    started_at: float
-    finished_at: float
-    kind: FailureKind = "transient"
-    subject: str = ""
+    failure: GenerationFailed
 
 
 @dataclass(frozen=True, slots=True)

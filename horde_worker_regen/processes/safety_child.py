@@ -11,7 +11,6 @@ from pathlib import Path
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.sections import FakeSafetySettings
-from horde_worker_regen.jobs.spec import ImagesToCheck
 from horde_worker_regen.processes.child_runtime import (
     ChildLink,
     ChildLogging,
@@ -54,8 +53,7 @@ class SafetyChild:
     def handle(self, work: Work) -> ChildMessage:
         """Answer one work message."""
         if isinstance(work, CheckImages):
-            request = ImagesToCheck(work.job_key, work.prompt, work.width, work.height, work.images, work.policy)
-            return SafetyChecked(self.incarnation, work.job_key, self.core.check(request))
+            return SafetyChecked(self.incarnation, work.job_key, self.core.check(work.request))
         return ChildFailed(self.incarnation, f"the safety child cannot handle {type(work).__name__}")
 
 

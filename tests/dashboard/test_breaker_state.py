@@ -6,6 +6,7 @@ import aiohttp
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.snapshot import build_snapshot
+from horde_worker_regen.jobs.spec import FailureKind, GenerationFailed
 from horde_worker_regen.processes.messages import JobFailed
 from horde_worker_regen.status.console import format_status
 from tests.dashboard.conftest import build_parts
@@ -21,7 +22,7 @@ async def test_withdrawn_subjects_show_everywhere_and_shape_the_pop(session: aio
     handle = pipeline.slots.slots[0].handle
     assert handle is not None
     assert popper._request_now().allow_img2img is True
-    failures = [
+    failures: list[tuple[str, FailureKind, str]] = [
         ("p1", "failing_feature", "img2img"),
         ("p2", "failing_feature", "img2img"),
         ("m1", "missing_model", MODEL),
@@ -29,7 +30,7 @@ async def test_withdrawn_subjects_show_everywhere_and_shape_the_pop(session: aio
     ]
     for key, kind, subject in failures:
         pipeline.job_popped(_job(key, MODEL), parts.clock())
-        pipeline.on_child_message(handle, JobFailed(1, key, "it failed", 0.0, 0.0, kind, subject))  # type: ignore[arg-type]
+        pipeline.on_child_message(handle, JobFailed(1, key, GenerationFailed("it failed", 0.0, 0.0, kind, subject)))
     request = popper._request_now()
     assert request.allow_img2img is False and request.models == []
     breaker = build_snapshot(parts.sources)["breaker"]

@@ -30,9 +30,9 @@ class ReportingBackend:
 def test_gen_metadata_of_the_generation_reaches_job_done() -> None:
     result = InferenceChild(InferenceCore(ReportingBackend(images=2)), 3).handle(RunJob(3, SPEC, JobInputs()))
     assert isinstance(result, JobDone)
-    assert result.images == (b"webp", b"webp") and result.gen_metadata == (LORA_FAILED,)
+    assert result.result.images == (b"webp", b"webp") and result.result.gen_metadata == (LORA_FAILED,)
 
 
 def test_a_generation_with_the_wrong_number_of_images_still_faults_the_job() -> None:
     result = InferenceChild(InferenceCore(ReportingBackend(images=1)), 3).handle(RunJob(3, SPEC, JobInputs()))
-    assert isinstance(result, JobFailed) and "1 images for a batch of 2" in result.reason
+    assert isinstance(result, JobFailed) and "1 images for a batch of 2" in result.failure.reason

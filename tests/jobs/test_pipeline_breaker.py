@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from horde_worker_regen.jobs.record import JobRecord, JobState
-from horde_worker_regen.jobs.spec import FailureKind
+from horde_worker_regen.jobs.spec import FailureKind, GenerationFailed
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.processes.messages import JobFailed
 from horde_worker_regen.scheduling.breaker import Subject
@@ -58,7 +58,9 @@ async def _failed_twice(pipelines: PipelineFactory, kind: FailureKind, subject: 
     assert handle is not None
     for key in ("x1", "x2"):
         pipeline.job_popped(_job(key_of(key), "Healthy"), time.monotonic())
-        children.say(handle, JobFailed(handle.incarnation, key_of(key), reason, 0.0, 0.0, kind, subject))
+        children.say(
+            handle, JobFailed(handle.incarnation, key_of(key), GenerationFailed(reason, 0.0, 0.0, kind, subject))
+        )
         await pipeline.events.wait_for(_is("job_faulted", key), TIMEOUT)
     return pipeline
 

@@ -25,7 +25,7 @@ from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.jobs.events import Event
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.jobs.spec import ImageVerdict
+from horde_worker_regen.jobs.spec import Generated, ImageVerdict
 from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.entities import ProcessingGeneration, SubmitAttempt, User
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
@@ -106,7 +106,7 @@ class Rig:
 
     def done(self, handle: ChildHandle, name: str) -> JobDone:
         """The answer of an inference child that generated the job's image."""
-        return JobDone(handle.incarnation, self.keys[name], (IMAGE,), 1.0, 2.0)
+        return JobDone(handle.incarnation, self.keys[name], Generated((IMAGE,), 1.0, 2.0))
 
     async def event(self, kind: str, name: str | None = None, **fields: Any) -> Event:
         """The first event of a kind (for a job, with these fields), kept or to come."""

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from horde_worker_regen.jobs.spec import CensorPolicy
+from horde_worker_regen.jobs.spec import CensorPolicy, ImagesToCheck
 from horde_worker_regen.pipeline.lifecycle import ChildState
 from horde_worker_regen.pipeline.safety_link import MAX_SAFETY_ATTEMPTS, SafetyLink
 from horde_worker_regen.processes.in_process import InProcessChildren
@@ -21,7 +21,9 @@ pytestmark = pytest.mark.usefixtures("no_backoff")
 
 
 def _check(key: str) -> CheckImages:
-    return CheckImages(0, key, "a fox", 64, 64, (b"png",), CensorPolicy(censor_nsfw=False, censorlist_hit=False))
+    return CheckImages(
+        0, ImagesToCheck(key, "a fox", 64, 64, (b"png",), CensorPolicy(censor_nsfw=False, censorlist_hit=False))
+    )
 
 
 class Recorder:

@@ -10,6 +10,7 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from horde_worker_regen.jobs.spec import Generated
 from horde_worker_regen.processes.child_runtime import (
     ChildLink,
     ChildLogging,
@@ -37,7 +38,7 @@ def _echo(link: ChildLink, work: Work) -> ChildMessage:
     if prompt == "exit":
         os._exit(5)
     incarnation = link.incarnation - 1 if prompt == "impostor" else link.incarnation
-    return JobDone(incarnation, work.spec.job_key, (prompt.encode(),), time.monotonic(), time.monotonic())
+    return JobDone(incarnation, work.spec.job_key, Generated((prompt.encode(),), time.monotonic(), time.monotonic()))
 
 
 def echo_main(connection: Connection, incarnation: int, logs_dir: Path) -> None:

@@ -119,7 +119,7 @@ async def test_a_started_child_is_ready_and_answers_a_job(harness: Harness) -> N
         if isinstance(message, JobStage):
             stages.append(message.stage)
     assert stages == ["loading_model", "sampling", "encoding"]
-    assert message.job_key == "job-1" and len(message.images) == 1 and message.images[0][:4] == b"RIFF"
+    assert message.job_key == "job-1" and len(message.result.images) == 1 and message.result.images[0][:4] == b"RIFF"
 
 
 @pytest.mark.parametrize("how", ["backend", "sigkill"])

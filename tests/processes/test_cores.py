@@ -41,8 +41,8 @@ def test_inference_core_answers_done_with_every_image_and_child_timestamps() -> 
     core = InferenceChild(InferenceCore(FakeInferenceBackend(FakeBackendSettings())), 4)
     result = core.handle(RunJob(4, SPEC, JobInputs()))
     assert isinstance(result, JobDone)
-    assert result.incarnation == 4 and result.job_key == "job-1" and len(result.images) == 2
-    assert result.finished_at >= result.started_at
+    assert result.incarnation == 4 and result.job_key == "job-1" and len(result.result.images) == 2
+    assert result.result.finished_at >= result.result.started_at
 
 
 def test_inference_core_turns_every_failure_into_job_failed() -> None:
@@ -52,17 +52,21 @@ def test_inference_core_turns_every_failure_into_job_failed() -> None:
     )
     for raises, reason in ((True, "KeyError"), (False, "returned 1 images for a batch of 2")):
         result = InferenceChild(InferenceCore(BrokenBackend(raises)), 1).handle(RunJob(1, SPEC, JobInputs()))
-        assert isinstance(result, JobFailed) and reason in result.reason
+        assert isinstance(result, JobFailed) and reason in result.failure.reason
 
 
 def test_inference_core_refuses_safety_work() -> None:
     core = InferenceChild(InferenceCore(FakeInferenceBackend(FakeBackendSettings())), 1)
-    assert isinstance(core.handle(CheckImages(1, "k", "p", 64, 64, (), CensorPolicy(False))), ChildFailed)
+    assert isinstance(
+        core.handle(CheckImages(1, ImagesToCheck("k", "p", 64, 64, (), CensorPolicy(False)))), ChildFailed
+    )
 
 
 def test_safety_core_censors_by_policy_and_replaces_with_the_censor_image() -> None:
     child = SafetyChild(SafetyCore(FakeSafetyBackend(FakeSafetySettings(nsfw_marker="[n]"))), 2)
-    keep = child.handle(CheckImages(2, "a", "x [n]", 64, 32, (b"img0", b"img1"), CensorPolicy(censor_nsfw=False)))
+    keep = child.handle(
+        CheckImages(2, ImagesToCheck("a", "x [n]", 64, 32, (b"img0", b"img1"), CensorPolicy(censor_nsfw=False)))
+    )
     assert isinstance(keep, SafetyChecked) and keep.incarnation == 2 and keep.job_key == "a"
     assert [(v.is_nsfw, v.censorship, v.replacement) for v in keep.verdicts] == [(True, None, None)] * 2
     core = SafetyCore(FakeSafetyBackend(FakeSafetySettings(nsfw_marker="[n]")))

@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from horde_worker_regen.config.sections import FakeBackendSettings, FakeDevice, FakeSafetySettings
 from horde_worker_regen.inference.fake import POISON_EXIT_CODE
-from horde_worker_regen.jobs.spec import CensorPolicy, JobInputs
+from horde_worker_regen.jobs.spec import CensorPolicy, Generated, ImagesToCheck, JobInputs
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.handle import ChildSpec, ChildStartError
 from horde_worker_regen.processes.in_process import InProcessChildren, InProcessHandle
@@ -84,7 +84,10 @@ async def test_the_safety_child_checks_images_with_the_fake_safety_backend(
     config = SafetyChildConfig(LOGGING, "fake", FakeSafetySettings())
     handle = await client.start(ChildSpec("safety", safety_main, config))
     policy = CensorPolicy(censor_nsfw=True)
-    client.send(handle, CheckImages(handle.incarnation, "job-1", "a statue <fake:nsfw>", 64, 64, (b"x", b"y"), policy))
+    client.send(
+        handle,
+        CheckImages(handle.incarnation, ImagesToCheck("job-1", "a statue <fake:nsfw>", 64, 64, (b"x", b"y"), policy)),
+    )
     answer = await _answer(recorder)
     assert isinstance(answer, SafetyChecked) and answer.job_key == "job-1"
     assert [(verdict.is_nsfw, verdict.censorship) for verdict in answer.verdicts] == [(True, "nsfw")] * 2
@@ -137,7 +140,7 @@ async def test_a_message_of_another_incarnation_is_dropped(children: tuple[InPro
     client, recorder = children
     handle = await client.start(_inference())
     assert isinstance(handle, InProcessHandle)
-    handle.process.post(JobDone(handle.incarnation + 1, "impostor", (b"x",), 0.0, 0.0))
+    handle.process.post(JobDone(handle.incarnation + 1, "impostor", Generated((b"x",), 0.0, 0.0)))
     client.send(handle, RunJob(handle.incarnation, SPEC, JobInputs()))
     answer = await _answer(recorder)
     assert isinstance(answer, JobDone) and answer.job_key == "job-1"
@@ -202,13 +205,13 @@ async def test_a_held_child_takes_work_but_starts_none_and_answers_what_the_test
     client.start_heartbeat()
     client.hold(handle)
     client.send(handle, RunJob(handle.incarnation, SPEC, JobInputs()))
-    client.say(handle, JobDone(handle.incarnation, "job-1", (b"said",), 0.0, 0.0))
+    client.say(handle, JobDone(handle.incarnation, "job-1", Generated((b"said",), 0.0, 0.0)))
     answer = await _answer(recorder)
-    assert isinstance(answer, JobDone) and answer.images == (b"said",)  # the held job never ran
+    assert isinstance(answer, JobDone) and answer.result.images == (b"said",)  # the held job never ran
     assert client.sent[-1] == ("inference-1#1", RunJob(handle.incarnation, SPEC, JobInputs()))
     client.hold(handle, held=False)  # the held job now runs
     answer = await _answer(recorder)
-    assert isinstance(answer, JobDone) and answer.images != (b"said",)
+    assert isinstance(answer, JobDone) and answer.result.images != (b"said",)
     assert recorder.lost.empty() and client.children == {handle}  # pongs went on while it held
 
 
@@ -228,7 +231,7 @@ async def test_a_said_message_can_be_awaited_until_the_owner_has_had_it(
 ) -> None:
     client, recorder = children
     handle = await client.start(_inference())
-    said = JobDone(handle.incarnation, "job-1", (b"said",), 0.0, 0.0)
+    said = JobDone(handle.incarnation, "job-1", Generated((b"said",), 0.0, 0.0))
     delivered = client.say(handle, said)
     assert not delivered.done() and recorder.messages.empty()  # it arrives on a later turn of the loop
     await asyncio.wait_for(delivered, TIMEOUT)

@@ -51,7 +51,7 @@ async def test_a_child_answers_work_and_stops_cleanly(supervised: tuple[Supervis
     handle = await supervisor.start(_echo_spec(tmp_path))
     assert supervisor.send(handle, _job("hello", handle.incarnation))
     source, message = await asyncio.wait_for(recorder.messages.get(), TIMEOUT)
-    assert source is handle and isinstance(message, JobDone) and message.images == (b"hello",)
+    assert source is handle and isinstance(message, JobDone) and message.result.images == (b"hello",)
     await supervisor.stop(handle)
     assert handle.process.exitcode == 0
     assert recorder.lost.empty()
@@ -65,7 +65,7 @@ async def test_messages_from_another_incarnation_are_dropped(
     supervisor.send(handle, _job("impostor", handle.incarnation))
     supervisor.send(handle, _job("genuine", handle.incarnation))
     _, message = await asyncio.wait_for(recorder.messages.get(), TIMEOUT)
-    assert isinstance(message, JobDone) and message.images == (b"genuine",)
+    assert isinstance(message, JobDone) and message.result.images == (b"genuine",)
     assert recorder.messages.empty()
 
 
@@ -110,7 +110,7 @@ async def test_children_ignore_sigint_so_the_parent_decides(
     os.kill(handle.process.pid, signal.SIGINT)  # what Ctrl+C sends to the whole process group
     supervisor.send(handle, _job("still here", handle.incarnation))
     _, message = await asyncio.wait_for(recorder.messages.get(), TIMEOUT)
-    assert isinstance(message, JobDone) and message.images == (b"still here",)
+    assert isinstance(message, JobDone) and message.result.images == (b"still here",)
     assert recorder.lost.empty()
 
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from horde_worker_regen.config.sections import FakeSafetySettings
-from horde_worker_regen.jobs.spec import CensorPolicy
+from horde_worker_regen.jobs.spec import CensorPolicy, ImagesToCheck
 from horde_worker_regen.processes.child_runtime import ChildLogging
 from horde_worker_regen.processes.messages import CheckImages, ChildMessage, SafetyChecked
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
@@ -59,7 +59,7 @@ async def test_stand_in_weights_check_images_through_the_real_horde_safety(tmp_p
         for censor_nsfw in (True, False):
             policy = CensorPolicy(censor_nsfw=censor_nsfw)
             request = CheckImages(
-                handle.incarnation, f"job-{censor_nsfw}", "a portrait ### blurry", 64, 64, images, policy
+                handle.incarnation, ImagesToCheck(f"job-{censor_nsfw}", "a portrait ### blurry", 64, 64, images, policy)
             )
             assert supervisor.send(handle, request)
             answer = await asyncio.wait_for(messages.get(), CHECK_TIMEOUT_S)

@@ -12,7 +12,15 @@ from horde_worker_regen.worker.event_file import read_event_file
 from tests.worker_support import generations_of, horde_with_users, queue, run_burst, worker_folder
 
 # Each job's path through the pipeline, in order (a job's records may interleave with other jobs').
-SUBMITTED_PATH = ["pop_answered", "job_popped", "job_queued", "job_started", "inference_finished", "job_checked", "job_ended"]
+SUBMITTED_PATH = [
+    "pop_answered",
+    "job_popped",
+    "job_queued",
+    "job_started",
+    "inference_finished",
+    "job_checked",
+    "job_ended",
+]
 
 
 def path_of(records: list[dict[str, Any]], job: str) -> list[str]:
