@@ -14,6 +14,7 @@ from loguru import logger
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import PoppedJob, bridge_agent, build_pop_request
+from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.pipeline.popper import Popper, PopperSettings, backoff_delay
@@ -23,10 +24,11 @@ from tests.worker_support import MODEL, queue
 
 
 class StubPipeline:
-    """Just enough of the pipeline for the popper: a registry, and popped jobs recorded."""
+    """Just enough of the pipeline for the popper: a registry, its event log, and popped jobs recorded."""
 
     def __init__(self) -> None:
         self.registry = JobRegistry()
+        self.events = EventLog()
 
     def job_popped(self, job: PoppedJob, popped_at: float) -> JobRecord:
         record = JobRecord.from_pop(job, popped_at)
@@ -75,6 +77,10 @@ async def test_pops_until_slots_and_queue_are_full_then_waits_for_a_change(horde
         pipeline.registry.move(first, JobState.DROPPED)  # a place frees: the popper wakes and pops again
         await asyncio.wait_for(until(lambda: len(horde_session.horde.state.generations) == 4), 10)
         assert len(pipeline.registry) == 3
+        # Each answered pop is timed, under the key of the job it brought.
+        answered = pipeline.events.of_kind("pop_answered")
+        assert [event.job for event in answered] == [pg.id for pg in horde_session.horde.state.generations.values()]
+        assert all(event.fields["seconds"] >= 0 for event in answered)
     finally:
         popper.stop()
         await asyncio.wait_for(task, 10)
