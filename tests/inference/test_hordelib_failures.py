@@ -27,9 +27,7 @@ from horde_worker_regen.inference.core import InferenceCore
 from horde_worker_regen.inference.hordelib_backend import HordelibBackend
 from horde_worker_regen.inference.hordelib_extras import local_extras
 from horde_worker_regen.inference.hordelib_failures import generation_failure, post_processing_failure
-from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
-from horde_worker_regen.processes.inference_child import InferenceChild
-from horde_worker_regen.processes.messages import RunJob
+from horde_worker_regen.jobs.spec import GenerationFailed, GenerationSpec, JobInputs
 
 SPEC = GenerationSpec("job-1", "Deliberate", "a fox", 512, 512, 20, 1, 7, "k_euler", 7.0, False, None, (), "txt2img")
 
@@ -105,8 +103,9 @@ def test_the_backend_reports_a_missing_model_file_as_such(tmp_path: Path, monkey
     monkeypatch.setattr(HordelibBackend, "_extra_managers", staticmethod(lambda: (None, None)))
     with pytest.raises(ModelFileMissing):
         backend.generate(SPEC, JobInputs())
-    failed = InferenceChild(InferenceCore(backend), 3).handle(RunJob(3, SPEC, JobInputs()))
-    assert (failed.kind, failed.subject, failed.reason) == (  # type: ignore[union-attr]
+    failed = InferenceCore(backend).run(SPEC, JobInputs())
+    assert isinstance(failed, GenerationFailed)
+    assert (failed.kind, failed.subject, failed.reason) == (
         "missing_model",
         "Deliberate",
         "Model Deliberate not found on disk!",

@@ -184,7 +184,7 @@ async def test_a_job_goes_from_pop_through_inference_and_safety_to_its_submit(ma
     assert rig.pipeline.slots.slots[0].step == 1
     await rig.children.say(handle, rig.done(handle, "a"))
     [(safety, check)] = sent_to(rig.children, CheckImages)
-    assert safety == "safety#1" and check.images == (IMAGE,)
+    assert safety == "safety#1" and check.request.images == (IMAGE,)
     checker = child_named(rig.children, safety)
     await rig.children.say(checker, SafetyChecked(checker.incarnation, rig.keys["a"], (ImageVerdict(False, False),)))
     ended = await rig.event("job_ended", "a")

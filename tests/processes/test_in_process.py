@@ -184,6 +184,8 @@ async def test_stop_lets_the_child_finish_and_exit_cleanly(children: tuple[InPro
     await client.stop(handle)
     assert handle.process.exitcode == 0 and recorder.lost.empty()
     assert isinstance(handle, InProcessHandle) and handle.process.thread is not None
+    # Its exit is reported from the thread's last lines: the thread itself ends just after.
+    await asyncio.to_thread(handle.process.thread.join, TIMEOUT)
     assert not handle.process.thread.is_alive()
 
 
