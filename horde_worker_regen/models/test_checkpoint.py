@@ -157,7 +157,8 @@ def build(path: Path, seed: int) -> None:
     state: dict[str, Any] = {}
     for prefix, module in (("model.diffusion_model.", _unet()), ("cond_stage_model.", _clip()), (_VAE_PREFIX, _vae())):
         state.update({prefix + key: value for key, value in module.state_dict().items()})
-    partial = path.with_name(path.name + ".partial")
+    # Its own partial name: two builds at once (two demos, parallel tests) must not write one file.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     save_file(
         _filled(state, seed), str(partial), metadata={"recipe": json.dumps({"version": RECIPE_VERSION, "seed": seed})}
     )
