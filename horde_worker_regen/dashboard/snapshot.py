@@ -112,7 +112,8 @@ def _slot(sources: DashboardSources, slot: Slot, uptime: float) -> dict[str, Any
         job = _queued(record) | {"running_s": running_for}
     return {
         "index": slot.index,
-        "state": "down" if slot.handle is None else ("busy" if slot.job_key else "idle"),
+        # down, starting, idle, busy, preloading, replacing or out_of_service (pipeline/lifecycle.py)
+        "state": slot.state.value,
         "model": slot.model,
         "device": _device(slot),
         "job": job,

@@ -85,6 +85,7 @@ async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(
         10,
     )
     assert (second["job"]["job"], second["step"], second["total_steps"]) == ("run-1", 0, 0)
+    assert second["state"] == "busy"
     uptime = snap["worker"]["uptime_s"]
     assert uptime == pytest.approx(40.0)
     assert first["duty"] == pytest.approx((20.0 + 10.0) / 40.0)  # the finished job plus 10 s of the current one
@@ -175,6 +176,8 @@ async def test_status_json_shows_the_gpu_or_cpu_each_slot_child_came_up_on(sessi
         {"kind": "cpu", "label": "CPU"},
         None,
     ]
+    # Each slot's lifecycle state as it is: the recycled one is being replaced, the others idle.
+    assert [slot["state"] for slot in status["slots"]] == ["replacing", "idle", "idle"]
 
 
 async def test_pause_and_resume_switch_popping_and_show_everywhere(session: aiohttp.ClientSession) -> None:
