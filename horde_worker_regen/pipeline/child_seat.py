@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 
 from horde_worker_regen.pipeline.lifecycle import CHILD_TRANSITIONS, ChildState, move
 from horde_worker_regen.processes.client import ChildClient
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec
 from horde_worker_regen.processes.restarts import FailedAttempt, GaveUp, start_with_retries
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec
 
 
 class ChildSeat:

@@ -28,8 +28,8 @@ from horde_worker_regen.pipeline.slots import SlotPool
 from horde_worker_regen.pipeline.stage_watch import StageLimits
 from horde_worker_regen.pipeline.watchdogs import WatchdogHooks, Watchdogs
 from horde_worker_regen.processes.client import ChildClient
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec
 from horde_worker_regen.processes.messages import JobDone, JobFailed, JobProgress, JobStage, ModelPreloaded, RunJob
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec
 from horde_worker_regen.scheduling.retries import LossAction, after_loss, crash_cause, failure_cause, transient_cause
 
 

@@ -34,6 +34,7 @@ from horde_worker_regen.pipeline.safety_stage import SafetyStage
 from horde_worker_regen.pipeline.settings import PipelineContext, PipelineServices, PipelineSettings
 from horde_worker_regen.pipeline.slots import SlotPool
 from horde_worker_regen.pipeline.submitter import ImageReport
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec
 from horde_worker_regen.processes.messages import (
     ChildFailed,
     ChildMessage,
@@ -44,7 +45,6 @@ from horde_worker_regen.processes.messages import (
     ModelPreloaded,
     SafetyChecked,
 )
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec
 from horde_worker_regen.scheduling.breaker import Cause, FaultBreaker, Withdrawal
 from horde_worker_regen.scheduling.residency import offer_order
 

@@ -15,9 +15,9 @@ from loguru import logger
 
 from horde_worker_regen.pipeline.child_seat import ChildSeat
 from horde_worker_regen.processes.client import ChildClient
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec, ChildStartError
 from horde_worker_regen.processes.messages import CheckImages
 from horde_worker_regen.processes.restarts import GaveUp
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError
 
 MAX_SAFETY_ATTEMPTS = 3
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from horde_worker_regen.devices.report import DeviceReport
 from horde_worker_regen.pipeline.child_seat import ChildSeat
 from horde_worker_regen.pipeline.lifecycle import SLOT_TRANSITIONS, SlotState, move
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec
 from horde_worker_regen.processes.messages import ChildReady
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec
 
 
 @dataclass(eq=False)

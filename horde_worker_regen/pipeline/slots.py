@@ -17,9 +17,9 @@ from horde_worker_regen.pipeline.child_seat import ChildSeat
 from horde_worker_regen.pipeline.lifecycle import SlotState
 from horde_worker_regen.pipeline.slot import Slot
 from horde_worker_regen.processes.client import ChildClient
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec, ChildStartError
 from horde_worker_regen.processes.messages import Preload
 from horde_worker_regen.processes.restarts import RESTART_ATTEMPTS, GaveUp
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError
 from horde_worker_regen.scheduling.residency import SlotView
 
 GiveUp = Callable[[str], None]

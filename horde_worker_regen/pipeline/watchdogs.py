@@ -20,7 +20,7 @@ from horde_worker_regen.jobs.spec import Stage
 from horde_worker_regen.pipeline.settings import PipelineContext
 from horde_worker_regen.pipeline.slot import Slot
 from horde_worker_regen.pipeline.stage_watch import StageLimits
-from horde_worker_regen.processes.supervisor import ChildHandle
+from horde_worker_regen.processes.handle import ChildHandle
 
 _DOING = {"loading_model": "loading its model", "sampling": "on one sampling step"}
 

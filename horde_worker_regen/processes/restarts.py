@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from horde_worker_regen.processes.client import ChildClient
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec, ChildStartError
 from horde_worker_regen.scheduling.policy import retry_delay
 
 RESTART_ATTEMPTS = 3

@@ -21,18 +21,8 @@ from loguru import logger
 
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.processes.channel import Channel
-from horde_worker_regen.processes.handle import ChildHandle, ChildSpec, ChildStartError
-from horde_worker_regen.processes.roster import START_TIMEOUT_S, STOP_TIMEOUT_S, ChildRoster
-
-__all__ = [
-    "START_TIMEOUT_S",
-    "STOP_TIMEOUT_S",
-    "ChildHandle",
-    "ChildSpec",
-    "ChildStartError",
-    "ProcessHandle",
-    "Supervisor",
-]
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec
+from horde_worker_regen.processes.roster import ChildRoster
 
 KILL_GRACE_S = 3.0
 EXIT_STATUS_WAIT_S = 1.0

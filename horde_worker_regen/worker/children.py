@@ -18,9 +18,9 @@ from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, f
 from horde_worker_regen.devices.plan import SlotPlan, plan_slots
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 from horde_worker_regen.processes.child_runtime import ChildLogging
+from horde_worker_regen.processes.handle import ChildSpec
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
-from horde_worker_regen.processes.supervisor import ChildSpec
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ from horde_worker_regen.pipeline.spool_lock import SpoolInUse, SpoolLock
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.pipeline.submitter import Submitter
 from horde_worker_regen.processes.client import ChildClient, ChildClientFactory
-from horde_worker_regen.processes.supervisor import ChildStartError, Supervisor
+from horde_worker_regen.processes.handle import ChildStartError
+from horde_worker_regen.processes.supervisor import Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
 from horde_worker_regen.worker.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
 from horde_worker_regen.worker.children import WorkerChildren, plan_devices

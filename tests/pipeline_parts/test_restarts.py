@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from horde_worker_regen.processes.handle import ChildHandle, ChildStartError
 from horde_worker_regen.processes.in_process import InProcessChildren
 from horde_worker_regen.processes.restarts import GaveUp, start_with_retries
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildStartError
 from tests.pipeline_parts.children import inference_specs
 
 [SPEC] = inference_specs(1)

@@ -11,9 +11,9 @@ import pytest_asyncio
 
 from horde_worker_regen.pipeline.lifecycle import ChildState, IllegalTransition, SlotState
 from horde_worker_regen.pipeline.slots import SlotPool
+from horde_worker_regen.processes.handle import ChildStartError
 from horde_worker_regen.processes.in_process import InProcessChildren
 from horde_worker_regen.processes.messages import Preload
-from horde_worker_regen.processes.supervisor import ChildStartError
 from tests.pipeline_parts.children import WAIT_S, inference_specs, sent_to, started
 
 SPECS = inference_specs(2)

@@ -13,8 +13,9 @@ import pytest
 import pytest_asyncio
 
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec, ChildStartError
 from horde_worker_regen.processes.messages import ChildMessage, JobDone, JobProgress, RunJob
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, ProcessHandle, Supervisor
+from horde_worker_regen.processes.supervisor import ProcessHandle, Supervisor
 from tests.processes import targets
 
 TIMEOUT = 30.0

@@ -19,9 +19,10 @@ from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 from horde_worker_regen.pipeline.recycling import RecyclePolicy, resident_mib
 from horde_worker_regen.pipeline.stage_watch import CPU_STAGE_FACTOR, StageLimits
 from horde_worker_regen.processes.child_runtime import ChildLogging
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec
 from horde_worker_regen.processes.inference_child import InferenceChildConfig, inference_main
 from horde_worker_regen.processes.messages import JobDone, JobProgress, JobStage, ModelPreloaded, Preload, RunJob
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, Supervisor
+from horde_worker_regen.processes.supervisor import Supervisor
 from horde_worker_regen.scheduling.breaker import BreakerSettings, Cause, FaultBreaker, Subject, pop_gate
 from tests.processes.test_supervisor import Recorder
 

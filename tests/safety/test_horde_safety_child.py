@@ -17,9 +17,10 @@ from PIL import Image
 from horde_worker_regen.config.sections import FakeSafetySettings
 from horde_worker_regen.jobs.spec import CensorPolicy, ImagesToCheck
 from horde_worker_regen.processes.child_runtime import ChildLogging
+from horde_worker_regen.processes.handle import ChildHandle, ChildSpec, ChildStartError
 from horde_worker_regen.processes.messages import CheckImages, ChildMessage, SafetyChecked
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
-from horde_worker_regen.processes.supervisor import ChildHandle, ChildSpec, ChildStartError, Supervisor
+from horde_worker_regen.processes.supervisor import Supervisor
 from horde_worker_regen.safety.backend import SafetyScores
 from horde_worker_regen.safety.censor import censor_image
 from horde_worker_regen.safety.policy import censorship_for
