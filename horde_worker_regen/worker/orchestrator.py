@@ -30,6 +30,7 @@ from typing import Any
 
 import aiohttp
 import psutil
+from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
@@ -378,24 +379,7 @@ class Worker:
             await remove_maintenance(client, self._data.dreamer_name)
         credit = CreditWatch(client, self._data.dreamer_name, self._credited)
         await credit.bounded_read(BASELINE_TIMEOUT_S)  # what the horde had credited before this run
-        settings = PopperSettings(
-            len(self._plans),
-            self._data.queue_size,
-            burst=self._options.burst,
-            idle_interval=self._data.idle_pop_interval,
-            backoff_cap=self._data.horde_backoff_cap,
-        )
-        self.popper = popper = Popper(
-            client,
-            request,
-            pipeline,
-            stats,
-            settings,
-            on_stop=self.request_stop,
-            offer=pipeline.offer,
-            idle=IdleWatch(self._data.minutes_allowed_without_jobs, self._data.max_power),
-        )
-        popper.limit_with(pipeline)
+        self.popper = popper = self._popper(client, request, pipeline, stats)
         logger.info(
             f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({agent})"
             + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else "")
@@ -419,18 +403,7 @@ class Worker:
                 self._data, DashboardSources(self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set)
             )
             await self._stop.wait()
-            popper.stop()
-            await self._unless_aborted(popper_task)
-            if self._abort.is_set():
-                popper_task.cancel()  # a pop still under way would only add a job to fault
-                await asyncio.gather(popper_task, return_exceptions=True)
-            else:
-                in_flight = len(pipeline.registry)
-                if in_flight:
-                    logger.info(f"Finishing {in_flight} job(s) in flight")
-                await self._unless_aborted(pipeline.registry.wait_empty())
-            if self._abort.is_set():
-                await pipeline.abort(ABORT_GRACE_S)
+            await self._drain(popper, popper_task, pipeline)
         finally:
             for task in (popper_task, status_task, downloads_task, credit_task):
                 task.cancel()
@@ -440,6 +413,44 @@ class Worker:
             if dashboard is not None:
                 await dashboard.stop()
         logger.info(format_status(stats.snapshot(), 0, len(self._plans), 0))
+
+    def _popper(self, client: HordeClient, request: ImageGenerateJobPopRequest, pipeline: Pipeline,
+                stats: WorkerStats) -> Popper:  # fmt: skip
+        """The popper, paced by the configuration and limited by the pipeline's fault breaker."""
+        settings = PopperSettings(
+            len(self._plans),
+            self._data.queue_size,
+            burst=self._options.burst,
+            idle_interval=self._data.idle_pop_interval,
+            backoff_cap=self._data.horde_backoff_cap,
+        )
+        popper = Popper(
+            client,
+            request,
+            pipeline,
+            stats,
+            settings,
+            on_stop=self.request_stop,
+            offer=pipeline.offer,
+            idle=IdleWatch(self._data.minutes_allowed_without_jobs, self._data.max_power),
+        )
+        popper.limit_with(pipeline)
+        return popper
+
+    async def _drain(self, popper: Popper, popper_task: asyncio.Task[None], pipeline: Pipeline) -> None:
+        """A stop: no more pops; finish the jobs in flight, or (an abort) fault what is left."""
+        popper.stop()
+        await self._unless_aborted(popper_task)
+        if self._abort.is_set():
+            popper_task.cancel()  # a pop still under way would only add a job to fault
+            await asyncio.gather(popper_task, return_exceptions=True)
+        else:
+            in_flight = len(pipeline.registry)
+            if in_flight:
+                logger.info(f"Finishing {in_flight} job(s) in flight")
+            await self._unless_aborted(pipeline.registry.wait_empty())
+        if self._abort.is_set():
+            await pipeline.abort(ABORT_GRACE_S)
 
     def _credited(self, credited: Credited) -> None:
         if self._stats is not None:
