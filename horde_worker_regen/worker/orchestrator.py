@@ -37,8 +37,6 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.server import start_dashboard
 from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.devices.discovery import DeviceInfo
-from horde_worker_regen.devices.model_sizes import model_sizes
-from horde_worker_regen.devices.placer import DevicePlacer
 from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.credit import (
@@ -59,7 +57,6 @@ from horde_worker_regen.models.background import ModelDownloads, backend_needs_m
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
-from horde_worker_regen.models.progress import StepProgress
 from horde_worker_regen.pipeline.idle_watch import IdleWatch
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
@@ -70,18 +67,17 @@ from horde_worker_regen.pipeline.spool_lock import SpoolInUse, SpoolLock
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.pipeline.submitter import Submitter
 from horde_worker_regen.processes.client import ChildClient, ChildClientFactory
-from horde_worker_regen.processes.handle import ChildStartError
 from horde_worker_regen.processes.supervisor import Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
 from horde_worker_regen.worker.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
-from horde_worker_regen.worker.children import WorkerChildren, plan_devices
+from horde_worker_regen.worker.children import WorkerChildren
 from horde_worker_regen.worker.event_file import EventFile
 from horde_worker_regen.worker.metrics import kudos_figures, process_figures
+from horde_worker_regen.worker.startup import ABORT_GRACE_S, ChildStartup, first_of
 from horde_worker_regen.worker.stop_signals import STOP_SIGNALS, stop_signals
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-ABORT_GRACE_S = 5.0
 HTTP_CONNECTIONS = 64
 
 
@@ -177,15 +173,6 @@ class Worker:
         model downloads. With exit_on_unhandled_faults, stop gracefully with status 1 instead."""
         if self._data.exit_on_unhandled_faults:
             self.request_stop(f"exit_on_unhandled_faults is set and {reason}", EXIT_FAILED)
-
-    async def _plan_devices(self) -> bool:
-        """Decide the slots per GPU; False (after saying why) when the GPU settings do not fit this machine."""
-        plans = await plan_devices(self._data, self._models, self._devices)
-        if plans is None:
-            self._exit_code = EXIT_FAILED
-            return False
-        self._plans = plans
-        return True
 
     async def run(self) -> int:
         """Run until stopped; returns the exit status."""
@@ -303,7 +290,12 @@ class Worker:
         )
         pipeline.on_unhandled_fault = self._unhandled_fault
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start
-        if not await self._start_children(pipeline):
+        startup = ChildStartup(self._data, self._models, self._devices, self._children, self._stop)
+        started = await startup.start(pipeline)
+        self._plans = startup.plans
+        if not started:
+            if startup.failed:
+                self._exit_code = EXIT_FAILED
             return
         supervisor.start_heartbeat()
         self.events.emit("worker_started", slots=len(self._plans), process=process_figures())
@@ -313,59 +305,6 @@ class Worker:
         finally:
             await self._stop_children(supervisor, pipeline)
         self.events.emit("worker_stopped", process=process_figures(), kudos=kudos_figures(stats))
-
-    async def _start_children(self, pipeline: Pipeline) -> bool:
-        """Start the children unless a stop comes first; False (with every child stopped) if they did not all
-        come up, after saying why (a stop keeps its exit status 0)."""
-        starting = asyncio.create_task(self._start_all_children(pipeline), name="children start")
-        await self._first_of(starting, self._stop)
-        if starting.done():
-            started = starting.result()
-        else:
-            starting.cancel()  # the supervisor kills a child it was starting
-            await asyncio.gather(starting, return_exceptions=True)
-            logger.info("Stopped while the child processes were starting")
-            started = False
-        if not started:
-            await pipeline.abort(ABORT_GRACE_S)  # resumed reports get a few seconds; the spool keeps the rest
-        return started
-
-    async def _start_all_children(self, pipeline: Pipeline) -> bool:
-        """The safety child starts while the GPUs are found (a probe takes seconds); then the inference slots.
-
-        False (after saying why) when the worker cannot start."""
-        logger.info(f"Starting the safety process ({self._data.safety_backend}) and finding the GPUs")
-        safety = asyncio.create_task(pipeline.start_safety(), name="safety start")
-        try:
-            planned = await self._start_after_safety(pipeline, safety)
-        except asyncio.CancelledError:  # a stop: the safety start must end with it, whatever step was under way
-            safety.cancel()
-            await asyncio.gather(safety, return_exceptions=True)
-            raise
-        if not planned:
-            self._exit_code = EXIT_FAILED
-        return planned
-
-    async def _start_after_safety(self, pipeline: Pipeline, safety: asyncio.Task[None]) -> bool:
-        planned = await self._plan_devices()
-        if planned:
-            pipeline.use_inference(
-                self._children.inference_specs(self._plans),
-                DevicePlacer(self._plans, model_sizes(self._data, self._models)),
-            )
-            logger.info(f"Starting {len(self._plans)} inference process(es) ({self._data.inference_backend})")
-        try:
-            if not planned:
-                await safety  # stopped below with the rest
-            else:
-                progress = StepProgress("Starting processes", len(self._plans) + 1)
-                await safety
-                progress.advance("safety")
-                await pipeline.slots.start_all(progress.advance)
-        except ChildStartError as error:
-            logger.error(f"Cannot start: a child process failed to start: {error}")
-            planned = False
-        return planned
 
     async def _serve(
         self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats, downloads: ModelDownloads
@@ -473,16 +412,9 @@ class Worker:
     async def _unless_aborted(self, awaitable: Awaitable[Any]) -> None:
         """Wait for `awaitable`, or until an abort is requested (then a coroutine of ours is cancelled)."""
         main = asyncio.ensure_future(awaitable)
-        await self._first_of(main, self._abort)
+        await first_of(main, self._abort)
         if not main.done() and main is not awaitable:
             main.cancel()
-
-    @staticmethod
-    async def _first_of(task: asyncio.Future[Any], event: asyncio.Event) -> None:
-        """Wait until `task` is done or `event` is set, whichever comes first (neither is cancelled)."""
-        waiter = asyncio.ensure_future(event.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
 
     async def _stop_children(self, supervisor: ChildClient, pipeline: Pipeline) -> None:
         pipeline.stop_restarting()
