@@ -131,7 +131,7 @@ def test_main_process_modules_do_not_import_torch() -> None:
         "import horde_worker_regen.inference.hordelib_settings, horde_worker_regen.inference.hordelib_payload\n"
         "import horde_worker_regen.inference.hordelib_backend, horde_worker_regen.models.test_checkpoint\n"
         "import horde_worker_regen.safety.weights, horde_worker_regen.safety.horde_safety_backend\n"
-        "import horde_worker_regen.commands.demo\n"
+        "import horde_worker_regen.commands.demo, horde_worker_regen.commands.demo_model\n"
         "import horde_worker_regen.commands.download_models, horde_worker_regen.models.background\n"
         "import horde_worker_regen.models.loras, horde_worker_regen.scheduling.residency\n"
         "print('torch' in sys.modules)\n"

@@ -17,16 +17,14 @@ from PIL import Image
 from horde_worker_regen.commands.demo import (
     UNKNOWN_KUDOS,
     DemoError,
-    DemoModel,
     demo_requests,
-    find_real_model,
     kudos_from_metrics,
     require_local,
-    safety_environment,
     worker_environment,
     worker_kudos,
     worker_settings,
 )
+from horde_worker_regen.commands.demo_model import DemoModel, find_real_model, safety_environment
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from horde_worker_regen.safety.weights import (
