@@ -269,9 +269,15 @@ def kudos_from_metrics(text: str) -> str:
             None
             if credited is None
             else Credited(float(credited["total"]), float(credited["jobs"]), float(credited["uptime"]), 0.0),
+            _level(kudos.get("bridge_level")),
         )
     except (ValueError, TypeError, KeyError, AttributeError):
         return UNKNOWN_KUDOS
+
+
+def _level(value: object) -> int | None:
+    """The bridge level of the metrics file, if it is a plain whole number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 async def _run_against(

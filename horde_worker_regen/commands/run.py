@@ -87,7 +87,8 @@ async def preflight(data: BridgeData) -> bool:
 def _report_backends(data: BridgeData) -> None:
     capabilities = capabilities_of(data.inference_backend)
     logger.info(
-        f"Inference backend '{capabilities.name}' (claims reGen capability version {capabilities.version}), "
+        f"Inference backend '{capabilities.name}' (implements reGen capability levels up to {capabilities.version}; "
+        "the level claimed follows what is servable here, see the 'Bridge level' line), "
         f"safety backend '{data.safety_backend}'."
     )
 

@@ -72,6 +72,12 @@ class SnapshotCollector(Collector):
             "The horde's kudos multiplier for this bridge version (applied to the kudos estimate).",
             value=totals["kudos_factor"],
         )
+        if snap["bridge"]["level"] is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_bridge_level",
+                "The reGen capability level the bridge agent claims (the horde pays 1.0x only for the latest).",
+                value=snap["bridge"]["level"],
+            )
         yield GaugeMetricFamily(
             f"{PREFIX}_queued_jobs", "Jobs popped and waiting for a slot.", value=len(snap["queue"])
         )

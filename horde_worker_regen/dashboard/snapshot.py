@@ -76,6 +76,13 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
             "jobs_per_hour": figures.jobs_per_hour,
             "idle_s": figures.idle_seconds,
         },
+        # The capability level the bridge agent claims (the horde pays by it) and why that one.
+        "bridge": {
+            "level": figures.bridge_level,
+            "agent": sources.popper.bridge_agent,
+            "kudos_factor": figures.kudos_factor,
+            "reason": figures.bridge_reason,
+        },
         "slots": [_slot(sources, slot, figures.uptime) for slot in sources.pipeline.slots.slots],
         "queue": [_queued(record) for record in sources.pipeline.registry if record.state in _QUEUE_STATES],
         "finishing": [_queued(record) for record in sources.pipeline.registry if record.state in _AFTER_INFERENCE],

@@ -135,6 +135,16 @@ class Popper:
             self._request = self._request.model_copy(update={"models": list(models)})
             self._wake.set()
 
+    @property
+    def bridge_agent(self) -> str:
+        """The `bridge_agent` the next pop reports."""
+        return self._request.bridge_agent or ""  # always set by `build_pop_request`
+
+    def set_bridge_agent(self, agent: str) -> None:
+        """Report `agent` from the next pop on: the horde offers jobs, and pays, by the level it claims."""
+        if agent != self._request.bridge_agent:
+            self._request = self._request.model_copy(update={"bridge_agent": agent})
+
     def limit_with(self, limits: PopLimits) -> None:
         """Let the fault breaker turn pop flags off and time the wait when it holds every model back."""
         self._limits = limits

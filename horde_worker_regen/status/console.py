@@ -43,12 +43,15 @@ def _credited_short(snapshot: StatsSnapshot) -> str:
 
 def format_kudos(snapshot: StatsSnapshot) -> str:
     """The worker's estimate beside what the horde credited, labelled so that the owner can reconcile them."""
-    return kudos_text(snapshot.kudos_session, snapshot.kudos_factor, snapshot.kudos_credited)
+    return kudos_text(snapshot.kudos_session, snapshot.kudos_factor, snapshot.kudos_credited, snapshot.bridge_level)
 
 
-def kudos_text(estimated: float, factor: float, credited: Credited | None) -> str:
-    """`format_kudos` from the bare figures (the demo prints the same words from the worker's metrics file)."""
-    estimate = f"{estimated:,.1f} kudos estimated (submit rewards x{factor:.2f} bridge factor)"
+def kudos_text(estimated: float, factor: float, credited: Credited | None, level: int | None = None) -> str:
+    """`format_kudos` from the bare figures (the demo prints the same words from the worker's metrics file).
+
+    `factor` is the bridge factor of the capability `level` claimed at the end (when known)."""
+    claimed = f", bridge level {level}" if level is not None else ""
+    estimate = f"{estimated:,.1f} kudos estimated (submit rewards x{factor:.2f} bridge factor{claimed})"
     if credited is None:
         return f"{estimate}, credited by the horde: not read (it could not be asked)"
     return (

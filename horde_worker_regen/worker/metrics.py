@@ -32,13 +32,15 @@ def process_figures() -> dict[str, Any]:
 
 
 def kudos_figures(stats: WorkerStats) -> dict[str, Any]:
-    """The worker's estimate, the bridge factor in it, and what the horde credited (None if never read)."""
+    """The worker's estimate, the bridge level claimed at the end and its factor, and what the horde credited
+    (None if never read)."""
     snapshot = stats.snapshot()
     credited = snapshot.kudos_credited
     return {
         "estimated": snapshot.kudos_session,
         "rewards": stats.kudos,
         "bridge_factor": snapshot.kudos_factor,
+        "bridge_level": snapshot.bridge_level,
         "credited": None
         if credited is None
         else {"total": credited.total, "jobs": credited.jobs, "uptime": credited.uptime},

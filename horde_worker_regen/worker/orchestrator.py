@@ -1,7 +1,8 @@
 """The running worker: start-up in order, the event loop's life, shutdown in reverse, signals.
 
-Start-up: horde session → custom model list → safety child → inference children → heartbeat → popper
-(offering the models already on disk) → model downloads in the background → status line.
+Start-up: horde session → custom model list → safety child → inference children → heartbeat → the
+capability level to claim (`BridgeClaim`) → popper (offering the models already on disk) → model and
+post-processor downloads in the background (the level follows the post-processors) → status line.
 SIGINT or SIGTERM: stop popping, finish and submit everything in flight, stop the children, exit 0.
 A second signal, or an `.abort` file appearing in the working directory or the logs folder: kill the
 children, submit `faulted` once for every id not yet being reported (so the horde re-queues it at
@@ -30,7 +31,6 @@ from typing import Any
 
 import aiohttp
 import psutil
-from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
@@ -39,21 +39,15 @@ from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.devices.discovery import DeviceInfo
 from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
 from horde_worker_regen.horde.client import HordeClient
-from horde_worker_regen.horde.credit import (
-    BASELINE_TIMEOUT_S,
-    EXIT_READ_TIMEOUT_S,
-    Credited,
-    CreditWatch,
-    bridge_kudos_factor,
-)
+from horde_worker_regen.horde.credit import BASELINE_TIMEOUT_S, EXIT_READ_TIMEOUT_S, Credited, CreditWatch
 from horde_worker_regen.horde.identity import HordeUnreachable, IdentityError, describe_user, find_user
 from horde_worker_regen.horde.maintenance import remove_maintenance
-from horde_worker_regen.horde.pop import REGEN_BRIDGE_NAME, bridge_agent, build_pop_request
+from horde_worker_regen.horde.pop import build_pop_request, pop_flag_values
 from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.models.background import ModelDownloads, backend_needs_model_files, downloader_for
+from horde_worker_regen.models.background import downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
@@ -70,8 +64,10 @@ from horde_worker_regen.processes.client import ChildClient, ChildClientFactory
 from horde_worker_regen.processes.supervisor import Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
 from horde_worker_regen.worker.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
+from horde_worker_regen.worker.bridge_claim import BridgeClaim
 from horde_worker_regen.worker.children import WorkerChildren
 from horde_worker_regen.worker.event_file import EventFile
+from horde_worker_regen.worker.file_fetch import FileFetch
 from horde_worker_regen.worker.metrics import kudos_figures, process_figures
 from horde_worker_regen.worker.startup import ABORT_GRACE_S, ChildStartup, first_of
 from horde_worker_regen.worker.stop_signals import STOP_SIGNALS, stop_signals
@@ -193,16 +189,17 @@ class Worker:
             connector = aiohttp.TCPConnector(limit=HTTP_CONNECTIONS)
             async with aiohttp.ClientSession(connector=connector) as session:
                 client = HordeClient(session, self._data.horde_url, self._data.api_key.get_secret_value())
-                downloads = ModelDownloads(
+                fetch = FileFetch.of(
                     self._data,
                     self._models,
                     downloader_for(self._data, session),
-                    fetch_files=backend_needs_model_files(self._data),
+                    on_unhandled_fault=self._unhandled_fault,
+                    on_no_model=self._no_model_on_disk,
                 )
                 loras = self._lora_fetcher(session)
                 if not self._identity_checked:
                     identity = asyncio.create_task(self._check_identity_later(session), name="identity")
-                await self._run_with(client, downloads, loras)
+                await self._run_with(client, fetch, loras)
         finally:
             abort_watch.cancel()
             if identity is not None:
@@ -248,21 +245,20 @@ class Worker:
             timeout_s=float(self._data.download_timeout),
         )
 
-    async def _run_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
+    async def _run_with(self, client: HordeClient, fetch: FileFetch, loras: LoraFetcher) -> None:
         """Serve, with the event log written to the metrics file (if asked) from the first child's start on."""
         event_file = EventFile(self._options.metrics_file) if self._options.metrics_file is not None else None
         if event_file is not None:
             self.events.add_sink(event_file)
         try:
-            await self._serve_with(client, downloads, loras)
+            await self._serve_with(client, fetch, loras)
         finally:
             if event_file is not None:
                 event_file.close()
 
-    async def _serve_with(self, client: HordeClient, downloads: ModelDownloads, loras: LoraFetcher) -> None:
+    async def _serve_with(self, client: HordeClient, fetch: FileFetch, loras: LoraFetcher) -> None:
         write_custom_models(self._data)  # read by the inference children when they start
-        factor = bridge_kudos_factor(REGEN_BRIDGE_NAME, capabilities_of(self._data.inference_backend).version)
-        self._stats = stats = WorkerStats(kudos_factor=factor)
+        self._stats = stats = WorkerStats()
         try:
             self._spool_lock = SpoolLock.take(self._data.spool_folder, self._data.dreamer_name)
         except SpoolInUse as error:
@@ -289,6 +285,15 @@ class Worker:
             on_fatal=lambda why: self.request_stop(why, EXIT_FAILED),
         )
         pipeline.on_unhandled_fault = self._unhandled_fault
+        claim = BridgeClaim(
+            capabilities_of(self._data.inference_backend),
+            pop_flag_values(self._data)["allow_post_processing"],
+            self.events,
+            files=fetch.post_processors,
+            servable=pipeline.servable_post_processors,
+        )
+        claim.follow(lambda level: stats.claim_level(level.level, level.kudos_factor, level.reason))
+        self.events.add_sink(claim.child_event)  # a child up or gone: its post-processor loaders may differ
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start
         startup = ChildStartup(self._data, self._models, self._devices, self._children, self._stop)
         started = await startup.start(pipeline)
@@ -301,35 +306,35 @@ class Worker:
         self.events.emit("worker_started", slots=len(self._plans), process=process_figures())
         try:
             if not self._stop.is_set():  # a signal while the last child came up: nothing to serve
-                await self._serve(client, pipeline, stats, downloads)
+                await self._serve(client, pipeline, stats, fetch, claim)
         finally:
             await self._stop_children(supervisor, pipeline)
         self.events.emit("worker_stopped", process=process_figures(), kudos=kudos_figures(stats))
 
     async def _serve(
-        self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats, downloads: ModelDownloads
+        self,
+        client: HordeClient,
+        pipeline: Pipeline,
+        stats: WorkerStats,
+        fetch: FileFetch,
+        claim: BridgeClaim,
     ) -> None:
-        capabilities = capabilities_of(self._data.inference_backend)
-        agent = bridge_agent(capabilities.version)
+        downloads = fetch.models
         for note in optional_kinds(self._data).notes:
             logger.warning(note)
-        request = build_pop_request(self._data, served_by_some_slot(downloads.ready, self._plans), agent)
+        claim.announce()  # the children are up: their post-processor loaders have answered
         if self._data.remove_maintenance_on_init:
             await remove_maintenance(client, self._data.dreamer_name)
         credit = CreditWatch(client, self._data.dreamer_name, self._credited)
         await credit.bounded_read(BASELINE_TIMEOUT_S)  # what the horde had credited before this run
-        self.popper = popper = self._popper(client, request, pipeline, stats)
+        self.popper = popper = self._popper(client, pipeline, stats, downloads.ready, claim)
         logger.info(
-            f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({agent})"
+            f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({popper.bridge_agent})"
             + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else "")
         )
         popper_task = asyncio.create_task(popper.run(), name="popper")
         popper_task.add_done_callback(self._popper_ended)
-        downloads_task = asyncio.create_task(
-            downloads.run(lambda ready: popper.set_models(served_by_some_slot(ready, self._plans))),
-            name="model downloads",
-        )
-        downloads_task.add_done_callback(lambda task: self._downloads_ended(task, downloads))
+        file_tasks = fetch.start(lambda ready: popper.set_models(served_by_some_slot(ready, self._plans)), claim)
         credit_task = asyncio.create_task(credit.run(), name="kudos credited")
         status_task = asyncio.create_task(report_status_forever(
             self._data.stats_output_frequency,
@@ -344,18 +349,21 @@ class Worker:
             await self._stop.wait()
             await self._drain(popper, popper_task, pipeline)
         finally:
-            for task in (popper_task, status_task, downloads_task, credit_task):
+            tasks = (popper_task, status_task, credit_task, *file_tasks)
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(popper_task, status_task, downloads_task, credit_task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if not self._abort.is_set():
                 await credit.bounded_read(EXIT_READ_TIMEOUT_S)  # the exit summary shows what was paid
             if dashboard is not None:
                 await dashboard.stop()
         logger.info(format_status(stats.snapshot(), 0, len(self._plans), 0))
 
-    def _popper(self, client: HordeClient, request: ImageGenerateJobPopRequest, pipeline: Pipeline,
-                stats: WorkerStats) -> Popper:  # fmt: skip
-        """The popper, paced by the configuration and limited by the pipeline's fault breaker."""
+    def _popper(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats, models: list[str],
+                claim: BridgeClaim) -> Popper:  # fmt: skip
+        """The popper offering `models`, paced by the configuration, limited by the pipeline's fault breaker and
+        reporting the bridge agent of the level claimed (from its next pop on, when the level changes)."""
+        request = build_pop_request(self._data, served_by_some_slot(models, self._plans), claim.current.agent)
         settings = PopperSettings(
             len(self._plans),
             self._data.queue_size,
@@ -374,6 +382,7 @@ class Worker:
             idle=IdleWatch(self._data.minutes_allowed_without_jobs, self._data.max_power),
         )
         popper.limit_with(pipeline)
+        claim.follow(lambda level: popper.set_bridge_agent(level.agent))
         return popper
 
     async def _drain(self, popper: Popper, popper_task: asyncio.Task[None], pipeline: Pipeline) -> None:
@@ -400,14 +409,8 @@ class Worker:
             logger.opt(exception=task.exception()).error("The popper failed unexpectedly")
             self.request_stop("the popper failed", EXIT_FAILED)
 
-    def _downloads_ended(self, task: asyncio.Task[dict[str, str]], downloads: ModelDownloads) -> None:
-        if task.cancelled():
-            return
-        if task.exception() is not None:
-            logger.opt(exception=task.exception()).error("The model downloads failed unexpectedly")
-            self._unhandled_fault("the model downloads failed unexpectedly")
-        if not downloads.ready:
-            self.request_stop("no configured model could be put on disk and verified", EXIT_FAILED)
+    def _no_model_on_disk(self) -> None:
+        self.request_stop("no configured model could be put on disk and verified", EXIT_FAILED)
 
     async def _unless_aborted(self, awaitable: Awaitable[Any]) -> None:
         """Wait for `awaitable`, or until an abort is requested (then a coroutine of ours is cancelled)."""

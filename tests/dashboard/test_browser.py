@@ -1,6 +1,7 @@
 """The dashboard in a real browser, on the real worker CLI serving the local horde (fake backends).
 
-The page must load through the token link, show figures that change as jobs run, pause popping
+The page must load through the token link, show figures that change as jobs run and the capability
+level claimed with its kudos factor, pause popping
 (the local horde hands out no more jobs, the page and the status line say paused) and resume it.
 A screenshot is saved under pytest's tmp folder, and in REGEN_SCREENSHOT_DIR when that is set.
 """
@@ -52,6 +53,9 @@ def _open_and_watch_jobs_run(driver: webdriver.Chrome, url: str) -> int:
     first = _int(driver, "jobs")
     wait_until(driver, lambda d: _int(d, "jobs") > first, "the jobs count to go up")
     assert float(text_of(driver, "kudos-session").replace(",", "")) > 0
+    # The capability level claimed and what the horde pays for it (the fake backend implements level 1).
+    assert text_of(driver, "bridge-level") == "1"
+    assert text_of(driver, "bridge-note").startswith("×0.90 kudos · the fake backend implements up to level 1")
     return _int(driver, "jobs")
 
 

@@ -15,13 +15,17 @@ from horde_worker_regen.dashboard.app import dashboard_app
 from horde_worker_regen.dashboard.snapshot import build_snapshot
 from horde_worker_regen.devices.report import DeviceReport
 from horde_worker_regen.horde.pop import PoppedJob
+from horde_worker_regen.inference.capabilities import HORDELIB_CAPABILITIES
+from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
 from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
 from horde_worker_regen.models.progress import DownloadProgress
 from horde_worker_regen.processes.messages import ChildReady, JobProgress
 from horde_worker_regen.status.console import format_status
+from horde_worker_regen.worker.bridge_claim import BridgeClaim
 from tests.dashboard.conftest import MODEL, Parts, build_parts
 from tests.jobs.test_record import make_record
+from tests.worker.test_bridge_claim import EIGHT, FilesDouble
 
 DATA = BridgeData(api_key="k" * 22, dreamer_name="Dashboard Dreamer", max_threads=2, queue_size=1)
 
@@ -152,6 +156,38 @@ async def test_status_json_and_metrics_carry_the_same_figures(session: aiohttp.C
     assert samples[("horde_worker_slot_busy", (("slot", "1"),))] == 1
     assert samples[("horde_worker_slot_duty_ratio", (("slot", "0"),))] == pytest.approx(0.75)
     assert samples[("horde_worker_paused", ())] == 0
+
+
+async def test_the_bridge_level_and_its_kudos_factor_show_in_status_json_and_metrics(
+    session: aiohttp.ClientSession,
+) -> None:
+    parts = await build_parts(session, DATA)
+    files = FilesDouble(ready=EIGHT - {"RestoreFormer"}, bytes_to_download=290_785_322)
+    claim = BridgeClaim(HORDELIB_CAPABILITIES, True, EventLog(), files=files, servable=lambda: EIGHT)
+    claim.follow(lambda level: parts.stats.claim_level(level.level, level.kudos_factor, level.reason))
+    claim.follow(lambda level: parts.popper.set_bridge_agent(level.agent))
+    claim.announce()
+    async with _client(parts) as client:
+        status = await (await client.get("/status.json")).json()
+        files.ready, files.bytes_to_download = EIGHT, 0
+        claim.files_changed(files.ready)
+        raised = await (await client.get("/status.json")).json()
+        samples = _metrics(await (await client.get("/metrics")).text())
+    assert status["bridge"] == {
+        "level": 9,
+        "agent": "AI Horde Worker reGen:9:https://github.com/Haidra-Org/horde-worker-reGen",
+        "kudos_factor": 0.9,
+        "reason": "level 13 once 1 level-13 post-processor(s) are on disk (RestoreFormer, 291 MB to download)",
+    }
+    assert status["totals"]["kudos_factor"] == 0.9
+    assert (raised["bridge"]["level"], raised["bridge"]["kudos_factor"], raised["totals"]["kudos_factor"]) == (
+        13,
+        1.0,
+        1.0,
+    )
+    assert raised["bridge"]["agent"].startswith("AI Horde Worker reGen:13:")
+    assert samples[("horde_worker_bridge_level", ())] == 13
+    assert samples[("horde_worker_kudos_bridge_factor", ())] == 1.0
 
 
 async def test_status_json_shows_the_gpu_or_cpu_each_slot_child_came_up_on(session: aiohttp.ClientSession) -> None:

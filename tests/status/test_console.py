@@ -16,7 +16,7 @@ from tests.worker_support import generations_of, queue, run_burst, worker_folder
 
 SUMMARY = re.compile(
     r"Summary: (\d+) jobs, (\d+) images, ([\d,.]+) kudos estimated \(submit rewards x0\.90 bridge "
-    r"factor\), ([\d,.]+) credited by the horde \(jobs ([\d,.]+), uptime [\d,.]+\), (\d+) faulted, "
+    r"factor, bridge level 1\), ([\d,.]+) credited by the horde \(jobs ([\d,.]+), uptime [\d,.]+\), (\d+) faulted, "
     r"(\d+) dropped, up \d+:\d\d:\d\d"
 )
 
@@ -35,9 +35,10 @@ def test_the_summary_line_holds_the_totals_and_both_kudos_figures() -> None:
         idle_seconds=0,
         kudos_factor=0.9,
         kudos_credited=Credited(1_284.5, 1_234.5, 50.0, 0.0),
+        bridge_level=9,
     )
     assert format_summary(snapshot) == (
-        "Summary: 12 jobs, 30 images, 1,234.6 kudos estimated (submit rewards x0.90 bridge factor), "
+        "Summary: 12 jobs, 30 images, 1,234.6 kudos estimated (submit rewards x0.90 bridge factor, bridge level 9), "
         "1,284.5 credited by the horde (jobs 1,234.5, uptime 50.0), 1 faulted, 2 dropped, up 1:02:05"
     )
     unread = StatsSnapshot(
@@ -73,7 +74,7 @@ async def test_a_run_ends_with_its_summary_and_shows_start_up_progress(tmp_path:
     jobs, images, estimated, credited, credited_jobs, faulted, dropped = summaries[0]
     assert (int(images), int(faulted), int(dropped)) == (len(delivered), faulted_jobs, 0)
     assert 3 <= int(jobs) <= len(delivered)
-    # The fake backend's bridge version is an older official one: the horde pays 0.9x the submit rewards.
+    # The fake backend's bridge level (1) is an older official one: the horde pays 0.9x the submit rewards.
     paid = sum(pg.reward for pg in delivered) * 0.9
     assert float(estimated.replace(",", "")) == pytest.approx(paid, abs=0.051)
     assert float(credited_jobs.replace(",", "")) == pytest.approx(worker_kudos, abs=0.051)

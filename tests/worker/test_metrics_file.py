@@ -36,6 +36,7 @@ async def test_a_run_writes_every_job_from_pop_to_end_between_start_and_stop(tmp
         worker = await run_burst(folder, "--metrics-file", str(folder / "out" / "metrics.jsonl"))
         rewards = sum(pg.reward for wp in good for pg in generations_of(horde, wp))
         handed_out_bad = len(generations_of(horde, bad))  # one job per pop of the failing request
+        [agent_seen] = {worker.bridge_agent for worker in horde.state.workers.values()}
     records = read_event_file(folder / "out" / "metrics.jsonl")
     kinds = [record["kind"] for record in records]
     assert kinds.count("worker_started") == 1 and kinds[-1] == "worker_stopped"
@@ -55,7 +56,14 @@ async def test_a_run_writes_every_job_from_pop_to_end_between_start_and_stop(tmp
         if record["kind"] == "inference_finished" and record["ok"]:
             assert record["slot"] in (0, 1) and record["started_at"] <= record["finished_at"]
 
+    # The capability level, decided once as serving begins (the fake backend's never changes): the agent the
+    # horde saw, and the factor of every reward.
+    [level] = [record for record in records if record["kind"] == "bridge_level"]
+    assert (level["level"], level["previous"], level["kudos_factor"]) == (1, None, 0.9)
+    assert level["agent"] == agent_seen == "AI Horde Worker reGen:1:https://github.com/Haidra-Org/horde-worker-reGen"
+    assert kinds.index("worker_started") < kinds.index("bridge_level") < kinds.index("job_popped")
     stopped = records[-1]
+    assert (stopped["kudos"]["bridge_level"], stopped["kudos"]["bridge_factor"]) == (1, 0.9)
     assert sum(ended[job]["reward"] for job in submitted) == pytest.approx(rewards)
     assert stopped["kudos"]["estimated"] == pytest.approx(rewards * stopped["kudos"]["bridge_factor"])
     assert stopped["process"]["cpu_user_s"] >= records[kinds.index("worker_started")]["process"]["cpu_user_s"]

@@ -98,6 +98,12 @@ function renderHordeMessages(messages) {
   }));
 }
 
+function renderBridge(bridge) {
+  $("bridge-level").textContent = bridge.level === null ? "–" : String(bridge.level);
+  $("bridge-level").title = bridge.agent;
+  $("bridge-note").textContent = `×${number(bridge.kudos_factor, 2)} kudos · ${bridge.reason}`;
+}
+
 function render(snap) {
   const worker = snap.worker, totals = snap.totals;
   paused = worker.paused;
@@ -117,6 +123,7 @@ function render(snap) {
   $("kudos-per-hour").textContent = number(totals.kudos_per_hour, 0);
   $("kudos-session").textContent = number(totals.kudos_session, 1);
   $("kudos-factor").textContent = `submit rewards ×${number(totals.kudos_factor, 2)} bridge factor`;
+  renderBridge(snap.bridge);
   const credited = totals.kudos_credited;
   $("kudos-credited").textContent = credited ? number(credited.total, 1) : "not read yet";
   $("kudos-credited-split").textContent = credited

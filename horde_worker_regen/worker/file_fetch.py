@@ -1,0 +1,84 @@
+"""The files the worker fetches while it already serves, in background tasks.
+
+The image models still missing are offered one by one as each lands; the level-13 post-processors'
+files (none for the fake backend) are fetched beside them, and the capability level claimed follows
+them (`BridgeClaim`). A task that fails unexpectedly is an unhandled fault; no image model at all on
+disk once every download was tried stops the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loguru import logger
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.models.background import ModelDownloads, backend_needs_model_files
+from horde_worker_regen.models.downloads import Downloader
+from horde_worker_regen.models.post_processor_store import PostProcessorDownloads
+from horde_worker_regen.worker.bridge_claim import BridgeClaim
+
+FetchTask = asyncio.Task[dict[str, str]]
+
+
+@dataclass
+class FileFetch:
+    """The downloads to run while serving, and what to do when they end."""
+
+    models: ModelDownloads
+    post_processors: PostProcessorDownloads | None  # None: the backend reads no post-processor files
+    on_unhandled_fault: Callable[[str], None]
+    on_no_model: Callable[[], None]  # every model download was tried and none is on disk
+
+    @classmethod
+    def of(
+        cls,
+        data: BridgeData,
+        models: list[str],
+        downloader: Downloader,
+        *,
+        on_unhandled_fault: Callable[[str], None],
+        on_no_model: Callable[[], None],
+    ) -> FileFetch:
+        """The downloads `data` asks for: the served models' files, and the post-processors' (both only for a
+        backend that reads model files)."""
+        fetch_files = backend_needs_model_files(data)
+        return cls(
+            ModelDownloads(data, models, downloader, fetch_files=fetch_files),
+            PostProcessorDownloads(data, downloader) if fetch_files else None,
+            on_unhandled_fault,
+            on_no_model,
+        )
+
+    def start(self, offer: Callable[[list[str]], None], claim: BridgeClaim) -> list[FetchTask]:
+        """Start fetching: `offer(ready)` as each image model lands; `claim` hears of each post-processor."""
+        models = asyncio.create_task(self.models.run(offer), name="model downloads")
+        models.add_done_callback(self._models_ended)
+        if self.post_processors is None:
+            return [models]
+        extras = asyncio.create_task(self.post_processors.run(claim.files_changed), name="post-processor downloads")
+        extras.add_done_callback(lambda task: self._post_processors_ended(task, claim))
+        return [models, extras]
+
+    def _failed(self, task: FetchTask, what: str) -> bool:
+        if task.cancelled() or task.exception() is None:
+            return False
+        logger.opt(exception=task.exception()).error(f"The {what} failed unexpectedly")
+        self.on_unhandled_fault(f"the {what} failed unexpectedly")
+        return True
+
+    def _models_ended(self, task: FetchTask) -> None:
+        if task.cancelled():
+            return
+        self._failed(task, "model downloads")
+        if not self.models.ready:
+            self.on_no_model()
+
+    def _post_processors_ended(self, task: FetchTask, claim: BridgeClaim) -> None:
+        """Every post-processor file was tried: the level takes those that could not be fetched into account."""
+        if task.cancelled():
+            return
+        self._failed(task, "post-processor downloads")
+        claim.refresh()
