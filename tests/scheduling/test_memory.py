@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from horde_worker_regen.scheduling.memory import (
     DEFAULT_MODEL_MB,
     WORKING_MEMORY_MB,
@@ -10,6 +15,7 @@ from horde_worker_regen.scheduling.memory import (
     SeatView,
     estimate_model_mb,
     place_job,
+    post_processing_mb,
 )
 
 SIZES = {"small": 3_000, "mid": 6_000, "big": 12_000, "huge": 20_000}
@@ -101,3 +107,63 @@ def test_model_estimates_use_the_file_size_else_the_baseline_default() -> None:
     assert estimate_model_mb("stable_diffusion_xl", 6_938_040_682) == 6_616 + WORKING_MEMORY_MB
     assert estimate_model_mb("stable_diffusion_xl", None) == DEFAULT_MODEL_MB["stable_diffusion_xl"]
     assert estimate_model_mb("something new", None) == 8_000
+
+
+# --- post-processors: their working memory counts beside the model ----------------------------------
+
+HEAVY = {"4xNomos8kSC": 3_000, "4xNomos2_hq_dat2": 4_000, "RestoreFormer": 2_500, "CodeFormers": 1_500}
+
+
+def _needs(model: str, *post_processors: str) -> JobNeeds:
+    return JobNeeds(model, PIXELS, post_processing_mb(post_processors, HEAVY))
+
+
+def _place_needs(job: JobNeeds, seats: list[SeatView]) -> Placement:
+    return place_job(job, seats, capacity_mb=CAPACITY, sizes=SIZES, default_mb=8_000)
+
+
+def test_a_job_with_post_processors_needs_its_model_and_the_largest_of_them() -> None:
+    assert post_processing_mb(("RestoreFormer", "4xNomos8kSC", "CodeFormers"), HEAVY) == 3_000  # one at a time
+    assert post_processing_mb((), HEAVY) == 0
+    assert post_processing_mb(("strip_background",), {}) == 0  # no figure: nothing extra (the fake backend)
+    # "mid" alone fits GPU 2 (8000 MB); with a heavy upscaler (6000 + 3000) only GPU 0 (16000 MB) holds it.
+    seats = [SeatView(0, 2, idle=True), SeatView(1, 0, idle=True)]
+    assert _place_needs(_needs("mid"), seats).slot == 0
+    assert _place_needs(_needs("mid", "4xNomos8kSC"), seats).slot == 1
+
+
+def test_a_busy_slot_holds_its_jobs_post_processing_memory_too() -> None:
+    # GPU 0 (16000 MB): a busy slot runs "mid" (6000) with the DAT-2 upscaler (4000): 6000 MB left.
+    seats = [SeatView(0, 0, idle=False, model="mid", post_processing_mb=4_000), SeatView(1, 0, idle=True)]
+    assert _place_needs(_needs("mid"), seats).slot == 1
+    assert _place_needs(_needs("mid", "RestoreFormer"), seats) == Placement()
+    # Counted only while it runs: once idle, its model and its post-processors hold nothing.
+    idle = [SeatView(0, 0, idle=True, model="mid", post_processing_mb=4_000), SeatView(1, 0, idle=True)]
+    assert _place_needs(_needs("mid", "RestoreFormer"), idle).slot == 0
+
+
+seat_views = st.lists(
+    st.builds(
+        SeatView,
+        index=st.just(0),
+        device=st.sampled_from([0, 1, 2]),
+        idle=st.booleans(),
+        model=st.sampled_from([None, *SIZES]),
+        post_processing_mb=st.sampled_from([0, *HEAVY.values()]),
+    ),
+    min_size=1,
+    max_size=5,
+).map(lambda seats: [replace(seat, index=index) for index, seat in enumerate(seats)])
+
+
+@given(seat_views, st.sampled_from(sorted(SIZES)), st.lists(st.sampled_from(sorted(HEAVY)), max_size=3))
+def test_a_job_placed_beside_others_fits_with_every_busy_slots_post_processing(
+    seats: list[SeatView], model: str, post_processors: list[str]
+) -> None:
+    job = _needs(model, *post_processors)
+    placement = place_job(job, seats, capacity_mb=CAPACITY, sizes=SIZES, default_mb=8_000)
+    if placement.slot is None or placement.oversize:
+        return
+    device = seats[placement.slot].device
+    held = sum(SIZES[s.model] + s.post_processing_mb for s in seats if s.device == device and not s.idle and s.model)
+    assert CAPACITY[device] - held >= SIZES[model] + job.post_processing_mb
