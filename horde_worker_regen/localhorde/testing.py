@@ -12,6 +12,10 @@ or, in a conftest:
 The fixture defaults to no background sweep (call `horde.sweep()`), so tests stay deterministic.
 A test waits for the server's state to reach a condition with `await horde.wait_for_state(predicate,
 timeout)`, which wakes on each request the server handles, not on a timer.
+
+For the level-13 post-processors: `post_processing_request(model, name)` is a requester's body asking
+for one of them, `horde.queue(user, body)` queues it through the requester's validation, and
+`horde.bridge_agent_of(worker_name)` is the agent a worker last popped with (what the horde pays by).
 """
 
 from __future__ import annotations
@@ -24,16 +28,44 @@ from typing import Any
 from aiohttp import web
 
 from horde_worker_regen.localhorde.app import create_app
+from horde_worker_regen.localhorde.capabilities import BRIDGE_CAPABILITIES, REGEN_NAME
 from horde_worker_regen.localhorde.clock import Clock, FakeClock
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.context import LocalHorde
-from horde_worker_regen.localhorde.entities import User
+from horde_worker_regen.localhorde.entities import User, WaitingPrompt
 from horde_worker_regen.localhorde.faults import FaultInjector
 from horde_worker_regen.localhorde.jobs import SweepReport
 from horde_worker_regen.localhorde.reference import ModelReference
+from horde_worker_regen.localhorde.requester import queue_request
+from horde_worker_regen.localhorde.schemas import FACE_FIXERS
 from horde_worker_regen.localhorde.state import HordeState
 
 SHUTDOWN_GRACE_S = 2.0  # seconds a held request may delay the server's stop
+# The post-processors capability level 13 adds, which the horde hands only to a bridge claiming 13 or more.
+LEVEL_13_POST_PROCESSORS: tuple[str, ...] = tuple(sorted(BRIDGE_CAPABILITIES[REGEN_NAME][13]))
+
+
+def post_processing_request(
+    model: str, post_processor: str, *, size: int = 64, steps: int = 4, facefixer_strength: float = 1.0
+) -> dict[str, Any]:
+    """A requester's body for one `size`-px image of `model` through `post_processor` (a face restorer with
+    `facefixer_strength`), with the images uploaded to R2 as the public horde does."""
+    params: dict[str, Any] = {
+        "width": size,
+        "height": size,
+        "steps": steps,
+        "n": 1,
+        "post_processing": [post_processor],
+    }
+    if post_processor in FACE_FIXERS:
+        params["facefixer_strength"] = facefixer_strength
+    return {
+        "prompt": f"a portrait, then {post_processor}",
+        "models": [model],
+        "params": params,
+        "nsfw": False,
+        "r2": True,
+    }
 
 
 @dataclass
@@ -74,6 +106,15 @@ class RunningLocalHorde:
     def sweep(self) -> SweepReport:
         """Run the ttl/expiry sweep now."""
         return self.horde.sweep()
+
+    def queue(self, user: User, body: dict[str, Any]) -> WaitingPrompt:
+        """Queue a requester's body for `user`, validated as `POST /v2/generate/async` validates it."""
+        return queue_request(self.horde, user, body)
+
+    def bridge_agent_of(self, worker_name: str) -> str | None:
+        """The `bridge_agent` the worker called `worker_name` last popped with (None: it never popped)."""
+        worker = self.horde.worker(worker_name)
+        return worker.bridge_agent if worker is not None else None
 
     async def wait_for_state(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Return as soon as `predicate()` (a condition on the horde's state) holds: checked now and after
