@@ -12,7 +12,12 @@ from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.context import HORDE_KEY, LocalHorde
 from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.requester import queue_request
-from horde_worker_regen.localhorde.testing import RunningLocalHorde, local_horde_fixture
+from horde_worker_regen.localhorde.testing import (
+    LEVEL_13_POST_PROCESSORS,
+    RunningLocalHorde,
+    local_horde_fixture,
+    post_processing_request,
+)
 from tests.localhorde.support import Client, pop, pop_body, queue
 
 local_horde = local_horde_fixture(fake_clock=True)
@@ -80,3 +85,22 @@ async def test_python_api_faults_on_the_app_state(client: Client, horde: LocalHo
     assert client.app is not None and client.app[HORDE_KEY] is horde
     client.app[HORDE_KEY].faults.add(endpoint="heartbeat", kind="error", status=502, times=1)
     assert (await client.get("/api/v2/status/heartbeat")).status == 502
+
+
+async def test_level_13_requests_and_the_agent_a_worker_popped_with(local_horde: RunningLocalHorde) -> None:
+    owner = local_horde.add_user("owner", trusted=True)
+    requester = local_horde.add_user("requester", kudos=1_000)
+    for name in LEVEL_13_POST_PROCESSORS:
+        wp = local_horde.queue(requester, post_processing_request("Deliberate", name, facefixer_strength=0.5))
+        assert wp.params["post_processing"] == [name] and (wp.params["width"], wp.params["height"]) == (64, 64)
+    assert local_horde.bridge_agent_of("worker-1") is None  # it never popped
+    agent = "AI Horde Worker reGen:13:https://example.invalid"
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(
+            f"{local_horde.api_url}/v2/generate/pop",
+            json=pop_body(bridge_agent=agent),
+            headers={"apikey": owner.api_key},
+        )
+        job = await resp.json()
+    assert job["payload"]["post_processing"][0] in LEVEL_13_POST_PROCESSORS
+    assert local_horde.bridge_agent_of("worker-1") == agent
