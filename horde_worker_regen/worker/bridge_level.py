@@ -73,6 +73,13 @@ def _names(names: frozenset[str] | set[str]) -> str:
     return ", ".join(sorted(names))
 
 
+def _are(names: frozenset[str]) -> str:
+    """`N level-13 post-processors are` (`the 8 ...` for all of them, `1 ... is` for one)."""
+    if names == LEVEL_13_NAMES:
+        return f"the {len(names)} level-13 post-processors are"
+    return "1 level-13 post-processor is" if len(names) == 1 else f"{len(names)} level-13 post-processors are"
+
+
 def decide_bridge_level(inputs: LevelInputs) -> BridgeLevel:
     """The level to claim now (see the module docstring), with its reason in words for the log."""
     if inputs.backend_level < POST_PROCESSOR_LEVEL:
@@ -99,20 +106,17 @@ def _post_processing_gap(inputs: LevelInputs) -> BridgeLevel | None:
     if skipped := LEVEL_13_NAMES - inputs.wanted:
         return _claim(
             fallback,
-            f"models_to_skip names {_names(skipped)}, which level 13 would bring jobs for (serve them, or set "
-            "allow_post_processing: false, to claim 13)",
+            f"models_to_skip names {_names(skipped)}, which level 13 would bring jobs for (take them out of "
+            "models_to_skip, or set allow_post_processing: false, to claim 13)",
         )
     missing = LEVEL_13_NAMES - inputs.ready
     if failed := {name for name in missing if name in inputs.failures}:
         why = "; ".join(f"{name}: {inputs.failures[name]}" for name in sorted(failed))
         return _claim(fallback, f"level 13 needs files that could not be put on disk ({why})")
     if missing:
-        size = f", {inputs.bytes_to_download / MB:,.0f} MB to download" if inputs.bytes_to_download else ""
-        return _claim(
-            fallback,
-            f"level 13 once {len(missing)} level-13 post-processor(s) are on disk ({_names(missing)}{size})",
-            waiting=True,
-        )
+        listed = "" if missing == LEVEL_13_NAMES else f"{_names(missing)}, "
+        size = f"{inputs.bytes_to_download / MB:,.0f} MB to download" if inputs.bytes_to_download else "to verify"
+        return _claim(fallback, f"level 13 once {_are(missing)} on disk and verified ({listed}{size})", waiting=True)
     if inputs.servable is None:
         return _claim(
             fallback, "level 13 once an inference process has checked that it loads the post-processors", waiting=True

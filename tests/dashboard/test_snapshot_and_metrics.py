@@ -177,7 +177,7 @@ async def test_the_bridge_level_and_its_kudos_factor_show_in_status_json_and_met
         "level": 9,
         "agent": "AI Horde Worker reGen:9:https://github.com/Haidra-Org/horde-worker-reGen",
         "kudos_factor": 0.9,
-        "reason": "level 13 once 1 level-13 post-processor(s) are on disk (RestoreFormer, 291 MB to download)",
+        "reason": "level 13 once 1 level-13 post-processor is on disk and verified (RestoreFormer, 291 MB to download)",
     }
     assert status["totals"]["kudos_factor"] == 0.9
     assert (raised["bridge"]["level"], raised["bridge"]["kudos_factor"], raised["totals"]["kudos_factor"]) == (

