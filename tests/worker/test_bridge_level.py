@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,9 +43,12 @@ def _all_servable(inputs: LevelInputs) -> bool:
     return inputs.wanted >= EIGHT and inputs.ready >= EIGHT and inputs.servable is not None and inputs.servable >= EIGHT
 
 
-def _hordelib(**fields: object) -> LevelInputs:
-    base: dict[str, object] = {"wanted": EIGHT, "ready": EIGHT, "servable": EIGHT, "allow_post_processing": True}
-    return LevelInputs("hordelib", HORDELIB_CAPABILITY_VERSION, **(base | fields))  # type: ignore[arg-type]
+ALL_SERVABLE = LevelInputs("hordelib", HORDELIB_CAPABILITY_VERSION, True, EIGHT, EIGHT, EIGHT)
+
+
+def _hordelib(**fields: Any) -> LevelInputs:
+    """Every one of the eight servable, but for `fields`."""
+    return replace(ALL_SERVABLE, **fields)
 
 
 def test_the_level_13_names_are_the_catalogues_eight() -> None:
