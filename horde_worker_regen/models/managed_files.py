@@ -30,6 +30,7 @@ def shown_url(url: str) -> str:
     """`url` as a log line may show it: no user name or password, no query (a mirror's token may be there)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
     netloc = f"{host}:{parts.port}" if parts.port is not None else host
     return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
 

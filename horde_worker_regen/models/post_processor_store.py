@@ -17,6 +17,7 @@ horde name, case-insensitively).
   `on_change(ready)` with the new ready set each time a post-processor becomes ready, and returns the
   failures. A file both face restorers need is fetched once. A file with the wrong sha256 is refused
   (nothing is put in place) and its post-processor stays not ready, with the reason in `.failures`.
+  Calling `run` again tries the failed ones again.
 
 The worker runs `run` in a background task beside the image models' downloads (only for a backend
 that reads model files, as `background.backend_needs_model_files` says) and reads `.ready` for its
@@ -91,7 +92,10 @@ class PostProcessorDownloads:
         return bytes_to_fetch((file for name in self.pending for file in self._files[name]), self.store.cache_home)
 
     async def run(self, on_change: Callable[[frozenset[str]], None]) -> dict[str, str]:
-        """Fetch every pending post-processor; `on_change(ready)` after each one lands. Returns the failures."""
+        """Fetch every pending post-processor; `on_change(ready)` after each one lands. Returns the failures.
+
+        A later call tries the ones that failed again (a mirror or GitHub back after an outage)."""
+        self.failures.clear()
         pending = self.pending
         if pending:
             logger.info(

@@ -16,6 +16,7 @@ import pytest
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.post_processor_sources import SOURCE_KEYS, PostProcessorSource
 from horde_worker_regen.models.downloads import Downloader
+from horde_worker_regen.models.managed_files import shown_url
 from horde_worker_regen.models.manifest import MANIFEST_NAME, VerifiedManifest
 from horde_worker_regen.models.post_processor_files import (
     BY_NAME,
@@ -239,3 +240,29 @@ async def test_nothing_is_counted_or_fetched_when_nothing_is_wanted(
     data = bridge(tmp_path, allow_post_processing=allow, models_to_skip=[] if not allow else list(ALL_NAMES))
     downloads = PostProcessorDownloads(data, Downloader(session))
     assert (downloads.wanted, downloads.pending, downloads.bytes_to_download) == ((), [], 0)
+
+
+async def test_running_again_retries_what_failed(tmp_path: Path, session: aiohttp.ClientSession) -> None:
+    async with post_processor_mirror() as mirror:
+        mirror.served["2xModernSpanimationV1"].status = 503
+        data = bridge(tmp_path, mirror.sources(), models_to_skip=only("2xModernSpanimationV1"))
+        downloads = PostProcessorDownloads(data, Downloader(session))
+        assert set(await downloads.run(lambda ready: None)) == {"2xModernSpanimationV1"}
+        assert downloads.pending == []
+        mirror.served["2xModernSpanimationV1"].status = 200  # the mirror is back
+        changes: list[frozenset[str]] = []
+        assert await downloads.run(changes.append) == {}
+    assert downloads.ready == frozenset({"2xModernSpanimationV1"}) and changes == [downloads.ready]
+    assert downloads.failures == {}
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:secret@cache.lan:8443/m/x.pth?token=abc", "https://cache.lan:8443/m/x.pth?..."),
+        ("http://[::1]:8080/x.pth", "http://[::1]:8080/x.pth"),
+        ("https://github.com/a/b.pth", "https://github.com/a/b.pth"),
+    ],
+)
+def test_a_logged_url_shows_no_credentials(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
