@@ -4,6 +4,10 @@ Everything here is decided before the horde is asked anything: the API key and w
 written, the backends, the models (resolved against the model reference, fresh or cached), the
 custom models' files and the GPU settings. The horde's own verdict on the key (`find_user`) stays
 in `run`, as does fetching the safety model.
+
+The disk check is not a refusal: the worker serves what is on disk whatever the space left, and
+each download refuses itself when its file cannot fit. It says, once, what the image models and
+post-processors still to download need and whether that fits (a warning when it does not).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
 from horde_worker_regen.devices.plan import plan_slots
 from horde_worker_regen.inference.capabilities import BackendUnavailable, capabilities_of
+from horde_worker_regen.models.background import backend_needs_model_files
 from horde_worker_regen.models.custom import custom_model_file_problems
+from horde_worker_regen.models.disk_need import DiskNeed, disk_need, log_disk_need
 from horde_worker_regen.models.meta_instructions import MetaInstructionError, ModelSelection
 from horde_worker_regen.models.reference_cache import ReferenceUnavailable
 from horde_worker_regen.models.selection import CustomModelClash, select_models
@@ -119,12 +125,21 @@ async def refuse_unfit_gpu_settings(data: BridgeData, models: list[str]) -> list
     return devices
 
 
+def report_disk_need(data: BridgeData, models: list[str]) -> DiskNeed:
+    """The disk check: logs what the files still to download need (a warning when it does not fit)."""
+    need = disk_need(data, models, fetch_files=backend_needs_model_files(data))
+    log_disk_need(need)
+    return need
+
+
 @dataclass(frozen=True)
 class CheckedStart:
-    """What the start-up checks found: the models to serve, and the GPUs if they had to look for them."""
+    """What the start-up checks found: the models to serve, the GPUs if they had to look for them, and
+    what the files still to download need on disk."""
 
     selection: ModelSelection
     devices: list[DeviceInfo] | None
+    disk: DiskNeed
 
 
 async def check_startup(data: BridgeData, report: Callable[[ModelSelection], None]) -> CheckedStart:
@@ -135,4 +150,4 @@ async def check_startup(data: BridgeData, report: Callable[[ModelSelection], Non
     refuse_settings(data)
     selection = await resolve_served_models(data, report)
     devices = await refuse_unfit_gpu_settings(data, selection.models)
-    return CheckedStart(selection, devices)
+    return CheckedStart(selection, devices, report_disk_need(data, selection.models))

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from horde_worker_regen.config.post_processor_sources import PostProcessorSources
 from horde_worker_regen.config.roles import DEFAULT_ALCHEMIST_NAME, DEFAULT_FORMS, normalise_forms
 from horde_worker_regen.config.sections import (
     CustomModel,
@@ -105,6 +106,11 @@ class BridgeData(BaseModel):
     )
     allow_post_processing: bool = Field(
         default=True, description="Accept jobs with upscalers, face fixers, background removal."
+    )
+    post_processor_sources: PostProcessorSources = Field(
+        default_factory=dict,
+        description="Mirrors for the level-13 post-processors' files, by horde name (or face_detection, "
+        "face_parsing): {url, sha256}; the sha256 left out, the first download's is recorded and kept to.",
     )
     allow_controlnet: bool = Field(default=False, description="Accept ControlNet jobs.")
     allow_sdxl_controlnet: bool = Field(
@@ -314,6 +320,11 @@ class BridgeData(BaseModel):
     alchemy_vram_headroom_mb: int = Field(
         default=2000, ge=0, le=1_048_576, description="Free VRAM (MB) alchemy leaves for image jobs."
     )
+
+    @field_validator("post_processor_sources", mode="before")
+    @classmethod
+    def _sources_left_empty(cls, value: Any) -> Any:
+        return {} if value is None else value  # "post_processor_sources:" with nothing after it
 
     @field_validator("forms", mode="before")
     @classmethod

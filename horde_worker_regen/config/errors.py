@@ -60,6 +60,8 @@ def _type_phrase(annotation: Any) -> str:
         return " or ".join(parts)
     if origin is list:
         return "a list"
+    if origin is dict:
+        return "a mapping"
     return _PLAIN_TYPE_NAMES.get(annotation, "a value of the documented form")
 
 
@@ -118,8 +120,18 @@ def describe_validation_error(
     return [_describe_one(detail, spelling, labels or {}) for detail in error.errors()]
 
 
+# Inside a block (a custom model, a GPU override, a post-processor source) a key that is missing or
+# unknown is named by its place; the whole block's value would only repeat what the operator wrote.
+_NESTED_KEY_REASONS = {
+    "missing": "is missing; it is required here",
+    "extra_forbidden": "is not a key this block accepts (see bridgeData_template.yaml)",
+}
+
+
 def _describe_one(detail: ErrorDetails, spelling: dict[str, str], labels: dict[str, str]) -> str:
     location = [str(part) for part in detail["loc"]]
+    if len(location) > 2 and location[-1] == "[key]":
+        location.pop()  # pydantic's mark of a mapping's key it refused, after the key: the key says where
     reason = detail["msg"].removeprefix("Value error, ")
     if not location:
         return f"{reason}."  # a rule across several keys: the reason names them
@@ -133,6 +145,8 @@ def _describe_one(detail: ErrorDetails, spelling: dict[str, str], labels: dict[s
     if field_name in SECRET_FIELDS and _is_unset(detail.get("input")):
         # "<redacted> is not valid" would suggest a value was given; nothing was.
         return f"{where} is not set: {reason}."
+    if len(location) > 1 and detail["type"] in _NESTED_KEY_REASONS:
+        return f"{where} {_NESTED_KEY_REASONS[detail['type']]}."
     value = _shown_value(field_name, detail.get("input"))
     if len(location) > 1:
         return f"{where}: {value} is not valid: {reason}."

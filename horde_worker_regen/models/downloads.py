@@ -136,8 +136,11 @@ class Downloader:
         sha256: str | None = None,
         size: int | None = None,
         total_timeout: float | None = None,
+        sha256_from: str = "the reference",
     ) -> Path:
-        """Download `url` to `dest` (resuming a `.partial` left there); returns `dest`."""
+        """Download `url` to `dest` (resuming a `.partial` left there); returns `dest`.
+
+        `sha256_from` names where the expected hash comes from, for the message of a mismatch."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         partial = dest.with_name(dest.name + ".partial")
         if size is not None:
@@ -146,7 +149,7 @@ class Downloader:
         self.progress[dest.name] = progress
         try:
             await asyncio.wait_for(self._fetch_with_resume(url, partial, progress), total_timeout)
-            await self._verify(partial, sha256)
+            await self._verify(partial, sha256, sha256_from)
         except asyncio.TimeoutError:
             progress.error = f"not finished within {total_timeout:.0f} s"
             raise DownloadFailed(f"{dest.name}: {progress.error}") from None
@@ -210,14 +213,14 @@ class Downloader:
             raise aiohttp.ClientPayloadError(f"body ended at {progress.done_bytes} of {progress.total_bytes} bytes")
         self.log.finish(progress)
 
-    async def _verify(self, partial: Path, sha256: str | None) -> None:
+    async def _verify(self, partial: Path, sha256: str | None, sha256_from: str) -> None:
         if sha256 is None:
             return
         actual = await asyncio.to_thread(sha256_of, partial)
         if actual != sha256.lower():
             partial.unlink(missing_ok=True)
             raise ChecksumMismatch(
-                f"{partial.name[:-8]}: sha256 is {actual}, the reference says {sha256.lower()}; the file was discarded"
+                f"{partial.name[:-8]}: sha256 is {actual}, {sha256_from} says {sha256.lower()}; the file was discarded"
             )
 
 

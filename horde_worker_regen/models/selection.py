@@ -5,6 +5,7 @@ from __future__ import annotations
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.notes import effective_allow_painting
 from horde_worker_regen.models.meta_instructions import ModelSelection, resolve_models
+from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
 from horde_worker_regen.models.reference import ModelRecord, ModelReference
 from horde_worker_regen.models.reference_cache import load_model_reference
 
@@ -54,13 +55,20 @@ def select_from_reference(data: BridgeData, reference: ModelReference) -> ModelS
     clashes = reference_clashes(data, reference)
     if clashes:
         raise CustomModelClash(clashes)
-    return resolve_models(
+    post_processors = {name.casefold() for name in LEVEL_13_POST_PROCESSORS}
+    skipped_post_processors = [entry for entry in data.models_to_skip if entry.strip().casefold() in post_processors]
+    selection = resolve_models(
         data.models_to_load,
-        data.models_to_skip,
+        [entry for entry in data.models_to_skip if entry not in skipped_post_processors],
         reference.with_custom(custom_model_records(data)),
         load_large_models=data.load_large_models,
         allow_painting=effective_allow_painting(data),
     )
+    # A post-processor named in models_to_skip is not an unknown image model: it is left out of the downloads.
+    selection.notes += [
+        f"'{entry}' (a post-processor) is neither downloaded nor offered." for entry in skipped_post_processors
+    ]
+    return selection
 
 
 async def select_models(data: BridgeData) -> ModelSelection:

