@@ -83,7 +83,7 @@ class InterrogationForm:
     kudos: float
     created: float
     state: FormState = FormState.WAITING
-    result: dict[str, Any] | None = None
+    result: dict[Any, Any] | None = None
     worker_id: str | None = None
     initiated: float | None = None
     expiry: float | None = None

@@ -66,7 +66,7 @@ def abort_form(state: HordeState, form: InterrogationForm) -> bool:
 
 
 def deliver_form(
-    state: HordeState, form: InterrogationForm, result: dict[str, Any], submitted: str, r2_url: str
+    state: HordeState, form: InterrogationForm, result: dict[Any, Any], submitted: str, r2_url: str
 ) -> float:
     """Store a result with compare-and-set semantics (`InterrogationForms.deliver`).
 

@@ -7,6 +7,7 @@ model, only its reqparse parser, whose `type=dict` conversion of `result` is rep
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -87,11 +88,13 @@ class InterrogateArgs(_Args):
     webhook: str | None = None
 
 
-class InterrogateSubmitArgs(BaseModel):
-    """`POST /v2/interrogate/submit` after reqparse."""
+@dataclass(frozen=True)
+class InterrogateSubmitArgs:
+    """`POST /v2/interrogate/submit` after reqparse. `result` is whatever `dict(...)` made of the value,
+    so its keys need not be strings (a list of pairs converts too)."""
 
     id: str
-    result: dict[str, Any]
+    result: dict[Any, Any]
     state: str = "ok"  # anything but "faulted" is delivered as a success, as on the server
 
 

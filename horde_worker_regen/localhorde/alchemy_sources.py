@@ -21,6 +21,7 @@ from horde_worker_regen.localhorde.alchemy_forms import MAX_SOURCE_BYTES
 from horde_worker_regen.localhorde.errors import HordeError
 
 FETCH_TIMEOUT_S = 10.0
+FETCH_CHUNK_BYTES = 256 * 1024
 DEFAULT_FAILURE = (
     "Please ensure the source image payload is either a URL containing an image or a valid base64 encoded image."
 )
@@ -70,14 +71,16 @@ def decode_base64(value: str) -> DecodedImage:
 async def fetch_size(url: str) -> tuple[int, int]:
     """Download a requester's URL (at most 5 MB) and measure it; any failure is a 400."""
     timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+    data = bytearray()
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
             if response.status != 200:
                 raise image_validation_failed()
-            data = await response.content.read(MAX_SOURCE_BYTES + 1)
+            async for chunk in response.content.iter_chunked(FETCH_CHUNK_BYTES):
+                data += chunk
+                if len(data) > MAX_SOURCE_BYTES:
+                    raise image_validation_failed(TOO_LARGE)
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:
         raise image_validation_failed() from error
-    if len(data) > MAX_SOURCE_BYTES:
-        raise image_validation_failed(TOO_LARGE)
-    image = measure(data)
+    image = measure(bytes(data))
     return image.width, image.height
