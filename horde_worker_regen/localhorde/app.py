@@ -22,6 +22,7 @@ from horde_worker_regen.localhorde.alchemy_submit import interrogate_submit_hand
 from horde_worker_regen.localhorde.clock import Clock
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.context import HORDE_KEY, LocalHorde
+from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.errors import error_middleware
 from horde_worker_regen.localhorde.faults import make_fault_middleware
 from horde_worker_regen.localhorde.pop import pop_handler
@@ -88,14 +89,23 @@ def make_change_middleware(horde: LocalHorde) -> Any:
     return notify_changes
 
 
+def _seed_user(horde: LocalHorde, username: str) -> User:
+    user = next((u for u in horde.state.users.values() if u.username == username), None)
+    if user is None:
+        raise ValueError(f"seeded request for unknown user {username!r}")
+    return user
+
+
 def seed_requests(horde: LocalHorde) -> None:
-    """Queue the requests listed in the configuration."""
+    """Queue the image requests and the alchemy listed in the configuration."""
     for seed in horde.config.requests:
-        user = next((u for u in horde.state.users.values() if u.username == seed.username), None)
-        if user is None:
-            raise ValueError(f"seeded request for unknown user {seed.username!r}")
+        user = _seed_user(horde, seed.username)
         for _ in range(seed.copies):
             requester.queue_request(horde, user, dict(seed.body))
+    for alchemy in horde.config.interrogations:
+        user = _seed_user(horde, alchemy.username)
+        for _ in range(alchemy.copies):
+            alchemy_requests.queue_interrogation(horde, user, dict(alchemy.body), image_size=alchemy.image_size)
 
 
 Sleep = Callable[[float], Awaitable[None]]

@@ -16,6 +16,8 @@ from aiohttp.test_utils import TestServer
 from horde_worker_regen.localhorde.alchemy_entities import FormState
 from horde_worker_regen.localhorde.alchemy_forms import FORM_NAMES, MAX_SOURCE_BYTES
 from horde_worker_regen.localhorde.alchemy_requests import queue_interrogation
+from horde_worker_regen.localhorde.app import create_app
+from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.context import LocalHorde
 from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.errors import HordeError
@@ -338,3 +340,21 @@ async def test_running_horde_helpers_drive_alchemy_end_to_end(live_horde: Runnin
     assert strip_result is not None and path_of(strip_result["strip_background"]).startswith("/r2/stable-horde/")
     assert [f.state for f in live_horde.forms_of(interrogation.id)] == [FormState.DONE, FormState.DONE]
     assert requester.kudos == pytest.approx(100 - (1 + 2) - (3 + 2))
+
+
+def test_the_configuration_can_seed_alchemy() -> None:
+    seed = {"forms": [{"name": "caption"}], "source_image": "https://example.invalid/cat.png"}
+    config = LocalHordeConfig.model_validate(
+        {
+            "sweep_interval": 0,
+            "users": [{"username": "alice", "kudos": 10}],
+            "interrogations": [{"username": "alice", "body": seed, "image_size": [1024, 512], "copies": 2}],
+        }
+    )
+    horde = LocalHorde(config)
+    create_app(horde=horde)
+    requests = list(horde.state.alchemy.interrogations.values())
+    assert [(i.source.url, i.image_tiles) for i in requests] == [("https://example.invalid/cat.png", 2)] * 2
+    stranger = LocalHordeConfig.model_validate({"interrogations": [{"username": "bob", "body": seed}]})
+    with pytest.raises(ValueError, match="unknown user 'bob'"):
+        create_app(horde=LocalHorde(stranger))
