@@ -1,8 +1,9 @@
 """The local horde: an embedded, faithful AI Horde server for tests, demos and benchmarks.
 
 It speaks the worker-facing contract of `horde-api.md` (pop, submit, the R2 upload sink, worker
-and user endpoints) plus a requester side to feed it work, keeps its state in memory, and can inject
-faults per endpoint at run time. See `create_app`, `LocalHorde` and `testing.serve_local_horde`.
+and user endpoints) and of alchemy (`/v2/interrogate/*`), plus a requester side to feed it work,
+keeps its state in memory, and can inject faults per endpoint at run time. See `create_app`,
+`LocalHorde` and `testing.serve_local_horde`.
 """
 
 from horde_worker_regen.localhorde.app import create_app

@@ -7,12 +7,14 @@ DELETE /_admin/faults/{id}                → {"removed": bool}
 POST   /_admin/users    {"username", "kudos"?, "trusted"?, "roles"?, "api_key"?, "id"?}
                                           → 201 {"id", "username", "alias", "api_key"}
 POST   /_admin/requests {"username", "body": <async body>} → 201 {"id", "kudos"}
+POST   /_admin/interrogations {"username", "body": <interrogate async body>, "image_size"?: [w, h]}
+                                          → 201 {"id"}   (image_size: needed for a URL source)
 POST   /_admin/models   {"name", "baseline"?, "inpainting"?, "nsfw"?, ...} → 201 {"name"}
 GET    /_admin/clock                      → {"now", "fake"}
 POST   /_admin/clock    {"advance": seconds} → {"now"}   (409 on the system clock)
-POST   /_admin/sweep                      → {"aborted": [ids], "expired": [ids]}
+POST   /_admin/sweep                      → {"aborted", "expired", "aborted_forms", "expired_interrogations"}
 POST   /_admin/workers/{name}/maintenance {"maintenance": bool, "message"?} → {"maintenance", ...}
-GET    /_admin/state                      → users (without keys), workers, requests, jobs
+GET    /_admin/state                      → users (without keys), workers, requests, jobs, interrogations
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from horde_worker_regen.localhorde.alchemy_entities import AlchemistWorker
+from horde_worker_regen.localhorde.alchemy_requests import queue_interrogation
 from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.config import ModelEntry, UserConfig
-from horde_worker_regen.localhorde.context import horde_of
+from horde_worker_regen.localhorde.context import LocalHorde, horde_of
+from horde_worker_regen.localhorde.entities import User, Worker
 from horde_worker_regen.localhorde.faults import FaultRule
 from horde_worker_regen.localhorde.reference import ModelRecord
 from horde_worker_regen.localhorde.requester import queue_request
@@ -41,6 +46,17 @@ class QueueRequest(BaseModel):
 
     username: str
     body: dict[str, Any]
+    unsafe_ip: bool = False
+
+
+class QueueInterrogation(BaseModel):
+    """Body of `POST /_admin/interrogations`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str
+    body: dict[str, Any]
+    image_size: tuple[int, int] | None = None
     unsafe_ip: bool = False
 
 
@@ -129,15 +145,30 @@ async def add_user(request: web.Request) -> web.Response:
     return web.json_response(body, status=201)
 
 
+def _user_named(horde: LocalHorde, username: str) -> User | None:
+    return next((u for u in horde.state.users.values() if u.username == username), None)
+
+
 async def add_request(request: web.Request) -> web.Response:
     """`POST /_admin/requests`: queue work for a user without their key."""
     horde = horde_of(request)
     spec = QueueRequest.model_validate(await request.json())
-    user = next((u for u in horde.state.users.values() if u.username == spec.username), None)
+    user = _user_named(horde, spec.username)
     if user is None:
         return web.json_response({"message": f"no user named {spec.username!r}"}, status=404)
     wp = queue_request(horde, user, spec.body, safe_ip=not spec.unsafe_ip)
     return web.json_response({"id": wp.id, "kudos": round(wp.kudos * wp.n, 2)}, status=201)
+
+
+async def add_interrogation(request: web.Request) -> web.Response:
+    """`POST /_admin/interrogations`: queue alchemy for a user without their key."""
+    horde = horde_of(request)
+    spec = QueueInterrogation.model_validate(await request.json())
+    user = _user_named(horde, spec.username)
+    if user is None:
+        return web.json_response({"message": f"no user named {spec.username!r}"}, status=404)
+    interrogation = queue_interrogation(horde, user, spec.body, image_size=spec.image_size, safe_ip=not spec.unsafe_ip)
+    return web.json_response({"id": interrogation.id}, status=201)
 
 
 async def add_model(request: web.Request) -> web.Response:
@@ -165,7 +196,14 @@ async def move_clock(request: web.Request) -> web.Response:
 async def run_sweep(request: web.Request) -> web.Response:
     """`POST /_admin/sweep`."""
     report = horde_of(request).sweep()
-    return web.json_response({"aborted": report.aborted, "expired": report.expired})
+    return web.json_response(
+        {
+            "aborted": report.aborted,
+            "expired": report.expired,
+            "aborted_forms": report.aborted_forms,
+            "expired_interrogations": report.expired_interrogations,
+        }
+    )
 
 
 async def switch_maintenance(request: web.Request) -> web.Response:
@@ -180,18 +218,46 @@ async def switch_maintenance(request: web.Request) -> web.Response:
     return web.json_response({"maintenance": worker.maintenance, "maintenance_msg": worker.maintenance_msg})
 
 
+def _worker_summary(worker: Worker) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "id": worker.id,
+        "name": worker.name,
+        "type": worker.kind,
+        "maintenance": worker.maintenance,
+        "aborted_jobs": worker.aborted_jobs,
+        "fulfilments": worker.fulfilments,
+        "kudos": worker.kudos_generated + worker.kudos_uptime,
+    }
+    if isinstance(worker, AlchemistWorker):
+        summary.update(forms=worker.forms, max_tiles=worker.max_tiles, forms_done=worker.forms_done)
+    return summary
+
+
+def _interrogations(horde: LocalHorde) -> list[dict[str, Any]]:
+    store = horde.state.alchemy
+    return [
+        {
+            "id": i.id,
+            "tiles": i.image_tiles,
+            "forms": [
+                {"id": f.id, "name": f.name, "state": f.state.value, "abort_count": f.abort_count, "kudos": f.kudos}
+                for f in store.forms_of(i)
+            ],
+        }
+        for i in store.interrogations.values()
+    ]
+
+
 async def state_summary(request: web.Request) -> web.Response:
     """`GET /_admin/state`: a snapshot for debugging (API keys left out)."""
-    state = horde_of(request).state
+    horde = horde_of(request)
+    state = horde.state
     return web.json_response(
         {
             "users": [
                 {"id": u.id, "alias": u.alias, "kudos": u.kudos, "trusted": u.trusted} for u in state.users.values()
             ],
-            "workers": [
-                {"id": w.id, "name": w.name, "maintenance": w.maintenance, "aborted_jobs": w.aborted_jobs}
-                for w in state.workers.values()
-            ],
+            "workers": [_worker_summary(w) for w in state.workers.values()],
             "requests": [
                 {"id": wp.id, "n": wp.n, "jobs": wp.jobs, "faulted": wp.faulted} for wp in state.requests.values()
             ],
@@ -199,6 +265,7 @@ async def state_summary(request: web.Request) -> web.Response:
                 {"id": pg.id, "wp_id": pg.wp_id, "completed": pg.is_completed, "faulted": pg.faulted}
                 for pg in state.generations.values()
             ],
+            "interrogations": _interrogations(horde),
         }
     )
 
@@ -212,6 +279,7 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_delete(f"{p}/faults/{{rule_id}}", remove_fault)
     app.router.add_post(f"{p}/users", add_user)
     app.router.add_post(f"{p}/requests", add_request)
+    app.router.add_post(f"{p}/interrogations", add_interrogation)
     app.router.add_post(f"{p}/models", add_model)
     app.router.add_get(f"{p}/clock", get_clock)
     app.router.add_post(f"{p}/clock", move_clock)

@@ -15,11 +15,14 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
-from horde_worker_regen.localhorde import requester, uploads, workers
+from horde_worker_regen.localhorde import alchemy_requests, requester, uploads, workers
 from horde_worker_regen.localhorde.admin import add_admin_routes, admin_guard
+from horde_worker_regen.localhorde.alchemy_pop import interrogate_pop_handler
+from horde_worker_regen.localhorde.alchemy_submit import interrogate_submit_handler
 from horde_worker_regen.localhorde.clock import Clock
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.context import HORDE_KEY, LocalHorde
+from horde_worker_regen.localhorde.entities import User
 from horde_worker_regen.localhorde.errors import error_middleware
 from horde_worker_regen.localhorde.faults import make_fault_middleware
 from horde_worker_regen.localhorde.pop import pop_handler
@@ -46,6 +49,16 @@ API_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     ("GET", "/v2/status/models", workers.status_models_handler, "status_models"),
     ("GET", "/v2/status/modes", workers.modes_handler, "modes"),
     ("GET", "/v2/stats/img/models", workers.stats_models_handler, "stats_models"),
+    ("POST", "/v2/interrogate/pop", interrogate_pop_handler, "interrogate_pop"),
+    ("POST", "/v2/interrogate/submit", interrogate_submit_handler, "interrogate_submit"),
+    ("POST", "/v2/interrogate/async", alchemy_requests.interrogate_async_handler, "interrogate_async"),
+    ("GET", "/v2/interrogate/status/{request_id}", alchemy_requests.interrogate_status_handler, "interrogate_status"),
+    (
+        "DELETE",
+        "/v2/interrogate/status/{request_id}",
+        alchemy_requests.interrogate_cancel_handler,
+        "interrogate_status",
+    ),
 )
 OBJECT_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     ("PUT", f"{BUCKET_PREFIX}/{GENERATIONS_BUCKET}/{{key}}", uploads.upload_handler, "upload"),
@@ -53,7 +66,8 @@ OBJECT_ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
     ("GET", f"{BUCKET_PREFIX}/{SOURCES_BUCKET}/{{key}}", uploads.source_handler, "source"),
 )
 ENDPOINT_NAMES: dict[Handler, str] = {handler: name for _, _, handler, name in API_ROUTES + OBJECT_ROUTES}
-# DELETE /status shares the "status" name with GET, which is what a fault rule on "status" means.
+# DELETE /status shares the "status" name with GET (and DELETE /interrogate/status "interrogate_status"),
+# which is what a fault rule on that name means.
 
 
 def endpoint_of(request: web.Request) -> str | None:
@@ -75,14 +89,23 @@ def make_change_middleware(horde: LocalHorde) -> Any:
     return notify_changes
 
 
+def _seed_user(horde: LocalHorde, username: str) -> User:
+    user = next((u for u in horde.state.users.values() if u.username == username), None)
+    if user is None:
+        raise ValueError(f"seeded request for unknown user {username!r}")
+    return user
+
+
 def seed_requests(horde: LocalHorde) -> None:
-    """Queue the requests listed in the configuration."""
+    """Queue the image requests and the alchemy listed in the configuration."""
     for seed in horde.config.requests:
-        user = next((u for u in horde.state.users.values() if u.username == seed.username), None)
-        if user is None:
-            raise ValueError(f"seeded request for unknown user {seed.username!r}")
+        user = _seed_user(horde, seed.username)
         for _ in range(seed.copies):
             requester.queue_request(horde, user, dict(seed.body))
+    for alchemy in horde.config.interrogations:
+        user = _seed_user(horde, alchemy.username)
+        for _ in range(alchemy.copies):
+            alchemy_requests.queue_interrogation(horde, user, dict(alchemy.body), image_size=alchemy.image_size)
 
 
 Sleep = Callable[[float], Awaitable[None]]

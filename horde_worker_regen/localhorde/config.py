@@ -37,6 +37,18 @@ class SeedRequest(BaseModel):
     copies: int = Field(default=1, ge=1)
 
 
+class SeedInterrogation(BaseModel):
+    """Alchemy queued at start-up, as if `POST /v2/interrogate/async` had been called by `username`
+    (a URL `source_image` needs its `image_size`, which the endpoint would have fetched)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str
+    body: dict[str, Any]
+    image_size: tuple[int, int] | None = None
+    copies: int = Field(default=1, ge=1)
+
+
 class ModelEntry(BaseModel):
     """A model added to the reference (e.g. a test checkpoint)."""
 
@@ -73,6 +85,7 @@ class LocalHordeConfig(BaseModel):
     )
     users: list[UserConfig] = Field(default_factory=list)
     requests: list[SeedRequest] = Field(default_factory=list)
+    interrogations: list[SeedInterrogation] = Field(default_factory=list)
     model_reference: str | None = Field(default=None, description="Path of a stable_diffusion.json.")
     models: list[ModelEntry] = Field(default_factory=list)
     model_stats: ModelStatsConfig = Field(default_factory=ModelStatsConfig)

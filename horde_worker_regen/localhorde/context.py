@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from horde_worker_regen.localhorde.alchemy_jobs import sweep_alchemy
 from horde_worker_regen.localhorde.changes import StateChanges
 from horde_worker_regen.localhorde.clock import Clock, FakeClock, SystemClock
 from horde_worker_regen.localhorde.config import LocalHordeConfig
@@ -114,8 +115,12 @@ class LocalHorde:
         return self.clock.advance(seconds)
 
     def sweep(self) -> SweepReport:
-        """Run the 60-second sweep now: abort stale jobs, delete expired requests."""
+        """Run the 60-second sweeps now: abort stale jobs and forms, delete expired requests
+        (`check_waiting_prompts` and `check_interrogations`)."""
         report = sweep(self.state)
+        alchemy = sweep_alchemy(self.state)
+        report.aborted_forms = alchemy.aborted_forms
+        report.expired_interrogations = alchemy.expired_interrogations
         self.changes.notify()
         return report
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from horde_worker_regen.localhorde.batching import accurate_steps
 
@@ -42,6 +42,8 @@ class User:
     megapixelsteps_generated: float = 0.0
     images_generated: int = 0
     images_requested: int = 0
+    forms_fulfilled: int = 0  # alchemy forms delivered by this account's alchemists
+    forms_requested: int = 0  # alchemy forms this account paid for
 
     @property
     def alias(self) -> str:
@@ -60,7 +62,13 @@ class User:
 
 @dataclass
 class Worker:
-    """An image worker; the check-in fields are the values stored at the last (debounced) check-in."""
+    """An image worker; the check-in fields are the values stored at the last (debounced) check-in.
+
+    `kind` is the server's worker type: one name table serves every type, so an image worker and an
+    alchemist (`alchemy_entities.AlchemistWorker`) can never share a name.
+    """
+
+    kind: ClassVar[str] = "image"
 
     id: str
     name: str

@@ -8,13 +8,15 @@ A rule names an endpoint (`pop`, `submit`, `upload`, `source`, ... or `*`) and a
 - `rate_limit`: answer 429 `{"message": "60 per 1 second"}` with `Retry-After` (a burst: use `times`).
 - `expired_url`: the upload/download/source URL answers 403 as if its signature had expired.
 - `empty_model`: the next job popped carries `"model": ""` (the server's race).
-- `maintenance`: the popping worker is put into maintenance, as a moderator would.
+- `maintenance`: the popping worker (image pop or alchemist pop) is put into maintenance, as a
+  moderator would.
 - `wrong_credentials`: answer 403 `{"message": ..., "rc": "WrongCredentials"}` *before* the request
   is applied, as the horde does for a worker name (pop) or job (submit) of another user.
 - `down`: the horde is down: the connection is cut before any answer and the request is not applied
   (the client sees a disconnect, as for a crashed or restarting server). Remove the rule to bring it back.
 - `mangle`: the next pop answer that carries a job (the job is handed out as usual) has one field
-  changed: `path` names it (`["payload", "sampler_name"]`, `["extra_source_images", 0, "image"]`),
+  changed: `path` names it (`["payload", "sampler_name"]`, `["extra_source_images", 0, "image"]`;
+  for `interrogate_pop`, `["forms", 0, "source_image"]`),
   and it is set to `value` (any JSON), or deleted with `remove: true`. A path that does not lead
   into the answer leaves it as it is. For answers no sound horde would send, to test the worker.
 
@@ -55,6 +57,7 @@ FaultKind = Literal[
 ENDPOINTS = (
     "pop", "submit", "async", "check", "status", "find_user", "worker", "worker_modify", "worker_by_name",
     "heartbeat", "status_models", "stats_models", "modes", "upload", "download", "source",
+    "interrogate_pop", "interrogate_submit", "interrogate_async", "interrogate_status",
 )  # fmt: skip
 
 RATE_LIMIT_MESSAGE = "60 per 1 second"

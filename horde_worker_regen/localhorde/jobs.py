@@ -222,10 +222,12 @@ def _record(state: HordeState, pg: ProcessingGeneration, wp: WaitingPrompt, now:
 
 @dataclass
 class SweepReport:
-    """What one sweep did."""
+    """What one sweep did: image jobs aborted, image requests expired, and the same for alchemy."""
 
     aborted: list[str] = field(default_factory=list)
     expired: list[str] = field(default_factory=list)
+    aborted_forms: list[str] = field(default_factory=list)
+    expired_interrogations: list[str] = field(default_factory=list)
 
 
 def sweep(state: HordeState) -> SweepReport:

@@ -81,3 +81,26 @@ def credit_split(reward: float, bridge_multiplier: float, *, trusted: bool) -> C
 def uptime_reward(model_count: int, allow_lora: bool) -> int:
     """Kudos for each 600 s of uptime."""
     return 50 + 2 * model_count + (30 if allow_lora else 0)
+
+
+# Alchemy (horde-v13-and-alchemy.md §3.3): fixed values per form, no bridge factor.
+INTERROGATION_FORM_VALUE = 3.0
+POST_PROCESSOR_VALUE_PER_TILE = 3.0
+OTHER_FORM_VALUE = 1.0
+ALCHEMIST_UPTIME_REWARD = 40
+
+
+def form_value(form: str, *, post_processor: bool, tiles: int) -> float:
+    """What one delivered form pays its alchemist's owner (`Interrogation.set_forms`): 3 for an
+    interrogation, 3 per 512² tile for a post-processor (strip_background included), 1 otherwise."""
+    if form == "interrogation":
+        return INTERROGATION_FORM_VALUE
+    if post_processor:
+        return POST_PROCESSOR_VALUE_PER_TILE * tiles
+    return OTHER_FORM_VALUE
+
+
+def form_charge(value: float, *, slow_workers: bool) -> float:
+    """What the requester pays for one delivered form (`InterrogationForms.record`): its value plus a
+    burn of 1, or 2 when the request allows slow workers (the default)."""
+    return value + (2 if slow_workers else 1)

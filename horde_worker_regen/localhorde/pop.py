@@ -31,6 +31,7 @@ from horde_worker_regen.localhorde.matching import (
 )
 from horde_worker_regen.localhorde.payload import SourceLinks, job_payload, job_response, no_job_response
 from horde_worker_regen.localhorde.schemas import POP_SCHEMA, PopArgs
+from horde_worker_regen.localhorde.state import AnyWorker
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET, URL_LIFETIME_S
 from horde_worker_regen.localhorde.validation import contains_nul, read_json_object, require_argument, validate_schema
 
@@ -94,16 +95,19 @@ def sanitize_name(name: str) -> str:
     return html.escape(name, quote=False).strip()
 
 
-def get_or_create_worker(horde: LocalHorde, user: User, name: str) -> Worker:
+def get_or_create_worker(horde: LocalHorde, user: User, name: str, worker_class: type[AnyWorker]) -> AnyWorker:
     """The worker of that name, created on its first pop after the creation gates (§3.8).
 
     Names over 100 characters are truncated (and earn an untrusted owner a suspicion, §1.1), so
-    later pops with the same long name find it.
+    later pops with the same long name find it. Names are unique across worker types: popping as
+    one type under a name another type holds is `PolymorphicNameConflict` (`JobPopTemplate.validate`).
     """
     too_long = len(name) > MAX_NAME_LENGTH
     name = name[:MAX_NAME_LENGTH]
     worker = horde.state.worker_by_name(name)
     if worker is not None:
+        if worker.kind != worker_class.kind or not isinstance(worker, worker_class):
+            raise HordeError(400, "PolymorphicNameConflict", polymorphic_name_message(name))
         if worker.owner_id != user.id:
             raise HordeError(403, "WrongCredentials", WRONG_CREDENTIALS_MESSAGE)
         return worker
@@ -116,10 +120,17 @@ def get_or_create_worker(horde: LocalHorde, user: User, name: str) -> Worker:
         raise HordeError(
             403, "TooManyWorkersTrusted", "You have reached the maximum number of workers for a trusted account."
         )
-    worker = horde.state.add_worker(name, user)
+    created = horde.state.add_worker(name, user, worker_class)
     if too_long and horde.state.detect_suspicion:
-        report_suspicion(worker, user, "EXCESSIVE_NAME_LENGTH")
-    return worker
+        report_suspicion(created, user, "EXCESSIVE_NAME_LENGTH")
+    return created
+
+
+def polymorphic_name_message(name: str) -> str:
+    """The server's words for a name another type of worker holds."""
+    return (
+        f"The specified name '{name}' is already taken by a different type of worker. Please choose a different name!"
+    )
 
 
 def known_models(horde: LocalHorde, user: User, models: list[str]) -> list[str]:
@@ -130,16 +141,27 @@ def known_models(horde: LocalHorde, user: User, models: list[str]) -> list[str]:
     return [name for name in names if horde.reference.is_known(name)]
 
 
+def check_in_due(worker: Worker, now: float) -> bool:
+    """The settings are stored at most once every 30 s, or at every pop while the worker is < 30 s old."""
+    last = worker.last_check_in
+    return last is None or now - worker.created < CHECK_IN_DEBOUNCE_S or now - last >= CHECK_IN_DEBOUNCE_S
+
+
+def accrues_uptime(worker: Worker, now: float) -> bool:
+    """Uptime counts across check-ins less than 300 s apart, while not in maintenance nor paused."""
+    last = worker.last_check_in
+    return last is not None and now - last < STALE_AFTER_S and not worker.maintenance and not worker.paused
+
+
 def check_in(horde: LocalHorde, worker: Worker, args: PopArgs, models: list[str]) -> None:
     """Store the worker's settings, at most once every 30 s (or always while it is < 30 s old)."""
     now = horde.clock.now()
-    last = worker.last_check_in
-    if last is not None and now - worker.created >= CHECK_IN_DEBOUNCE_S and now - last < CHECK_IN_DEBOUNCE_S:
+    if not check_in_due(worker, now):
         return
     if not models:
         raise HordeError(400, "BadRequest", UNRECOGNISED_MODELS_MESSAGE)
-    if last is not None and now - last < STALE_AFTER_S and not worker.maintenance and not worker.paused:
-        _accrue_uptime(horde, worker, now - last, len(models), args.allow_lora)
+    if accrues_uptime(worker, now):
+        _accrue_uptime(horde, worker, now - (worker.last_check_in or now), len(models), args.allow_lora)
     worker.last_check_in = now
     worker.models = models
     worker.bridge_agent = args.bridge_agent
@@ -233,7 +255,7 @@ async def pop_handler(request: web.Request) -> web.Response:
     args, api_key = await parse_pop(request)
     user = authenticate_worker_owner(horde, api_key)
     priority_ids = check_priority_usernames(horde, args.priority_usernames)
-    worker = get_or_create_worker(horde, user, sanitize_name(args.name))
+    worker = get_or_create_worker(horde, user, sanitize_name(args.name), Worker)
     models = known_models(horde, user, args.models)
     check_in(horde, worker, args, models)
     if horde.faults.take("pop", "maintenance"):

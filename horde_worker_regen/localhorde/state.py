@@ -10,9 +10,11 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from typing import TypeVar, overload
 
 from loguru import logger
 
+from horde_worker_regen.localhorde.alchemy_entities import AlchemyStore
 from horde_worker_regen.localhorde.clock import Clock
 from horde_worker_regen.localhorde.entities import (
     ANON_API_KEY,
@@ -23,6 +25,8 @@ from horde_worker_regen.localhorde.entities import (
     Worker,
 )
 from horde_worker_regen.localhorde.stats import ModelStats
+
+AnyWorker = TypeVar("AnyWorker", bound=Worker)
 
 
 def new_api_key() -> str:
@@ -69,7 +73,8 @@ class HordeState:
         self.workers: dict[str, Worker] = {}
         self.requests: dict[str, WaitingPrompt] = {}
         self.generations: dict[str, ProcessingGeneration] = {}
-        self.submit_attempts: dict[str, list[SubmitAttempt]] = {}  # job id -> every submit received, in order
+        self.submit_attempts: dict[str, list[SubmitAttempt]] = {}  # job or form id -> every submit, in order
+        self.alchemy = AlchemyStore()
         self.objects = ObjectStore()
         self.model_stats = ModelStats()
         self._users_by_key: dict[str, User] = {}
@@ -132,12 +137,18 @@ class HordeState:
         worker_id = self._worker_ids_by_name.get(name)
         return self.workers.get(worker_id) if worker_id else None
 
-    def add_worker(self, name: str, owner: User) -> Worker:
-        """Create a worker on its first pop."""
-        worker = Worker(id=str(uuid.uuid4()), name=name, owner_id=owner.id, created=self.clock.now())
+    @overload
+    def add_worker(self, name: str, owner: User) -> Worker: ...
+
+    @overload
+    def add_worker(self, name: str, owner: User, worker_class: type[AnyWorker]) -> AnyWorker: ...
+
+    def add_worker(self, name: str, owner: User, worker_class: type[Worker] = Worker) -> Worker:
+        """Create a worker (an image worker unless told otherwise) on its first pop."""
+        worker = worker_class(id=str(uuid.uuid4()), name=name, owner_id=owner.id, created=self.clock.now())
         self.workers[worker.id] = worker
         self._worker_ids_by_name[name] = worker.id
-        logger.info(f"local horde: worker '{name}' created for {owner.alias}")
+        logger.info(f"local horde: {worker.kind} worker '{name}' created for {owner.alias}")
         return worker
 
     def rename_worker(self, worker: Worker, new_name: str) -> None:

@@ -16,17 +16,24 @@ timeout)`, which wakes on each request the server handles, not on a timer.
 For the level-13 post-processors: `post_processing_request(model, name)` is a requester's body asking
 for one of them, `horde.queue(user, body)` queues it through the requester's validation, and
 `horde.bridge_agent_of(worker_name)` is the agent a worker last popped with (what the horde pays by).
+
+Alchemy: `horde.queue_interrogation(user, ["caption", "RealESRGAN_x4plus"], png_bytes)` queues a request
+as `/v2/interrogate/async` would; `horde.form_results(request_id)` reads what alchemists delivered, and
+`await horde.wait_for_interrogation(request_id, "done", timeout)` waits for its overall state.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from horde_worker_regen.localhorde.alchemy_entities import Interrogation, InterrogationForm
+from horde_worker_regen.localhorde.alchemy_requests import overall_state, queue_interrogation
 from horde_worker_regen.localhorde.app import create_app
 from horde_worker_regen.localhorde.capabilities import BRIDGE_CAPABILITIES, REGEN_NAME
 from horde_worker_regen.localhorde.clock import Clock, FakeClock
@@ -120,6 +127,45 @@ class RunningLocalHorde:
         """Return as soon as `predicate()` (a condition on the horde's state) holds: checked now and after
         each request the server handles and each sweep, never by polling. TimeoutError after `timeout` s."""
         await self.horde.changes.wait_for(predicate, timeout)
+
+    # Alchemy
+
+    def queue_interrogation(
+        self,
+        user: User,
+        forms: Sequence[str | dict[str, Any]],
+        image: bytes | str,
+        *,
+        image_size: tuple[int, int] | None = None,
+        safe_ip: bool = True,
+        **fields: Any,
+    ) -> Interrogation:
+        """Queue alchemy as `POST /v2/interrogate/async` would: `forms` are names or `{"name", "payload"}`;
+        `image` is the image's bytes (sent as base64), or a URL whose `image_size` must be given;
+        `fields` are the other body fields (`slow_workers`, `trusted_workers`)."""
+        source = base64.b64encode(image).decode() if isinstance(image, bytes) else image
+        body = {"forms": [{"name": f} if isinstance(f, str) else f for f in forms], "source_image": source, **fields}
+        return queue_interrogation(self.horde, user, body, image_size=image_size, safe_ip=safe_ip)
+
+    def forms_of(self, request_id: str) -> list[InterrogationForm]:
+        """The forms of an interrogation request (none once it expired)."""
+        store = self.horde.state.alchemy
+        interrogation = store.interrogations.get(request_id)
+        return store.forms_of(interrogation) if interrogation is not None else []
+
+    def form_results(self, request_id: str) -> dict[str, dict[str, Any] | None]:
+        """Each form's result by form name (None until delivered)."""
+        return {form.name: form.result for form in self.forms_of(request_id)}
+
+    def interrogation_state(self, request_id: str) -> str | None:
+        """The request's overall state as its status shows it (None: unknown or expired)."""
+        if request_id not in self.horde.state.alchemy.interrogations:
+            return None
+        return overall_state(self.forms_of(request_id))
+
+    async def wait_for_interrogation(self, request_id: str, state: str, timeout: float) -> None:
+        """Wait until the request's overall state is `state` (done, faulted, processing, ...)."""
+        await self.wait_for_state(lambda: self.interrogation_state(request_id) == state, timeout)
 
 
 @contextlib.asynccontextmanager

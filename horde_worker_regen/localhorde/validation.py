@@ -95,7 +95,8 @@ def require_argument(present: bool, name: str, location: str, help_text: str) ->
     """reqparse's required-argument check: the help text, then where the argument was missing."""
     if not present:
         where = _FRIENDLY_LOCATION.get(location, location)
-        raise ValidationFailed({name: f"{help_text} Missing required parameter in {where}"})
+        missing = f"Missing required parameter in {where}"
+        raise ValidationFailed({name: f"{help_text} {missing}" if help_text else missing})
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from horde_worker_regen.localhorde.alchemy_entities import AlchemistWorker
 from horde_worker_regen.localhorde.context import LocalHorde, horde_of
 from horde_worker_regen.localhorde.entities import User, Worker
 from horde_worker_regen.localhorde.errors import (
@@ -56,8 +57,8 @@ def user_details(horde: LocalHorde, user: User) -> dict[str, Any]:
         "records": {
             "usage": {"megapixelsteps": 0.0, "tokens": 0},
             "contribution": {"megapixelsteps": _round(user.megapixelsteps_generated), "tokens": 0},
-            "fulfillment": {"image": user.images_generated, "text": 0, "interrogation": 0},
-            "request": {"image": user.images_requested, "text": 0, "interrogation": 0},
+            "fulfillment": {"image": user.images_generated, "text": 0, "interrogation": user.forms_fulfilled},
+            "request": {"image": user.images_requested, "text": 0, "interrogation": user.forms_requested},
         },
     }
 
@@ -66,14 +67,14 @@ def worker_details(horde: LocalHorde, worker: Worker, *, privileged: bool) -> di
     """`WorkerDetails`; `paused`, `owner` and `suspicious` only for the owner or a moderator."""
     owner = horde.state.users[worker.owner_id]
     details: dict[str, Any] = {
-        "type": "image",
+        "type": worker.kind,
         "name": worker.name,
         "id": worker.id,
         "online": not worker.is_stale(horde.clock.now()),
         "requests_fulfilled": worker.fulfilments,
         "kudos_rewards": _round(worker.kudos_generated + worker.kudos_uptime),
         "kudos_details": {"generated": _round(worker.kudos_generated), "uptime": worker.kudos_uptime},
-        "performance": f"{round(worker.speed / 1e6, 1)} megapixelsteps per second",
+        "performance": _performance(worker),
         "threads": worker.threads,
         "uptime": int(worker.uptime),
         "maintenance_mode": worker.maintenance,
@@ -83,7 +84,7 @@ def worker_details(horde: LocalHorde, worker: Worker, *, privileged: bool) -> di
         "flagged": owner.has_role("flagged"),
         "uncompleted_jobs": worker.uncompleted_jobs,
         "models": list(worker.models),
-        "forms": [],
+        "forms": list(worker.forms) if isinstance(worker, AlchemistWorker) else [],
         "team": {"name": None, "id": worker.team or None},
         "bridge_agent": worker.bridge_agent,
         "max_pixels": worker.max_pixels,
@@ -98,6 +99,14 @@ def worker_details(horde: LocalHorde, worker: Worker, *, privileged: bool) -> di
     if privileged:
         details.update(paused=worker.paused, owner=owner.alias, suspicious=worker.suspicion, ipaddr="127.0.0.1")
     return details
+
+
+def _performance(worker: Worker) -> str:
+    if isinstance(worker, AlchemistWorker):
+        if not worker.performances:
+            return "No requests fulfilled yet"
+        return f"{round(worker.speed, 1)} seconds per form"
+    return f"{round(worker.speed / 1e6, 1)} megapixelsteps per second"
 
 
 def _viewer_is_privileged(horde: LocalHorde, request: web.Request, worker: Worker) -> bool:

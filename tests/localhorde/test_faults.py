@@ -231,7 +231,7 @@ async def test_admin_users_requests_models_clock_sweep_and_maintenance(
     assert await (await client.post("/_admin/clock", json={"advance": 200})).json() == {"now": before + 200}
     assert (await (await client.get("/_admin/clock")).json())["fake"] is True
     swept = await (await client.post("/_admin/sweep")).json()
-    assert swept == {"aborted": job["ids"], "expired": []}
+    assert swept == {"aborted": job["ids"], "expired": [], "aborted_forms": [], "expired_interrogations": []}
     state = await (await client.get("/_admin/state")).json()
     assert state["workers"][0]["name"] == "worker-1" and "api_key" not in str(state)
 

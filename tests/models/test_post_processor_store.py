@@ -27,7 +27,12 @@ from horde_worker_regen.models.post_processor_files import (
 )
 from horde_worker_regen.models.post_processor_sources import catalogue_source_keys, files_with_sources
 from horde_worker_regen.models.post_processor_store import PostProcessorDownloads, wanted_post_processors
-from tests.models.post_processor_mirror import post_processor_mirror, random_bytes, sha256_hex
+from tests.models.post_processor_mirror import (
+    install_post_processing_references,
+    post_processor_mirror,
+    random_bytes,
+    sha256_hex,
+)
 
 ALL_NAMES = tuple(model.name for model in LEVEL_13_MODELS)
 FACE_FIXERS = ("GFPGANv1.3", "RestoreFormer")
@@ -40,6 +45,7 @@ def only(*names: str) -> list[str]:
 
 
 def bridge(tmp_path: Path, sources: dict[str, Any] | None = None, **settings: Any) -> BridgeData:
+    install_post_processing_references(tmp_path)
     return BridgeData(api_key="k" * 22, cache_home=tmp_path, post_processor_sources=sources or {}, **settings)
 
 
