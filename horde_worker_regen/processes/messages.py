@@ -5,9 +5,10 @@ WebP bytes encoded in the child, never as base64 text. Every message carries the
 the child it is for or from: the supervisor numbers each child process it starts, and a message
 whose incarnation is not the slot's current one (a reply from a child already replaced) is dropped.
 
-Parent → child: `Ping`, `Shutdown`, `RunJob` and `Preload` (inference), `CheckImages` (safety).
+Parent → child: `Ping`, `Shutdown`, `RunJob` and `Preload` (inference), `CheckImages` (safety), `RunForm`
+(alchemy: either).
 Child → parent: `ChildReady`, `Pong`, `ChildFailed`, `JobStage`, `JobProgress`, `JobDone`, `JobFailed`,
-`ModelPreloaded` (inference), `SafetyChecked` (safety).
+`ModelPreloaded` (inference), `SafetyChecked` (safety), `FormDone` (alchemy).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from horde_worker_regen.devices.report import DeviceReport
+from horde_worker_regen.jobs.alchemy import FormOutcome, FormRequest
 from horde_worker_regen.jobs.spec import (
     Generated,
     GenerationFailed,
@@ -73,7 +75,21 @@ class Preload:
     model: str
 
 
-ParentMessage = Ping | Shutdown | RunJob | CheckImages | Preload
+@dataclass(frozen=True, slots=True)
+class RunForm:
+    """Run one alchemy form and answer `FormDone` (analysis forms: the safety child; post-processors: an
+    inference child)."""
+
+    incarnation: int
+    request: FormRequest
+
+    @property
+    def form_id(self) -> str:
+        """The horde's id of the form."""
+        return self.request.form_id
+
+
+ParentMessage = Ping | Shutdown | RunJob | CheckImages | Preload | RunForm
 
 
 # --- Child → parent ------------------------------------------------------------------------
@@ -163,6 +179,23 @@ class SafetyChecked:
     verdicts: tuple[ImageVerdict, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class FormDone:
+    """Answer to `RunForm`: its result, its WebP image, or why it failed (the child stays usable)."""
+
+    incarnation: int
+    outcome: FormOutcome
+
+
 ChildMessage = (
-    ChildReady | ChildFailed | Pong | JobStage | JobProgress | JobDone | JobFailed | ModelPreloaded | SafetyChecked
+    ChildReady
+    | ChildFailed
+    | Pong
+    | JobStage
+    | JobProgress
+    | JobDone
+    | JobFailed
+    | ModelPreloaded
+    | SafetyChecked
+    | FormDone
 )
