@@ -33,7 +33,7 @@ from horde_worker_regen.models.post_processor_files import FACE_HELPER_FILES
 
 if TYPE_CHECKING:
     import torch
-    from spandrel import ImageModelDescriptor
+    from spandrel import ImageModelDescriptor  # type: ignore[import-untyped]
 
 FEATURE = "post_processing"
 FACE_SIZE = 512

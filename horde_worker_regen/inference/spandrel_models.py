@@ -28,7 +28,7 @@ from horde_worker_regen.models.post_processor_files import LEVEL_13_MODELS, Post
 
 if TYPE_CHECKING:
     import torch
-    from spandrel import ImageModelDescriptor
+    from spandrel import ImageModelDescriptor  # type: ignore[import-untyped]
 
 FEATURE = "post_processing"
 # RealPLKSR with the DySample upsampler (4xNomos2_realplksr_dysample) is read from 0.4.0 on.

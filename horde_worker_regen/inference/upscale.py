@@ -19,7 +19,7 @@ from horde_worker_regen.inference.tiling import upscale_tiled
 
 if TYPE_CHECKING:
     import torch
-    from spandrel import ImageModelDescriptor
+    from spandrel import ImageModelDescriptor  # type: ignore[import-untyped]
 
 # Context read around each tile's core; its border effects are cropped away with it.
 TILE_OVERLAP = 32

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from horde_worker_regen.torch_compat import ensure_torchvision_importable
 
 ensure_torchvision_importable()  # before spandrel imports torchvision
-from spandrel import SizeRequirements  # noqa: E402
+from spandrel import SizeRequirements  # type: ignore[import-untyped]  # noqa: E402
 
 from horde_worker_regen.inference.tiling import (  # noqa: E402
     Span,

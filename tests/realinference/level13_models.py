@@ -124,12 +124,12 @@ def install_level13(
 
 def _networks(full_size: bool) -> dict[str, Callable[[], Any]]:
     """How each post-processor's network is built (small, or at the real file's size)."""
-    from spandrel.architectures.DAT import DAT
-    from spandrel.architectures.ESRGAN import ESRGAN
-    from spandrel.architectures.GFPGAN import GFPGAN
-    from spandrel.architectures.PLKSR import RealPLKSR
-    from spandrel.architectures.RestoreFormer import RestoreFormer
-    from spandrel.architectures.SPAN import SPAN
+    from spandrel.architectures.DAT import DAT  # type: ignore[import-untyped]
+    from spandrel.architectures.ESRGAN import ESRGAN  # type: ignore[import-untyped]
+    from spandrel.architectures.GFPGAN import GFPGAN  # type: ignore[import-untyped]
+    from spandrel.architectures.PLKSR import RealPLKSR  # type: ignore[import-untyped]
+    from spandrel.architectures.RestoreFormer import RestoreFormer  # type: ignore[import-untyped]
+    from spandrel.architectures.SPAN import SPAN  # type: ignore[import-untyped]
 
     def esrgan() -> Any:
         return ESRGAN(num_filters=64, num_blocks=23, scale=4) if full_size else ESRGAN(num_filters=16, num_blocks=2)
