@@ -86,6 +86,9 @@ class InferenceBackend(Protocol):
     """Generates every image of one job, WebP-encoded, in batch order."""
 
     capabilities: BackendCapabilities
+    # The capability-level-13 post-processors (by horde name) this backend can run in this process,
+    # as checked when it started; the child reports them in its `ChildReady`.
+    post_processors: tuple[str, ...]
 
     def generate(self, spec: GenerationSpec, inputs: JobInputs) -> list[bytes] | Generation:
         """Images `0..n_iter-1` in batch order (with any gen_metadata); raises InferenceError."""

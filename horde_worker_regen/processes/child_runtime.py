@@ -109,10 +109,17 @@ class ChildLink:
                 logger.warning(f"Unexpected message {type(message).__name__} ignored")
 
 
-def serve(link: ChildLink, backend_name: str, handle: WorkHandler, device: DeviceReport | None = None) -> None:
-    """Announce readiness (and the GPU this child is pinned to), then answer work until told to stop."""
+def serve(
+    link: ChildLink,
+    backend_name: str,
+    handle: WorkHandler,
+    device: DeviceReport | None = None,
+    post_processors: tuple[str, ...] = (),
+) -> None:
+    """Announce readiness (the GPU this child is pinned to, the level-13 post-processors it runs), then
+    answer work until told to stop."""
     link.start()
-    link.send(ChildReady(link.incarnation, os.getpid(), backend_name, device))
+    link.send(ChildReady(link.incarnation, os.getpid(), backend_name, device, post_processors))
     while (work := link.next_work()) is not None:
         if not link.send(handle(work)):
             return

@@ -221,9 +221,10 @@ def _serve_inference(config: InferenceChildConfig, child: InProcessChild) -> Ser
         child.post(JobStage(child.incarnation, job_key, stage))
 
     backend = build_backend(config, report_progress, report_stage, child.incarnation, exit_process=exit_thread)
-    return config.backend, device, InferenceChild(InferenceCore(backend), child.incarnation).handle
+    handle = InferenceChild(InferenceCore(backend), child.incarnation).handle
+    return Served(config.backend, device, handle, backend.post_processors)
 
 
 def _serve_safety(config: SafetyChildConfig, child: InProcessChild) -> Served:
     """What the safety child process builds: its backend and core."""
-    return config.backend, None, SafetyChild(SafetyCore(build_safety_backend(config)), child.incarnation).handle
+    return Served(config.backend, None, SafetyChild(SafetyCore(build_safety_backend(config)), child.incarnation).handle)

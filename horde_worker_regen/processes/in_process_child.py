@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from loguru import logger
 
@@ -34,8 +34,15 @@ from horde_worker_regen.processes.messages import (
     Shutdown,
 )
 
-# What a ready child tells: its backend's name, the GPU it is pinned to, and how it answers work.
-Served = tuple[str, DeviceReport | None, WorkHandler]
+
+class Served(NamedTuple):
+    """What a ready child tells: its backend's name, the GPU it is pinned to, how it answers work, and
+    the level-13 post-processors its backend runs."""
+
+    backend: str
+    device: DeviceReport | None
+    handle: WorkHandler
+    post_processors: tuple[str, ...] = ()
 
 
 class ChildExit(BaseException):
@@ -153,17 +160,17 @@ class InProcessChild:
 
     def _answer_work(self, build: Callable[[], Served]) -> None:
         try:
-            backend, device, handle = build()
+            served = build()
         except Exception as error:
             logger.error(f"{self.name} could not start: {error}")
             self.post(ChildFailed(self.incarnation, f"{type(error).__name__}: {error}"))
             return
-        self.post(ChildReady(self.incarnation, os.getpid(), backend, device))
+        self.post(ChildReady(self.incarnation, os.getpid(), served.backend, served.device, served.post_processors))
         while (work := self._work.get()) is not None:
             self._go.wait()
             if self._dead:
                 return
-            self.post(handle(work))
+            self.post(served.handle(work))
 
     def _exited(self, code: int) -> None:
         self._on_exit(code)

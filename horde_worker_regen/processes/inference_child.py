@@ -125,10 +125,9 @@ def inference_main(connection: Connection, incarnation: int, config: InferenceCh
         link.send(JobStage(incarnation, job_key, stage))
 
     try:
-        child = InferenceChild(
-            InferenceCore(build_backend(config, report_progress, report_stage, incarnation)), incarnation
-        )
+        backend = build_backend(config, report_progress, report_stage, incarnation)
     except Exception as error:
         report_startup_failure(link, error)
         return
-    serve(link, config.backend, child.handle, device)
+    child = InferenceChild(InferenceCore(backend), incarnation)
+    serve(link, config.backend, child.handle, device, backend.post_processors)

@@ -97,12 +97,16 @@ ParentMessage = Ping | Shutdown | RunJob | CheckImages | Preload | RunForm
 
 @dataclass(frozen=True, slots=True)
 class ChildReady:
-    """The child has loaded its backend and waits for work; `device` is None on the CPU."""
+    """The child has loaded its backend and waits for work; `device` is None on the CPU.
+
+    `post_processors`: the capability-level-13 post-processors an inference child's backend can run
+    (its loaders work here); what the worker may claim depends on them."""
 
     incarnation: int
     pid: int
     backend: str
     device: DeviceReport | None = None
+    post_processors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

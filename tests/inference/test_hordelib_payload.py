@@ -68,6 +68,6 @@ def test_an_unreadable_input_is_a_clear_error_of_that_job() -> None:
         hordelib_payload(replace(SPEC, source_processing="img2img"), JobInputs(_png(), b"not an image"))
 
 
-def test_post_processors_keep_the_request_order_and_unknown_names_are_left_out() -> None:
-    spec = replace(SPEC, post_processing=("RealESRGAN_x2plus", "strip_background", "CodeFormers", "Nope"))
+def test_post_processors_run_in_the_hordes_order_and_unknown_names_are_left_out() -> None:
+    spec = replace(SPEC, post_processing=("CodeFormers", "RealESRGAN_x2plus", "strip_background", "Nope"))
     assert post_processing_steps(spec) == ["RealESRGAN_x2plus", "strip_background", "CodeFormers"]

@@ -24,6 +24,7 @@ class BrokenBackend:
     """A backend with a bug: it returns the wrong number of images, or raises something unexpected."""
 
     capabilities = BackendCapabilities("broken", 1, ())
+    post_processors: tuple[str, ...] = ()
 
     def __init__(self, raises: bool) -> None:
         self.raises = raises
