@@ -148,6 +148,10 @@ async def check_startup(data: BridgeData, report: Callable[[ModelSelection], Non
     Raises StartupError (ModelsUnresolved for the models) with the message the operator acts on.
     """
     refuse_settings(data)
+    if not data.dreamer:  # an alchemist-only worker serves no image model and downloads none
+        selection = ModelSelection(notes=["dreamer: false: no image model is served, only alchemy forms"])
+        report(selection)
+        return CheckedStart(selection, None, report_disk_need(data, []))
     selection = await resolve_served_models(data, report)
     devices = await refuse_unfit_gpu_settings(data, selection.models)
     return CheckedStart(selection, devices, report_disk_need(data, selection.models))

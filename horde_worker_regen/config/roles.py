@@ -1,9 +1,16 @@
 """The official file's other worker roles: the scribe (text) and the alchemist (alchemy forms).
 
 The official template holds a scribe section and an alchemist section next to the dreamer's keys,
-so an operator's file has them even when they never ran those roles. This worker serves images; the
-scribe keys are accepted and ignored. The alchemist keys are accepted and checked now, so that a
-file that names a form the horde does not know is refused today rather than when alchemy is served.
+so an operator's file has them even when they never ran those roles. The scribe keys are accepted
+and ignored. The alchemist serves alchemy forms under its own name, beside the dreamer or alone:
+
+- it is on only with `alchemist: true`. The official 10.1.1 template always holds `alchemist_name`
+  and `forms` (with the defaults) in a section it calls a placeholder, so a migrated file never turns
+  alchemy on by itself; written without `alchemist: true` they are checked and noted, nothing more;
+- `dreamer: false` turns image jobs off (an alchemist-only worker); with both off nothing is served,
+  which is refused;
+- `forms` names what it serves (`post_process` = every post-processor, strip_background included);
+  `served_form_names` spells them as the horde does.
 """
 
 from __future__ import annotations
@@ -56,6 +63,15 @@ def normalise_forms(written: list[str]) -> list[str]:
             "(every post-processor), or one post-processor by name (e.g. strip_background, RealESRGAN_x4plus)"
         )
     return forms or list(DEFAULT_FORMS)
+
+
+def served_form_names(forms: list[str]) -> tuple[str, ...]:
+    """The horde's names of the normalised `forms` (`post_process` expanded), in a stable order, once each."""
+    names: list[str] = []
+    for form in forms:
+        expanded = sorted(KNOWN_POST_PROCESSORS) if form == POST_PROCESS_GROUP else [HORDE_FORM_NAMES[form]]
+        names += [name for name in expanded if name not in names]
+    return tuple(names)
 
 
 def same_worker_name(first: str, second: str) -> bool:

@@ -87,6 +87,14 @@ class FakeBackendSettings(BaseModel):
     seconds_per_load: float = Field(
         default=0.0, ge=0, le=600, description="Time to load a model the process does not hold yet."
     )
+    seconds_per_form: float = Field(
+        default=0.0, ge=0, le=600, description="Time the fake takes for one post-processor alchemy form."
+    )
+    failing_post_processors: list[str] = Field(
+        default_factory=list,
+        description="Post-processors (horde names) whose alchemy forms fail, as a post-processor that produces "
+        "no image does.",
+    )
     poison_models: list[str] = Field(
         default_factory=list, description="Models whose load kills the inference process, as a corrupt file might."
     )

@@ -1,7 +1,8 @@
 """The worker's side of the AI Horde API over aiohttp, with horde_sdk's request and response models.
 
 One method per call the pipeline makes: `pop`, `submit`, `upload` (PUT to a presigned R2 URL) and
-`download` (source images), the two worker-record calls `remove_maintenance_on_init` needs
+`download` (source images), the alchemist's `interrogate_pop` and `interrogate_submit` (with this
+worker's own models, `alchemy_wire`), the two worker-record calls `remove_maintenance_on_init` needs
 (`worker_id_by_name`, `set_maintenance`) and `worker_record` (the kudos the horde credited). Each
 returns parsed data or raises `HordeRequestError`, which `horde.errors.classify` turns into a
 reaction; none of them retries by itself.
@@ -20,6 +21,7 @@ import aiohttp
 from horde_sdk.ai_horde_api.apimodels import ImageGenerateJobPopRequest, ImageGenerationJobSubmitRequest
 from yarl import URL
 
+from horde_worker_regen.horde.alchemy_wire import FormSubmitBody, InterrogatePopRequest
 from horde_worker_regen.horde.errors import HordeRequestError
 from horde_worker_regen.horde.identity import CLIENT_AGENT
 from horde_worker_regen.horde.reasons import plain_reason
@@ -62,6 +64,16 @@ class HordeClient:
         """`POST /v2/generate/submit` for one id; the reward."""
         url = self._base + request.get_api_endpoint_subpath()
         answer = await self._post_json(url, self.body_of(request), SUBMIT_TIMEOUT_S)
+        reward = answer.get("reward", 0.0)
+        return float(reward) if isinstance(reward, int | float) else 0.0
+
+    async def interrogate_pop(self, request: InterrogatePopRequest) -> Any:
+        """`POST /v2/interrogate/pop`; the decoded answer whatever its shape (`alchemy_wire` reads it)."""
+        return await self._request("POST", f"{self._base}/v2/interrogate/pop", request.body(), POP_TIMEOUT_S)
+
+    async def interrogate_submit(self, body: FormSubmitBody) -> float:
+        """`POST /v2/interrogate/submit` for one form; the reward."""
+        answer = await self._post_json(f"{self._base}/v2/interrogate/submit", body.body(), SUBMIT_TIMEOUT_S)
         reward = answer.get("reward", 0.0)
         return float(reward) if isinstance(reward, int | float) else 0.0
 

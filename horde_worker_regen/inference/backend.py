@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from PIL import Image
+
 from horde_worker_regen.jobs.spec import FailureKind, GenerationSpec, JobInputs, Stage
 
 
@@ -96,4 +98,9 @@ class InferenceBackend(Protocol):
 
     def preload(self, model: str) -> None:
         """Load `model` ahead of its next job (a backend that loads on demand may do nothing)."""
+        ...
+
+    def post_process(self, name: str, image: Image.Image, strength: float) -> Image.Image:
+        """One image through post-processor `name` (an alchemy form), as a job's post-processing runs it;
+        `strength` is a face fixer's `facefixer_strength`. Raises InferenceError."""
         ...

@@ -38,12 +38,14 @@ from PIL import Image
 from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.inference.backend import (
     BackendCapabilities,
+    FeatureFailed,
     InferenceError,
     ModelFileMissing,
     ProgressSink,
     StageSink,
 )
 from horde_worker_regen.inference.capabilities import FAKE_CAPABILITIES
+from horde_worker_regen.inference.post_processing_plan import BACKGROUND_REMOVAL, scale_of
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
 from horde_worker_regen.models.post_processor_files import LEVEL_13_MODELS
 
@@ -177,6 +179,17 @@ class FakeInferenceBackend:
         if settings.memory_growth_mib_per_job:
             self._leaked.append(bytearray(b"\x01") * (settings.memory_growth_mib_per_job * MIB))  # resident
         return images
+
+    def post_process(self, name: str, image: Image.Image, strength: float) -> Image.Image:
+        """A deterministic stand-in for post-processor `name`: the image enlarged by the post-processor's
+        scale (nearest neighbour), with an alpha channel for background removal; `seconds_per_form` long.
+        One of `failing_post_processors` fails as a post-processor that produces no image."""
+        if name in self._settings.failing_post_processors:
+            raise FeatureFailed("post_processing", f"post-processor {name} produced no image (failing_post_processors)")
+        time.sleep(self._settings.seconds_per_form)
+        scale = scale_of(name)
+        result = image.convert("RGBA" if name == BACKGROUND_REMOVAL else "RGB")
+        return result.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
 
     def _sample(self, spec: GenerationSpec, hang: bool) -> None:
         """One progress report per step, spread over the job's duration; a hang stops after half."""

@@ -245,7 +245,7 @@ class HordelibBackend:
         faults: list[dict[str, str]] = []
         for name in post_processing_steps(spec):
             try:
-                image, step_faults = self._post_process_step(spec, name, image)
+                image, step_faults = self._post_process_step(name, image, facefixer_strength(spec.payload))
             except InferenceError:
                 raise
             except Exception as error:  # the image is made: what failed is the post-processor
@@ -253,19 +253,28 @@ class HordelibBackend:
             faults += step_faults
         return image, faults
 
+    def post_process(self, name: str, image: Image.Image, strength: float) -> Image.Image:
+        """One image through post-processor `name` (an alchemy form), by the same path as a job's."""
+        try:
+            return self._post_process_step(name, image, strength)[0]
+        except InferenceError:
+            raise
+        except Exception as error:  # the post-processor failed, not the process
+            raise post_processing_failure(error, name) from error
+
     def _post_process_step(
-        self, spec: GenerationSpec, name: str, image: Image.Image
+        self, name: str, image: Image.Image, strength: float
     ) -> tuple[Image.Image, list[dict[str, str]]]:
         """One post-processor on the image, and the gen_metadata entries it produced."""
         if is_level_13(name):
-            return self._level13_post().run(name, image, facefixer_strength(spec.payload)), []
+            return self._level13_post().run(name, image, strength), []
         if name == BACKGROUND_REMOVAL:
             from hordelib.utils.image_utils import ImageUtils
 
             return ImageUtils.strip_background(image), []
         request: dict[str, Any] = {"model": name, "source_image": image}
         if name in FACE_FIXERS:
-            request["facefixer_strength"] = facefixer_strength(spec.payload)
+            request["facefixer_strength"] = strength
             result = self._horde.image_facefix(request)
         else:
             result = self._horde.image_upscale(request)

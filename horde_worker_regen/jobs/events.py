@@ -38,6 +38,13 @@ EventKind = Literal[
     "child_recycled",  # child, reason
     "subject_withdrawn",  # the fault breaker withdrew a model or feature: subject, reason
     "bridge_level",  # the capability level claimed, decided at start or changed: level, agent, kudos_factor, reason
+    # Alchemy: `job` is the form's id.
+    "alchemy_pop_answered",  # the horde answered an interrogation pop: seconds, forms (how many), refused
+    "form_popped",  # form, lane
+    "form_started",  # sent to its child: form, lane, child
+    "form_done",  # its child answered: form, ok, seconds (on the child), error
+    "form_faulted",  # to be reported faulted (once): form, reason
+    "form_ended",  # terminal: state (submitted, faulted, dropped), form, reward, reason
 ]
 
 DEFAULT_KEPT = 10_000  # records kept in memory; a worker serving for weeks must not grow

@@ -1,6 +1,7 @@
 """The inference child: the inference core (`inference/core.py`) behind a pipe, and the process entry point.
 
-`InferenceChild` turns one `RunJob` into one `JobDone` or `JobFailed` through the core. The entry point
+`InferenceChild` turns one `RunJob` into one `JobDone` or `JobFailed` through the core, and one `RunForm`
+(a post-processor alchemy form) into one `FormDone` through `PostProcessForms`. The entry point
 sets up the process, builds the configured backend and serves jobs. Nothing here imports torch; a real
 backend imports it inside the child, when it is built.
 """
@@ -17,6 +18,7 @@ from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.devices.report import DeviceReport
 from horde_worker_regen.inference.backend import InferenceBackend, ProgressSink, StageSink
 from horde_worker_regen.inference.core import InferenceCore
+from horde_worker_regen.inference.forms import PostProcessForms
 from horde_worker_regen.inference.hordelib_settings import HordelibSettings
 from horde_worker_regen.jobs.spec import GenerationFailed, Stage
 from horde_worker_regen.processes.child_runtime import (
@@ -30,12 +32,14 @@ from horde_worker_regen.processes.child_runtime import (
 from horde_worker_regen.processes.messages import (
     ChildFailed,
     ChildMessage,
+    FormDone,
     JobDone,
     JobFailed,
     JobProgress,
     JobStage,
     ModelPreloaded,
     Preload,
+    RunForm,
     RunJob,
 )
 
@@ -58,6 +62,7 @@ class InferenceChild:
 
     def __init__(self, core: InferenceCore, incarnation: int) -> None:
         self.core = core
+        self.forms = PostProcessForms(core.backend)
         self.incarnation = incarnation
 
     def handle(self, work: Work) -> ChildMessage:
@@ -69,6 +74,8 @@ class InferenceChild:
             return JobDone(self.incarnation, work.spec.job_key, outcome)
         if isinstance(work, Preload):
             return ModelPreloaded(self.incarnation, work.model, self.core.preload(work.model) or "")
+        if isinstance(work, RunForm):
+            return FormDone(self.incarnation, self.forms.run(work.request))
         return ChildFailed(self.incarnation, f"an inference child cannot handle {type(work).__name__}")
 
 

@@ -1,0 +1,165 @@
+"""Pure policies of the alchemist: which forms it may name in a pop, how many it takes, when each may start.
+
+Alchemy fills the capacity image jobs leave idle and never delays them past their deadline:
+
+- post-processor forms run on an idle inference slot, and are asked for only while a slot is idle and
+  no image job waits for one (a form ahead of an image job holds its slot for seconds, not for a job);
+- analysis forms (caption, interrogation, nsfw) share the safety child with the image checks, which go
+  first: a form is sent only while no image check is waiting, so a check waits behind at most the
+  forms already there (`alchemy_max_concurrency`, one by default);
+- with `alchemy_allow_concurrent: false`, alchemy is asked for only while no image job is held at all;
+- a form that cannot be done and reported before its deadline is reported faulted at once (the horde
+  re-queues it for another alchemist) instead of being left for the horde to abort;
+- the fault breaker (`scheduling.breaker`) counts every faulted form, by form and for alchemy as a
+  whole: a form that keeps failing stops being offered, and alchemy stops being popped before its
+  faults could come near the horde's 20 an hour.
+
+Only names this worker can serve now are ever sent (`served_forms`): one unknown name makes the
+horde refuse the whole pop. No I/O, no clocks: callers pass `now` and what they measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from horde_worker_regen.jobs.alchemy import ANALYSIS_FORMS, FormLane, lane_of
+from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.scheduling.breaker import Cause, CauseKind, FaultBreaker, Subject
+from horde_worker_regen.shared.post_processors import KNOWN_POST_PROCESSORS
+
+# The analysis forms each safety backend answers (its core's `run_form`): both hold CLIP and the NSFW check.
+ANALYSIS_FORMS_OF_SAFETY_BACKEND: Mapping[str, frozenset[str]] = {
+    "horde_safety": frozenset(ANALYSIS_FORMS),
+    "fake": frozenset(ANALYSIS_FORMS),
+}
+# The subject under which every faulted form is counted as well: alchemy as a whole.
+ALL_FORMS = Subject("alchemy", feature=True)
+# A form must be done this long before its deadline, leaving the time to upload and submit it.
+REPORT_RESERVE_S = 30.0
+
+
+@dataclass(frozen=True)
+class FormSupply:
+    """What this worker can run now, beside what the configuration names."""
+
+    analysis: frozenset[str]  # the analysis forms the safety backend answers
+    caption_enabled: bool  # alchemy_caption_enabled: BLIP costs memory, so caption is opt-in
+    post_processing: bool  # hordelib's post-processors and strip_background can run (their references exist)
+    level13: frozenset[str]  # the level-13 post-processors whose files and loaders are ready
+
+
+def servable(form: str, supply: FormSupply) -> bool:
+    """Whether this worker can run `form` now."""
+    if form in ANALYSIS_FORMS:
+        return form in supply.analysis and (form != "caption" or supply.caption_enabled)
+    if form not in KNOWN_POST_PROCESSORS or not supply.post_processing:
+        return False
+    return form not in LEVEL_13_POST_PROCESSORS or form in supply.level13
+
+
+def served_forms(configured: Sequence[str], supply: FormSupply) -> tuple[str, ...]:
+    """The configured forms (horde names) this worker can serve now, in the configured order."""
+    return tuple(form for form in configured if servable(form, supply))
+
+
+@dataclass(frozen=True)
+class AlchemyCapacity:
+    """What the pop decision looks at: the image side's load and the forms already held."""
+
+    accepting: bool
+    max_concurrency: int  # alchemy_max_concurrency: forms held at once, per lane
+    allow_concurrent: bool  # alchemy_allow_concurrent
+    images_held: int  # image jobs in flight
+    images_waiting: int  # image jobs popped but not yet on a slot
+    idle_slots: int
+    analysis_held: int  # analysis forms popped whose child has not answered yet
+    post_processing_held: int  # the same, post-processors
+    post_processing_waiting: int  # post-processors not yet on a slot
+
+
+@dataclass(frozen=True)
+class FormRoom:
+    """How many more forms of each lane may be taken now."""
+
+    analysis: int
+    post_processing: int
+
+    def of(self, lane: FormLane) -> int:
+        """The room of one lane."""
+        return self.analysis if lane == "analysis" else self.post_processing
+
+
+def form_room(capacity: AlchemyCapacity) -> FormRoom:
+    """Room for analysis forms (up to the concurrency) and post-processors (idle slots no image job waits for)."""
+    if not capacity.accepting or (not capacity.allow_concurrent and capacity.images_held > 0):
+        return FormRoom(0, 0)
+    analysis = max(0, capacity.max_concurrency - capacity.analysis_held)
+    post_processing = 0
+    if capacity.images_waiting == 0:
+        free_slots = capacity.idle_slots - capacity.post_processing_waiting
+        post_processing = max(0, min(capacity.max_concurrency - capacity.post_processing_held, free_slots))
+    return FormRoom(analysis, post_processing)
+
+
+@dataclass(frozen=True)
+class PopPlan:
+    """The forms to name in the next pop and how many to take (nothing to ask for: `forms` empty)."""
+
+    forms: tuple[str, ...]
+    amount: int
+
+
+def pop_plan(offerable: Sequence[str], room: FormRoom) -> PopPlan:
+    """Name the offerable forms of every lane with room; take no more than the smallest room among them,
+    so that whichever forms the horde hands out, none waits for a place."""
+    forms = tuple(form for form in offerable if room.of(lane_of(form)) > 0)
+    if not forms:
+        return PopPlan((), 0)
+    return PopPlan(forms, min(room.of(lane_of(form)) for form in forms))
+
+
+def may_send_analysis(image_checks_pending: int, analysis_running: int, max_concurrency: int) -> bool:
+    """Whether an analysis form may go to the safety child now: image checks first, a few forms at a time."""
+    return image_checks_pending == 0 and analysis_running < max_concurrency
+
+
+def may_take_slot(images_waiting: int) -> bool:
+    """Whether a post-processor form may take an idle inference slot: never ahead of an image job."""
+    return images_waiting == 0
+
+
+class FormStart(Enum):
+    """What to do with a form whose child is free."""
+
+    RUN = "run"
+    FAULT = "fault"  # it cannot be done and reported in time: report it faulted now
+    DROP = "drop"  # its deadline has passed: the horde takes it back by itself
+
+
+def form_start(now: float, deadline: float, expected_seconds: float) -> FormStart:
+    """Run a form only if it can be done with `REPORT_RESERVE_S` left to report it before its deadline."""
+    if now >= deadline:
+        return FormStart.DROP
+    if now + expected_seconds > deadline - REPORT_RESERVE_S:
+        return FormStart.FAULT
+    return FormStart.RUN
+
+
+def form_subject(form: str) -> Subject:
+    """The breaker's subject for one form."""
+    return Subject(form, feature=True)
+
+
+def form_causes(form: str, kind: CauseKind) -> tuple[Cause, Cause]:
+    """The causes a faulted form is counted under: the form itself (as `kind`), and alchemy as a whole."""
+    return Cause(kind, form_subject(form)), Cause("transient", ALL_FORMS)
+
+
+def form_gate(breaker: FaultBreaker, forms: Sequence[str], held: Mapping[str, int], now: float) -> tuple[str, ...]:
+    """The forms the breaker lets the next pop name, with `held` forms of each name in flight; none once
+    alchemy as a whole has faulted as much as the rolling hour allows."""
+    if not breaker.offerable(ALL_FORMS, sum(held.values()), now):
+        return ()
+    return tuple(form for form in forms if breaker.offerable(form_subject(form), held.get(form, 0), now))
