@@ -168,6 +168,12 @@ class InferenceStage:
 
     # --- losses, retries, recycling -------------------------------------------------------------
 
+    def kill_child(self, slot: Slot, reason: str) -> None:
+        """Kill a slot's child that is stuck on what it holds (an alchemy form past its time) and replace it."""
+        if slot.handle is not None:
+            self._context.events.emit("child_killed", child=slot.handle.name, reason=reason)
+            self._kill(slot, slot.handle, reason)
+
     def _kill(self, slot: Slot, handle: ChildHandle, reason: str) -> None:
         """A watchdog caught a stuck child: kill it, replace it, retry or fault its job."""
         self._supervisor.kill(handle)

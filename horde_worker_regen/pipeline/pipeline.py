@@ -6,7 +6,8 @@ registered with the event loop), a submit finishing. Each part handles its own:
 - `Router` (router.py): intake (validation, input and LoRA fetching) and dispatch to the slots;
 - `InferenceStage` (inference.py): a job on a slot's child, the watchdogs, retries, recycling;
 - `SafetyStage` (safety_stage.py): the check of every image before it can go out;
-- `Reporter` (reporter.py): spool, upload and submit, faults and drops, the end of each job.
+- `Reporter` (reporter.py): spool, upload and submit, faults and drops, the end of each job;
+- `FormSeats` (form_seats.py): alchemy forms sent to the same children, their answers to the alchemist.
 
 A freed slot gets its next job before anything else is done with the job that just left it, so the
 hand-off gap is one message round-trip. This class builds the parts, routes the children's messages
@@ -26,6 +27,7 @@ from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.pipeline.fault_guard import FaultGuard
+from horde_worker_regen.pipeline.form_seats import FormSeats
 from horde_worker_regen.pipeline.inference import InferenceHooks, InferenceStage
 from horde_worker_regen.pipeline.reporter import RecentFault, Reporter, ReporterHooks
 from horde_worker_regen.pipeline.router import Router
@@ -38,6 +40,7 @@ from horde_worker_regen.processes.handle import ChildHandle, ChildSpec
 from horde_worker_regen.processes.messages import (
     ChildFailed,
     ChildMessage,
+    FormDone,
     JobDone,
     JobFailed,
     JobProgress,
@@ -91,6 +94,8 @@ class Pipeline:
         )
         self._inference.use(children.inference, services.placer)
         self._router = Router(context, self._inference, self._reporter, fetcher=services.fetcher, loras=services.loras)
+        # Alchemy forms run on the same children (the alchemist sets `forms.listener`).
+        self.forms = FormSeats(services.supervisor, self._inference, link, self.dispatch)
         services.supervisor.bind(self.on_child_message, self.on_child_lost)
 
     # --- wiring between the parts (each is built after some that call it) -----------------------
@@ -148,6 +153,9 @@ class Pipeline:
             self._inference.on_preloaded(handle, message)
         elif isinstance(message, SafetyChecked):
             self._safety.on_checked(message)
+            self.forms.capacity_changed()  # an analysis form may go to the safety child now
+        elif isinstance(message, FormDone):
+            self.forms.on_done(handle, message)
         elif isinstance(message, ChildFailed):
             logger.error(f"{handle.name} reported a failure: {message.reason}")
 
@@ -158,6 +166,7 @@ class Pipeline:
             self._safety.link.lost(reason)
         else:
             self._inference.on_lost(handle, reason)
+        self.forms.on_lost(handle, reason)
 
     # --- jobs -----------------------------------------------------------------------------------
 
@@ -166,8 +175,9 @@ class Pipeline:
         return self._router.job_popped(job, popped_at)
 
     def dispatch(self) -> None:
-        """Give queued jobs to idle slots (see `Router.dispatch`)."""
+        """Give queued jobs to idle slots (see `Router.dispatch`); alchemy forms may take what is left."""
         self._router.dispatch()
+        self.forms.capacity_changed()
 
     def resume(self, record: JobRecord, reports: list[ImageReport]) -> None:
         """Report a result an earlier run spooled: registered like any job, in its reporting stage."""

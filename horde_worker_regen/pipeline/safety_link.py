@@ -65,6 +65,11 @@ class SafetyLink:
         if self.handle is not None:
             self._supervisor.send(self.handle, replace(request, incarnation=self.handle.incarnation))
 
+    @property
+    def pending_checks(self) -> int:
+        """Image checks sent (or waiting for a replacement child) and not answered yet."""
+        return len(self._pending)
+
     def answered(self, job_key: str) -> bool:
         """Mark a check answered; False if it was not pending (a duplicate or an abandoned check)."""
         self._attempts.pop(job_key, None)

@@ -85,6 +85,11 @@ class Slot:
         self._move(SlotState.BUSY)
         self.job_key, self.model = job_key, model
 
+    def take_form(self, form_id: str) -> None:
+        """Its child runs an alchemy form now (a post-processor: the model it holds stays loaded)."""
+        self._move(SlotState.BUSY)
+        self.job_key = form_id
+
     def release(self) -> str | None:
         """Forget the job held (returning its key) and cancel its timers."""
         if self.state is SlotState.BUSY:

@@ -42,7 +42,7 @@ from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.credit import BASELINE_TIMEOUT_S, EXIT_READ_TIMEOUT_S, Credited, CreditWatch
 from horde_worker_regen.horde.identity import HordeUnreachable, IdentityError, describe_user, find_user
 from horde_worker_regen.horde.maintenance import remove_maintenance
-from horde_worker_regen.horde.pop import build_pop_request, pop_flag_values
+from horde_worker_regen.horde.pop import pop_flag_values
 from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.jobs.events import EventLog
@@ -51,10 +51,9 @@ from horde_worker_regen.models.background import downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
-from horde_worker_regen.pipeline.idle_watch import IdleWatch
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
-from horde_worker_regen.pipeline.popper import Popper, PopperSettings, backoff_delay
+from horde_worker_regen.pipeline.popper import Popper, backoff_delay
 from horde_worker_regen.pipeline.settings import PipelineServices, PipelineSettings
 from horde_worker_regen.pipeline.spool import ResultSpool, resume_spooled
 from horde_worker_regen.pipeline.spool_lock import SpoolInUse, SpoolLock
@@ -64,10 +63,12 @@ from horde_worker_regen.processes.client import ChildClient, ChildClientFactory
 from horde_worker_regen.processes.supervisor import Supervisor
 from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
 from horde_worker_regen.worker.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
+from horde_worker_regen.worker.alchemy_wiring import AlchemyService
 from horde_worker_regen.worker.bridge_claim import BridgeClaim
 from horde_worker_regen.worker.children import WorkerChildren
 from horde_worker_regen.worker.event_file import EventFile
 from horde_worker_regen.worker.file_fetch import FileFetch
+from horde_worker_regen.worker.image_popper import build_popper
 from horde_worker_regen.worker.metrics import kudos_figures, process_figures
 from horde_worker_regen.worker.startup import ABORT_GRACE_S, ChildStartup, first_of
 from horde_worker_regen.worker.stop_signals import STOP_SIGNALS, stop_signals
@@ -113,6 +114,7 @@ class Worker:
         self._signals_seen = 0
         self._started = time.monotonic()
         self.popper: Popper | None = None  # while serving; `popper.maintenance_message` tells of maintenance
+        self.alchemy: AlchemyService | None = None  # while serving, with alchemist: true
         self._plans: list[SlotPlan] = []
         self._stats: WorkerStats | None = None
         self._spool_lock: SpoolLock | None = None  # held from before the spool is read until the worker exits
@@ -327,13 +329,18 @@ class Worker:
             await remove_maintenance(client, self._data.dreamer_name)
         credit = CreditWatch(client, self._data.dreamer_name, self._credited)
         await credit.bounded_read(BASELINE_TIMEOUT_S)  # what the horde had credited before this run
-        self.popper = popper = self._popper(client, pipeline, stats, downloads.ready, claim)
-        logger.info(
-            f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({popper.bridge_agent})"
-            + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else "")
-        )
-        popper_task = asyncio.create_task(popper.run(), name="popper")
+        parts = (client, pipeline, stats, claim)
+        self.popper = popper = build_popper(self._data, self._plans, parts, downloads.ready,
+                                            burst=self._options.burst, on_stop=self.request_stop)  # fmt: skip
+        if self._data.dreamer:
+            logger.info(
+                f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({popper.bridge_agent})"
+                + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else "")
+            )
+        popper_task = asyncio.create_task(popper.run() if self._data.dreamer else asyncio.sleep(0), name="popper")
         popper_task.add_done_callback(self._popper_ended)
+        self.alchemy = alchemy = await AlchemyService.start_for(self._data, parts, fetch.post_processors,
+                                                                self.request_stop)  # fmt: skip
         file_tasks = fetch.start(lambda ready: popper.set_models(served_by_some_slot(ready, self._plans)), claim)
         credit_task = asyncio.create_task(credit.run(), name="kudos credited")
         status_task = asyncio.create_task(report_status_forever(
@@ -347,47 +354,27 @@ class Worker:
                 self._data, DashboardSources(self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set)
             )
             await self._stop.wait()
-            await self._drain(popper, popper_task, pipeline)
+            await self._drain(popper, popper_task, pipeline, alchemy)
         finally:
             tasks = (popper_task, status_task, credit_task, *file_tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if alchemy is not None:
+                await alchemy.close()
             if not self._abort.is_set():
                 await credit.bounded_read(EXIT_READ_TIMEOUT_S)  # the exit summary shows what was paid
             if dashboard is not None:
                 await dashboard.stop()
         logger.info(format_status(stats.snapshot(), 0, len(self._plans), 0))
 
-    def _popper(self, client: HordeClient, pipeline: Pipeline, stats: WorkerStats, models: list[str],
-                claim: BridgeClaim) -> Popper:  # fmt: skip
-        """The popper offering `models`, paced by the configuration, limited by the pipeline's fault breaker and
-        reporting the bridge agent of the level claimed (from its next pop on, when the level changes)."""
-        request = build_pop_request(self._data, served_by_some_slot(models, self._plans), claim.current.agent)
-        settings = PopperSettings(
-            len(self._plans),
-            self._data.queue_size,
-            burst=self._options.burst,
-            idle_interval=self._data.idle_pop_interval,
-            backoff_cap=self._data.horde_backoff_cap,
-        )
-        popper = Popper(
-            client,
-            request,
-            pipeline,
-            stats,
-            settings,
-            on_stop=self.request_stop,
-            offer=pipeline.offer,
-            idle=IdleWatch(self._data.minutes_allowed_without_jobs, self._data.max_power),
-        )
-        popper.limit_with(pipeline)
-        claim.follow(lambda level: popper.set_bridge_agent(level.agent))
-        return popper
-
-    async def _drain(self, popper: Popper, popper_task: asyncio.Task[None], pipeline: Pipeline) -> None:
-        """A stop: no more pops; finish the jobs in flight, or (an abort) fault what is left."""
+    async def _drain(
+        self, popper: Popper, popper_task: asyncio.Task[None], pipeline: Pipeline, alchemy: AlchemyService | None
+    ) -> None:
+        """A stop: no more pops; finish the jobs and forms in flight, or (an abort) fault what is left."""
         popper.stop()
+        if alchemy is not None:
+            alchemy.alchemist.stop()
         await self._unless_aborted(popper_task)
         if self._abort.is_set():
             popper_task.cancel()  # a pop still under way would only add a job to fault
@@ -397,8 +384,11 @@ class Worker:
             if in_flight:
                 logger.info(f"Finishing {in_flight} job(s) in flight")
             await self._unless_aborted(pipeline.registry.wait_empty())
+            if alchemy is not None:
+                await self._unless_aborted(alchemy.drain())
         if self._abort.is_set():
-            await pipeline.abort(ABORT_GRACE_S)
+            forms = alchemy.abort(ABORT_GRACE_S) if alchemy is not None else asyncio.sleep(0)
+            await asyncio.gather(forms, pipeline.abort(ABORT_GRACE_S))
 
     def _credited(self, credited: Credited) -> None:
         if self._stats is not None:
@@ -410,6 +400,8 @@ class Worker:
             self.request_stop("the popper failed", EXIT_FAILED)
 
     def _no_model_on_disk(self) -> None:
+        if not self._data.dreamer:
+            return  # an alchemist-only worker serves no image model
         self.request_stop("no configured model could be put on disk and verified", EXIT_FAILED)
 
     async def _unless_aborted(self, awaitable: Awaitable[Any]) -> None:

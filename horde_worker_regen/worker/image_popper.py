@@ -1,0 +1,50 @@
+"""The image popper of a running worker, built from the configuration and the slots planned."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
+from horde_worker_regen.horde.client import HordeClient
+from horde_worker_regen.horde.pop import build_pop_request
+from horde_worker_regen.pipeline.idle_watch import IdleWatch
+from horde_worker_regen.pipeline.pipeline import Pipeline
+from horde_worker_regen.pipeline.popper import Popper, PopperSettings
+from horde_worker_regen.pipeline.stats import WorkerStats
+from horde_worker_regen.worker.bridge_claim import BridgeClaim
+
+
+def build_popper(
+    data: BridgeData,
+    plans: list[SlotPlan],
+    parts: tuple[HordeClient, Pipeline, WorkerStats, BridgeClaim],
+    models: list[str],
+    *,
+    burst: bool,
+    on_stop: Callable[[str, int], None],
+) -> Popper:
+    """The popper offering `models`, paced by the configuration, limited by the pipeline's fault breaker and
+    reporting the bridge agent of the level claimed (from its next pop on, when the level changes)."""
+    client, pipeline, stats, claim = parts
+    request = build_pop_request(data, served_by_some_slot(models, plans), claim.current.agent)
+    settings = PopperSettings(
+        len(plans),
+        data.queue_size,
+        burst=burst,
+        idle_interval=data.idle_pop_interval,
+        backoff_cap=data.horde_backoff_cap,
+    )
+    popper = Popper(
+        client,
+        request,
+        pipeline,
+        stats,
+        settings,
+        on_stop=on_stop,
+        offer=pipeline.offer,
+        idle=IdleWatch(data.minutes_allowed_without_jobs, data.max_power),
+    )
+    popper.limit_with(pipeline)
+    claim.follow(lambda level: popper.set_bridge_agent(level.agent))
+    return popper
