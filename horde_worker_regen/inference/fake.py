@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from loguru import logger
-from PIL import Image
+from PIL import Image, ImageChops
 
 from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.inference.backend import (
@@ -76,6 +76,15 @@ def encode_webp(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
     return buffer.getvalue()
+
+
+def _without_background(image: Image.Image) -> Image.Image:
+    """The image with its "background" (the top-left pixel's colour) transparent."""
+    background = Image.new("RGB", image.size, image.getpixel((0, 0)))
+    mask = ImageChops.difference(image, background).convert("L").point(lambda value: 255 if value else 0)
+    stripped = image.convert("RGBA")
+    stripped.putalpha(mask)
+    return stripped
 
 
 def job_duration(settings: FakeBackendSettings, spec: GenerationSpec) -> float:
@@ -182,14 +191,16 @@ class FakeInferenceBackend:
 
     def post_process(self, name: str, image: Image.Image, strength: float) -> Image.Image:
         """A deterministic stand-in for post-processor `name`: the image enlarged by the post-processor's
-        scale (nearest neighbour), with an alpha channel for background removal; `seconds_per_form` long.
-        One of `failing_post_processors` fails as a post-processor that produces no image."""
+        scale (nearest neighbour); background removal makes every pixel of the top-left pixel's colour
+        transparent. It takes `seconds_per_form`; one of `failing_post_processors` fails as a post-processor
+        that produces no image."""
         if name in self._settings.failing_post_processors:
             raise FeatureFailed("post_processing", f"post-processor {name} produced no image (failing_post_processors)")
         time.sleep(self._settings.seconds_per_form)
+        if name == BACKGROUND_REMOVAL:
+            return _without_background(image.convert("RGB"))
         scale = scale_of(name)
-        result = image.convert("RGBA" if name == BACKGROUND_REMOVAL else "RGB")
-        return result.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+        return image.convert("RGB").resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
 
     def _sample(self, spec: GenerationSpec, hang: bool) -> None:
         """One progress report per step, spread over the job's duration; a hang stops after half."""

@@ -182,6 +182,8 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
         "slow_marker": "SLOWME",
         "slow_seconds": 2.0,
         "seconds_per_load": 0.5,
+        "seconds_per_form": 0.25,
+        "failing_post_processors": ["RealESRGAN_x2plus"],
         "poison_models": ["Bad Model"],
         "missing_models": ["Gone Model"],
         "fail_start_from_incarnation": 7,

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from horde_worker_regen.config.bridge_data import BridgeData, accepted_keys
 from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.config.loader import load_config
-from horde_worker_regen.config.notes import ALCHEMIST_NOTE, SCRIBE_NOTE
-from horde_worker_regen.config.roles import HORDE_FORM_NAMES, POST_PROCESS_GROUP, normalise_forms
+from horde_worker_regen.config.notes import ALCHEMIST_NOTE, CAPTION_OFF_NOTE, SCRIBE_NOTE
+from horde_worker_regen.config.roles import HORDE_FORM_NAMES, POST_PROCESS_GROUP, normalise_forms, served_form_names
+from horde_worker_regen.shared.post_processors import KNOWN_POST_PROCESSORS
 from tests.support import FIXTURES, SECRET_API_KEY
 from tests.test_cli import run_cli
 
@@ -110,8 +111,32 @@ def test_the_alchemist_needs_a_name_of_its_own(tmp_path: Path) -> None:
     assert same_name_unused.data.alchemist is False
 
 
-def test_dreamer_false_is_refused_while_alchemy_is_not_served(tmp_path: Path) -> None:
-    assert "dreamer: false would leave this worker nothing to serve" in _refusal(tmp_path, "dreamer: false\n")
+def test_dreamer_false_is_refused_without_the_alchemist(tmp_path: Path) -> None:
+    assert "dreamer: false with alchemist off would leave this worker nothing" in _refusal(tmp_path, "dreamer: false\n")
+    alchemy_only = load_config(_write(tmp_path, "dreamer: false\nalchemist: true\n"), {}).data
+    assert (alchemy_only.dreamer, alchemy_only.alchemist) == (False, True)
+
+
+def test_a_migrated_file_does_not_turn_alchemy_on(tmp_path: Path) -> None:
+    """The official template's alchemist section (a placeholder there) is checked and noted; alchemy stays off."""
+    text = 'alchemist_name: "My Alchemist"\nforms: [caption, post-process]\n'
+    resolved = load_config(_write(tmp_path, text), {})
+    assert resolved.data.alchemist is False
+    assert [note.key for note in resolved.notes if note.message == ALCHEMIST_NOTE] == ["alchemist_name, forms"]
+
+
+def test_with_the_alchemist_on_caption_needs_its_own_switch(tmp_path: Path) -> None:
+    resolved = load_config(_write(tmp_path, "alchemist: true\nforms: [caption, nsfw]\n"), {})
+    assert [note.key for note in resolved.notes if note.message == CAPTION_OFF_NOTE] == ["forms"]
+    assert ALCHEMIST_NOTE not in [note.message for note in resolved.notes]
+    enabled = load_config(_write(tmp_path, "alchemist: true\nalchemy_caption_enabled: true\n"), {})
+    assert CAPTION_OFF_NOTE not in [note.message for note in enabled.notes]
+
+
+def test_served_form_names_are_the_horde_s_spelling() -> None:
+    names = served_form_names(normalise_forms(["nsfw", "realesrgan-x4plus", "post-process", "4xnomos8ksc"]))
+    assert names[:3] == ("nsfw", "RealESRGAN_x4plus", "2xModernSpanimationV1")
+    assert set(names[1:]) == set(KNOWN_POST_PROCESSORS) and len(names) == len(set(names))
 
 
 def test_the_beta_keys_are_accepted_and_checked(tmp_path: Path) -> None:
@@ -121,7 +146,7 @@ def test_the_beta_keys_are_accepted_and_checked(tmp_path: Path) -> None:
     )
     resolved = load_config(_write(tmp_path, text), {})
     assert (resolved.data.alchemist, resolved.data.alchemy_max_concurrency) == (True, 2)
-    assert [note.message for note in resolved.notes].count(ALCHEMIST_NOTE) == 1
+    assert [note.key for note in resolved.notes if note.key.startswith("alchemy_")] == ["alchemy_vram_headroom_mb"]
     assert "alchemy_max_concurrency: 0 is not valid" in _refusal(tmp_path, "alchemy_max_concurrency: 0\n")
     assert "alchemy_vram_headroom_mb: -1 is not valid" in _refusal(tmp_path, "alchemy_vram_headroom_mb: -1\n")
 

@@ -102,9 +102,11 @@ class AlchemyPopper:
                 reopens = self._reopens_in()
                 await self._pause(IDLE_RECHECK_S if reopens is None else min(reopens, IDLE_RECHECK_S), self._wake)
                 continue
-            delay = await self._pop_once(plan)
-            if delay > 0:
-                await self._pause(delay)  # pacing and backoff are not cut short by the image side's activity
+            delay, empty = await self._pop_once(plan)
+            if empty:
+                await self._idle_wait(delay, plan.forms)
+            elif delay > 0:
+                await self._pause(delay)  # backoff is not cut short by the image side's activity
 
     def _request(self, plan: PopPlan) -> InterrogatePopRequest:
         settings = self._settings
@@ -118,13 +120,13 @@ class AlchemyPopper:
             max_tiles=settings.max_tiles,
         )
 
-    async def _pop_once(self, plan: PopPlan) -> float:
-        """One pop; how long to wait before the next one."""
+    async def _pop_once(self, plan: PopPlan) -> tuple[float, bool]:
+        """One pop; how long to wait before the next one, and whether the horde had no form for it."""
         popped_at = self._clock()
         try:
             raw = await self._client.interrogate_pop(self._request(plan))
         except HordeRequestError as error:
-            return self._failed(error)
+            return self._failed(error), False
         if self.maintenance_message is not None:
             logger.info("The alchemist is out of maintenance; popping forms again")
             self.maintenance_message = None
@@ -132,13 +134,23 @@ class AlchemyPopper:
             answer = parse_interrogate_pop(raw, plan.forms)
         except MalformedAlchemyPop as error:
             logger.error(f"Interrogation pop answer not understood: {str(error)[:200]}; asking again with backoff")
-            return self._error_delay()
+            return self._error_delay(), False
         self._errors = 0
         self._answered(answer, popped_at)
-        if answer.forms:
+        if answer.forms or answer.refused:
             self._last_form_at = popped_at
-            return 0.0
-        return self._idle_delay(popped_at)
+            return 0.0, False
+        return self._idle_delay(popped_at), True
+
+    async def _idle_wait(self, delay: float, asked: tuple[str, ...]) -> None:
+        """After an empty pop: wait `delay`, unless room opens for forms that pop did not ask for (a slot
+        freed for post-processors while it asked for analysis forms only)."""
+        deadline = self._clock() + delay
+        while not self._stopping and (remaining := deadline - self._clock()) > 0:
+            self._wake.clear()
+            await self._pause(remaining, self._wake)
+            if set(self._plan().forms) - set(asked):
+                return
 
     def _answered(self, answer: AlchemyPop, popped_at: float) -> None:
         self._events.emit("alchemy_pop_answered", seconds=round(self._clock() - popped_at, 6),
