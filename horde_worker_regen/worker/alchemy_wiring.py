@@ -10,6 +10,7 @@ level-13 post-processor once its files are verified and every inference child ca
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 
 from loguru import logger
@@ -44,7 +45,8 @@ def alchemy_settings(data: BridgeData, bridge_agent: Callable[[], str]) -> Alche
         backoff_cap=data.horde_backoff_cap,
     )
     runner = RunnerSettings(max_concurrency=data.alchemy_max_concurrency, kill_after_s=data.post_process_timeout)
-    breaker = PipelineSettings.from_bridge_data(data).breaker
+    # The image side's figures (cool-down, strikes), one form at a time where it counts a batch.
+    breaker = dataclasses.replace(PipelineSettings.from_bridge_data(data).breaker, batch=1)
     return AlchemySettings(served_form_names(data.forms), popper, runner, breaker, data.alchemy_allow_concurrent)
 
 

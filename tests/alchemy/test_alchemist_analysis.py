@@ -8,6 +8,7 @@ is aborted, and, where the safety core answers forms, that each result reaches t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ ANALYSIS = ["caption", "interrogation", "nsfw"]
 async def test_analysis_forms_reach_the_safety_child_one_at_a_time(tmp_path: Path) -> None:
     async with horde_with_users() as (horde, owner, requester):
         source = png(80, 48)
-        forms = [{"name": "caption", "payload": {"num_beams": 3}}, {"name": "nsfw"}]
+        forms: list[dict[str, Any]] = [{"name": "caption", "payload": {"num_beams": 3}}, {"name": "nsfw"}]
         request = horde.queue_interrogation(requester, forms, source)
         folder = alchemist_folder(tmp_path, horde, owner, dreamer=False)
         worker = WorkerInProcess(folder, burst=False)

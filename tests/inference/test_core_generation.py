@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PIL import Image
+
 from horde_worker_regen.inference.backend import BackendCapabilities, Generation
 from horde_worker_regen.inference.core import InferenceCore
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
@@ -26,6 +28,10 @@ class ReportingBackend:
 
     def preload(self, model: str) -> None:
         """Nothing to load: these tests never preload."""
+
+    def post_process(self, name: str, image: Image.Image, strength: float) -> Image.Image:
+        """No post-processor: these tests run none."""
+        raise NotImplementedError
 
 
 def test_gen_metadata_of_the_generation_reaches_job_done() -> None:

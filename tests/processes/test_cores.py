@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
+
+from PIL import Image
 
 from horde_worker_regen.config.sections import FakeBackendSettings, FakeSafetySettings
 from horde_worker_regen.inference.backend import BackendCapabilities
 from horde_worker_regen.inference.core import InferenceCore
 from horde_worker_regen.inference.fake import FakeInferenceBackend
+from horde_worker_regen.jobs.alchemy import FormRequest
 from horde_worker_regen.jobs.spec import CensorPolicy, GenerationSpec, ImagesToCheck, JobInputs
 from horde_worker_regen.processes.inference_child import InferenceChild
-from horde_worker_regen.processes.messages import CheckImages, ChildFailed, JobDone, JobFailed, RunJob, SafetyChecked
+from horde_worker_regen.processes.messages import (
+    CheckImages,
+    ChildFailed,
+    FormDone,
+    JobDone,
+    JobFailed,
+    RunForm,
+    RunJob,
+    SafetyChecked,
+)
 from horde_worker_regen.processes.safety_child import SafetyChild
 from horde_worker_regen.safety.backend import SafetyScores
 from horde_worker_regen.safety.censor import censor_image
@@ -37,6 +50,10 @@ class BrokenBackend:
     def preload(self, model: str) -> None:
         """Nothing to load: these tests never preload."""
 
+    def post_process(self, name: str, image: Image.Image, strength: float) -> Image.Image:
+        """A bug in a post-processor: it raises something unexpected."""
+        raise KeyError("oops")
+
 
 def test_inference_core_answers_done_with_every_image_and_child_timestamps() -> None:
     core = InferenceChild(InferenceCore(FakeInferenceBackend(FakeBackendSettings())), 4)
@@ -54,6 +71,15 @@ def test_inference_core_turns_every_failure_into_job_failed() -> None:
     for raises, reason in ((True, "KeyError"), (False, "returned 1 images for a batch of 2")):
         result = InferenceChild(InferenceCore(BrokenBackend(raises)), 1).handle(RunJob(1, SPEC, JobInputs()))
         assert isinstance(result, JobFailed) and reason in result.failure.reason
+
+
+def test_a_post_processor_bug_fails_its_form_and_the_child_goes_on() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    child = InferenceChild(InferenceCore(BrokenBackend(raises=False)), 1)
+    answer = child.handle(RunForm(1, FormRequest("f", "RealESRGAN_x4plus", buffer.getvalue())))
+    assert isinstance(answer, FormDone) and answer.outcome.error is not None and "KeyError" in answer.outcome.error
+    assert isinstance(child.handle(RunJob(1, SPEC, JobInputs())), JobFailed)  # still answering
 
 
 def test_inference_core_refuses_safety_work() -> None:
