@@ -8,6 +8,7 @@ from collections.abc import Callable
 from loguru import logger
 
 from horde_worker_regen.horde.credit import Credited
+from horde_worker_regen.pipeline.alchemy.stats import AlchemyStats
 from horde_worker_regen.pipeline.stats import StatsSnapshot
 
 
@@ -73,3 +74,13 @@ async def report_status_forever(interval: float, line: Callable[[], str]) -> Non
     while True:
         await asyncio.sleep(interval)
         logger.info(line())
+
+
+def format_alchemy_summary(stats: AlchemyStats) -> str:
+    """The alchemist's exit line: forms by how they ended, and the kudos the horde answered, by form."""
+    by_form = ", ".join(f"{form} {kudos:.1f}" for form, kudos in sorted(stats.kudos.items()))
+    snapshot = stats.snapshot()
+    return (
+        f"Alchemy: {snapshot['done']} forms done, {snapshot['faulted']} faulted, {snapshot['dropped']} dropped, "
+        f"{snapshot['kudos']} kudos" + (f" ({by_form})" if by_form else "")
+    )

@@ -31,6 +31,7 @@ from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.settings import PipelineSettings
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.scheduling.alchemy import ANALYSIS_FORMS_OF_SAFETY_BACKEND, FormSupply
+from horde_worker_regen.status.console import format_alchemy_summary
 from horde_worker_regen.worker.bridge_claim import BridgeClaim, PostProcessorFiles
 
 
@@ -137,8 +138,11 @@ class AlchemyService:
         await self.alchemist.abort(grace)
 
     async def close(self) -> None:
-        """End its task (shutdown)."""
+        """End its task (shutdown) and say what it did."""
         self.alchemist.stop()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if len(self.alchemist.book):  # the worker ends without its drain (an error): leave no task behind
+            await self.alchemist.abort(0.0)
+        logger.info(format_alchemy_summary(self.alchemist.stats))
