@@ -110,10 +110,12 @@ class PoppedForm(BaseModel):
 
 @dataclass(frozen=True)
 class RefusedForm:
-    """A form outside the contract: `form_id` when its id can be read (it is then reported faulted)."""
+    """A form outside the contract: `form_id` when its id can be read (it is then reported faulted), and
+    its form name when that can be read (for the log); "" when not."""
 
-    form_id: str | None
+    form_id: str
     reason: str
+    form: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,40 +149,43 @@ def parse_interrogate_pop(raw: Any, asked: Collection[str]) -> AlchemyPop:
         if isinstance(parsed, RefusedForm):
             refused.append(parsed)
         elif parsed.id in seen:
-            refused.append(RefusedForm(None, f"forms[{index}]: id {parsed.id} repeated in one answer"))
+            refused.append(RefusedForm("", f"forms[{index}]: id {parsed.id} repeated in one answer"))
         else:
             seen.add(parsed.id)
             forms.append(parsed)
     if len(entries) > MAX_FORMS_PER_ANSWER:
-        refused.append(RefusedForm(None, f"{len(entries) - MAX_FORMS_PER_ANSWER} forms beyond the first 100"))
+        refused.append(RefusedForm("", f"{len(entries) - MAX_FORMS_PER_ANSWER} forms beyond the first 100"))
     return AlchemyPop(tuple(forms), tuple(refused), skipped)
 
 
 def _form(entry: Any, index: int, asked: set[str]) -> PoppedForm | RefusedForm:
     """One form entry, or why it is refused (with its id when that much can be read)."""
-    form_id = _readable_id(entry)
+    form_id, name = _readable(entry, "id", asked), _readable(entry, "form", asked)
     try:
         form = PoppedForm.model_validate(entry)
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the form"
-        return RefusedForm(form_id, f"forms[{index}].{where}: {first['msg']}")
+        return RefusedForm(form_id, f"forms[{index}].{where}: {first['msg']}", name)
     if form.form not in asked:
-        return RefusedForm(form_id, f"forms[{index}]: form {form.form[:40]!r} was not asked for")
+        return RefusedForm(form_id, f"forms[{index}]: form {form.form[:40]!r} was not asked for", name)
     if lane_of(form.form) == "post_processing" and form.r2_upload is None:
-        return RefusedForm(form_id, f"forms[{index}]: post-processor {form.form} came without r2_upload")
+        return RefusedForm(form_id, f"forms[{index}]: post-processor {form.form} came without r2_upload", name)
     return form
 
 
-def _readable_id(entry: Any) -> str | None:
-    """The entry's id if it is one the horde could have issued (so a faulted submit can name it)."""
-    if not isinstance(entry, dict):
-        return None
-    value = entry.get("id")
+def _readable(entry: Any, key: str, asked: set[str]) -> str:
+    """The entry's id if it is one the horde could have issued (so a faulted submit can name it), or its
+    form name if it is one asked for; "" otherwise."""
+    value = entry.get(key) if isinstance(entry, dict) else None
+    if not isinstance(value, str):
+        return ""
+    if key == "form":
+        return value if value in asked else ""
     try:
-        return _plain(value, "id", MAX_ID_CHARS) if isinstance(value, str) else None
+        return _plain(value, "id", MAX_ID_CHARS)
     except ValueError:
-        return None
+        return ""
 
 
 def _skipped(value: Any) -> dict[str, int] | None:

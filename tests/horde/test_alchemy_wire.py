@@ -83,12 +83,12 @@ def test_a_form_outside_the_contract_is_refused_alone(entry: Any, readable_id: b
     answer = parse_interrogate_pop({"forms": [entry, _form(id="good")]}, ASKED)
     assert [form.id for form in answer.forms] == ["good"]
     [refused] = answer.refused
-    assert (refused.form_id is not None) == readable_id and refused.reason.startswith("forms[0]")
+    assert bool(refused.form_id) == readable_id and refused.reason.startswith("forms[0]")
 
 
 def test_a_repeated_id_is_taken_once() -> None:
     answer = parse_interrogate_pop({"forms": [_form(), _form()]}, ASKED)
-    assert [form.id for form in answer.forms] == ["f-1"] and answer.refused[0].form_id is None
+    assert [form.id for form in answer.forms] == ["f-1"] and not answer.refused[0].form_id
 
 
 @pytest.mark.parametrize("raw", [[], "text", None, 3, {"forms": {"id": "x"}}, {"forms": "x"}])

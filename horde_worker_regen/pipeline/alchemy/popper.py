@@ -159,8 +159,8 @@ class AlchemyPopper:
             self._take(self._record(form, popped_at), None)
         for refused in answer.refused:
             logger.warning(f"A popped form is outside the API contract: {refused.reason}")
-            if refused.form_id is not None:  # reported faulted, so the horde need not wait for its deadline
-                record = FormRecord(refused.form_id, "", {}, "", None, popped_at, self._settings.ttl)
+            if refused.form_id:  # reported faulted, so the horde need not wait for its deadline
+                record = FormRecord(refused.form_id, refused.form, {}, "", None, popped_at, self._settings.ttl)
                 self._take(record, f"its pop answer is outside the API contract: {refused.reason}")
 
     def _record(self, form: PoppedForm, popped_at: float) -> FormRecord:
