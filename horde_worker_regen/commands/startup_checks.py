@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from horde_worker_regen.config.bridge_data import DEFAULT_WORKER_NAME, BridgeData
 from horde_worker_regen.config.errors import ConfigError
+from horde_worker_regen.config.roles import DEFAULT_ALCHEMIST_NAME
 from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
 from horde_worker_regen.devices.plan import plan_slots
 from horde_worker_regen.inference.capabilities import BackendUnavailable, capabilities_of
@@ -61,10 +62,15 @@ def identity_problems(data: BridgeData) -> list[str]:
             "api_key is the anonymous key (0000000000), which cannot run a worker. "
             "Register at https://aihorde.net/register and put your key in bridgeData.yaml."
         )
-    if data.dreamer_name == DEFAULT_WORKER_NAME:
+    if data.dreamer and data.dreamer_name == DEFAULT_WORKER_NAME:
         problems.append(
             f"dreamer_name is not set ('{DEFAULT_WORKER_NAME}' is the template's placeholder, and a worker's name "
             "must be unique across the whole horde). Set dreamer_name in bridgeData.yaml, or pass -n NAME."
+        )
+    if data.alchemist and data.alchemist_name == DEFAULT_ALCHEMIST_NAME:
+        problems.append(
+            f"alchemist_name is not set ('{DEFAULT_ALCHEMIST_NAME}' is the template's placeholder, and a worker's "
+            "name must be unique across the whole horde). Set alchemist_name in bridgeData.yaml."
         )
     return problems
 

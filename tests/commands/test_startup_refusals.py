@@ -80,6 +80,7 @@ FAKE_GPU = {"devices": [{"name": "Fake GPU", "vram_mb": 8192}]}
 CASES = {
     "anonymous key": Case(_set(api_key="0000000000"), "api_key is the anonymous key"),
     "missing dreamer_name": Case(_drop("dreamer_name"), "dreamer_name is not set"),
+    "missing alchemist_name with the alchemist on": Case(_set(alchemist=True), "alchemist_name is not set"),
     "fake backends on a public horde": Case(
         _set(inference_backend="fake", safety_backend="fake", horde_url="https://aihorde.net/api/"),
         "the fake backends make test patterns",
