@@ -97,6 +97,8 @@ class AlchemyService:
         parts: tuple[HordeClient, Pipeline, WorkerStats, BridgeClaim],
         files: PostProcessorFiles | None,
         request_stop: Callable[[str, int], None],
+        *,
+        paused: Callable[[], bool] = lambda: False,
     ) -> AlchemyService | None:
         """The worker's alchemist, started (out of maintenance first with remove_maintenance_on_init); None
         with alchemy off. A refusal of the alchemist for good stops an alchemist-only worker (exit status 1);
@@ -112,6 +114,7 @@ class AlchemyService:
         supply = form_supply(data, pipeline, files)
         service = cls.of(data, client, pipeline, supply, bridge_agent=lambda: claim.current.agent, on_fatal=refused)
         if service is not None:
+            service.alchemist.paused = paused  # the owner paused popping (dashboard): no form either
             if data.remove_maintenance_on_init:
                 await remove_maintenance(client, data.alchemist_name)
             service.start()

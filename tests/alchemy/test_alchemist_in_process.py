@@ -47,6 +47,12 @@ async def test_an_alchemist_only_worker_serves_forms_and_no_image_job(tmp_path: 
         worker = WorkerInProcess(alchemist_folder(tmp_path, horde, owner, dreamer=False), burst=False)
         async with worker.running() as run:
             await horde.wait_for_interrogation(request.id, "done", WAIT_S)
+            popper, alchemy = worker.worker.popper, worker.worker.alchemy
+            assert popper is not None and alchemy is not None
+            popper.pause()  # the owner pauses popping (the dashboard's button): no form is asked for either
+            assert alchemy.alchemist.plan().forms == ()
+            popper.resume()
+            assert "CodeFormers" in alchemy.alchemist.plan().forms
             worker.worker.request_stop("test done", 0)
             assert await run == 0
         assert generations_of(horde, image_job) == []

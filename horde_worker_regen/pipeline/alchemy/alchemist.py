@@ -63,6 +63,7 @@ class Alchemist:
         self._settings = settings
         self._supply = supply
         self._stopping = False
+        self.paused: Callable[[], bool] = lambda: False  # the owner paused popping: no form is asked for
         self.book = FormBook(clock)
         self.guard = AlchemyGuard(settings.breaker, clock)
         self.stats = AlchemyStats()
@@ -89,7 +90,7 @@ class Alchemist:
         """The image side's load and the forms held, as the pop policy reads them."""
         registry, book = self._pipeline.registry, self.book
         return AlchemyCapacity(
-            accepting=not self._stopping,
+            accepting=not self._stopping and not self.paused(),
             max_concurrency=self._settings.runner.max_concurrency,
             allow_concurrent=self._settings.allow_concurrent,
             images_held=len(registry),
