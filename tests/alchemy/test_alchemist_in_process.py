@@ -110,3 +110,33 @@ async def test_a_source_url_the_guard_refuses_faults_the_form(tmp_path: Path) ->
 
 def _faulted_forms(worker: WorkerInProcess) -> int:
     return sum(1 for event in worker.of_kind("form_ended") if event.fields["state"] == "faulted")
+
+
+async def test_no_form_takes_a_slot_while_an_image_job_waits_for_one(tmp_path: Path) -> None:
+    async with horde_with_users() as (horde, owner, requester):
+        request = horde.queue_interrogation(requester, POST_PROCESSORS, png(64, 64))
+        images = [queue(horde, requester, f"a busy street {index}") for index in range(6)]
+        fake = {"seconds_per_job": 0.15, "seconds_per_form": 0.15}
+        folder = alchemist_folder(tmp_path, horde, owner, fake_backend=fake, queue_size=1)
+        worker = WorkerInProcess(folder, burst=False)
+        async with worker.running() as run:
+            await horde.wait_for_interrogation(request.id, "done", WAIT_S)
+            await horde.wait_for_state(
+                lambda: all(pg.is_completed for wp in images for pg in generations_of(horde, wp)), WAIT_S
+            )
+            worker.worker.request_stop("test done", 0)
+            assert await run == 0
+        assert all(not pg.faulted for wp in images for pg in generations_of(horde, wp))
+    waiting: set[str | None] = set()
+    for event in worker.events:
+        if event.kind == "job_popped":
+            waiting.add(event.job)
+        elif event.kind in ("job_started", "job_faulted", "job_dropped"):
+            waiting.discard(event.job)
+        elif event.kind == "form_started":
+            assert not waiting, f"form {event.job} took a slot while {waiting} waited for one"
+    assert {event.fields["state"] for event in worker.of_kind("job_ended")} == {"submitted"}
+    last_image = max(event.at for event in worker.of_kind("job_started"))
+    # Forms were held while image jobs came and went: they waited their turn.
+    assert any(event.at < last_image for event in worker.of_kind("form_popped"))
+    assert worker.errors == []
