@@ -19,6 +19,7 @@ from loguru import logger
 from PIL.Image import Image
 
 from horde_worker_regen.safety.caption_options import CaptionOptions
+from horde_worker_regen.torch_compat import ensure_torchvision_importable
 
 STAND_IN_SEED = 0
 # A handful of words, so the stand-in's random captions read as words; the first six are BERT's specials and
@@ -31,13 +32,19 @@ STAND_IN_IMAGE_SIZE = 32
 STAND_IN_WIDTH = 32
 
 
-def _stand_in_config() -> Any:
-    from transformers import BlipConfig
+def _transformers() -> Any:
+    """transformers, whose BLIP classes import torchvision (made importable first)."""
+    ensure_torchvision_importable()
+    import transformers
 
+    return transformers
+
+
+def _stand_in_config() -> Any:
     size = len(_STAND_IN_SPECIALS) + len(_STAND_IN_WORDS.split())
     pad, sep, start = 0, _STAND_IN_SPECIALS.index("[SEP]"), _STAND_IN_SPECIALS.index("[DEC]")
     layers = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 2 * STAND_IN_WIDTH}
-    return BlipConfig(
+    return _transformers().BlipConfig(
         text_config={
             **layers,
             "vocab_size": size,
@@ -58,21 +65,21 @@ def write_stand_in_caption_model(folder: Path) -> None:
     """A tiny BLIP with random weights and its processor (a vocabulary of a few words), saved with
     `save_pretrained` into `folder` unless already there. Built in a scratch folder and moved into place,
     so a reader never sees half of it."""
-    from transformers import BertTokenizer, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
-
     if (folder / "config.json").is_file():
         return
+    transformers = _transformers()
     folder.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         vocabulary = scratch / "vocab.txt"
         vocabulary.write_text("\n".join((*_STAND_IN_SPECIALS, *_STAND_IN_WORDS.split())) + "\n", encoding="utf-8")
-        tokenizer = BertTokenizer(str(vocabulary), do_lower_case=True, bos_token="[DEC]")  # noqa: S106 (a token, no secret)
+        tokenizer = transformers.BertTokenizer(str(vocabulary), do_lower_case=True, bos_token="[DEC]")  # noqa: S106 (a token, no secret)
         size = {"height": STAND_IN_IMAGE_SIZE, "width": STAND_IN_IMAGE_SIZE}
-        processor = BlipProcessor(image_processor=BlipImageProcessor(size=size), tokenizer=tokenizer)  # type: ignore[no-untyped-call]
+        image_processor = transformers.BlipImageProcessor(size=size)
+        processor = transformers.BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
         processor.save_pretrained(scratch)
         torch.manual_seed(STAND_IN_SEED)
-        BlipForConditionalGeneration(_stand_in_config()).save_pretrained(scratch)
+        transformers.BlipForConditionalGeneration(_stand_in_config()).save_pretrained(scratch)
         scratch.replace(folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -96,13 +103,14 @@ class BlipCaptioner:
         return self._model is not None
 
     def _load(self) -> None:
-        from transformers import BlipForConditionalGeneration, BlipProcessor
-
+        transformers = _transformers()
         dtype = torch.float16 if self.device == "cuda" else torch.float32
         cache_dir = str(self.cache_dir)
         try:
-            processor = BlipProcessor.from_pretrained(self.source, cache_dir=cache_dir, local_files_only=True)
-            model: Any = BlipForConditionalGeneration.from_pretrained(
+            processor = transformers.BlipProcessor.from_pretrained(
+                self.source, cache_dir=cache_dir, local_files_only=True
+            )
+            model = transformers.BlipForConditionalGeneration.from_pretrained(
                 self.source, cache_dir=cache_dir, local_files_only=True, dtype=dtype
             )
         except OSError as error:
