@@ -29,11 +29,12 @@ from horde_worker_regen.processes.messages import (
     Ping,
     Pong,
     Preload,
+    RunForm,
     RunJob,
     Shutdown,
 )
 
-Work = RunJob | CheckImages | Preload
+Work = RunJob | CheckImages | Preload | RunForm
 WorkHandler = Callable[[Work], ChildMessage]
 
 
@@ -103,7 +104,7 @@ class ChildLink:
             elif isinstance(message, Shutdown):
                 self._work.put(None)
                 return
-            elif isinstance(message, RunJob | CheckImages | Preload):
+            elif isinstance(message, RunJob | CheckImages | Preload | RunForm):
                 self._work.put(message)
             else:
                 logger.warning(f"Unexpected message {type(message).__name__} ignored")

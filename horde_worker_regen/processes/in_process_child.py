@@ -30,6 +30,7 @@ from horde_worker_regen.processes.messages import (
     Ping,
     Pong,
     Preload,
+    RunForm,
     RunJob,
     Shutdown,
 )
@@ -104,7 +105,7 @@ class InProcessChild:
             self._loop.call_soon(self._deliver, Pong(self.incarnation, message.sequence))
         elif isinstance(message, Shutdown):
             self._work.put(None)
-        elif isinstance(message, RunJob | CheckImages | Preload):
+        elif isinstance(message, RunJob | CheckImages | Preload | RunForm):
             self._work.put(message)
         return True
 
