@@ -6,7 +6,8 @@ is exactly the object the horde takes on submit (horde-v13-and-alchemy.md §3.2)
 - `nsfw`: `{"nsfw": bool}`, the image check's verdict without a prompt, NSFW as the censoring policy
   sees it when the requester asks for the censor (CSAM counts as NSFW);
 - `interrogation`: `{"interrogation": {category: [{"text": str, "confidence": float}, ...]}}`, the top
-  five labels of each category (`ranking.INTERROGATION_CATEGORIES`), confidence in percent;
+  five labels of each category ranked here (`ranking.INTERROGATION_CATEGORIES`), confidence in percent;
+  the horde's other categories (tags, techniques) are sent empty;
 - `caption`: `{"caption": str}`, with the payload's options read by `caption_options`.
 
 A form that cannot be done (an undecodable source, an unknown form, a model failure) gets an outcome with
@@ -28,6 +29,7 @@ from horde_worker_regen.jobs.spec import CensorPolicy
 from horde_worker_regen.safety.backend import FormBackend, SafetyBackend
 from horde_worker_regen.safety.caption_options import caption_options
 from horde_worker_regen.safety.policy import censorship_for
+from horde_worker_regen.safety.ranking import RESULT_CATEGORIES
 
 # The nsfw form asks what the censoring policy asks when the requester wants NSFW censored.
 NSFW_FORM_POLICY = CensorPolicy(censor_nsfw=True)
@@ -66,12 +68,12 @@ def form_result(backend: SafetyBackend, request: FormRequest) -> dict[str, Any]:
         return {"nsfw": censorship_for(scores, NSFW_FORM_POLICY) is not None}
     if request.form == "interrogation":
         rankings = runner.interrogate(picture)
-        return {
-            "interrogation": {
-                category: [{"text": ranked.text, "confidence": float(ranked.confidence)} for ranked in ranking]
-                for category, ranking in rankings.items()
-            }
+        ranked = {
+            category: [{"text": ranked.text, "confidence": float(ranked.confidence)} for ranked in ranking]
+            for category, ranking in rankings.items()
         }
+        # Every category of the horde's result, an unranked one empty: requesters' SDKs require all seven.
+        return {"interrogation": {category: ranked.get(category, []) for category in RESULT_CATEGORIES} | ranked}
     return {"caption": runner.caption(picture, caption_options(request.payload))}
 
 

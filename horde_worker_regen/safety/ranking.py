@@ -19,8 +19,10 @@ TOP_COUNT = 5
 LOGIT_SCALE = 100.0
 # The categories this worker ranks: those of the horde's result that have a word list here (clip-interrogator
 # ships artists, flavors, mediums and movements, and builds its site list in code). The horde's `tags` and
-# `techniques` came from the legacy worker's own lists, which are not available here, so they are left out.
+# `techniques` came from the legacy worker's own lists, which are not available here, so they are sent empty.
 INTERROGATION_CATEGORIES = ("artists", "flavors", "mediums", "movements", "sites")
+# The categories of the horde's interrogation result; those without a list here are sent empty.
+RESULT_CATEGORIES = ("artists", "flavors", "mediums", "movements", "sites", "tags", "techniques")
 
 
 class Ranked(NamedTuple):

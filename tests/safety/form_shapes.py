@@ -7,13 +7,16 @@ import math
 from typing import Any
 
 from horde_worker_regen.jobs.alchemy import FormOutcome
-from horde_worker_regen.safety.ranking import INTERROGATION_CATEGORIES, TOP_COUNT
+from horde_worker_regen.safety.ranking import INTERROGATION_CATEGORIES, RESULT_CATEGORIES, TOP_COUNT
 
 
 def assert_interrogation_shape(details: Any) -> None:
-    """`{category: [{"text": str, "confidence": percent}, ...]}`: every category, its top five, best first."""
-    assert isinstance(details, dict) and set(details) == set(INTERROGATION_CATEGORIES)
-    for category, ranking in details.items():
+    """`{category: [{"text": str, "confidence": percent}, ...]}`: all seven of the horde's categories; each ranked
+    one its top five, best first; those without a word list here empty."""
+    assert isinstance(details, dict) and set(details) == set(RESULT_CATEGORIES)
+    assert all(details[category] == [] for category in set(RESULT_CATEGORIES) - set(INTERROGATION_CATEGORIES))
+    for category in INTERROGATION_CATEGORIES:
+        ranking = details[category]
         assert isinstance(ranking, list) and len(ranking) == TOP_COUNT, category
         for item in ranking:
             assert set(item) == {"text", "confidence"}
