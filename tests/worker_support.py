@@ -220,6 +220,24 @@ class WorkerProcess:
             await self._process.wait()
 
 
+async def run_command(folder: Path, command: str, timeout: float = PROCESS_TIMEOUT_S) -> tuple[int, str]:
+    """Run one CLI subcommand (e.g. `download-models`) in `folder` to its end: its exit status and output."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AIWORKER_")}
+    environ.update({"PYTHONPATH": str(REPO_ROOT), "HORDE_MODEL_REFERENCE_URL": "http://127.0.0.1:9/none.json"})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "horde_worker_regen", command, "--logs-dir", str(folder / "logs"),
+        cwd=folder, env=environ, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode or 0, output.decode(errors="replace")
+
+
 async def run_burst(
     folder: Path, *args: str, expected_status: int = 0, timeout: float = PROCESS_TIMEOUT_S
 ) -> WorkerProcess:

@@ -49,7 +49,7 @@ class PostProcessorModel:
     architecture: str  # spandrel's architecture id (`descriptor.architecture.id`)
     scale: int
     file: ManagedFile
-    working_mb: int  # memory while it runs (weights, activations of one tile), fp32
+    working_mb: int  # memory while it runs (weights, activations of one tile), fp32: bench/post_processors_bench.py
     heavy: bool  # the horde's HEAVY_POST_PROCESSORS: it sends these in smaller batches
     tile: int  # tile edge in input pixels for upscaling large images (0: face restorers work per face)
 
@@ -79,21 +79,21 @@ _UP, _FACE = UPSCALER_FOLDER, FACE_FIXER_FOLDER
 
 LEVEL_13_MODELS: tuple[PostProcessorModel, ...] = (
     _upscaler("4xNomos8kSC", "ESRGAN", 4, _file(_UP, f"{_PHHOFM}/raw/main/4xNomos8kSC/4xNomos8kSC.pth", 67_010_245,
-              "07a7ccd6443d012d528999cd77e40c7d265aaf1f656c499b37936e49603a0b1d"), working_mb=3_000, tile=512),
+              "07a7ccd6443d012d528999cd77e40c7d265aaf1f656c499b37936e49603a0b1d"), working_mb=3_300, tile=512),
     _upscaler("4xLSDIRplus", "ESRGAN", 4, _file(_UP, f"{_PHHOFM}/raw/main/4xLSDIRplus/4xLSDIRplus.pth", 67_010_245,
-              "b549ddb71199fb8c54a0d33084bfe8ffd74882b383d85668066ca2ba57d49427"), working_mb=3_000, tile=512),
+              "b549ddb71199fb8c54a0d33084bfe8ffd74882b383d85668066ca2ba57d49427"), working_mb=3_300, tile=512),
     _upscaler("4xNomosWebPhoto_RealPLKSR", "PLKSR", 4, _file(
         _UP, f"{_PHHOFM}/releases/download/4xNomosWebPhoto_RealPLKSR/4xNomosWebPhoto_RealPLKSR.pth", 29_683_482,
         "a9db66c9b674c6a5025b6ef3bee71a57c33b8605d8a2de0980470f89002efbbe"), working_mb=1_500, tile=512),
     _upscaler("4xNomos2_realplksr_dysample", "PLKSR", 4, _file(
         _UP, f"{_PHHOFM}/releases/download/4xNomos2_realplksr_dysample/4xNomos2_realplksr_dysample.pth", 29_715_988,
-        "96c8476ed2c42107628d10562b32ae89e7be3c2f7a53d29504823e9bafe8121d"), working_mb=1_500, tile=512),
+        "96c8476ed2c42107628d10562b32ae89e7be3c2f7a53d29504823e9bafe8121d"), working_mb=2_100, tile=512),
     _upscaler("4xNomos2_hq_dat2", "DAT", 4, _file(
         _UP, f"{_PHHOFM}/releases/download/4xNomos2_hq_dat2/4xNomos2_hq_dat2.pth", 140_196_334,
-        "1f2be2b4786b5031776aed90e1818564f5576ab1e44da9355c7f3788ea25bdea"), working_mb=4_000, tile=256),
+        "1f2be2b4786b5031776aed90e1818564f5576ab1e44da9355c7f3788ea25bdea"), working_mb=4_000, tile=384),
     _upscaler("2xModernSpanimationV1", "SPAN", 2, _file(
         _UP, "https://github.com/TNTwise/Models/releases/download/2x_ModernSpanimationV1/2x_ModernSpanimationV1.pth",
-        15_830_922, "bc6ca08ab1eeb9884a5c43c025eda97a5aa9ccfaa567734f426aedf55cf78327"), working_mb=1_000, tile=512),
+        15_830_922, "bc6ca08ab1eeb9884a5c43c025eda97a5aa9ccfaa567734f426aedf55cf78327"), working_mb=1_600, tile=512),
     _face_fixer("GFPGANv1.3", "GFPGAN", _file(_FACE, f"{_GFPGAN}/v1.3.0/GFPGANv1.3.pth", 348_632_874,
                 "c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70"), working_mb=1_500),
     _face_fixer("RestoreFormer", "RestoreFormer", _file(_FACE, f"{_GFPGAN}/v1.3.4/RestoreFormer.pth", 290_785_322,

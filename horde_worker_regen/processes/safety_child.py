@@ -1,6 +1,7 @@
 """The safety child: the safety core (`safety/core.py`) behind a pipe, and the process entry point.
 
-Every generated image passes through it before anything is uploaded.
+Every generated image passes through it before anything is uploaded; it also runs the alchemy analysis
+forms (caption, interrogation, nsfw), which use the same models.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from horde_worker_regen.processes.child_runtime import (
     report_startup_failure,
     serve,
 )
-from horde_worker_regen.processes.messages import CheckImages, ChildFailed, ChildMessage, SafetyChecked
+from horde_worker_regen.processes.messages import (
+    CheckImages,
+    ChildFailed,
+    ChildMessage,
+    FormDone,
+    RunForm,
+    SafetyChecked,
+)
 from horde_worker_regen.safety.backend import SafetyBackend
 from horde_worker_regen.safety.core import SafetyCore
 from horde_worker_regen.safety.weights import WeightsMode, weights_mode
@@ -44,7 +52,7 @@ class SafetyChildConfig:
 
 
 class SafetyChild:
-    """The safety core behind the pipe: `CheckImages` in, `SafetyChecked` out."""
+    """The safety core behind the pipe: `CheckImages` in, `SafetyChecked` out; `RunForm` in, `FormDone` out."""
 
     def __init__(self, core: SafetyCore, incarnation: int) -> None:
         self.core = core
@@ -54,6 +62,8 @@ class SafetyChild:
         """Answer one work message."""
         if isinstance(work, CheckImages):
             return SafetyChecked(self.incarnation, work.job_key, self.core.check(work.request))
+        if isinstance(work, RunForm):
+            return FormDone(self.incarnation, self.core.run_form(work.request))
         return ChildFailed(self.incarnation, f"the safety child cannot handle {type(work).__name__}")
 
 

@@ -1,4 +1,5 @@
-"""The safety core: one job's images in, a verdict for each out (a censor image where needed).
+"""The safety core: one job's images in, a verdict for each out (a censor image where needed); and the
+alchemy analysis forms (`forms.py`), which use the same models.
 
 No process, no pipe: the safety child runs it behind its pipe (`processes/safety_child.py`); tests and
 the in-process child client run it directly. For each image the backend gives NSFW/CSAM scores, the
@@ -10,14 +11,16 @@ from __future__ import annotations
 
 from loguru import logger
 
+from horde_worker_regen.jobs.alchemy import FormOutcome, FormRequest
 from horde_worker_regen.jobs.spec import ImagesToCheck, ImageVerdict
 from horde_worker_regen.safety.backend import SafetyBackend, SafetyScores
 from horde_worker_regen.safety.censor import censor_image
+from horde_worker_regen.safety.forms import run_form
 from horde_worker_regen.safety.policy import censorship_for
 
 
 class SafetyCore:
-    """Checks and censors the images of one job at a time."""
+    """Checks and censors the images of one job at a time, and runs analysis forms."""
 
     def __init__(self, backend: SafetyBackend) -> None:
         self.backend = backend
@@ -41,3 +44,7 @@ class SafetyCore:
         if censored:
             logger.info(f"Job {request.job_key}: {censored} of {len(verdicts)} image(s) censored")
         return verdicts
+
+    def run_form(self, request: FormRequest) -> FormOutcome:
+        """One alchemy analysis form's result, or why there is none (the core stays usable either way)."""
+        return run_form(self.backend, request)

@@ -1,4 +1,5 @@
-"""The real safety backend: horde_safety's CLIP-based NSFW and CSAM check, run in the safety child.
+"""The real safety backend: horde_safety's CLIP-based NSFW and CSAM check, run in the safety child; and the
+alchemy analysis forms with the same CLIP model (interrogation) and BLIP (caption, loaded on first use).
 
 Built once per safety process. The CLIP ViT-L/14 model comes from the file `weights.py` downloaded
 at start-up; horde_safety's own `get_interrogator_no_blip` then builds the interrogator around it
@@ -18,12 +19,15 @@ import io
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from horde_worker_regen.safety.backend import SafetyScores
+from horde_worker_regen.safety.caption_options import CaptionOptions
+from horde_worker_regen.safety.ranking import Ranked
 from horde_worker_regen.safety.weights import (
     CLIP_WEIGHTS_NAME,
     LABEL_TABLES,
@@ -31,10 +35,18 @@ from horde_worker_regen.safety.weights import (
     SafetyWeightsUnavailable,
     WeightsMode,
     cache_root,
+    caption_cache_dir,
+    caption_model_source,
     label_cache_name,
     missing_files,
     safety_folder,
 )
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from horde_worker_regen.safety.caption import BlipCaptioner
+    from horde_worker_regen.safety.interrogation import InterrogationTables
 
 # The open_clip config matching OpenAI's ViT-L/14 (trained with QuickGELU), for loading it from a file.
 OPEN_CLIP_ARCHITECTURE = "ViT-L-14-quickgelu"
@@ -186,9 +198,13 @@ class HordeSafetyBackend:
         from horde_safety.nsfw_checker_class import NSFWChecker
 
         model, preprocess = _clip_model(folder, pretrained, self.device)
+        self.interrogator = _interrogator(model, preprocess, self.device)
         # The anime second opinion (DeepDanbooru, ~600 MB more) is not loaded: CLIP alone decides.
-        self.checker = NSFWChecker(_interrogator(model, preprocess, self.device), None)
+        self.checker = NSFWChecker(self.interrogator, None)
         self.mode = mode
+        self.cache_home = cache_home
+        self._tables: InterrogationTables | None = None  # built on the first interrogation form
+        self._captioner: BlipCaptioner | None = None  # loaded on the first caption form
         logger.info(f"horde_safety ready on {self.device} ({mode} weights) in {time.monotonic() - started:.1f}s")
 
     def check(self, image: bytes, prompt: str) -> SafetyScores:
@@ -198,6 +214,26 @@ class HordeSafetyBackend:
         with Image.open(io.BytesIO(image)) as opened:
             picture = opened.convert("RGB")
         return scores_from(self.checker.check_for_nsfw(picture, prompt, None))
+
+    def interrogate(self, picture: Image) -> Mapping[str, list[Ranked]]:
+        """The top labels of each word list for the picture, ranked by the safety check's CLIP model."""
+        from horde_worker_regen.safety.interrogation import InterrogationTables
+
+        if self._tables is None:
+            self._tables = InterrogationTables.from_interrogator(self.interrogator, self.device)
+        return self._tables.rank(self.interrogator.image_to_features(picture))
+
+    def caption(self, picture: Image, options: CaptionOptions) -> str:
+        """BLIP's caption of the picture; the model is loaded on the first call (the stand-in built first)."""
+        from horde_worker_regen.safety.caption import BlipCaptioner, write_stand_in_caption_model
+
+        if self._captioner is None:
+            source = caption_model_source(self.cache_home, self.mode)
+            if self.mode == STAND_IN:
+                logger.warning("Caption form uses a RANDOM STAND-IN BLIP (test mode): its captions mean nothing")
+                write_stand_in_caption_model(Path(source))
+            self._captioner = BlipCaptioner(source, caption_cache_dir(self.cache_home), self.device)
+        return self._captioner.caption(picture, options)
 
 
 def scores_from(result: Any) -> SafetyScores:

@@ -37,6 +37,11 @@ CLIP_WEIGHTS_NAME = "ViT-L-14_openai_weights.bin"
 # clip-interrogator's precomputed label embeddings (its CACHE_URL_BASE).
 LABEL_CACHE_REPO = "pharma/ci-preprocess"
 LABEL_TABLES = ("artists", "flavors", "mediums", "movements", "trendings", "negative")
+# The caption form's model (BLIP-large, ~1.9 GB), kept in transformers' hub cache where horde_safety puts it;
+# only what loading it needs (configs, tokenizer, safetensors weights) is fetched.
+CAPTION_MODEL_REPO = "Salesforce/blip-image-captioning-large"
+CAPTION_MODEL_FILES = ("*.json", "*.txt", "*.safetensors")
+STAND_IN_CAPTION_FOLDER = "blip-stand-in"
 PROGRESS_EVERY_S = 5.0
 CHUNK_BYTES = 1 << 20
 
@@ -76,6 +81,26 @@ def safety_folder(cache_home: Path, mode: WeightsMode) -> Path:
 def cache_root(cache_home: Path, mode: WeightsMode) -> Path:
     """The AIWORKER_CACHE_HOME the safety child gives horde_safety (it appends `clip_blip`)."""
     return safety_folder(cache_home, mode).parent
+
+
+def caption_cache_dir(cache_home: Path, environ: Mapping[str, str] = os.environ) -> Path:
+    """transformers' hub cache as horde_safety sets it up (`<cache_home>/hf_transformers/hub`), unless the
+    operator points the Hugging Face cache elsewhere, where horde_safety leaves it too."""
+    if hub_cache := environ.get("HF_HUB_CACHE"):
+        return Path(hub_cache)
+    if hf_home := environ.get("HF_HOME"):
+        return Path(hf_home) / "hub"
+    if transformers_cache := environ.get("TRANSFORMERS_CACHE"):
+        return Path(transformers_cache)
+    return cache_root(cache_home, "download") / "hf_transformers" / "hub"
+
+
+def caption_model_source(cache_home: Path, mode: WeightsMode) -> str:
+    """What the caption model is loaded from: BLIP-large's hub name (found in `caption_cache_dir`), or the
+    folder of the small random stand-in the safety child builds in test mode."""
+    if mode == STAND_IN:
+        return str(safety_folder(cache_home, STAND_IN) / STAND_IN_CAPTION_FOLDER)
+    return CAPTION_MODEL_REPO
 
 
 def label_cache_name(table: str) -> str:
@@ -192,3 +217,31 @@ async def prepare_safety_backend(backend: str, cache_home: Path, *, public_horde
         )
         return
     await ensure_safety_weights(cache_home)
+
+
+async def ensure_caption_weights(cache_home: Path, *, endpoint: str | None = None) -> Path:
+    """Fetch BLIP-large into `caption_cache_dir` unless it is there (once, ~1.9 GB); its snapshot folder.
+
+    Called at start-up when the caption form is offered: the safety child only ever loads it from the
+    cache, since a download there would hold up every image check behind it."""
+    from huggingface_hub import snapshot_download
+
+    cache_dir = caption_cache_dir(cache_home)
+    base = (endpoint or os.environ.get(HF_ENDPOINT_ENV_VAR) or DEFAULT_HF_ENDPOINT).rstrip("/")
+    logger.info(f"Making sure the caption model {CAPTION_MODEL_REPO} is in {cache_dir} (once; about 1.9 GB)")
+    try:
+        folder = await asyncio.to_thread(
+            snapshot_download,
+            CAPTION_MODEL_REPO,
+            cache_dir=cache_dir,
+            allow_patterns=list(CAPTION_MODEL_FILES),
+            endpoint=base,
+        )
+    except Exception as error:  # huggingface_hub raises its own errors, requests', and OSError
+        raise SafetyWeightsUnavailable(
+            f"the caption model {CAPTION_MODEL_REPO} could not be fetched from {base} "
+            f"({type(error).__name__}: {error}). The caption form needs it; let this machine reach "
+            f"{base.split('/', 3)[2]} once (or point {HF_ENDPOINT_ENV_VAR} at a mirror), or leave caption out "
+            "of the alchemist's forms."
+        ) from None
+    return Path(str(folder))

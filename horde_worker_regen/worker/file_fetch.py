@@ -42,12 +42,15 @@ class FileFetch:
         on_unhandled_fault: Callable[[str], None],
         on_no_model: Callable[[], None],
     ) -> FileFetch:
-        """The downloads `data` asks for: the served models' files, and the post-processors' (both only for a
-        backend that reads model files)."""
+        """The downloads `data` asks for: the served models' files (for a backend that reads them), and the
+        post-processors' (for a backend that runs them)."""
         fetch_files = backend_needs_model_files(data)
+        # The fake backend passes post-processing through: even when it fetches checkpoints to behave like
+        # the real one (`fake_backend.download_models`), it never loads a post-processor.
+        runs_post_processors = data.inference_backend != "fake"
         return cls(
             ModelDownloads(data, models, downloader, fetch_files=fetch_files),
-            PostProcessorDownloads(data, downloader) if fetch_files else None,
+            PostProcessorDownloads(data, downloader) if runs_post_processors else None,
             on_unhandled_fault,
             on_no_model,
         )
