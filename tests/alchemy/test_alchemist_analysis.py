@@ -1,8 +1,8 @@
 """Analysis forms (caption, interrogation, nsfw) go to the safety child, after the image checks.
 
-What the safety child answers is its core's (`SafetyCore.run_form`); here: that each analysis form
-reaches it with its source and options, that a form it never answers is faulted once when the worker
-is aborted, and, where the safety core answers forms, that each result reaches the horde as it is.
+What the safety child answers is its core's (`SafetyCore.run_form`, tested in tests/safety); here: that
+each analysis form reaches it with its source and options, one at a time, that a form it never answers
+is faulted once when the worker is aborted, and that each result reaches the horde as the horde takes it.
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from horde_worker_regen.localhorde.alchemy_entities import FormState
 from horde_worker_regen.processes.messages import RunForm
-from horde_worker_regen.safety.core import SafetyCore
 from horde_worker_regen.worker.abort_file import ABORT_FILE
 from tests.alchemy.support import WAIT_S, alchemist_folder, png
+from tests.safety.form_shapes import assert_interrogation_shape
 from tests.worker_support import WorkerInProcess, horde_with_users
 
 ANALYSIS = ["caption", "interrogation", "nsfw"]
@@ -53,7 +51,6 @@ async def test_analysis_forms_reach_the_safety_child_one_at_a_time(tmp_path: Pat
     assert [event.fields["state"] for event in worker.of_kind("form_ended")] == ["faulted"]
 
 
-@pytest.mark.skipif(not hasattr(SafetyCore, "run_form"), reason="the safety core does not answer alchemy forms yet")
 async def test_analysis_results_reach_the_horde_beside_post_processing(tmp_path: Path) -> None:
     async with horde_with_users() as (horde, owner, requester):
         request = horde.queue_interrogation(requester, [*ANALYSIS, "RealESRGAN_x2plus"], png(64, 64))
@@ -63,7 +60,15 @@ async def test_analysis_results_reach_the_horde_beside_post_processing(tmp_path:
             worker.worker.request_stop("test done", 0)
             assert await run == 0
         results = horde.form_results(request.id)
-    assert isinstance(results["caption"], dict) and isinstance(results["caption"]["caption"], str)
-    assert isinstance(results["nsfw"], dict) and isinstance(results["nsfw"]["nsfw"], bool)
-    assert isinstance(results["interrogation"], dict) and isinstance(results["interrogation"]["interrogation"], dict)
-    assert {event.fields["state"] for event in worker.of_kind("form_ended")} == {"submitted"}
+    caption, nsfw, interrogation = results["caption"], results["nsfw"], results["interrogation"]
+    assert caption is not None and set(caption) == {"caption"} and isinstance(caption["caption"], str)
+    assert nsfw is not None and set(nsfw) == {"nsfw"} and type(nsfw["nsfw"]) is bool
+    assert interrogation is not None and set(interrogation) == {"interrogation"}
+    assert_interrogation_shape(interrogation["interrogation"])
+    ended = worker.of_kind("form_ended")
+    assert {event.fields["state"] for event in ended} == {"submitted"}
+    rewards = {event.fields["form"]: event.fields["reward"] for event in ended}
+    assert (rewards["interrogation"], rewards["caption"], rewards["nsfw"]) == (3.0, 1.0, 1.0)  # the horde's values
+    analysis = [event for event in worker.of_kind("form_started") if event.fields["lane"] == "analysis"]
+    assert {event.fields["child"] for event in analysis} == {"safety#1"} and len(analysis) == 3
+    assert worker.errors == []

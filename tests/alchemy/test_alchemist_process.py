@@ -9,13 +9,15 @@ from horde_worker_regen.localhorde.alchemy_entities import FormState
 from tests.alchemy.support import ALCHEMIST, alchemist_folder, form_named, png, stored_result
 from tests.worker_support import WorkerProcess, error_lines, events_of, horde_with_users
 
-FORMS = ["RealESRGAN_x4plus", "GFPGAN", "strip_background"]
+FORMS = ["RealESRGAN_x4plus", "GFPGAN", "strip_background", "nsfw", "interrogation"]
 
 
-async def test_an_alchemist_only_worker_process_serves_post_processor_forms(tmp_path: Path) -> None:
+async def test_an_alchemist_only_worker_process_serves_its_forms(tmp_path: Path) -> None:
     async with horde_with_users() as (horde, owner, requester):
         request = horde.queue_interrogation(requester, FORMS, png(64, 48))
-        folder = alchemist_folder(tmp_path, horde, owner, dreamer=False, forms=["post-process"])
+        folder = alchemist_folder(
+            tmp_path, horde, owner, dreamer=False, forms=["nsfw", "interrogation", "post-process"]
+        )
         metrics = folder / "events.jsonl"
         worker = await WorkerProcess(folder).start("--metrics-file", str(metrics))
         try:
@@ -29,6 +31,7 @@ async def test_an_alchemist_only_worker_process_serves_post_processor_forms(tmp_
             form = form_named(horde, request.id, name)
             assert form.state is FormState.DONE and [a.state for a in horde.state.submit_attempts[form.id]] == ["ok"]
         assert stored_result(horde, form_named(horde, request.id, "RealESRGAN_x4plus")).size == (256, 192)
+        assert set(horde.form_results(request.id)["nsfw"] or {}) == {"nsfw"}
     ended = events_of(metrics, "form_ended")
     assert sorted(record["form"] for record in ended) == sorted(FORMS)
     assert {record["state"] for record in ended} == {"submitted"}
