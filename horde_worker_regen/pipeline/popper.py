@@ -11,8 +11,9 @@ itself; jobs in flight are finished and submitted meanwhile (their submits retry
 After an empty pop the next one follows `idle_pop_delay` (scheduling.policy): every
 `idle_interval` seconds, faster for a minute after work arrived, slower after a long quiet spell;
 the wait counts from the start of the pop. In burst mode a "no job" answer with nothing in flight
-ends the run. The models offered change while the worker runs (a download finishing adds one); with
-none ready yet, the popper waits. The fault breaker (`PopLimits`) may hold models back and turn pop
+says the image side ran dry (`pipeline.burst`): the run ends once every popper of the worker has.
+The models offered change while the worker runs (a download finishing adds one); with none ready yet,
+the popper waits. The fault breaker (`PopLimits`) may hold models back and turn pop
 flags off; with no model left to offer, the popper waits for a job to end or for the breaker's next
 change by itself (a cool-down ending).
 """
@@ -34,6 +35,7 @@ from horde_worker_regen.horde.errors import ErrorAction, HordeRequestError, clas
 from horde_worker_regen.horde.horde_messages import HordeMessage, HordeMessageBoard
 from horde_worker_regen.horde.pop import MalformedPop, NoJob, PoppedJob, parse_pop_answer
 from horde_worker_regen.jobs.record import JobRecord, JobState
+from horde_worker_regen.pipeline.burst import BurstMember
 from horde_worker_regen.pipeline.idle_watch import IdleWatch
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.stats import WorkerStats
@@ -73,7 +75,6 @@ class PopperSettings:
 
     slots: int
     queue_size: int
-    burst: bool = False
     idle_interval: float = IDLE_POP_INTERVAL_S  # idle_pop_interval
     backoff_cap: float = MAX_ERROR_DELAY_S
 
@@ -96,6 +97,7 @@ class Popper:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         idle: IdleWatch | None = None,
+        burst: BurstMember | None = None,
     ) -> None:
         self._client = client
         self._request = request
@@ -106,6 +108,7 @@ class Popper:
         self._offer = offer
         self._clock = clock
         self._idle = idle
+        self._burst = burst  # burst mode: says when the image side ran dry
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused = False
@@ -249,6 +252,8 @@ class Popper:
             if self._idle is not None:
                 self._idle.job_arrived()
             self._last_job_at = popped_at
+            if self._burst is not None:
+                self._burst.busy()
             self._pipeline.job_popped(answer, popped_at)
             return 0.0
         return self._no_job(answer, popped_at)
@@ -278,10 +283,11 @@ class Popper:
             logger.debug(f"No job; skipped: {answer.skipped}")
         if self._idle is not None:
             self._idle.no_job(answer.skipped, self._request.models)
-        if self._settings.burst and len(self._pipeline.registry) == 0:
-            self._stopping = True
-            self._on_stop("burst mode: the horde has no job and nothing is in flight", 0)
-            return 0.0
+        if self._burst is not None and len(self._pipeline.registry) == 0:
+            self._burst.dry()  # the run ends here unless the alchemist still has work
+            if self._burst.run_ended:
+                self._stopping = True
+                return 0.0
         return self._idle_delay(popped_at)
 
     def _idle_delay(self, popped_at: float) -> float:
@@ -338,10 +344,12 @@ class Popper:
         return backoff_delay(self._errors, self._settings.backoff_cap, self._rng)
 
     async def _pause(self, delay: float) -> None:
-        """Wait `delay` s, or less if stopped; in burst mode also stop waiting once nothing is in flight."""
+        """Wait `delay` s, or less if stopped; in burst mode also stop waiting once nothing is in flight
+        (pop at once to learn whether the run may end), unless this side already said it ran dry."""
         deadline = self._clock() + delay
         while not self._stopping and (remaining := deadline - self._clock()) > 0:
-            if self._settings.burst and len(self._pipeline.registry) == 0:
+            burst = self._burst
+            if burst is not None and not burst.is_dry and len(self._pipeline.registry) == 0:
                 return
             self._wake.clear()
             try:

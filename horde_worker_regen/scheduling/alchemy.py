@@ -109,15 +109,17 @@ class PopPlan:
 
     forms: tuple[str, ...]
     amount: int
+    complete: bool = True  # it names every form offerable now (no lane left out for want of room)
 
 
 def pop_plan(offerable: Sequence[str], room: FormRoom) -> PopPlan:
     """Name the offerable forms of every lane with room; take no more than the smallest room among them,
     so that whichever forms the horde hands out, none waits for a place."""
     forms = tuple(form for form in offerable if room.of(lane_of(form)) > 0)
+    complete = len(forms) == len(offerable)
     if not forms:
-        return PopPlan((), 0)
-    return PopPlan(forms, min(room.of(lane_of(form)) for form in forms))
+        return PopPlan((), 0, complete)
+    return PopPlan(forms, min(room.of(lane_of(form)) for form in forms), complete)
 
 
 def may_send_analysis(image_checks_pending: int, analysis_running: int, max_concurrency: int) -> bool:

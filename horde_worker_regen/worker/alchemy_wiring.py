@@ -26,6 +26,7 @@ from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESS
 from horde_worker_regen.pipeline.alchemy.alchemist import Alchemist, AlchemySettings
 from horde_worker_regen.pipeline.alchemy.popper import PopperSettings
 from horde_worker_regen.pipeline.alchemy.runner import RunnerSettings
+from horde_worker_regen.pipeline.burst import BurstMember
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.settings import PipelineSettings
@@ -82,13 +83,15 @@ class AlchemyService:
         *,
         bridge_agent: Callable[[], str],
         on_fatal: Callable[[str], None],
+        burst: BurstMember | None = None,
     ) -> AlchemyService | None:
-        """The alchemist `data` asks for (None with alchemy off)."""
+        """The alchemist `data` asks for (None with alchemy off); `burst`: its say in burst mode."""
         if not data.alchemist:
             return None
         fetcher = InputFetcher(client, guard=UrlGuard.for_horde(data.horde_url, data.allow_private_source_urls))
         settings = alchemy_settings(data, bridge_agent)
-        return cls(Alchemist(client, pipeline, fetcher, settings, supply, on_fatal=on_fatal), data.alchemist_name)
+        alchemist = Alchemist(client, pipeline, fetcher, settings, supply, on_fatal=on_fatal, burst=burst)
+        return cls(alchemist, data.alchemist_name)
 
     @classmethod
     async def start_for(
@@ -99,6 +102,7 @@ class AlchemyService:
         request_stop: Callable[[str, int], None],
         *,
         paused: Callable[[], bool] = lambda: False,
+        burst: BurstMember | None = None,
     ) -> AlchemyService | None:
         """The worker's alchemist, started (out of maintenance first with remove_maintenance_on_init); None
         with alchemy off. A refusal of the alchemist for good stops an alchemist-only worker (exit status 1);
@@ -112,7 +116,9 @@ class AlchemyService:
                 logger.error(f"Alchemy has stopped: {reason}. Image jobs go on; fix the alchemist's settings, restart")
 
         supply = form_supply(data, pipeline, files)
-        service = cls.of(data, client, pipeline, supply, bridge_agent=lambda: claim.current.agent, on_fatal=refused)
+        service = cls.of(
+            data, client, pipeline, supply, bridge_agent=lambda: claim.current.agent, on_fatal=refused, burst=burst
+        )
         if service is not None:
             service.alchemist.paused = paused  # the owner paused popping (dashboard): no form either
             if data.remove_maintenance_on_init:

@@ -8,6 +8,7 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import build_pop_request
+from horde_worker_regen.pipeline.burst import BurstMember
 from horde_worker_regen.pipeline.idle_watch import IdleWatch
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.popper import Popper, PopperSettings
@@ -21,7 +22,7 @@ def build_popper(
     parts: tuple[HordeClient, Pipeline, WorkerStats, BridgeClaim],
     models: list[str],
     *,
-    burst: bool,
+    burst: BurstMember | None,
     on_stop: Callable[[str, int], None],
 ) -> Popper:
     """The popper offering `models`, paced by the configuration, limited by the pipeline's fault breaker and
@@ -31,7 +32,6 @@ def build_popper(
     settings = PopperSettings(
         len(plans),
         data.queue_size,
-        burst=burst,
         idle_interval=data.idle_pop_interval,
         backoff_cap=data.horde_backoff_cap,
     )
@@ -44,6 +44,7 @@ def build_popper(
         on_stop=on_stop,
         offer=pipeline.offer,
         idle=IdleWatch(data.minutes_allowed_without_jobs, data.max_power),
+        burst=burst,
     )
     popper.limit_with(pipeline)
     claim.follow(lambda level: popper.set_bridge_agent(level.agent))

@@ -51,6 +51,7 @@ from horde_worker_regen.models.background import downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
+from horde_worker_regen.pipeline.burst import BurstWatch
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.pipeline.popper import Popper, backoff_delay
@@ -330,8 +331,14 @@ class Worker:
         credit = CreditWatch(client, self._data.dreamer_name, self._credited)
         await credit.bounded_read(BASELINE_TIMEOUT_S)  # what the horde had credited before this run
         parts = (client, pipeline, stats, claim)
+        # Burst mode ends the run once the image popper and the alchemist (those this worker runs) ran dry.
+        burst = BurstWatch(self.request_stop) if self._options.burst else None
+        images, forms = (
+            (burst.join("job") if burst and self._data.dreamer else None),
+            (burst.join("form") if burst and self._data.alchemist else None),
+        )
         self.popper = popper = build_popper(self._data, self._plans, parts, downloads.ready,
-                                            burst=self._options.burst, on_stop=self.request_stop)  # fmt: skip
+                                            burst=images, on_stop=self.request_stop)  # fmt: skip
         if self._data.dreamer:
             logger.info(
                 f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({popper.bridge_agent})"
@@ -340,7 +347,7 @@ class Worker:
         popper_task = asyncio.create_task(popper.run() if self._data.dreamer else asyncio.sleep(0), name="popper")
         popper_task.add_done_callback(self._popper_ended)
         self.alchemy = alchemy = await AlchemyService.start_for(
-            self._data, parts, fetch.post_processors, self.request_stop, paused=lambda: popper.paused
+            self._data, parts, fetch.post_processors, self.request_stop, paused=lambda: popper.paused, burst=forms
         )
         file_tasks = fetch.start(lambda ready: popper.set_models(served_by_some_slot(ready, self._plans)), claim)
         credit_task = asyncio.create_task(credit.run(), name="kudos credited")

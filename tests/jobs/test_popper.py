@@ -17,6 +17,7 @@ from horde_worker_regen.horde.pop import PoppedJob, bridge_agent, build_pop_requ
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.jobs.registry import JobRegistry
+from horde_worker_regen.pipeline.burst import BurstWatch
 from horde_worker_regen.pipeline.popper import Popper, PopperSettings, backoff_delay
 from horde_worker_regen.pipeline.stats import WorkerStats
 from tests.jobs.conftest import HordeSession
@@ -46,13 +47,18 @@ def _popper(
 ) -> tuple[Popper, StubPipeline]:
     data = BridgeData(api_key=session.owner.api_key, dreamer_name="Popper Dreamer", horde_url=session.horde.api_url)
     pipeline = StubPipeline()
+
+    def on_stop(reason: str, code: int) -> None:
+        stops.append((reason, code))
+
     popper = Popper(
         client or session.client,
         build_pop_request(data, [MODEL], bridge_agent(1)),
         pipeline,  # type: ignore[arg-type]
         WorkerStats(),
-        PopperSettings(slots=2, queue_size=1, burst=burst, idle_interval=7.0, backoff_cap=backoff_cap),
-        on_stop=lambda reason, code: stops.append((reason, code)),
+        PopperSettings(slots=2, queue_size=1, idle_interval=7.0, backoff_cap=backoff_cap),
+        on_stop=on_stop,
+        burst=BurstWatch(on_stop).join("job") if burst else None,
     )
     return popper, pipeline
 

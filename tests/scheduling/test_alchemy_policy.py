@@ -80,13 +80,18 @@ def test_room_for_forms_is_what_image_jobs_leave(changes: dict[str, object], roo
     ("room", "plan"),
     [
         (FormRoom(1, 2), PopPlan(("caption", "RealESRGAN_x4plus"), 1)),
-        (FormRoom(0, 2), PopPlan(("RealESRGAN_x4plus",), 2)),
-        (FormRoom(3, 0), PopPlan(("caption",), 3)),
-        (FormRoom(0, 0), PopPlan((), 0)),
+        (FormRoom(0, 2), PopPlan(("RealESRGAN_x4plus",), 2, complete=False)),
+        (FormRoom(3, 0), PopPlan(("caption",), 3, complete=False)),
+        (FormRoom(0, 0), PopPlan((), 0, complete=False)),
     ],
 )
 def test_a_pop_takes_no_more_than_the_smallest_room_among_its_lanes(room: FormRoom, plan: PopPlan) -> None:
     assert pop_plan(("caption", "RealESRGAN_x4plus"), room) == plan
+
+
+def test_with_no_form_to_offer_at_all_the_plan_is_complete_and_empty() -> None:
+    # Burst mode reads `complete`: only a pop (or no pop) covering every offerable form can say "nothing left".
+    assert pop_plan((), FormRoom(1, 1)) == PopPlan((), 0, complete=True)
 
 
 @pytest.mark.parametrize(("checks", "running", "sent"), [(0, 0, True), (1, 0, False), (0, 1, False), (3, 1, False)])

@@ -21,6 +21,7 @@ from horde_worker_regen.pipeline.alchemy.popper import AlchemyPopper, PopperSett
 from horde_worker_regen.pipeline.alchemy.reporter import FormReporter, Reported
 from horde_worker_regen.pipeline.alchemy.runner import FormRunner, RunnerSettings
 from horde_worker_regen.pipeline.alchemy.stats import AlchemyStats
+from horde_worker_regen.pipeline.burst import BurstMember
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.scheduling.alchemy import (
@@ -58,6 +59,7 @@ class Alchemist:
         *,
         on_fatal: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        burst: BurstMember | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._settings = settings
@@ -74,7 +76,8 @@ class Alchemist:
         )  # fmt: skip
         self.popper = AlchemyPopper(
             client, settings.popper, self.plan, self._runner.take, pipeline.events,
-            on_fatal=on_fatal, reopens_in=self.guard.reopens_in, clock=clock,
+            on_fatal=on_fatal, reopens_in=self.guard.reopens_in, clock=clock, in_flight=lambda: len(self.book),
+            burst=burst,
         )  # fmt: skip
         pipeline.forms.listener = self
         self.book.subscribe(lambda record, previous: self.popper.wake())

@@ -7,6 +7,8 @@ image popper's empty pops do (`idle_pop_delay`). Errors follow `horde.errors.cla
 configuration (a name already taken, a bad key) stops the alchemist and is reported; maintenance, rate
 limits and an unreachable horde back off and retry; an answer that cannot be read at all backs off.
 A form outside the contract is reported faulted (when its id can be read), the others go on.
+In burst mode it says when the alchemist ran dry (`pipeline.burst`): a pop that named every form it could
+be offered came back empty with no form in flight, or there is no form it could be offered at all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.errors import ErrorAction, HordeRequestError, classify
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.form_record import FORM_TTL_S, FormRecord
+from horde_worker_regen.pipeline.burst import BurstMember
 from horde_worker_regen.pipeline.popper import backoff_delay
 from horde_worker_regen.scheduling.alchemy import PopPlan
 from horde_worker_regen.scheduling.policy import idle_pop_delay
@@ -66,6 +69,8 @@ class AlchemyPopper:
         reopens_in: Callable[[], float | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        in_flight: Callable[[], int] = lambda: 0,
+        burst: BurstMember | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
@@ -76,6 +81,8 @@ class AlchemyPopper:
         self._reopens_in = reopens_in
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
+        self._in_flight = in_flight  # forms popped and not ended yet
+        self._burst = burst
         self._wake = asyncio.Event()  # room may have freed
         self._stopped = asyncio.Event()
         self._stopping = False
@@ -99,12 +106,16 @@ class AlchemyPopper:
             self._wake.clear()  # a wake from here on is seen by the wait below
             plan = self._plan()
             if not plan.forms:
+                if plan.complete:  # no form can be offered at all
+                    self._ran_dry()
                 reopens = self._reopens_in()
                 await self._pause(IDLE_RECHECK_S if reopens is None else min(reopens, IDLE_RECHECK_S), self._wake)
                 continue
             delay, empty = await self._pop_once(plan)
             if empty:
-                await self._idle_wait(delay, plan.forms)
+                if plan.complete:
+                    self._ran_dry()
+                await self._idle_wait(delay, plan)
             elif delay > 0:
                 await self._pause(delay)  # backoff is not cut short by the image side's activity
 
@@ -139,18 +150,29 @@ class AlchemyPopper:
         self._answered(answer, popped_at)
         if answer.forms or answer.refused:
             self._last_form_at = popped_at
+            if self._burst is not None:
+                self._burst.busy()
             return 0.0, False
         return self._idle_delay(popped_at), True
 
-    async def _idle_wait(self, delay: float, asked: tuple[str, ...]) -> None:
+    async def _idle_wait(self, delay: float, asked: PopPlan) -> None:
         """After an empty pop: wait `delay`, unless room opens for forms that pop did not ask for (a slot
-        freed for post-processors while it asked for analysis forms only)."""
+        freed for post-processors while it asked for analysis forms only), or (burst mode, after a pop
+        that named every form) the last form in flight ended: ask at once whether the run may end."""
         deadline = self._clock() + delay
         while not self._stopping and (remaining := deadline - self._clock()) > 0:
             self._wake.clear()
             await self._pause(remaining, self._wake)
-            if set(self._plan().forms) - set(asked):
+            if set(self._plan().forms) - set(asked.forms):
                 return
+            burst = self._burst
+            if burst is not None and asked.complete and not burst.is_dry and self._in_flight() == 0:
+                return
+
+    def _ran_dry(self) -> None:
+        """Burst mode: nothing more for this alchemist now; dry once no form is in flight either."""
+        if self._burst is not None and self._in_flight() == 0:
+            self._burst.dry()
 
     def _answered(self, answer: AlchemyPop, popped_at: float) -> None:
         self._events.emit("alchemy_pop_answered", seconds=round(self._clock() - popped_at, 6),
@@ -178,6 +200,8 @@ class AlchemyPopper:
         if verdict.action is ErrorAction.FATAL:
             self._stopping = True
             self._on_fatal(f"the horde refused the alchemist: {verdict.operator_message}")
+            if self._burst is not None:
+                self._burst.dry()  # it never pops again: the run need not wait for it
             return 0.0
         if verdict.action is ErrorAction.MAINTENANCE:
             if self.maintenance_message != error.message:
