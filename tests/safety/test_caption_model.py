@@ -22,9 +22,9 @@ from horde_worker_regen.safety.weights import (
     ensure_caption_weights,
     safety_folder,
 )
+from tests.safety.caption_cache import cache_stand_in_caption_model
 
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port: every fetch is refused
-REVISION = "0" * 40
 
 
 @pytest.fixture(autouse=True)
@@ -51,18 +51,6 @@ async def test_an_unreachable_hub_without_the_model_stops_with_a_clear_error(tmp
         await ensure_caption_weights(tmp_path, endpoint=UNREACHABLE)
 
 
-def _cached_stand_in(cache_home: Path) -> Path:
-    """The stand-in saved as the hub cache's snapshot of BLIP-large."""
-    from horde_worker_regen.safety.caption import write_stand_in_caption_model
-
-    repo = caption_cache_dir(cache_home) / f"models--{CAPTION_MODEL_REPO.replace('/', '--')}"
-    snapshot = repo / "snapshots" / REVISION
-    write_stand_in_caption_model(snapshot)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(REVISION, encoding="utf-8")
-    return snapshot
-
-
 async def test_the_cached_model_is_found_by_its_hub_name_and_captions(tmp_path: Path) -> None:
     from horde_worker_regen.safety.caption import BlipCaptioner, CaptionModelMissing
 
@@ -72,7 +60,7 @@ async def test_the_cached_model_is_found_by_its_hub_name_and_captions(tmp_path: 
         missing.caption(picture, CaptionOptions())
     assert not missing.loaded
 
-    snapshot = _cached_stand_in(tmp_path)
+    snapshot = cache_stand_in_caption_model(tmp_path)
     assert await ensure_caption_weights(tmp_path, endpoint=UNREACHABLE) == snapshot  # found, nothing fetched
     captioner = BlipCaptioner(CAPTION_MODEL_REPO, caption_cache_dir(tmp_path), "cpu")
     first = captioner.caption(picture, caption_options({"num_beams": "2", "min_length": "5", "max_length": "8"}))
