@@ -14,7 +14,7 @@ from horde_worker_regen.commands.alchemy_explained import explain_alchemy, post_
 from horde_worker_regen.config.loader import load_config
 from horde_worker_regen.localhorde.alchemy_entities import FormState
 from horde_worker_regen.localhorde.testing import RunningLocalHorde
-from tests.alchemy.support import WAIT_S, alchemist_folder, form_named, png
+from tests.alchemy.support import ALCHEMIST, WAIT_S, alchemist_folder, form_named, png
 from tests.dashboard.test_snapshot_and_metrics import _metrics
 from tests.worker_support import WorkerInProcess, generations_of, horde_with_users, queue
 
@@ -111,11 +111,14 @@ async def test_an_alchemist_only_worker_reads_its_alchemist_s_credit_and_shows_n
                 await worker.wait_for(
                     lambda event: event.kind == "form_ended" and len(worker.of_kind("form_ended")) == 2
                 )
+                status = json.loads((await _read_dashboard(worker))[0])
                 worker.worker.request_stop("test done", 0)
                 assert await run == 0
             credited_by_horde = horde.state.workers[owner_alchemist(horde)].kudos_generated
     finally:
         logger.remove(sink)
+    assert (status["worker"]["name"], status["worker"]["roles"]) == (ALCHEMIST, ["alchemist"])
+    assert status["alchemy"]["totals"]["kudos"] == credited_by_horde
     [stopped] = worker.of_kind("worker_stopped")
     kudos = stopped.fields["kudos"]
     assert kudos["alchemy"]["kudos"] == 3.0 + 3.0 == credited_by_horde
