@@ -2,7 +2,7 @@
 
 Read from the live alchemist like the rest of the snapshot. A form's source image URL and its
 `r2_upload` are presigned URLs (credentials for an hour) or the requester's own: neither is read
-here, and every reason shown has its URLs cut to their host.
+here, and every fault reason shown has its URLs cut to their host.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def alchemy_snapshot(alchemist: Alchemist, now: float) -> dict[str, Any]:
     return {
         "name": alchemist.name,
         "state": "maintenance" if maintenance is not None else ("paused" if alchemist.paused() else "serving"),
-        "maintenance_message": None if maintenance is None else without_urls(maintenance),
+        "maintenance_message": maintenance,  # the horde's own words
         "configured": list(alchemist.configured),
         "offered": [form.form for form in availability if form.offered],
         "forms": _forms(alchemist, availability, figures),

@@ -3,7 +3,7 @@
 Everything is read from the live objects on the event loop (no copies kept in step), so what the
 dashboard shows is what the worker itself uses: the slots, the registry, the statistics, the
 popper, the model downloads and the alchemist. Only plain JSON types go out; secrets are never read here,
-and reasons show URLs cut to their host (a presigned URL is a credential).
+and fault reasons show URLs cut to their host (a presigned URL is a credential).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
             "uptime_s": figures.uptime,
             "paused": sources.popper.paused,
             "stopping": sources.stopping(),
-            "maintenance_message": _plain(sources.popper.maintenance_message),
+            "maintenance_message": sources.popper.maintenance_message,
             "state": sources.popper.horde_state,
             "horde_url": sources.data.horde_url,
             # Messages from the horde's moderators to this worker (or to all), newest last.
@@ -107,10 +107,6 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
         ],
         "alchemy": None if sources.alchemist is None else alchemy_snapshot(sources.alchemist, sources.clock()),
     }
-
-
-def _plain(text: str | None) -> str | None:
-    return None if text is None else without_urls(text)
 
 
 def _credited(credited: Credited | None) -> dict[str, float] | None:

@@ -1,4 +1,4 @@
-"""The compact status line logged every `stats_output_frequency` seconds."""
+"""The status line logged every `stats_output_frequency` seconds (the alchemist's figures too), the exit lines."""
 
 from __future__ import annotations
 
