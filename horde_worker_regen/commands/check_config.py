@@ -1,7 +1,8 @@
 """`check-config`: validate bridgeData and print the settings the worker would run with.
 
 The output is valid YAML (secrets replaced by <redacted>), each line annotated with where
-its value came from, followed by notes and the resolved model list. "Valid" means `run` would
+its value came from, followed by notes, the roles and the alchemist's forms (offered at start or why not,
+`alchemy_explained`) and the resolved model list. "Valid" means `run` would
 start: the same start-up checks (`startup_checks`) refuse the same settings with the same message.
 Exit status: 0 valid, 2 a configuration `run` refuses, 3 models that cannot be resolved.
 """
@@ -16,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, SecretStr
 
+from horde_worker_regen.commands.alchemy_explained import explain_alchemy, post_processors_on_disk, render_alchemy
 from horde_worker_regen.commands.startup_checks import ModelsUnresolved, StartupError, check_startup, refuse_settings
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.loader import ResolvedConfig
@@ -99,6 +101,8 @@ def check_config_command(args: argparse.Namespace) -> int:
     print(render_config(resolved))
     for note in resolved.notes:
         print(f"# note: {note.key} {note.message}")
+    on_disk = asyncio.run(post_processors_on_disk(resolved.data)) if resolved.data.alchemist else frozenset[str]()
+    print(render_alchemy(explain_alchemy(resolved.data, on_disk)))
     for block in shown:
         print(block)
     if error is not None:

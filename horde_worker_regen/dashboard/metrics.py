@@ -25,6 +25,7 @@ _COUNTERS = {
     "kudos_session": "Kudos earned since the worker started (estimate: submit rewards x the bridge factor).",
     "megapixelsteps": "Megapixel-steps generated since the worker started.",
 }
+_OUTCOMES = ("done", "faulted", "dropped")
 _GAUGES = {
     "kudos_per_hour": "Kudos per hour over the last hour.",
     "megapixelsteps_per_second": "Megapixel-steps per second since the worker started (MPS/s).",
@@ -82,6 +83,8 @@ class SnapshotCollector(Collector):
             f"{PREFIX}_queued_jobs", "Jobs popped and waiting for a slot.", value=len(snap["queue"])
         )
         yield from _slot_families(snap)
+        if snap["alchemy"] is not None:
+            yield from _alchemy_families(snap["alchemy"])
 
 
 def _slot_families(snap: Snapshot) -> Iterator[Metric]:
@@ -94,6 +97,44 @@ def _slot_families(snap: Snapshot) -> Iterator[Metric]:
         duty.add_metric(label, slot["duty"])
         step.add_metric(label, slot["step"])
     yield from (busy, duty, step)
+
+
+def _alchemy_families(alchemy: Snapshot) -> Iterator[Metric]:
+    """The alchemist's figures: forms by form and outcome, kudos by form, what it holds and offers now."""
+    forms = CounterMetricFamily(
+        f"{PREFIX}_alchemy_forms", "Alchemy forms ended since the worker started, by form and outcome "
+        "(done: submitted ok; faulted: reported faulted; dropped: ended unreported).", labels=["form", "outcome"],
+    )  # fmt: skip
+    kudos = CounterMetricFamily(
+        f"{PREFIX}_alchemy_kudos", "Kudos the horde answered for alchemy forms (no bridge factor), by form.",
+        labels=["form"],
+    )  # fmt: skip
+    offered = GaugeMetricFamily(
+        f"{PREFIX}_alchemy_form_offered", "1 while the configured form is asked for in the alchemy pops.",
+        labels=["form"],
+    )  # fmt: skip
+    for row in alchemy["forms"]:
+        for outcome in _OUTCOMES:
+            forms.add_metric([row["form"], outcome], row[outcome])
+        kudos.add_metric([row["form"]], row["kudos"])
+        offered.add_metric([row["form"]], 1.0 if row["offered"] else 0.0)
+    in_flight = GaugeMetricFamily(
+        f"{PREFIX}_alchemy_forms_in_flight", "Alchemy forms popped and not ended yet, by lane.", labels=["lane"]
+    )
+    for lane, count in alchemy["in_flight_by_lane"].items():
+        in_flight.add_metric([lane], count)
+    yield from (forms, kudos, offered, in_flight)
+    yield GaugeMetricFamily(
+        f"{PREFIX}_alchemy_forms_offered", "Configured alchemy forms asked for now.", value=len(alchemy["offered"])
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_alchemy_kudos_per_hour", "Alchemy kudos per hour over the last hour.",
+        value=alchemy["totals"]["kudos_per_hour"],
+    )  # fmt: skip
+    yield GaugeMetricFamily(
+        f"{PREFIX}_alchemy_maintenance", "1 while the horde holds the alchemist in maintenance.",
+        value=1.0 if alchemy["state"] == "maintenance" else 0.0,
+    )  # fmt: skip
 
 
 def metrics_registry(snapshot: Callable[[], Snapshot]) -> CollectorRegistry:

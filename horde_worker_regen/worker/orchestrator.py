@@ -34,7 +34,7 @@ import psutil
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.dashboard.server import start_dashboard
+from horde_worker_regen.dashboard.server import DashboardServer, start_dashboard
 from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.devices.discovery import DeviceInfo
 from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
@@ -62,7 +62,7 @@ from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.pipeline.submitter import Submitter
 from horde_worker_regen.processes.client import ChildClient, ChildClientFactory
 from horde_worker_regen.processes.supervisor import Supervisor
-from horde_worker_regen.status.console import format_status, format_summary, report_status_forever
+from horde_worker_regen.status.console import alchemy_line, format_status, format_summary, report_status_forever
 from horde_worker_regen.worker.abort_file import abort_file_paths, remove_stale_abort_files, watch_abort_files
 from horde_worker_regen.worker.alchemy_wiring import AlchemyService
 from horde_worker_regen.worker.bridge_claim import BridgeClaim
@@ -116,6 +116,7 @@ class Worker:
         self._started = time.monotonic()
         self.popper: Popper | None = None  # while serving; `popper.maintenance_message` tells of maintenance
         self.alchemy: AlchemyService | None = None  # while serving, with alchemist: true
+        self.dashboard: DashboardServer | None = None  # while serving, when enabled and listening
         self._plans: list[SlotPlan] = []
         self._stats: WorkerStats | None = None
         self._spool_lock: SpoolLock | None = None  # held from before the spool is read until the worker exits
@@ -213,7 +214,7 @@ class Worker:
                 loop.remove_signal_handler(signum)
             stop_signals.ignore()  # at once: everything is stopped, only the summary is left to print
             if self._stats is not None:
-                logger.info(format_summary(self._stats.snapshot()))
+                logger.info(format_summary(self._stats.snapshot(), images=self._data.dreamer))
         return self._exit_code
 
     async def _check_identity_later(self, session: aiohttp.ClientSession) -> None:
@@ -312,7 +313,8 @@ class Worker:
                 await self._serve(client, pipeline, stats, fetch, claim)
         finally:
             await self._stop_children(supervisor, pipeline)
-        self.events.emit("worker_stopped", process=process_figures(), kudos=kudos_figures(stats))
+        alchemy_stats = self.alchemy.alchemist.stats if self.alchemy is not None else None
+        self.events.emit("worker_stopped", process=process_figures(), kudos=kudos_figures(stats, alchemy_stats))
 
     async def _serve(
         self,
@@ -328,7 +330,9 @@ class Worker:
         claim.announce()  # the children are up: their post-processor loaders have answered
         if self._data.remove_maintenance_on_init:
             await remove_maintenance(client, self._data.dreamer_name)
-        credit = CreditWatch(client, self._data.dreamer_name, self._credited)
+        # An alchemist-only worker is paid on its alchemist's record; beside images, the alchemy line has its kudos.
+        credited_name = self._data.dreamer_name if self._data.dreamer else self._data.alchemist_name
+        credit = CreditWatch(client, credited_name, self._credited)
         await credit.bounded_read(BASELINE_TIMEOUT_S)  # what the horde had credited before this run
         parts = (client, pipeline, stats, claim)
         # Burst mode ends the run once the image popper and the alchemist (those this worker runs) ran dry.
@@ -352,15 +356,13 @@ class Worker:
         file_tasks = fetch.start(lambda ready: popper.set_models(served_by_some_slot(ready, self._plans)), claim)
         credit_task = asyncio.create_task(credit.run(), name="kudos credited")
         status_task = asyncio.create_task(report_status_forever(
-            self._data.stats_output_frequency,
-            lambda: format_status(stats.snapshot(), pipeline.slots.busy_count(), len(self._plans),
-                                  pipeline.registry.waiting, paused=popper.paused,
-                                  stopped=pipeline.guard.popping_stopped)), name="status")  # fmt: skip
+            self._data.stats_output_frequency, lambda: self._status_line(stats, pipeline, popper.paused)
+        ), name="status")  # fmt: skip
         dashboard = None
         try:
-            dashboard = await start_dashboard(
-                self._data, DashboardSources(self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set)
-            )
+            sources = DashboardSources(self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set,
+                                       alchemist=alchemy.alchemist if alchemy is not None else None)  # fmt: skip
+            self.dashboard = dashboard = await start_dashboard(self._data, sources)
             await self._stop.wait()
             await self._drain(popper, popper_task, pipeline, alchemy)
         finally:
@@ -374,7 +376,14 @@ class Worker:
                 await credit.bounded_read(EXIT_READ_TIMEOUT_S)  # the exit summary shows what was paid
             if dashboard is not None:
                 await dashboard.stop()
-        logger.info(format_status(stats.snapshot(), 0, len(self._plans), 0))
+        logger.info(self._status_line(stats, pipeline, paused=False))
+
+    def _status_line(self, stats: WorkerStats, pipeline: Pipeline, paused: bool) -> str:
+        """The periodic status line: the image side's figures (with dreamer on), the alchemist's (when it runs)."""
+        alchemy = alchemy_line(self.alchemy.alchemist) if self.alchemy is not None else None
+        return format_status(stats.snapshot(), pipeline.slots.busy_count(), len(self._plans),
+                             pipeline.registry.waiting, paused=paused, stopped=pipeline.guard.popping_stopped,
+                             alchemy=alchemy, images=self._data.dreamer)  # fmt: skip
 
     async def _drain(
         self, popper: Popper, popper_task: asyncio.Task[None], pipeline: Pipeline, alchemy: AlchemyService | None

@@ -1,8 +1,9 @@
 """The dashboard in a real browser, on the real worker CLI serving the local horde (fake backends).
 
 The page must load through the token link, show figures that change as jobs run and the capability
-level claimed with its kudos factor, pause popping
-(the local horde hands out no more jobs, the page and the status line say paused) and resume it.
+level claimed with its kudos factor, show the alchemist's section with its forms done and their kudos
+(and why caption is not offered), pause popping (the local horde hands out no more jobs, the page and
+the status line say paused) and resume it.
 A screenshot is saved under pytest's tmp folder, and in REGEN_SCREENSHOT_DIR when that is set.
 """
 
@@ -21,6 +22,7 @@ from selenium.webdriver.common.by import By
 
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
+from tests.alchemy.support import png
 from tests.dashboard.browser import headless_chromium, text_of, wait_until
 from tests.worker_support import WorkerProcess, queue, worker_folder
 
@@ -29,6 +31,9 @@ REQUESTS = 60
 STEPS = 8
 SECONDS_PER_STEP = 0.1  # about a second per job: slow enough to watch the steps advance
 IDLE = "slots 0/1 busy, 0 waiting"
+FORMS = ["caption", "nsfw", "interrogation", "RealESRGAN_x2plus", "strip_background"]
+ALCHEMY_REQUESTS = 3
+CHROME_BARS_PX = 150
 
 
 def _handed_out(horde: RunningLocalHorde) -> int:
@@ -56,7 +61,19 @@ def _open_and_watch_jobs_run(driver: webdriver.Chrome, url: str) -> int:
     # The capability level claimed and what the horde pays for it (the fake backend implements level 1).
     assert text_of(driver, "bridge-level") == "1"
     assert text_of(driver, "bridge-note").startswith("×0.90 kudos · the fake backend implements up to level 1")
+    _watch_alchemy(driver)
     return _int(driver, "jobs")
+
+
+def _watch_alchemy(driver: webdriver.Chrome) -> None:
+    """The alchemist's section: its name, forms done with their kudos (1 per nsfw, 3 per interrogation)."""
+    wait_until(driver, lambda d: _int(d, "alchemy-done") == 2 * ALCHEMY_REQUESTS, "every analysis form to be done")
+    assert text_of(driver, "alchemy-name") == "Browser Alchemist"
+    assert text_of(driver, "alchemy-offered") == "4 / 5"  # caption is off
+    assert float(text_of(driver, "alchemy-kudos")) == 4.0 * ALCHEMY_REQUESTS
+    rows = {row.split(" ")[0]: row for row in text_of(driver, "alchemy-forms").splitlines()}
+    assert rows["interrogation"].endswith(f"yes 0 {ALCHEMY_REQUESTS} 0 0 {3 * ALCHEMY_REQUESTS:.1f}")
+    assert rows["caption"].startswith("caption no: needs alchemy_caption_enabled: true")
 
 
 def _pause(driver: webdriver.Chrome) -> None:
@@ -79,6 +96,9 @@ def _resume_and_watch_jobs_flow(driver: webdriver.Chrome, jobs_when_paused: int,
         lambda d: re.search(rf"\b[1-{STEPS - 1}]/{STEPS}\b", text_of(d, "slots")),
         "a running job's step, for the screenshot",
     )
+    # The whole page in one picture: the window as tall as the page (the browser's own bars aside).
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, int(height) + CHROME_BARS_PX)
     driver.save_screenshot(str(screenshot))
 
 
@@ -92,6 +112,8 @@ async def test_the_dashboard_shows_live_figures_and_pauses_and_resumes_popping(t
         requester = horde.add_user("requester", trusted=True, kudos=10_000_000)
         for index in range(REQUESTS):
             queue(horde, requester, f"dashboard {index}", width=512, height=512, steps=STEPS)
+        for _ in range(ALCHEMY_REQUESTS):
+            horde.queue_interrogation(requester, ["nsfw", "interrogation"], png(64, 64))
         folder = worker_folder(
             tmp_path,
             horde,
@@ -100,6 +122,9 @@ async def test_the_dashboard_shows_live_figures_and_pauses_and_resumes_popping(t
             queue_size=1,
             dashboard_token=TOKEN,
             fake_backend={"seconds_per_step": SECONDS_PER_STEP},
+            alchemist=True,
+            alchemist_name="Browser Alchemist",
+            forms=FORMS,
         )
         worker = await WorkerProcess(folder).start()
         try:

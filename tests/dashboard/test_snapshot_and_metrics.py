@@ -115,6 +115,7 @@ async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(
     assert (snap["totals"]["jobs"], snap["totals"]["dropped"]) == (1, 1)
     assert snap["worker"] == {
         "name": "Dashboard Dreamer",
+        "roles": ["dreamer"],
         "uptime_s": uptime,
         "paused": False,
         "stopping": False,
@@ -124,6 +125,7 @@ async def test_the_snapshot_shows_slots_steps_queue_models_downloads_and_faults(
         "horde_messages": [],
     }
     assert snap["totals"]["kudos_credited"] is None  # not read from the horde yet
+    assert snap["alchemy"] is None  # alchemist: false
 
 
 async def test_a_finished_job_clears_its_slot_step(session: aiohttp.ClientSession) -> None:

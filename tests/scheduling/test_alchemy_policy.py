@@ -6,12 +6,18 @@ import pytest
 
 from horde_worker_regen.scheduling.alchemy import (
     ALL_FORMS,
+    CAPTION_OFF,
+    LEVEL_13_NOT_READY,
+    NO_ANALYSIS,
+    NO_POST_PROCESSING,
+    NOT_A_FORM,
     REPORT_RESERVE_S,
     AlchemyCapacity,
     FormRoom,
     FormStart,
     FormSupply,
     PopPlan,
+    form_availability,
     form_causes,
     form_gate,
     form_room,
@@ -20,8 +26,9 @@ from horde_worker_regen.scheduling.alchemy import (
     may_take_slot,
     pop_plan,
     served_forms,
+    unserved_reason,
 )
-from horde_worker_regen.scheduling.breaker import BreakerSettings, FaultBreaker
+from horde_worker_regen.scheduling.breaker import BreakerSettings, Cause, FaultBreaker
 
 CONFIGURED = ("caption", "nsfw", "interrogation", "RealESRGAN_x4plus", "4xNomos8kSC", "strip_background", "GFPGANv1.3")
 EVERYTHING = FormSupply(frozenset({"caption", "nsfw", "interrogation"}), True, True, frozenset({"4xNomos8kSC"}))
@@ -138,3 +145,32 @@ def test_forms_held_count_toward_what_may_still_fault() -> None:
     breaker.record(form_causes("nsfw", "transient")[1], "x", now=0.0)
     assert form_gate(breaker, ("nsfw",), {"nsfw": 1}, now=1.0) == ("nsfw",)
     assert form_gate(breaker, ("nsfw",), {"nsfw": 2}, now=1.0) == ()
+
+
+def test_every_configured_form_is_offered_or_says_why_not() -> None:
+    supply = FormSupply(EVERYTHING.analysis, False, True, frozenset())
+    found = {form.form: form.reason for form in form_availability(CONFIGURED, supply, {})}
+    assert list(found) == list(CONFIGURED)
+    assert found["caption"] == CAPTION_OFF
+    assert found["4xNomos8kSC"] == found["GFPGANv1.3"] == LEVEL_13_NOT_READY
+    assert {form for form, reason in found.items() if reason is None} == set(served_forms(CONFIGURED, supply))
+    no_references = FormSupply(EVERYTHING.analysis, True, False, frozenset())
+    assert {
+        form.reason for form in form_availability(("RealESRGAN_x4plus", "strip_background"), no_references, {})
+    } == {NO_POST_PROCESSING}
+    assert unserved_reason("vectorize", EVERYTHING) == NOT_A_FORM
+    assert unserved_reason("nsfw", FormSupply(frozenset(), True, True, frozenset())) == NO_ANALYSIS
+
+
+def test_a_withdrawn_form_and_alchemy_paused_as_a_whole_say_so() -> None:
+    breaker = FaultBreaker(BreakerSettings(strikes=2))
+    for _ in range(2):
+        breaker.record(form_causes("nsfw", "failing_feature")[0], "its model is broken", 100.0)
+    offered = {form.form: form for form in form_availability(CONFIGURED, EVERYTHING, breaker.withdrawn)}
+    assert not offered["nsfw"].offered and offered["interrogation"].offered
+    assert offered["nsfw"].reason == "withdrawn: 2 of its forms faulted in a row (last: its model is broken)"
+    for second in range(10):  # the rolling cap of alchemy as a whole
+        breaker.record(Cause("transient", ALL_FORMS), "no answer in time", 200.0 + second)
+    paused = form_availability(CONFIGURED, EVERYTHING, breaker.withdrawn)
+    assert not any(form.offered for form in paused)
+    assert paused[1].reason == "alchemy paused: 10 forms faulted within the hour (last: no answer in time)"

@@ -10,8 +10,9 @@ import pytest
 from horde_worker_regen.horde.credit import Credited
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import serve_local_horde
+from horde_worker_regen.pipeline.alchemy.stats import AlchemyFigures
 from horde_worker_regen.pipeline.stats import StatsSnapshot
-from horde_worker_regen.status.console import format_summary
+from horde_worker_regen.status.console import AlchemyLine, format_status, format_summary
 from tests.worker_support import generations_of, queue, run_burst, worker_folder
 
 SUMMARY = re.compile(
@@ -54,6 +55,44 @@ def test_the_summary_line_holds_the_totals_and_both_kudos_figures() -> None:
         idle_seconds=0,
     )
     assert "credited by the horde: not read" in format_summary(unread)
+
+
+def _snapshot(**changes: object) -> StatsSnapshot:
+    figures: dict[str, object] = {
+        "uptime": 600.0, "jobs": 4, "images": 6, "faulted": 0, "dropped": 0, "kudos_session": 40.0,
+        "kudos_per_hour": 240.0, "megapixelsteps_per_second": 0.5, "jobs_per_hour": 24.0, "idle_seconds": 60.0,
+        "kudos_factor": 0.9, "kudos_credited": Credited(52.0, 50.0, 2.0, 0.0),
+    }  # fmt: skip
+    return StatsSnapshot(**(figures | changes))  # type: ignore[arg-type]
+
+
+ALCHEMY = AlchemyLine(
+    AlchemyFigures(12, 1, 0, 36.0, 216.0, {}, {}, None), in_flight=2, offered=3, configured=4, maintenance=False
+)
+
+
+def test_the_status_line_adds_the_alchemist_s_forms_in_flight_and_kudos() -> None:
+    line = format_status(_snapshot(), 1, 2, 0, alchemy=ALCHEMY)
+    assert line == (
+        "Status: 4 jobs, 6 images | kudos 40.0 est., 52.0 credited, 240/hr | 0.50 MPS/s | 24 jobs/hr | "
+        "idle 0:01:00 | slots 1/2 busy, 0 waiting | alchemy 12 forms (1 faulted), 2 in flight, 36.0 kudos, 216/hr, "
+        "3/4 forms offered | up 0:10:00"
+    )
+    assert format_status(_snapshot(), 1, 2, 0) == line.replace(
+        " | alchemy 12 forms (1 faulted), 2 in flight, 36.0 kudos, 216/hr, 3/4 forms offered", ""
+    )
+
+
+def test_an_alchemist_only_worker_s_status_line_has_no_image_figures() -> None:
+    snapshot = _snapshot(jobs=0, images=0, kudos_session=0.0, kudos_credited=None)
+    in_maintenance = AlchemyLine(ALCHEMY.figures, 0, 0, 4, maintenance=True)
+    assert format_status(snapshot, 0, 1, 0, paused=True, stopped=True, alchemy=in_maintenance, images=False) == (
+        "Status: alchemy 12 forms (1 faulted), 0 in flight, 36.0 kudos, 216/hr, 0/4 forms offered | "
+        "credited not read yet | up 0:10:00 | PAUSED (not popping) | ALCHEMIST IN MAINTENANCE"
+    )
+    assert format_summary(_snapshot(), images=False) == (
+        "Summary: alchemy only, 52.0 kudos credited by the horde (forms 50.0, uptime 2.0), up 0:10:00"
+    )
 
 
 async def test_a_run_ends_with_its_summary_and_shows_start_up_progress(tmp_path: Path) -> None:

@@ -104,6 +104,37 @@ function renderBridge(bridge) {
   $("bridge-note").textContent = `×${number(bridge.kudos_factor, 2)} kudos · ${bridge.reason}`;
 }
 
+// The alchemist's section: hidden while alchemy is off; form names and reasons come from outside (textContent).
+function renderAlchemy(alchemy) {
+  $("alchemy").hidden = !alchemy;
+  if (!alchemy) return;
+  const totals = alchemy.totals;
+  $("alchemy-name").textContent = alchemy.name;
+  $("alchemy-state").textContent = alchemy.state;
+  $("alchemy-state").className = `badge ${alchemy.state}`;
+  $("alchemy-maintenance").hidden = !alchemy.maintenance_message;
+  $("alchemy-maintenance").textContent = alchemy.maintenance_message ? `Alchemist in maintenance: ${alchemy.maintenance_message}` : "";
+  $("alchemy-done").textContent = String(totals.done);
+  $("alchemy-problems").textContent = `${totals.faulted} / ${totals.dropped}`;
+  $("alchemy-in-flight").textContent = String(totals.in_flight);
+  const lanes = alchemy.in_flight_by_lane;
+  $("alchemy-lanes").textContent = `analysis ${lanes.analysis} · post-processing ${lanes.post_processing}`;
+  $("alchemy-kudos").textContent = number(totals.kudos, 1);
+  $("alchemy-kudos-rate").textContent = `${number(totals.kudos_per_hour, 0)} / hr · no bridge factor`;
+  $("alchemy-offered").textContent = `${alchemy.offered.length} / ${alchemy.configured.length}`;
+  fillRows($("alchemy-forms"), alchemy.forms.map((form) => {
+    const offered = document.createElement("span");
+    offered.className = form.offered ? "offered" : "not-offered";
+    offered.textContent = form.offered ? "yes" : `no: ${form.reason}`;
+    return [form.form, offered, String(form.in_flight), String(form.done), String(form.faulted),
+      String(form.dropped), number(form.kudos, 1)];
+  }), "no form configured", 7);
+  const problem = alchemy.last_problem;
+  $("alchemy-last-problem").textContent = problem
+    ? `${new Date(problem.at * 1000).toLocaleTimeString()} ${problem.form} ${problem.state}: ${problem.reason}`
+    : "none";
+}
+
 function render(snap) {
   const worker = snap.worker, totals = snap.totals;
   paused = worker.paused;
@@ -134,6 +165,9 @@ function render(snap) {
   $("images").textContent = String(totals.images);
   $("problems").textContent = `${totals.faulted} / ${totals.dropped}`;
   $("idle").textContent = duration(totals.idle_s);
+  const images = (worker.roles || ["dreamer"]).includes("dreamer");
+  for (const card of document.querySelectorAll(".image-only")) card.hidden = !images;
+  renderAlchemy(snap.alchemy);
   renderSlots(snap.slots);
   fillRows($("queue"), snap.queue.concat(snap.finishing).map((job) => [
     job.job.slice(0, 8), job.state, job.model, `${job.images}× ${job.width}×${job.height}`,

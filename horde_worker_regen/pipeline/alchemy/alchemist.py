@@ -26,8 +26,10 @@ from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.scheduling.alchemy import (
     AlchemyCapacity,
+    FormAvailability,
     FormSupply,
     PopPlan,
+    form_availability,
     form_room,
     pop_plan,
     served_forms,
@@ -68,7 +70,7 @@ class Alchemist:
         self.paused: Callable[[], bool] = lambda: False  # the owner paused popping: no form is asked for
         self.book = FormBook(clock)
         self.guard = AlchemyGuard(settings.breaker, clock)
-        self.stats = AlchemyStats()
+        self.stats = AlchemyStats(clock)
         self._reporter = FormReporter(client, self._ended, clock)
         self._runner = FormRunner(
             self.book, pipeline.forms, fetcher, self._reporter, self.guard, events=pipeline.events,
@@ -84,6 +86,20 @@ class Alchemist:
         pipeline.registry.subscribe(lambda record, previous: self.popper.wake())
 
     # --- what to pop ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The alchemist's own name on the horde."""
+        return self._settings.popper.name
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        """The forms the configuration names, by their horde names."""
+        return self._settings.forms
+
+    def availability(self) -> tuple[FormAvailability, ...]:
+        """Each configured form, offered now or why not (what the operator sees; the pop asks `plan`)."""
+        return form_availability(self._settings.forms, self._supply(), self.guard.withdrawn())
 
     def served(self) -> tuple[str, ...]:
         """The configured forms this worker can serve now (no other name is ever sent)."""
@@ -125,7 +141,7 @@ class Alchemist:
         self.popper.wake()
 
     def _ended(self, record: FormRecord, reported: Reported) -> None:
-        self.stats.count(record, reported.state, reported.reward)
+        self.stats.count(record, reported.state, reported.reward, reported.reason or record.fault_reason or "")
         self._runner.end(record, reported)
 
     # --- its life -------------------------------------------------------------------------------

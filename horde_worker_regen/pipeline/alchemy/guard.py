@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from loguru import logger
 
 from horde_worker_regen.scheduling.alchemy import ALL_FORMS, form_causes, form_gate, form_subject
-from horde_worker_regen.scheduling.breaker import BreakerSettings, CauseKind, FaultBreaker, Withdrawal
+from horde_worker_regen.scheduling.breaker import BreakerSettings, CauseKind, FaultBreaker, Subject, Withdrawal
 
 
 def _lasting(withdrawal: Withdrawal) -> str:
@@ -66,6 +66,11 @@ class AlchemyGuard:
         for ended in self.breaker.reinstate(now):
             logger.info(f"Alchemy {ended.cause.subject.name}: its cool-down has passed; it is asked for again")
         return form_gate(self.breaker, forms, held, now)
+
+    def withdrawn(self) -> dict[Subject, Withdrawal]:
+        """What is withdrawn now (a cool-down that has passed counts as ended, even before the next pop)."""
+        now = self._clock()
+        return {subject: w for subject, w in self.breaker.withdrawn.items() if w.until is None or w.until > now}
 
     def reopens_in(self) -> float | None:
         """Seconds until the breaker may offer more by itself (None: only when a form ends)."""
