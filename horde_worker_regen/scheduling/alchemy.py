@@ -48,6 +48,7 @@ class FormSupply:
     caption_enabled: bool  # alchemy_caption_enabled: BLIP costs memory, so caption is opt-in
     post_processing: bool  # hordelib's post-processors and strip_background can run (their references exist)
     level13: frozenset[str]  # the level-13 post-processors whose files and loaders are ready
+    caption_model: str | None = None  # why caption's model is not on disk yet (None: it is, or none is needed)
 
 
 # Why a configured form is not served, in the operator's words (the dashboard and check-config show them).
@@ -68,7 +69,9 @@ def unserved_reason(form: str, supply: FormSupply) -> str | None:
     if form in ANALYSIS_FORMS:
         if form not in supply.analysis:
             return NO_ANALYSIS
-        return CAPTION_OFF if form == "caption" and not supply.caption_enabled else None
+        if form != "caption":
+            return None
+        return CAPTION_OFF if not supply.caption_enabled else supply.caption_model
     if form not in KNOWN_POST_PROCESSORS:
         return NOT_A_FORM
     if not supply.post_processing:

@@ -58,18 +58,17 @@ def form_supply(
     data: BridgeData,
     pipeline: Pipeline,
     files: PostProcessorFiles | None,
-    caption_ready: Callable[[], bool] = lambda: True,
+    caption_model: Callable[[], str | None] = lambda: None,
 ) -> Callable[[], FormSupply]:
     """What the worker can run now; `files` None: the backend reads no post-processor files (the fake);
-    `caption_ready()`: whether the caption model is on disk."""
+    `caption_model()`: why the caption model is not on disk yet (None: it is, or none is needed)."""
     analysis = ANALYSIS_FORMS_OF_SAFETY_BACKEND.get(data.safety_backend, frozenset())
     post_processing = optional_kinds(data).post_processing
 
     def supply() -> FormSupply:
         loaders = pipeline.servable_post_processors() or frozenset()
         on_disk = files.ready if files is not None else LEVEL_13_POST_PROCESSORS
-        caption = data.alchemy_caption_enabled and caption_ready()
-        return FormSupply(analysis, caption, post_processing, loaders & on_disk)
+        return FormSupply(analysis, data.alchemy_caption_enabled, post_processing, loaders & on_disk, caption_model())
 
     return supply
 
@@ -127,7 +126,7 @@ class AlchemyService:
                 logger.error(f"Alchemy has stopped: {reason}. Image jobs go on; fix the alchemist's settings, restart")
 
         caption = CaptionWeights.for_worker(data)  # fetched here, never in the safety child
-        supply = form_supply(data, pipeline, files, lambda: caption is None or caption.ready)
+        supply = form_supply(data, pipeline, files, lambda: caption.unready_reason() if caption else None)
         service = cls.of(
             data, client, pipeline, supply, bridge_agent=lambda: claim.current.agent, on_fatal=refused, burst=burst,
             caption=caption,

@@ -21,6 +21,9 @@ from horde_worker_regen.config.roles import served_form_names
 from horde_worker_regen.safety.weights import STAND_IN, SafetyWeightsUnavailable, ensure_caption_weights, weights_mode
 
 CAPTION = "caption"
+# Why caption is not offered yet, in the operator's words (the dashboard and /status.json show them).
+CAPTION_MODEL_FETCHING = "its model (BLIP-large, about 1.9 GB) is being fetched; offered once it is on disk"
+CAPTION_MODEL_FAILED = "its model could not be fetched at start"
 
 
 def offers_caption(data: BridgeData) -> bool:
@@ -62,6 +65,12 @@ class CaptionWeights:
         self.ready = True
         logger.info(f"Caption model ready in {folder}; the alchemist offers caption from now on")
         on_ready()
+
+    def unready_reason(self) -> str | None:
+        """Why caption cannot be offered yet; None once it can."""
+        if self.ready:
+            return None
+        return CAPTION_MODEL_FETCHING if self.problem is None else f"{CAPTION_MODEL_FAILED}: {self.problem}"
 
     async def settled(self) -> bool:
         """Wait for the fetch started to end; whether caption can be offered."""

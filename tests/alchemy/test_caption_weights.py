@@ -14,9 +14,9 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.roles import served_form_names
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.safety.weights import HF_ENDPOINT_ENV_VAR, STAND_IN, WEIGHTS_ENV_VAR
-from horde_worker_regen.scheduling.alchemy import served_forms
+from horde_worker_regen.scheduling.alchemy import served_forms, unserved_reason
 from horde_worker_regen.worker.alchemy_wiring import form_supply
-from horde_worker_regen.worker.caption_weights import CaptionWeights
+from horde_worker_regen.worker.caption_weights import CAPTION_MODEL_FETCHING, CaptionWeights
 from tests.safety.caption_cache import cache_stand_in_caption_model
 
 UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on the discard port: every fetch is refused
@@ -47,8 +47,14 @@ def _data(tmp_path: Path, **settings: Any) -> BridgeData:
 
 def _served(data: BridgeData, caption: CaptionWeights | None) -> tuple[str, ...]:
     pipeline = cast(Pipeline, NoPostProcessors())
-    supply = form_supply(data, pipeline, None, lambda: caption is None or caption.ready)
+    supply = form_supply(data, pipeline, None, lambda: caption.unready_reason() if caption else None)
     return served_forms(served_form_names(data.forms), supply())
+
+
+def _caption_reason(data: BridgeData, caption: CaptionWeights) -> str | None:
+    """Why caption is not offered, as the dashboard shows it."""
+    supply = form_supply(data, cast(Pipeline, NoPostProcessors()), None, caption.unready_reason)
+    return unserved_reason("caption", supply())
 
 
 def test_only_a_worker_offering_caption_with_the_real_model_fetches_it(
@@ -71,11 +77,12 @@ async def test_caption_is_offered_once_the_model_is_on_disk(tmp_path: Path) -> N
     caption = CaptionWeights.for_worker(data)
     assert caption is not None
     assert _served(data, caption) == ("nsfw", "interrogation")  # not before the fetch ends
+    assert _caption_reason(data, caption) == CAPTION_MODEL_FETCHING
     cache_stand_in_caption_model(tmp_path)
     woken = asyncio.Event()
     caption.start(woken.set)
     assert await caption.settled() and woken.is_set()  # found in the hub cache: nothing to download
-    assert caption.problem is None
+    assert caption.problem is None and _caption_reason(data, caption) is None
     assert _served(data, caption) == ("caption", "nsfw", "interrogation")
 
 
@@ -90,6 +97,8 @@ async def test_a_fetch_that_fails_leaves_caption_out_and_says_why(tmp_path: Path
     assert "leave caption out" in caption.problem
     assert not woken.is_set()
     assert _served(data, caption) == ("nsfw", "interrogation")  # the other forms go on
+    reason = _caption_reason(data, caption)
+    assert reason is not None and reason.startswith("its model could not be fetched at start: ")
 
 
 async def test_a_fetch_under_way_holds_caption_back_and_never_the_shutdown(tmp_path: Path) -> None:

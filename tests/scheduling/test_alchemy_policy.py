@@ -160,6 +160,9 @@ def test_every_configured_form_is_offered_or_says_why_not() -> None:
     } == {NO_POST_PROCESSING}
     assert unserved_reason("vectorize", EVERYTHING) == NOT_A_FORM
     assert unserved_reason("nsfw", FormSupply(frozenset(), True, True, frozenset())) == NO_ANALYSIS
+    fetching = FormSupply(EVERYTHING.analysis, True, True, frozenset(), caption_model="its model is being fetched")
+    assert unserved_reason("caption", fetching) == "its model is being fetched"  # enabled, its model not there yet
+    assert unserved_reason("nsfw", fetching) is None
 
 
 def test_a_withdrawn_form_and_alchemy_paused_as_a_whole_say_so() -> None:
