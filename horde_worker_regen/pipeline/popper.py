@@ -98,6 +98,7 @@ class Popper:
         rng: random.Random | None = None,
         idle: IdleWatch | None = None,
         burst: BurstMember | None = None,
+        on_out_of_jobs: Callable[[], None] = lambda: None,
     ) -> None:
         self._client = client
         self._request = request
@@ -109,6 +110,8 @@ class Popper:
         self._clock = clock
         self._idle = idle
         self._burst = burst  # burst mode: says when the image side ran dry
+        self._last_pop_had_job = True  # until the horde says otherwise, image jobs are coming
+        self._on_out_of_jobs = on_out_of_jobs  # image jobs stopped coming: alchemy may use idle slots
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused = False
@@ -166,6 +169,20 @@ class Popper:
         """Pop no more (the pop in progress, if any, still delivers its job)."""
         self._stopping = True
         self._wake.set()
+
+    @property
+    def jobs_coming(self) -> bool:
+        """Whether image jobs may arrive any moment: it can pop (models offered, not all held back, not
+        stopping) and its latest pop brought a job (or none has been answered yet). A slot freed meanwhile
+        is theirs; alchemy's post-processors take idle slots only when this is False."""
+        can_pop = bool(self._request.models) and not self._held_back and not self._stopping
+        return can_pop and self._last_pop_had_job
+
+    def _jobs_came(self, came: bool) -> None:
+        if self._last_pop_had_job and not came:
+            self._last_pop_had_job = False
+            self._on_out_of_jobs()
+        self._last_pop_had_job = came
 
     @property
     def paused(self) -> bool:
@@ -238,6 +255,7 @@ class Popper:
         try:
             raw = await self._client.pop(self._request_now())
         except HordeRequestError as error:
+            self._jobs_came(False)
             return self._pop_failed(error)
         self._recovered()
         try:
@@ -252,6 +270,7 @@ class Popper:
             if self._idle is not None:
                 self._idle.job_arrived()
             self._last_job_at = popped_at
+            self._jobs_came(True)
             if self._burst is not None:
                 self._burst.busy()
             self._pipeline.job_popped(answer, popped_at)
@@ -279,6 +298,7 @@ class Popper:
             self.maintenance_message = None
 
     def _no_job(self, answer: NoJob, popped_at: float) -> float:
+        self._jobs_came(False)
         if answer.skipped:
             logger.debug(f"No job; skipped: {answer.skipped}")
         if self._idle is not None:

@@ -2,8 +2,10 @@
 
 Alchemy fills the capacity image jobs leave idle and never delays them past their deadline:
 
-- post-processor forms run on an idle inference slot, and are asked for only while a slot is idle and
-  no image job waits for one (a form ahead of an image job holds its slot for seconds, not for a job);
+- post-processor forms run on an idle inference slot, and are asked for and started only while a slot
+  is idle, no image job waits for one and no image job is coming: the image popper's latest pop came
+  back empty (or it cannot pop). While image jobs keep coming, a slot that frees is theirs even in the
+  moment before the next one arrives (a form ahead of an image job holds its slot for seconds);
 - analysis forms (caption, interrogation, nsfw) share the safety child with the image checks, which go
   first: a form is sent only while no image check is waiting, so a check waits behind at most the
   forms already there (`alchemy_max_concurrency`, one by default);
@@ -102,6 +104,7 @@ class AlchemyCapacity:
     analysis_held: int  # analysis forms popped whose child has not answered yet
     post_processing_held: int  # the same, post-processors
     post_processing_waiting: int  # post-processors not yet on a slot
+    images_coming: bool = False  # image jobs keep coming: the image popper's latest pop brought one
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def form_room(capacity: AlchemyCapacity) -> FormRoom:
         return FormRoom(0, 0)
     analysis = max(0, capacity.max_concurrency - capacity.analysis_held)
     post_processing = 0
-    if capacity.images_waiting == 0:
+    if may_take_slot(capacity.images_waiting, capacity.images_coming):
         free_slots = capacity.idle_slots - capacity.post_processing_waiting
         post_processing = max(0, min(capacity.max_concurrency - capacity.post_processing_held, free_slots))
     return FormRoom(analysis, post_processing)
@@ -152,9 +155,10 @@ def may_send_analysis(image_checks_pending: int, analysis_running: int, max_conc
     return image_checks_pending == 0 and analysis_running < max_concurrency
 
 
-def may_take_slot(images_waiting: int) -> bool:
-    """Whether a post-processor form may take an idle inference slot: never ahead of an image job."""
-    return images_waiting == 0
+def may_take_slot(images_waiting: int, images_coming: bool = False) -> bool:
+    """Whether a post-processor form may take an idle inference slot: never ahead of an image job, nor
+    while image jobs keep coming (`images_coming`: the image popper's latest pop brought one)."""
+    return images_waiting == 0 and not images_coming
 
 
 class FormStart(Enum):

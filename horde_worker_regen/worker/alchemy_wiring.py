@@ -113,6 +113,7 @@ class AlchemyService:
         *,
         paused: Callable[[], bool] = lambda: False,
         burst: BurstMember | None = None,
+        images_coming: Callable[[], bool] = lambda: False,
     ) -> AlchemyService | None:
         """The worker's alchemist, started (out of maintenance first with remove_maintenance_on_init); None
         with alchemy off. A refusal of the alchemist for good stops an alchemist-only worker (exit status 1);
@@ -133,6 +134,7 @@ class AlchemyService:
         )  # fmt: skip
         if service is not None:
             service.alchemist.paused = paused  # the owner paused popping (dashboard): no form either
+            service.alchemist.images_coming = images_coming  # slots stay the image jobs' while they keep coming
             if data.remove_maintenance_on_init:
                 await remove_maintenance(client, data.alchemist_name)
             service.start()

@@ -45,6 +45,7 @@ def build_popper(
         offer=pipeline.offer,
         idle=IdleWatch(data.minutes_allowed_without_jobs, data.max_power),
         burst=burst,
+        on_out_of_jobs=pipeline.forms.capacity_changed,  # a post-processor form may take an idle slot now
     )
     popper.limit_with(pipeline)
     claim.follow(lambda level: popper.set_bridge_agent(level.agent))

@@ -351,7 +351,13 @@ class Worker:
         popper_task = asyncio.create_task(popper.run() if self._data.dreamer else asyncio.sleep(0), name="popper")
         popper_task.add_done_callback(self._popper_ended)
         self.alchemy = alchemy = await AlchemyService.start_for(
-            self._data, parts, fetch.post_processors, self.request_stop, paused=lambda: popper.paused, burst=forms
+            self._data,
+            parts,
+            fetch.post_processors,
+            self.request_stop,
+            paused=lambda: popper.paused,
+            burst=forms,
+            images_coming=(lambda: popper.jobs_coming) if self._data.dreamer else (lambda: False),
         )
         file_tasks = fetch.start(lambda ready: popper.set_models(served_by_some_slot(ready, self._plans)), claim)
         credit_task = asyncio.create_task(credit.run(), name="kudos credited")

@@ -136,7 +136,9 @@ async def test_no_form_takes_a_slot_while_an_image_job_waits_for_one(tmp_path: P
         elif event.kind == "form_started":
             assert not waiting, f"form {event.job} took a slot while {waiting} waited for one"
     assert {event.fields["state"] for event in worker.of_kind("job_ended")} == {"submitted"}
-    last_image = max(event.at for event in worker.of_kind("job_started"))
-    # Forms were held while image jobs came and went: they waited their turn.
-    assert any(event.at < last_image for event in worker.of_kind("form_popped"))
+    # Post-processors are not even asked for while image jobs keep coming: only once an image pop came
+    # back empty (the slot an image job just freed is the next image job's, even before it arrives).
+    first_empty = min(event.at for event in worker.of_kind("pop_answered") if event.job is None)
+    assert all(event.at > first_empty for event in worker.of_kind("form_popped"))
+    assert first_empty > max(event.at for event in worker.of_kind("job_popped"))  # every image job came first
     assert worker.errors == []

@@ -44,6 +44,7 @@ def _popper(
     burst: bool = False,
     client: HordeClient | None = None,
     backoff_cap: float = 60.0,
+    on_out_of_jobs: Callable[[], None] = lambda: None,
 ) -> tuple[Popper, StubPipeline]:
     data = BridgeData(api_key=session.owner.api_key, dreamer_name="Popper Dreamer", horde_url=session.horde.api_url)
     pipeline = StubPipeline()
@@ -59,6 +60,7 @@ def _popper(
         PopperSettings(slots=2, queue_size=1, idle_interval=7.0, backoff_cap=backoff_cap),
         on_stop=on_stop,
         burst=BurstWatch(on_stop).join("job") if burst else None,
+        on_out_of_jobs=on_out_of_jobs,
     )
     return popper, pipeline
 
@@ -99,6 +101,23 @@ async def test_no_job_waits_and_burst_mode_stops_when_idle(horde_session: HordeS
     burst, _ = _popper(horde_session, stops, burst=True)
     assert await burst._pop_once() == 0.0
     assert stops == [("burst mode: the horde has no job and nothing is in flight", 0)]
+
+
+async def test_image_jobs_are_coming_until_a_pop_comes_back_empty(horde_session: HordeSession) -> None:
+    out_of_jobs: list[bool] = []
+    popper, _ = _popper(horde_session, [], on_out_of_jobs=lambda: out_of_jobs.append(popper.jobs_coming))
+    coming = [popper.jobs_coming]  # not asked yet: a slot that frees stays the image jobs'
+    queue(horde_session.horde, horde_session.requester, "a heron")
+    for _ in range(3):  # a job, then two empty pops
+        await popper._pop_once()
+        coming.append(popper.jobs_coming)
+    queue(horde_session.horde, horde_session.requester, "a crane")
+    await popper._pop_once()
+    coming.append(popper.jobs_coming)
+    popper.set_models([])  # nothing left to offer: no image job can come
+    coming.append(popper.jobs_coming)
+    assert coming == [True, True, False, False, True, False]
+    assert out_of_jobs == [False]  # told once, at once, when the jobs stopped coming (alchemy may fill slots)
 
 
 async def test_pops_come_faster_right_after_a_job(horde_session: HordeSession) -> None:

@@ -70,6 +70,7 @@ def _capacity(**changes: object) -> AlchemyCapacity:
         ({}, FormRoom(1, 1)),
         ({"accepting": False}, FormRoom(0, 0)),
         ({"images_waiting": 1}, FormRoom(1, 0)),  # an image job waits for a slot: no post-processor
+        ({"images_coming": True}, FormRoom(1, 0)),  # nor while image jobs keep coming: the idle slot is theirs
         ({"idle_slots": 0}, FormRoom(1, 0)),
         ({"idle_slots": 3, "max_concurrency": 2}, FormRoom(2, 2)),
         ({"idle_slots": 3, "max_concurrency": 2, "post_processing_waiting": 1, "post_processing_held": 1},
@@ -105,6 +106,7 @@ def test_with_no_form_to_offer_at_all_the_plan_is_complete_and_empty() -> None:
 def test_image_checks_go_first_at_the_safety_child(checks: int, running: int, sent: bool) -> None:
     assert may_send_analysis(checks, running, max_concurrency=1) is sent
     assert may_take_slot(images_waiting=0) and not may_take_slot(images_waiting=1)
+    assert not may_take_slot(images_waiting=0, images_coming=True)
 
 
 @pytest.mark.parametrize(

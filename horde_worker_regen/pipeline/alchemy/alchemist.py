@@ -68,13 +68,15 @@ class Alchemist:
         self._supply = supply
         self._stopping = False
         self.paused: Callable[[], bool] = lambda: False  # the owner paused popping: no form is asked for
+        self.images_coming: Callable[[], bool] = lambda: False  # the image popper's latest pop brought a job
         self.book = FormBook(clock)
         self.guard = AlchemyGuard(settings.breaker, clock)
         self.stats = AlchemyStats(clock)
         self._reporter = FormReporter(client, self._ended, clock)
         self._runner = FormRunner(
             self.book, pipeline.forms, fetcher, self._reporter, self.guard, events=pipeline.events,
-            settings=settings.runner, images_waiting=lambda: pipeline.registry.waiting, clock=clock,
+            settings=settings.runner, images_waiting=lambda: pipeline.registry.waiting,
+            images_coming=self._images_coming_now, clock=clock,
         )  # fmt: skip
         self.popper = AlchemyPopper(
             client, settings.popper, self.plan, self._runner.take, pipeline.events,
@@ -86,6 +88,10 @@ class Alchemist:
         pipeline.registry.subscribe(lambda record, previous: self.popper.wake())
 
     # --- what to pop ----------------------------------------------------------------------------
+
+    def _images_coming_now(self) -> bool:
+        """`images_coming` as set now (the worker sets it once the image popper exists)."""
+        return self.images_coming()
 
     @property
     def name(self) -> str:
@@ -114,6 +120,7 @@ class Alchemist:
             allow_concurrent=self._settings.allow_concurrent,
             images_held=len(registry),
             images_waiting=registry.waiting,
+            images_coming=self.images_coming(),
             idle_slots=self._pipeline.forms.idle_slots,
             analysis_held=book.held("analysis"),
             post_processing_held=book.held("post_processing"),

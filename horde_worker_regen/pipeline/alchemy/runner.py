@@ -3,7 +3,8 @@
 - Intake: the source image is fetched with the image pipeline's `InputFetcher` (URL guard, size and
   pixel limits, retries within the form's time); one that cannot be fetched faults the form.
 - Dispatch, oldest first: an analysis form goes to the safety child once no image check waits there;
-  a post-processor to an idle inference slot once no image job waits for one (`scheduling.alchemy`).
+  a post-processor to an idle inference slot once no image job waits for one or is coming
+  (`scheduling.alchemy`).
   A form that could no longer be done and reported before its deadline is faulted instead.
 - Its time: `REPORT_RESERVE_S` before its deadline a form not yet answered is faulted (so that its
   `faulted` submit lands before the horde aborts it). A post-processor's child still busy with it
@@ -67,6 +68,7 @@ class FormRunner:
         events: EventLog,
         settings: RunnerSettings,
         images_waiting: Callable[[], int],
+        images_coming: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._book = book
@@ -77,6 +79,7 @@ class FormRunner:
         self._events = events
         self._settings = settings
         self._images_waiting = images_waiting
+        self._images_coming = images_coming  # the image popper's latest pop brought a job: more are coming
         self._clock = clock
         self._expected: dict[FormLane, float] = dict(FIRST_GUESS_S)
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -131,7 +134,7 @@ class FormRunner:
             running = self._book.running("analysis")
             if may_send_analysis(self._seats.image_checks_pending, running, self._settings.max_concurrency):
                 child = self._seats.run_analysis(request)
-        elif may_take_slot(self._images_waiting()):
+        elif may_take_slot(self._images_waiting(), self._images_coming()):
             child = self._seats.run_on_idle_slot(request)
         if child is None:
             return  # it waits for its seat
