@@ -79,7 +79,10 @@ class ChildRoster(ABC, Generic[H]):
         try:
             ready = await asyncio.wait_for(asyncio.shield(handle.ready), timeout)
         except asyncio.CancelledError:
-            self.kill(handle)  # a stop while it starts: it holds no work, so nothing is lost
+            # A stop while it starts: it holds no work, so nothing is lost. Its start is settled as cancelled
+            # first, so that its exit is not reported as a failed start nobody waits for any more.
+            handle.ready.cancel()
+            self.kill(handle)
             raise
         except (asyncio.TimeoutError, ChildStartError) as error:
             self.kill(handle)
