@@ -47,11 +47,11 @@ from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.models.background import downloader_for
+from horde_worker_regen.models.background import ModelDownloads, downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
-from horde_worker_regen.pipeline.burst import BurstWatch
+from horde_worker_regen.pipeline.burst import BurstMember, BurstWatch
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.pipeline.popper import Popper, backoff_delay
@@ -330,10 +330,7 @@ class Worker:
         claim.announce()  # the children are up: their post-processor loaders have answered
         if self._data.remove_maintenance_on_init:
             await remove_maintenance(client, self._data.dreamer_name)
-        # An alchemist-only worker is paid on its alchemist's record; beside images, the alchemy line has its kudos.
-        credited_name = self._data.dreamer_name if self._data.dreamer else self._data.alchemist_name
-        credit = CreditWatch(client, credited_name, self._credited)
-        await credit.bounded_read(BASELINE_TIMEOUT_S)  # what the horde had credited before this run
+        credit = await self._credit_watch(client)
         parts = (client, pipeline, stats, claim)
         # Burst mode ends the run once the image popper and the alchemist (those this worker runs) ran dry.
         burst = BurstWatch(self.request_stop) if self._options.burst else None
@@ -341,15 +338,7 @@ class Worker:
             (burst.join("job") if burst and self._data.dreamer else None),
             (burst.join("form") if burst and self._data.alchemist else None),
         )
-        self.popper = popper = build_popper(self._data, self._plans, parts, downloads.ready,
-                                            burst=images, on_stop=self.request_stop)  # fmt: skip
-        if self._data.dreamer:
-            logger.info(
-                f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({popper.bridge_agent})"
-                + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else "")
-            )
-        popper_task = asyncio.create_task(popper.run() if self._data.dreamer else asyncio.sleep(0), name="popper")
-        popper_task.add_done_callback(self._popper_ended)
+        popper, popper_task = self._start_image_popper(parts, downloads, images)
         self.alchemy = alchemy = await AlchemyService.start_for(
             self._data,
             parts,
@@ -383,6 +372,32 @@ class Worker:
             if dashboard is not None:
                 await dashboard.stop()
         logger.info(self._status_line(stats, pipeline, paused=False))
+
+    async def _credit_watch(self, client: HordeClient) -> CreditWatch:
+        """The kudos reader, with its baseline (what the horde had credited before this run) taken."""
+        # An alchemist-only worker is paid on its alchemist's record; beside images, the alchemy line has its kudos.
+        credited_name = self._data.dreamer_name if self._data.dreamer else self._data.alchemist_name
+        credit = CreditWatch(client, credited_name, self._credited)
+        await credit.bounded_read(BASELINE_TIMEOUT_S)
+        return credit
+
+    def _start_image_popper(
+        self,
+        parts: tuple[HordeClient, Pipeline, WorkerStats, BridgeClaim],
+        downloads: ModelDownloads,
+        burst: BurstMember | None,
+    ) -> tuple[Popper, asyncio.Task[None]]:
+        """The image popper and its task (one that ends at once for an alchemist-only worker)."""
+        self.popper = popper = build_popper(self._data, self._plans, parts, downloads.ready,
+                                            burst=burst, on_stop=self.request_stop)  # fmt: skip
+        if self._data.dreamer:
+            logger.info(
+                f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({popper.bridge_agent})"
+                + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else "")
+            )
+        popper_task = asyncio.create_task(popper.run() if self._data.dreamer else asyncio.sleep(0), name="popper")
+        popper_task.add_done_callback(self._popper_ended)
+        return popper, popper_task
 
     def _status_line(self, stats: WorkerStats, pipeline: Pipeline, paused: bool) -> str:
         """The periodic status line: the image side's figures (with dreamer on), the alchemist's (when it runs)."""
