@@ -85,7 +85,7 @@ def _add_daily_options_help(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from horde_worker_regen.commands import benchmark, check_config, demo, download_models, run
+    from horde_worker_regen.commands import benchmark, check_config, demo, download_models, run, support_bundle
     from horde_worker_regen.localhorde import command as local_horde
 
     parser = argparse.ArgumentParser(
@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_arguments(benchmark_parser)
     _add_verbosity(benchmark_parser)
     benchmark_parser.set_defaults(handler=benchmark.benchmark_command)
+    bundle_parser = commands.add_parser(
+        "support-bundle",
+        help="write one zip of what a maintainer needs to diagnose a problem (config, logs, versions), no secrets",
+    )
+    _add_worker_options(bundle_parser)
+    support_bundle.add_arguments(bundle_parser)
+    bundle_parser.set_defaults(handler=support_bundle.support_bundle_command)
     local_parser = commands.add_parser("local-horde", help="serve a local AI Horde for tests and trial runs")
     local_horde.add_arguments(local_parser)
     _add_verbosity(local_parser)
