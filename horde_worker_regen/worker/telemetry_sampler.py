@@ -52,7 +52,10 @@ class TelemetrySampler:
 
     async def open(self) -> None:
         """Start NVML (in a thread); without it, say once why there are no GPU figures."""
-        note = await asyncio.to_thread(self._open_probe)
+        try:
+            note = await asyncio.to_thread(self._open_probe)
+        except Exception as error:  # bindings that fail in an unforeseen way: the host figures still matter
+            note = f"{NO_TELEMETRY}: {type(error).__name__}: {error}"
         if note is None:
             self.telemetry.source = "nvml"
             return
