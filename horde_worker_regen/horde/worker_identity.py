@@ -2,8 +2,9 @@
 
 Read once as serving begins and then every 10 minutes: the version from `GET /v2/status/heartbeat`,
 the id from `GET /v2/workers/name/{name}` until the horde knows one (its first pop creates the
-worker). A failed reading keeps what an earlier one found; never read, both are None. Nothing here
-stops or delays the worker: every call is bounded and every error is only logged at debug level.
+worker; until then the reading is every minute, so a new worker's id shows soon after its first job).
+A failed reading keeps what an earlier one found; never read, both are None. Nothing here stops or
+delays the worker: every call is bounded and every error is only logged at debug level.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.errors import HordeRequestError
 
 IDENTITY_READ_INTERVAL_S = 600.0  # the version changes with a horde deployment, and the id once
+UNKNOWN_ID_READ_INTERVAL_S = 60.0
 MAX_VERSION_LENGTH = 64
 
 
@@ -41,11 +43,11 @@ class HordeIdentityWatch:
         except HordeRequestError as error:
             logger.debug(f"Could not read this worker's id on the horde: {error.message}")
 
-    async def run(self, interval: float = IDENTITY_READ_INTERVAL_S) -> None:
-        """Read now and then every `interval` seconds until cancelled."""
+    async def run(self) -> None:
+        """Read now and then every 10 minutes (every minute while the horde does not know this worker yet)."""
         while True:
             await self.read()
-            await asyncio.sleep(interval)
+            await asyncio.sleep(UNKNOWN_ID_READ_INTERVAL_S if self.worker_id is None else IDENTITY_READ_INTERVAL_S)
 
 
 def _version_of(heartbeat: dict[str, object]) -> str | None:
