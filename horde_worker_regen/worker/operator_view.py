@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from loguru import logger
+
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.devices.telemetry import NvmlLibrary, load_nvml
 from horde_worker_regen.devices.telemetry_state import Telemetry
@@ -39,6 +41,8 @@ class OperatorView:
         view = cls(telemetry, identity)
         view._tasks.append(asyncio.create_task(sampler.run(), name="telemetry"))
         view._tasks.append(asyncio.create_task(identity.run(), name="horde identity"))
+        for task in view._tasks:
+            task.add_done_callback(_ended)
         return view
 
     async def stop(self) -> None:
@@ -46,3 +50,11 @@ class OperatorView:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _ended(task: asyncio.Task[None]) -> None:
+    """A view's task ends only when cancelled; an error it did not expect is logged (the worker serves on)."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.opt(exception=task.exception()).warning(
+            f"The {task.get_name()} task stopped; its figures stay as they were"
+        )
