@@ -31,6 +31,7 @@ from horde_worker_regen.config.sections import (
     FakeSafetySettings,
     GpuDeviceSettings,
 )
+from horde_worker_regen.config.telemetry_settings import DEFAULT_TELEMETRY_INTERVAL_S, TelemetryInterval
 
 ANONYMOUS_API_KEY = "0000000000"
 DEFAULT_HORDE_URL = "https://aihorde.net/api/"
@@ -251,6 +252,7 @@ class BridgeData(BaseModel):
         description="Secret asked of every dashboard request (bearer header or ?token=); "
         f"at least {MIN_DASHBOARD_TOKEN_LENGTH} characters; required when dashboard_host is not loopback.",
     )
+    telemetry_interval: TelemetryInterval = DEFAULT_TELEMETRY_INTERVAL_S
 
     # --- Fault policy ---------------------------------------------------------------------
     remove_maintenance_on_init: bool = Field(default=False, description="Take the worker out of maintenance at start.")

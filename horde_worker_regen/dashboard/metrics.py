@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from horde_worker_regen.dashboard.snapshot import Snapshot
+from horde_worker_regen.dashboard.telemetry_metrics import identity_families, telemetry_families
 
 PREFIX = "horde_worker"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -85,6 +86,9 @@ class SnapshotCollector(Collector):
         yield from _slot_families(snap)
         if snap["alchemy"] is not None:
             yield from _alchemy_families(snap["alchemy"])
+        yield from identity_families(snap["identity"])
+        if snap["telemetry"] is not None:
+            yield from telemetry_families(snap["telemetry"])
 
 
 def _slot_families(snap: Snapshot) -> Iterator[Metric]:

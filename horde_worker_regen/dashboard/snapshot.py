@@ -16,8 +16,12 @@ from typing import Any
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.alchemy import alchemy_snapshot
 from horde_worker_regen.dashboard.duty import SlotDuty
+from horde_worker_regen.dashboard.identity import identity_snapshot
+from horde_worker_regen.dashboard.telemetry import telemetry_snapshot
+from horde_worker_regen.devices.telemetry_state import Telemetry
 from horde_worker_regen.horde.credit import Credited
 from horde_worker_regen.horde.reasons import without_urls
+from horde_worker_regen.horde.worker_identity import HordeIdentityWatch
 from horde_worker_regen.jobs.record import JobRecord, JobState
 from horde_worker_regen.models.background import ModelDownloads
 from horde_worker_regen.pipeline.alchemy.alchemist import Alchemist
@@ -43,6 +47,8 @@ class DashboardSources:
     stopping: Callable[[], bool] = lambda: False
     clock: Callable[[], float] = time.monotonic
     alchemist: Alchemist | None = None  # with alchemist: true
+    telemetry: Telemetry | None = None  # the GPUs and host as last sampled (None: no sampler runs)
+    horde_identity: HordeIdentityWatch | None = None  # the horde's version and this worker's id, as last read
     duty: SlotDuty = field(init=False)
 
     def __post_init__(self) -> None:
@@ -106,7 +112,17 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
             for fault in reversed(sources.pipeline.recent_faults)
         ],
         "alchemy": None if sources.alchemist is None else alchemy_snapshot(sources.alchemist, sources.clock()),
+        "identity": identity_snapshot(sources.data, sources.popper, sources.horde_identity),
+        "telemetry": None
+        if sources.telemetry is None
+        else telemetry_snapshot(sources.telemetry, _all_kudos(sources, figures.kudos_session)),
     }
+
+
+def _all_kudos(sources: DashboardSources, image_kudos: float) -> float:
+    """Everything this run earned (images and alchemy forms, both done on the GPUs the energy is measured on)."""
+    alchemy = sum(sources.alchemist.stats.kudos.values()) if sources.alchemist is not None else 0.0
+    return image_kudos + alchemy
 
 
 def _credited(credited: Credited | None) -> dict[str, float] | None:

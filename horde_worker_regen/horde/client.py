@@ -3,7 +3,8 @@
 One method per call the pipeline makes: `pop`, `submit`, `upload` (PUT to a presigned R2 URL) and
 `download` (source images), the alchemist's `interrogate_pop` and `interrogate_submit` (with this
 worker's own models, `alchemy_wire`), the two worker-record calls `remove_maintenance_on_init` needs
-(`worker_id_by_name`, `set_maintenance`) and `worker_record` (the kudos the horde credited). Each
+(`worker_id_by_name`, `set_maintenance`), `worker_record` (the kudos the horde credited) and
+`heartbeat` (the horde's version, for the dashboard). Each
 returns parsed data or raises `HordeRequestError`, which `horde.errors.classify` turns into a
 reaction; none of them retries by itself.
 """
@@ -135,6 +136,10 @@ class HordeClient:
         """`GET /v2/workers/{id}`: the worker's record (kudos_rewards, kudos_details, maintenance, ...)."""
         url = f"{self._base}/v2/workers/{quote(worker_id, safe='')}"
         return await self._request_json("GET", url, None, WORKER_TIMEOUT_S)
+
+    async def heartbeat(self) -> dict[str, Any]:
+        """`GET /v2/status/heartbeat`: the horde's status (`version`, `message`, ...)."""
+        return await self._request_json("GET", f"{self._base}/v2/status/heartbeat", None, WORKER_TIMEOUT_S)
 
     async def set_maintenance(self, worker_id: str, enabled: bool) -> dict[str, Any]:
         """`PUT /v2/workers/{id} {"maintenance": enabled}` with the owner's key; the horde's answer."""

@@ -38,6 +38,7 @@ from horde_worker_regen.dashboard.server import DashboardServer, start_dashboard
 from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.devices.discovery import DeviceInfo
 from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
+from horde_worker_regen.devices.telemetry import load_nvml
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.credit import BASELINE_TIMEOUT_S, EXIT_READ_TIMEOUT_S, Credited, CreditWatch
 from horde_worker_regen.horde.identity import HordeUnreachable, IdentityError, describe_user, find_user
@@ -71,6 +72,7 @@ from horde_worker_regen.worker.event_file import EventFile
 from horde_worker_regen.worker.file_fetch import FileFetch
 from horde_worker_regen.worker.image_popper import build_popper
 from horde_worker_regen.worker.metrics import kudos_figures, process_figures
+from horde_worker_regen.worker.operator_view import NvmlSource, OperatorView
 from horde_worker_regen.worker.startup import ABORT_GRACE_S, ChildStartup, first_of
 from horde_worker_regen.worker.stop_signals import STOP_SIGNALS, stop_signals
 
@@ -101,6 +103,7 @@ class Worker:
         identity_checked: bool = True,
         devices: list[DeviceInfo] | None = None,
         child_client: ChildClientFactory = Supervisor,
+        nvml: NvmlSource = load_nvml,
     ) -> None:
         self._data = data
         self._models = models
@@ -108,6 +111,7 @@ class Worker:
         self._identity_checked = identity_checked  # False: the horde could not be asked at start
         self._devices = devices  # the GPUs the start-up checks already found, if they had to look
         self._child_client = child_client  # child processes; tests run the children in this process
+        self._nvml = nvml  # the GPU telemetry's NVML; tests give a fake one
         self._children = WorkerChildren(data, options.logs_dir, options.verbosity)
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
@@ -117,6 +121,7 @@ class Worker:
         self.popper: Popper | None = None  # while serving; `popper.maintenance_message` tells of maintenance
         self.alchemy: AlchemyService | None = None  # while serving, with alchemist: true
         self.dashboard: DashboardServer | None = None  # while serving, when enabled and listening
+        self.view: OperatorView | None = None  # while serving: the telemetry and the horde's word on this worker
         self._plans: list[SlotPlan] = []
         self._stats: WorkerStats | None = None
         self._spool_lock: SpoolLock | None = None  # held from before the spool is read until the worker exits
@@ -354,9 +359,11 @@ class Worker:
             self._data.stats_output_frequency, lambda: self._status_line(stats, pipeline, popper.paused)
         ), name="status")  # fmt: skip
         dashboard = None
+        self.view = view = OperatorView.start(self._data, client, self._nvml)
         try:
             sources = DashboardSources(self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set,
-                                       alchemist=alchemy.alchemist if alchemy is not None else None)  # fmt: skip
+                                       alchemist=alchemy.alchemist if alchemy is not None else None,
+                                       telemetry=view.telemetry, horde_identity=view.horde_identity)  # fmt: skip
             self.dashboard = dashboard = await start_dashboard(self._data, sources)
             await self._stop.wait()
             await self._drain(popper, popper_task, pipeline, alchemy)
@@ -365,6 +372,7 @@ class Worker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await view.stop()
             if alchemy is not None:
                 await alchemy.close()
             if not self._abort.is_set():

@@ -194,6 +194,7 @@ NON_DEFAULT_VALUES: dict[str, Any] = {
     "dashboard_host": "::1",
     "dashboard_port": 8080,
     "dashboard_token": "a-dashboard-token-of-length",
+    "telemetry_interval": 2.5,
     "scribe_name": "Round Trip Scribe",
     "kai_url": "http://127.0.0.1:5001",
     "max_length": 120,

@@ -1,9 +1,10 @@
 """The dashboard in a real browser, on the real worker CLI serving the local horde (fake backends).
 
 The page must load through the token link, show figures that change as jobs run and the capability
-level claimed with its kudos factor, show the alchemist's section with its forms done and their kudos
-(and why caption is not offered), pause popping (the local horde hands out no more jobs, the page and
-the status line say paused) and resume it.
+level claimed with its kudos factor, name the fake backend and the horde's version, show the host's
+CPU and memory, show the alchemist's section with its forms done and their kudos (and why caption is
+not offered), pause popping (the local horde hands out no more jobs, the page and the status line say
+paused) and resume it.
 A screenshot is saved under pytest's tmp folder, and in REGEN_SCREENSHOT_DIR when that is set.
 """
 
@@ -20,8 +21,10 @@ from pathlib import Path
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
+from horde_worker_regen.dashboard.identity import FAKE_BACKEND_LABEL
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
+from horde_worker_regen.localhorde.workers import SERVER_VERSION
 from tests.alchemy.support import png
 from tests.dashboard.browser import headless_chromium, text_of, wait_until
 from tests.worker_support import WorkerProcess, queue, worker_folder
@@ -55,6 +58,7 @@ def _open_and_watch_jobs_run(driver: webdriver.Chrome, url: str) -> int:
         "a slot to show a step part way through its job",
     )
     assert "CPU" in text_of(driver, "slots")  # the fake backend's child is not pinned to a GPU
+    _identity_and_host(driver)
     first = _int(driver, "jobs")
     wait_until(driver, lambda d: _int(d, "jobs") > first, "the jobs count to go up")
     assert float(text_of(driver, "kudos-session").replace(",", "")) > 0
@@ -63,6 +67,16 @@ def _open_and_watch_jobs_run(driver: webdriver.Chrome, url: str) -> int:
     assert text_of(driver, "bridge-note").startswith("×0.90 kudos · the fake backend implements up to level 1")
     _watch_alchemy(driver)
     return _int(driver, "jobs")
+
+
+def _identity_and_host(driver: webdriver.Chrome) -> None:
+    """Under the header: the backend named as the fake it is, the local horde's version; the host's CPU and memory
+    (shown whether or not this machine has GPUs to sample)."""
+    wait_until(driver, lambda d: f"horde v{SERVER_VERSION}" in text_of(d, "identity"), "the horde's version")
+    assert text_of(driver, "identity").startswith(FAKE_BACKEND_LABEL)
+    wait_until(
+        driver, lambda d: re.fullmatch(r"CPU \d+ % · RAM [\d.,]+ GB / [\d.,]+ GB", text_of(d, "host")), "the host"
+    )
 
 
 def _watch_alchemy(driver: webdriver.Chrome) -> None:

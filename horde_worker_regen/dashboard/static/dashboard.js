@@ -177,6 +177,7 @@ function render(snap) {
     new Date(fault.at * 1000).toLocaleTimeString(), fault.job.slice(0, 8), fault.outcome, fault.reason,
   ]), "none", 4);
   $("updated").textContent = new Date().toLocaleTimeString();
+  document.dispatchEvent(new CustomEvent("worker-status", { detail: snap }));  // telemetry.js and other views
 }
 
 async function poll() {
