@@ -16,6 +16,7 @@ from typing import Any
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.alchemy import alchemy_snapshot
 from horde_worker_regen.dashboard.duty import SlotDuty
+from horde_worker_regen.dashboard.history import HistoryRing
 from horde_worker_regen.horde.credit import Credited
 from horde_worker_regen.horde.reasons import without_urls
 from horde_worker_regen.jobs.record import JobRecord, JobState
@@ -43,6 +44,7 @@ class DashboardSources:
     stopping: Callable[[], bool] = lambda: False
     clock: Callable[[], float] = time.monotonic
     alchemist: Alchemist | None = None  # with alchemist: true
+    history: HistoryRing = field(default_factory=HistoryRing)  # the samples /history.json serves
     duty: SlotDuty = field(init=False)
 
     def __post_init__(self) -> None:
