@@ -70,7 +70,7 @@ class HistoryRing:
             self._samples.pop()
         self._samples.append(sample)
         horizon = sample.t - self.max_age_s
-        while self._samples[0].t < horizon:
+        while self._samples and self._samples[0].t < horizon:  # empty only with max_points 0
             self._samples.popleft()
 
     def extend(self, samples: Iterable[Sample]) -> None:

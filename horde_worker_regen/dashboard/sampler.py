@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from loguru import logger
+
 from horde_worker_regen.dashboard.history import SAMPLE_KIND, HistoryRing, Sample
 from horde_worker_regen.jobs.events import EventLog
 
@@ -92,10 +94,13 @@ class HistorySampler:
         return sample
 
     async def sample_forever(self) -> None:
-        """A sample every `ring.interval_s` seconds, until cancelled."""
+        """A sample every `ring.interval_s` seconds, until cancelled (a failed one is logged and skipped)."""
         while True:
             await asyncio.sleep(self.ring.interval_s)
-            self.sample_now()
+            try:
+                self.sample_now()
+            except Exception:  # a sample lost costs a point of a chart, never the worker
+                logger.opt(exception=True).error("Could not take the dashboard's history sample")
 
 
 def _fraction(value: float) -> float:

@@ -3,6 +3,8 @@ the charts' series, and /history.json serves them (only the newer ones with ?sin
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import given
@@ -25,7 +27,7 @@ def _sample(t: float, value: float = 1.0) -> Sample:
     return Sample(t, dict.fromkeys(SERIES, value), (value,))
 
 
-@given(st.lists(TIMES, max_size=60), st.integers(1, 20), st.floats(1, 5000))
+@given(st.lists(TIMES, max_size=60), st.integers(0, 20), st.floats(1, 5000))
 def test_the_ring_is_bounded_by_count_and_age_and_ordered(times: list[float], points: int, age: float) -> None:
     ring = HistoryRing(max_points=points, max_age_s=age)
     for t in times:
@@ -33,7 +35,7 @@ def test_the_ring_is_bounded_by_count_and_age_and_ordered(times: list[float], po
     kept = [sample.t for sample in ring.since()]
     assert len(kept) <= points
     assert kept == sorted(set(kept))  # strictly increasing
-    if times:
+    if times and points:
         assert kept[-1] == times[-1]  # the newest sample is always kept (a clock set back drops what is "newer")
         assert kept[0] >= times[-1] - age
 
@@ -144,3 +146,27 @@ async def test_history_json_serves_the_series_and_only_newer_points_with_since(
             response = await client.get(f"/history.json?since={bad}")
             assert response.status == 400
             assert "unix seconds" in await response.text()
+
+
+async def test_samples_come_every_interval_and_a_failed_one_is_skipped() -> None:
+    events = EventLog()
+    snapshots = iter([RuntimeError("a bug in a snapshot")])
+
+    def snapshot() -> dict[str, object]:
+        failure = next(snapshots, None)
+        if failure is not None:
+            raise failure
+        slot = {"index": 0, "busy_s": 1.0}
+        totals = {"images": 2, "megapixelsteps": 3.0, "faulted": 0, "dropped": 0, "kudos_per_hour": 60.0}
+        return {"worker": {"uptime_s": 2.0}, "totals": totals, "slots": [slot], "queue": []}
+
+    sampler = HistorySampler(snapshot, HistoryRing(interval_s=0.01), events)
+    task = asyncio.create_task(sampler.sample_forever())
+    try:
+        await events.wait_for(lambda event: event.kind == "history_sample", timeout=10.0)
+        await events.wait_for(lambda event: len(events.of_kind("history_sample")) == 2, timeout=10.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(sampler.ring) >= 2
+    assert sampler.ring.since()[0].values["images_per_minute"] == 60.0
