@@ -16,6 +16,7 @@ from typing import Any
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.alchemy import alchemy_snapshot
 from horde_worker_regen.dashboard.duty import SlotDuty
+from horde_worker_regen.dashboard.history import HistoryRing
 from horde_worker_regen.dashboard.identity import identity_snapshot
 from horde_worker_regen.dashboard.telemetry import telemetry_snapshot
 from horde_worker_regen.devices.telemetry_state import Telemetry
@@ -49,6 +50,7 @@ class DashboardSources:
     alchemist: Alchemist | None = None  # with alchemist: true
     telemetry: Telemetry | None = None  # the GPUs and host as last sampled (None: no sampler runs)
     horde_identity: HordeIdentityWatch | None = None  # the horde's version and this worker's id, as last read
+    history: HistoryRing = field(default_factory=HistoryRing)  # the samples /history.json serves
     duty: SlotDuty = field(init=False)
 
     def __post_init__(self) -> None:

@@ -38,6 +38,8 @@ EventKind = Literal[
     "child_recycled",  # child, reason
     "subject_withdrawn",  # the fault breaker withdrew a model or feature: subject, reason
     "bridge_level",  # the capability level claimed, decided at start or changed: level, agent, kudos_factor, reason
+    # The dashboard's history (every 30 s): t (unix seconds), each series' value, slots (each slot's duty).
+    "history_sample",
     # Alchemy: `job` is the form's id.
     "alchemy_pop_answered",  # the horde answered an interrogation pop: seconds, forms (how many), refused
     "form_popped",  # form, lane

@@ -70,6 +70,7 @@ from horde_worker_regen.worker.bridge_claim import BridgeClaim
 from horde_worker_regen.worker.children import WorkerChildren
 from horde_worker_regen.worker.event_file import EventFile
 from horde_worker_regen.worker.file_fetch import FileFetch
+from horde_worker_regen.worker.history_service import HistoryService
 from horde_worker_regen.worker.image_popper import build_popper
 from horde_worker_regen.worker.metrics import kudos_figures, process_figures
 from horde_worker_regen.worker.operator_view import NvmlSource, OperatorView
@@ -358,12 +359,13 @@ class Worker:
         status_task = asyncio.create_task(report_status_forever(
             self._data.stats_output_frequency, lambda: self._status_line(stats, pipeline, popper.paused)
         ), name="status")  # fmt: skip
-        dashboard = None
+        dashboard = history = None
         self.view = view = OperatorView.start(self._data, client, self._nvml)
         try:
             sources = DashboardSources(self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set,
                                        alchemist=alchemy.alchemist if alchemy is not None else None,
                                        telemetry=view.telemetry, horde_identity=view.horde_identity)  # fmt: skip
+            history = HistoryService(sources, self.events, self._options.logs_dir)  # before the page can ask
             self.dashboard = dashboard = await start_dashboard(self._data, sources)
             await self._stop.wait()
             await self._drain(popper, popper_task, pipeline, alchemy)
@@ -379,6 +381,8 @@ class Worker:
                 await credit.bounded_read(EXIT_READ_TIMEOUT_S)  # the exit summary shows what was paid
             if dashboard is not None:
                 await dashboard.stop()
+            if history is not None:
+                await history.stop()
         logger.info(self._status_line(stats, pipeline, paused=False))
 
     async def _credit_watch(self, client: HordeClient) -> CreditWatch:

@@ -26,7 +26,7 @@ async def _client(session: aiohttp.ClientSession) -> TestClient[aiohttp.web.Requ
     return TestClient(TestServer(dashboard_app(parts.sources, TOKEN)))
 
 
-@pytest.mark.parametrize("path", ["/", "/status.json", "/metrics", "/static/dashboard.js"])
+@pytest.mark.parametrize("path", ["/", "/status.json", "/history.json", "/metrics", "/static/dashboard.js"])
 async def test_every_page_needs_the_token_and_the_refusal_does_not_echo_it(
     session: aiohttp.ClientSession, path: str
 ) -> None:

@@ -1,0 +1,52 @@
+"""The whole worker (in this process, against the local horde) picks up the history its last run left in
+logs/history.jsonl, serves it at /history.json, and leaves the file with it (a torn line gone)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+
+from horde_worker_regen.dashboard.history import SERIES, Sample
+from horde_worker_regen.worker.history_file import HISTORY_FILE, read_history
+from tests.worker_support import WorkerInProcess, horde_with_users, worker_folder
+
+WAIT_S = 60.0
+POLL_S = 0.05
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition` until it holds (an explicit wait on the worker's state, never a fixed sleep)."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"waited for {what}"
+        await asyncio.sleep(POLL_S)
+
+
+async def test_a_started_worker_serves_and_keeps_the_history_of_its_last_run(tmp_path: Path) -> None:
+    now = time.time()
+    earlier = [Sample(now - 120.0 + 30.0 * index, dict.fromkeys(SERIES, float(index)), (0.5,)) for index in range(3)]
+    async with horde_with_users() as (horde, owner, _):
+        folder = worker_folder(tmp_path, horde, owner)
+        history = folder / "logs" / HISTORY_FILE
+        history.parent.mkdir(parents=True, exist_ok=True)
+        lines = [json.dumps({"kind": "history_sample", **sample.fields()}) for sample in earlier]
+        history.write_text("\n".join([*lines, '{"kind": "history_sample", "t": 17']))  # the last run crashed
+        worker = WorkerInProcess(folder, burst=False)
+        async with worker.running() as run:
+            await _until(lambda: worker.worker.dashboard is not None, "the dashboard to listen")
+            dashboard = worker.worker.dashboard
+            assert dashboard is not None and dashboard.url is not None
+            async with aiohttp.ClientSession() as session, session.get(f"{dashboard.url}history.json") as response:
+                served = await response.json()
+            worker.worker.request_stop("test done", 0)
+            assert await run == 0
+    assert [point[0] for point in served["series"]["kudos_per_hour"]] == [sample.t for sample in earlier]
+    assert [point[1] for point in served["series"]["queue_depth"]] == [0.0, 1.0, 2.0]
+    assert read_history(history, time.time()) == earlier
+    assert '"t": 17' not in history.read_text()
+    assert worker.errors == []
