@@ -46,6 +46,7 @@ class ChildLogging:
     verbosity: int
     process_index: int
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    console: bool = True  # False while the terminal UI owns the terminal: the child's lines go to its files only
 
 
 def prepare_child_process(settings: ChildLogging) -> None:
@@ -61,6 +62,7 @@ def prepare_child_process(settings: ChildLogging) -> None:
         settings.verbosity,
         process_index=settings.process_index,
         secrets=settings.secrets,
+        console=settings.console,
         console_stream=console,
     )
 

@@ -87,6 +87,7 @@ class RunOptions:
     verbosity: int = 0
     burst: bool = False
     metrics_file: Path | None = None
+    console_log: bool = True  # False while the terminal UI owns the terminal: children log to their files only
 
 
 class Worker:
@@ -108,7 +109,7 @@ class Worker:
         self._identity_checked = identity_checked  # False: the horde could not be asked at start
         self._devices = devices  # the GPUs the start-up checks already found, if they had to look
         self._child_client = child_client  # child processes; tests run the children in this process
-        self._children = WorkerChildren(data, options.logs_dir, options.verbosity)
+        self._children = WorkerChildren(data, options.logs_dir, options.verbosity, console=options.console_log)
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._exit_code = EXIT_OK
@@ -117,6 +118,7 @@ class Worker:
         self.popper: Popper | None = None  # while serving; `popper.maintenance_message` tells of maintenance
         self.alchemy: AlchemyService | None = None  # while serving, with alchemist: true
         self.dashboard: DashboardServer | None = None  # while serving, when enabled and listening
+        self.dashboard_sources: DashboardSources | None = None  # from serving on (what `run --tui` reads)
         self._plans: list[SlotPlan] = []
         self._stats: WorkerStats | None = None
         self._spool_lock: SpoolLock | None = None  # held from before the spool is read until the worker exits
@@ -357,6 +359,7 @@ class Worker:
         try:
             sources = DashboardSources(self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set,
                                        alchemist=alchemy.alchemist if alchemy is not None else None)  # fmt: skip
+            self.dashboard_sources = sources
             self.dashboard = dashboard = await start_dashboard(self._data, sources)
             await self._stop.wait()
             await self._drain(popper, popper_task, pipeline, alchemy)
