@@ -43,6 +43,7 @@ class WorkerMonitor(App[None]):
     """One screen: identity, state, trends, slots, queue, telemetry, horde messages, recent jobs."""
 
     TITLE = "horde-worker-regen"
+    ENABLE_COMMAND_PALETTE = False
     CSS = """
 Screen {
     layout: vertical;
@@ -50,8 +51,12 @@ Screen {
 #identity {
     height: 2;
 }
-#state, #queue, #connection {
+#state, #queue {
     height: 1;
+}
+#connection {
+    height: auto;
+    max-height: 3;
 }
 #trends {
     height: 1;
@@ -186,15 +191,13 @@ Sparkline {
         elif starting:
             line.update(Text("the worker is starting (its log is below the slots)", "yellow"))
         elif self.connection_error is not None:
-            since = f"; last update {time.strftime('%H:%M:%S', time.localtime(self._updated_at))}" if (
-                self._updated_at) else ""  # fmt: skip
-            line.update(Text(f"connection lost ({self._source.describe}): {self.connection_error}; "
+            since = f" · last update {_clock(self._updated_at)}" if self._updated_at else ""
+            line.update(Text(f"✗ connection lost to {self._source.describe}: {self.connection_error} · "
                              f"retrying every {self._interval_s:g}s{since}", "bold red"))  # fmt: skip
         elif render.lookup(self.snapshot, "worker", "stopping"):
             line.update(Text("stopping: finishing the jobs in flight (Ctrl+C again aborts them)", "bold yellow"))
         else:
-            stamp = time.strftime("%H:%M:%S", time.localtime(self._updated_at))
-            line.update(Text(f"● {self._source.describe} · updated {stamp}", "green"))
+            line.update(Text(f"● {self._source.describe} · updated {_clock(self._updated_at)}", "green"))
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -242,3 +245,7 @@ Sparkline {
 
     async def on_unmount(self) -> None:
         await self._source.close()
+
+
+def _clock(at: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at)) if at is not None else "--:--:--"

@@ -109,7 +109,9 @@ def _described(error: BaseException) -> str:
     if isinstance(error, asyncio.TimeoutError):
         return "no answer in time"
     if isinstance(error, aiohttp.ClientConnectorError):
-        return f"cannot connect ({error.os_error.strerror or error.os_error})"
+        if isinstance(error.os_error, ConnectionRefusedError):
+            return "cannot connect: nothing listens there (is the worker running, its dashboard enabled?)"
+        return f"cannot connect: {error.os_error.strerror or type(error.os_error).__name__}"
     if isinstance(error, aiohttp.ContentTypeError | ValueError):
         return "the answer is not JSON: is this the worker's dashboard?"
     return f"{type(error).__name__}: {error}"
