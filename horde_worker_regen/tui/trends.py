@@ -35,7 +35,9 @@ class Trends:
 
     @property
     def newest_time(self) -> float | None:
-        """The time of the newest history point (what to ask `/history.json?since=` for)."""
+        """The time of the newest history point (what to ask `/history.json?since=` for); None before the first."""
+        if not self.from_history:
+            return None
         stamps = [points[-1][0] for points in self._points.values() if points]
         return max(stamps) if stamps else None
 
