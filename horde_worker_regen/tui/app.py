@@ -97,9 +97,15 @@ Sparkline {
     ]
 
     def __init__(
-        self, source: StatusSource, *, own: OwnWorker | None = None, interval_s: float = POLL_INTERVAL_S
+        self,
+        source: StatusSource,
+        *,
+        own: OwnWorker | None = None,
+        interval_s: float = POLL_INTERVAL_S,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
+        self._wall_clock = wall_clock
         self._source = source
         self._own = own
         self._interval_s = interval_s
@@ -145,7 +151,7 @@ Sparkline {
                 self.connection_error = str(error) or type(error).__name__
                 self._show_connection(starting=isinstance(error, WorkerStarting))
                 return
-            self.snapshot, self.connection_error, self._updated_at = snapshot, None, time.time()
+            self.snapshot, self.connection_error, self._updated_at = snapshot, None, self._wall_clock()
             self._trends.observe(snapshot, self._updated_at)
             await self._read_history()
             self._show(snapshot)

@@ -14,13 +14,14 @@ from aiohttp.test_utils import TestServer
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.app import dashboard_app
 from horde_worker_regen.horde.pop import PoppedJob
-from horde_worker_regen.jobs.record import JobState
+from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
 from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
 from horde_worker_regen.processes.messages import JobProgress
 from horde_worker_regen.tui.app import WorkerMonitor
 from horde_worker_regen.tui.source import HttpStatusSource
 from horde_worker_regen.tui.trends import IMAGES, KUDOS
 from tests.dashboard.conftest import MODEL, Parts, build_parts
+from tests.jobs.test_record import make_record
 from tests.tui.screen import screen_lines, screen_text, until
 
 DATA = BridgeData(api_key="k" * 22, dreamer_name="Terminal Dreamer", max_threads=2, queue_size=1)
@@ -34,8 +35,17 @@ def _job(key: str, steps: int = 10) -> PoppedJob:
 
 
 def _busy(parts: Parts) -> None:
-    """Two jobs running (one at step 4 of 10), one dropped with its reason, one waiting for a slot."""
+    """One job submitted, two running (one at step 4 of 10), one dropped with its reason, one waiting for a slot."""
     parts.clock.now += 30.0
+    done = make_record("done-1", images=1)
+    done.state, done.slot, done.started_at, done.finished_at = (
+        JobState.SUBMITTED,
+        0,
+        parts.clock.now - 8,
+        parts.clock.now,
+    )
+    done.results = {0: IdResult(IdOutcome.SUBMITTED, 12.5)}
+    parts.stats.job_ended(done)
     for key in ("run-0", "run-1", "late", "waiting"):
         parts.pipeline.job_popped(_job(key), parts.clock.now)
     late = parts.pipeline.registry.get("late")
@@ -88,7 +98,9 @@ async def test_the_screen_shows_identity_state_slots_queue_and_faults_at_80_by_2
     assert "run-0" in slot_rows[0] and "4/10" in slot_rows[0] and MODEL in slot_rows[0]
     assert "run-1" in slot_rows[1] and MODEL in slot_rows[1]
     assert f"queue 1: {MODEL} 512×768" in text
-    assert "dropped late: its deadline passed" in text
+    recent = [line for line in lines if "✓" in line or "✗" in line]
+    assert "✗ dropped late: its deadline passed" in recent[0]  # newest first, with its reason
+    assert "✓ done-1" in recent[1] and "12.5 kudos" in recent[1] and "8.0s" in recent[1]
     assert "no GPU telemetry reported by this worker" in text
     assert "p pause/resume" in text.replace("  ", " ") or "pause/resume" in text
 
