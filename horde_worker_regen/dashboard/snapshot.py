@@ -105,15 +105,18 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
             }
             for fault in reversed(sources.pipeline.recent_faults)
         ],
-        # The last jobs that ended, newest first: submitted ones with their kudos, the others with their reason.
-        "recent_jobs": [
-            {"at": job.at, "job": job.job_key, "model": job.model, "images": job.images, "state": job.state,
-             "kudos": job.kudos, "seconds": job.seconds,
-             "reason": None if job.reason is None else without_urls(job.reason)}
-            for job in reversed(sources.stats.recent_jobs)
-        ],  # fmt: skip
+        "recent_jobs": _recent_jobs(sources.stats),
         "alchemy": None if sources.alchemist is None else alchemy_snapshot(sources.alchemist, sources.clock()),
     }
+
+
+def _recent_jobs(stats: WorkerStats) -> list[dict[str, Any]]:
+    """The last jobs that ended, newest first: submitted ones with their kudos, the others with their reason."""
+    return [
+        {"at": job.at, "job": job.job_key, "model": job.model, "images": job.images, "state": job.state,
+         "kudos": job.kudos, "seconds": job.seconds, "reason": None if job.reason is None else without_urls(job.reason)}
+        for job in reversed(stats.recent_jobs)
+    ]  # fmt: skip
 
 
 def _credited(credited: Credited | None) -> dict[str, float] | None:

@@ -117,6 +117,11 @@ Sparkline {
         self._updated_at: float | None = None
         self._confirming_quit = False
 
+    @property
+    def connected(self) -> bool:
+        """Whether the last read of the worker succeeded."""
+        return self.connection_error is None and self.snapshot is not None
+
     def compose(self) -> ComposeResult:
         yield Static(id="identity")
         yield Static(id="state")

@@ -6,6 +6,7 @@ import html
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 
 from textual.app import App
 from textual.pilot import Pilot
@@ -38,7 +39,7 @@ def screen_text(app: App[None]) -> str:
     return "\n".join(screen_lines(app))
 
 
-async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
+async def until(pilot: Pilot[Any], condition: Callable[[], bool], what: str) -> None:
     """Let the app run (its HTTP requests, its key handling) until `condition` holds; fail after WAIT_S."""
     deadline = time.monotonic() + WAIT_S
     while not condition():

@@ -1,5 +1,5 @@
 """The terminal UI attached to a worker through its dashboard, served over a real port by the dashboard's own
-aiohttp app on the worker's live parts: what the screen shows at 80×24, pause and quit keys, a lost connection."""
+aiohttp app on the worker's live parts: what the screen shows at 80x24, pause and quit keys, a lost connection."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.app import dashboard_app
+from horde_worker_regen.dashboard.snapshot import build_snapshot
 from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
 from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
@@ -145,7 +146,7 @@ async def test_a_lost_connection_is_said_and_retried_until_the_worker_answers(se
         async with _served(parts, port=port):
             await app.refresh_now()
             await pilot.pause()
-            assert app.connection_error is None
+            assert app.connected
             assert screen_lines(app)[0].startswith("Terminal Dreamer")
         await app.refresh_now()  # the worker went away again: its last figures stay, the loss is said
         await pilot.pause()
@@ -197,3 +198,14 @@ async def test_the_sparklines_follow_the_workers_history_when_it_keeps_one(sessi
             assert app.query_one("#images-trend").data == [1.0, 2.5, 3.0]  # type: ignore[attr-defined]
             assert "img/min 3.0" in screen_text(app)
     assert asked[0] is None and "1060.0" in asked  # once the first points are held, only newer ones are asked for
+
+
+async def test_recent_jobs_in_the_snapshot_cut_urls_to_their_host(session: aiohttp.ClientSession) -> None:
+    parts = await build_parts(session, DATA)
+    record = make_record("cut-1", images=1)
+    record.state = JobState.FAULTED
+    record.fault_reason = "upload failed: https://bucket.example.r2.dev/img.webp?X-Amz-Signature=s3cr3t"
+    parts.stats.job_ended(record)
+    (job,) = build_snapshot(parts.sources)["recent_jobs"]
+    assert (job["job"], job["state"], job["kudos"]) == ("cut-1", "faulted", 0.0)
+    assert "bucket.example.r2.dev" in job["reason"] and "s3cr3t" not in job["reason"]

@@ -98,7 +98,7 @@ async def test_run_with_tui_holds_the_console_and_closes_when_the_worker_stops(s
         tail.write("12:00:09 | INFO    | Stopped: 3 images\n")
         return 0
 
-    async def keys(pilot: Pilot[None]) -> None:
+    async def keys(pilot: Pilot[object]) -> None:
         app = pilot.app
         assert isinstance(app, WorkerMonitor)
         await until(pilot, lambda: app.snapshot is not None, "the first read")

@@ -1,5 +1,5 @@
 """What the operator sees with every part reported (identity, GPU telemetry, kudos per kWh, a day's history),
-at 80×24 and in the README's screenshot, `docs/tui.svg` (written by the last test here)."""
+at 80x24 and in the README's screenshot, `docs/tui.svg` (written by the last test here)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.snapshot import build_snapshot
-from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
 from horde_worker_regen.devices.report import DeviceReport
+from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
 from horde_worker_regen.processes.messages import ChildReady, JobProgress
 from horde_worker_regen.tui.app import WorkerMonitor
 from tests.dashboard.conftest import Parts, build_parts
