@@ -53,7 +53,8 @@ def prepare_child_process(settings: ChildLogging) -> None:
     """Ignore SIGINT (Ctrl+C reaches the whole process group; the parent decides) and set up logs.
 
     Whatever the child's libraries print (ComfyUI, torch, a C extension) goes to its trace log, not
-    to the operator's console; the child's own lines still reach the console, redacted."""
+    to the operator's console; the child's own lines still reach the console, redacted (unless the terminal UI
+    owns it: then only the files)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     console = capture_child_output()
     install_exception_hooks()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Coroutine
+from multiprocessing import resource_tracker
 from typing import Any, Protocol
 
 from loguru import logger
@@ -46,6 +47,9 @@ async def run_with_tui(
     auto_pilot: AutopilotCallbackType | None = None,
 ) -> int:
     """Run the worker (`start`, told where to report the worker it made) under the UI; its exit status."""
+    # multiprocessing's resource tracker starts (with the first child) on sys.stderr's descriptor, which
+    # the screen replaces with an object that has none while it is up: start it now, on the real one.
+    resource_tracker.ensure_running()
     workers: list[ServingWorker] = []
     worker_task = asyncio.create_task(start(workers.append), name="worker")
     source = LocalStatusSource(lambda: workers[0].dashboard_sources if workers else None)
