@@ -28,9 +28,11 @@ EXIT_CONFIG_ERROR = 2
 EXIT_USAGE = 2
 # Options of the worker commands that take a value, so that the value is never mistaken
 # for a subcommand name when the subcommand is looked for.
-_VALUE_OPTIONS = frozenset({"-c", "--config", "-n", "--name", "--set", "--logs-dir", "--metrics-file"})
+_VALUE_OPTIONS = frozenset(
+    {"-c", "--config", "-n", "--name", "--set", "--logs-dir", "--metrics-file", "--url", "--token", "--interval"}
+)
 # Options that take no value: a bare word after one of them is meant as a subcommand.
-_FLAG_OPTIONS = re.compile(r"^(-[vq]+|--verbose|--quiet|--burst|--no-models|--.+=.*)$")
+_FLAG_OPTIONS = re.compile(r"^(-[vq]+|--verbose|--quiet|--burst|--tui|--no-models|--.+=.*)$")
 
 
 def _add_worker_options(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +87,7 @@ def _add_daily_options_help(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from horde_worker_regen.commands import benchmark, check_config, demo, download_models, run, support_bundle
+    from horde_worker_regen.commands import benchmark, check_config, demo, download_models, run, support_bundle, tui
     from horde_worker_regen.localhorde import command as local_horde
 
     parser = argparse.ArgumentParser(
@@ -113,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
             "write the event log here as JSON lines, as it happens: every job's pop, stages, faults, retries "
             "and end, each child's start and loss, and the main process's CPU/RSS and kudos at exit"
         ),
+    )
+    run_parser.add_argument(
+        "--tui",
+        action="store_true",
+        help="show the terminal UI instead of the scrolling console (the log still goes to its files); "
+        "q asks, then stops the worker as Ctrl+C does",
     )
     run_parser.set_defaults(handler=run.run_command, reads_bridge_data=True)
     check_parser = commands.add_parser("check-config", help="validate bridgeData and print the resolved settings")
@@ -145,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker_options(bundle_parser)
     support_bundle.add_arguments(bundle_parser)
     bundle_parser.set_defaults(handler=support_bundle.support_bundle_command)
+    tui_parser = commands.add_parser(
+        "tui", help="watch a running worker in the terminal (its dashboard's status API); q leaves it running"
+    )
+    tui.add_arguments(tui_parser)
+    tui_parser.set_defaults(handler=tui.tui_command, reads_bridge_data=True, verbose=0, quiet=0)
     local_parser = commands.add_parser("local-horde", help="serve a local AI Horde for tests and trial runs")
     local_horde.add_arguments(local_parser)
     _add_verbosity(local_parser)

@@ -12,8 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO, cast
 
 import aiohttp
 from loguru import logger
@@ -27,6 +30,8 @@ from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.logs.setup import configure_logging
 from horde_worker_regen.models.meta_instructions import ModelSelection
 from horde_worker_regen.safety.weights import SafetyWeightsUnavailable, prepare_safety_backend
+from horde_worker_regen.tui.console_tail import ConsoleTail
+from horde_worker_regen.tui.in_process import run_with_tui
 from horde_worker_regen.worker.orchestrator import RunOptions, Worker
 from horde_worker_regen.worker.stop_signals import stop_signals
 
@@ -123,8 +128,10 @@ async def _checks(data: BridgeData) -> tuple[CheckedStart, bool]:
     return checked, identity_checked
 
 
-async def start_and_run(data: BridgeData, options: RunOptions) -> int:
-    """The start-up checks, then the worker until it stops; returns the exit status."""
+async def start_and_run(
+    data: BridgeData, options: RunOptions, on_worker: Callable[[Worker], None] | None = None
+) -> int:
+    """The start-up checks, then the worker until it stops (`on_worker` told of it first); returns the exit status."""
     task = asyncio.current_task()
     assert task is not None
     stop = _StartupStop(task)
@@ -138,9 +145,10 @@ async def start_and_run(data: BridgeData, options: RunOptions) -> int:
         logger.info(f"{signal.Signals(stop.signum).name} received during the start-up checks; stopping")
         return EXIT_OK
     # The worker takes the signals over before its first await: none can fall between the two.
-    return await Worker(
-        data, checked.selection.models, options, identity_checked=identity_checked, devices=checked.devices
-    ).run()
+    worker = Worker(data, checked.selection.models, options, identity_checked=identity_checked, devices=checked.devices)
+    if on_worker is not None:
+        on_worker(worker)
+    return await worker.run()
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -149,11 +157,18 @@ def run_command(args: argparse.Namespace) -> int:
 
     resolved = resolve_config(args)
     logs_dir = Path(args.logs_dir)
-    configure_logging(logs_dir, args.verbosity, secrets=resolved.data.secrets())
+    tail = ConsoleTail(sys.stderr) if getattr(args, "tui", False) else None
+    # The console sink only writes, flushes and asks isatty: what ConsoleTail does of a stream.
+    console = cast(TextIO, tail) if tail is not None else None
+    configure_logging(logs_dir, args.verbosity, secrets=resolved.data.secrets(), console_stream=console)
     _report_config(resolved)
-    options = RunOptions(logs_dir=logs_dir, verbosity=args.verbosity, burst=args.burst, metrics_file=args.metrics_file)
+    options = RunOptions(logs_dir=logs_dir, verbosity=args.verbosity, burst=args.burst, metrics_file=args.metrics_file,
+                         console_log=tail is None)  # fmt: skip
     try:
-        status = asyncio.run(start_and_run(resolved.data, options))
+        if tail is None:
+            status = asyncio.run(start_and_run(resolved.data, options))
+        else:
+            status = asyncio.run(run_with_tui(lambda on_worker: start_and_run(resolved.data, options, on_worker), tail))
     except StartupError as error:
         logger.error(f"Cannot start: {error}")
         return EXIT_STARTUP_FAILED

@@ -113,6 +113,7 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
             }
             for fault in reversed(sources.pipeline.recent_faults)
         ],
+        "recent_jobs": _recent_jobs(sources.stats),
         "alchemy": None if sources.alchemist is None else alchemy_snapshot(sources.alchemist, sources.clock()),
         "identity": identity_snapshot(sources.data, sources.popper, sources.horde_identity),
         "telemetry": None
@@ -125,6 +126,15 @@ def _all_kudos(sources: DashboardSources, image_kudos: float) -> float:
     """Everything this run earned (images and alchemy forms, both done on the GPUs the energy is measured on)."""
     alchemy = sum(sources.alchemist.stats.kudos.values()) if sources.alchemist is not None else 0.0
     return image_kudos + alchemy
+
+
+def _recent_jobs(stats: WorkerStats) -> list[dict[str, Any]]:
+    """The last jobs that ended, newest first: submitted ones with their kudos, the others with their reason."""
+    return [
+        {"at": job.at, "job": job.job_key, "model": job.model, "images": job.images, "state": job.state,
+         "kudos": job.kudos, "seconds": job.seconds, "reason": None if job.reason is None else without_urls(job.reason)}
+        for job in reversed(stats.recent_jobs)
+    ]  # fmt: skip
 
 
 def _credited(credited: Credited | None) -> dict[str, float] | None:

@@ -23,6 +23,21 @@ KUDOS_WINDOW_S = 3600.0
 # Weight of the newest job in the running average of job duration.
 DURATION_SMOOTHING = 0.2
 INITIAL_JOB_SECONDS = 10.0
+RECENT_JOBS_KEPT = 50
+
+
+@dataclass(frozen=True)
+class EndedJob:
+    """A job that ended, kept for the operator's views (`at` is wall-clock time; `reason` when not submitted)."""
+
+    at: float
+    job_key: str
+    model: str
+    images: int
+    state: str
+    kudos: float
+    seconds: float | None
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,7 @@ class WorkerStats:
         self.expected_job_seconds = INITIAL_JOB_SECONDS
         self.slot_busy_seconds: dict[int, float] = defaultdict(float)
         self._rewards: deque[tuple[float, float]] = deque()
+        self.recent_jobs: deque[EndedJob] = deque(maxlen=RECENT_JOBS_KEPT)
         self._idle_total = 0.0
         self._idle_since: float | None = self.started
         self.kudos_factor = kudos_factor
@@ -81,6 +97,7 @@ class WorkerStats:
             self.faulted += 1
         else:
             self.dropped += 1
+        self._remember(record)
         self.kudos += reward
         self._kudos_paid += reward * self.kudos_factor
         self._rewards.append((now, reward * self.kudos_factor))
@@ -89,6 +106,16 @@ class WorkerStats:
             self.expected_job_seconds += DURATION_SMOOTHING * (duration - self.expected_job_seconds)
             if record.slot is not None:
                 self.slot_busy_seconds[record.slot] += max(0.0, duration)
+
+    def _remember(self, record: JobRecord) -> None:
+        seconds = None
+        if record.started_at is not None and record.finished_at is not None:
+            seconds = max(0.0, record.finished_at - record.started_at)
+        reasons = [result.reason for result in record.results.values() if result.reason]
+        reason = record.fault_reason or (reasons[0] if reasons else None)
+        self.recent_jobs.append(EndedJob(time.time(), record.key, record.spec.model, len(record.ids),
+                                         record.state.value, record.reward, seconds,
+                                         None if record.state is JobState.SUBMITTED else reason))  # fmt: skip
 
     def set_in_flight(self, in_flight: bool) -> None:
         """Track time with no job at all in the worker (idle: nothing popped is being worked on)."""

@@ -46,13 +46,15 @@ class ChildLogging:
     verbosity: int
     process_index: int
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    console: bool = True  # False while the terminal UI owns the terminal: the child's lines go to its files only
 
 
 def prepare_child_process(settings: ChildLogging) -> None:
     """Ignore SIGINT (Ctrl+C reaches the whole process group; the parent decides) and set up logs.
 
     Whatever the child's libraries print (ComfyUI, torch, a C extension) goes to its trace log, not
-    to the operator's console; the child's own lines still reach the console, redacted."""
+    to the operator's console; the child's own lines still reach the console, redacted (unless the terminal UI
+    owns it: then only the files)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     console = capture_child_output()
     install_exception_hooks()
@@ -61,6 +63,7 @@ def prepare_child_process(settings: ChildLogging) -> None:
         settings.verbosity,
         process_index=settings.process_index,
         secrets=settings.secrets,
+        console=settings.console,
         console_stream=console,
     )
 

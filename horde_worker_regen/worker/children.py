@@ -30,9 +30,12 @@ class WorkerChildren:
     data: BridgeData
     logs_dir: Path
     verbosity: int
+    console: bool = True  # False while the terminal UI owns the terminal
 
     def _logging(self, index: int) -> ChildLogging:
-        return ChildLogging(self.logs_dir.resolve(), self.verbosity, index, tuple(self.data.secrets()))
+        return ChildLogging(
+            self.logs_dir.resolve(), self.verbosity, index, tuple(self.data.secrets()), console=self.console
+        )
 
     def safety_spec(self) -> ChildSpec:
         """The safety child."""

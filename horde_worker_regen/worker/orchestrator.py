@@ -90,6 +90,7 @@ class RunOptions:
     verbosity: int = 0
     burst: bool = False
     metrics_file: Path | None = None
+    console_log: bool = True  # False while the terminal UI owns the terminal: children log to their files only
 
 
 class Worker:
@@ -113,7 +114,7 @@ class Worker:
         self._devices = devices  # the GPUs the start-up checks already found, if they had to look
         self._child_client = child_client  # child processes; tests run the children in this process
         self._nvml = nvml  # the GPU telemetry's NVML; tests give a fake one
-        self._children = WorkerChildren(data, options.logs_dir, options.verbosity)
+        self._children = WorkerChildren(data, options.logs_dir, options.verbosity, console=options.console_log)
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._exit_code = EXIT_OK
@@ -123,6 +124,7 @@ class Worker:
         self.alchemy: AlchemyService | None = None  # while serving, with alchemist: true
         self.dashboard: DashboardServer | None = None  # while serving, when enabled and listening
         self.view: OperatorView | None = None  # while serving: the telemetry and the horde's word on this worker
+        self.dashboard_sources: DashboardSources | None = None  # from serving on (what `run --tui` reads)
         self._plans: list[SlotPlan] = []
         self._stats: WorkerStats | None = None
         self._spool_lock: SpoolLock | None = None  # held from before the spool is read until the worker exits
@@ -366,6 +368,7 @@ class Worker:
                                        alchemist=alchemy.alchemist if alchemy is not None else None,
                                        telemetry=view.telemetry, horde_identity=view.horde_identity)  # fmt: skip
             history = HistoryService(sources, self.events, self._options.logs_dir)  # before the page can ask
+            self.dashboard_sources = sources
             self.dashboard = dashboard = await start_dashboard(self._data, sources)
             await self._stop.wait()
             await self._drain(popper, popper_task, pipeline, alchemy)

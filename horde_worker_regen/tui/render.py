@@ -1,0 +1,222 @@
+"""What each part of the terminal UI says, from one snapshot: plain functions returning Rich text.
+
+Every key is read tolerantly: a worker of another version, or a part not reported yet (identity,
+telemetry, recent jobs), leaves its line out or says what is missing instead of failing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from rich.text import Text
+
+from horde_worker_regen.tui.source import Snapshot
+
+BAR_WIDTH = 10
+_STATE_STYLES = {"serving": "bold green", "paused": "bold yellow", "stopping": "bold yellow"}
+_SLOT_STYLES = {"busy": "green", "idle": "dim", "out_of_service": "bold red", "replacing": "yellow"}
+
+
+def lookup(mapping: Any, *keys: str) -> Any:
+    """`mapping[k1][k2]...`, or None where any level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def _short_agent(agent: str | None) -> str | None:
+    """The bridge agent without its project URL: name and capability level."""
+    if not agent:
+        return None
+    name, _, rest = agent.partition(":")
+    level = rest.split(":", 1)[0]
+    return f"{name}:{level}" if level else name
+
+
+def _host(url: str | None) -> str:
+    if not url:
+        return "?"
+    parts = urlsplit(url)
+    return (parts.netloc + parts.path).rstrip("/") or url
+
+
+def identity_text(snapshot: Snapshot) -> Text:
+    """Who this worker is and where it works: name (and id), backend, horde and its version, bridge agent."""
+    identity = snapshot.get("identity") or {}
+    name = identity.get("worker_name") or lookup(snapshot, "worker", "name") or "?"
+    text = Text.assemble((str(name), "bold"))
+    if identity.get("worker_id"):
+        text.append(f" ({identity['worker_id']})", "dim")
+    backend = lookup(identity, "backend", "label")
+    if backend:
+        style = "bold magenta" if lookup(identity, "backend", "kind") == "fake" else "cyan"
+        text.append("  ").append(str(backend), style)
+    horde = identity.get("horde_url") or lookup(snapshot, "worker", "horde_url")
+    text.append("\nhorde ").append(_host(horde), "cyan")
+    if identity.get("horde_version"):
+        text.append(f" v{identity['horde_version']}")
+    agent = _short_agent(identity.get("bridge_agent") or lookup(snapshot, "bridge", "agent"))
+    if agent:
+        text.append("  ").append(agent, "dim")
+    return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0.0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def state_text(snapshot: Snapshot) -> Text:
+    """The horde state (serving, paused, maintenance, unreachable, stopping), uptime and the run's totals."""
+    worker = snapshot.get("worker") or {}
+    state = "stopping" if worker.get("stopping") else str(worker.get("state") or "?")
+    text = Text.assemble((state, _STATE_STYLES.get(state, "bold red")))
+    if worker.get("maintenance_message"):
+        text.append(f" ({worker['maintenance_message']})", "yellow")
+    totals = snapshot.get("totals") or {}
+    text.append(f"  up {_duration(float(worker.get('uptime_s') or 0.0))}")
+    text.append(f"  jobs {totals.get('jobs', 0)}  images {totals.get('images', 0)}")
+    faults = int(totals.get("faulted") or 0) + int(totals.get("dropped") or 0)
+    text.append(f"  faults {faults}", "red" if faults else "")
+    text.append(f"  kudos {float(totals.get('kudos_session') or 0.0):,.1f}")
+    return text
+
+
+def _bar(step: int, total: int) -> str:
+    done = round(BAR_WIDTH * step / total) if total > 0 else 0
+    return "█" * done + "░" * (BAR_WIDTH - done)
+
+
+def _device_label(slot: dict[str, Any]) -> str:
+    device = slot.get("device")
+    if not isinstance(device, dict):
+        return "—"
+    if device.get("kind") == "gpu":
+        return f"GPU{device.get('index', '?')}"
+    return str(device.get("label") or "CPU")
+
+
+def slots_text(snapshot: Snapshot) -> Text:
+    """One line per inference slot: device, state, job, step progress, model."""
+    slots = snapshot.get("slots") or []
+    if not slots:
+        return Text("no inference slot yet", "dim")
+    text = Text()
+    for slot in slots:
+        if text:
+            text.append("\n")
+        state = str(slot.get("state", "?"))
+        text.append(f"#{slot.get('index', '?')} {_device_label(slot):<5} ")
+        text.append(f"{state:<9}", _SLOT_STYLES.get(state, ""))
+        job = slot.get("job") or {}
+        step, total = int(slot.get("step") or 0), int(slot.get("total_steps") or 0)
+        if job:
+            text.append(f" {str(job.get('job', '?'))[:8]:<8} ")
+            text.append(_bar(step, total), "green")
+            text.append(f" {step:>3}/{total:<3}" if total else " " * 8)
+        else:
+            text.append(" " * 28)
+        text.append(f" {slot.get('model') or '—'}", "cyan")
+    return text
+
+
+def queue_text(snapshot: Snapshot) -> Text:
+    """The jobs waiting for a slot, and those past inference (safety check, upload)."""
+    queue = snapshot.get("queue") or []
+    finishing = snapshot.get("finishing") or []
+    text = Text.assemble(("queue ", "bold"), str(len(queue)))
+    if queue:
+        shown = ", ".join(
+            f"{job.get('model', '?')} {job.get('width', '?')}×{job.get('height', '?')}" for job in queue[:3]
+        )
+        text.append(f": {shown}" + (f" +{len(queue) - 3}" if len(queue) > 3 else ""))
+    text.append(f"   finishing {len(finishing)}", "dim")
+    return text
+
+
+def rate_text(label: str, value: float | None, unit_format: str = "{:,.1f}") -> Text:
+    """A figure beside its sparkline."""
+    shown = "—" if value is None else unit_format.format(value)
+    return Text.assemble((f"{label} ", "bold"), (shown, "green"))
+
+
+def _gb(mb: Any) -> str:
+    return f"{float(mb or 0.0) / 1024:.1f}"
+
+
+def telemetry_text(snapshot: Snapshot) -> Text:
+    """Each GPU's VRAM, utilisation, temperature and power, and kudos per kWh; or why there is none, with CPU/RAM."""
+    telemetry = snapshot.get("telemetry")
+    if not isinstance(telemetry, dict):
+        return Text("no GPU telemetry reported by this worker", "dim")
+    text = Text()
+    gpus = (telemetry.get("gpus") or []) if telemetry.get("available") else []
+    for gpu in gpus:
+        if text:
+            text.append("\n")
+        text.append(f"GPU{gpu.get('index', '?')} ", "bold")
+        text.append(f"VRAM {_gb(gpu.get('vram_used_mb'))}/{_gb(gpu.get('vram_total_mb'))} GB")
+        text.append(f"  util {float(gpu.get('utilisation_pct') or 0):.0f}%")
+        text.append(f"  {float(gpu.get('temperature_c') or 0):.0f}°C")
+        if gpu.get("power_w") is not None:
+            limit = gpu.get("power_limit_w")
+            text.append(f"  {float(gpu['power_w']):.0f}" + (f"/{float(limit):.0f}" if limit else "") + " W")
+        text.append(f"  {gpu.get('name', '')}", "dim")
+    if not gpus:
+        text.append(str(telemetry.get("note") or "no GPU telemetry"), "yellow")
+        host = telemetry.get("host") or {}
+        text.append(f"  CPU {float(host.get('cpu_pct') or 0):.0f}%")
+        text.append(f"  RAM {_gb(host.get('ram_used_mb'))}/{_gb(host.get('ram_total_mb'))} GB")
+    per_kwh = telemetry.get("kudos_per_kwh")
+    if per_kwh is not None:
+        text.append(f"\nkudos/kWh {float(per_kwh):,.0f}", "bold")
+        text.append(f"  ({float(telemetry.get('energy_kwh') or 0):.3f} kWh so far)", "dim")
+    return text
+
+
+def _clock(at: Any) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(float(at))) if isinstance(at, int | float) else "--:--:--"
+
+
+def messages_text(snapshot: Snapshot) -> Text | None:
+    """The horde's messages to this worker, newest last (None when there are none)."""
+    messages = lookup(snapshot, "worker", "horde_messages") or []
+    if not messages:
+        return None
+    return Text("\n".join(f"✉ {message.get('message', '')}" for message in messages), "yellow")
+
+
+def recent_text(snapshot: Snapshot, lines: int) -> Text:
+    """The last jobs that ended, newest first, each fault with its reason; the faults alone from an
+    older worker that reports no recent jobs."""
+    recent = snapshot.get("recent_jobs")
+    entries = [_job_line(job) for job in recent] if isinstance(recent, list) else []
+    if not isinstance(recent, list):
+        entries = [_fault_line(fault) for fault in snapshot.get("faults") or []]
+    if not entries:
+        return Text("no job has ended yet", "dim")
+    return Text("\n").join(entries[: max(1, lines)])
+
+
+def _job_line(job: dict[str, Any]) -> Text:
+    state = str(job.get("state", "?"))
+    line = Text(f"{_clock(job.get('at'))} ")
+    if state == "submitted":
+        line.append("✓ ", "green").append(f"{str(job.get('job', '?'))[:8]} {job.get('model', '?')}")
+        line.append(f" {job.get('images', '?')} img {float(job.get('kudos') or 0):.1f} kudos")
+        if job.get("seconds") is not None:
+            line.append(f" {float(job['seconds']):.1f}s", "dim")
+        return line
+    line.append(f"✗ {state} ", "bold red").append(f"{str(job.get('job', '?'))[:8]}: ")
+    return line.append(str(job.get("reason") or "no reason recorded"), "red")
+
+
+def _fault_line(fault: dict[str, Any]) -> Text:
+    line = Text(f"{_clock(fault.get('at'))} ")
+    line.append(f"✗ {fault.get('outcome', 'faulted')} ", "bold red").append(f"{str(fault.get('job', '?'))[:8]}: ")
+    return line.append(str(fault.get("reason") or ""), "red")
