@@ -13,6 +13,8 @@ from aiohttp.test_utils import TestServer
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.app import dashboard_app
+from horde_worker_regen.dashboard.auth import Handler
+from horde_worker_regen.dashboard.history import Sample
 from horde_worker_regen.dashboard.snapshot import build_snapshot
 from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
@@ -175,23 +177,23 @@ async def test_the_dashboard_token_is_sent_and_a_missing_one_is_named(session: a
 async def test_the_sparklines_follow_the_workers_history_when_it_keeps_one(session: aiohttp.ClientSession) -> None:
     parts = await build_parts(session, DATA)
     asked: list[str | None] = []
-    points = {KUDOS: [[1000.0, 10.0], [1060.0, 30.0]], IMAGES: [[1000.0, 1.0], [1060.0, 2.5]]}
+    ring = parts.sources.history  # the worker's own history, as /history.json serves it
+    for t, kudos, images in ((1000.0, 10.0, 1.0), (1060.0, 30.0, 2.5)):
+        ring.add(Sample(t, {KUDOS: kudos, IMAGES: images}))
 
-    async def history(request: web.Request) -> web.StreamResponse:
-        # The history's contract (`/history.json`, `?since=T` for newer points only), served beside the snapshot.
-        since = request.query.get("since")
-        asked.append(since)
-        newer = {name: [p for p in series if since is None or p[0] > float(since)] for name, series in points.items()}
-        return web.json_response({"interval_s": 60.0, "series": newer})
+    @web.middleware
+    async def note_since(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/history.json":
+            asked.append(request.query.get("since"))
+        return await handler(request)
 
     app_under_test = dashboard_app(parts.sources, None)
-    app_under_test.router.add_get("/history.json", history)
+    app_under_test.middlewares.append(note_since)
     async with TestServer(app_under_test, host="127.0.0.1") as server:
         app = WorkerMonitor(HttpStatusSource(str(server.make_url("/"))), interval_s=NEVER_S)
         async with app.run_test(size=(80, 24)) as pilot:
             await app.refresh_now()
-            points[KUDOS].append([1120.0, 50.0])
-            points[IMAGES].append([1120.0, 3.0])
+            ring.add(Sample(1120.0, {KUDOS: 50.0, IMAGES: 3.0}))
             await app.refresh_now()
             await pilot.pause()
             assert app.query_one("#kudos-trend").data == [10.0, 30.0, 50.0]  # type: ignore[attr-defined]
