@@ -26,6 +26,7 @@ from loguru import logger
 from PIL import Image
 
 from horde_worker_regen.config.loader import load_config
+from horde_worker_regen.devices.telemetry import load_nvml
 from horde_worker_regen.jobs.events import Event, EventKind, EventLog
 from horde_worker_regen.localhorde.config import LocalHordeConfig
 from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, WaitingPrompt
@@ -36,6 +37,7 @@ from horde_worker_regen.models.reference_cache import ReferencePaths
 from horde_worker_regen.processes.handle import ChildHandle
 from horde_worker_regen.processes.in_process import InProcessChildren
 from horde_worker_regen.worker.event_file import read_event_file
+from horde_worker_regen.worker.operator_view import NvmlSource
 from horde_worker_regen.worker.orchestrator import RunOptions, Worker
 from horde_worker_regen.worker.stop_signals import STOP_SIGNALS
 from tests.support import FIXTURES, REPO_ROOT, TEMPLATE
@@ -273,11 +275,11 @@ class WorkerInProcess:
 
     Loguru lines of ERROR or worse logged while it runs are kept in `errors`."""
 
-    def __init__(self, folder: Path, *, burst: bool = True) -> None:
+    def __init__(self, folder: Path, *, burst: bool = True, nvml: NvmlSource = load_nvml) -> None:
         data = load_config(folder / "bridgeData.yaml").data
         options = RunOptions(logs_dir=folder / "logs", burst=burst)
         self._children: InProcessChildren | None = None
-        self.worker = Worker(data, list(data.models_to_load), options, child_client=self._child_client)
+        self.worker = Worker(data, list(data.models_to_load), options, child_client=self._child_client, nvml=nvml)
         self.errors: list[str] = []
 
     def _child_client(self, *, liveness_timeout: float, events: EventLog) -> InProcessChildren:

@@ -1,8 +1,9 @@
 """The worker in this same process (`run --tui`): its snapshot read directly, no HTTP, no port.
 
-The snapshot is the dashboard's own (`build_snapshot`), so the terminal UI shows what the web page
-shows whether the dashboard is enabled or not. Until the worker serves (start-up checks, children
-starting) there is no snapshot yet: that is said, not treated as a lost connection.
+The snapshot is the dashboard's own (`build_snapshot`) and the history its ring, so the terminal UI
+shows what the web page shows whether the dashboard is enabled or not. Until the worker serves
+(start-up checks, children starting) there is no snapshot yet: that is said, not treated as a lost
+connection.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class LocalStatusSource:
         return build_snapshot(self._live())
 
     async def history(self, since: float | None) -> History | None:
-        return None  # the terminal UI keeps its own samples
+        return self._live().history.as_json(since)  # the ring /history.json serves
 
     async def set_paused(self, paused: bool) -> bool:
         popper = self._live().popper
