@@ -45,7 +45,8 @@ def _host(url: str | None) -> str:
 
 
 def identity_text(snapshot: Snapshot) -> Text:
-    """Who this worker is and where it works: name (and id), backend, horde and its version, bridge agent."""
+    """Who this worker is and where it works: name (and id), backend, models offered, horde and its version,
+    bridge agent."""
     identity = snapshot.get("identity") or {}
     name = identity.get("worker_name") or lookup(snapshot, "worker", "name") or "?"
     text = Text.assemble((str(name), "bold"))
@@ -55,6 +56,9 @@ def identity_text(snapshot: Snapshot) -> Text:
     if backend:
         style = "bold magenta" if lookup(identity, "backend", "kind") == "fake" else "cyan"
         text.append("  ").append(str(backend), style)
+    offered = identity.get("models_offered")
+    if isinstance(offered, list):
+        text.append(f"  {len(offered)} model{'' if len(offered) == 1 else 's'} offered", "dim")
     horde = identity.get("horde_url") or lookup(snapshot, "worker", "horde_url")
     text.append("\nhorde ").append(_host(horde), "cyan")
     if identity.get("horde_version"):
