@@ -167,6 +167,15 @@ def live_status(port: int, token: str | None) -> dict[str, Any] | str:
     return loaded if isinstance(loaded, dict) else f"127.0.0.1:{port}/status.json is not a JSON object"
 
 
+def last_status(path: Path) -> dict[str, Any] | None:
+    """The snapshot a stopped (or crashed) worker left on disk, or None without a readable one."""
+    try:
+        loaded = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 def faults_from_events(logs_dir: Path, limit: int) -> list[dict[str, Any]]:
     """The last `limit` job faults in the event logs (JSON lines) kept in `logs_dir`, oldest first."""
     faults: list[dict[str, Any]] = []

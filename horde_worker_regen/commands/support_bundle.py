@@ -4,9 +4,10 @@ It holds the effective configuration (as `check-config` prints it, secrets repla
 configuration cannot be read, the reason and the file's own text with its secret fields blanked; the
 last megabytes of each log; the versions of the worker, Python, torch, CUDA and the key libraries; the
 GPUs found; the running worker's status snapshot (through its dashboard, when one answers on this
-machine) and its last faults. Every file goes through the log redaction on its way in, with the
-config's secrets and every environment variable named like a secret (…_KEY, …_TOKEN) registered first:
-a secret that slipped into a log line is caught here too.
+machine; else the last one a run left in `logs/last-status.json`) and its last faults. Every file
+goes through the log redaction on its way in, with the config's secrets and every environment
+variable named like a secret (…_KEY, …_TOKEN) registered first: a secret that slipped into a log
+line is caught here too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
 from horde_worker_regen.logs.redaction import redact, register_secrets
+from horde_worker_regen.worker.status_file import LAST_STATUS_FILE
 
 DEFAULT_LOG_MB = 5.0
 FAULTS_KEPT = 50
@@ -119,18 +121,25 @@ def _device(device: DeviceInfo) -> dict[str, Any]:
 
 
 def _add_status(bundle: Bundle, data: BridgeData | None, logs_dir: Path) -> None:
-    """The running worker's snapshot and its faults, then the faults in the event logs on disk."""
-    faults: list[Any] = []
+    """The running worker's snapshot, else the one the last run left on disk; its faults, and those in the
+    event logs on disk."""
+    status: dict[str, Any] | None = None
     if data is not None and data.dashboard_enabled:
         token = data.dashboard_token.get_secret_value() if data.dashboard_token else None
-        status = bundle_parts.live_status(data.dashboard_port, token)
-        if isinstance(status, dict):
-            bundle.add_json("status.json", status)
-            faults = list(status.get("faults") or [])
+        live = bundle_parts.live_status(data.dashboard_port, token)
+        if isinstance(live, dict):
+            status = live
         else:
-            bundle.notes.append(status)
+            bundle.notes.append(live)
+    if status is not None:
+        bundle.add_json("status.json", status)
+    else:
+        status = bundle_parts.last_status(logs_dir / LAST_STATUS_FILE)
+        if status is not None:
+            bundle.add_json("last-status.json", status)
+            bundle.notes.append(f"the status is the last one a run left in {logs_dir / LAST_STATUS_FILE}")
     bundle.add_json("faults.json", {
-        "running_worker": faults,
+        "worker": list((status or {}).get("faults") or []),
         "event_logs": bundle_parts.faults_from_events(logs_dir, FAULTS_KEPT),
     })  # fmt: skip
 

@@ -26,7 +26,10 @@ from horde_worker_regen.tui.local_source import LocalStatusSource
 class ServingWorker(Protocol):
     """The worker as the UI sees it: its live parts once it serves."""
 
-    dashboard_sources: DashboardSources | None
+    @property
+    def dashboard_sources(self) -> DashboardSources | None:
+        """None until the worker serves."""
+        ...
 
 
 StartWorker = Callable[[Callable[[ServingWorker], None]], Coroutine[Any, Any, int]]

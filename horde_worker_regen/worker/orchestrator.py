@@ -34,7 +34,7 @@ import psutil
 from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.dashboard.server import DashboardServer, start_dashboard
+from horde_worker_regen.dashboard.server import DashboardServer
 from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.devices.discovery import DeviceInfo
 from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
@@ -70,10 +70,10 @@ from horde_worker_regen.worker.bridge_claim import BridgeClaim
 from horde_worker_regen.worker.children import WorkerChildren
 from horde_worker_regen.worker.event_file import EventFile
 from horde_worker_regen.worker.file_fetch import FileFetch
-from horde_worker_regen.worker.history_service import HistoryService
 from horde_worker_regen.worker.image_popper import build_popper
 from horde_worker_regen.worker.metrics import kudos_figures, process_figures
-from horde_worker_regen.worker.operator_view import NvmlSource, OperatorView
+from horde_worker_regen.worker.operator_surfaces import OperatorSurfaces
+from horde_worker_regen.worker.operator_view import NvmlSource
 from horde_worker_regen.worker.startup import ABORT_GRACE_S, ChildStartup, first_of
 from horde_worker_regen.worker.stop_signals import STOP_SIGNALS, stop_signals
 
@@ -122,13 +122,21 @@ class Worker:
         self._started = time.monotonic()
         self.popper: Popper | None = None  # while serving; `popper.maintenance_message` tells of maintenance
         self.alchemy: AlchemyService | None = None  # while serving, with alchemist: true
-        self.dashboard: DashboardServer | None = None  # while serving, when enabled and listening
-        self.view: OperatorView | None = None  # while serving: the telemetry and the horde's word on this worker
-        self.dashboard_sources: DashboardSources | None = None  # from serving on (what `run --tui` reads)
+        self.surfaces: OperatorSurfaces | None = None  # from serving on: the dashboard, history, telemetry
         self._plans: list[SlotPlan] = []
         self._stats: WorkerStats | None = None
         self._spool_lock: SpoolLock | None = None  # held from before the spool is read until the worker exits
         self.events = EventLog()  # every job and child event of this run (`--metrics-file` writes them)
+
+    @property
+    def dashboard(self) -> DashboardServer | None:
+        """The dashboard while serving, when enabled and listening."""
+        return self.surfaces.dashboard if self.surfaces is not None else None
+
+    @property
+    def dashboard_sources(self) -> DashboardSources | None:
+        """The worker's live parts as every view reads them (what `run --tui` shows), from serving on."""
+        return self.surfaces.sources if self.surfaces is not None else None
 
     def request_stop(self, reason: str, exit_code: int) -> None:
         """Stop popping and shut down gracefully (called by signals, burst mode and fatal errors)."""
@@ -340,13 +348,51 @@ class Worker:
             await remove_maintenance(client, self._data.dreamer_name)
         credit = await self._credit_watch(client)
         parts = (client, pipeline, stats, claim)
+        popper, popper_task, alchemy = await self._start_poppers(parts, fetch)
+        tasks = [
+            popper_task,
+            *fetch.start(lambda ready: popper.set_models(served_by_some_slot(ready, self._plans)), claim),
+            asyncio.create_task(credit.run(), name="kudos credited"),
+            asyncio.create_task(report_status_forever(
+                self._data.stats_output_frequency, lambda: self._status_line(stats, pipeline, popper.paused)
+            ), name="status"),
+        ]  # fmt: skip
+        surfaces = None
+        try:
+            sources_for = lambda view: DashboardSources(  # noqa: E731 (read once, by the surfaces)
+                self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set,
+                alchemist=alchemy.alchemist if alchemy is not None else None,
+                telemetry=view.telemetry, horde_identity=view.horde_identity,
+            )  # fmt: skip
+            self.surfaces = surfaces = await OperatorSurfaces.start(
+                self._data, client=client, nvml=self._nvml, sources_for=sources_for, events=self.events,
+                logs_dir=self._options.logs_dir,
+            )  # fmt: skip
+            await self._stop.wait()
+            await self._drain(popper, popper_task, pipeline, alchemy)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if alchemy is not None:
+                await alchemy.close()
+            if not self._abort.is_set():
+                await credit.bounded_read(EXIT_READ_TIMEOUT_S)  # the exit summary shows what was paid
+            if surfaces is not None:
+                await surfaces.stop()
+        logger.info(self._status_line(stats, pipeline, paused=False))
+
+    async def _start_poppers(
+        self, parts: tuple[HordeClient, Pipeline, WorkerStats, BridgeClaim], fetch: FileFetch
+    ) -> tuple[Popper, asyncio.Task[None], AlchemyService | None]:
+        """The image popper and, with alchemist: true, the alchemist beside it (it yields to image jobs)."""
         # Burst mode ends the run once the image popper and the alchemist (those this worker runs) ran dry.
         burst = BurstWatch(self.request_stop) if self._options.burst else None
         images, forms = (
             (burst.join("job") if burst and self._data.dreamer else None),
             (burst.join("form") if burst and self._data.alchemist else None),
         )
-        popper, popper_task = self._start_image_popper(parts, downloads, images)
+        popper, popper_task = self._start_image_popper(parts, fetch.models, images)
         self.alchemy = alchemy = await AlchemyService.start_for(
             self._data,
             parts,
@@ -356,37 +402,7 @@ class Worker:
             burst=forms,
             images_coming=(lambda: popper.jobs_coming) if self._data.dreamer else (lambda: False),
         )
-        file_tasks = fetch.start(lambda ready: popper.set_models(served_by_some_slot(ready, self._plans)), claim)
-        credit_task = asyncio.create_task(credit.run(), name="kudos credited")
-        status_task = asyncio.create_task(report_status_forever(
-            self._data.stats_output_frequency, lambda: self._status_line(stats, pipeline, popper.paused)
-        ), name="status")  # fmt: skip
-        dashboard = history = None
-        self.view = view = OperatorView.start(self._data, client, self._nvml)
-        try:
-            sources = DashboardSources(self._data, stats, pipeline, popper, downloads, stopping=self._stop.is_set,
-                                       alchemist=alchemy.alchemist if alchemy is not None else None,
-                                       telemetry=view.telemetry, horde_identity=view.horde_identity)  # fmt: skip
-            history = HistoryService(sources, self.events, self._options.logs_dir)  # before the page can ask
-            self.dashboard_sources = sources
-            self.dashboard = dashboard = await start_dashboard(self._data, sources)
-            await self._stop.wait()
-            await self._drain(popper, popper_task, pipeline, alchemy)
-        finally:
-            tasks = (popper_task, status_task, credit_task, *file_tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await view.stop()
-            if alchemy is not None:
-                await alchemy.close()
-            if not self._abort.is_set():
-                await credit.bounded_read(EXIT_READ_TIMEOUT_S)  # the exit summary shows what was paid
-            if dashboard is not None:
-                await dashboard.stop()
-            if history is not None:
-                await history.stop()
-        logger.info(self._status_line(stats, pipeline, paused=False))
+        return popper, popper_task, alchemy
 
     async def _credit_watch(self, client: HordeClient) -> CreditWatch:
         """The kudos reader, with its baseline (what the horde had credited before this run) taken."""

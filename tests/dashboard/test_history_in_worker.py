@@ -1,5 +1,6 @@
 """The whole worker (in this process, against the local horde) picks up the history its last run left in
-logs/history.jsonl, serves it at /history.json, and leaves the file with it (a torn line gone)."""
+logs/history.jsonl, serves it at /history.json, and leaves the file with it (a torn line gone), and its
+last status snapshot in logs/last-status.json."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import aiohttp
 
 from horde_worker_regen.dashboard.history import SERIES, Sample
 from horde_worker_regen.worker.history_file import HISTORY_FILE, read_history
+from horde_worker_regen.worker.status_file import LAST_STATUS_FILE
 from tests.worker_support import WorkerInProcess, horde_with_users, worker_folder
 
 WAIT_S = 60.0
@@ -49,4 +51,6 @@ async def test_a_started_worker_serves_and_keeps_the_history_of_its_last_run(tmp
     assert [point[1] for point in served["series"]["queue_depth"]] == [0.0, 1.0, 2.0]
     assert read_history(history, time.time()) == earlier
     assert '"t": 17' not in history.read_text()
+    last = json.loads((folder / "logs" / LAST_STATUS_FILE).read_text())  # for a support bundle after the run
+    assert last["worker"]["stopping"] is True and last["worker"]["name"] == "Pipeline Test Dreamer"
     assert worker.errors == []

@@ -100,7 +100,7 @@ async def test_the_bundle_holds_what_a_maintainer_needs_and_no_secret(
     assert json.loads(members["environment.json"])["AIWORKER_API_KEY"] == REDACTED
     assert json.loads(members["status.json"])["worker"]["name"] == "Bundle Test Dreamer"
     faults = json.loads(members["faults.json"])
-    assert [fault["job"] for fault in faults["running_worker"]] == ["job-9"]
+    assert [fault["job"] for fault in faults["worker"]] == ["job-9"]
     assert [fault["job"] for fault in faults["event_logs"]] == ["job-7"]
     assert REDACTED in faults["event_logs"][0]["reason"]
 
@@ -123,6 +123,23 @@ def test_a_config_that_cannot_be_read_is_bundled_with_its_reason_and_without_its
 
 _ONE_LINE = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
 _KEYS = st.sampled_from(["api_key", "civitai_api_token", "dashboard_token", "dreamer_name"])
+
+
+def test_without_a_running_worker_the_bundle_holds_the_status_its_last_run_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    (tmp_path / "bridgeData.yaml").write_text(f"api_key: {API_KEY}\ndashboard_port: 9\n")  # nothing listens there
+    (tmp_path / "logs").mkdir()
+    left = {"worker": {"name": "Crashed Dreamer", "stopping": True},
+            "faults": [{"job": "job-3", "reason": f"refused with {API_KEY}"}]}  # fmt: skip
+    (tmp_path / "logs" / "last-status.json").write_text(json.dumps(left))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["support-bundle", "-o", "bundle.zip"]) == 0
+    members = _members(tmp_path / "bundle.zip")
+    assert "status.json" not in members
+    assert json.loads(members["last-status.json"])["worker"]["name"] == "Crashed Dreamer"
+    assert [fault["job"] for fault in json.loads(members["faults.json"])["worker"]] == ["job-3"]
+    assert all(API_KEY not in text for text in members.values())
 
 
 @given(st.lists(_KEYS, min_size=1), st.lists(st.text(alphabet=_ONE_LINE, min_size=6), min_size=1))
