@@ -3,9 +3,9 @@
 `explain_alchemy` builds the structured answer (tests read it); `render_alchemy` writes it as the YAML
 comments check-config prints. "Offered at start" is what the alchemist would ask the horde for once
 the worker serves: the same rules (`scheduling.alchemy.unserved_reason`) over what this machine has
-now. A level-13 post-processor whose files are not on disk yet is not offered until the worker has
-downloaded and verified them, and it also needs every inference process to load it, which only a
-running worker can tell.
+now. A level-13 post-processor whose files are not on disk yet (or strip_background, until rembg's
+u2net.onnx is) is not offered until the worker has downloaded and verified them, and it also needs
+every inference process to load it, which only a running worker can tell.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from horde_worker_regen.config.roles import served_form_names
 from horde_worker_regen.horde.alchemy_wire import max_tiles_for
 from horde_worker_regen.models.downloads import Downloader
 from horde_worker_regen.models.optional_models import optional_kinds
-from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.models.post_processor_files import BACKGROUND_REMOVAL, MANAGED_POST_PROCESSORS
 from horde_worker_regen.models.post_processor_store import PostProcessorDownloads, wanted_post_processors
 from horde_worker_regen.scheduling.alchemy import (
     ANALYSIS_FORMS_OF_SAFETY_BACKEND,
@@ -33,6 +33,11 @@ LEVEL_13_TO_DOWNLOAD = (
     "verified them (and every inference process can load it)"
 )
 LEVEL_13_SKIPPED = "a level-13 post-processor that models_to_skip names: its files are never downloaded"
+BACKGROUND_REMOVAL_TO_DOWNLOAD = (
+    "strip_background, whose rembg model u2net.onnx is not on disk yet: offered once the worker has downloaded and "
+    "verified it (and every inference process can run rembg)"
+)
+BACKGROUND_REMOVAL_SKIPPED = "strip_background, which models_to_skip names: its model u2net.onnx is never downloaded"
 
 
 @dataclass(frozen=True)
@@ -52,14 +57,15 @@ class AlchemyExplained:
 
 
 async def post_processors_on_disk(data: BridgeData) -> frozenset[str]:
-    """The level-13 post-processors whose files are on disk and verified now (nothing is hashed or fetched)."""
+    """The managed post-processors (level 13, strip_background) whose files are on disk and verified now
+    (nothing is hashed or fetched)."""
     if data.inference_backend == "fake":
-        return LEVEL_13_POST_PROCESSORS  # it never loads one: every name counts as ready, as in the worker
+        return MANAGED_POST_PROCESSORS  # it never loads one: every name counts as ready, as in the worker
     async with aiohttp.ClientSession() as session:  # the store's downloader is not used to read the manifest
         return PostProcessorDownloads(data, Downloader(session)).ready
 
 
-def explain_alchemy(data: BridgeData, level13_on_disk: frozenset[str]) -> AlchemyExplained:
+def explain_alchemy(data: BridgeData, managed_on_disk: frozenset[str]) -> AlchemyExplained:
     """The roles, and with alchemy on, every form as the worker would offer it at start."""
     roles = tuple(role for role in ("dreamer", "alchemist") if getattr(data, role))
     if not data.alchemist:
@@ -69,19 +75,23 @@ def explain_alchemy(data: BridgeData, level13_on_disk: frozenset[str]) -> Alchem
         analysis=ANALYSIS_FORMS_OF_SAFETY_BACKEND.get(data.safety_backend, frozenset()),
         caption_enabled=data.alchemy_caption_enabled,
         post_processing=kinds.post_processing,
-        level13=level13_on_disk,
+        managed=managed_on_disk,
     )
-    wanted = {model.name for model in wanted_post_processors(data)} if data.inference_backend != "fake" else None
+    wanted = set(wanted_post_processors(data)) if data.inference_backend != "fake" else None
     forms = tuple(_at_start(form, supply, wanted) for form in served_form_names(data.forms))
     post_processing_notes = tuple(note for note in kinds.notes if note.startswith("allow_post_processing"))
     return AlchemyExplained(roles, data.alchemist_name, forms, _settings(data), post_processing_notes)
 
 
 def _at_start(form: str, supply: FormSupply, wanted: set[str] | None) -> FormAvailability:
-    """`wanted`: the level-13 names whose files the worker fetches (None: the backend needs no files)."""
+    """`wanted`: the managed names whose files the worker fetches (None: the backend needs no files)."""
     reason = unserved_reason(form, supply)
-    if reason is not None and form in LEVEL_13_POST_PROCESSORS and supply.post_processing:
-        reason = LEVEL_13_SKIPPED if wanted is not None and form not in wanted else LEVEL_13_TO_DOWNLOAD
+    if reason is not None and form in MANAGED_POST_PROCESSORS and supply.post_processing:
+        skipped = wanted is not None and form not in wanted
+        if form == BACKGROUND_REMOVAL:
+            reason = BACKGROUND_REMOVAL_SKIPPED if skipped else BACKGROUND_REMOVAL_TO_DOWNLOAD
+        else:
+            reason = LEVEL_13_SKIPPED if skipped else LEVEL_13_TO_DOWNLOAD
     return FormAvailability(form, reason)
 
 

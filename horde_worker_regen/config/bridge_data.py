@@ -110,8 +110,9 @@ class BridgeData(BaseModel):
     )
     post_processor_sources: PostProcessorSources = Field(
         default_factory=dict,
-        description="Mirrors for the level-13 post-processors' files, by horde name (or face_detection, "
-        "face_parsing): {url, sha256}; the sha256 left out, the first download's is recorded and kept to.",
+        description="Mirrors for the level-13 post-processors' files and strip_background's u2net.onnx, by horde "
+        "name (or face_detection, face_parsing): {url, sha256}; the sha256 left out, the first download's is "
+        "recorded and kept to.",
     )
     allow_controlnet: bool = Field(default=False, description="Accept ControlNet jobs.")
     allow_sdxl_controlnet: bool = Field(

@@ -1,12 +1,14 @@
 """`post_processor_sources`: other places to download the level-13 post-processors' files from.
 
 The worker downloads the eight level-13 post-processors (and the face detection and parsing
-networks the two face restorers need) from their public URLs. An operator can point any of these
-files at a mirror (a LAN cache, a copy kept for when GitHub is down) with an entry keyed by the
-post-processor's horde name, or `face_detection` / `face_parsing` for the two helper files:
+networks the two face restorers need) and strip_background's rembg model (`u2net.onnx`) from their
+public URLs. An operator can point any of these files at a mirror (a LAN cache, a copy kept for when
+GitHub is down) with an entry keyed by the post-processor's horde name, or `face_detection` /
+`face_parsing` for the two helper files:
 
     post_processor_sources:
       4xNomos8kSC: {url: "http://cache.lan/4xNomos8kSC.pth", sha256: "07a7ccd6..."}
+      strip_background: {url: "http://cache.lan/u2net.onnx"}
       face_detection: {url: "http://cache.lan/detection_Resnet50_Final.pth"}
 
 An entry replaces the file's URL and sha256 together; the name on disk stays the worker's own.
@@ -26,10 +28,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 FACE_DETECTION_KEY = "face_detection"
 FACE_PARSING_KEY = "face_parsing"
-# The level-13 post-processors, by the horde's names, in the catalogue's order.
+# The post-processors whose files the worker fetches, by the horde's names, in the catalogue's order:
+# the eight of level 13, then strip_background (rembg's u2net.onnx).
 POST_PROCESSOR_KEYS = (
     "4xNomos8kSC", "4xLSDIRplus", "4xNomosWebPhoto_RealPLKSR", "4xNomos2_realplksr_dysample", "4xNomos2_hq_dat2",
-    "2xModernSpanimationV1", "GFPGANv1.3", "RestoreFormer",
+    "2xModernSpanimationV1", "GFPGANv1.3", "RestoreFormer", "strip_background",
 )  # fmt: skip
 SOURCE_KEYS: tuple[str, ...] = (*POST_PROCESSOR_KEYS, FACE_DETECTION_KEY, FACE_PARSING_KEY)
 

@@ -47,7 +47,7 @@ from horde_worker_regen.inference.backend import (
 from horde_worker_regen.inference.capabilities import FAKE_CAPABILITIES
 from horde_worker_regen.inference.post_processing_plan import BACKGROUND_REMOVAL, scale_of
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
-from horde_worker_regen.models.post_processor_files import LEVEL_13_MODELS
+from horde_worker_regen.models.post_processor_files import MANAGED_FILES
 
 CRASH_EXIT_CODE = 70
 POISON_EXIT_CODE = 71
@@ -103,9 +103,10 @@ class FakeInferenceBackend:
     """Implements `InferenceBackend` with test patterns."""
 
     capabilities: BackendCapabilities = FAKE_CAPABILITIES
-    # It passes every post-processor through (the stage, no pixels changed), the eight of level 13
-    # as the others; its capability version (1) keeps the worker from claiming level 13 with it.
-    post_processors: tuple[str, ...] = tuple(model.name for model in LEVEL_13_MODELS)
+    # It passes every post-processor through (the stage, no pixels changed), those whose files the
+    # worker manages (the eight of level 13, strip_background) as the others; its capability version
+    # (1) keeps the worker from claiming level 13 with it.
+    post_processors: tuple[str, ...] = tuple(MANAGED_FILES)
 
     def __init__(
         self,

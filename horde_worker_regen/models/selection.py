@@ -5,7 +5,7 @@ from __future__ import annotations
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.notes import effective_allow_painting
 from horde_worker_regen.models.meta_instructions import ModelSelection, resolve_models
-from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.models.post_processor_files import BACKGROUND_REMOVAL, MANAGED_POST_PROCESSORS
 from horde_worker_regen.models.reference import ModelRecord, ModelReference
 from horde_worker_regen.models.reference_cache import load_model_reference
 
@@ -55,7 +55,7 @@ def select_from_reference(data: BridgeData, reference: ModelReference) -> ModelS
     clashes = reference_clashes(data, reference)
     if clashes:
         raise CustomModelClash(clashes)
-    post_processors = {name.casefold() for name in LEVEL_13_POST_PROCESSORS}
+    post_processors = {name.casefold() for name in MANAGED_POST_PROCESSORS}
     skipped_post_processors = [entry for entry in data.models_to_skip if entry.strip().casefold() in post_processors]
     selection = resolve_models(
         data.models_to_load,
@@ -65,10 +65,19 @@ def select_from_reference(data: BridgeData, reference: ModelReference) -> ModelS
         allow_painting=effective_allow_painting(data),
     )
     # A post-processor named in models_to_skip is not an unknown image model: it is left out of the downloads.
-    selection.notes += [
-        f"'{entry}' (a post-processor) is neither downloaded nor offered." for entry in skipped_post_processors
-    ]
+    selection.notes += [skipped_post_processor_note(entry) for entry in skipped_post_processors]
     return selection
+
+
+def skipped_post_processor_note(entry: str) -> str:
+    """What leaving post-processor `entry` out of the downloads means."""
+    if entry.strip().casefold() != BACKGROUND_REMOVAL:
+        return f"'{entry}' (a post-processor) is neither downloaded nor offered."
+    # strip_background is part of every post-processing claim: the horde may still send image jobs asking for it.
+    return (
+        f"'{entry}' (a post-processor) is not downloaded: the alchemist does not offer it, and an image job asking "
+        "for it fails (allow_post_processing: false takes no post-processing job at all)."
+    )
 
 
 async def select_models(data: BridgeData) -> ModelSelection:

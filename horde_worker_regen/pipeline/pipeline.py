@@ -203,8 +203,9 @@ class Pipeline:
         return offer_order(self.guard.gate(models).models, self.slots.views())
 
     def servable_post_processors(self) -> frozenset[str] | None:
-        """The capability-level-13 post-processors the inference children can run (each reported them as
-        it came up: spandrel knows their architectures there); None until an inference child is ready."""
+        """The managed post-processors the inference children can run (each reported them as it came up:
+        spandrel knows the level-13 architectures there, rembg is installed for strip_background); None until
+        an inference child is ready."""
         return self.slots.servable_post_processors()
 
     def pop_flags_off(self) -> frozenset[str]:

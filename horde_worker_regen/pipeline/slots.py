@@ -71,8 +71,8 @@ class SlotPool:
         return [SlotView(slot.index, slot.model, slot.idle) for slot in self.slots]
 
     def servable_post_processors(self) -> frozenset[str] | None:
-        """The level-13 post-processors every slot's child can run (as each last came up); None before
-        any child came up. A slot out of service serves nothing and has no say."""
+        """The managed post-processors (level 13's, strip_background) every slot's child can run (as each last
+        came up); None before any child came up. A slot out of service serves nothing and has no say."""
         reports = [
             slot.ready.post_processors
             for slot in self.slots

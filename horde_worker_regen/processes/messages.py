@@ -99,8 +99,9 @@ ParentMessage = Ping | Shutdown | RunJob | CheckImages | Preload | RunForm
 class ChildReady:
     """The child has loaded its backend and waits for work; `device` is None on the CPU.
 
-    `post_processors`: the capability-level-13 post-processors an inference child's backend can run
-    (its loaders work here); what the worker may claim depends on them."""
+    `post_processors`: the post-processors with files of the worker's own (the eight of capability level
+    13, strip_background) that an inference child's backend can run (its loaders work here); what the
+    worker may claim and offer depends on them."""
 
     incarnation: int
     pid: int

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from horde_worker_regen.jobs.alchemy import ANALYSIS_FORMS, FormLane, lane_of
-from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.models.post_processor_files import BACKGROUND_REMOVAL, MANAGED_POST_PROCESSORS
 from horde_worker_regen.scheduling.breaker import Cause, CauseKind, FaultBreaker, Subject, Withdrawal
 from horde_worker_regen.shared.post_processors import KNOWN_POST_PROCESSORS
 
@@ -49,7 +49,7 @@ class FormSupply:
     analysis: frozenset[str]  # the analysis forms the safety backend answers
     caption_enabled: bool  # alchemy_caption_enabled: BLIP costs memory, so caption is opt-in
     post_processing: bool  # hordelib's post-processors and strip_background can run (their references exist)
-    level13: frozenset[str]  # the level-13 post-processors whose files and loaders are ready
+    managed: frozenset[str]  # the post-processors with files of the worker's own (level 13, strip_background) ready
     caption_model: str | None = None  # why caption's model is not on disk yet (None: it is, or none is needed)
 
 
@@ -63,6 +63,10 @@ NO_POST_PROCESSING = (
 )
 LEVEL_13_NOT_READY = (
     "a level-13 post-processor: offered once its files are on disk and verified and every inference process can load it"
+)
+BACKGROUND_REMOVAL_NOT_READY = (
+    "strip_background: offered once rembg's model u2net.onnx is on disk and verified and every inference process "
+    "can run rembg"
 )
 
 
@@ -78,7 +82,14 @@ def unserved_reason(form: str, supply: FormSupply) -> str | None:
         return NOT_A_FORM
     if not supply.post_processing:
         return NO_POST_PROCESSING
-    return LEVEL_13_NOT_READY if form in LEVEL_13_POST_PROCESSORS and form not in supply.level13 else None
+    return _files_not_ready(form, supply)
+
+
+def _files_not_ready(form: str, supply: FormSupply) -> str | None:
+    """Why post-processor `form` cannot run for want of the files the worker manages (None: it can)."""
+    if form not in MANAGED_POST_PROCESSORS or form in supply.managed:
+        return None
+    return BACKGROUND_REMOVAL_NOT_READY if form == BACKGROUND_REMOVAL else LEVEL_13_NOT_READY
 
 
 def servable(form: str, supply: FormSupply) -> bool:

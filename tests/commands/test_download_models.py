@@ -1,8 +1,8 @@
 """`download-models` as a subprocess: downloads and verifies from a local file server, exits 0 or 1.
 
-The image-model tests turn post-processing off (the level-13 post-processors would otherwise be
-fetched from their public URLs); the post-processor tests point every one of their files at a local
-mirror with `post_processor_sources`.
+The image-model tests turn post-processing off (the level-13 post-processors and strip_background's
+model would otherwise be fetched from their public URLs); the post-processor tests point every one of
+their files at a local mirror with `post_processor_sources`, or skip them with `models_to_skip`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,16 @@ from typing import Any
 import yaml
 
 from horde_worker_regen.models.manifest import MANIFEST_NAME, VerifiedManifest
-from horde_worker_regen.models.post_processor_files import BY_NAME, LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.models.post_processor_files import (
+    BY_NAME,
+    LEVEL_13_POST_PROCESSORS,
+    MANAGED_POST_PROCESSORS,
+    U2NET,
+)
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.models.file_server import ServedFile, file_server
 from tests.models.post_processor_mirror import install_post_processing_references, post_processor_mirror
+from tests.models.u2net_stand_in import u2net_stand_in
 from tests.support import REPO_ROOT
 
 BODY = b"model weights " * 50_000
@@ -126,6 +132,7 @@ async def test_the_wanted_post_processors_come_from_their_sources_to_where_horde
         assert (models / folder_name / model.file.file_name).read_bytes() == mirror.served[name].body
     for helper in ("detection_Resnet50_Final.pth", "parsing_parsenet.pth"):
         assert (models / "gfpgan" / helper).is_file()
+    assert (models / "u2net" / "u2net.onnx").read_bytes() == mirror.served["strip_background"].body  # U2NET_HOME
     assert not (models / "esrgan" / BY_NAME[skipped].file.file_name).exists()
     manifest = VerifiedManifest(models / MANIFEST_NAME)
     assert manifest.recorded_sha256(models / "gfpgan" / "parsing_parsenet.pth") == mirror.sha256("face_parsing")
@@ -139,7 +146,7 @@ async def test_a_post_processor_that_fails_its_checksum_makes_the_exit_one(tmp_p
             tmp_path,
             {"Local One": _entry(f"{base}/one", SHA)},
             allow_post_processing=True,
-            models_to_skip=[name for name in LEVEL_13_POST_PROCESSORS if name != "RestoreFormer"],
+            models_to_skip=[name for name in MANAGED_POST_PROCESSORS if name != "RestoreFormer"],
             post_processor_sources=sources,
         )
         status, output = await _download_models(folder)
@@ -147,3 +154,31 @@ async def test_a_post_processor_that_fails_its_checksum_makes_the_exit_one(tmp_p
     assert "1 post-processor(s) are not ready: RestoreFormer: RestoreFormer.pth: sha256 is" in output
     assert not (tmp_path / "models" / "gfpgan" / "RestoreFormer.pth").exists()
     assert (tmp_path / "models" / "compvis" / "local_one.safetensors").is_file()  # the image model is unaffected
+
+
+async def test_strip_background_s_model_is_fetched_verified_and_refused_when_its_bytes_change(tmp_path: Path) -> None:
+    """rembg's u2net.onnx (a stand-in here) has no published sha256: the first download's is recorded; a copy
+    with other bytes later is refused and never put where rembg reads it."""
+    model = U2NET.path_under(tmp_path / "models")
+    async with file_server({"/one": ServedFile(BODY)}) as base, post_processor_mirror() as mirror:
+        mirror.served["strip_background"].body = u2net_stand_in()
+        folder = _folder(
+            tmp_path,
+            {"Local One": _entry(f"{base}/one", SHA)},
+            allow_post_processing=True,
+            models_to_skip=sorted(LEVEL_13_POST_PROCESSORS),
+            post_processor_sources=mirror.sources(["strip_background"]),
+        )
+        status, output = await _download_models(folder)
+        assert status == 0, output
+        assert "All 1 post-processor(s) are on disk and verified." in output
+        assert model.read_bytes() == u2net_stand_in()
+        recorded = VerifiedManifest(tmp_path / "models" / MANIFEST_NAME).recorded_sha256(model)
+        assert recorded == hashlib.sha256(u2net_stand_in()).hexdigest()
+
+        model.unlink()  # deleted; the mirror now serves other bytes
+        mirror.served["strip_background"].body = b"not the model it served before"
+        status, output = await _download_models(folder)
+    assert status == 1, output
+    assert "1 post-processor(s) are not ready: strip_background: u2net.onnx: sha256 is" in output
+    assert not model.exists() and list(model.parent.iterdir()) == []  # neither the file nor a .partial

@@ -128,8 +128,12 @@ def test_model_names_are_not_meta_instructions(entry: str) -> None:
 
 
 def test_a_post_processor_in_models_to_skip_is_not_an_unknown_model(reference: ModelReference) -> None:
-    data = BridgeData(models_to_load=["Deliberate"], models_to_skip=["restoreformer", "Dreamshaper", "4xNomos"])
+    data = BridgeData(
+        models_to_load=["Deliberate"], models_to_skip=["restoreformer", "Dreamshaper", "4xNomos", "Strip_Background"]
+    )
     selection = select_from_reference(data, reference)
     assert selection.models == ["Deliberate"]
     assert list(selection.unknown) == ["4xNomos"]  # not a post-processor's name: still reported
-    assert selection.notes == ["'restoreformer' (a post-processor) is neither downloaded nor offered."]
+    restoreformer, strip_background = selection.notes
+    assert restoreformer == "'restoreformer' (a post-processor) is neither downloaded nor offered."
+    assert strip_background.startswith("'Strip_Background' (a post-processor) is not downloaded")

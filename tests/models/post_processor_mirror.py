@@ -1,9 +1,10 @@
-"""A local mirror of the level-13 post-processors' files, for download tests.
+"""A local mirror of the managed post-processors' files, for download tests.
 
-Every managed file (the eight post-processors' and the two face helper files) is served by the
-local file server with random bytes, under its catalogue file name. `sources()` gives the
-`post_processor_sources` that point the worker at it. The bytes are not loadable models: these tests
-are about getting files onto disk and verified, not about running them.
+Every managed file (the eight level-13 post-processors', the two face helper files, strip_background's
+u2net.onnx) is served by the local file server with random bytes, under its catalogue file name.
+`sources()` gives the `post_processor_sources` that point the worker at it. The bytes are not loadable
+models: these tests are about getting files onto disk and verified, not about running them (a test may
+serve a loadable stand-in instead by setting a file's `body`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from horde_worker_regen.models.optional_models import POST_PROCESSING_REFERENCES
-from horde_worker_regen.models.post_processor_files import BY_NAME, LEVEL_13_MODELS, ManagedFile
+from horde_worker_regen.models.post_processor_files import BY_NAME, LEVEL_13_MODELS, U2NET, ManagedFile
 from horde_worker_regen.models.post_processor_sources import HELPER_SOURCE_KEYS
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.models.file_server import ServedFile, file_server
@@ -37,6 +38,7 @@ def managed_files() -> dict[str, ManagedFile]:
     return {
         **{model.name: model.file for model in LEVEL_13_MODELS},
         **{key: file for file, key in HELPER_SOURCE_KEYS.items()},
+        "strip_background": U2NET,
     }
 
 
@@ -54,8 +56,9 @@ class Mirror:
         return sha256_hex(self.served[key].body)
 
     def sources(self, keys: list[str] | None = None) -> dict[str, dict[str, Any]]:
-        """`post_processor_sources` entries pointing `keys` (default: every file) here; the post-processors'
-        own files with the sha256 of the bytes served, the helper files without one (as in the catalogue)."""
+        """`post_processor_sources` entries pointing `keys` (default: every file) here; the level-13 post-processors'
+        own files with the sha256 of the bytes served, the helper files and u2net.onnx without one (as in the
+        catalogue)."""
         chosen = keys if keys is not None else list(self.served)
         return {
             key: {"url": self.url(key), **({"sha256": self.sha256(key)} if key in BY_NAME else {})} for key in chosen

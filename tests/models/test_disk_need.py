@@ -12,14 +12,16 @@ from horde_worker_regen.commands.startup_checks import check_startup
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.models.disk_need import disk_need, existing_folder
 from horde_worker_regen.models.downloads import DISK_MARGIN_BYTES, DiskUsage
-from horde_worker_regen.models.post_processor_files import BY_NAME, FACE_HELPER_FILES, LEVEL_13_MODELS
+from horde_worker_regen.models.post_processor_files import BY_NAME, FACE_HELPER_FILES, LEVEL_13_MODELS, U2NET
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from horde_worker_regen.shared.environment import REFERENCE_URL_ENV
 from tests.models.post_processor_mirror import install_post_processing_references
 
 IMAGE_BYTES = 2_000_000_000
-EVERY_POST_PROCESSOR_BYTE = sum(model.file.size or 0 for model in LEVEL_13_MODELS) + sum(
-    file.size or 0 for file in FACE_HELPER_FILES
+EVERY_POST_PROCESSOR_BYTE = (
+    sum(model.file.size or 0 for model in LEVEL_13_MODELS)
+    + sum(file.size or 0 for file in FACE_HELPER_FILES)
+    + (U2NET.size or 0)  # strip_background's rembg model
 )
 
 
@@ -52,7 +54,7 @@ def test_it_counts_the_missing_image_models_and_post_processors(tmp_path: Path) 
     need = disk_need(_data(tmp_path), ["Big One"], disk_usage=_free(100 * 2**30))
     assert (need.image_model_bytes, need.post_processor_bytes) == (IMAGE_BYTES, EVERY_POST_PROCESSOR_BYTE)
     assert need.fits and need.folder == tmp_path.absolute()
-    assert "post-processors 1.1 GB" in need.describe()
+    assert "post-processors 1.3 GB" in need.describe()
 
 
 def test_files_on_disk_or_partly_there_count_what_is_left(tmp_path: Path) -> None:
@@ -70,9 +72,11 @@ def test_files_on_disk_or_partly_there_count_what_is_left(tmp_path: Path) -> Non
 def test_skipped_or_disallowed_post_processors_count_nothing(tmp_path: Path) -> None:
     off = disk_need(_data(tmp_path, allow_post_processing=False), [], disk_usage=_free(2**30))
     assert off.post_processor_bytes == 0 and off.bytes_to_download == 0 and off.fits
-    upscalers_only = _data(tmp_path, models_to_skip=["GFPGANv1.3", "RestoreFormer"])
+    upscalers_only = _data(tmp_path, models_to_skip=["GFPGANv1.3", "RestoreFormer", "strip_background"])
     need = disk_need(upscalers_only, [], disk_usage=_free(2**30))
     assert need.post_processor_bytes == sum(m.file.size or 0 for m in LEVEL_13_MODELS if m.kind == "upscaler")
+    background_only = _data(tmp_path, models_to_skip=[model.name for model in LEVEL_13_MODELS])
+    assert disk_need(background_only, [], disk_usage=_free(2**30)).post_processor_bytes == U2NET.size
 
 
 def test_too_little_space_does_not_fit_and_says_what_to_do(tmp_path: Path) -> None:

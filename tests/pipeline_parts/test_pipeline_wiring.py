@@ -30,7 +30,7 @@ from horde_worker_regen.localhorde.clock import FakeClock
 from horde_worker_regen.localhorde.entities import ProcessingGeneration, SubmitAttempt, User
 from horde_worker_regen.localhorde.testing import RunningLocalHorde, serve_local_horde
 from horde_worker_regen.localhorde.urls import GENERATIONS_BUCKET
-from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.models.post_processor_files import MANAGED_POST_PROCESSORS
 from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.lifecycle import SlotState
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
@@ -200,7 +200,7 @@ async def test_a_job_goes_from_pop_through_inference_and_safety_to_its_submit(ma
 
 async def test_the_pipeline_says_which_level_13_post_processors_its_children_can_run(make_rig: MakeRig) -> None:
     rig = await make_rig()
-    assert rig.pipeline.servable_post_processors() == LEVEL_13_POST_PROCESSORS  # as the fake child reported
+    assert rig.pipeline.servable_post_processors() == MANAGED_POST_PROCESSORS  # as the fake child reported
 
 
 async def test_a_freed_slot_gets_its_next_job_before_the_finished_one_goes_to_safety(make_rig: MakeRig) -> None:

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import pytest_asyncio
 
-from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.models.post_processor_files import MANAGED_POST_PROCESSORS
 from horde_worker_regen.pipeline.lifecycle import ChildState, IllegalTransition, SlotState
 from horde_worker_regen.pipeline.slots import SlotPool
 from horde_worker_regen.processes.handle import ChildStartError
@@ -191,12 +191,12 @@ async def test_a_slot_refuses_a_job_unless_it_is_idle(started_pool: StartedPool)
         slot.take("job-2", "Deliberate")
 
 
-async def test_the_servable_level_13_post_processors_are_what_every_ready_child_reported(
+async def test_the_servable_managed_post_processors_are_what_every_ready_child_reported(
     children: InProcessChildren, started_pool: StartedPool
 ) -> None:
     assert SlotPool(children, SPECS).servable_post_processors() is None  # no child came up yet
     pool = await started_pool()
-    assert pool.servable_post_processors() == LEVEL_13_POST_PROCESSORS  # the fake passes all eight through
+    assert pool.servable_post_processors() == MANAGED_POST_PROCESSORS  # the fake passes all nine through
     first = pool.slots[0]
     assert first.ready is not None
     first.ready = replace(first.ready, post_processors=("4xNomos8kSC", "RestoreFormer"))
@@ -208,4 +208,4 @@ async def test_the_servable_level_13_post_processors_are_what_every_ready_child_
         {"4xNomos8kSC", "RestoreFormer"}
     )  # its replacement runs the same
     await asyncio.wait_for(outcome.gave_up, WAIT_S)
-    assert pool.servable_post_processors() == LEVEL_13_POST_PROCESSORS  # out of service: it has no say
+    assert pool.servable_post_processors() == MANAGED_POST_PROCESSORS  # out of service: it has no say

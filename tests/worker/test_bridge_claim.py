@@ -8,6 +8,7 @@ are the worker's own.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from horde_worker_regen.inference.capabilities import FAKE_CAPABILITIES, HORDELIB_CAPABILITIES
@@ -29,7 +30,10 @@ class FilesDouble:
     wanted: frozenset[str] = EIGHT
     ready: frozenset[str] = frozenset()
     failures: dict[str, str] = field(default_factory=dict)
-    bytes_to_download: int = 0
+    bytes_to_download: int = 0  # all of it the level-13 files'
+
+    def bytes_to_download_of(self, names: Collection[str]) -> int:
+        return self.bytes_to_download
 
 
 @dataclass
