@@ -8,12 +8,14 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.pop import build_pop_request
+from horde_worker_regen.models.post_processor_store import PostProcessorDownloads
 from horde_worker_regen.pipeline.burst import BurstMember
 from horde_worker_regen.pipeline.idle_watch import IdleWatch
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.popper import Popper, PopperSettings
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.worker.bridge_claim import BridgeClaim
+from horde_worker_regen.worker.post_processing_gate import PostProcessingGate
 
 
 def build_popper(
@@ -24,9 +26,11 @@ def build_popper(
     *,
     burst: BurstMember | None,
     on_stop: Callable[[str, int], None],
+    post_processors: PostProcessorDownloads | None = None,
 ) -> Popper:
     """The popper offering `models`, paced by the configuration, limited by the pipeline's fault breaker and
-    reporting the bridge agent of the level claimed (from its next pop on, when the level changes)."""
+    reporting the bridge agent of the level claimed (from its next pop on, when the level changes); with
+    `post_processors` (a backend that runs them), post-processing waits for strip_background's model."""
     client, pipeline, stats, claim = parts
     request = build_pop_request(data, served_by_some_slot(models, plans), claim.current.agent)
     settings = PopperSettings(
@@ -47,6 +51,6 @@ def build_popper(
         burst=burst,
         on_out_of_jobs=pipeline.forms.capacity_changed,  # a post-processor form may take an idle slot now
     )
-    popper.limit_with(pipeline)
+    popper.limit_with(pipeline if post_processors is None else PostProcessingGate(pipeline, post_processors))
     claim.follow(lambda level: popper.set_bridge_agent(level.agent))
     return popper

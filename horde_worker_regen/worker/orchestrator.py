@@ -48,7 +48,7 @@ from horde_worker_regen.horde.url_guard import UrlGuard
 from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.jobs.events import EventLog
 from horde_worker_regen.jobs.registry import JobRegistry
-from horde_worker_regen.models.background import ModelDownloads, downloader_for
+from horde_worker_regen.models.background import downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
@@ -392,7 +392,7 @@ class Worker:
             (burst.join("job") if burst and self._data.dreamer else None),
             (burst.join("form") if burst and self._data.alchemist else None),
         )
-        popper, popper_task = self._start_image_popper(parts, fetch.models, images)
+        popper, popper_task = self._start_image_popper(parts, fetch, images)
         self.alchemy = alchemy = await AlchemyService.start_for(
             self._data,
             parts,
@@ -415,12 +415,15 @@ class Worker:
     def _start_image_popper(
         self,
         parts: tuple[HordeClient, Pipeline, WorkerStats, BridgeClaim],
-        downloads: ModelDownloads,
+        fetch: FileFetch,
         burst: BurstMember | None,
     ) -> tuple[Popper, asyncio.Task[None]]:
         """The image popper and its task (one that ends at once for an alchemist-only worker)."""
-        self.popper = popper = build_popper(self._data, self._plans, parts, downloads.ready,
-                                            burst=burst, on_stop=self.request_stop)  # fmt: skip
+        downloads = fetch.models
+        self.popper = popper = build_popper(
+            self._data, self._plans, parts, downloads.ready,
+            burst=burst, on_stop=self.request_stop, post_processors=fetch.post_processors,
+        )  # fmt: skip
         if self._data.dreamer:
             logger.info(
                 f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({popper.bridge_agent})"

@@ -1,0 +1,55 @@
+"""Post-processing jobs are not asked for while strip_background's model is wanted and not verified.
+
+The worker's own `PostProcessorDownloads` fetches a stand-in u2net.onnx from the local mirror; the gate
+wraps the pipeline's limits (here limits with no fault: the breaker is tested on its own) as the popper
+reads them before each pop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from horde_worker_regen.models.downloads import Downloader
+from horde_worker_regen.models.post_processor_store import PostProcessorDownloads
+from horde_worker_regen.worker.post_processing_gate import PostProcessingGate
+from tests.alchemy.test_strip_background_supply import _data
+from tests.models.post_processor_mirror import post_processor_mirror
+from tests.models.u2net_stand_in import u2net_stand_in
+
+
+class NoFaults:
+    """The pipeline's pop limits with nothing withdrawn."""
+
+    def pop_flags_off(self) -> frozenset[str]:
+        return frozenset({"allow_lora"})  # whatever the breaker refuses is passed on
+
+    def reopens_in(self) -> float | None:
+        return None
+
+
+async def test_post_processing_waits_for_strip_backgrounds_model_then_is_asked_for(tmp_path: Path) -> None:
+    async with post_processor_mirror() as mirror, aiohttp.ClientSession() as session:
+        mirror.served["strip_background"].body = u2net_stand_in()
+        files = PostProcessorDownloads(_data(tmp_path, mirror), Downloader(session))
+        gate = PostProcessingGate(NoFaults(), files)
+        assert gate.pop_flags_off() == {"allow_lora", "allow_post_processing"}
+        assert await files.run(lambda ready: None) == {}
+        assert gate.pop_flags_off() == {"allow_lora"}
+
+
+async def test_a_model_that_could_not_be_fetched_keeps_post_processing_off(tmp_path: Path) -> None:
+    async with post_processor_mirror() as mirror, aiohttp.ClientSession() as session:
+        mirror.served["strip_background"].body = u2net_stand_in()
+        files = PostProcessorDownloads(_data(tmp_path, mirror, sha256="0" * 64), Downloader(session))
+        assert set(await files.run(lambda ready: None)) == {"strip_background"}
+        assert "allow_post_processing" in PostProcessingGate(NoFaults(), files).pop_flags_off()
+
+
+async def test_a_skipped_strip_background_is_not_waited_for(tmp_path: Path) -> None:
+    async with post_processor_mirror() as mirror, aiohttp.ClientSession() as session:
+        data = _data(tmp_path, mirror)
+        data = data.model_copy(update={"models_to_skip": [*data.models_to_skip, "strip_background"]})
+        files = PostProcessorDownloads(data, Downloader(session))
+        assert PostProcessingGate(NoFaults(), files).pop_flags_off() == {"allow_lora"}
