@@ -7,7 +7,6 @@ used over time; they are accepted on input and never written back.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +22,14 @@ from pydantic import (
     model_validator,
 )
 
+from horde_worker_regen.config.field_rules import (
+    MIN_DASHBOARD_TOKEN_LENGTH,
+    check_custom_model_names,
+    check_dashboard_token,
+    check_gpu_indices,
+    check_gpu_overrides,
+    check_priority_usernames,
+)
 from horde_worker_regen.config.post_processor_sources import PostProcessorSources
 from horde_worker_regen.config.roles import DEFAULT_ALCHEMIST_NAME, DEFAULT_FORMS, normalise_forms
 from horde_worker_regen.config.sections import (
@@ -37,21 +44,9 @@ ANONYMOUS_API_KEY = "0000000000"
 DEFAULT_HORDE_URL = "https://aihorde.net/api/"
 DEFAULT_WORKER_NAME = "An Awesome Dreamer"
 
-_PRIORITY_USERNAME = re.compile(r"^.+#\d+$")
 _UNSAFE_IN_FOLDER_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 Seconds = Annotated[int, Field(ge=1, le=86_400)]
-MIN_DASHBOARD_TOKEN_LENGTH = 16
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether `host` only accepts connections from this machine (127.0.0.0/8, ::1 or localhost)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to any interface
 
 
 class BridgeData(BaseModel):
@@ -348,25 +343,13 @@ class BridgeData(BaseModel):
     @field_validator("priority_usernames")
     @classmethod
     def _priority_usernames_have_ids(cls, value: list[str]) -> list[str]:
-        bad = [name for name in value if not _PRIORITY_USERNAME.match(name)]
-        if bad:
-            raise ValueError(f"each entry must look like alias#id (e.g. db0#1); got {bad}")
+        check_priority_usernames(value)
         return value
 
     @field_validator("custom_models")
     @classmethod
     def _custom_model_names_unique(cls, value: list[CustomModel]) -> list[CustomModel]:
-        """The backend keeps one file per name and models are matched case-insensitively: a second entry
-        of the same name would be silently dropped or make the name ambiguous."""
-        seen: set[str] = set()
-        repeated = []
-        for model in value:
-            folded = model.name.casefold()
-            if folded in seen:
-                repeated.append(model.name)
-            seen.add(folded)
-        if repeated:
-            raise ValueError(f"each custom model needs a name of its own; repeated: {repeated}")
+        check_custom_model_names(value)
         return value
 
     @field_validator("spool_dir")
@@ -379,25 +362,12 @@ class BridgeData(BaseModel):
     @field_validator("gpu_device_indices")
     @classmethod
     def _gpu_indices_unique(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and len(set(value)) != len(value):
-            raise ValueError(f"each GPU index may appear once; got {value}")
-        if value is not None and not value:
-            raise ValueError("leave gpu_device_indices out to use every GPU found; an empty list selects none")
+        check_gpu_indices(value)
         return value
 
     @model_validator(mode="after")
     def _gpu_overrides_match(self) -> BridgeData:
-        """An override must name a selected GPU and may only lower max_power (the horde sees one max_pixels)."""
-        for index, override in self.gpu_device_overrides.items():
-            if self.gpu_device_indices is not None and index not in self.gpu_device_indices:
-                raise ValueError(
-                    f"gpu_device_overrides: GPU {index} is not in gpu_device_indices {self.gpu_device_indices}"
-                )
-            if override.max_power is not None and override.max_power > self.max_power:
-                raise ValueError(
-                    f"gpu_device_overrides: GPU {index} max_power {override.max_power} is above the "
-                    f"worker's max_power {self.max_power}; raise max_power or lower the override"
-                )
+        check_gpu_overrides(self.gpu_device_overrides, self.gpu_device_indices, self.max_power)
         return self
 
     @field_validator("horde_url")
@@ -418,16 +388,8 @@ class BridgeData(BaseModel):
     @field_validator("dashboard_token")
     @classmethod
     def _dashboard_token_guards_open_hosts(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        """An open dashboard would let anyone on the network pause the worker: it needs a token."""
-        raw = value.get_secret_value() if value is not None else ""
-        if value is not None and (len(raw) < MIN_DASHBOARD_TOKEN_LENGTH or raw != raw.strip()):
-            raise ValueError(f"must be at least {MIN_DASHBOARD_TOKEN_LENGTH} characters, with no spaces around it")
-        host = info.data.get("dashboard_host")
-        if not raw and info.data.get("dashboard_enabled", True) and host and not is_loopback_host(host):
-            raise ValueError(
-                f"a token is required because dashboard_host is {host!r}, which is not loopback "
-                "(set dashboard_token, or dashboard_host: 127.0.0.1)"
-            )
+        raw = value.get_secret_value() if value is not None else None
+        check_dashboard_token(raw, info.data.get("dashboard_host"), info.data.get("dashboard_enabled", True))
         return value
 
     @property
@@ -457,21 +419,3 @@ class BridgeData(BaseModel):
         if self.dashboard_token is not None:
             found.append(self.dashboard_token.get_secret_value())
         return [value for value in found if value]
-
-
-def accepted_keys() -> dict[str, str]:
-    """Every spelling accepted in bridgeData.yaml, mapped to its field name."""
-    names: dict[str, str] = {}
-    for field_name, info in BridgeData.model_fields.items():
-        names[field_name] = field_name
-        alias = info.validation_alias
-        if isinstance(alias, AliasChoices):
-            for choice in alias.choices:
-                if isinstance(choice, str):
-                    names[choice] = field_name
-    return names
-
-
-def field_default(field_name: str) -> Any:
-    """The default of a field, as the model would fill it in."""
-    return BridgeData.model_fields[field_name].get_default(call_default_factory=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 
-from horde_worker_regen.config.bridge_data import BridgeData, accepted_keys
+from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.errors import (
     ConfigError,
     describe_validation_error,
@@ -175,6 +175,17 @@ def _file_settings(path: Path, known: dict[str, str]) -> tuple[dict[str, Setting
     for setting in settings.values():
         setting.source = f"file {path.name}"
     return settings, problems
+
+
+def accepted_keys() -> dict[str, str]:
+    """Every spelling accepted in bridgeData.yaml, mapped to its field name."""
+    names: dict[str, str] = {}
+    for field_name, info in BridgeData.model_fields.items():
+        names[field_name] = field_name
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update((choice, field_name) for choice in alias.choices if isinstance(choice, str))
+    return names
 
 
 def load_config(

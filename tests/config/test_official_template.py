@@ -9,9 +9,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from horde_worker_regen.config.bridge_data import BridgeData, accepted_keys
+from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.errors import ConfigError
-from horde_worker_regen.config.loader import load_config
+from horde_worker_regen.config.loader import accepted_keys, load_config
 from horde_worker_regen.config.notes import ALCHEMIST_NOTE, CAPTION_OFF_NOTE, SCRIBE_NOTE
 from horde_worker_regen.config.roles import HORDE_FORM_NAMES, POST_PROCESS_GROUP, normalise_forms, served_form_names
 from horde_worker_regen.shared.post_processors import KNOWN_POST_PROCESSORS
