@@ -87,9 +87,6 @@ def _add_daily_options_help(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from horde_worker_regen.commands import benchmark, check_config, demo, download_models, run, support_bundle, tui
-    from horde_worker_regen.localhorde import command as local_horde
-
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="An AI Horde image worker. Without a subcommand, 'run' is assumed.",
@@ -99,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_daily_options_help(parser)
     commands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND")
+    _add_run_command(commands)
+    _add_config_commands(commands)
+    _add_tool_commands(commands)
+    return parser
+
+
+def _add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from horde_worker_regen.commands import run
+
     run_parser = commands.add_parser("run", help="start the worker (default)")
     _add_worker_options(run_parser)
     run_parser.add_argument(
@@ -123,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         "q asks, then stops the worker as Ctrl+C does",
     )
     run_parser.set_defaults(handler=run.run_command, reads_bridge_data=True)
+
+
+def _add_config_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The subcommands that read bridgeData and do one thing with it, then exit."""
+    from horde_worker_regen.commands import check_config, download_models, support_bundle
+
     check_parser = commands.add_parser("check-config", help="validate bridgeData and print the resolved settings")
     _add_worker_options(check_parser)
     check_parser.add_argument(
@@ -134,6 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_worker_options(download_parser)
     download_parser.set_defaults(handler=download_models.download_models_command, reads_bridge_data=True)
+    bundle_parser = commands.add_parser(
+        "support-bundle",
+        help="write one zip of what a maintainer needs to diagnose a problem (config, logs, versions), no secrets",
+    )
+    _add_worker_options(bundle_parser)
+    support_bundle.add_arguments(bundle_parser)
+    bundle_parser.set_defaults(handler=support_bundle.support_bundle_command)
+
+
+def _add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The demo, the benchmark, the terminal UI and the local horde."""
+    from horde_worker_regen.commands import benchmark, demo, tui
+    from horde_worker_regen.localhorde import command as local_horde
+
     demo_parser = commands.add_parser(
         "demo", help="try everything locally: a local horde, demo requests, the worker, images saved (no network)"
     )
@@ -146,13 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_arguments(benchmark_parser)
     _add_verbosity(benchmark_parser)
     benchmark_parser.set_defaults(handler=benchmark.benchmark_command)
-    bundle_parser = commands.add_parser(
-        "support-bundle",
-        help="write one zip of what a maintainer needs to diagnose a problem (config, logs, versions), no secrets",
-    )
-    _add_worker_options(bundle_parser)
-    support_bundle.add_arguments(bundle_parser)
-    bundle_parser.set_defaults(handler=support_bundle.support_bundle_command)
     tui_parser = commands.add_parser(
         "tui", help="watch a running worker in the terminal (its dashboard's status API); q leaves it running"
     )
@@ -162,7 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     local_horde.add_arguments(local_parser)
     _add_verbosity(local_parser)
     local_parser.set_defaults(handler=local_horde.run)
-    return parser
 
 
 class UsageError(Exception):
