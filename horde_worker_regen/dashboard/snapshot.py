@@ -28,8 +28,9 @@ from horde_worker_regen.models.background import ModelDownloads
 from horde_worker_regen.pipeline.alchemy.alchemist import Alchemist
 from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.popper import Popper
+from horde_worker_regen.pipeline.reporter import RecentFault
 from horde_worker_regen.pipeline.slot import Slot
-from horde_worker_regen.pipeline.stats import WorkerStats
+from horde_worker_regen.pipeline.stats import StatsSnapshot, WorkerStats
 
 Snapshot = dict[str, Any]
 _QUEUE_STATES = (JobState.POPPED, JobState.INPUTS_FETCHED, JobState.QUEUED)
@@ -61,35 +62,8 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
     """Everything the dashboard shows, as JSON-ready data."""
     figures = sources.stats.snapshot()
     return {
-        "worker": {
-            "name": sources.data.dreamer_name if sources.data.dreamer else sources.data.alchemist_name,
-            "roles": [role for role in ("dreamer", "alchemist") if getattr(sources.data, role)],
-            "uptime_s": figures.uptime,
-            "paused": sources.popper.paused,
-            "stopping": sources.stopping(),
-            "maintenance_message": sources.popper.maintenance_message,
-            "state": sources.popper.horde_state,
-            "horde_url": sources.data.horde_url,
-            # Messages from the horde's moderators to this worker (or to all), newest last.
-            "horde_messages": [
-                {"id": m.id, "message": m.message, "origin": m.origin, "expiry": m.expiry}
-                for m in sources.popper.horde_messages
-            ],
-        },
-        "totals": {
-            "jobs": figures.jobs,
-            "images": figures.images,
-            "faulted": figures.faulted,
-            "dropped": figures.dropped,
-            "kudos_session": figures.kudos_session,
-            "kudos_per_hour": figures.kudos_per_hour,
-            "kudos_factor": figures.kudos_factor,
-            "kudos_credited": _credited(figures.kudos_credited),
-            "megapixelsteps": sources.stats.megapixelsteps,
-            "megapixelsteps_per_second": figures.megapixelsteps_per_second,
-            "jobs_per_hour": figures.jobs_per_hour,
-            "idle_s": figures.idle_seconds,
-        },
+        "worker": _worker(sources, figures.uptime),
+        "totals": _totals(sources, figures),
         # The capability level the bridge agent claims (the horde pays by it) and why that one.
         "bridge": {
             "level": figures.bridge_level,
@@ -103,22 +77,55 @@ def build_snapshot(sources: DashboardSources) -> Snapshot:
         "models": _models(sources),
         "downloads": _downloads(sources.downloads),
         "breaker": sources.pipeline.guard.status(),
-        "faults": [
-            {
-                "at": fault.at,
-                "job": fault.job_key,
-                "images": fault.images,
-                "outcome": fault.outcome,
-                "reason": without_urls(fault.reason),
-            }
-            for fault in reversed(sources.pipeline.recent_faults)
-        ],
+        "faults": [_fault(fault) for fault in reversed(sources.pipeline.recent_faults)],
         "recent_jobs": _recent_jobs(sources.stats),
         "alchemy": None if sources.alchemist is None else alchemy_snapshot(sources.alchemist, sources.clock()),
         "identity": identity_snapshot(sources.data, sources.popper, sources.horde_identity),
         "telemetry": None
         if sources.telemetry is None
         else telemetry_snapshot(sources.telemetry, _all_kudos(sources, figures.kudos_session)),
+    }
+
+
+def _fault(fault: RecentFault) -> dict[str, Any]:
+    return {"at": fault.at, "job": fault.job_key, "images": fault.images, "outcome": fault.outcome,
+            "reason": without_urls(fault.reason)}  # fmt: skip
+
+
+def _worker(sources: DashboardSources, uptime: float) -> dict[str, Any]:
+    """Who the worker is, whether it pops, and what the horde says to it."""
+    data, popper = sources.data, sources.popper
+    return {
+        "name": data.dreamer_name if data.dreamer else data.alchemist_name,
+        "roles": [role for role in ("dreamer", "alchemist") if getattr(data, role)],
+        "uptime_s": uptime,
+        "paused": popper.paused,
+        "stopping": sources.stopping(),
+        "maintenance_message": popper.maintenance_message,
+        "state": popper.horde_state,
+        "horde_url": data.horde_url,
+        # Messages from the horde's moderators to this worker (or to all), newest last.
+        "horde_messages": [
+            {"id": m.id, "message": m.message, "origin": m.origin, "expiry": m.expiry} for m in popper.horde_messages
+        ],
+    }
+
+
+def _totals(sources: DashboardSources, figures: StatsSnapshot) -> dict[str, Any]:
+    """The run's counts and rates."""
+    return {
+        "jobs": figures.jobs,
+        "images": figures.images,
+        "faulted": figures.faulted,
+        "dropped": figures.dropped,
+        "kudos_session": figures.kudos_session,
+        "kudos_per_hour": figures.kudos_per_hour,
+        "kudos_factor": figures.kudos_factor,
+        "kudos_credited": _credited(figures.kudos_credited),
+        "megapixelsteps": sources.stats.megapixelsteps,
+        "megapixelsteps_per_second": figures.megapixelsteps_per_second,
+        "jobs_per_hour": figures.jobs_per_hour,
+        "idle_s": figures.idle_seconds,
     }
 
 
