@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
 import time
 from collections.abc import Awaitable
@@ -41,26 +40,18 @@ from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
 from horde_worker_regen.devices.telemetry import load_nvml
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.credit import BASELINE_TIMEOUT_S, EXIT_READ_TIMEOUT_S, Credited, CreditWatch
-from horde_worker_regen.horde.identity import HordeUnreachable, IdentityError, describe_user, find_user
 from horde_worker_regen.horde.maintenance import remove_maintenance
-from horde_worker_regen.horde.pop import pop_flag_values
-from horde_worker_regen.horde.url_guard import UrlGuard
-from horde_worker_regen.inference.capabilities import capabilities_of
 from horde_worker_regen.jobs.events import EventLog
-from horde_worker_regen.jobs.registry import JobRegistry
 from horde_worker_regen.models.background import downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
 from horde_worker_regen.pipeline.burst import BurstMember, BurstWatch
-from horde_worker_regen.pipeline.inputs import InputFetcher
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
-from horde_worker_regen.pipeline.popper import Popper, backoff_delay
-from horde_worker_regen.pipeline.settings import PipelineServices, PipelineSettings
-from horde_worker_regen.pipeline.spool import ResultSpool, resume_spooled
+from horde_worker_regen.pipeline.popper import Popper
+from horde_worker_regen.pipeline.spool import resume_spooled
 from horde_worker_regen.pipeline.spool_lock import SpoolInUse, SpoolLock
 from horde_worker_regen.pipeline.stats import WorkerStats
-from horde_worker_regen.pipeline.submitter import Submitter
 from horde_worker_regen.processes.client import ChildClient, ChildClientFactory
 from horde_worker_regen.processes.supervisor import Supervisor
 from horde_worker_regen.status.console import alchemy_line, format_status, format_summary, report_status_forever
@@ -74,6 +65,7 @@ from horde_worker_regen.worker.image_popper import build_popper
 from horde_worker_regen.worker.metrics import kudos_figures, process_figures
 from horde_worker_regen.worker.operator_surfaces import OperatorSurfaces
 from horde_worker_regen.worker.operator_view import NvmlSource
+from horde_worker_regen.worker.serving_pipeline import ServingPipeline, check_identity_later, lora_fetcher
 from horde_worker_regen.worker.startup import ABORT_GRACE_S, ChildStartup, first_of
 from horde_worker_regen.worker.stop_signals import STOP_SIGNALS, stop_signals
 
@@ -216,9 +208,10 @@ class Worker:
                     on_unhandled_fault=self._unhandled_fault,
                     on_no_model=self._no_model_on_disk,
                 )
-                loras = self._lora_fetcher(session)
+                loras = lora_fetcher(self._data, session)
                 if not self._identity_checked:
-                    identity = asyncio.create_task(self._check_identity_later(session), name="identity")
+                    refused = lambda why: self.request_stop(why, EXIT_FAILED)  # noqa: E731
+                    identity = asyncio.create_task(check_identity_later(self._data, session, refused), name="identity")
                 await self._run_with(client, fetch, loras)
         finally:
             abort_watch.cancel()
@@ -232,38 +225,6 @@ class Worker:
             if self._stats is not None:
                 logger.info(format_summary(self._stats.snapshot(), images=self._data.dreamer))
         return self._exit_code
-
-    async def _check_identity_later(self, session: aiohttp.ClientSession) -> None:
-        """The horde could not be asked at start: check the API key once it answers, with the pop's backoff.
-
-        A refusal stops the worker with what to change (the pop would be refused for the same reason)."""
-        failures = 0
-        rng = random.Random()  # noqa: S311 (jitter, not a secret)
-        while True:
-            try:
-                user = await find_user(self._data, session)
-            except HordeUnreachable:
-                failures += 1
-                await asyncio.sleep(backoff_delay(failures, self._data.horde_backoff_cap, rng))
-                continue
-            except IdentityError as error:
-                self.request_stop(str(error), EXIT_FAILED)
-                return
-            logger.info(describe_user(user))
-            return
-
-    def _url_guard(self) -> UrlGuard:
-        """Input URLs: http(s) only; public addresses or the horde's own origin unless allow_private_source_urls."""
-        return UrlGuard.for_horde(self._data.horde_url, self._data.allow_private_source_urls)
-
-    def _lora_fetcher(self, session: aiohttp.ClientSession) -> LoraFetcher:
-        """LoRAs (with allow_lora) and TIs (always offered by capable bridges) are fetched in this process."""
-        return LoraFetcher(
-            self._data.cache_home,
-            downloader_for(self._data, session),
-            max_cache_gb=self._data.max_lora_cache_size,
-            timeout_s=float(self._data.download_timeout),
-        )
 
     async def _run_with(self, client: HordeClient, fetch: FileFetch, loras: LoraFetcher) -> None:
         """Serve, with the event log written to the metrics file (if asked) from the first child's start on."""
@@ -286,34 +247,13 @@ class Worker:
             self._exit_code = EXIT_FAILED
             return
         supervisor = self._child_client(liveness_timeout=float(self._data.process_timeout), events=self.events)
-        spool = ResultSpool(self._data.spool_folder)
         children = ChildSpecs(self._children.safety_spec(), [])  # the inference slots once the GPUs are known
-        services = PipelineServices(
-            supervisor=supervisor,
-            registry=JobRegistry(),
-            stats=stats,
-            submitter=Submitter(client),
-            fetcher=InputFetcher(client, guard=self._url_guard()),
-            loras=loras,
-            spool=spool,
-            events=self.events,
-        )
-        pipeline = Pipeline(
-            PipelineSettings.from_bridge_data(self._data),
-            services,
-            children,
+        serving = ServingPipeline.build(
+            self._data, client, supervisor, stats, fetch=fetch, loras=loras, safety=children, events=self.events,
             on_fatal=lambda why: self.request_stop(why, EXIT_FAILED),
-        )
+        )  # fmt: skip
+        pipeline, claim, spool = serving.pipeline, serving.claim, serving.spool
         pipeline.on_unhandled_fault = self._unhandled_fault
-        claim = BridgeClaim(
-            capabilities_of(self._data.inference_backend),
-            pop_flag_values(self._data)["allow_post_processing"],
-            self.events,
-            files=fetch.post_processors,
-            servable=pipeline.servable_post_processors,
-        )
-        claim.follow(lambda level: stats.claim_level(level.level, level.kudos_factor, level.reason))
-        self.events.add_sink(claim.child_event)  # a child up or gone: its post-processor loaders may differ
         resume_spooled(spool, pipeline)  # what a crashed run left goes out while the children start
         startup = ChildStartup(self._data, self._models, self._devices, self._children, self._stop)
         started = await startup.start(pipeline)

@@ -145,7 +145,7 @@ async def test_redirects_to_private_addresses_are_refused_unless_the_operator_al
 
 
 def _guard_of(**settings: object) -> UrlGuard:
-    """The guard a worker builds from its configuration (orchestrator `_url_guard`)."""
+    """The guard a worker builds from its configuration (`worker/serving_pipeline.py`)."""
     data = BridgeData.model_validate({"horde_url": "http://127.0.0.1:7001/api/", **settings})
     return UrlGuard.for_horde(data.horde_url, data.allow_private_source_urls)
 
