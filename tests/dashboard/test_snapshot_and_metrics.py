@@ -44,10 +44,8 @@ def _finished_on_slot(parts: Parts, key: str, slot: int, seconds: float, reward:
     parts.stats.job_ended(record)
 
 
-def _busy_worker(parts: Parts) -> None:
-    """Two jobs running (one at step 4 of 10), one dropped, one waiting, one submitted, one download."""
-    parts.clock.now += 30.0
-    _finished_on_slot(parts, "done", slot=0, seconds=20.0, reward=12.5)
+def jobs_in_flight(parts: Parts) -> None:
+    """Two jobs running on the slots (run-0 at step 4 of 10), one dropped as too late, one waiting."""
     for key in ("run-0", "run-1", "late", "waiting"):
         parts.pipeline.job_popped(_job(key), parts.clock.now)
     late = parts.pipeline.registry.get("late")
@@ -56,6 +54,13 @@ def _busy_worker(parts: Parts) -> None:
     handle = parts.pipeline.slots.slots[0].handle
     assert handle is not None
     parts.pipeline.on_child_message(handle, JobProgress(1, "run-0", 4, 10))
+
+
+def _busy_worker(parts: Parts) -> None:
+    """Two jobs running (one at step 4 of 10), one dropped, one waiting, one submitted, one download."""
+    parts.clock.now += 30.0
+    _finished_on_slot(parts, "done", slot=0, seconds=20.0, reward=12.5)
+    jobs_in_flight(parts)
     parts.sources.downloads.store.downloader.progress["model.safetensors"] = DownloadProgress(
         "model.safetensors", 1000, done_bytes=250, started_at=parts.clock.now - 5, now=parts.clock.now
     )

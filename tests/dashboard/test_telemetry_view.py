@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client.parser import text_string_to_metric_families
+from aiohttp.test_utils import TestClient
 
 from horde_worker_regen import __version__
 from horde_worker_regen.config.bridge_data import BridgeData
-from horde_worker_regen.dashboard.app import dashboard_app
 from horde_worker_regen.dashboard.identity import FAKE_BACKEND_LABEL
 from horde_worker_regen.devices.energy import JOULES_PER_KWH
 from horde_worker_regen.devices.telemetry import HostReading
@@ -24,6 +20,7 @@ from horde_worker_regen.horde.worker_identity import HordeIdentityWatch
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
 from horde_worker_regen.worker.telemetry_sampler import TelemetrySampler
 from tests.dashboard.conftest import MODEL, Parts, build_parts
+from tests.dashboard.test_snapshot_and_metrics import _client, _metrics
 from tests.devices.fake_nvml import FakeNvml, two_gpus
 from tests.jobs.test_record import make_record
 
@@ -57,20 +54,6 @@ def _earned(parts: Parts, reward: float) -> None:
     record.started_at, record.finished_at = parts.clock.now - 5.0, parts.clock.now
     record.results = {0: IdResult(IdOutcome.SUBMITTED, reward)}
     parts.stats.job_ended(record)
-
-
-@asynccontextmanager
-async def _client(parts: Parts) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(dashboard_app(parts.sources, token=None))) as client:
-        yield client
-
-
-def _metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 async def test_two_gpus_their_energy_and_kudos_per_kwh_reach_status_json(session: aiohttp.ClientSession) -> None:

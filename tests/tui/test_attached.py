@@ -16,25 +16,18 @@ from horde_worker_regen.dashboard.app import dashboard_app
 from horde_worker_regen.dashboard.auth import Handler
 from horde_worker_regen.dashboard.history import Sample
 from horde_worker_regen.dashboard.snapshot import build_snapshot
-from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
-from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
-from horde_worker_regen.processes.messages import JobProgress
 from horde_worker_regen.tui.app import WorkerMonitor
 from horde_worker_regen.tui.source import HttpStatusSource
 from horde_worker_regen.tui.trends import IMAGES, KUDOS
 from tests.dashboard.conftest import MODEL, Parts, build_parts
+from tests.dashboard.test_snapshot_and_metrics import jobs_in_flight
 from tests.jobs.test_record import make_record
 from tests.tui.screen import screen_lines, screen_text, until
 
 DATA = BridgeData(api_key="k" * 22, dreamer_name="Terminal Dreamer", max_threads=2, queue_size=1)
 TOKEN = "t" * 32
 NEVER_S = 3600.0  # the app's own timer stays out of the way: the tests drive each read
-
-
-def _job(key: str, steps: int = 10) -> PoppedJob:
-    spec = GenerationSpec(key, MODEL, "a fox", 512, 768, steps, 1, 1, "k_euler", 7.0, False, None, (), "txt2img")
-    return PoppedJob((key,), (None,), 300, spec, SourceRefs(), False)
 
 
 def _busy(parts: Parts) -> None:
@@ -49,14 +42,7 @@ def _busy(parts: Parts) -> None:
     )
     done.results = {0: IdResult(IdOutcome.SUBMITTED, 12.5)}
     parts.stats.job_ended(done)
-    for key in ("run-0", "run-1", "late", "waiting"):
-        parts.pipeline.job_popped(_job(key), parts.clock.now)
-    late = parts.pipeline.registry.get("late")
-    assert late is not None and late.state is JobState.QUEUED
-    parts.pipeline.drop(late, "its deadline passed before a slot was free")
-    handle = parts.pipeline.slots.slots[0].handle
-    assert handle is not None
-    parts.pipeline.on_child_message(handle, JobProgress(1, "run-0", 4, 10))
+    jobs_in_flight(parts)
 
 
 @asynccontextmanager
@@ -100,7 +86,7 @@ async def test_the_screen_shows_identity_state_slots_queue_and_faults_at_80_by_2
     assert len(slot_rows) == 2
     assert "run-0" in slot_rows[0] and "4/10" in slot_rows[0] and MODEL in slot_rows[0]
     assert "run-1" in slot_rows[1] and MODEL in slot_rows[1]
-    assert f"queue 1: {MODEL} 512×768" in text
+    assert f"queue 1: {MODEL} 512×512" in text
     recent = [line for line in lines if "✓" in line or "✗" in line]
     assert "✗ dropped late: its deadline passed" in recent[0]  # newest first, with its reason
     assert "✓ done-1" in recent[1] and "12.5 kudos" in recent[1] and "8.0s" in recent[1]

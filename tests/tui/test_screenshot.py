@@ -16,20 +16,26 @@ import pytest
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.snapshot import build_snapshot
 from horde_worker_regen.devices.report import DeviceReport
+from horde_worker_regen.horde.pop import PoppedJob
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
+from horde_worker_regen.jobs.spec import GenerationSpec, SourceRefs
 from horde_worker_regen.processes.messages import ChildReady, JobProgress
 from horde_worker_regen.tui.app import WorkerMonitor
-from tests.dashboard.conftest import Parts, build_parts
+from tests.dashboard.conftest import MODEL, Parts, build_parts
 from tests.jobs.test_record import make_record
 from tests.tui.fake_source import FakeStatusSource
 from tests.tui.screen import screen_lines, screen_text
-from tests.tui.test_attached import _job
 
 SCREENSHOT = Path(__file__).parents[2] / "docs" / "tui.svg"
 DATA = BridgeData(api_key="k" * 22, dreamer_name="Fox Den 4090", max_threads=2, queue_size=2)
 NOW = 1_765_000_000.0  # the wall clock of the pictured moment
 NEVER_S = 3600.0
 AGENT = "AI Horde Worker reGen:13:https://github.com/Haidra-Org/horde-worker-reGen"
+
+
+def _job(key: str, steps: int = 10) -> PoppedJob:
+    spec = GenerationSpec(key, MODEL, "a fox", 512, 768, steps, 1, 1, "k_euler", 7.0, False, None, (), "txt2img")
+    return PoppedJob((key,), (None,), 300, spec, SourceRefs(), False)
 
 
 def _identity() -> dict[str, Any]:
