@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -57,6 +58,14 @@ async def horde_with_users(
         owner = horde.add_user("owner", trusted=True)
         requester = horde.add_user("requester", trusted=True, kudos=1_000_000)
         yield horde, owner, requester
+
+
+async def until_true(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll `condition` until it holds (an explicit wait on the worker's state, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited for {what}"
+        await asyncio.sleep(0.05)
 
 
 def worker_folder(tmp_path: Path, horde: RunningLocalHorde, owner: User, **settings: Any) -> Path:

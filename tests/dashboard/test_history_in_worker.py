@@ -4,10 +4,8 @@ last status snapshot in logs/last-status.json."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -15,18 +13,7 @@ import aiohttp
 from horde_worker_regen.dashboard.history import SERIES, Sample
 from horde_worker_regen.worker.history_file import HISTORY_FILE, read_history
 from horde_worker_regen.worker.status_file import LAST_STATUS_FILE
-from tests.worker_support import WorkerInProcess, horde_with_users, worker_folder
-
-WAIT_S = 60.0
-POLL_S = 0.05
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    """Poll `condition` until it holds (an explicit wait on the worker's state, never a fixed sleep)."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"waited for {what}"
-        await asyncio.sleep(POLL_S)
+from tests.worker_support import WorkerInProcess, horde_with_users, until_true, worker_folder
 
 
 async def test_a_started_worker_serves_and_keeps_the_history_of_its_last_run(tmp_path: Path) -> None:
@@ -40,7 +27,7 @@ async def test_a_started_worker_serves_and_keeps_the_history_of_its_last_run(tmp
         history.write_text("\n".join([*lines, '{"kind": "history_sample", "t": 17']))  # the last run crashed
         worker = WorkerInProcess(folder, burst=False)
         async with worker.running() as run:
-            await _until(lambda: worker.worker.dashboard is not None, "the dashboard to listen")
+            await until_true(lambda: worker.worker.dashboard is not None, "the dashboard to listen")
             dashboard = worker.worker.dashboard
             assert dashboard is not None and dashboard.url is not None
             async with aiohttp.ClientSession() as session, session.get(f"{dashboard.url}history.json") as response:

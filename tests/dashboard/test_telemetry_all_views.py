@@ -8,8 +8,6 @@ The worker runs in this process against the local horde, its children on threads
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -20,19 +18,9 @@ from horde_worker_regen.tui.source import HttpStatusSource, StatusSource
 from tests.dashboard.browser import headless_chromium, text_of, wait_until
 from tests.devices.fake_nvml import two_gpus
 from tests.tui.screen import screen_text
-from tests.worker_support import WorkerInProcess, horde_with_users, worker_folder
+from tests.worker_support import WorkerInProcess, horde_with_users, until_true, worker_folder
 
-WAIT_S = 60.0
-POLL_S = 0.05
 NEVER_S = 3600.0  # the terminal UI refreshes only when the test asks
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    """Poll `condition` until it holds (an explicit wait on the worker's state, never a fixed sleep)."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"waited for {what}"
-        await asyncio.sleep(POLL_S)
 
 
 async def _tui_screen(source: StatusSource) -> str:
@@ -55,11 +43,11 @@ async def test_a_fake_nvml_reaches_the_status_json_metrics_page_and_terminal_ui(
     async with horde_with_users() as (horde, owner, _):
         worker = WorkerInProcess(worker_folder(tmp_path, horde, owner), burst=False, nvml=lambda: nvml)
         async with worker.running() as run:
-            await _until(lambda: worker.worker.dashboard is not None, "the dashboard to listen")
+            await until_true(lambda: worker.worker.dashboard is not None, "the dashboard to listen")
             sources = worker.worker.dashboard_sources
             assert sources is not None and sources.telemetry is not None
             telemetry = sources.telemetry
-            await _until(lambda: telemetry.sampled_at is not None, "the first telemetry sample")
+            await until_true(lambda: telemetry.sampled_at is not None, "the first telemetry sample")
             dashboard = worker.worker.dashboard
             assert dashboard is not None and dashboard.url is not None
             async with aiohttp.ClientSession() as session:
