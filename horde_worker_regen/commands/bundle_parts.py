@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import platform
 import re
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -20,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from horde_worker_regen import __version__
-from horde_worker_regen.logs.redaction import REDACTED, SECRET_FIELDS, register_secrets
+from horde_worker_regen.commands.config_masking import SECRET_NAME
+from horde_worker_regen.logs.redaction import REDACTED, register_secrets
 
 # The libraries whose versions a maintainer asks for first.
 KEY_LIBRARIES = (
@@ -30,9 +33,9 @@ KEY_LIBRARIES = (
 )  # fmt: skip
 # Environment variables that shape how the worker runs; others are left out of the bundle entirely.
 DIAGNOSTIC_ENV = re.compile(r"^(AIWORKER_|HORDE_|CUDA_|PYTORCH_|TORCH_|HF_|NVIDIA_|OMP_|MKL_|U2NET_HOME$|AIWORKER)")
-SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE", re.IGNORECASE)
-_SECRET_LINE = re.compile(rf"^([ \t]*(?:{'|'.join(SECRET_FIELDS)})[ \t]*:[ \t]*)(.*)$", re.MULTILINE)
 STATUS_TIMEOUT_S = 5.0
+GPU_PROBE_TIMEOUT_S = 60.0  # importing torch takes seconds; a wedged driver takes forever
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding horde_worker_regen, for the child
 
 
 def register_environment_secrets(environ: Mapping[str, str]) -> None:
@@ -49,33 +52,6 @@ def environment_report(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def masked_config_text(text: str) -> str:
-    """A bridgeData file's own text with the secret fields' values blanked, line by line.
-
-    Used only when the file could not be read as a configuration: then nothing was registered as a
-    secret, and the file may not even be YAML, so its keys are found by their line shape.
-    """
-    return _SECRET_LINE.sub(lambda found: f"{found.group(1)}{REDACTED}", text)
-
-
-def secrets_in_config_text(text: str) -> list[str]:
-    """The values of the secret fields as a bridgeData file's lines hold them (quotes taken off).
-
-    Registered beside the effective configuration's: a value the environment or the command line
-    overrides is still the owner's secret, and an older log may hold it.
-    """
-    return [_scalar(found.group(2)) for found in _SECRET_LINE.finditer(text)]
-
-
-def _scalar(written: str) -> str:
-    """A YAML scalar as written on its line: inside its quotes, or up to a trailing comment."""
-    written = written.strip()
-    if written[:1] in ("'", '"'):
-        closing = written.find(written[0], 1)
-        return written[1:closing] if closing > 0 else written[1:]
-    return written.split(" #", 1)[0].strip()
-
-
 def versions() -> dict[str, Any]:
     """The worker, Python, the platform, torch with its CUDA and cuDNN, and the key libraries."""
     found: dict[str, Any] = {
@@ -85,9 +61,31 @@ def versions() -> dict[str, Any]:
         "machine": platform.machine(),
         "libraries": {name: _installed(name) for name in KEY_LIBRARIES},
     }
-    found |= _torch_build()
-    found["nvidia_driver"] = _nvidia_driver()
+    found |= gpu_stack_in_child()
     return found
+
+
+def gpu_stack() -> dict[str, Any]:
+    """torch's build and the NVIDIA driver, asked in this process (the child of `gpu_stack_in_child`)."""
+    return _torch_build() | {"nvidia_driver": _nvidia_driver()}
+
+
+def gpu_stack_in_child(timeout_s: float = GPU_PROBE_TIMEOUT_S) -> dict[str, Any]:
+    """`gpu_stack()` from a short-lived child: a wedged driver costs this part of the bundle, never the bundle."""
+    code = "import json; from horde_worker_regen.commands.bundle_parts import gpu_stack; print(json.dumps(gpu_stack()))"
+    environ = os.environ | {
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(_PACKAGE_ROOT), os.environ.get("PYTHONPATH"))))
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s, env=environ
+        )
+        loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired:
+        return {"gpu_stack_error": f"torch and the NVIDIA driver did not answer within {timeout_s:.0f}s"}
+    except (ValueError, IndexError, OSError) as error:
+        return {"gpu_stack_error": f"torch and the NVIDIA driver could not be asked ({type(error).__name__})"}
+    return loaded if isinstance(loaded, dict) else {"gpu_stack_error": "an answer that is not a JSON object"}
 
 
 def _installed(name: str) -> str | None:
@@ -171,18 +169,19 @@ def last_status(path: Path) -> dict[str, Any] | None:
     """The snapshot a stopped (or crashed) worker left on disk, or None without a readable one."""
     try:
         loaded = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return loaded if isinstance(loaded, dict) else None
 
 
-def faults_from_events(logs_dir: Path, limit: int) -> list[dict[str, Any]]:
-    """The last `limit` job faults in the event logs (JSON lines) kept in `logs_dir`, oldest first."""
+def faults_from_events(logs_dir: Path, limit: int, max_bytes: int) -> list[dict[str, Any]]:
+    """The last `limit` job faults in the last `max_bytes` of each event log (JSON lines) in `logs_dir`,
+    oldest first (a metrics file kept for weeks may be gigabytes)."""
     faults: list[dict[str, Any]] = []
     if not logs_dir.is_dir():
         return faults
     for path in sorted(logs_dir.glob("*.jsonl"), key=lambda found: found.stat().st_mtime):
-        for line in path.read_bytes().splitlines():
+        for line in _tail(path, max_bytes).splitlines():
             event = _json_object(line)
             if event is not None and event.get("kind") == "job_faulted":
                 faults.append(event)
@@ -193,6 +192,6 @@ def _json_object(line: bytes) -> dict[str, Any] | None:
     """One event line, or None for a torn or foreign one."""
     try:
         loaded = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a line of a few thousand nested brackets
         return None
     return loaded if isinstance(loaded, dict) else None

@@ -24,6 +24,7 @@ from typing import Any
 
 from horde_worker_regen.commands import bundle_parts
 from horde_worker_regen.commands.check_config import render_config
+from horde_worker_regen.commands.config_masking import mask_config_text
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.devices.discovery import DeviceInfo, discover_devices, fake_devices
@@ -79,11 +80,12 @@ def collect(args: argparse.Namespace, environ: dict[str, str]) -> Bundle:
     bundle.add_json("versions.json", bundle_parts.versions())
     bundle.add_json("environment.json", bundle_parts.environment_report(environ))
     bundle.add_json("devices.json", _devices(data))
-    for name, tail in bundle_parts.log_tails(args.logs_dir, int(args.log_mb * 1024 * 1024)).items():
+    max_bytes = int(args.log_mb * 1024 * 1024)
+    for name, tail in bundle_parts.log_tails(args.logs_dir, max_bytes).items():
         bundle.files[f"logs/{name}"] = tail
     if not any(name.startswith("logs/") for name in bundle.files):
         bundle.notes.append(f"no log files found in {args.logs_dir}")
-    _add_status(bundle, data, args.logs_dir)
+    _add_status(bundle, data, args.logs_dir, max_bytes)
     bundle.files["README.txt"] = _readme(bundle)
     return bundle
 
@@ -92,15 +94,18 @@ def _add_config(bundle: Bundle, args: argparse.Namespace, environ: dict[str, str
     """The effective configuration, or why it cannot be read and the file's text with secrets blanked."""
     from horde_worker_regen.config.loader import cli_settings, load_config
 
-    if args.config.is_file():
-        register_secrets(bundle_parts.secrets_in_config_text(args.config.read_text(encoding="utf-8", errors="replace")))
+    # The file's own secrets first: a value the environment overrides, or one in a file that cannot be read
+    # as a configuration, is still the owner's, and an older log may hold it.
+    masked = (
+        mask_config_text(args.config.read_text(encoding="utf-8", errors="replace")) if args.config.is_file() else None
+    )
+    register_secrets(masked.secrets if masked is not None else [])
     try:
         resolved = load_config(args.config, environ, cli_settings(args.set, args.name))
     except ConfigError as error:  # the most common reason to ask for help: keep the file and the reason
         bundle.files["config-error.txt"] = f"{args.config} could not be used:\n{error}\n"
-        if args.config.is_file():
-            text = args.config.read_text(encoding="utf-8", errors="replace")
-            bundle.files["bridgeData.yaml"] = bundle_parts.masked_config_text(text)
+        if masked is not None:
+            bundle.files["bridgeData.yaml"] = masked.text
         bundle.notes.append(f"the configuration could not be read ({args.config}); its reason is in the bundle")
         return None
     register_secrets(resolved.data.secrets())
@@ -120,7 +125,7 @@ def _device(device: DeviceInfo) -> dict[str, Any]:
     return {"index": device.index, "name": device.name, "total_mb": device.total_mb, "free_mb": device.free_mb}
 
 
-def _add_status(bundle: Bundle, data: BridgeData | None, logs_dir: Path) -> None:
+def _add_status(bundle: Bundle, data: BridgeData | None, logs_dir: Path, max_bytes: int) -> None:
     """The running worker's snapshot, else the one the last run left on disk; its faults, and those in the
     event logs on disk."""
     status: dict[str, Any] | None = None
@@ -139,9 +144,14 @@ def _add_status(bundle: Bundle, data: BridgeData | None, logs_dir: Path) -> None
             bundle.add_json("last-status.json", status)
             bundle.notes.append(f"the status is the last one a run left in {logs_dir / LAST_STATUS_FILE}")
     bundle.add_json("faults.json", {
-        "worker": list((status or {}).get("faults") or []),
-        "event_logs": bundle_parts.faults_from_events(logs_dir, FAULTS_KEPT),
+        "worker": [fault for fault in _list((status or {}).get("faults")) if isinstance(fault, dict)],
+        "event_logs": bundle_parts.faults_from_events(logs_dir, FAULTS_KEPT, max_bytes),
     })  # fmt: skip
+
+
+def _list(value: object) -> list[Any]:
+    """`value` when a snapshot (written by another version, or damaged) holds a list there, else nothing."""
+    return value if isinstance(value, list) else []
 
 
 def _readme(bundle: Bundle) -> str:

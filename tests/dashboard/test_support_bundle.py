@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from horde_worker_regen import cli
-from horde_worker_regen.commands.bundle_parts import log_tails, masked_config_text, secrets_in_config_text
+from horde_worker_regen.commands.bundle_parts import gpu_stack_in_child, log_tails
+from horde_worker_regen.commands.config_masking import mask_config_text
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.server import DashboardServer, start_dashboard
 from horde_worker_regen.logs.redaction import REDACTED, spellings
@@ -121,10 +122,6 @@ def test_a_config_that_cannot_be_read_is_bundled_with_its_reason_and_without_its
         assert API_KEY not in text and CIVITAI_TOKEN not in text
 
 
-_ONE_LINE = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
-_KEYS = st.sampled_from(["api_key", "civitai_api_token", "dashboard_token", "dreamer_name"])
-
-
 def test_without_a_running_worker_the_bundle_holds_the_status_its_last_run_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
 ) -> None:
@@ -142,16 +139,61 @@ def test_without_a_running_worker_the_bundle_holds_the_status_its_last_run_left(
     assert all(API_KEY not in text for text in members.values())
 
 
-@given(st.lists(_KEYS, min_size=1), st.lists(st.text(alphabet=_ONE_LINE, min_size=6), min_size=1))
-def test_masking_a_config_text_leaves_no_secret_field_value(keys: list[str], values: list[str]) -> None:
-    lines = [f"{key}: {value}" for key, value in zip(keys, values * len(keys), strict=False)]
-    masked = masked_config_text("\n".join(lines)).splitlines()
-    for key, line in zip(keys, masked, strict=False):
-        if key == "dreamer_name":
-            continue
-        assert line.startswith(f"{key}:") and line.split(":", 1)[1].strip() == REDACTED
-    found = secrets_in_config_text("\n".join(lines))
-    assert len(found) == sum(key != "dreamer_name" for key in keys)
+# The shapes a secret takes in files operators really have: a BOM from Windows Notepad, quoted keys, the
+# value on the next line or as a block scalar, the older CIVIT_API_TOKEN spelling, a list item.
+SHAPES = (
+    "api_key: {v}\n",
+    "\ufeffapi_key: {v}\n",
+    '"civitai_api_token": "{v}"\n',
+    "dashboard_token:\n  {v}\n",
+    "api_key: |\n  {v}\n  {v}\n",
+    "CIVIT_API_TOKEN: '{v}'  # from civitai.com\n",
+    "- api_key: {v}\n",
+)
+_SECRET_VALUE = st.text(alphabet=st.characters(whitelist_categories=("Lu", "Ll", "Nd")), min_size=8, max_size=40)
+
+
+@given(_SECRET_VALUE, st.sampled_from(SHAPES), st.sampled_from(["", "max_threads: lots\n  broken: [yaml\n"]))
+def test_a_secret_in_any_shape_of_line_is_blanked_and_known(value: str, shape: str, damage: str) -> None:
+    text = "dreamer_name: Fox\n" + shape.format(v=value) + "max_power: 8\n" + damage
+    masked = mask_config_text(text)
+    assert value not in masked.text
+    assert value in masked.secrets
+    assert "dreamer_name: Fox" in masked.text and "max_power: 8" in masked.text  # the rest stays readable
+
+
+def test_a_secret_in_a_flow_mapping_is_known_for_the_final_redaction() -> None:
+    masked = mask_config_text("{api_key: flowStyleKey12345, dreamer_name: Fox}\n")
+    assert "flowStyleKey12345" in masked.secrets
+
+
+def test_a_damaged_config_in_every_shape_reaches_the_bundle_without_its_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    values = [f"shapeSecret{index:02d}abcdef" for index in range(len(SHAPES))]
+    text = "".join(shape.format(v=value) for shape, value in zip(SHAPES, values, strict=True))
+    (tmp_path / "bridgeData.yaml").write_text(text + "max_threads: [unclosed\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["support-bundle", "-o", "bundle.zip"]) == 0
+    members = _members(tmp_path / "bundle.zip")
+    assert "max_threads: [unclosed" in members["bridgeData.yaml"]
+    for text_in_bundle in members.values():
+        assert not any(value in text_in_bundle for value in values)
+
+
+def test_damaged_status_and_event_files_cost_only_their_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    (tmp_path / "bridgeData.yaml").write_text(f"api_key: {API_KEY}\ndashboard_enabled: false\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "last-status.json").write_text(json.dumps({"worker": {}, "faults": 5}))
+    nested = "[" * 100_000 + "]" * 100_000
+    fault = json.dumps({"kind": "job_faulted", "job": "job-1", "reason": "x"})
+    (tmp_path / "logs" / "events.jsonl").write_text(f"{nested}\n{fault}\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["support-bundle", "-o", "bundle.zip"]) == 0
+    faults = json.loads(_members(tmp_path / "bundle.zip")["faults.json"])
+    assert faults["worker"] == [] and [event["job"] for event in faults["event_logs"]] == ["job-1"]
 
 
 @given(st.binary(max_size=4000), st.integers(min_value=1, max_value=5000))
@@ -166,3 +208,8 @@ def test_a_log_tail_is_the_end_of_the_file_cut_at_a_line(tmp_path_factory: pytes
     assert content.endswith(tail) and len(tail) <= limit
     if len(content) > limit and b"\n" in content[-limit:]:
         assert content[: len(content) - len(tail)].endswith(b"\n")
+
+
+def test_a_gpu_stack_that_does_not_answer_costs_only_its_part() -> None:
+    # A wedged driver looks like a child that never answers: the bundle says so and goes on.
+    assert "did not answer" in gpu_stack_in_child(timeout_s=0.01)["gpu_stack_error"]
