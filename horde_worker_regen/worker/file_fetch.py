@@ -2,14 +2,15 @@
 
 The image models still missing are offered one by one as each lands; the level-13 post-processors'
 files (none for the fake backend) are fetched beside them, and the capability level claimed follows
-them (`BridgeClaim`). A task that fails unexpectedly is an unhandled fault; no image model at all on
+them (`BridgeClaim`); those that fail are tried again after 10 minutes, then less often (at most hourly).
+A task that fails unexpectedly is an unhandled fault; no image model at all on
 disk once every download was tried stops the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from loguru import logger
@@ -21,6 +22,8 @@ from horde_worker_regen.models.post_processor_store import PostProcessorDownload
 from horde_worker_regen.worker.bridge_claim import BridgeClaim
 
 FetchTask = asyncio.Task[dict[str, str]]
+POST_PROCESSOR_RETRY_FIRST_S = 600.0
+POST_PROCESSOR_RETRY_CAP_S = 3600.0
 
 
 @dataclass
@@ -31,6 +34,9 @@ class FileFetch:
     post_processors: PostProcessorDownloads | None  # None: the backend reads no post-processor files
     on_unhandled_fault: Callable[[str], None]
     on_no_model: Callable[[], None]  # every model download was tried and none is on disk
+    retry_first_s: float = POST_PROCESSOR_RETRY_FIRST_S
+    retry_cap_s: float = POST_PROCESSOR_RETRY_CAP_S
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep  # between attempts (a test's own clock)
 
     @classmethod
     def of(
@@ -61,8 +67,8 @@ class FileFetch:
         models.add_done_callback(self._models_ended)
         if self.post_processors is None:
             return [models]
-        extras = asyncio.create_task(self.post_processors.run(claim.files_changed), name="post-processor downloads")
-        extras.add_done_callback(lambda task: self._post_processors_ended(task, claim))
+        extras = asyncio.create_task(self._post_processors_until_ready(claim), name="post-processor downloads")
+        extras.add_done_callback(lambda task: self._failed(task, "post-processor downloads"))
         return [models, extras]
 
     def _failed(self, task: FetchTask, what: str) -> bool:
@@ -79,9 +85,17 @@ class FileFetch:
         if not self.models.ready:
             self.on_no_model()
 
-    def _post_processors_ended(self, task: FetchTask, claim: BridgeClaim) -> None:
-        """Every post-processor file was tried: the level takes those that could not be fetched into account."""
-        if task.cancelled():
-            return
-        self._failed(task, "post-processor downloads")
-        claim.refresh()
+    async def _post_processors_until_ready(self, claim: BridgeClaim) -> dict[str, str]:
+        """Fetch the post-processors; retry those that failed (a mirror or GitHub back after an outage) with a
+        growing pause, so one outage does not cost them, or post-processing held for strip_background, until
+        a restart. The level claimed is decided again after each round."""
+        assert self.post_processors is not None
+        delay = self.retry_first_s
+        while True:
+            failures = await self.post_processors.run(claim.files_changed)
+            claim.refresh()
+            if not failures:
+                return failures
+            logger.info(f"Trying {', '.join(failures)} again in {delay / 60:.0f} min")
+            await self.pause(delay)
+            delay = min(delay * 2, self.retry_cap_s)
