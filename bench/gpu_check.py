@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import os
 import platform
+import signal
 import statistics
 import sys
 import tempfile
@@ -108,7 +109,7 @@ async def sample_until(sampler: NvmlSampler | None, done: asyncio.Event, every_s
     """Read NVML until the worker is done (off the event loop)."""
     while sampler is not None and not done.is_set():
         await asyncio.to_thread(sampler.sample)
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(done.wait(), every_s)
 
 
@@ -149,8 +150,8 @@ async def run_check(folder: Path, args: argparse.Namespace, sampler: NvmlSampler
         sampling = asyncio.create_task(sample_until(sampler, done, args.sample_s))
         try:
             status = await asyncio.wait_for(process.wait(), args.timeout_s)
-        except TimeoutError:
-            process.kill()
+        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11 on
+            os.killpg(process.pid, signal.SIGKILL)
             raise SystemExit(
                 f"the worker did not finish {args.jobs} jobs in {args.timeout_s:.0f}s; see {folder / 'logs'}"
             ) from None
@@ -183,7 +184,7 @@ def report(records: Records, per_minute: float, readings: GpuReadings | None, ar
     slots = slot_figures(records)
     device = ", ".join(readings.devices) if readings else f"CPU only ({platform.processor() or platform.machine()})"
     lines = [
-        f"### {datetime.datetime.now(datetime.UTC):%Y-%m-%d}: GPU check, {device}, 2 slots, "
+        f"### {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}: GPU check, {device}, 2 slots, "
         f"{args.jobs} jobs of {args.size}x{args.size}, {args.steps} steps (random-weight test checkpoint)",
         "",
         f"Command: `bench/gpu_check.sh --jobs {args.jobs} --size {args.size} --steps {args.steps}"
@@ -201,8 +202,11 @@ def report(records: Records, per_minute: float, readings: GpuReadings | None, ar
         f"| jobs timed / slots used | {slots['jobs_timed']} / {slots['slots_used']} |",
     ]
     if readings is not None:
-        for child, peak in vram_per_slot(records, readings).items():
+        per_slot = vram_per_slot(records, readings)
+        for child, peak in per_slot.items():
             lines.append(f"| peak VRAM of {child} (MB, NVML) | {peak:.0f} |")
+        if not per_slot:  # in a container NVML reports the host's process ids, not the worker's
+            lines.append("| peak VRAM per slot | not matched: NVML's process ids are not the children's |")
         if readings.utilisation:
             lines.append(f"| GPU utilisation mean / peak (%) | {statistics.fmean(readings.utilisation):.0f} / "
                          f"{max(readings.utilisation):.0f} |")  # fmt: skip
