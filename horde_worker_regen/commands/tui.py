@@ -2,7 +2,8 @@
 
 The address and token default to bridgeData's dashboard settings (`dashboard_host`, `dashboard_port`,
 `dashboard_token`, also from AIWORKER_* variables), so on the worker's own machine `tui` alone is
-enough. Closing the view (`q`) leaves the worker running.
+enough. bridgeData's token goes only to the dashboard bridgeData describes: a `--url` naming another host
+or port gets a token only from `--token`. Closing the view (`q`) leaves the worker running.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from loguru import logger
 
@@ -23,6 +25,7 @@ from horde_worker_regen.tui.source import HttpStatusSource
 EXIT_OK = 0
 # Listening on every interface: the worker is reached on this machine by its loopback name.
 _ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token",
         help="the dashboard_token, when the dashboard asks for one (default: from bridgeData or "
-        "AIWORKER_DASHBOARD_TOKEN; prefer those, a command line is visible to other users)",
+        "AIWORKER_DASHBOARD_TOKEN, unless --url names another host or port; prefer those, a command line is "
+        "visible to other users)",
     )
     parser.add_argument(
         "-c",
@@ -70,7 +74,32 @@ def _address(args: argparse.Namespace) -> tuple[str, str | None]:
             raise
         return args.url, args.token  # a remote worker's URL, and no local configuration: no token
     token = data.dashboard_token.get_secret_value() if data.dashboard_token is not None else None
-    return args.url or dashboard_url(data), args.token or token
+    if args.url is None:
+        return dashboard_url(data), args.token or token
+    # The local token only where bridgeData's dashboard is: any other host would read it off the request.
+    return args.url, args.token or (token if _is_local_dashboard(args.url, data) else None)
+
+
+def _is_local_dashboard(url: str, data: BridgeData) -> bool:
+    """Whether `url` names the host and port of the dashboard bridgeData describes."""
+    try:
+        local = dashboard_url(data)
+    except ConfigError:
+        return False  # no local dashboard to compare with
+    place = _host_and_port(url)
+    return place is not None and place == _host_and_port(local)
+
+
+def _host_and_port(url: str) -> tuple[str, int] | None:
+    """The host (lower case) and port a URL names, the scheme's port when it names none; None when unclear."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:  # a port that is not a number, an unclosed IPv6 bracket
+        return None
+    if parts.hostname is None or port is None:
+        return None
+    return parts.hostname, port
 
 
 def tui_command(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 Attached to a running worker (`tui`), `q` only closes the view: the worker goes on. Run with the
 worker in this process (`run --tui`), `q` asks once more and then stops the worker as Ctrl+C does
 (jobs in flight finish first), and Ctrl+C itself does what it does without the UI; the view closes
-when the worker has stopped. A lost connection is said on screen and retried at every poll.
+when the worker has stopped. A lost connection is said on screen and retried at every poll, and so is an
+answer the view cannot show (the worker's answer is untrusted: another version, a proxy, a bug).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from horde_worker_regen.tui.trends import IMAGES, KUDOS, Trends
 
 POLL_INTERVAL_S = 2.0
 RECENT_SHOWN = 20
+MISREAD = "answer not understood"
 QUIT_PROMPT = "press q again to stop the worker (jobs in flight finish first); any other key keeps it running"
 
 
@@ -156,10 +158,18 @@ Sparkline {
                 self.connection_error = str(error) or type(error).__name__
                 self._show_connection(starting=isinstance(error, WorkerStarting))
                 return
-            self.snapshot, self.connection_error, self._updated_at = snapshot, None, self._wall_clock()
-            self._trends.observe(snapshot, self._updated_at)
-            await self._read_history()
-            self._show(snapshot)
+            now = self._wall_clock()
+            try:
+                self._trends.observe(snapshot, now)
+                await self._read_history()
+                self._show(snapshot)
+            # Whatever an answer of another shape makes the view trip on, the operator keeps the screen and is
+            # told, as of a lost connection; the last understood snapshot stays the one acted on.
+            except Exception as error:
+                self.connection_error = f"{MISREAD} ({type(error).__name__}: {error})"[:200]
+            else:
+                self.snapshot, self.connection_error, self._updated_at = snapshot, None, now
+            self._show_connection(starting=False)
 
     async def _read_history(self) -> None:
         if self._history_absent:
@@ -184,7 +194,6 @@ Sparkline {
         self.query_one("#messages", Static).update(messages or "")
         self.query_one("#recent", Static).update(render.recent_text(snapshot, RECENT_SHOWN))
         self._show_trends(snapshot)
-        self._show_connection(starting=False)
 
     def _show_trends(self, snapshot: Snapshot) -> None:
         kudos = render.lookup(snapshot, "totals", "kudos_per_hour")
@@ -203,7 +212,8 @@ Sparkline {
             line.update(Text("the worker is starting (its log is below the slots)", "yellow"))
         elif self.connection_error is not None:
             since = f" · last update {_clock(self._updated_at)}" if self._updated_at else ""
-            line.update(Text(f"✗ connection lost to {self._source.describe}: {self.connection_error} · "
+            lost = "" if self.connection_error.startswith(MISREAD) else "connection lost to "
+            line.update(Text(f"✗ {lost}{self._source.describe}: {self.connection_error} · "
                              f"retrying every {self._interval_s:g}s{since}", "bold red"))  # fmt: skip
         elif render.lookup(self.snapshot, "worker", "stopping"):
             line.update(Text("stopping: finishing the jobs in flight (Ctrl+C again aborts them)", "bold yellow"))
@@ -228,7 +238,8 @@ Sparkline {
         try:
             paused = await self._source.set_paused(pause)
         except StatusUnavailable as error:
-            self.notify(f"could not {'pause' if pause else 'resume'}: {error}", severity="error")
+            # markup=False: the reason may quote the dashboard's answer, whose brackets are not Textual markup.
+            self.notify(f"could not {'pause' if pause else 'resume'}: {error}", severity="error", markup=False)
             return
         self.notify("popping paused: jobs in flight still finish" if paused else "popping resumed")
         await self.refresh_now()

@@ -9,6 +9,7 @@ then stops it exactly as Ctrl+C does without the UI. The UI closes when the work
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from multiprocessing import resource_tracker
@@ -52,7 +53,10 @@ async def run_with_tui(
     """Run the worker (`start`, told where to report the worker it made) under the UI; its exit status."""
     # multiprocessing's resource tracker starts (with the first child) on sys.stderr's descriptor, which
     # the screen replaces with an object that has none while it is up: start it now, on the real one.
-    resource_tracker.ensure_running()
+    # Only on POSIX: Windows has no resource tracker process (ensure_running imports _posixsubprocess,
+    # which Windows lacks).
+    if os.name == "posix":
+        resource_tracker.ensure_running()
     workers: list[ServingWorker] = []
     worker_task = asyncio.create_task(start(workers.append), name="worker")
     source = LocalStatusSource(lambda: workers[0].dashboard_sources if workers else None)

@@ -1,7 +1,9 @@
 """What each part of the terminal UI says, from one snapshot: plain functions returning Rich text.
 
 Every key is read tolerantly: a worker of another version, or a part not reported yet (identity,
-telemetry, recent jobs), leaves its line out or says what is missing instead of failing.
+telemetry, recent jobs), leaves its line out or says what is missing instead of failing. The answer is
+untrusted: a part of another shape reads as absent, and a value that is not a finite number where a number
+belongs shows as "?".
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit
 
 from rich.text import Text
 
+from horde_worker_regen.tui.numbers import finite
 from horde_worker_regen.tui.source import Snapshot
 
 BAR_WIDTH = 10
@@ -28,26 +31,59 @@ def lookup(mapping: Any, *keys: str) -> Any:
     return mapping
 
 
-def _short_agent(agent: str | None) -> str | None:
+def _mapping(value: Any) -> dict[str, Any]:
+    """`value` when it is a mapping; an empty one for anything else (a part of another shape reads as absent)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _mappings(value: Any) -> list[dict[str, Any]]:
+    """The mappings in `value` when it is a list; anything else in it is left out."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _number(value: Any, missing: float = 0.0) -> float | None:
+    """`value` as a float: `missing` when it is absent (None), None when it is not a finite number."""
+    return missing if value is None else finite(value)
+
+
+def _whole(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def _figure(value: Any, spec: str) -> str:
+    """`value` formatted by `spec` (0 when absent); "?" when it is not a finite number."""
+    number = _number(value)
+    return "?" if number is None else format(number, spec)
+
+
+def _or_unknown(number: int | None) -> str:
+    return "?" if number is None else str(number)
+
+
+def _short_agent(agent: Any) -> str | None:
     """The bridge agent without its project URL: name and capability level."""
-    if not agent:
+    if not agent or not isinstance(agent, str):
         return None
     name, _, rest = agent.partition(":")
     level = rest.split(":", 1)[0]
     return f"{name}:{level}" if level else name
 
 
-def _host(url: str | None) -> str:
-    if not url:
+def _host(url: Any) -> str:
+    if not url or not isinstance(url, str):
         return "?"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: shown as it came
+        return url
     return (parts.netloc + parts.path).rstrip("/") or url
 
 
 def identity_text(snapshot: Snapshot) -> Text:
     """Who this worker is and where it works: name (and id), backend, models offered, horde and its version,
     bridge agent."""
-    identity = snapshot.get("identity") or {}
+    identity = _mapping(snapshot.get("identity"))
     name = identity.get("worker_name") or lookup(snapshot, "worker", "name") or "?"
     text = Text.assemble((str(name), "bold"))
     if identity.get("worker_id"):
@@ -77,22 +113,27 @@ def _duration(seconds: float) -> str:
 
 def state_text(snapshot: Snapshot) -> Text:
     """The horde state (serving, paused, maintenance, unreachable, stopping), uptime and the run's totals."""
-    worker = snapshot.get("worker") or {}
+    worker = _mapping(snapshot.get("worker"))
     state = "stopping" if worker.get("stopping") else str(worker.get("state") or "?")
     text = Text.assemble((state, _STATE_STYLES.get(state, "bold red")))
     if worker.get("maintenance_message"):
         text.append(f" ({worker['maintenance_message']})", "yellow")
-    totals = snapshot.get("totals") or {}
-    text.append(f"  up {_duration(float(worker.get('uptime_s') or 0.0))}")
-    text.append(f"  jobs {totals.get('jobs', 0)}  images {totals.get('images', 0)}")
-    faults = int(totals.get("faulted") or 0) + int(totals.get("dropped") or 0)
-    text.append(f"  faults {faults}", "red" if faults else "")
-    text.append(f"  kudos {float(totals.get('kudos_session') or 0.0):,.1f}")
+    totals = _mapping(snapshot.get("totals"))
+    uptime = _number(worker.get("uptime_s"))
+    text.append(f"  up {'?' if uptime is None else _duration(uptime)}")
+    text.append(f"  jobs {_or_unknown(_whole(totals.get('jobs')))}")
+    text.append(f"  images {_or_unknown(_whole(totals.get('images')))}")
+    faulted, dropped = _whole(totals.get("faulted")), _whole(totals.get("dropped"))
+    faults = None if faulted is None or dropped is None else faulted + dropped
+    text.append(f"  faults {_or_unknown(faults)}", "red" if faults != 0 else "")
+    text.append(f"  kudos {_figure(totals.get('kudos_session'), ',.1f')}")
     return text
 
 
-def _bar(step: int, total: int) -> str:
-    done = round(BAR_WIDTH * step / total) if total > 0 else 0
+def _bar(step: int | None, total: int | None) -> str:
+    done = 0
+    if step is not None and total is not None and total > 0:
+        done = round(BAR_WIDTH * min(max(step, 0), total) / total)  # within the bar whatever the step says
     return "█" * done + "░" * (BAR_WIDTH - done)
 
 
@@ -107,7 +148,7 @@ def _device_label(slot: dict[str, Any]) -> str:
 
 def slots_text(snapshot: Snapshot) -> Text:
     """One line per inference slot: device, state, job, step progress, model."""
-    slots = snapshot.get("slots") or []
+    slots = _mappings(snapshot.get("slots"))
     if not slots:
         return Text("no inference slot yet", "dim")
     text = Text()
@@ -117,12 +158,12 @@ def slots_text(snapshot: Snapshot) -> Text:
         state = str(slot.get("state", "?"))
         text.append(f"#{slot.get('index', '?')} {_device_label(slot):<5} ")
         text.append(f"{state:<9}", _SLOT_STYLES.get(state, ""))
-        job = slot.get("job") or {}
-        step, total = int(slot.get("step") or 0), int(slot.get("total_steps") or 0)
+        job = _mapping(slot.get("job"))
+        step, total = _whole(slot.get("step")), _whole(slot.get("total_steps"))
         if job:
             text.append(f" {str(job.get('job', '?'))[:8]:<8} ")
             text.append(_bar(step, total), "green")
-            text.append(f" {step:>3}/{total:<3}" if total else " " * 8)
+            text.append(f" {_or_unknown(step):>3}/{_or_unknown(total):<3}" if total != 0 else " " * 8)
         else:
             text.append(" " * 28)
         text.append(f" {slot.get('model') or '—'}", "cyan")
@@ -131,8 +172,9 @@ def slots_text(snapshot: Snapshot) -> Text:
 
 def queue_text(snapshot: Snapshot) -> Text:
     """The jobs waiting for a slot, and those past inference (safety check, upload)."""
-    queue = snapshot.get("queue") or []
-    finishing = snapshot.get("finishing") or []
+    queue = _mappings(snapshot.get("queue"))
+    finishing = snapshot.get("finishing")
+    finishing = finishing if isinstance(finishing, list) else []
     text = Text.assemble(("queue ", "bold"), str(len(queue)))
     if queue:
         shown = ", ".join(
@@ -143,14 +185,16 @@ def queue_text(snapshot: Snapshot) -> Text:
     return text
 
 
-def rate_text(label: str, value: float | None, unit_format: str = "{:,.1f}") -> Text:
-    """A figure beside its sparkline."""
-    shown = "—" if value is None else unit_format.format(value)
+def rate_text(label: str, value: Any, unit_format: str = "{:,.1f}") -> Text:
+    """A figure beside its sparkline: "—" before there is one, "?" when it is not a finite number."""
+    number = finite(value)
+    shown = "—" if value is None else "?" if number is None else unit_format.format(number)
     return Text.assemble((f"{label} ", "bold"), (shown, "green"))
 
 
 def _gb(mb: Any) -> str:
-    return f"{float(mb or 0.0) / 1024:.1f}"
+    number = _number(mb)
+    return "?" if number is None else f"{number / 1024:.1f}"
 
 
 def telemetry_text(snapshot: Snapshot) -> Text:
@@ -159,37 +203,43 @@ def telemetry_text(snapshot: Snapshot) -> Text:
     if not isinstance(telemetry, dict):
         return Text("no GPU telemetry reported by this worker", "dim")
     text = Text()
-    gpus = (telemetry.get("gpus") or []) if telemetry.get("available") else []
+    gpus = _mappings(telemetry.get("gpus")) if telemetry.get("available") else []
     for gpu in gpus:
         if text:
             text.append("\n")
         text.append(f"GPU{gpu.get('index', '?')} ", "bold")
         text.append(f"VRAM {_gb(gpu.get('vram_used_mb'))}/{_gb(gpu.get('vram_total_mb'))} GB")
-        text.append(f"  util {float(gpu.get('utilisation_pct') or 0):.0f}%")
-        text.append(f"  {float(gpu.get('temperature_c') or 0):.0f}°C")
+        text.append(f"  util {_figure(gpu.get('utilisation_pct'), '.0f')}%")
+        text.append(f"  {_figure(gpu.get('temperature_c'), '.0f')}°C")
         if gpu.get("power_w") is not None:
             limit = gpu.get("power_limit_w")
-            text.append(f"  {float(gpu['power_w']):.0f}" + (f"/{float(limit):.0f}" if limit else "") + " W")
+            text.append(f"  {_figure(gpu['power_w'], '.0f')}" + (f"/{_figure(limit, '.0f')}" if limit else "") + " W")
         text.append(f"  {gpu.get('name', '')}", "dim")
     if not gpus:
         text.append(str(telemetry.get("note") or "no GPU telemetry"), "yellow")
-        host = telemetry.get("host") or {}
-        text.append(f"  CPU {float(host.get('cpu_pct') or 0):.0f}%")
+        host = _mapping(telemetry.get("host"))
+        text.append(f"  CPU {_figure(host.get('cpu_pct'), '.0f')}%")
         text.append(f"  RAM {_gb(host.get('ram_used_mb'))}/{_gb(host.get('ram_total_mb'))} GB")
     per_kwh = telemetry.get("kudos_per_kwh")
     if per_kwh is not None:
-        text.append(f"\nkudos/kWh {float(per_kwh):,.0f}", "bold")
-        text.append(f"  ({float(telemetry.get('energy_kwh') or 0):.3f} kWh so far)", "dim")
+        text.append(f"\nkudos/kWh {_figure(per_kwh, ',.0f')}", "bold")
+        text.append(f"  ({_figure(telemetry.get('energy_kwh'), '.3f')} kWh so far)", "dim")
     return text
 
 
 def _clock(at: Any) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(float(at))) if isinstance(at, int | float) else "--:--:--"
+    seconds = finite(at)
+    if seconds is None:
+        return "--:--:--"
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(seconds))
+    except (OverflowError, OSError, ValueError):  # a time out of the platform's range (year 3e12, before 1970 ...)
+        return "--:--:--"
 
 
 def messages_text(snapshot: Snapshot) -> Text | None:
     """The horde's messages to this worker, newest last (None when there are none)."""
-    messages = lookup(snapshot, "worker", "horde_messages") or []
+    messages = _mappings(lookup(snapshot, "worker", "horde_messages"))
     if not messages:
         return None
     return Text("\n".join(f"✉ {message.get('message', '')}" for message in messages), "yellow")
@@ -199,9 +249,9 @@ def recent_text(snapshot: Snapshot, lines: int) -> Text:
     """The last jobs that ended, newest first, each fault with its reason; the faults alone from an
     older worker that reports no recent jobs."""
     recent = snapshot.get("recent_jobs")
-    entries = [_job_line(job) for job in recent] if isinstance(recent, list) else []
+    entries = [_job_line(job) for job in _mappings(recent)] if isinstance(recent, list) else []
     if not isinstance(recent, list):
-        entries = [_fault_line(fault) for fault in snapshot.get("faults") or []]
+        entries = [_fault_line(fault) for fault in _mappings(snapshot.get("faults"))]
     if not entries:
         return Text("no job has ended yet", "dim")
     return Text("\n").join(entries[: max(1, lines)])
@@ -212,9 +262,9 @@ def _job_line(job: dict[str, Any]) -> Text:
     line = Text(f"{_clock(job.get('at'))} ")
     if state == "submitted":
         line.append("✓ ", "green").append(f"{str(job.get('job', '?'))[:8]} {job.get('model', '?')}")
-        line.append(f" {job.get('images', '?')} img {float(job.get('kudos') or 0):.1f} kudos")
+        line.append(f" {job.get('images', '?')} img {_figure(job.get('kudos'), '.1f')} kudos")
         if job.get("seconds") is not None:
-            line.append(f" {float(job['seconds']):.1f}s", "dim")
+            line.append(f" {_figure(job['seconds'], '.1f')}s", "dim")
         return line
     line.append(f"✗ {state} ", "bold red").append(f"{str(job.get('job', '?'))[:8]}: ")
     return line.append(str(job.get("reason") or "no reason recorded"), "red")

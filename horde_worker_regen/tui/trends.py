@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from horde_worker_regen.tui.numbers import finite
 from horde_worker_regen.tui.source import History, Snapshot
 
 KUDOS, IMAGES = "kudos_per_hour", "images_per_minute"
 POINTS_KEPT = 240  # wider than any terminal the sparklines are drawn in
 RATE_WINDOW_S = 60.0
+# No rate comes near it; beyond it the span of two values (the sparkline's scale) could overflow to inf.
+LARGEST_VALUE = 1e300
 
 
 class Trends:
@@ -58,13 +61,15 @@ class Trends:
         """Sample a polled snapshot (ignored once the worker's history is used)."""
         if self.from_history:
             return
-        totals = snapshot.get("totals") or {}
-        kudos = totals.get("kudos_per_hour")
-        if isinstance(kudos, int | float):
-            self._points[KUDOS].append((now, float(kudos)))
+        totals = snapshot.get("totals")
+        if not isinstance(totals, dict):
+            return
+        kudos = _value(totals.get("kudos_per_hour"))
+        if kudos is not None:
+            self._points[KUDOS].append((now, kudos))
         images = totals.get("images")
-        if isinstance(images, int):
-            rate = self._images_per_minute(now, images)
+        if isinstance(images, int) and not isinstance(images, bool) and 0 <= images <= LARGEST_VALUE:
+            rate = _value(self._images_per_minute(now, images))
             if rate is not None:
                 self._points[IMAGES].append((now, rate))
 
@@ -81,12 +86,22 @@ class Trends:
         return (images - first_images) * 60.0 / (now - first_t)
 
 
+def _value(value: Any) -> float | None:
+    """A figure's value when it is a finite number the sparkline can scale; None otherwise."""
+    number = finite(value)
+    return number if number is not None and abs(number) <= LARGEST_VALUE else None
+
+
 def _pairs(points: Any) -> list[tuple[float, float]]:
-    """[[t, v], ...] as read from JSON, leaving out anything else."""
+    """[[t, v], ...] as read from JSON, leaving out anything else: a point whose time or value is not a finite
+    number (a time of inf would be asked for as `?since=inf`, which the worker refuses, and the trends would
+    stop)."""
     if not isinstance(points, list):
         return []
-    return [
-        (float(point[0]), float(point[1]))
-        for point in points
-        if isinstance(point, list | tuple) and len(point) == 2 and all(isinstance(x, int | float) for x in point)
-    ]
+    pairs = []
+    for point in points:
+        if isinstance(point, list | tuple) and len(point) == 2:
+            t, v = finite(point[0]), _value(point[1])
+            if t is not None and v is not None:
+                pairs.append((t, v))
+    return pairs

@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
+from multiprocessing import resource_tracker
+from types import SimpleNamespace
 
 import aiohttp
+import pytest
 from textual.pilot import Pilot
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.snapshot import DashboardSources
+from horde_worker_regen.tui import in_process
 from horde_worker_regen.tui.app import QUIT_PROMPT, OwnWorker, WorkerMonitor
 from horde_worker_regen.tui.console_tail import ConsoleTail
 from horde_worker_regen.tui.in_process import ServingWorker, run_with_tui
@@ -112,3 +116,24 @@ async def test_run_with_tui_holds_the_console_and_closes_when_the_worker_stops(s
         "12:00:00 | INFO    | Serving 1 model(s)",
         "12:00:09 | INFO    | Stopped: 3 images",
     ]
+
+
+async def test_run_with_tui_starts_no_resource_tracker_where_there_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    def without_posixsubprocess() -> None:
+        raise ModuleNotFoundError("No module named '_posixsubprocess'")  # what Windows' multiprocessing does
+
+    monkeypatch.setattr(in_process, "os", SimpleNamespace(name="nt"), raising=False)
+    monkeypatch.setattr(resource_tracker, "ensure_running", without_posixsubprocess)
+    view_up = asyncio.Event()
+
+    async def worker(on_worker: Callable[[ServingWorker], None]) -> int:
+        await view_up.wait()  # stops once the view is up: the view closes with it
+        return 0
+
+    async def up(pilot: Pilot[object]) -> None:
+        view_up.set()
+
+    status = await run_with_tui(
+        worker, ConsoleTail(io.StringIO()), interrupt=view_up.set, interval_s=NEVER_S, headless=True, auto_pilot=up
+    )
+    assert status == 0

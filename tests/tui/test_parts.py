@@ -86,6 +86,22 @@ def test_tui_takes_the_token_from_bridge_data_and_the_url_from_the_command_line(
     assert _address(remote) == ("http://box:7070/", None)
 
 
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [("http://127.0.0.1:7444/", True), ("http://127.0.0.1:7444", True), ("https://evil.example:7444/", False),
+     ("http://127.0.0.1:7445/", False), ("http://127.0.0.1/", False), ("http://127.0.0.1:notaport/", False)],
+)  # fmt: skip
+def test_the_token_from_bridge_data_goes_only_to_the_dashboard_bridge_data_names(
+    tmp_path: Path, url: str, sent: bool
+) -> None:
+    config = tmp_path / "bridgeData.yaml"
+    config.write_text(f"api_key: {KEY}\ndashboard_host: 0.0.0.0\ndashboard_port: 7444\ndashboard_token: {'s' * 20}\n")
+    args = parse_arguments(build_parser(), ["tui", "-c", str(config), "--url", url])
+    assert _address(args) == (url, "s" * 20 if sent else None)
+    given = parse_arguments(build_parser(), ["tui", "-c", str(config), "--url", url, "--token", "g" * 16])
+    assert _address(given) == (url, "g" * 16)  # a token given on the command line goes where it is told
+
+
 def test_run_takes_tui_as_a_flag() -> None:
     args = parse_arguments(build_parser(), ["--tui", "-n", "Fox"])
     assert (args.command, args.tui, args.name) == ("run", True, "Fox")
