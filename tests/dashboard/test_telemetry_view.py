@@ -18,7 +18,7 @@ from horde_worker_regen.devices.telemetry_state import Telemetry
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.worker_identity import HordeIdentityWatch
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
-from horde_worker_regen.worker.telemetry_sampler import TelemetrySampler
+from horde_worker_regen.worker.telemetry_sampler import SHUTDOWN_WAIT_S, TelemetrySampler
 from tests.dashboard.conftest import MODEL, Parts, build_parts
 from tests.dashboard.test_snapshot_and_metrics import _client, _metrics
 from tests.devices.fake_nvml import FakeNvml, two_gpus
@@ -164,3 +164,28 @@ async def test_a_driver_slow_to_answer_never_holds_up_the_dashboard(session: aio
         release.set()
     await sampling
     assert parts.sources.telemetry is not None and parts.sources.telemetry.gpus[0].temperature_c == 90.0
+
+
+async def test_a_driver_that_never_answers_does_not_hold_up_stopping_the_sampler(
+    session: aiohttp.ClientSession,
+) -> None:
+    parts = await build_parts(session, DATA)
+    nvml = two_gpus()
+    sampler = await _telemetry_on(parts, nvml)
+    nvml.block_power = release = threading.Event()
+    sampling = asyncio.create_task(sampler.sample())
+    try:
+        assert await asyncio.to_thread(nvml.power_entered.wait, 30.0), "the sampler never reached the power call"
+        async with _client(parts) as client:
+            sampling.cancel()  # what stopping the worker does to the sampler's task, then its close
+            closing = asyncio.create_task(sampler.close())
+            assert (await client.get("/healthz")).status == 200  # the loop answers while the close waits
+            assert not closing.done()  # a bounded while, for the shutdown queued behind the blocked call
+            await asyncio.wait_for(closing, SHUTDOWN_WAIT_S + 30.0)  # ... and then it returns without it
+        assert nvml.shut_down == 0 and sampling.cancelled()
+        # Not the default executor's thread, which `asyncio.run` would wait for at exit: a daemon nobody joins.
+        assert nvml.power_thread is not None and nvml.power_thread.daemon
+    finally:
+        release.set()
+    # Once the driver answers again, the thread runs the shutdown it was handed.
+    assert await asyncio.to_thread(nvml.shutdown_entered.wait, 30.0), "NVML was never shut down"

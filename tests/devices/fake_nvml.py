@@ -3,7 +3,8 @@
 Each `FakeGpu` holds what NVML would answer now; a test changes the figures between samples. A GPU
 with `power_w=None` answers power calls with `NVMLError_NotSupported`, as cards without a power
 sensor do; `no_driver=True` makes `nvmlInit` fail as it does on a machine without NVIDIA drivers.
-`block_power` holds the power call in the sampler's thread until the test releases it.
+`block_power` holds the power call in the sampler's thread until the test releases it; `shutdown_entered`
+tells a test (in any thread) that NVML was shut down.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class FakeNvml:
     shut_down: int = 0
     block_power: threading.Event | None = None  # given: each power call waits until it is set
     power_entered: threading.Event = field(default_factory=threading.Event)
+    shutdown_entered: threading.Event = field(default_factory=threading.Event)
+    power_thread: threading.Thread | None = None  # the thread the last power call ran on
     lost: set[int] = field(default_factory=set)  # indexes of GPUs that fell off the bus (no handle)
 
     def nvmlInit(self) -> None:
@@ -65,6 +68,7 @@ class FakeNvml:
 
     def nvmlShutdown(self) -> None:
         self.shut_down += 1
+        self.shutdown_entered.set()
 
     def nvmlDeviceGetCount(self) -> int:
         return len(self.gpus)
@@ -87,6 +91,7 @@ class FakeNvml:
         return handle.temperature_c
 
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:
+        self.power_thread = threading.current_thread()
         if self.block_power is not None:
             self.power_entered.set()
             assert self.block_power.wait(BLOCK_LIMIT_S), "the test never released the power call"

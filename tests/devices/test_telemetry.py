@@ -80,7 +80,7 @@ async def test_the_sampler_records_gpus_host_and_energy_and_lets_nvml_go() -> No
     assert telemetry.host == HOST and telemetry.sampled_at == 110.0
     # 10 s at (300 + 400) / 2 W = 3500 J; the card without a sensor adds nothing.
     assert telemetry.meter.energy_kwh == pytest.approx(3500 / 3_600_000)
-    sampler.close()
+    await sampler.close()
     assert nvml.shut_down == 1
 
 
