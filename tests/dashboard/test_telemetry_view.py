@@ -32,8 +32,9 @@ Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
 
 
 async def _telemetry_on(parts: Parts, nvml: FakeNvml) -> TelemetrySampler:
-    """A sampler on the fake NVML, on the parts' clock, feeding their dashboard; opened."""
-    telemetry = Telemetry()
+    """A sampler on the fake NVML, on the parts' clock, feeding their dashboard; opened. The worker's slots run
+    on GPU 0 only."""
+    telemetry = Telemetry(used_gpus=frozenset({0}))  # the worker runs on the 4090; the 1070 is another's
     sampler = TelemetrySampler(telemetry, 5.0, nvml=lambda: nvml, host=lambda: HOST, clock=parts.clock)
     parts.sources.telemetry = telemetry
     await sampler.open()
@@ -69,9 +70,10 @@ async def test_two_gpus_their_energy_and_kudos_per_kwh_reach_status_json(session
     big, old = telemetry["gpus"]
     assert big == {
         "index": 0, "name": "NVIDIA GeForce RTX 4090", "vram_used_mb": 10_240.0, "vram_total_mb": 24_564.0,
-        "utilisation_pct": 87.0, "temperature_c": 66.0, "power_w": 300.0, "power_limit_w": 450.0,
+        "utilisation_pct": 87.0, "temperature_c": 66.0, "power_w": 300.0, "power_limit_w": 450.0, "used": True,
     }  # fmt: skip
     assert old["power_w"] is None and old["power_limit_w"] is None and old["vram_used_mb"] == 2_048.0
+    assert old["used"] is False  # shown, but not this worker's: its energy is not counted
     assert telemetry["host"] == {"cpu_pct": 12.5, "ram_used_mb": 6_000.0, "ram_total_mb": 32_000.0}
     energy = 6000.0 / JOULES_PER_KWH
     assert telemetry["energy_kwh"] == pytest.approx(energy)

@@ -2,9 +2,10 @@
 
 Each `FakeGpu` holds what NVML would answer now; a test changes the figures between samples. A GPU
 with `power_w=None` answers power calls with `NVMLError_NotSupported`, as cards without a power
-sensor do; `no_driver=True` makes `nvmlInit` fail as it does on a machine without NVIDIA drivers.
-`block_power` holds the power call in the sampler's thread until the test releases it; `shutdown_entered`
-tells a test (in any thread) that NVML was shut down.
+sensor do, and one with `energy_mj=None` (the default) the energy counter's, as cards before Volta
+do; `no_driver=True` makes `nvmlInit` fail as it does on a machine without NVIDIA drivers.
+`block_power` holds the power call in the sampler's thread until the test releases it;
+`shutdown_entered` tells a test (in any thread) that NVML was shut down.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FakeGpu:
     temperature_c: int
     power_w: float | None
     power_limit_w: float | None
+    energy_mj: float | None = None  # the driver's energy counter, mJ
 
 
 @dataclass
@@ -103,6 +105,11 @@ class FakeNvml:
         if handle.power_limit_w is None:
             raise FakeNVMLErrorNotSupported
         return int(handle.power_limit_w * 1000)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: FakeGpu) -> int:
+        if handle.energy_mj is None:
+            raise FakeNVMLErrorNotSupported
+        return int(handle.energy_mj)
 
 
 def two_gpus() -> FakeNvml:
