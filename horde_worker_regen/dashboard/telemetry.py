@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from horde_worker_regen.devices.energy import kudos_per_kwh
+from horde_worker_regen.devices.telemetry import GpuReading
 from horde_worker_regen.devices.telemetry_state import Telemetry
 
 
@@ -18,8 +19,15 @@ def telemetry_snapshot(telemetry: Telemetry, kudos_session: float) -> dict[str, 
         "source": telemetry.source,
         "note": telemetry.note,
         "sampled_at": telemetry.sampled_at,
-        "gpus": [asdict(gpu) for gpu in telemetry.gpus],
+        "gpus": [_gpu(gpu, telemetry.uses(gpu)) for gpu in telemetry.gpus],
         "host": None if host is None else asdict(host),
         "energy_kwh": energy,
         "kudos_per_kwh": kudos_per_kwh(kudos_session, energy),
     }
+
+
+def _gpu(gpu: GpuReading, used: bool) -> dict[str, Any]:
+    """A GPU's figures and whether this worker uses it (its energy counter is the meter's, not shown)."""
+    figures = asdict(gpu)
+    del figures["energy_mj"]
+    return figures | {"used": used}

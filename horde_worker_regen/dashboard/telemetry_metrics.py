@@ -50,7 +50,7 @@ def telemetry_families(telemetry: dict[str, Any]) -> Iterator[Metric]:
         )
     # prometheus_client appends `_total` to counter names itself.
     yield CounterMetricFamily(
-        f"{PREFIX}_energy_kwh", "GPU energy since the worker started (measured power, integrated), kWh.",
+        f"{PREFIX}_energy_kwh", "Energy of the GPUs this worker uses since it started (NVML's counter or power), kWh.",
         value=telemetry["energy_kwh"],
     )  # fmt: skip
     if telemetry["kudos_per_kwh"] is not None:

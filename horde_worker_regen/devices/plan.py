@@ -27,6 +27,11 @@ class SlotPlan:
     max_pixels: int | None = None
 
 
+def planned_gpus(plans: Sequence[SlotPlan]) -> frozenset[int]:
+    """The indexes of the GPUs some slot runs on (none for a CPU worker)."""
+    return frozenset(plan.device.index for plan in plans if plan.device is not None)
+
+
 def _found(devices: Sequence[DeviceInfo]) -> str:
     return ", ".join(device.describe() for device in devices) or "none"
 

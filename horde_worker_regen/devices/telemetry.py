@@ -29,7 +29,7 @@ class NvmlLibrary(Protocol):
     NVML_TEMPERATURE_GPU: int
 
     # NVML's own names and units: memory in bytes (`.used`, `.total`), utilisation `.gpu` in %,
-    # temperature in °C, power and its limit in mW.
+    # temperature in °C, power and its limit in mW, the energy counter in mJ since the driver loaded.
     def nvmlInit(self) -> None: ...
     def nvmlShutdown(self) -> None: ...
     def nvmlDeviceGetCount(self) -> int: ...
@@ -40,6 +40,7 @@ class NvmlLibrary(Protocol):
     def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int: ...
     def nvmlDeviceGetPowerUsage(self, handle: Any) -> int: ...
     def nvmlDeviceGetEnforcedPowerLimit(self, handle: Any) -> int: ...
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class GpuReading:
     temperature_c: float | None
     power_w: float | None
     power_limit_w: float | None
+    energy_mj: float | None = None  # the driver's energy counter (Volta and later), for the energy meter
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class GpuProbe:
         temperature = self._guarded(lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
         power_mw = self._guarded(lambda: nvml.nvmlDeviceGetPowerUsage(handle))
         limit_mw = self._guarded(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle))
+        energy_mj = self._guarded(lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
         return GpuReading(
             index=index,
             name=_text(name) if name is not None else f"GPU {index}",
@@ -134,6 +137,7 @@ class GpuProbe:
             temperature_c=None if temperature is None else float(temperature),
             power_w=None if power_mw is None else power_mw / 1000.0,
             power_limit_w=None if limit_mw is None else limit_mw / 1000.0,
+            energy_mj=None if energy_mj is None else float(energy_mj),
         )
 
     def _guarded(self, call: Callable[[], _T]) -> _T | None:

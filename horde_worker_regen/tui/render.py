@@ -197,6 +197,23 @@ def _gb(mb: Any) -> str:
     return "?" if number is None else f"{number / 1024:.1f}"
 
 
+def _gpu_text(gpu: dict[str, Any]) -> Text:
+    """One GPU's line; one this worker does not use (its energy is not counted) dimmed and labelled so."""
+    text = Text()
+    text.append(f"GPU{gpu.get('index', '?')} ", "bold")
+    text.append(f"VRAM {_gb(gpu.get('vram_used_mb'))}/{_gb(gpu.get('vram_total_mb'))} GB")
+    text.append(f"  util {_figure(gpu.get('utilisation_pct'), '.0f')}%")
+    text.append(f"  {_figure(gpu.get('temperature_c'), '.0f')}°C")
+    if gpu.get("power_w") is not None:
+        limit = gpu.get("power_limit_w")
+        text.append(f"  {_figure(gpu['power_w'], '.0f')}" + (f"/{_figure(limit, '.0f')}" if limit else "") + " W")
+    text.append(f"  {gpu.get('name', '')}", "dim")
+    if gpu.get("used") is False:  # absent (an older worker's snapshot): shown as before
+        text.append("  not used", "italic")
+        text.stylize("dim")
+    return text
+
+
 def telemetry_text(snapshot: Snapshot) -> Text:
     """Each GPU's VRAM, utilisation, temperature and power, and kudos per kWh; or why there is none, with CPU/RAM."""
     telemetry = snapshot.get("telemetry")
@@ -207,14 +224,7 @@ def telemetry_text(snapshot: Snapshot) -> Text:
     for gpu in gpus:
         if text:
             text.append("\n")
-        text.append(f"GPU{gpu.get('index', '?')} ", "bold")
-        text.append(f"VRAM {_gb(gpu.get('vram_used_mb'))}/{_gb(gpu.get('vram_total_mb'))} GB")
-        text.append(f"  util {_figure(gpu.get('utilisation_pct'), '.0f')}%")
-        text.append(f"  {_figure(gpu.get('temperature_c'), '.0f')}°C")
-        if gpu.get("power_w") is not None:
-            limit = gpu.get("power_limit_w")
-            text.append(f"  {_figure(gpu['power_w'], '.0f')}" + (f"/{_figure(limit, '.0f')}" if limit else "") + " W")
-        text.append(f"  {gpu.get('name', '')}", "dim")
+        text.append(_gpu_text(gpu))
     if not gpus:
         text.append(str(telemetry.get("note") or "no GPU telemetry"), "yellow")
         host = _mapping(telemetry.get("host"))

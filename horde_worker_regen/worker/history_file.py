@@ -4,6 +4,8 @@ The worker appends every sample (one JSON line, as in the metrics file) and, whe
 last 24 hours back into the ring, so the charts go on where they stopped. The file stays small: at
 start it is rewritten with only what is kept (at most a day of samples), and while the worker runs it
 is rewritten the same way each time it holds twice that many lines (about 2 MB at the default 30 s).
+Reading and rewriting (a megabyte or more) run in a thread, never on the event loop; the samples
+that come while a rewrite is under way are kept aside and appended, in order, once it is done.
 Reading is tolerant: a missing or unreadable file is an empty history, and a torn last line (a crash
 mid-write) or any line that is not a sample is skipped. Like the metrics file, this file never stops
 the worker: a failure to write it is logged once and the worker goes on without it.
@@ -11,6 +13,7 @@ the worker: a failure to write it is logged once and the worker goes on without 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -53,12 +56,22 @@ class HistoryFile:
     """An event-log sink that appends each `history_sample` record to the history file, kept bounded."""
 
     def __init__(self, path: Path, kept: list[Sample], max_points: int = MAX_POINTS) -> None:
-        """Start the file afresh with `kept` (what `read_history` returned), then append to it."""
+        """Not yet writing: `start` writes the file afresh with `kept` (what `read_history` returned)."""
         self.path = path
         self._lines: deque[str] = deque((_line(sample) for sample in kept), maxlen=max(1, max_points))
         self._file: IO[str] | None = None
-        self._in_file = 0  # lines in the file
-        self._rewrite()
+        self._in_file = 0  # lines in the file (or in the file being rewritten)
+        self._stopped = False
+        self._rewrite: asyncio.Task[None] | None = None  # under way, in a thread
+        self._aside: list[str] = []  # lines that came during the rewrite, for the file it leaves
+
+    @classmethod
+    async def start(cls, path: Path, kept: list[Sample], max_points: int = MAX_POINTS) -> HistoryFile:
+        """The file afresh with `kept` (written in a thread), then appended to."""
+        history = cls(path, kept, max_points)
+        history._start_rewrite()
+        await history.rewritten()
+        return history
 
     def __repr__(self) -> str:
         return f"the history file {self.path}"
@@ -66,47 +79,84 @@ class HistoryFile:
     @property
     def writing(self) -> bool:
         """Whether samples still go to the file (False once it is closed or a write failed)."""
-        return self._file is not None
+        return not self._stopped
 
     def __call__(self, event: Event) -> None:
-        if event.kind != SAMPLE_KIND or self._file is None:
+        if event.kind != SAMPLE_KIND or self._stopped:
             return
         line = json.dumps(event.as_json(), separators=(",", ":")) + "\n"
         self._lines.append(line)
+        if self._rewrite is not None:
+            self._aside.append(line)
+            return
         self._in_file += 1
-        try:
-            if self._in_file >= 2 * (self._lines.maxlen or 1):
-                self._file.close()
-                self._rewrite()
-            else:
-                self._file.write(line)
-                self._file.flush()
-        except (OSError, ValueError) as error:  # ValueError: the file was closed under us
-            self._give_up(error)
+        if self._in_file >= 2 * (self._lines.maxlen or 1):
+            self._start_rewrite()
+            return
+        self._append(line)
 
-    def close(self) -> None:
-        """Stop writing (later samples are ignored)."""
+    async def rewritten(self) -> None:
+        """Once no rewrite is under way (the lines that came meanwhile appended)."""
+        while self._rewrite is not None:
+            await asyncio.shield(self._rewrite)
+
+    async def close(self) -> None:
+        """Stop writing (later samples are ignored), once a rewrite under way has finished."""
+        await self.rewritten()
+        self._stopped = True
         file, self._file = self._file, None
         if file is not None:
             with contextlib.suppress(OSError, ValueError):  # a full disk fails the last flush too
                 file.close()
 
-    def _rewrite(self) -> None:
-        """Replace the file by the lines kept (a whole new file, so a crash leaves the old one or the new one)."""
-        fresh = self.path.with_name(self.path.name + ".new")
+    def _append(self, text: str) -> None:
+        if self._file is None:
+            return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fresh.write_text("".join(self._lines), encoding="utf-8")
-            os.replace(fresh, self.path)
-            self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(text)
+            self._file.flush()
+        except (OSError, ValueError) as error:  # ValueError: the file was closed under us
+            self._give_up(error)
+
+    def _start_rewrite(self) -> None:
+        """Replace the file by the lines kept, in a thread; until then, new lines are kept aside."""
+        old, self._file = self._file, None
+        self._in_file = len(self._lines)
+        self._rewrite = asyncio.create_task(self._rewrite_in_thread(old, "".join(self._lines)), name="history file")
+
+    async def _rewrite_in_thread(self, old: IO[str] | None, text: str) -> None:
+        try:
+            fresh = await asyncio.to_thread(_replace, self.path, old, text)
         except OSError as error:
             self._give_up(error)
             return
-        self._in_file = len(self._lines)
+        finally:
+            self._rewrite = None
+        self._file = fresh
+        aside, self._aside = self._aside, []
+        self._in_file += len(aside)
+        self._append("".join(aside))
 
     def _give_up(self, error: Exception) -> None:
         logger.error(f"Stopped writing the dashboard's history to {self.path} ({error}); the worker goes on without it")
-        self.close()
+        self._stopped = True
+        self._aside.clear()
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                file.close()
+
+
+def _replace(path: Path, old: IO[str] | None, text: str) -> IO[str]:
+    """The file replaced whole by `text` (a crash leaves the old one or the new one), open to append to."""
+    if old is not None:
+        with contextlib.suppress(OSError, ValueError):
+            old.close()
+    fresh = path.with_name(path.name + ".new")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh.write_text(text, encoding="utf-8")
+    os.replace(fresh, path)
+    return path.open("a", encoding="utf-8")
 
 
 def _line(sample: Sample) -> str:

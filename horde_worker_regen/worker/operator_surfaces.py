@@ -8,6 +8,7 @@ step of serving: the dashboard answers until then, and the last-status file hold
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,18 +43,22 @@ class OperatorSurfaces:
         sources_for: Callable[[OperatorView], DashboardSources],
         events: EventLog,
         logs_dir: Path,
+        used_gpus: frozenset[int] = frozenset(),
     ) -> OperatorSurfaces:
         """The telemetry and identity first (the sources read them), then the history (its ring is filled
-        before the page can ask), the last-status file and the dashboard."""
-        view = OperatorView.start(data, client, nvml)
-        try:
+        before the page can ask), the last-status file and the dashboard. A part that fails to start stops
+        those started before it; `used_gpus` are the GPUs whose energy counts (those the slots run on)."""
+        async with contextlib.AsyncExitStack() as started:
+            view = OperatorView.start(data, client, nvml, used_gpus)
+            started.push_async_callback(view.stop)
             sources = sources_for(view)
-            history = HistoryService(sources, events, logs_dir)
-        except BaseException:
-            await view.stop()
-            raise
-        status_file = LastStatusFile(logs_dir / LAST_STATUS_FILE, lambda: build_snapshot(sources))
-        return cls(sources, view, history, status_file, await start_dashboard(data, sources))
+            history = await HistoryService.start(sources, events, logs_dir)
+            started.push_async_callback(history.stop)
+            status_file = LastStatusFile(logs_dir / LAST_STATUS_FILE, lambda: build_snapshot(sources))
+            started.push_async_callback(status_file.stop)
+            dashboard = await start_dashboard(data, sources)
+            started.pop_all()  # all up: stopping them is `stop`'s now
+        return cls(sources, view, history, status_file, dashboard)
 
     async def stop(self) -> None:
         """Everything stopped, the dashboard last but for the final snapshot written after it."""

@@ -32,9 +32,16 @@ class OperatorView:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, data: BridgeData, client: HordeClient, nvml: NvmlSource = load_nvml) -> OperatorView:
-        """Start sampling and reading the horde's version (in the background: neither holds up serving)."""
-        telemetry = Telemetry()
+    def start(
+        cls,
+        data: BridgeData,
+        client: HordeClient,
+        nvml: NvmlSource = load_nvml,
+        used_gpus: frozenset[int] = frozenset(),
+    ) -> OperatorView:
+        """Start sampling and reading the horde's version (in the background: neither holds up serving);
+        `used_gpus` are the GPUs this worker's slots run on, the ones whose energy counts."""
+        telemetry = Telemetry(used_gpus=used_gpus)
         sampler = TelemetrySampler(telemetry, data.telemetry_interval, nvml=nvml)
         name = data.dreamer_name if data.dreamer else data.alchemist_name
         identity = HordeIdentityWatch(client, name)

@@ -36,7 +36,7 @@ from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.server import DashboardServer
 from horde_worker_regen.dashboard.snapshot import DashboardSources
 from horde_worker_regen.devices.discovery import DeviceInfo
-from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
+from horde_worker_regen.devices.plan import SlotPlan, planned_gpus, served_by_some_slot
 from horde_worker_regen.devices.telemetry import load_nvml
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.credit import BASELINE_TIMEOUT_S, EXIT_READ_TIMEOUT_S, Credited, CreditWatch
@@ -306,20 +306,22 @@ class Worker:
             )  # fmt: skip
             self.surfaces = surfaces = await OperatorSurfaces.start(
                 self._data, client=client, nvml=self._nvml, sources_for=sources_for, events=self.events,
-                logs_dir=self._options.logs_dir,
+                logs_dir=self._options.logs_dir, used_gpus=planned_gpus(self._plans),
             )  # fmt: skip
             await self._stop.wait()
             await self._drain(popper, popper_task, pipeline, alchemy)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if alchemy is not None:
-                await alchemy.close()
-            if not self._abort.is_set():
-                await credit.bounded_read(EXIT_READ_TIMEOUT_S)  # the exit summary shows what was paid
-            if surfaces is not None:
-                await surfaces.stop()
+            try:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if alchemy is not None:
+                    await alchemy.close()
+                if not self._abort.is_set():
+                    await credit.bounded_read(EXIT_READ_TIMEOUT_S)  # the exit summary shows what was paid
+            finally:  # whatever failed above, the views stop and the last status is written
+                if surfaces is not None:
+                    await surfaces.stop()
         logger.info(self._status_line(stats, pipeline, paused=False))
 
     async def _start_poppers(

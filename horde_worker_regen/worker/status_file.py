@@ -3,7 +3,7 @@
 A worker that crashed, hung or was stopped leaves its dashboard snapshot of a minute ago at most, and
 the one it had as it stopped: what `support-bundle` attaches when no running worker answers. Text is
 redacted like the event file's, the file is replaced whole (a crash mid-write leaves the previous one),
-and a failed write is logged once and costs only this file.
+and a failed write (of any kind) is logged once and costs only this file.
 """
 
 from __future__ import annotations
@@ -39,13 +39,16 @@ class LastStatusFile:
             await asyncio.sleep(self._every_s)  # a period between writes, not a wait for anything
 
     async def write(self) -> None:
-        """The snapshot now (taken on the loop, written in a thread)."""
-        text = json.dumps(redacted(self._snapshot()), indent=1)
+        """The snapshot now (taken on the loop, written in a thread); never raises, since it runs as the worker
+        stops: a failure (a full disk, a snapshot that would not build) is logged once until a write succeeds."""
         try:
+            text = json.dumps(redacted(self._snapshot()), indent=1)
             await asyncio.to_thread(_replace, self.path, text)
-        except OSError as error:
+        except Exception as error:
             if not self._failed:
-                logger.warning(f"Cannot write {self.path} ({error}); the worker goes on without it")
+                logger.opt(exception=not isinstance(error, OSError)).warning(
+                    f"Cannot write {self.path} ({error}); the worker goes on without it"
+                )
             self._failed = True
         else:
             self._failed = False

@@ -4,19 +4,23 @@ record, and check-config's forms offered at start, each against what the horde i
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 from loguru import logger
 
 from horde_worker_regen.commands.alchemy_explained import explain_alchemy, post_processors_on_disk
 from horde_worker_regen.config.loader import load_config
 from horde_worker_regen.localhorde.alchemy_entities import FormState
 from horde_worker_regen.localhorde.testing import RunningLocalHorde
+from horde_worker_regen.worker.alchemy_wiring import AlchemyService
+from horde_worker_regen.worker.status_file import LAST_STATUS_FILE
 from tests.alchemy.support import ALCHEMIST, WAIT_S, alchemist_folder, form_named, png
 from tests.dashboard.test_snapshot_and_metrics import _metrics
-from tests.worker_support import WorkerInProcess, generations_of, horde_with_users, queue
+from tests.worker_support import WorkerInProcess, generations_of, horde_with_users, queue, until_true
 
 SERVED = ["nsfw", "interrogation", "caption", "RealESRGAN_x2plus"]
 FAILING = "RealESRGAN_x4plus"
@@ -136,3 +140,27 @@ def owner_alchemist(horde: RunningLocalHorde) -> str:
     """The id of the one alchemist the horde knows."""
     [worker_id] = [wid for wid, worker in horde.state.workers.items() if worker.kind == "interrogation"]
     return worker_id
+
+
+async def test_an_alchemy_that_fails_to_close_still_stops_the_dashboard_and_leaves_the_last_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def close_fails(self: AlchemyService) -> None:
+        raise RuntimeError("the caption weights would not let go")
+
+    monkeypatch.setattr(AlchemyService, "close", close_fails)
+    async with horde_with_users() as (horde, owner, _):
+        worker = WorkerInProcess(alchemist_folder(tmp_path, horde, owner), burst=False)
+        async with worker.running() as run:
+            await until_true(lambda: worker.worker.dashboard is not None, "the dashboard to listen")
+            dashboard = worker.worker.dashboard
+            assert dashboard is not None and dashboard.url is not None
+            url = dashboard.url
+            worker.worker.request_stop("test done", 0)
+            [outcome] = await asyncio.gather(run, return_exceptions=True)
+    assert isinstance(outcome, RuntimeError)  # the failure is not hidden...
+    last = json.loads((tmp_path / "logs" / LAST_STATUS_FILE).read_text())
+    assert last["worker"]["stopping"] is True  # ... and the views were stopped all the same
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await session.get(f"{url}healthz")

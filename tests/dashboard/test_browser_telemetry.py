@@ -1,8 +1,9 @@
 """The GPU section, kudos per kWh and the identity line in a real browser, fed by a fake NVML.
 
 The dashboard runs in this process on a real pipeline (fake backends) with the telemetry sampler on
-two scripted GPUs, one without a power sensor; the page must show each GPU's figures, follow a new
-sample, and name the horde, its version, this worker's id and the fake backend as such.
+two scripted GPUs, one without a power sensor and not used by the worker; the page must show each GPU's
+figures (the unused one dimmed), follow a new sample, and name the horde, its version, this worker's id
+and the fake backend as such.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp.test_utils import TestServer
 from selenium import webdriver
+from selenium.webdriver.common.by import By
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.dashboard.app import dashboard_app
@@ -34,7 +36,7 @@ WORKER_ID = "a3c6e0d6-6b46-4e2e-9a57-0e1f7f3c5b11"
 
 
 async def _fed_by(parts: Parts, nvml: FakeNvml, session: aiohttp.ClientSession) -> TelemetrySampler:
-    parts.sources.telemetry = telemetry = Telemetry()
+    parts.sources.telemetry = telemetry = Telemetry(used_gpus=frozenset({0}))  # the 1070 is not the worker's
     sampler = TelemetrySampler(telemetry, 5.0, nvml=lambda: nvml, host=lambda: HOST, clock=parts.clock)
     watch = HordeIdentityWatch(HordeClient(session, DATA.horde_url, "x"), DATA.dreamer_name)
     watch.horde_version, watch.worker_id = "4.47.1", WORKER_ID
@@ -59,7 +61,9 @@ def _shows_the_gpus(driver: webdriver.Chrome, url: str) -> None:
     wait_until(driver, lambda d: "RTX 4090" in text_of(d, "gpus"), "the GPU rows")
     big, old = _gpu_rows(driver)
     assert big == "0: NVIDIA GeForce RTX 4090 10.0 GB / 24.0 GB 87 % 66 °C 300 W / 450 W", big
-    assert old == "1: NVIDIA GeForce GTX 1070 2.0 GB / 8.0 GB 12 % 41 °C not reported", old
+    assert old == "1: NVIDIA GeForce GTX 1070 (not used) 2.0 GB / 8.0 GB 12 % 41 °C not reported", old
+    classes = [row.get_attribute("class") for row in driver.find_elements(By.CSS_SELECTOR, "#gpus tr")]
+    assert classes == ["", "unused"], classes  # dimmed
     assert text_of(driver, "host") == "CPU 13 % · RAM 6.0 GB / 32.0 GB"
     assert text_of(driver, "energy") == "5.0 Wh of GPU energy so far"
     assert text_of(driver, "kudos-per-kwh").replace(",", "").isdigit()

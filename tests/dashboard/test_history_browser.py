@@ -124,7 +124,7 @@ class GpuFeed:
         self.probe = GpuProbe(FakeNvml([self.gpu]))
         assert self.probe.open() is None
         self.parts, self.rng = parts, rng
-        parts.sources.telemetry = Telemetry(source="nvml")
+        parts.sources.telemetry = Telemetry(source="nvml", used_gpus=frozenset({0}))  # the worker runs on it
         watch = HordeIdentityWatch(HordeClient(session, DATA.horde_url, "x"), DATA.dreamer_name)
         watch.horde_version, watch.worker_id = "4.47.1", "a3c6e0d6-6b46-4e2e-9a57-0e1f7f3c5b11"
         parts.sources.horde_identity = watch

@@ -60,26 +60,59 @@ def test_a_torn_last_line_garbage_old_and_future_samples_are_skipped(tmp_path: P
     assert read_history(tmp_path / "missing.jsonl", NOW) == []
 
 
-def test_the_file_is_rewritten_with_only_what_is_kept_and_stays_bounded(tmp_path: Path) -> None:
+async def test_the_file_is_rewritten_with_only_what_is_kept_and_stays_bounded(tmp_path: Path) -> None:
     path = tmp_path / HISTORY_FILE
     events = EventLog()
-    history = HistoryFile(path, [_sample(NOW - 100), _sample(NOW - 50)], max_points=5)
+    history = await HistoryFile.start(path, [_sample(NOW - 100), _sample(NOW - 50)], max_points=5)
     events.add_sink(history)
     assert read_history(path, NOW) == [_sample(NOW - 100), _sample(NOW - 50)]
     for index in range(23):
         events.emit("history_sample", **_sample(NOW + index).fields())
         events.emit("job_ended", job=f"job-{index}")  # not a sample: not in the history file
+        await history.rewritten()
         assert len(path.read_text().splitlines()) < 2 * 5
     assert [s.t for s in read_history(path, NOW + 100)][-5:] == [NOW + index for index in range(18, 23)]
-    history.close()
+    await history.close()
     events.emit("history_sample", **_sample(NOW + 50).fields())
     assert read_history(path, NOW + 100)[-1].t == NOW + 22
 
 
-def test_a_history_file_that_cannot_be_written_costs_only_the_history(tmp_path: Path) -> None:
+async def test_the_rewrite_runs_off_the_loop_and_keeps_the_samples_that_come_meanwhile_in_order(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / HISTORY_FILE
+    events = EventLog()
+    history = await HistoryFile.start(path, [], max_points=5)
+    events.add_sink(history)
+    for index in range(9):
+        events.emit("history_sample", **_sample(NOW + index).fields())
+    assert len(path.read_text().splitlines()) == 9
+    events.emit("history_sample", **_sample(NOW + 9).fields())  # the tenth line: twice what is kept
+    for index in range(10, 13):  # before the loop runs again: during the rewrite
+        events.emit("history_sample", **_sample(NOW + index).fields())
+    assert len(path.read_text().splitlines()) == 9  # the sink only handed the rewrite on
+    await history.rewritten()
+    assert [s.t for s in read_history(path, NOW + 100)] == [NOW + index for index in range(5, 13)]
+    events.emit("history_sample", **_sample(NOW + 13).fields())
+    await history.close()
+    assert [s.t for s in read_history(path, NOW + 100)] == [NOW + index for index in range(5, 14)]
+
+
+async def test_closing_waits_for_a_rewrite_under_way_and_what_came_meanwhile(tmp_path: Path) -> None:
+    path = tmp_path / HISTORY_FILE
+    events = EventLog()
+    history = await HistoryFile.start(path, [_sample(NOW + index) for index in range(5)], max_points=5)
+    events.add_sink(history)
+    for index in range(5, 11):  # the tenth line in the file starts a rewrite, the eleventh comes during it
+        events.emit("history_sample", **_sample(NOW + index).fields())
+    await history.close()
+    assert [s.t for s in read_history(path, NOW + 100)] == [NOW + index for index in range(5, 11)]
+
+
+async def test_a_history_file_that_cannot_be_written_costs_only_the_history(tmp_path: Path) -> None:
     blocker = tmp_path / "logs"
     blocker.write_text("a file where the logs folder should be")
-    history = HistoryFile(blocker / HISTORY_FILE, [_sample(NOW)])
+    history = await HistoryFile.start(blocker / HISTORY_FILE, [_sample(NOW)])
     assert not history.writing
     events = EventLog()
     events.add_sink(history)
@@ -100,7 +133,7 @@ async def test_a_restarted_worker_reads_back_the_last_runs_history(
 ) -> None:
     wall = WallClock(NOW)
     first = await build_parts(session, DATA)
-    service = HistoryService(first.sources, EventLog(), tmp_path, wall)
+    service = await HistoryService.start(first.sources, EventLog(), tmp_path, wall)
     taken = []
     for _ in range(3):
         wall.now += 30.0
@@ -109,7 +142,7 @@ async def test_a_restarted_worker_reads_back_the_last_runs_history(
     await service.stop()
     wall.now += 600.0  # the worker was down ten minutes
     second = await build_parts(session, DATA)
-    restarted = HistoryService(second.sources, EventLog(), tmp_path, wall)
+    restarted = await HistoryService.start(second.sources, EventLog(), tmp_path, wall)
     try:
         assert second.sources.history.since() == taken
         wall.now += 30.0

@@ -3,6 +3,7 @@
 
 The worker runs in this process against the local horde, its children on threads; only NVML is the fake
 (two cards, the older one without a power sensor), handed to the worker where it would load the real one.
+The worker's slot runs on GPU 0 (the fake backend's one simulated GPU); GPU 1 is shown as not used.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ def _page_gpus(url: str) -> str:
 async def test_a_fake_nvml_reaches_the_status_json_metrics_page_and_terminal_ui(tmp_path: Path) -> None:
     nvml = two_gpus()
     async with horde_with_users() as (horde, owner, _):
-        worker = WorkerInProcess(worker_folder(tmp_path, horde, owner), burst=False, nvml=lambda: nvml)
+        on_gpu_0 = {"seconds_per_job": 0.0, "devices": [{"name": "NVIDIA GeForce RTX 4090", "vram_mb": 24_564}]}
+        folder = worker_folder(tmp_path, horde, owner, fake_backend=on_gpu_0)
+        worker = WorkerInProcess(folder, burst=False, nvml=lambda: nvml)
         async with worker.running() as run:
             await until_true(lambda: worker.worker.dashboard is not None, "the dashboard to listen")
             sources = worker.worker.dashboard_sources
@@ -61,14 +64,15 @@ async def test_a_fake_nvml_reaches_the_status_json_metrics_page_and_terminal_ui(
             worker.worker.request_stop("test done", 0)
             assert await run == 0
     assert status["telemetry"]["available"] is True
-    assert [(gpu["name"], gpu["power_w"]) for gpu in status["telemetry"]["gpus"]] == [
-        ("NVIDIA GeForce RTX 4090", 300.0),
-        ("NVIDIA GeForce GTX 1070", None),
+    assert [(gpu["name"], gpu["power_w"], gpu["used"]) for gpu in status["telemetry"]["gpus"]] == [
+        ("NVIDIA GeForce RTX 4090", 300.0, True),
+        ("NVIDIA GeForce GTX 1070", None, False),
     ]
     assert 'horde_worker_gpu_power_watts{gpu="0",name="NVIDIA GeForce RTX 4090"} 300.0' in metrics
     assert 'horde_worker_gpu_power_watts{gpu="1"' not in metrics  # not reported: a gap, never a false 0
     assert "0: NVIDIA GeForce RTX 4090 10.0 GB / 24.0 GB 87 % 66 °C 300 W / 450 W" in page
+    assert "1: NVIDIA GeForce GTX 1070 (not used) 2.0 GB / 8.0 GB" in page
     for screen in (attached, in_process):
         assert "GPU0 VRAM 10.0/24.0 GB" in screen and "300/450 W" in screen, screen
-        assert "GPU1 VRAM 2.0/8.0 GB" in screen, screen
+        assert "GPU1 VRAM 2.0/8.0 GB" in screen and "not used" in screen, screen
     assert worker.errors == []

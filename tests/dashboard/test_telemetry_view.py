@@ -18,7 +18,7 @@ from horde_worker_regen.devices.telemetry_state import Telemetry
 from horde_worker_regen.horde.client import HordeClient
 from horde_worker_regen.horde.worker_identity import HordeIdentityWatch
 from horde_worker_regen.jobs.record import IdOutcome, IdResult, JobState
-from horde_worker_regen.worker.telemetry_sampler import TelemetrySampler
+from horde_worker_regen.worker.telemetry_sampler import SHUTDOWN_WAIT_S, TelemetrySampler
 from tests.dashboard.conftest import MODEL, Parts, build_parts
 from tests.dashboard.test_snapshot_and_metrics import _client, _metrics
 from tests.devices.fake_nvml import FakeNvml, two_gpus
@@ -32,8 +32,9 @@ Client = TestClient[aiohttp.web.Request, aiohttp.web.Application]
 
 
 async def _telemetry_on(parts: Parts, nvml: FakeNvml) -> TelemetrySampler:
-    """A sampler on the fake NVML, on the parts' clock, feeding their dashboard; opened."""
-    telemetry = Telemetry()
+    """A sampler on the fake NVML, on the parts' clock, feeding their dashboard; opened. The worker's slots run
+    on GPU 0 only."""
+    telemetry = Telemetry(used_gpus=frozenset({0}))  # the worker runs on the 4090; the 1070 is another's
     sampler = TelemetrySampler(telemetry, 5.0, nvml=lambda: nvml, host=lambda: HOST, clock=parts.clock)
     parts.sources.telemetry = telemetry
     await sampler.open()
@@ -69,9 +70,10 @@ async def test_two_gpus_their_energy_and_kudos_per_kwh_reach_status_json(session
     big, old = telemetry["gpus"]
     assert big == {
         "index": 0, "name": "NVIDIA GeForce RTX 4090", "vram_used_mb": 10_240.0, "vram_total_mb": 24_564.0,
-        "utilisation_pct": 87.0, "temperature_c": 66.0, "power_w": 300.0, "power_limit_w": 450.0,
+        "utilisation_pct": 87.0, "temperature_c": 66.0, "power_w": 300.0, "power_limit_w": 450.0, "used": True,
     }  # fmt: skip
     assert old["power_w"] is None and old["power_limit_w"] is None and old["vram_used_mb"] == 2_048.0
+    assert old["used"] is False  # shown, but not this worker's: its energy is not counted
     assert telemetry["host"] == {"cpu_pct": 12.5, "ram_used_mb": 6_000.0, "ram_total_mb": 32_000.0}
     energy = 6000.0 / JOULES_PER_KWH
     assert telemetry["energy_kwh"] == pytest.approx(energy)
@@ -164,3 +166,28 @@ async def test_a_driver_slow_to_answer_never_holds_up_the_dashboard(session: aio
         release.set()
     await sampling
     assert parts.sources.telemetry is not None and parts.sources.telemetry.gpus[0].temperature_c == 90.0
+
+
+async def test_a_driver_that_never_answers_does_not_hold_up_stopping_the_sampler(
+    session: aiohttp.ClientSession,
+) -> None:
+    parts = await build_parts(session, DATA)
+    nvml = two_gpus()
+    sampler = await _telemetry_on(parts, nvml)
+    nvml.block_power = release = threading.Event()
+    sampling = asyncio.create_task(sampler.sample())
+    try:
+        assert await asyncio.to_thread(nvml.power_entered.wait, 30.0), "the sampler never reached the power call"
+        async with _client(parts) as client:
+            sampling.cancel()  # what stopping the worker does to the sampler's task, then its close
+            closing = asyncio.create_task(sampler.close())
+            assert (await client.get("/healthz")).status == 200  # the loop answers while the close waits
+            assert not closing.done()  # a bounded while, for the shutdown queued behind the blocked call
+            await asyncio.wait_for(closing, SHUTDOWN_WAIT_S + 30.0)  # ... and then it returns without it
+        assert nvml.shut_down == 0 and sampling.cancelled()
+        # Not the default executor's thread, which `asyncio.run` would wait for at exit: a daemon nobody joins.
+        assert nvml.power_thread is not None and nvml.power_thread.daemon
+    finally:
+        release.set()
+    # Once the driver answers again, the thread runs the shutdown it was handed.
+    assert await asyncio.to_thread(nvml.shutdown_entered.wait, 30.0), "NVML was never shut down"

@@ -2,8 +2,10 @@
 
 Each `FakeGpu` holds what NVML would answer now; a test changes the figures between samples. A GPU
 with `power_w=None` answers power calls with `NVMLError_NotSupported`, as cards without a power
-sensor do; `no_driver=True` makes `nvmlInit` fail as it does on a machine without NVIDIA drivers.
-`block_power` holds the power call in the sampler's thread until the test releases it.
+sensor do, and one with `energy_mj=None` (the default) the energy counter's, as cards before Volta
+do; `no_driver=True` makes `nvmlInit` fail as it does on a machine without NVIDIA drivers.
+`block_power` holds the power call in the sampler's thread until the test releases it;
+`shutdown_entered` tells a test (in any thread) that NVML was shut down.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class FakeGpu:
     temperature_c: int
     power_w: float | None
     power_limit_w: float | None
+    energy_mj: float | None = None  # the driver's energy counter, mJ
 
 
 @dataclass
@@ -56,6 +59,8 @@ class FakeNvml:
     shut_down: int = 0
     block_power: threading.Event | None = None  # given: each power call waits until it is set
     power_entered: threading.Event = field(default_factory=threading.Event)
+    shutdown_entered: threading.Event = field(default_factory=threading.Event)
+    power_thread: threading.Thread | None = None  # the thread the last power call ran on
     lost: set[int] = field(default_factory=set)  # indexes of GPUs that fell off the bus (no handle)
 
     def nvmlInit(self) -> None:
@@ -65,6 +70,7 @@ class FakeNvml:
 
     def nvmlShutdown(self) -> None:
         self.shut_down += 1
+        self.shutdown_entered.set()
 
     def nvmlDeviceGetCount(self) -> int:
         return len(self.gpus)
@@ -87,6 +93,7 @@ class FakeNvml:
         return handle.temperature_c
 
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:
+        self.power_thread = threading.current_thread()
         if self.block_power is not None:
             self.power_entered.set()
             assert self.block_power.wait(BLOCK_LIMIT_S), "the test never released the power call"
@@ -98,6 +105,11 @@ class FakeNvml:
         if handle.power_limit_w is None:
             raise FakeNVMLErrorNotSupported
         return int(handle.power_limit_w * 1000)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: FakeGpu) -> int:
+        if handle.energy_mj is None:
+            raise FakeNVMLErrorNotSupported
+        return int(handle.energy_mj)
 
 
 def two_gpus() -> FakeNvml:

@@ -13,6 +13,7 @@ from horde_worker_regen.devices.energy import (
     MIN_KWH_FOR_RATIO,
     EnergyMeter,
     kudos_per_kwh,
+    total_counter_mj,
     total_power_w,
 )
 
@@ -60,6 +61,63 @@ def test_energy_is_bounded_by_the_highest_draw_over_the_time_measured(
     span = sum(max(0.0, elapsed) for elapsed, _ in samples)
     energy = _run(samples)[-1].energy_kwh if samples else 0.0
     assert energy <= max(0.0, peak) * span / JOULES_PER_KWH * (1 + 1e-9)
+
+
+# (seconds since the previous sample, summed watts or None, summed energy counters in mJ or None).
+CountedSamples = list[tuple[float, float | None, float | None]]
+counted_steps = st.lists(
+    st.tuples(
+        st.floats(min_value=-5.0, max_value=3_600.0, allow_nan=False),
+        st.one_of(st.none(), st.floats(min_value=-10.0, max_value=5_000.0, allow_nan=False)),
+        st.one_of(st.none(), st.floats(min_value=0.0, max_value=1e12, allow_nan=False)),  # may go back: a reload
+    ),
+    max_size=60,
+)
+
+
+def _run_counted(samples: CountedSamples) -> list[EnergyMeter]:
+    meter, at, meters = EnergyMeter(), 0.0, []
+    for elapsed, power, counter in samples:
+        at += elapsed
+        meter = meter.add(at, power, counter)
+        meters.append(meter)
+    return meters
+
+
+@given(counted_steps)
+def test_with_energy_counters_energy_still_never_falls_and_is_never_negative(samples: CountedSamples) -> None:
+    energies = [meter.energy_kwh for meter in _run_counted(samples)]
+    assert all(energy >= 0.0 for energy in energies)
+    assert all(later >= earlier for earlier, later in pairwise(energies))
+
+
+@given(
+    st.floats(min_value=0.0, max_value=1e9, allow_nan=False),
+    st.lists(
+        st.tuples(st.floats(min_value=0.01, max_value=600.0), st.floats(min_value=0.0, max_value=1e7)), max_size=30
+    ),
+)
+def test_a_rising_counter_is_counted_exactly_whatever_the_power_says(
+    start_mj: float, steps: list[tuple[float, float]]
+) -> None:
+    samples: CountedSamples = [(0.0, 300.0, start_mj)]
+    counter = start_mj
+    for gap, rise in steps:
+        counter += rise
+        samples.append((gap, 300.0, counter))
+    energy = _run_counted(samples)[-1].energy_kwh
+    assert energy == pytest.approx((counter - start_mj) / 1000.0 / JOULES_PER_KWH, rel=1e-9, abs=1e-15)
+
+
+def test_a_counter_that_went_back_falls_back_to_the_power_for_that_interval() -> None:
+    meters = _run_counted([(0.0, 100.0, 9_000_000.0), (10.0, 100.0, 5_000.0), (10.0, 100.0, 2_005_000.0)])
+    assert meters[-1].energy_kwh == pytest.approx((100.0 * 10.0 + 2_000.0) / JOULES_PER_KWH)
+
+
+def test_energy_counters_are_summed_only_when_every_gpu_keeps_one() -> None:
+    assert total_counter_mj([1_000.0, 2_500.0]) == 3_500.0
+    assert total_counter_mj([1_000.0, None]) is None
+    assert total_counter_mj([]) is None
 
 
 def test_a_sample_without_power_ends_the_trapezoids_and_the_gap_counts_nothing() -> None:

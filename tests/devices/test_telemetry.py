@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 from loguru import logger
 
+from horde_worker_regen.devices.energy import JOULES_PER_KWH
 from horde_worker_regen.devices.telemetry import GpuProbe, HostReading, load_nvml
 from horde_worker_regen.devices.telemetry_state import Telemetry
 from horde_worker_regen.worker.telemetry_sampler import TelemetrySampler
@@ -26,9 +27,13 @@ class Clock:
         return self.now
 
 
-def _sampler(nvml: FakeNvml, clock: Clock | None = None) -> TelemetrySampler:
+BOTH = frozenset({0, 1})
+
+
+def _sampler(nvml: FakeNvml, clock: Clock | None = None, used_gpus: frozenset[int] = BOTH) -> TelemetrySampler:
     clock = clock or Clock(100.0)
-    return TelemetrySampler(Telemetry(), 5.0, nvml=lambda: nvml, host=lambda: HOST, clock=clock, wall_clock=clock)
+    telemetry = Telemetry(used_gpus=used_gpus)
+    return TelemetrySampler(telemetry, 5.0, nvml=lambda: nvml, host=lambda: HOST, clock=clock, wall_clock=clock)
 
 
 @contextmanager
@@ -80,8 +85,54 @@ async def test_the_sampler_records_gpus_host_and_energy_and_lets_nvml_go() -> No
     assert telemetry.host == HOST and telemetry.sampled_at == 110.0
     # 10 s at (300 + 400) / 2 W = 3500 J; the card without a sensor adds nothing.
     assert telemetry.meter.energy_kwh == pytest.approx(3500 / 3_600_000)
-    sampler.close()
+    await sampler.close()
     assert nvml.shut_down == 1
+
+
+async def _ten_seconds(nvml: FakeNvml, used_gpus: frozenset[int], change: Callable[[], None] = lambda: None) -> float:
+    """The energy (J) the sampler measures over two samples 10 s apart, `change` made between them."""
+    clock = Clock(100.0)
+    sampler = _sampler(nvml, clock, used_gpus)
+    await sampler.open()
+    await sampler.sample()
+    clock.now += 10.0
+    change()
+    await sampler.sample()
+    await sampler.close()
+    return sampler.telemetry.meter.energy_kwh * JOULES_PER_KWH
+
+
+async def test_only_the_gpus_the_worker_runs_on_count_toward_the_energy() -> None:
+    nvml = two_gpus()
+    nvml.gpus[1].power_w = 100.0  # a desktop card beside the worker's, drawing power the worker does not earn with
+    assert await _ten_seconds(nvml, frozenset({0})) == pytest.approx(3000.0)
+    assert await _ten_seconds(nvml, frozenset({1})) == pytest.approx(1000.0)
+    assert await _ten_seconds(nvml, BOTH) == pytest.approx(4000.0)
+    assert await _ten_seconds(nvml, frozenset()) == 0.0  # a CPU worker: no GPU energy at all
+
+
+async def test_the_drivers_energy_counter_is_used_where_every_used_gpu_keeps_one() -> None:
+    nvml = two_gpus()
+    nvml.gpus[0].energy_mj = 1_000_000.0
+
+    def burst() -> None:  # 300 W at both samples, but 5 kJ drawn between them: the counter is exact
+        nvml.gpus[0].energy_mj = 6_000_000.0
+
+    assert await _ten_seconds(nvml, frozenset({0}), burst) == pytest.approx(5000.0)
+    # GPU 1 keeps no counter: a partial sum would be wrong, so the power's trapezoid is used for both.
+    assert await _ten_seconds(nvml, BOTH, burst) == pytest.approx(3000.0)
+
+    def reloaded() -> None:  # the driver reloaded: its counter starts again from 0
+        nvml.gpus[0].energy_mj = 20_000.0
+
+    nvml.gpus[0].energy_mj = 1_000_000.0
+    assert await _ten_seconds(nvml, frozenset({0}), reloaded) == pytest.approx(3000.0)
+
+    def lost() -> None:  # NVML lost the GPU at the second sample: nothing measured, nothing guessed
+        nvml.lost.add(0)
+
+    nvml.gpus[0].energy_mj = 1_000_000.0
+    assert await _ten_seconds(nvml, frozenset({0}), lost) == 0.0
 
 
 async def test_without_a_driver_the_note_is_said_once_and_the_host_is_still_sampled() -> None:
@@ -113,7 +164,7 @@ async def test_a_sample_that_fails_as_a_whole_is_skipped_and_the_next_one_is_tak
             raise error
         return HOST
 
-    sampler = TelemetrySampler(Telemetry(), 5.0, nvml=two_gpus, host=host)
+    sampler = TelemetrySampler(Telemetry(used_gpus=BOTH), 5.0, nvml=two_gpus, host=host)
     await sampler.open()
     await sampler.sample()
     assert sampler.telemetry.sampled_at is None

@@ -1,4 +1,5 @@
-"""The terminal UI's parts on their own: the held console, the polled trends, the `tui` command's address."""
+"""The terminal UI's parts on their own: the held console, the polled trends, the `tui` command's address,
+a GPU's line."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from horde_worker_regen.commands.tui import _address, dashboard_url
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.errors import ConfigError
 from horde_worker_regen.tui.console_tail import ConsoleTail
+from horde_worker_regen.tui.render import telemetry_text
 from horde_worker_regen.tui.trends import IMAGES, KUDOS, Trends
 
 KEY = "k" * 22
@@ -105,3 +107,20 @@ def test_the_token_from_bridge_data_goes_only_to_the_dashboard_bridge_data_names
 def test_run_takes_tui_as_a_flag() -> None:
     args = parse_arguments(build_parser(), ["--tui", "-n", "Fox"])
     assert (args.command, args.tui, args.name) == ("run", True, "Fox")
+
+
+def _gpu(index: int, name: str, used: bool) -> dict[str, object]:
+    return {"index": index, "name": name, "vram_used_mb": 2_048.0, "vram_total_mb": 8_192.0, "utilisation_pct": 5.0,
+            "temperature_c": 40.0, "power_w": 30.0, "power_limit_w": 150.0, "used": used}  # fmt: skip
+
+
+def test_a_gpu_the_worker_does_not_use_is_shown_dimmed_and_labelled_not_used() -> None:
+    telemetry = {"available": True, "gpus": [_gpu(0, "RTX 4090", True), _gpu(1, "GTX 1070", False)],
+                 "kudos_per_kwh": None, "note": None, "host": None}  # fmt: skip
+    text = telemetry_text({"telemetry": telemetry})
+    used, unused = text.plain.splitlines()
+    assert used.startswith("GPU0 ") and "not used" not in used
+    assert unused.startswith("GPU1 ") and unused.endswith("GTX 1070  not used")
+    dim = [(span.start, span.end) for span in text.spans if "dim" in str(span.style)]
+    assert any(start <= len(used) + 1 and end >= len(text) for start, end in dim), dim  # the whole line
+    assert not any(start == 0 for start, _ in dim), dim  # the used GPU's figures are not dimmed

@@ -34,8 +34,10 @@
     const vram = gpu.vram_used_mb === null || gpu.vram_total_mb === null
       ? "–" : `${gigabytes(gpu.vram_used_mb)} / ${gigabytes(gpu.vram_total_mb)}`;
     const limit = gpu.power_limit_w === null ? "" : ` / ${fixed(gpu.power_limit_w, 0)} W`;
+    // A GPU this worker's slots do not run on: shown, but its energy is not in kudos per kWh.
+    const unused = gpu.used === false ? " (not used)" : "";
     return [
-      `${gpu.index}: ${gpu.name}`, vram,
+      `${gpu.index}: ${gpu.name}${unused}`, vram,
       orDash(gpu.utilisation_pct, (v) => `${fixed(v, 0)} %`),
       orDash(gpu.temperature_c, (v) => `${fixed(v, 0)} °C`),
       gpu.power_w === null ? "not reported" : `${fixed(gpu.power_w, 0)} W${limit}`,
@@ -45,12 +47,13 @@
   function renderGpus(telemetry) {
     const body = byId("gpus");
     body.replaceChildren();
-    const rows = telemetry ? telemetry.gpus.map(gpuRow) : [];
-    for (const cells of rows) {
+    const gpus = telemetry ? telemetry.gpus : [];
+    for (const gpu of gpus) {
       const tr = body.insertRow();
-      for (const cell of cells) tr.insertCell().textContent = cell;
+      if (gpu.used === false) tr.className = "unused";
+      for (const cell of gpuRow(gpu)) tr.insertCell().textContent = cell;
     }
-    if (rows.length === 0) {
+    if (gpus.length === 0) {
       const td = body.insertRow().insertCell();
       td.colSpan = 5;
       td.className = "label";
