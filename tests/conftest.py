@@ -9,10 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from horde_worker_regen.models.reference import ModelReference, usage_from_stats
 from horde_worker_regen.models.reference_cache import ReferencePaths
 from tests.support import FIXTURES
+
+# Property tests check behaviour, not speed: with three test processes on two cores one example may take
+# longer than Hypothesis's 200 ms deadline, and that must not fail a run (speed is measured in bench/).
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 
 @pytest.fixture
