@@ -17,6 +17,7 @@ from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.config.errors import ConfigError
+from horde_worker_regen.config.field_rules import is_loopback_host
 from horde_worker_regen.config.loader import MissingConfigFile, load_config
 from horde_worker_regen.logs.redaction import register_secrets
 from horde_worker_regen.tui.app import POLL_INTERVAL_S, WorkerMonitor
@@ -99,7 +100,8 @@ def _host_and_port(url: str) -> tuple[str, int] | None:
         return None
     if parts.hostname is None or port is None:
         return None
-    return parts.hostname, port
+    # localhost, 127.0.0.1 and ::1 all reach this machine's dashboard: one place for the token rule.
+    return ("loopback" if is_loopback_host(parts.hostname) else parts.hostname), port
 
 
 def tui_command(args: argparse.Namespace) -> int:

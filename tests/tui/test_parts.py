@@ -91,7 +91,8 @@ def test_tui_takes_the_token_from_bridge_data_and_the_url_from_the_command_line(
 @pytest.mark.parametrize(
     ("url", "sent"),
     [("http://127.0.0.1:7444/", True), ("http://127.0.0.1:7444", True), ("https://evil.example:7444/", False),
-     ("http://127.0.0.1:7445/", False), ("http://127.0.0.1/", False), ("http://127.0.0.1:notaport/", False)],
+     ("http://127.0.0.1:7445/", False), ("http://127.0.0.1/", False), ("http://127.0.0.1:notaport/", False),
+     ("http://localhost:7444/", True), ("http://[::1]:7444/", True), ("http://localhost.evil.example:7444/", False)],
 )  # fmt: skip
 def test_the_token_from_bridge_data_goes_only_to_the_dashboard_bridge_data_names(
     tmp_path: Path, url: str, sent: bool
