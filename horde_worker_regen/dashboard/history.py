@@ -11,11 +11,12 @@ record of the event log, from which `record_sample` reads it back after a restar
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from horde_worker_regen.shared.numbers import finite
 
 DEFAULT_INTERVAL_S = 30.0
 MAX_AGE_S = 24 * 3600.0
@@ -106,21 +107,10 @@ def record_sample(record: Mapping[str, Any]) -> Sample | None:
     """The sample a `history_sample` record holds, or None for any other record or a malformed one."""
     if record.get("kind") != SAMPLE_KIND:
         return None
-    t = _number(record.get("t"))
+    t = finite(record.get("t"))
     if t is None:
         return None
-    values = {name: _number(record.get(name)) for name in SERIES}
+    values = {name: finite(record.get(name)) for name in SERIES}
     slots = record.get("slots")
-    duties = tuple(d for d in (_number(item) for item in slots) if d is not None) if isinstance(slots, list) else ()
+    duties = tuple(d for d in (finite(item) for item in slots) if d is not None) if isinstance(slots, list) else ()
     return Sample(t, values, duties)
-
-
-def _number(value: object) -> float | None:
-    """`value` as a finite float, or None (JSON may hold text, huge integers or nothing at all)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None

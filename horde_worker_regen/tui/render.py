@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from rich.text import Text
 
-from horde_worker_regen.tui.numbers import finite
+from horde_worker_regen.shared.numbers import finite
 from horde_worker_regen.tui.source import Snapshot
 
 BAR_WIDTH = 10

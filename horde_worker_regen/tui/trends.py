@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from horde_worker_regen.tui.numbers import finite
+from horde_worker_regen.shared.numbers import finite
 from horde_worker_regen.tui.source import History, Snapshot
 
 KUDOS, IMAGES = "kudos_per_hour", "images_per_minute"

@@ -1,5 +1,6 @@
-"""Numbers as read from the worker's answer, which is untrusted: another version, a proxy or a bug may put
-anything where a number belongs, and Python's json reads `NaN`, `Infinity`, `1e999` and integers of any size."""
+"""Numbers as read from untrusted JSON (the worker's answer to the terminal UI, a history file left on disk):
+another version, a proxy, a bug or a damaged file may put anything where a number belongs, and Python's json
+reads `NaN`, `Infinity`, `1e999` and integers of any size."""
 
 from __future__ import annotations
 
