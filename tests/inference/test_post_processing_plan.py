@@ -9,13 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from horde_worker_regen.inference.post_processing_plan import (
-    BACKGROUND_REMOVAL,
     FACE_FIXERS,
     UPSCALERS,
     facefixer_strength,
     plan_post_processing,
 )
-from horde_worker_regen.models.post_processor_files import LEVEL_13_POST_PROCESSORS
+from horde_worker_regen.models.post_processor_files import BACKGROUND_REMOVAL, LEVEL_13_POST_PROCESSORS
 
 NAMES = sorted(FACE_FIXERS | UPSCALERS | {BACKGROUND_REMOVAL, "Nope", "GFPGANv1_3"})
 
