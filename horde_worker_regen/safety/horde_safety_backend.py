@@ -60,7 +60,7 @@ STAND_IN_CONFIG = {
 }
 STAND_IN_SEED = 0
 # clip-interrogator's trending label table is built in code, not read from a data file.
-_TRENDING_SITES = (
+TRENDING_SITES = (
     "Artstation",
     "behance",
     "cg society",
@@ -97,7 +97,7 @@ def stand_in_label_tables() -> dict[str, list[str]]:
 
     data = Config.data_path
     artists = load_list(data, "artists.txt")
-    sites = _TRENDING_SITES
+    sites = TRENDING_SITES
     trending = [
         *sites,
         *(f"trending on {site}" for site in sites),

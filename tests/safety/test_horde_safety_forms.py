@@ -18,32 +18,13 @@ from horde_worker_regen.processes.handle import ChildHandle, ChildSpec
 from horde_worker_regen.processes.messages import ChildMessage, FormDone, RunForm
 from horde_worker_regen.processes.safety_child import SafetyChildConfig, safety_main
 from horde_worker_regen.processes.supervisor import Supervisor
+from horde_worker_regen.safety.horde_safety_backend import TRENDING_SITES
 from horde_worker_regen.safety.weights import STAND_IN, caption_model_source, safety_folder
 from tests.safety.form_shapes import assert_form_error, assert_form_result
 
 # The first form of each kind builds what it needs on a shared CPU (the NSFW predicates, the label matrices,
 # the stand-in BLIP); a hung child fails the test, nothing waits this long otherwise.
 FORM_TIMEOUT_S = 300.0
-CLIP_INTERROGATOR_SITES = {
-    "Artstation",
-    "behance",
-    "cg society",
-    "cgsociety",
-    "deviantart",
-    "dribble",
-    "flickr",
-    "instagram",
-    "pexels",
-    "pinterest",
-    "pixabay",
-    "pixiv",
-    "polycount",
-    "reddit",
-    "shutterstock",
-    "tumblr",
-    "unsplash",
-    "zbrush central",
-}
 
 
 def _jpeg(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
@@ -94,7 +75,7 @@ async def test_every_analysis_form_in_the_real_safety_child_which_survives_bad_f
     details = assert_form_result(outcome, "f-int", "interrogation")["interrogation"]
     # An artist is named once, a site by its bare name, as the horde's categories mean them.
     assert not any(item["text"].startswith(("by ", "inspired by ")) for item in details["artists"])
-    assert {item["text"] for item in details["sites"]} <= CLIP_INTERROGATOR_SITES
+    assert {item["text"] for item in details["sites"]} <= set(TRENDING_SITES)
 
     payload = {"num_beams": "2", "min_length": "4", "max_length": "not a number", "top_p": "7"}
     assert_form_result(await _run(safety_child, FormRequest("f-cap", "caption", source, payload)), "f-cap", "caption")
