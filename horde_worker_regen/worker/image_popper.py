@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+
+from loguru import logger
 
 from horde_worker_regen.config.bridge_data import BridgeData
 from horde_worker_regen.devices.plan import SlotPlan, served_by_some_slot
@@ -15,6 +18,7 @@ from horde_worker_regen.pipeline.pipeline import Pipeline
 from horde_worker_regen.pipeline.popper import Popper, PopperSettings
 from horde_worker_regen.pipeline.stats import WorkerStats
 from horde_worker_regen.worker.bridge_claim import BridgeClaim
+from horde_worker_regen.worker.file_fetch import FileFetch
 from horde_worker_regen.worker.post_processing_gate import PostProcessingGate
 
 
@@ -54,3 +58,26 @@ def build_popper(
     popper.limit_with(pipeline if post_processors is None else PostProcessingGate(pipeline, post_processors))
     claim.follow(lambda level: popper.set_bridge_agent(level.agent))
     return popper
+
+
+def start_image_popper(
+    data: BridgeData,
+    plans: list[SlotPlan],
+    parts: tuple[HordeClient, Pipeline, WorkerStats, BridgeClaim],
+    fetch: FileFetch,
+    *,
+    burst: BurstMember | None,
+    on_stop: Callable[[str, int], None],
+) -> tuple[Popper, asyncio.Task[None]]:
+    """The image popper offering the models on disk, and its task (one that ends at once for an
+    alchemist-only worker)."""
+    downloads = fetch.models
+    popper = build_popper(
+        data, plans, parts, downloads.ready, burst=burst, on_stop=on_stop, post_processors=fetch.post_processors
+    )
+    if data.dreamer:
+        logger.info(
+            f"Serving {len(downloads.ready)} model(s) as '{data.dreamer_name}' ({popper.bridge_agent})"
+            + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else "")
+        )
+    return popper, asyncio.create_task(popper.run() if data.dreamer else asyncio.sleep(0), name="popper")

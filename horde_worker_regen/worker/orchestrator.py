@@ -23,10 +23,8 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import psutil
@@ -46,7 +44,7 @@ from horde_worker_regen.models.background import downloader_for
 from horde_worker_regen.models.custom import write_custom_models
 from horde_worker_regen.models.loras import LoraFetcher
 from horde_worker_regen.models.optional_models import optional_kinds
-from horde_worker_regen.pipeline.burst import BurstMember, BurstWatch
+from horde_worker_regen.pipeline.burst import BurstWatch
 from horde_worker_regen.pipeline.pipeline import ChildSpecs, Pipeline
 from horde_worker_regen.pipeline.popper import Popper
 from horde_worker_regen.pipeline.spool import resume_spooled
@@ -59,14 +57,15 @@ from horde_worker_regen.worker.abort_file import abort_file_paths, remove_stale_
 from horde_worker_regen.worker.alchemy_wiring import AlchemyService
 from horde_worker_regen.worker.bridge_claim import BridgeClaim
 from horde_worker_regen.worker.children import WorkerChildren
+from horde_worker_regen.worker.drain import drain
 from horde_worker_regen.worker.event_file import EventFile
 from horde_worker_regen.worker.file_fetch import FileFetch
-from horde_worker_regen.worker.image_popper import build_popper
+from horde_worker_regen.worker.image_popper import start_image_popper
 from horde_worker_regen.worker.metrics import kudos_figures, process_figures
 from horde_worker_regen.worker.operator_surfaces import OperatorSurfaces
 from horde_worker_regen.worker.operator_view import NvmlSource
 from horde_worker_regen.worker.serving_pipeline import ServingPipeline, check_identity_later, lora_fetcher
-from horde_worker_regen.worker.startup import ABORT_GRACE_S, ChildStartup, first_of
+from horde_worker_regen.worker.startup import ChildStartup
 from horde_worker_regen.worker.stop_signals import STOP_SIGNALS, stop_signals
 
 EXIT_OK = 0
@@ -309,7 +308,7 @@ class Worker:
                 logs_dir=self._options.logs_dir, used_gpus=planned_gpus(self._plans),
             )  # fmt: skip
             await self._stop.wait()
-            await self._drain(popper, popper_task, pipeline, alchemy)
+            await drain(popper, popper_task, pipeline, alchemy, self._abort)
         finally:
             try:
                 for task in tasks:
@@ -334,7 +333,11 @@ class Worker:
             (burst.join("job") if burst and self._data.dreamer else None),
             (burst.join("form") if burst and self._data.alchemist else None),
         )
-        popper, popper_task = self._start_image_popper(parts, fetch, images)
+        popper, popper_task = start_image_popper(
+            self._data, self._plans, parts, fetch, burst=images, on_stop=self.request_stop
+        )
+        popper_task.add_done_callback(self._popper_ended)
+        self.popper = popper
         self.alchemy = alchemy = await AlchemyService.start_for(
             self._data,
             parts,
@@ -354,55 +357,12 @@ class Worker:
         await credit.bounded_read(BASELINE_TIMEOUT_S)
         return credit
 
-    def _start_image_popper(
-        self,
-        parts: tuple[HordeClient, Pipeline, WorkerStats, BridgeClaim],
-        fetch: FileFetch,
-        burst: BurstMember | None,
-    ) -> tuple[Popper, asyncio.Task[None]]:
-        """The image popper and its task (one that ends at once for an alchemist-only worker)."""
-        downloads = fetch.models
-        self.popper = popper = build_popper(
-            self._data, self._plans, parts, downloads.ready,
-            burst=burst, on_stop=self.request_stop, post_processors=fetch.post_processors,
-        )  # fmt: skip
-        if self._data.dreamer:
-            logger.info(
-                f"Serving {len(downloads.ready)} model(s) as '{self._data.dreamer_name}' ({popper.bridge_agent})"
-                + (f"; {len(downloads.pending)} more once on disk" if downloads.pending else "")
-            )
-        popper_task = asyncio.create_task(popper.run() if self._data.dreamer else asyncio.sleep(0), name="popper")
-        popper_task.add_done_callback(self._popper_ended)
-        return popper, popper_task
-
     def _status_line(self, stats: WorkerStats, pipeline: Pipeline, paused: bool) -> str:
         """The periodic status line: the image side's figures (with dreamer on), the alchemist's (when it runs)."""
         alchemy = alchemy_line(self.alchemy.alchemist) if self.alchemy is not None else None
         return format_status(stats.snapshot(), pipeline.slots.busy_count(), len(self._plans),
                              pipeline.registry.waiting, paused=paused, stopped=pipeline.guard.popping_stopped,
                              alchemy=alchemy, images=self._data.dreamer)  # fmt: skip
-
-    async def _drain(
-        self, popper: Popper, popper_task: asyncio.Task[None], pipeline: Pipeline, alchemy: AlchemyService | None
-    ) -> None:
-        """A stop: no more pops; finish the jobs and forms in flight, or (an abort) fault what is left."""
-        popper.stop()
-        if alchemy is not None:
-            alchemy.alchemist.stop()
-        await self._unless_aborted(popper_task)
-        if self._abort.is_set():
-            popper_task.cancel()  # a pop still under way would only add a job to fault
-            await asyncio.gather(popper_task, return_exceptions=True)
-        else:
-            in_flight = len(pipeline.registry)
-            if in_flight:
-                logger.info(f"Finishing {in_flight} job(s) in flight")
-            await self._unless_aborted(pipeline.registry.wait_empty())
-            if alchemy is not None:
-                await self._unless_aborted(alchemy.drain())
-        if self._abort.is_set():
-            forms = alchemy.abort(ABORT_GRACE_S) if alchemy is not None else asyncio.sleep(0)
-            await asyncio.gather(forms, pipeline.abort(ABORT_GRACE_S))
 
     def _credited(self, credited: Credited) -> None:
         if self._stats is not None:
@@ -417,13 +377,6 @@ class Worker:
         if not self._data.dreamer:
             return  # an alchemist-only worker serves no image model
         self.request_stop("no configured model could be put on disk and verified", EXIT_FAILED)
-
-    async def _unless_aborted(self, awaitable: Awaitable[Any]) -> None:
-        """Wait for `awaitable`, or until an abort is requested (then a coroutine of ours is cancelled)."""
-        main = asyncio.ensure_future(awaitable)
-        await first_of(main, self._abort)
-        if not main.done() and main is not awaitable:
-            main.cancel()
 
     async def _stop_children(self, supervisor: ChildClient, pipeline: Pipeline) -> None:
         pipeline.stop_restarting()
