@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -24,16 +25,19 @@ from pydantic import (
 
 from horde_worker_regen.config.field_rules import (
     MIN_DASHBOARD_TOKEN_LENGTH,
-    check_custom_model_names,
+    ApiKey,
+    CustomModels,
+    GpuIndices,
+    HordeUrl,
+    PriorityUsernames,
+    SpoolDir,
     check_dashboard_token,
-    check_gpu_indices,
     check_gpu_overrides,
-    check_priority_usernames,
+    empty_when_left_blank,
 )
 from horde_worker_regen.config.post_processor_sources import PostProcessorSources
 from horde_worker_regen.config.roles import DEFAULT_ALCHEMIST_NAME, DEFAULT_FORMS, normalise_forms
 from horde_worker_regen.config.sections import (
-    CustomModel,
     FakeBackendSettings,
     FakeSafetySettings,
     GpuDeviceSettings,
@@ -55,8 +59,8 @@ class BridgeData(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
 
     # --- Identity and horde connection -------------------------------------------------
-    horde_url: str = Field(default=DEFAULT_HORDE_URL, description="Base URL of the AI Horde API.")
-    api_key: SecretStr = Field(
+    horde_url: HordeUrl = Field(default=DEFAULT_HORDE_URL, description="Base URL of the AI Horde API.")
+    api_key: ApiKey = Field(
         default=SecretStr(ANONYMOUS_API_KEY),
         description="Your AI Horde API key (22 characters). The anonymous key cannot run a worker.",
     )
@@ -67,7 +71,7 @@ class BridgeData(BaseModel):
         validation_alias=AliasChoices("dreamer_name", "dreamer_worker_name", "worker_name"),
         description="The worker's name; unique across the whole horde.",
     )
-    priority_usernames: list[str] = Field(
+    priority_usernames: PriorityUsernames = Field(
         default_factory=list, description="Requesters (alias#id) whose jobs are served first."
     )
 
@@ -77,7 +81,7 @@ class BridgeData(BaseModel):
     max_batch: int = Field(default=1, ge=1, le=20, description="Most images per job (batching).")
     max_power: int = Field(default=8, ge=1, le=512, description="Largest image: max_power x 8 x 64 x 64 pixels.")
     safety_on_gpu: bool = Field(default=False, description="Run the safety model on the GPU.")
-    gpu_device_indices: list[Annotated[int, Field(ge=0, le=63)]] | None = Field(
+    gpu_device_indices: GpuIndices = Field(
         default=None,
         description="Which GPUs to use, by CUDA index (PCI bus order); default: every GPU found.",
     )
@@ -103,7 +107,7 @@ class BridgeData(BaseModel):
     allow_post_processing: bool = Field(
         default=True, description="Accept jobs with upscalers, face fixers, background removal."
     )
-    post_processor_sources: PostProcessorSources = Field(
+    post_processor_sources: Annotated[PostProcessorSources, empty_when_left_blank(dict)] = Field(
         default_factory=dict,
         description="Mirrors for the level-13 post-processors' files and strip_background's u2net.onnx, by horde "
         "name (or face_detection, face_parsing): {url, sha256}; the sha256 left out, the first download's is "
@@ -138,7 +142,7 @@ class BridgeData(BaseModel):
         description="Model names and meta-instructions to leave out.",
     )
     load_large_models: bool = Field(default=False, description="Let meta-instructions include Flux and Stable Cascade.")
-    custom_models: list[CustomModel] = Field(
+    custom_models: CustomModels = Field(
         default_factory=list, description="Local checkpoints (needs the horde's customizer role)."
     )
     cache_home: Path = Field(
@@ -146,7 +150,7 @@ class BridgeData(BaseModel):
         validation_alias=AliasChoices("cache_home", "models_folder_parent"),
         description="Folder where models and the model reference live.",
     )
-    spool_dir: Path | None = Field(
+    spool_dir: SpoolDir = Field(
         default=None,
         description="Folder where finished results wait until submitted, so a crash loses none "
         "(default: cache_home/spool/<dreamer_name>); one worker at a time may use it.",
@@ -309,7 +313,7 @@ class BridgeData(BaseModel):
         max_length=100,
         description="The alchemist's worker name; unique across the horde, so not dreamer_name.",
     )
-    forms: list[str] = Field(
+    forms: Annotated[list[str], empty_when_left_blank(list), AfterValidator(normalise_forms)] = Field(
         default_factory=lambda: list(DEFAULT_FORMS),
         description="Alchemy forms to serve (lower case, '-' as '_'); empty: caption, nsfw, interrogation, "
         "post-process.",
@@ -325,65 +329,10 @@ class BridgeData(BaseModel):
         default=2000, ge=0, le=1_048_576, description="Free VRAM (MB) alchemy leaves for image jobs."
     )
 
-    @field_validator("post_processor_sources", mode="before")
-    @classmethod
-    def _sources_left_empty(cls, value: Any) -> Any:
-        return {} if value is None else value  # "post_processor_sources:" with nothing after it
-
-    @field_validator("forms", mode="before")
-    @classmethod
-    def _forms_left_empty(cls, value: Any) -> Any:
-        return [] if value is None else value  # "forms:" with nothing after it: the defaults, as officially
-
-    @field_validator("forms")
-    @classmethod
-    def _forms_are_known(cls, value: list[str]) -> list[str]:
-        return normalise_forms(value)
-
-    @field_validator("priority_usernames")
-    @classmethod
-    def _priority_usernames_have_ids(cls, value: list[str]) -> list[str]:
-        check_priority_usernames(value)
-        return value
-
-    @field_validator("custom_models")
-    @classmethod
-    def _custom_model_names_unique(cls, value: list[CustomModel]) -> list[CustomModel]:
-        check_custom_model_names(value)
-        return value
-
-    @field_validator("spool_dir")
-    @classmethod
-    def _spool_dir_is_a_folder(cls, value: Path | None) -> Path | None:
-        if value is not None and value.exists() and not value.is_dir():
-            raise ValueError(f"must be a folder, but {value} is a file")
-        return value
-
-    @field_validator("gpu_device_indices")
-    @classmethod
-    def _gpu_indices_unique(cls, value: list[int] | None) -> list[int] | None:
-        check_gpu_indices(value)
-        return value
-
     @model_validator(mode="after")
     def _gpu_overrides_match(self) -> BridgeData:
         check_gpu_overrides(self.gpu_device_overrides, self.gpu_device_indices, self.max_power)
         return self
-
-    @field_validator("horde_url")
-    @classmethod
-    def _horde_url_is_http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value if value.endswith("/") else value + "/"
-
-    @field_validator("api_key")
-    @classmethod
-    def _api_key_has_no_spaces(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        if raw != raw.strip() or not raw:
-            raise ValueError("must be the key alone, with no spaces around it")
-        return value
 
     @field_validator("dashboard_token")
     @classmethod

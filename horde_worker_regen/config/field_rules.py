@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 
 from horde_worker_regen.config.sections import CustomModel, GpuDeviceSettings
 
@@ -26,14 +30,15 @@ def is_loopback_host(host: str) -> bool:
         return False  # a host name: it may resolve to any interface
 
 
-def check_priority_usernames(value: list[str]) -> None:
+def priority_usernames_with_ids(value: list[str]) -> list[str]:
     """Each entry names a horde user as alias#id."""
     bad = [name for name in value if not _PRIORITY_USERNAME.match(name)]
     if bad:
         raise ValueError(f"each entry must look like alias#id (e.g. db0#1); got {bad}")
+    return value
 
 
-def check_custom_model_names(value: list[CustomModel]) -> None:
+def custom_models_named_once(value: list[CustomModel]) -> list[CustomModel]:
     """The backend keeps one file per name and models are matched case-insensitively: a second entry of
     the same name would be silently dropped or make the name ambiguous."""
     seen: set[str] = set()
@@ -45,14 +50,43 @@ def check_custom_model_names(value: list[CustomModel]) -> None:
         seen.add(folded)
     if repeated:
         raise ValueError(f"each custom model needs a name of its own; repeated: {repeated}")
+    return value
 
 
-def check_gpu_indices(value: list[int] | None) -> None:
+def gpu_indices_once_each(value: list[int] | None) -> list[int] | None:
     """Each GPU at most once, and at least one when the list is given."""
     if value is not None and len(set(value)) != len(value):
         raise ValueError(f"each GPU index may appear once; got {value}")
     if value is not None and not value:
         raise ValueError("leave gpu_device_indices out to use every GPU found; an empty list selects none")
+    return value
+
+
+def spool_dir_is_a_folder(value: Path | None) -> Path | None:
+    """An existing path must be a folder (results are spooled as files inside it)."""
+    if value is not None and value.exists() and not value.is_dir():
+        raise ValueError(f"must be a folder, but {value} is a file")
+    return value
+
+
+def horde_url_with_slash(value: str) -> str:
+    """An http(s) URL, ending in a slash so that API paths join onto it."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value if value.endswith("/") else value + "/"
+
+
+def api_key_alone(value: SecretStr) -> SecretStr:
+    """The key with nothing around it (a pasted key often brings a space or a newline)."""
+    raw = value.get_secret_value()
+    if raw != raw.strip() or not raw:
+        raise ValueError("must be the key alone, with no spaces around it")
+    return value
+
+
+def empty_when_left_blank(empty: Callable[[], Any]) -> BeforeValidator:
+    """`key:` with nothing after it reads as None in YAML: take it as the empty value, as the official worker does."""
+    return BeforeValidator(lambda value: empty() if value is None else value)
 
 
 def check_gpu_overrides(overrides: Mapping[int, GpuDeviceSettings], indices: list[int] | None, max_power: int) -> None:
@@ -77,3 +111,12 @@ def check_dashboard_token(token: str | None, host: str | None, enabled: bool) ->
             f"a token is required because dashboard_host is {host!r}, which is not loopback "
             "(set dashboard_token, or dashboard_host: 127.0.0.1)"
         )
+
+
+# The checked types BridgeData's fields are declared with.
+HordeUrl = Annotated[str, AfterValidator(horde_url_with_slash)]
+ApiKey = Annotated[SecretStr, AfterValidator(api_key_alone)]
+PriorityUsernames = Annotated[list[str], AfterValidator(priority_usernames_with_ids)]
+GpuIndices = Annotated[list[Annotated[int, Field(ge=0, le=63)]] | None, AfterValidator(gpu_indices_once_each)]
+CustomModels = Annotated[list[CustomModel], AfterValidator(custom_models_named_once)]
+SpoolDir = Annotated[Path | None, AfterValidator(spool_dir_is_a_folder)]
