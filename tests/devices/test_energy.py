@@ -29,12 +29,7 @@ steps = st.lists(
 
 
 def _run(samples: Samples) -> list[EnergyMeter]:
-    meter, at, meters = EnergyMeter(), 0.0, []
-    for elapsed, power in samples:
-        at += elapsed
-        meter = meter.add(at, power)
-        meters.append(meter)
-    return meters
+    return _run_counted([(elapsed, power, None) for elapsed, power in samples])
 
 
 @given(steps)
